@@ -1,0 +1,133 @@
+//! `pilar show`: one household with members, visits, review and conflicting values.
+
+use super::{device_form, open_store};
+use crate::render::{cell, table};
+use anyhow::Result;
+use std::path::Path;
+use sync_core::form::{FieldKind, FormDefinition, Scope};
+use sync_core::ids::VillageCode;
+use sync_core::model::Attributed;
+use sync_core::value::FieldValue;
+
+/// Arguments of `pilar show`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Household id (or its first characters).
+    household: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A value with its code label, e.g. `2 (genteng)`.
+pub fn labelled(form: &FormDefinition, scope: Scope, field: &str, value: &FieldValue) -> String {
+    let Some(def) = form.field(scope, field) else { return value.to_string() };
+    match (&def.kind, value) {
+        (FieldKind::SelectOne { choices }, FieldValue::Int(code)) => match choices.iter().find(|c| c.code == *code) {
+            Some(c) => format!("{code} ({})", c.label),
+            None => code.to_string(),
+        },
+        (FieldKind::MultiSelect { choices, .. }, FieldValue::Int(mask)) => {
+            let names: Vec<&str> = choices
+                .iter()
+                .filter(|c| if c.code == 0 || *mask == 0 { c.code == *mask } else { c.code == *mask || (c.code.count_ones() == 1 && mask & c.code != 0) })
+                .map(|c| c.label.as_str())
+                .collect();
+            format!("{mask} ({})", names.join(", "))
+        }
+        _ => value.to_string(),
+    }
+}
+
+fn label(form: &FormDefinition, scope: Scope, field: &str) -> String {
+    form.field(scope, field).map(|f| f.label.clone()).unwrap_or_default()
+}
+
+/// Show the household.
+pub fn run(home: &Path, args: Args) -> Result<()> {
+    let store = open_store(home)?;
+    let form = device_form(&store)?;
+    let id = store.resolve_id(&args.household)?;
+    let stored = store.load(id)?;
+    let state = stored.household.state();
+    let conflicts = stored.household.conflicts();
+    if args.json {
+        let conflicts: Vec<serde_json::Value> = conflicts
+            .iter()
+            .map(|(path, values)| serde_json::json!({ "field": path.to_string(), "values": values }))
+            .collect();
+        let out = serde_json::json!({ "village": stored.village, "household": state, "conflicts": conflicts });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let village_name = VillageCode::parse_format_only(&stored.village).ok().and_then(|v| v.name());
+    println!("household {}", state.id);
+    println!("village   {} {}", stored.village, village_name.unwrap_or(""));
+    println!("form      {}", state.form);
+    println!();
+    println!("answers:");
+    let rows: Vec<Vec<String>> = state
+        .answers
+        .iter()
+        .map(|(k, v)| vec![k.clone(), label(form, Scope::Household, k), labelled(form, Scope::Household, k, v)])
+        .collect();
+    table(&["FIELD", "LABEL", "VALUE"], &rows);
+    println!();
+    println!("members:");
+    let rows: Vec<Vec<String>> = state
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.to_string().chars().take(8).collect(),
+                cell(m.seq()),
+                cell(m.name()),
+                cell(m.answers.get("relationship").map(|v| labelled(form, Scope::Member, "relationship", v))),
+                cell(m.answers.get("nik").and_then(|v| v.as_text()).map(sync_core::store::mask_identifier)),
+                match &m.removed {
+                    Some(r) => format!("removed {} by {}: {}", r.at, r.by, r.reason),
+                    None => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    table(&["MEMBER", "SEQ", "NAME", "RELATIONSHIP", "NIK", "REMOVED"], &rows);
+    println!();
+    println!("visits:");
+    let rows: Vec<Vec<String>> = state
+        .visits
+        .iter()
+        .map(|v| {
+            let outcome = v.outcome.map(|o| match form.outcome(o) {
+                Some(def) => format!("{o} {}", def.key),
+                None => o.to_string(),
+            });
+            let gps = match (v.lat, v.lon) {
+                (Some(la), Some(lo)) => format!("{la:.6},{lo:.6}"),
+                _ => "-".into(),
+            };
+            vec![v.at.clone(), v.user.clone(), cell(outcome), gps, cell(v.note.as_deref())]
+        })
+        .collect();
+    table(&["AT", "USER", "OUTCOME", "GPS", "NOTE"], &rows);
+    println!();
+    match state.review.status {
+        Some(s) => println!("review: {} by {} at {}", s.as_str(), cell(state.review.by.as_deref()), cell(state.review.at.as_deref())),
+        None => println!("review: not reviewed"),
+    }
+    for c in &state.review.comments {
+        println!("  comment by {} at {}: {}", c.by, c.at, c.text);
+    }
+    if conflicts.is_empty() {
+        println!("conflicts: none");
+    } else {
+        println!("conflicts ({}): each field below holds several values until someone resolves it", conflicts.len());
+        for (path, values) in &conflicts {
+            println!("  {path}");
+            for Attributed { value, writer } in values {
+                println!("    {value}  by {} on device {} at {}", writer.user, writer.device, writer.at);
+            }
+        }
+    }
+    Ok(())
+}

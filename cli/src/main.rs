@@ -1,0 +1,77 @@
+//! `pilar`: the field worker's and supervisor's command-line client, and the reference client a
+//! tablet app copies. Every command works on the device store in `--home`.
+
+mod commands;
+mod render;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Pilar: offline-first household visits for DTSEN ground checks.
+#[derive(Parser)]
+#[command(name = "pilar", version, about, max_term_width = 100)]
+struct Cli {
+    /// The device's data directory (its store lives here).
+    #[arg(long, global = true, env = "PILAR_HOME")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the device store: who works on this device and in which villages.
+    Init(commands::init::Args),
+    /// Add a household found in the field (or not yet on the list).
+    Add(commands::add::Args),
+    /// List households, with filters.
+    List(commands::list::Args),
+    /// Search households by name, NIK or KK number.
+    Search(commands::search::Args),
+    /// Show one household: answers, members, visits and conflicting values.
+    Show(commands::show::Args),
+    /// Record a visit: its outcome, answers and GPS.
+    Visit(commands::visit::Args),
+    /// Add, edit or remove household members.
+    #[command(subcommand)]
+    Member(commands::member::Command),
+    /// Show every value a field has had: who wrote it, when, from which device.
+    History(commands::history::Args),
+    /// Show what is waiting to be sent to the server.
+    Pending(commands::pending::Args),
+    /// Show the questionnaire: fields, codes and outcomes.
+    Form(commands::form::Args),
+    /// Developer tools.
+    #[command(subcommand, hide = true)]
+    Debug(commands::debug::Command),
+}
+
+fn default_home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".pilar")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let home = cli.home.unwrap_or_else(default_home);
+    let result = match cli.command {
+        Command::Init(args) => commands::init::run(&home, args),
+        Command::Add(args) => commands::add::run(&home, args),
+        Command::List(args) => commands::list::run(&home, args),
+        Command::Search(args) => commands::search::run(&home, args),
+        Command::Show(args) => commands::show::run(&home, args),
+        Command::Visit(args) => commands::visit::run(&home, args),
+        Command::Member(cmd) => commands::member::run(&home, cmd),
+        Command::History(args) => commands::history::run(&home, args),
+        Command::Pending(args) => commands::pending::run(&home, args),
+        Command::Form(args) => commands::form::run(&home, args),
+        Command::Debug(cmd) => commands::debug::run(&home, cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Data entry on a device: one save action becomes one validated change in the device store.
+//!
+//! Parsing typed input, validating the state the save would produce against the form, refusing
+//! it whole when a rule rejects, and storing document + search columns + outbox row together.
+//! A tablet app calls these functions exactly as the `pilar` CLI does.
+
+use crate::finding::Severity;
+use crate::form::{FormDefinition, MemberAnswers, Problem, Report, Scope, ValidationContext};
+use crate::form::{validate_household, validate_visit};
+use crate::ids::VillageCode;
+use crate::model::{Edits, Household, HouseholdId, HouseholdState, MemberId, ModelError, NewVisit, VisitId};
+use crate::store::{DeviceStore, StoreError};
+use crate::value::FieldValue;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use time::OffsetDateTime;
+
+/// What a successful save produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Saved {
+    /// The household saved.
+    pub household: HouseholdId,
+    /// The hash of the new change, or `None` when the save changed nothing.
+    pub change: Option<String>,
+    /// Problems that did not block the save (shown to the user, kept with the data).
+    pub warnings: Vec<Problem>,
+    /// Members added by this save, in the order given.
+    pub members_added: Vec<MemberId>,
+    /// The visit recorded by this save.
+    pub visit: Option<VisitId>,
+}
+
+/// Why a save did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// Validation rejected the save; nothing was written. The report lists every problem.
+    #[error("nothing was saved: {} answer(s) break a rule; fix them and save again", .0.rejects().count())]
+    Refused(Report),
+    /// The household's village is not one of this device's villages.
+    #[error("village {0} is not assigned to this device; households can only be added in assigned villages")]
+    OutOfScope(String),
+    /// The household was created with a form this device does not have.
+    #[error("household uses form {household_form} but this device has {device_form}; sync to get the form")]
+    FormMismatch {
+        /// The household's form key.
+        household_form: String,
+        /// The device's form key.
+        device_form: String,
+    },
+    /// The device store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The document could not be edited.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+fn problem(field: String, rule: &str, value: Option<String>, message: String) -> Problem {
+    Problem { field, rule: rule.to_string(), value, severity: Severity::Reject, message }
+}
+
+fn scope_prefix(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Household => "",
+        Scope::Member => "member.",
+        Scope::Visit => "visit.",
+    }
+}
+
+/// Parse `field=value` text answers for one scope. Every bad pair is reported at once; an empty
+/// value clears the answer (`None`).
+pub fn parse_answers(
+    form: &FormDefinition,
+    scope: Scope,
+    pairs: &[(String, String)],
+) -> Result<BTreeMap<String, Option<FieldValue>>, Report> {
+    let mut out = BTreeMap::new();
+    let mut report = Report::default();
+    for (name, raw) in pairs {
+        match lookup(form, scope, name, &mut report) {
+            Some(field) => match field.parse_input(raw) {
+                Ok(v) => {
+                    out.insert(name.clone(), v);
+                }
+                Err(f) => report.problems.push(Problem {
+                    field: format!("{}{name}", scope_prefix(scope)),
+                    rule: f.rule,
+                    value: Some(raw.clone()),
+                    severity: f.severity,
+                    message: f.message,
+                }),
+            },
+            None => continue,
+        }
+    }
+    if report.is_blocking() { Err(report) } else { Ok(out) }
+}
+
+/// Parse a JSON object of answers for one scope (as read from an answers file).
+pub fn parse_json_answers(
+    form: &FormDefinition,
+    scope: Scope,
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> Result<BTreeMap<String, Option<FieldValue>>, Report> {
+    let mut out = BTreeMap::new();
+    let mut report = Report::default();
+    for (name, raw) in object {
+        if let Some(field) = lookup(form, scope, name, &mut report) {
+            match field.coerce_json(raw) {
+                Ok(v) => {
+                    out.insert(name.clone(), v);
+                }
+                Err(f) => report.problems.push(Problem {
+                    field: format!("{}{name}", scope_prefix(scope)),
+                    rule: f.rule,
+                    value: Some(raw.to_string()),
+                    severity: f.severity,
+                    message: f.message,
+                }),
+            }
+        }
+    }
+    if report.is_blocking() { Err(report) } else { Ok(out) }
+}
+
+fn lookup<'f>(
+    form: &'f FormDefinition,
+    scope: Scope,
+    name: &str,
+    report: &mut Report,
+) -> Option<&'f crate::form::FieldDef> {
+    let path = format!("{}{name}", scope_prefix(scope));
+    match form.field(scope, name) {
+        None => {
+            report.problems.push(problem(
+                path,
+                "unknown_field",
+                None,
+                format!("{name} is not a {} field of form {}; see `pilar form` for the field names", scope.as_str(), form.key()),
+            ));
+            None
+        }
+        Some(f) if !f.device_editable => {
+            report.problems.push(problem(
+                path,
+                "not_device_editable",
+                None,
+                format!("{name} ({}) is set by the server and cannot be edited on a device", f.label),
+            ));
+            None
+        }
+        Some(f) => Some(f),
+    }
+}
+
+/// Keep only the values that are set (for new records, where "clear" means nothing).
+pub fn only_set(answers: BTreeMap<String, Option<FieldValue>>) -> BTreeMap<String, FieldValue> {
+    answers.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect()
+}
+
+/// Problem paths name members by seq when they have one, else by id.
+fn member_key(id: MemberId, answers: &BTreeMap<String, FieldValue>) -> String {
+    answers.get("seq").and_then(FieldValue::as_int).map(|s| s.to_string()).unwrap_or_else(|| id.to_string())
+}
+
+/// Validate the state a save would produce. `touched` lists the problem paths this save wrote:
+/// rejections elsewhere were already stored and only block when the visit asks for a complete
+/// form (the enumerator must then fix the whole record).
+fn validate_after(
+    form: &FormDefinition,
+    state: &HouseholdState,
+    visit: Option<&NewVisit>,
+    touched: &Touched,
+    today: time::Date,
+) -> Report {
+    let ctx = ValidationContext::for_outcome(form, visit.map(|v| v.outcome), today);
+    let members: Vec<MemberAnswers<'_>> = state
+        .current_members()
+        .map(|m| MemberAnswers { key: member_key(m.id, &m.answers), answers: &m.answers })
+        .collect();
+    let mut report = validate_household(form, &state.answers, &members, &ctx);
+    if let Some(v) = visit {
+        let mut answers = v.answers.clone();
+        answers.insert("outcome".into(), FieldValue::Int(v.outcome));
+        report.merge(validate_visit(form, &answers, &state.answers, &ctx));
+        let gps_ok = v.lat.is_none_or(|l| (-11.0..=6.0).contains(&l))
+            && v.lon.is_none_or(|l| (95.0..=141.0).contains(&l))
+            && v.accuracy_m.is_none_or(|a| a >= 0.0);
+        if !gps_ok {
+            report.problems.push(problem(
+                "visit.gps".into(),
+                "gps_range",
+                Some(format!("{:?},{:?},{:?}", v.lat, v.lon, v.accuracy_m)),
+                "visit.gps: the reading is outside Indonesia (latitude -11..6, longitude 95..141, accuracy >= 0); take the GPS reading again".into(),
+            ));
+        }
+    }
+    if ctx.complete || touched.everything {
+        return report;
+    }
+    let member_keys: BTreeSet<String> = state
+        .current_members()
+        .filter(|m| touched.members.contains(&m.id))
+        .map(|m| format!("members[{}].", member_key(m.id, &m.answers)))
+        .collect();
+    for p in &mut report.problems {
+        let mine = touched.answers.contains(&p.field)
+            || p.field.starts_with("visit.")
+            || member_keys.iter().any(|k| p.field.starts_with(k.as_str()))
+            || (!touched.members.is_empty() && !p.field.contains('.') && !touched.answers.contains(&p.field) && p.field.starts_with("members"));
+        if !mine && p.severity == Severity::Reject {
+            p.severity = Severity::Warn;
+            p.message = format!("{} (already stored; not blocking this save)", p.message);
+        }
+    }
+    report
+}
+
+#[derive(Default)]
+struct Touched {
+    everything: bool,
+    answers: BTreeSet<String>,
+    members: BTreeSet<MemberId>,
+}
+
+fn touched_by(edits: &Edits) -> Touched {
+    Touched {
+        everything: false,
+        answers: edits.answers.keys().cloned().collect(),
+        members: edits
+            .add_members
+            .iter()
+            .map(|(id, _)| *id)
+            .chain(edits.edit_members.iter().map(|(id, _)| *id))
+            .collect(),
+    }
+}
+
+fn split(report: Report) -> Result<Vec<Problem>, EntryError> {
+    if report.is_blocking() {
+        Err(EntryError::Refused(report))
+    } else {
+        Ok(report.problems)
+    }
+}
+
+/// Add a new household in one of the device's villages, with its first answers and members.
+pub fn add_household(
+    store: &mut DeviceStore,
+    form: &FormDefinition,
+    village: &VillageCode,
+    mut answers: BTreeMap<String, FieldValue>,
+    members: Vec<BTreeMap<String, FieldValue>>,
+    now: OffsetDateTime,
+) -> Result<Saved, EntryError> {
+    if !store.works_in(village)? {
+        return Err(EntryError::OutOfScope(village.to_string()));
+    }
+    answers.insert("village_code".into(), FieldValue::Text(village.to_string()));
+    let editor = store.editor(now);
+    let id = HouseholdId::random();
+    let edits = Edits {
+        answers: answers.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+        add_members: members.into_iter().map(|m| (MemberId::random(), m)).collect(),
+        ..Edits::default()
+    };
+    let (household, saved) = Household::create(id, &form.key(), &editor, &edits)?;
+    let touched = Touched { everything: true, ..Touched::default() };
+    // Nothing is stored until the new household passes validation.
+    let warnings = split(validate_after(form, &household.state(), None, &touched, now.date()))?;
+    store.save_local(&household, village.as_str(), &saved, "create", now)?;
+    let members_added = edits.add_members.iter().map(|(id, _)| *id).collect();
+    Ok(Saved { household: id, change: Some(saved.hash.to_string()), warnings, members_added, visit: None })
+}
+
+/// Apply one save action to an existing household: answers, members, a visit.
+pub fn save(
+    store: &mut DeviceStore,
+    form: &FormDefinition,
+    id: HouseholdId,
+    action: &str,
+    edits: &Edits,
+    now: OffsetDateTime,
+) -> Result<Saved, EntryError> {
+    let stored = store.load(id)?;
+    let mut household = stored.household;
+    let household_form = household.form_key();
+    if household_form != form.key() {
+        return Err(EntryError::FormMismatch { household_form, device_form: form.key() });
+    }
+    let editor = store.editor(now);
+    let touched = touched_by(edits);
+    let (warnings, saved) = household.apply(&editor, action, edits, |after| {
+        split(validate_after(form, after, edits.visit.as_ref(), &touched, now.date()))
+    })??;
+    let members_added = edits.add_members.iter().map(|(id, _)| *id).collect();
+    let visit = edits.visit.as_ref().map(|v| v.id);
+    let change = match saved {
+        Some(saved) => {
+            store.save_local(&household, &stored.village, &saved, action, now)?;
+            Some(saved.hash.to_string())
+        }
+        None => None,
+    };
+    Ok(Saved { household: id, change, warnings, members_added, visit })
+}

@@ -1,0 +1,397 @@
+//! The household document: one Automerge document per household, and a typed API over it.
+//!
+//! Layout (keys, never lists, wherever two devices may add concurrently):
+//! ```text
+//! { schema: 1, form: "<id>@<version>", household_id,
+//!   answers: { <field>: scalar },
+//!   members: { <member uuid>: { <field>: scalar, removed_at?, removed_by?, removed_reason? } },
+//!   visits:  { <visit uuid>: { at, user, device, outcome, lat?, lon?, accuracy_m?, note?, <visit field>: scalar } },
+//!   review:  { status?, by?, at?, approved_heads?, comments: { <uuid>: { by, at, text } } },
+//!   links:   { duplicate_of?, merged_into? },
+//!   photos:  { <sha256>: { kind, bytes, mime, taken_at } } }
+//! ```
+//! Only the device that creates a household creates these top-level maps, so they never conflict.
+//! Members are removed softly (`removed_at`): deleting the map would silently drop a colleague's
+//! concurrent edits to that member.
+
+mod attribution;
+mod edit;
+mod read;
+
+pub use attribution::{Attributed, FieldChange, Writer};
+pub use edit::{Edits, NewVisit};
+pub use read::{HouseholdState, Member, Review, ReviewStatus, Visit};
+
+use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, transaction::Transactable};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Version of the document layout above; bumped only with a migration.
+pub const SCHEMA_VERSION: i64 = 1;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh random id (v4); ids are generated where the record is created, never reused.
+            pub fn random() -> Self {
+                $name(Uuid::new_v4())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ModelError;
+            fn from_str(s: &str) -> Result<Self, ModelError> {
+                Uuid::parse_str(s.trim())
+                    .map($name)
+                    .map_err(|_| ModelError::BadId { what: $what, value: s.to_string() })
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A household's own id: the KK number changes on moves and splits, so it cannot be the key.
+    HouseholdId,
+    "household id"
+);
+uuid_id!(
+    /// A member's id inside a household: a map key, so concurrent adds never collide.
+    MemberId,
+    "member id"
+);
+uuid_id!(
+    /// A visit's id inside a household: a map key, so concurrent visits never collide.
+    VisitId,
+    "visit id"
+);
+uuid_id!(
+    /// A device install; its bytes are also the device's Automerge actor, so every change names it.
+    DeviceId,
+    "device id"
+);
+
+impl DeviceId {
+    /// The Automerge actor of this device: the same 16 bytes, so actor → device needs no table.
+    pub fn actor(&self) -> ActorId {
+        ActorId::from(self.0.as_bytes().as_slice())
+    }
+
+    /// The device that wrote with `actor`, when the actor is a device id (16 bytes).
+    pub fn from_actor(actor: &ActorId) -> Option<DeviceId> {
+        Uuid::from_slice(actor.to_bytes()).ok().map(DeviceId)
+    }
+}
+
+/// Who is saving, from which device, and when: passed in so the core never reads the clock.
+#[derive(Debug, Clone)]
+pub struct Editor {
+    /// The user name logged in on the device.
+    pub user: String,
+    /// The device install doing the save.
+    pub device: DeviceId,
+    /// The moment of the save action.
+    pub now: OffsetDateTime,
+}
+
+/// Where a value lives in a household document, as written in commands and messages.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FieldPath {
+    /// `answers.<field>` (also written as just `<field>`).
+    Answer(String),
+    /// `members.<member id>.<field>`.
+    Member(MemberId, String),
+    /// `visits.<visit id>.<field>`.
+    Visit(VisitId, String),
+    /// `review.<field>`.
+    Review(String),
+    /// `links.<field>`.
+    Link(String),
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldPath::Answer(k) => write!(f, "answers.{k}"),
+            FieldPath::Member(m, k) => write!(f, "members.{m}.{k}"),
+            FieldPath::Visit(v, k) => write!(f, "visits.{v}.{k}"),
+            FieldPath::Review(k) => write!(f, "review.{k}"),
+            FieldPath::Link(k) => write!(f, "links.{k}"),
+        }
+    }
+}
+
+impl FromStr for FieldPath {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, ModelError> {
+        let bad = || ModelError::BadPath(s.to_string());
+        let parts: Vec<&str> = s.trim().split('.').collect();
+        let field = |p: &str| if p.is_empty() { Err(bad()) } else { Ok(p.to_string()) };
+        match parts.as_slice() {
+            [k] => Ok(FieldPath::Answer(field(k)?)),
+            ["answers", k] => Ok(FieldPath::Answer(field(k)?)),
+            ["members", m, k] => Ok(FieldPath::Member(m.parse()?, field(k)?)),
+            ["visits", v, k] => Ok(FieldPath::Visit(v.parse()?, field(k)?)),
+            ["review", k] => Ok(FieldPath::Review(field(k)?)),
+            ["links", k] => Ok(FieldPath::Link(field(k)?)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// What can go wrong reading or editing a household document.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The stored bytes are not a loadable Automerge document.
+    #[error("household document {household} cannot be loaded: {source}")]
+    Load {
+        /// Which household.
+        household: HouseholdId,
+        /// Automerge's reason.
+        source: automerge::AutomergeError,
+    },
+    /// The document loads but lacks the Pilar layout (missing `answers`, wrong schema...).
+    #[error("household document {household} is not a Pilar household ({detail}); it may come from a newer version of Pilar")]
+    Layout {
+        /// Which household.
+        household: HouseholdId,
+        /// What is missing.
+        detail: String,
+    },
+    /// A text that should be an id is not one.
+    #[error("{value:?} is not a valid {what}; copy the id from `pilar show` or `pilar list`")]
+    BadId {
+        /// Which kind of id was expected.
+        what: &'static str,
+        /// The text given.
+        value: String,
+    },
+    /// A field path does not have one of the accepted shapes.
+    #[error(
+        "{0:?} is not a field path; write `<field>`, `members.<member id>.<field>`, `visits.<visit id>.<field>`, `review.<field>` or `links.<field>`"
+    )]
+    BadPath(String),
+    /// An edit names a member the household does not have.
+    #[error("household has no member {0}; list members with `pilar show`")]
+    NoSuchMember(MemberId),
+    /// Incoming change bytes are not an Automerge change.
+    #[error("change bytes are corrupt: {0}")]
+    BadChange(String),
+    /// Changes arrived whose predecessors this document lacks; nothing was applied.
+    #[error("{missing} change(s) depend on history this household does not have; nothing was applied")]
+    MissingDependencies {
+        /// How many dependency hashes are missing.
+        missing: usize,
+    },
+    /// Automerge refused an operation (a bug in Pilar if it happens).
+    #[error("automerge: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+}
+
+/// One household document, loaded for reading or editing; drop it when done (documents are not cached).
+pub struct Household {
+    id: HouseholdId,
+    doc: Automerge,
+}
+
+impl fmt::Debug for Household {
+    // Never print answers: they are personal data and Debug output reaches logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Household").field("id", &self.id).field("heads", &self.heads().len()).finish()
+    }
+}
+
+/// The result of one save action: the single new change, ready for the outbox.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    /// The change's hash: its natural key everywhere.
+    pub hash: ChangeHash,
+    /// The encoded change.
+    pub bytes: Vec<u8>,
+}
+
+impl Household {
+    /// Create a household, with the first save action's edits, as one change by `editor`'s device.
+    pub fn create(id: HouseholdId, form_key: &str, editor: &Editor, edits: &Edits) -> Result<(Household, Saved), ModelError> {
+        let mut doc = Automerge::new().with_actor(editor.device.actor());
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "schema", SCHEMA_VERSION)?;
+        tx.put(ROOT, "form", form_key)?;
+        tx.put(ROOT, "household_id", id.to_string())?;
+        for key in ["answers", "members", "visits", "review", "links", "photos"] {
+            tx.put_object(ROOT, key, ObjType::Map)?;
+        }
+        edit::write(&mut tx, id, editor, edits)?;
+        let (hash, _) = tx.commit_with(edit::commit_options(editor, "create"));
+        let hash = hash.ok_or_else(|| ModelError::Layout { household: id, detail: "empty create".into() })?;
+        let household = Household { id, doc };
+        let saved = household.saved(hash)?;
+        Ok((household, saved))
+    }
+
+    /// Load a stored document; `device` becomes the actor of any edits made through it.
+    pub fn load(id: HouseholdId, bytes: &[u8], device: DeviceId) -> Result<Household, ModelError> {
+        let doc = Automerge::load(bytes).map_err(|source| ModelError::Load { household: id, source })?;
+        let household = Household { id, doc: doc.with_actor(device.actor()) };
+        household.check_layout()?;
+        Ok(household)
+    }
+
+    /// Build a household from changes alone (a household first seen through a merge or sync).
+    pub fn from_changes(id: HouseholdId, changes: &[Vec<u8>], device: DeviceId) -> Result<Household, ModelError> {
+        let mut household = Household { id, doc: Automerge::new().with_actor(device.actor()) };
+        household.apply_changes(changes)?;
+        household.check_layout()?;
+        Ok(household)
+    }
+
+    fn check_layout(&self) -> Result<(), ModelError> {
+        read::root_objects(&self.doc)
+            .map(|_| ())
+            .map_err(|detail| ModelError::Layout { household: self.id, detail })
+    }
+
+    fn saved(&self, hash: ChangeHash) -> Result<Saved, ModelError> {
+        let mut change = self
+            .doc
+            .get_change_by_hash(&hash)
+            .ok_or_else(|| ModelError::Layout { household: self.id, detail: "committed change vanished".into() })?;
+        Ok(Saved { hash, bytes: change.bytes().into_owned() })
+    }
+
+    /// The household's id.
+    pub fn id(&self) -> HouseholdId {
+        self.id
+    }
+
+    /// The full document, compacted, for storage or a snapshot pack.
+    pub fn save(&self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// The document's current heads: the version a review approves, and what a peer compares.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// The form (`id@version`) this household was created with.
+    pub fn form_key(&self) -> String {
+        match self.doc.get(ROOT, "form") {
+            Ok(Some((v, _))) => read::to_field_value(&v).map(|v| v.to_string()).unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    /// Everything a screen shows: current answers, members, visits, review, links.
+    pub fn state(&self) -> HouseholdState {
+        read::state(&self.doc, self.id)
+    }
+
+    /// Apply one save action as one commit. `check` sees the state the save would produce and may
+    /// refuse it, in which case nothing changes. The saved change is `None` when nothing changed.
+    pub fn apply<T, E>(
+        &mut self,
+        editor: &Editor,
+        action: &str,
+        edits: &Edits,
+        check: impl FnOnce(&HouseholdState) -> Result<T, E>,
+    ) -> Result<Result<(T, Option<Saved>), E>, ModelError> {
+        self.doc.set_actor(editor.device.actor());
+        let mut tx = self.doc.transaction();
+        edit::write(&mut tx, self.id, editor, edits)?;
+        let after = read::state(&tx, self.id);
+        let verdict = match check(&after) {
+            Ok(v) => v,
+            Err(e) => {
+                tx.rollback();
+                return Ok(Err(e));
+            }
+        };
+        if tx.pending_ops() == 0 {
+            tx.rollback();
+            return Ok(Ok((verdict, None)));
+        }
+        let (hash, _) = tx.commit_with(edit::commit_options(editor, action));
+        match hash {
+            Some(h) => Ok(Ok((verdict, Some(self.saved(h)?)))),
+            None => Ok(Ok((verdict, None))),
+        }
+    }
+
+    /// The changes this document has that a peer at `their_heads` lacks.
+    ///
+    /// Heads the document does not know are ignored, so the answer may include a few changes the
+    /// peer already has; applying them again is harmless.
+    pub fn changes_since(&self, their_heads: &[ChangeHash]) -> Vec<Vec<u8>> {
+        let known: Vec<ChangeHash> =
+            their_heads.iter().copied().filter(|h| self.doc.get_change_by_hash(h).is_some()).collect();
+        self.doc.get_changes(&known).into_iter().map(|mut c| c.bytes().into_owned()).collect()
+    }
+
+    /// Whether this document already contains the change with `hash`.
+    pub fn has_change(&self, hash: &ChangeHash) -> bool {
+        self.doc.get_change_by_hash(hash).is_some()
+    }
+
+    /// Apply changes from elsewhere, all at once. Duplicates are ignored. If any change depends on
+    /// history this document lacks, nothing is applied and the caller must send the full document.
+    /// Returns how many changes were new.
+    pub fn apply_changes(&mut self, changes: &[Vec<u8>]) -> Result<usize, ModelError> {
+        let mut decoded = Vec::with_capacity(changes.len());
+        for bytes in changes {
+            let change = Change::from_bytes(bytes.clone()).map_err(|e| ModelError::BadChange(e.to_string()))?;
+            if !self.doc.get_change_by_hash(&change.hash()).is_some() {
+                decoded.push(change);
+            }
+        }
+        if decoded.is_empty() {
+            return Ok(0);
+        }
+        let incoming: std::collections::HashSet<ChangeHash> = decoded.iter().map(|c| c.hash()).collect();
+        let missing = decoded
+            .iter()
+            .flat_map(|c| c.deps().to_vec())
+            .filter(|d| !incoming.contains(d) && self.doc.get_change_by_hash(d).is_none())
+            .count();
+        if missing > 0 {
+            return Err(ModelError::MissingDependencies { missing });
+        }
+        let count = decoded.len();
+        self.doc.apply_changes(decoded)?;
+        Ok(count)
+    }
+
+    /// Every value a field holds right now: one when settled, several when concurrent edits
+    /// conflict. Each comes with the user, device and time that wrote it.
+    pub fn field_values(&self, path: &FieldPath) -> Result<Vec<Attributed>, ModelError> {
+        attribution::field_values(&self.doc, path)
+    }
+
+    /// Every field that holds more than one concurrent value.
+    pub fn conflicts(&self) -> Vec<(FieldPath, Vec<Attributed>)> {
+        attribution::conflicts(&self.doc)
+    }
+
+    /// The history of one field: each change that set or cleared it, oldest first.
+    pub fn field_history(&self, path: &FieldPath) -> Result<Vec<FieldChange>, ModelError> {
+        attribution::history(&self.doc, path)
+    }
+
+    /// Who wrote the change with this hash, from which device, when.
+    pub fn writer_of_change(&self, hash: &ChangeHash) -> Option<Writer> {
+        attribution::writer_of_change(&self.doc, hash)
+    }
+}

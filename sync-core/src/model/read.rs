@@ -1,0 +1,322 @@
+//! Reading a household document into plain Rust values (current, winning values only).
+
+use super::{HouseholdId, MemberId, VisitId};
+use crate::value::FieldValue;
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Keys of a member map that record its removal rather than an answer.
+pub(super) const MEMBER_REMOVAL_KEYS: [&str; 3] = ["removed_at", "removed_by", "removed_reason"];
+/// Keys of a visit map that the model itself writes; every other key is a visit-form answer.
+pub(super) const VISIT_KEYS: [&str; 8] = ["at", "user", "device", "outcome", "lat", "lon", "accuracy_m", "note"];
+
+/// A household as a screen or an export sees it: the current value of everything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HouseholdState {
+    /// The household's id.
+    pub id: HouseholdId,
+    /// The form key (`id@version`) the household was created with.
+    pub form: String,
+    /// Household-level answers.
+    pub answers: BTreeMap<String, FieldValue>,
+    /// Members, removed ones included (see [`Member::removed`]), ordered by `seq` then id.
+    pub members: Vec<Member>,
+    /// Visits, oldest first.
+    pub visits: Vec<Visit>,
+    /// The supervisor's review.
+    pub review: Review,
+    /// Links to other households (`duplicate_of`, `merged_into`).
+    pub links: BTreeMap<String, FieldValue>,
+}
+
+impl HouseholdState {
+    /// Members still in the household (not removed).
+    pub fn current_members(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.removed.is_none())
+    }
+
+    /// The most recent visit, by its recorded time.
+    pub fn last_visit(&self) -> Option<&Visit> {
+        self.visits.last()
+    }
+
+    /// The answer to a household-level field as text, for lists and search columns.
+    pub fn answer_text(&self, field: &str) -> Option<String> {
+        self.answers.get(field).map(|v| v.to_string())
+    }
+}
+
+/// One member of a household.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// The member's id.
+    pub id: MemberId,
+    /// The member's answers (name, NIK, sex, ...).
+    pub answers: BTreeMap<String, FieldValue>,
+    /// Set when the member was removed: removal is soft so concurrent edits are never lost.
+    pub removed: Option<Removal>,
+}
+
+impl Member {
+    /// The member's `seq` (No. urut ART), when answered.
+    pub fn seq(&self) -> Option<i64> {
+        self.answers.get("seq").and_then(FieldValue::as_int)
+    }
+
+    /// The member's full name, when answered.
+    pub fn name(&self) -> Option<&str> {
+        self.answers.get("full_name").and_then(FieldValue::as_text)
+    }
+}
+
+/// When, by whom and why a member was removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Removal {
+    /// RFC 3339 time of the removal.
+    pub at: String,
+    /// User who removed the member.
+    pub by: String,
+    /// Why (free text, e.g. "pindah").
+    pub reason: String,
+}
+
+/// One visit to the household.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Visit {
+    /// The visit's id.
+    pub id: VisitId,
+    /// RFC 3339 time of the visit, with the local offset (WIB, WITA or WIT).
+    pub at: String,
+    /// User who made the visit.
+    pub user: String,
+    /// Device the visit was recorded on.
+    pub device: String,
+    /// Visit-outcome code (domain.md §2.4).
+    pub outcome: Option<i64>,
+    /// GPS latitude.
+    pub lat: Option<f64>,
+    /// GPS longitude.
+    pub lon: Option<f64>,
+    /// GPS accuracy in metres.
+    pub accuracy_m: Option<f64>,
+    /// Free-text note.
+    pub note: Option<String>,
+    /// Answers to the form's visit-level fields (purpose, notice_given, ...).
+    pub answers: BTreeMap<String, FieldValue>,
+}
+
+/// The review state of a household (written by supervisors only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    /// Submitted, waiting for a supervisor.
+    AwaitingReview,
+    /// Approved at the recorded heads.
+    Approved,
+    /// Sent back to the enumerator with a comment.
+    Returned,
+}
+
+impl ReviewStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::AwaitingReview => "awaiting_review",
+            ReviewStatus::Approved => "approved",
+            ReviewStatus::Returned => "returned",
+        }
+    }
+
+    /// Parse the stored spelling.
+    pub fn parse(s: &str) -> Option<ReviewStatus> {
+        match s {
+            "awaiting_review" => Some(ReviewStatus::AwaitingReview),
+            "approved" => Some(ReviewStatus::Approved),
+            "returned" => Some(ReviewStatus::Returned),
+            _ => None,
+        }
+    }
+}
+
+/// The supervisor's review of a household.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    /// Current status; `None` before anything was submitted or reviewed.
+    pub status: Option<ReviewStatus>,
+    /// Who set the status.
+    pub by: Option<String>,
+    /// When the status was set (RFC 3339).
+    pub at: Option<String>,
+    /// The document heads an approval covers (hex); any later change makes the approval stale.
+    pub approved_heads: Vec<String>,
+    /// Review comments, oldest first.
+    pub comments: Vec<Comment>,
+}
+
+/// One review comment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comment {
+    /// Who wrote it.
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The comment.
+    pub text: String,
+}
+
+/// The ids of the top-level maps, or what is missing.
+pub(super) fn root_objects<R: ReadDoc>(doc: &R) -> Result<BTreeMap<&'static str, ObjId>, String> {
+    let mut out = BTreeMap::new();
+    for key in ["answers", "members", "visits", "review", "links", "photos"] {
+        match doc.get(ROOT, key) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => {
+                out.insert(key, id);
+            }
+            _ => return Err(format!("no `{key}` map")),
+        }
+    }
+    Ok(out)
+}
+
+/// Convert an Automerge value to a field value; objects and nulls have none.
+pub(super) fn to_field_value(value: &Value<'_>) -> Option<FieldValue> {
+    use automerge::ScalarValue as S;
+    match value {
+        Value::Scalar(s) => match s.as_ref() {
+            S::Str(t) => Some(FieldValue::Text(t.to_string())),
+            S::Int(i) => Some(FieldValue::Int(*i)),
+            S::Uint(u) => i64::try_from(*u).ok().map(FieldValue::Int),
+            S::F64(f) => Some(FieldValue::Decimal(*f)),
+            S::Boolean(b) => Some(FieldValue::Bool(*b)),
+            S::Timestamp(t) => Some(FieldValue::Int(*t)),
+            S::Counter(_) | S::Bytes(_) | S::Unknown { .. } | S::Null => None,
+        },
+        Value::Object(_) => None,
+    }
+}
+
+/// The winning scalar values of a map, keyed by field.
+pub(super) fn scalar_map<R: ReadDoc>(doc: &R, obj: &ObjId) -> BTreeMap<String, FieldValue> {
+    let mut out = BTreeMap::new();
+    for key in doc.keys(obj) {
+        if let Ok(Some((v, _))) = doc.get(obj, key.as_str())
+            && let Some(fv) = to_field_value(&v)
+        {
+            out.insert(key, fv);
+        }
+    }
+    out
+}
+
+/// Child maps of a map, keyed by their key (members, visits, comments).
+pub(super) fn child_maps<R: ReadDoc>(doc: &R, obj: &ObjId) -> Vec<(String, ObjId)> {
+    let mut out = Vec::new();
+    for key in doc.keys(obj) {
+        if let Ok(Some((Value::Object(ObjType::Map), id))) = doc.get(obj, key.as_str()) {
+            out.push((key, id));
+        }
+    }
+    out
+}
+
+fn text(map: &BTreeMap<String, FieldValue>, key: &str) -> Option<String> {
+    map.get(key).map(|v| v.to_string())
+}
+
+/// Read the whole current state of a household document.
+pub(super) fn state<R: ReadDoc>(doc: &R, id: HouseholdId) -> HouseholdState {
+    let form = match doc.get(ROOT, "form") {
+        Ok(Some((v, _))) => to_field_value(&v).map(|v| v.to_string()).unwrap_or_default(),
+        _ => String::new(),
+    };
+    let Ok(roots) = root_objects(doc) else {
+        return HouseholdState {
+            id,
+            form,
+            answers: BTreeMap::new(),
+            members: Vec::new(),
+            visits: Vec::new(),
+            review: Review::default(),
+            links: BTreeMap::new(),
+        };
+    };
+    let answers = scalar_map(doc, &roots["answers"]);
+    let mut members: Vec<Member> = child_maps(doc, &roots["members"])
+        .into_iter()
+        .filter_map(|(key, obj)| {
+            let id: MemberId = key.parse().ok()?;
+            let mut answers = scalar_map(doc, &obj);
+            let removed = answers.contains_key("removed_at").then(|| Removal {
+                at: text(&answers, "removed_at").unwrap_or_default(),
+                by: text(&answers, "removed_by").unwrap_or_default(),
+                reason: text(&answers, "removed_reason").unwrap_or_default(),
+            });
+            for k in MEMBER_REMOVAL_KEYS {
+                answers.remove(k);
+            }
+            Some(Member { id, answers, removed })
+        })
+        .collect();
+    members.sort_by_key(|m| (m.seq().unwrap_or(i64::MAX), m.id));
+    let mut visits: Vec<Visit> = child_maps(doc, &roots["visits"])
+        .into_iter()
+        .filter_map(|(key, obj)| {
+            let id: VisitId = key.parse().ok()?;
+            let mut fields = scalar_map(doc, &obj);
+            let visit = Visit {
+                id,
+                at: text(&fields, "at").unwrap_or_default(),
+                user: text(&fields, "user").unwrap_or_default(),
+                device: text(&fields, "device").unwrap_or_default(),
+                outcome: fields.get("outcome").and_then(FieldValue::as_int),
+                lat: fields.get("lat").and_then(FieldValue::as_f64),
+                lon: fields.get("lon").and_then(FieldValue::as_f64),
+                accuracy_m: fields.get("accuracy_m").and_then(FieldValue::as_f64),
+                note: text(&fields, "note"),
+                answers: BTreeMap::new(),
+            };
+            for k in VISIT_KEYS {
+                fields.remove(k);
+            }
+            Some(Visit { answers: fields, ..visit })
+        })
+        .collect();
+    visits.sort_by(|a, b| visit_instant(a).cmp(&visit_instant(b)).then(a.id.cmp(&b.id)));
+    let review_map = scalar_map(doc, &roots["review"]);
+    let mut comments: Vec<Comment> = doc
+        .get(&roots["review"], "comments")
+        .ok()
+        .flatten()
+        .map(|(_, obj)| {
+            child_maps(doc, &obj)
+                .into_iter()
+                .map(|(_, c)| {
+                    let m = scalar_map(doc, &c);
+                    Comment {
+                        by: text(&m, "by").unwrap_or_default(),
+                        at: text(&m, "at").unwrap_or_default(),
+                        text: text(&m, "text").unwrap_or_default(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    comments.sort_by(|a, b| a.at.cmp(&b.at));
+    let review = Review {
+        status: review_map.get("status").and_then(|v| v.as_text()).and_then(ReviewStatus::parse),
+        by: text(&review_map, "by"),
+        at: text(&review_map, "at"),
+        approved_heads: text(&review_map, "approved_heads")
+            .map(|s| s.split(',').filter(|h| !h.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default(),
+        comments,
+    };
+    let links = scalar_map(doc, &roots["links"]);
+    HouseholdState { id, form, answers, members, visits, review, links }
+}
+
+/// A visit's time as an instant for ordering (offsets differ across Indonesia's time zones).
+fn visit_instant(v: &Visit) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(&v.at, &time::format_description::well_known::Rfc3339).ok()
+}

@@ -1,0 +1,252 @@
+//! The device store: one SQLite file (WAL) holding the device's households, search columns,
+//! outbox, sync cursors and identity.
+//!
+//! Invariants:
+//! - Every save is one SQLite transaction that writes the document, its search columns and its
+//!   outbox row together; a crash mid-save leaves the previous state.
+//! - Search columns are derived from the document on every write, never edited on their own.
+//! - Loading one household reads one row; nothing keeps documents in memory.
+
+mod households;
+mod query;
+
+pub use households::{OutboxEntry, StoredHousehold, name_key};
+pub use query::{ListFilter, Summary, mask_identifier};
+
+use crate::ids::VillageCode;
+use crate::model::{DeviceId, Editor, ModelError};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// File name of the store inside a device's home directory.
+pub const DB_FILE: &str = "pilar.db";
+
+/// Schema version written at creation; opening a store with another version is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE device (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    device_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    form TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE villages (code TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE households (
+    id TEXT PRIMARY KEY,
+    village TEXT NOT NULL,
+    rt TEXT,
+    head_name TEXT,
+    name_key TEXT,
+    kk_number TEXT,
+    last_outcome INTEGER,
+    last_visit_at TEXT,
+    visit_count INTEGER NOT NULL,
+    member_count INTEGER NOT NULL,
+    review_status TEXT,
+    conflict_count INTEGER NOT NULL,
+    doc BLOB NOT NULL,
+    heads TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX households_village_rt ON households (village, rt);
+CREATE INDEX households_kk ON households (kk_number);
+CREATE TABLE people (
+    household_id TEXT NOT NULL REFERENCES households (id) ON DELETE CASCADE,
+    member_id TEXT NOT NULL,
+    name_key TEXT,
+    nik TEXT,
+    PRIMARY KEY (household_id, member_id)
+) WITHOUT ROWID;
+CREATE INDEX people_nik ON people (nik);
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    household_id TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    change BLOB NOT NULL,
+    action TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    rejected_reason TEXT
+);
+CREATE INDEX outbox_household ON outbox (household_id);
+CREATE TABLE cursors (village TEXT PRIMARY KEY, cursor INTEGER NOT NULL) WITHOUT ROWID;
+"#;
+
+/// What can go wrong with the device store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed (disk full, permissions, corruption).
+    #[error("device store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A household document could not be read or written.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The home directory has no store yet.
+    #[error("no device store in {0}; create one with `pilar init`")]
+    NotInitialised(PathBuf),
+    /// The home directory already has a store.
+    #[error("a device store already exists in {0}; use it, or choose another --home")]
+    AlreadyInitialised(PathBuf),
+    /// The store was written by another version of Pilar.
+    #[error("device store schema version {found} is not supported (this pilar reads version {SCHEMA_VERSION}); upgrade pilar")]
+    SchemaVersion {
+        /// The version found in the file.
+        found: i64,
+    },
+    /// No household matches the given id or prefix.
+    #[error("no household matches {0:?}; find it with `pilar list` or `pilar search`")]
+    NoSuchHousehold(String),
+    /// An id prefix matches several households.
+    #[error("{prefix:?} matches {count} households; give more characters of the id")]
+    AmbiguousId {
+        /// The prefix given.
+        prefix: String,
+        /// How many households it matches.
+        count: usize,
+    },
+    /// The home directory could not be created or read.
+    #[error("cannot use home directory {path}: {source}")]
+    Home {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Stored data that should have been written by Pilar is not in the expected form.
+    #[error("device store is damaged: {0}")]
+    Corrupt(String),
+}
+
+/// The identity of this device install, fixed at creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceIdentity {
+    /// This install's id; also its Automerge actor.
+    pub device: DeviceId,
+    /// The user working on this device.
+    pub user: String,
+    /// The form (`id@version`) new households are created with.
+    pub form: String,
+}
+
+/// The device store, open on one SQLite file.
+pub struct DeviceStore {
+    conn: Connection,
+    identity: DeviceIdentity,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for DeviceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceStore").field("path", &self.path).field("device", &self.identity.device).finish()
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+    // WAL: readers never block the writer; FULL: a save reported as done survives power loss.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+impl DeviceStore {
+    /// Create a new store in `home` for `identity`, working in `villages`.
+    pub fn create(
+        home: &Path,
+        identity: &DeviceIdentity,
+        villages: &[VillageCode],
+        now: OffsetDateTime,
+    ) -> Result<DeviceStore, StoreError> {
+        std::fs::create_dir_all(home).map_err(|source| StoreError::Home { path: home.to_path_buf(), source })?;
+        let path = home.join(DB_FILE);
+        if path.exists() {
+            return Err(StoreError::AlreadyInitialised(home.to_path_buf()));
+        }
+        let mut conn = Connection::open(&path)?;
+        configure(&conn)?;
+        let tx = conn.transaction()?;
+        tx.execute_batch(SCHEMA)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.execute(
+            "INSERT INTO device (id, device_id, user_name, form, created_at) VALUES (1, ?1, ?2, ?3, ?4)",
+            params![identity.device.to_string(), identity.user, identity.form, households::rfc3339(now)],
+        )?;
+        for v in villages {
+            tx.execute("INSERT OR IGNORE INTO villages (code) VALUES (?1)", params![v.as_str()])?;
+        }
+        tx.commit()?;
+        Ok(DeviceStore { conn, identity: identity.clone(), path })
+    }
+
+    /// Open the existing store in `home`.
+    pub fn open(home: &Path) -> Result<DeviceStore, StoreError> {
+        let path = home.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::NotInitialised(home.to_path_buf()));
+        }
+        let conn = Connection::open(&path)?;
+        configure(&conn)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion { found: version });
+        }
+        let identity = conn
+            .query_row("SELECT device_id, user_name, form FROM device WHERE id = 1", [], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::Corrupt("no device identity row".into()))?;
+        let device = identity.0.parse().map_err(|_| StoreError::Corrupt(format!("bad device id {:?}", identity.0)))?;
+        Ok(DeviceStore { conn, identity: DeviceIdentity { device, user: identity.1, form: identity.2 }, path })
+    }
+
+    /// This device's identity.
+    pub fn identity(&self) -> &DeviceIdentity {
+        &self.identity
+    }
+
+    /// The path of the SQLite file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// An editor for a save made now on this device.
+    pub fn editor(&self, now: OffsetDateTime) -> Editor {
+        Editor { user: self.identity.user.clone(), device: self.identity.device, now }
+    }
+
+    /// The villages this device works in.
+    pub fn villages(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT code FROM villages ORDER BY code")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether `village` is one this device works in.
+    pub fn works_in(&self, village: &VillageCode) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM villages WHERE code = ?1", params![village.as_str()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// The sync cursor for a village (0 before the first sync).
+    pub fn cursor(&self, village: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT cursor FROM cursors WHERE village = ?1", params![village], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+}
+
+impl DeviceStore {
+    /// The SQLite connection, for sibling modules that add queries (merge, sync).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}

@@ -1,0 +1,218 @@
+//! Storing and loading household documents, their search columns and the outbox.
+
+use super::{DeviceStore, StoreError};
+use crate::model::{Household, HouseholdId, HouseholdState, Saved};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A loaded household with the village it is filed under on this device.
+#[derive(Debug)]
+pub struct StoredHousehold {
+    /// The document.
+    pub household: Household,
+    /// The village (scope) the household belongs to.
+    pub village: String,
+}
+
+/// One local change waiting for a server's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxEntry {
+    /// Order of creation.
+    pub seq: i64,
+    /// The household the change belongs to.
+    pub household: String,
+    /// The change hash.
+    pub hash: String,
+    /// The save action that made it (`create`, `visit`, `member-add`...).
+    pub action: String,
+    /// When it was saved (RFC 3339).
+    pub created_at: String,
+    /// Size of the encoded change in bytes.
+    pub bytes: usize,
+    /// Set when a server refused the change, with its reason; the change is kept, not dropped.
+    pub rejected_reason: Option<String>,
+}
+
+/// RFC 3339 text for a time (stored columns use it so they sort and read well).
+pub(super) fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
+}
+
+/// The key names are searched by: lowercase letters and digits, one space between words, with
+/// apostrophes, dots and dashes dropped (so `Wette'E`, `Wette’e` and `WETTE E` all match).
+pub fn name_key(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for word in name.split(|c: char| c.is_whitespace() || c == '-' || c == '.' || c == ',') {
+        let w: String = word.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+        if !w.is_empty() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&w);
+        }
+    }
+    out
+}
+
+fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Write the household row and its people rows from the document (search columns derived here).
+fn upsert(
+    tx: &Transaction<'_>,
+    household: &Household,
+    state: &HouseholdState,
+    village: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let last = state.last_visit();
+    let head = state.answer_text("head_name");
+    let heads = household.heads().iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
+    tx.execute(
+        "INSERT INTO households (id, village, rt, head_name, name_key, kk_number, last_outcome, last_visit_at,
+             visit_count, member_count, review_status, conflict_count, doc, heads, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT (id) DO UPDATE SET village = excluded.village, rt = excluded.rt,
+             head_name = excluded.head_name, name_key = excluded.name_key, kk_number = excluded.kk_number,
+             last_outcome = excluded.last_outcome, last_visit_at = excluded.last_visit_at,
+             visit_count = excluded.visit_count, member_count = excluded.member_count,
+             review_status = excluded.review_status, conflict_count = excluded.conflict_count,
+             doc = excluded.doc, heads = excluded.heads, updated_at = excluded.updated_at",
+        params![
+            household.id().to_string(),
+            village,
+            state.answer_text("rt"),
+            head,
+            head.as_deref().map(name_key),
+            state.answer_text("kk_number").map(|k| digits(&k)),
+            last.and_then(|v| v.outcome),
+            last.map(|v| v.at.clone()),
+            state.visits.len() as i64,
+            state.current_members().count() as i64,
+            state.review.status.map(|s| s.as_str()),
+            household.conflicts().len() as i64,
+            household.save(),
+            heads,
+            rfc3339(now),
+        ],
+    )?;
+    tx.execute("DELETE FROM people WHERE household_id = ?1", params![household.id().to_string()])?;
+    let mut insert = tx.prepare_cached("INSERT INTO people (household_id, member_id, name_key, nik) VALUES (?1, ?2, ?3, ?4)")?;
+    for m in state.current_members() {
+        let nik = m.answers.get("nik").map(|v| digits(&v.to_string()));
+        insert.execute(params![household.id().to_string(), m.id.to_string(), m.name().map(name_key), nik])?;
+    }
+    Ok(())
+}
+
+impl DeviceStore {
+    /// Store a household after a local save action and queue its change for the server, in one
+    /// transaction.
+    pub fn save_local(
+        &mut self,
+        household: &Household,
+        village: &str,
+        saved: &Saved,
+        action: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let state = household.state();
+        let tx = self.conn.transaction()?;
+        upsert(&tx, household, &state, village, now)?;
+        tx.execute(
+            "INSERT INTO outbox (household_id, hash, change, action, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (hash) DO NOTHING",
+            params![household.id().to_string(), saved.hash.to_string(), saved.bytes, action, rfc3339(now)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Store households that changed through changes from elsewhere (nothing is queued), in one
+    /// transaction.
+    pub fn save_received(&mut self, households: &[(&Household, &str)], now: OffsetDateTime) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (household, village) in households {
+            upsert(&tx, household, &household.state(), village, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Load one household (and only that one).
+    pub fn load(&self, id: HouseholdId) -> Result<StoredHousehold, StoreError> {
+        let row = self
+            .conn
+            .query_row("SELECT doc, village FROM households WHERE id = ?1", params![id.to_string()], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchHousehold(id.to_string()))?;
+        Ok(StoredHousehold { household: Household::load(id, &row.0, self.identity.device)?, village: row.1 })
+    }
+
+    /// Whether the store holds this household.
+    pub fn contains(&self, id: HouseholdId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM households WHERE id = ?1", params![id.to_string()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Find the household whose id is `text` or starts with it (at least 4 characters).
+    pub fn resolve_id(&self, text: &str) -> Result<HouseholdId, StoreError> {
+        let prefix = text.trim().to_ascii_lowercase();
+        if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(StoreError::NoSuchHousehold(text.to_string()));
+        }
+        let mut stmt = self.conn.prepare("SELECT id FROM households WHERE id >= ?1 AND id < ?1 || 'g' LIMIT 2")?;
+        let ids: Vec<String> = stmt.query_map(params![prefix], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        match ids.as_slice() {
+            [one] => one.parse().map_err(|_| StoreError::Corrupt(format!("bad household id {one:?}"))),
+            [] => Err(StoreError::NoSuchHousehold(text.to_string())),
+            _ => {
+                let count: i64 = self.conn.query_row(
+                    "SELECT count(*) FROM households WHERE id >= ?1 AND id < ?1 || 'g'",
+                    params![prefix],
+                    |r| r.get(0),
+                )?;
+                Err(StoreError::AmbiguousId { prefix: text.to_string(), count: count as usize })
+            }
+        }
+    }
+
+    /// Every local change not yet acknowledged by a server, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, household_id, hash, action, created_at, length(change), rejected_reason FROM outbox ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(OutboxEntry {
+                seq: r.get(0)?,
+                household: r.get(1)?,
+                hash: r.get(2)?,
+                action: r.get(3)?,
+                created_at: r.get(4)?,
+                bytes: r.get::<_, i64>(5)? as usize,
+                rejected_reason: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Ids and villages of every household in the store.
+    pub fn household_villages(&self) -> Result<Vec<(HouseholdId, String)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id, village FROM households ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, village) = row?;
+            out.push((id.parse().map_err(|_| StoreError::Corrupt(format!("bad household id {id:?}")))?, village));
+        }
+        Ok(out)
+    }
+}
