@@ -28,10 +28,9 @@ mod validate;
 
 pub use condition::{AnswerView, Comparison, Condition};
 pub use definition::{
-    BuiltinCheck, CheckDef, Choice, FieldDef, FieldKind, FormDefinition, FormError, OutcomeDef,
-    Pattern, Required, Scope,
+    BuiltinCheck, CheckDef, Choice, FieldDef, FieldKind, FormDefinition, FormError, OutcomeDef, Pattern, Required,
+    Scope,
 };
 pub use validate::{
-    MemberAnswers, Problem, Report, ValidationContext, validate_household, validate_member,
-    validate_visit,
+    MemberAnswers, Problem, Report, ValidationContext, validate_household, validate_member, validate_visit,
 };

@@ -7,9 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::definition::{
-    BuiltinCheck, FormDefinition, MEMBER_COUNT_FIELD, PRESENCE_FIELD, RELATIONSHIP_FIELD,
-};
+use super::definition::{BuiltinCheck, FormDefinition, MEMBER_COUNT_FIELD, PRESENCE_FIELD, RELATIONSHIP_FIELD};
 use super::validate::{MemberAnswers, Problem, Report, ValidationContext, title};
 use crate::finding::Severity;
 use crate::value::FieldValue;
@@ -30,33 +28,19 @@ pub(crate) fn run(
     report: &mut Report,
 ) {
     match kind {
-        BuiltinCheck::MemberCountMatches => member_count_matches(
-            form,
-            severity.unwrap_or(Severity::Warn),
-            answers,
-            members,
-            report,
-        ),
+        BuiltinCheck::MemberCountMatches => {
+            member_count_matches(form, severity.unwrap_or(Severity::Warn), answers, members, report)
+        }
         BuiltinCheck::ExactlyOneHead => {
-            let default = if ctx.complete {
-                Severity::Reject
-            } else {
-                Severity::Warn
-            };
+            let default = if ctx.complete { Severity::Reject } else { Severity::Warn };
             exactly_one_head(severity.unwrap_or(default), members, report)
         }
-        BuiltinCheck::NikUniqueInHousehold => {
-            nik_unique(form, severity.unwrap_or(Severity::Reject), members, report)
-        }
+        BuiltinCheck::NikUniqueInHousehold => nik_unique(form, severity.unwrap_or(Severity::Reject), members, report),
     }
 }
 
 fn is_present(member: &MemberAnswers<'_>) -> bool {
-    member
-        .answers
-        .get(PRESENCE_FIELD)
-        .and_then(FieldValue::as_int)
-        .is_some_and(|p| PRESENT.contains(&p))
+    member.answers.get(PRESENCE_FIELD).and_then(FieldValue::as_int).is_some_and(|p| PRESENT.contains(&p))
 }
 
 fn member_count_matches(
@@ -93,12 +77,7 @@ fn exactly_one_head(severity: Severity, members: &[MemberAnswers<'_>], report: &
     let heads: Vec<&str> = members
         .iter()
         .filter(|m| is_present(m))
-        .filter(|m| {
-            m.answers
-                .get(RELATIONSHIP_FIELD)
-                .and_then(FieldValue::as_int)
-                == Some(HEAD)
-        })
+        .filter(|m| m.answers.get(RELATIONSHIP_FIELD).and_then(FieldValue::as_int) == Some(HEAD))
         .map(|m| m.key.as_str())
         .collect();
     let (value, message) = match heads.len() {
@@ -127,28 +106,16 @@ fn exactly_one_head(severity: Severity, members: &[MemberAnswers<'_>], report: &
     });
 }
 
-fn nik_unique(
-    form: &FormDefinition,
-    severity: Severity,
-    members: &[MemberAnswers<'_>],
-    report: &mut Report,
-) {
+fn nik_unique(form: &FormDefinition, severity: Severity, members: &[MemberAnswers<'_>], report: &mut Report) {
     let Some(nik_field) = form.member_nik_field() else {
         return;
     };
     let mut first_holder: BTreeMap<String, &str> = BTreeMap::new();
     for member in members {
-        let Some(raw) = member
-            .answers
-            .get(&nik_field.name)
-            .and_then(FieldValue::as_text)
-        else {
+        let Some(raw) = member.answers.get(&nik_field.name).and_then(FieldValue::as_text) else {
             continue;
         };
-        let digits: String = raw
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '.' | '-'))
-            .collect();
+        let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '.' | '-')).collect();
         if digits.is_empty() {
             continue;
         }

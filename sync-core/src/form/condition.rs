@@ -74,22 +74,12 @@ pub struct AnswerView<'a> {
 impl<'a> AnswerView<'a> {
     /// Household answers, for household-scope conditions.
     pub fn household(form: &'a FormDefinition, answers: &'a BTreeMap<String, FieldValue>) -> Self {
-        AnswerView {
-            form,
-            scope: Scope::Household,
-            answers,
-            household: None,
-        }
+        AnswerView { form, scope: Scope::Household, answers, household: None }
     }
 
     /// One member's answers, for member-scope conditions.
     pub fn member(form: &'a FormDefinition, answers: &'a BTreeMap<String, FieldValue>) -> Self {
-        AnswerView {
-            form,
-            scope: Scope::Member,
-            answers,
-            household: None,
-        }
+        AnswerView { form, scope: Scope::Member, answers, household: None }
     }
 
     /// A visit's answers, falling back to the household's for household fields.
@@ -98,12 +88,7 @@ impl<'a> AnswerView<'a> {
         visit: &'a BTreeMap<String, FieldValue>,
         household: &'a BTreeMap<String, FieldValue>,
     ) -> Self {
-        AnswerView {
-            form,
-            scope: Scope::Visit,
-            answers: visit,
-            household: Some(household),
-        }
+        AnswerView { form, scope: Scope::Visit, answers: visit, household: Some(household) }
     }
 
     /// The scope whose fields this view reads first.
@@ -122,13 +107,10 @@ impl<'a> AnswerView<'a> {
 
     /// The exclusive codes (e.g. 0 none, 99 unknown) of a multi-select field; empty for others.
     fn exclusive_codes(&self, field: &str) -> &'a [i64] {
-        let def = self
-            .form
-            .field(self.scope, field)
-            .or_else(|| match self.household {
-                Some(_) => self.form.field(Scope::Household, field),
-                None => None,
-            });
+        let def = self.form.field(self.scope, field).or_else(|| match self.household {
+            Some(_) => self.form.field(Scope::Household, field),
+            None => None,
+        });
         match def.map(|def| &def.kind) {
             Some(FieldKind::MultiSelect { exclusive, .. }) => exclusive,
             _ => &[],
@@ -161,9 +143,9 @@ impl Condition {
                     (Comparison::Gte(b), Some(a)) => a.as_f64().is_some_and(|a| a >= *b),
                     (Comparison::Lt(b), Some(a)) => a.as_f64().is_some_and(|a| a < *b),
                     (Comparison::Lte(b), Some(a)) => a.as_f64().is_some_and(|a| a <= *b),
-                    (Comparison::HasBit(bit), Some(a)) => a.as_int().is_some_and(|a| {
-                        !view.exclusive_codes(field).contains(&a) && a & bit == *bit
-                    }),
+                    (Comparison::HasBit(bit), Some(a)) => {
+                        a.as_int().is_some_and(|a| !view.exclusive_codes(field).contains(&a) && a & bit == *bit)
+                    }
                 }
             }
         }
@@ -179,9 +161,7 @@ impl Condition {
     fn collect_fields<'s>(&'s self, out: &mut Vec<&'s str>) {
         match self {
             Condition::Field { field, .. } => out.push(field),
-            Condition::All(inner) | Condition::Any(inner) => {
-                inner.iter().for_each(|c| c.collect_fields(out))
-            }
+            Condition::All(inner) | Condition::Any(inner) => inner.iter().for_each(|c| c.collect_fields(out)),
             Condition::Not(inner) => inner.collect_fields(out),
         }
     }
@@ -196,9 +176,7 @@ impl Condition {
     fn collect_tests<'s>(&'s self, out: &mut Vec<(&'s str, &'s Comparison)>) {
         match self {
             Condition::Field { field, test } => out.push((field, test)),
-            Condition::All(inner) | Condition::Any(inner) => {
-                inner.iter().for_each(|c| c.collect_tests(out))
-            }
+            Condition::All(inner) | Condition::Any(inner) => inner.iter().for_each(|c| c.collect_tests(out)),
             Condition::Not(inner) => inner.collect_tests(out),
         }
     }
@@ -325,22 +303,7 @@ impl TryFrom<RawCondition> for Condition {
     type Error = String;
 
     fn try_from(raw: RawCondition) -> Result<Self, String> {
-        let RawCondition {
-            field,
-            eq,
-            ne,
-            in_,
-            not_in,
-            gt,
-            gte,
-            lt,
-            lte,
-            answered,
-            has_bit,
-            all,
-            any,
-            not,
-        } = raw;
+        let RawCondition { field, eq, ne, in_, not_in, gt, gte, lt, lte, answered, has_bit, all, any, not } = raw;
         let mut found: Vec<Condition> = Vec::new();
         let mut tests: Vec<Comparison> = Vec::new();
         tests.extend(eq.map(Comparison::Eq));
@@ -358,12 +321,10 @@ impl TryFrom<RawCondition> for Condition {
         found.extend(not.map(Condition::Not));
 
         match (tests.len() + found.len(), field) {
-            (0, _) => Err(format!(
-                "a condition needs one operator ({OPERATORS}); found none"
-            )),
-            (n, _) if n > 1 => Err(format!(
-                "a condition takes exactly one operator ({OPERATORS}); found {n}: nest them in \"all\""
-            )),
+            (0, _) => Err(format!("a condition needs one operator ({OPERATORS}); found none")),
+            (n, _) if n > 1 => {
+                Err(format!("a condition takes exactly one operator ({OPERATORS}); found {n}: nest them in \"all\""))
+            }
             (_, Some(field)) => match tests.pop() {
                 Some(test) => Ok(Condition::Field { field, test }),
                 None => Err(format!(
@@ -415,10 +376,7 @@ mod tests {
     }
 
     fn answers(pairs: &[(&str, FieldValue)]) -> BTreeMap<String, FieldValue> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
     }
 
     fn member_holds(json: &str, pairs: &[(&str, FieldValue)]) -> bool {
@@ -432,28 +390,16 @@ mod tests {
         use FieldValue::Int;
         let age = |n| [("age_years", Int(n))];
         assert!(member_holds(r#"{"field": "age_years", "eq": 5}"#, &age(5)));
-        assert!(member_holds(
-            r#"{"field": "age_years", "eq": 5.0}"#,
-            &age(5)
-        ));
+        assert!(member_holds(r#"{"field": "age_years", "eq": 5.0}"#, &age(5)));
         assert!(member_holds(r#"{"field": "age_years", "ne": 5}"#, &age(6)));
-        assert!(member_holds(
-            r#"{"field": "age_years", "in": [4, 5]}"#,
-            &age(5)
-        ));
-        assert!(member_holds(
-            r#"{"field": "age_years", "not_in": [4, 5]}"#,
-            &age(6)
-        ));
+        assert!(member_holds(r#"{"field": "age_years", "in": [4, 5]}"#, &age(5)));
+        assert!(member_holds(r#"{"field": "age_years", "not_in": [4, 5]}"#, &age(6)));
         assert!(member_holds(r#"{"field": "age_years", "gt": 4}"#, &age(5)));
         assert!(!member_holds(r#"{"field": "age_years", "gt": 5}"#, &age(5)));
         assert!(member_holds(r#"{"field": "age_years", "gte": 5}"#, &age(5)));
         assert!(member_holds(r#"{"field": "age_years", "lt": 6}"#, &age(5)));
         assert!(member_holds(r#"{"field": "age_years", "lte": 5}"#, &age(5)));
-        assert!(member_holds(
-            r#"{"field": "age_years", "answered": true}"#,
-            &age(5)
-        ));
+        assert!(member_holds(r#"{"field": "age_years", "answered": true}"#, &age(5)));
     }
 
     #[test]
@@ -468,67 +414,32 @@ mod tests {
         ] {
             assert!(!member_holds(json, &[]), "{json}");
         }
-        assert!(member_holds(
-            r#"{"field": "age_years", "answered": false}"#,
-            &[]
-        ));
+        assert!(member_holds(r#"{"field": "age_years", "answered": false}"#, &[]));
         // Blank text is no answer.
         let blank = [("full_name", FieldValue::Text("  ".into()))];
-        assert!(member_holds(
-            r#"{"field": "full_name", "answered": false}"#,
-            &blank
-        ));
+        assert!(member_holds(r#"{"field": "full_name", "answered": false}"#, &blank));
     }
 
     #[test]
     fn has_bit_reads_a_multi_select_sum_but_not_an_exclusive_code() {
         let insurance = |n| [("health_insurance", FieldValue::Int(n))];
-        assert!(member_holds(
-            r#"{"field": "health_insurance", "has_bit": 1}"#,
-            &insurance(5)
-        ));
-        assert!(member_holds(
-            r#"{"field": "health_insurance", "has_bit": 4}"#,
-            &insurance(5)
-        ));
-        assert!(!member_holds(
-            r#"{"field": "health_insurance", "has_bit": 2}"#,
-            &insurance(5)
-        ));
+        assert!(member_holds(r#"{"field": "health_insurance", "has_bit": 1}"#, &insurance(5)));
+        assert!(member_holds(r#"{"field": "health_insurance", "has_bit": 4}"#, &insurance(5)));
+        assert!(!member_holds(r#"{"field": "health_insurance", "has_bit": 2}"#, &insurance(5)));
         // 99 "tidak tahu" = 64 + 32 + 2 + 1 in binary, yet includes no insurance.
-        assert!(!member_holds(
-            r#"{"field": "health_insurance", "has_bit": 1}"#,
-            &insurance(99)
-        ));
+        assert!(!member_holds(r#"{"field": "health_insurance", "has_bit": 1}"#, &insurance(99)));
     }
 
     #[test]
     fn combinators_nest() {
         use FieldValue::Int;
-        let woman = [
-            ("sex", Int(2)),
-            ("age_years", Int(30)),
-            ("marital_status", Int(2)),
-        ];
+        let woman = [("sex", Int(2)), ("age_years", Int(30)), ("marital_status", Int(2))];
         let pregnant_asked = r#"{"all": [{"field": "sex", "eq": 2}, {"field": "age_years", "gte": 10},
             {"field": "age_years", "lte": 54}, {"field": "marital_status", "in": [2, 3, 4]}]}"#;
         assert!(member_holds(pregnant_asked, &woman));
-        assert!(!member_holds(
-            pregnant_asked,
-            &[
-                ("sex", Int(1)),
-                ("age_years", Int(30)),
-                ("marital_status", Int(2))
-            ]
-        ));
-        assert!(member_holds(
-            r#"{"any": [{"field": "sex", "eq": 1}, {"field": "age_years", "gt": 20}]}"#,
-            &woman
-        ));
-        assert!(member_holds(
-            r#"{"not": {"field": "sex", "eq": 1}}"#,
-            &woman
-        ));
+        assert!(!member_holds(pregnant_asked, &[("sex", Int(1)), ("age_years", Int(30)), ("marital_status", Int(2))]));
+        assert!(member_holds(r#"{"any": [{"field": "sex", "eq": 1}, {"field": "age_years", "gt": 20}]}"#, &woman));
+        assert!(member_holds(r#"{"not": {"field": "sex", "eq": 1}}"#, &woman));
         assert!(member_holds(r#"{"all": []}"#, &[]));
         assert!(!member_holds(r#"{"any": []}"#, &[]));
     }
@@ -564,12 +475,8 @@ mod tests {
         let c = condition(
             r#"{"all": [{"field": "sex", "eq": 2}, {"any": [{"field": "age_years", "gte": 10}, {"field": "x", "answered": false}]}]}"#,
         );
-        assert_eq!(
-            c.to_string(),
-            "sex is 2 and (age_years is at least 10 or x is not answered)"
-        );
-        let again: Condition =
-            serde_json::from_str(&serde_json::to_string(&c).expect("serialises")).expect("parses");
+        assert_eq!(c.to_string(), "sex is 2 and (age_years is at least 10 or x is not answered)");
+        let again: Condition = serde_json::from_str(&serde_json::to_string(&c).expect("serialises")).expect("parses");
         assert_eq!(again, c);
         assert_eq!(c.fields(), ["sex", "age_years", "x"]);
     }

@@ -312,11 +312,8 @@ pub enum BuiltinCheck {
 
 impl BuiltinCheck {
     /// Every built-in, for listing them in errors.
-    pub const ALL: [BuiltinCheck; 3] = [
-        BuiltinCheck::MemberCountMatches,
-        BuiltinCheck::ExactlyOneHead,
-        BuiltinCheck::NikUniqueInHousehold,
-    ];
+    pub const ALL: [BuiltinCheck; 3] =
+        [BuiltinCheck::MemberCountMatches, BuiltinCheck::ExactlyOneHead, BuiltinCheck::NikUniqueInHousehold];
 
     /// The id that switches the built-in on in a form's `checks`.
     pub fn id(self) -> &'static str {
@@ -344,10 +341,7 @@ pub struct Pattern {
 impl Pattern {
     /// A pattern from its source text; it is compiled on first use.
     pub fn new(source: impl Into<String>) -> Self {
-        Pattern {
-            source: source.into(),
-            compiled: OnceLock::new(),
-        }
+        Pattern { source: source.into(), compiled: OnceLock::new() }
     }
 
     /// The pattern as written in the definition.
@@ -358,9 +352,7 @@ impl Pattern {
     /// The compiled expression, anchored at both ends, or why it does not compile.
     pub fn regex(&self) -> Result<&Regex, &str> {
         self.compiled
-            .get_or_init(|| {
-                Regex::new(&format!("^(?:{})$", self.source)).map_err(|e| e.to_string())
-            })
+            .get_or_init(|| Regex::new(&format!("^(?:{})$", self.source)).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(String::as_str)
     }
@@ -413,9 +405,7 @@ pub enum FormError {
         field: String,
     },
     /// A condition, check or identifier field refers to a field its scope cannot read.
-    #[error(
-        "{location} refers to `{field}`, which is not a {scopes} field; define it or fix the name"
-    )]
+    #[error("{location} refers to `{field}`, which is not a {scopes} field; define it or fix the name")]
     UnknownField {
         /// Where the reference is, e.g. "member field `pregnant` (relevant)".
         location: String,
@@ -495,24 +485,16 @@ impl FormDefinition {
                 if !is_field_name(&field.name) {
                     return Err(invalid(
                         location,
-                        "a field name uses only lowercase letters, digits and '_', starting with a letter"
-                            .into(),
+                        "a field name uses only lowercase letters, digits and '_', starting with a letter".into(),
                     ));
                 }
                 if !seen.insert(field.name.as_str())
-                    || (scope == Scope::Visit
-                        && self.field(Scope::Household, &field.name).is_some())
+                    || (scope == Scope::Visit && self.field(Scope::Household, &field.name).is_some())
                 {
-                    return Err(FormError::DuplicateField {
-                        scope,
-                        field: field.name.clone(),
-                    });
+                    return Err(FormError::DuplicateField { scope, field: field.name.clone() });
                 }
                 if field.label.trim().is_empty() {
-                    return Err(invalid(
-                        location,
-                        "the label is empty; give the question's label".into(),
-                    ));
+                    return Err(invalid(location, "the label is empty; give the question's label".into()));
                 }
                 self.check_kind(scope, field, &location)?;
             }
@@ -522,10 +504,7 @@ impl FormDefinition {
                 if let Some(condition) = &field.relevant {
                     let location = format!("{scope} field `{}` (relevant)", field.name);
                     if condition.fields().contains(&field.name.as_str()) {
-                        return Err(invalid(
-                            location,
-                            "a field cannot be relevant on its own answer".into(),
-                        ));
+                        return Err(invalid(location, "a field cannot be relevant on its own answer".into()));
                     }
                     self.check_condition(scope, condition, &location)?;
                 }
@@ -536,38 +515,28 @@ impl FormDefinition {
     }
 
     fn check_kind(&self, scope: Scope, field: &FieldDef, location: &str) -> Result<(), FormError> {
-        let invalid = |reason: String| FormError::Invalid {
-            location: location.to_owned(),
-            reason,
-        };
+        let invalid = |reason: String| FormError::Invalid { location: location.to_owned(), reason };
         match &field.kind {
-            FieldKind::Text {
-                max_len, pattern, ..
-            } => {
+            FieldKind::Text { max_len, pattern, .. } => {
                 if *max_len == Some(0) {
                     return Err(invalid("`max_len` must be at least 1".into()));
                 }
                 if let Some(pattern) = pattern {
-                    pattern
-                        .regex()
-                        .map_err(|e| invalid(format!("`pattern` does not compile: {e}")))?;
+                    pattern.regex().map_err(|e| invalid(format!("`pattern` does not compile: {e}")))?;
                 }
             }
-            FieldKind::Integer {
-                min: Some(min),
-                max: Some(max),
-                ..
-            } if min > max => {
+            FieldKind::Integer { min: Some(min), max: Some(max), .. } if min > max => {
                 return Err(invalid(format!("`min` {min} is above `max` {max}")));
             }
             FieldKind::Decimal { min, max } => {
                 if min.is_some_and(|v| !v.is_finite()) || max.is_some_and(|v| !v.is_finite()) {
                     return Err(invalid("`min` and `max` must be finite numbers".into()));
                 }
-                if let (Some(min), Some(max)) = (min, max) {
-                    if min > max {
+                match (min, max) {
+                    (Some(min), Some(max)) if min > max => {
                         return Err(invalid(format!("`min` {min} is above `max` {max}")));
                     }
+                    _ => {}
                 }
             }
             FieldKind::SelectOne { choices } => check_choices(choices).map_err(invalid)?,
@@ -596,17 +565,12 @@ impl FormDefinition {
                     }
                 }
             }
-            FieldKind::Nik {
-                sex_field,
-                birth_date_field,
-            } => {
+            FieldKind::Nik { sex_field, birth_date_field } => {
                 if let Some(name) = sex_field {
                     match self.field(scope, name).map(|f| &f.kind) {
                         Some(FieldKind::SelectOne { .. } | FieldKind::Integer { .. }) => {}
                         Some(_) => {
-                            return Err(invalid(format!(
-                                "`sex_field` `{name}` must be a select_one or integer field"
-                            )));
+                            return Err(invalid(format!("`sex_field` `{name}` must be a select_one or integer field")));
                         }
                         None => {
                             return Err(FormError::UnknownField {
@@ -621,9 +585,7 @@ impl FormDefinition {
                     match self.field(scope, name).map(|f| &f.kind) {
                         Some(FieldKind::Date { .. }) => {}
                         Some(_) => {
-                            return Err(invalid(format!(
-                                "`birth_date_field` `{name}` must be a date field"
-                            )));
+                            return Err(invalid(format!("`birth_date_field` `{name}` must be a date field")));
                         }
                         None => {
                             return Err(FormError::UnknownField {
@@ -648,12 +610,7 @@ impl FormDefinition {
         })
     }
 
-    fn check_condition(
-        &self,
-        scope: Scope,
-        condition: &Condition,
-        location: &str,
-    ) -> Result<(), FormError> {
+    fn check_condition(&self, scope: Scope, condition: &Condition, location: &str) -> Result<(), FormError> {
         for (name, test) in condition.tests() {
             let Some(field) = self.readable_field(scope, name) else {
                 return Err(FormError::UnknownField {
@@ -695,14 +652,9 @@ impl FormDefinition {
         let mut ids = HashSet::new();
         for check in &self.checks {
             let location = format!("check `{}`", check.id);
-            let invalid = |reason: String| FormError::Invalid {
-                location: location.clone(),
-                reason,
-            };
+            let invalid = |reason: String| FormError::Invalid { location: location.clone(), reason };
             if !ids.insert(check.id.as_str()) {
-                return Err(invalid(
-                    "the id is used twice; give each check its own id".into(),
-                ));
+                return Err(invalid("the id is used twice; give each check its own id".into()));
             }
             let Some(when) = &check.when else {
                 let Some(builtin) = BuiltinCheck::from_id(&check.id) else {
@@ -718,19 +670,13 @@ impl FormDefinition {
                 return self.check_builtin_prerequisites(builtin, &location);
             };
             if check.severity.is_none() {
-                return Err(invalid(
-                    "a rule check needs a `severity` (reject or warn)".into(),
-                ));
+                return Err(invalid("a rule check needs a `severity` (reject or warn)".into()));
             }
             if check.message.trim().is_empty() {
-                return Err(invalid(
-                    "a rule check needs a `message` saying what to do".into(),
-                ));
+                return Err(invalid("a rule check needs a `message` saying what to do".into()));
             }
             if check.fields.is_empty() {
-                return Err(invalid(
-                    "a rule check needs `fields` naming what to blame".into(),
-                ));
+                return Err(invalid("a rule check needs `fields` naming what to blame".into()));
             }
             for name in &check.fields {
                 if self.readable_field(check.scope, name).is_none() {
@@ -746,20 +692,12 @@ impl FormDefinition {
         Ok(())
     }
 
-    fn check_builtin_prerequisites(
-        &self,
-        builtin: BuiltinCheck,
-        location: &str,
-    ) -> Result<(), FormError> {
+    fn check_builtin_prerequisites(&self, builtin: BuiltinCheck, location: &str) -> Result<(), FormError> {
         let needs: &[(Scope, &str)] = match builtin {
-            BuiltinCheck::MemberCountMatches => &[
-                (Scope::Household, MEMBER_COUNT_FIELD),
-                (Scope::Member, PRESENCE_FIELD),
-            ],
-            BuiltinCheck::ExactlyOneHead => &[
-                (Scope::Member, PRESENCE_FIELD),
-                (Scope::Member, RELATIONSHIP_FIELD),
-            ],
+            BuiltinCheck::MemberCountMatches => {
+                &[(Scope::Household, MEMBER_COUNT_FIELD), (Scope::Member, PRESENCE_FIELD)]
+            }
+            BuiltinCheck::ExactlyOneHead => &[(Scope::Member, PRESENCE_FIELD), (Scope::Member, RELATIONSHIP_FIELD)],
             BuiltinCheck::NikUniqueInHousehold => &[],
         };
         for (scope, name) in needs {
@@ -782,9 +720,7 @@ impl FormDefinition {
 
     /// The member field holding the NIK (the first of kind `nik`).
     pub(crate) fn member_nik_field(&self) -> Option<&FieldDef> {
-        self.member
-            .iter()
-            .find(|f| matches!(f.kind, FieldKind::Nik { .. }))
+        self.member.iter().find(|f| matches!(f.kind, FieldKind::Nik { .. }))
     }
 }
 
@@ -820,10 +756,7 @@ fn check_choices(choices: &[Choice]) -> Result<(), String> {
     let mut labels = HashSet::new();
     for choice in choices {
         if !codes.insert(choice.code) {
-            return Err(format!(
-                "choice code {} is listed twice; codes must be unique",
-                choice.code
-            ));
+            return Err(format!("choice code {} is listed twice; codes must be unique", choice.code));
         }
         if choice.label.trim().is_empty() || !labels.insert(choice.label.to_lowercase()) {
             return Err(format!(
@@ -837,29 +770,21 @@ fn check_choices(choices: &[Choice]) -> Result<(), String> {
 
 /// Whether a test suits the field's type; `Err` completes "the test on `x` …".
 fn check_test(field: &FieldDef, test: &Comparison) -> Result<(), String> {
-    let numeric = matches!(
-        field.kind,
-        FieldKind::Integer { .. } | FieldKind::Decimal { .. } | FieldKind::SelectOne { .. }
-    );
+    let numeric =
+        matches!(field.kind, FieldKind::Integer { .. } | FieldKind::Decimal { .. } | FieldKind::SelectOne { .. });
     match test {
         Comparison::Answered(_) => Ok(()),
         Comparison::Gt(_) | Comparison::Gte(_) | Comparison::Lt(_) | Comparison::Lte(_) => {
             if numeric {
                 Ok(())
             } else {
-                Err(format!(
-                    "compares numbers, but `{}` is {}",
-                    field.name,
-                    field.kind.describe()
-                ))
+                Err(format!("compares numbers, but `{}` is {}", field.name, field.kind.describe()))
             }
         }
         Comparison::HasBit(bit) => match &field.kind {
             FieldKind::MultiSelect { choices, exclusive } => {
                 if exclusive.contains(bit) || !choices.iter().any(|c| c.code == *bit) {
-                    Err(format!(
-                        "asks for code {bit}, which is not a combinable choice"
-                    ))
+                    Err(format!("asks for code {bit}, which is not a combinable choice"))
                 } else {
                     Ok(())
                 }
@@ -881,9 +806,7 @@ fn check_operand(field: &FieldDef, value: &FieldValue) -> Result<(), String> {
     let fits = match (&field.kind, value) {
         (FieldKind::SelectOne { choices }, FieldValue::Int(code)) => {
             if !choices.iter().any(|c| c.code == *code) {
-                return Err(format!(
-                    "compares with {code}, which is not one of its codes"
-                ));
+                return Err(format!("compares with {code}, which is not one of its codes"));
             }
             true
         }
@@ -904,11 +827,7 @@ fn check_operand(field: &FieldDef, value: &FieldValue) -> Result<(), String> {
     if fits {
         Ok(())
     } else {
-        Err(format!(
-            "compares with {value}, but `{}` holds {}",
-            field.name,
-            field.kind.describe()
-        ))
+        Err(format!("compares with {value}, but `{}` holds {}", field.name, field.kind.describe()))
     }
 }
 
@@ -1039,13 +958,7 @@ mod tests {
         "employment_insurance",
         "disability_type",
     ];
-    const VISIT_FIELDS: &[&str] = &[
-        "outcome",
-        "purpose",
-        "officer_role",
-        "notice_given",
-        "respondent_member_id",
-    ];
+    const VISIT_FIELDS: &[&str] = &["outcome", "purpose", "officer_role", "notice_given", "respondent_member_id"];
 
     fn names(form: &FormDefinition, scope: Scope) -> Vec<&str> {
         form.fields(scope).iter().map(|f| f.name.as_str()).collect()
@@ -1055,21 +968,15 @@ mod tests {
     fn default_form_parses_and_has_every_domain_field() {
         let form = FormDefinition::default_dtsen();
         assert_eq!(form.key(), "dtsen-ground-check@1");
-        for (scope, expected) in [
-            (Scope::Household, HOUSEHOLD_FIELDS),
-            (Scope::Member, MEMBER_FIELDS),
-            (Scope::Visit, VISIT_FIELDS),
-        ] {
+        for (scope, expected) in
+            [(Scope::Household, HOUSEHOLD_FIELDS), (Scope::Member, MEMBER_FIELDS), (Scope::Visit, VISIT_FIELDS)]
+        {
             let have = names(form, scope);
             let missing: Vec<&&str> = expected.iter().filter(|n| !have.contains(n)).collect();
             assert!(missing.is_empty(), "{scope} fields missing: {missing:?}");
         }
         assert!(form.field(Scope::Household, "review_state").is_none());
-        assert_eq!(
-            form.field(Scope::Household, "floor_area_m2")
-                .map(|f| f.label.as_str()),
-            Some("Luas lantai (m²)")
-        );
+        assert_eq!(form.field(Scope::Household, "floor_area_m2").map(|f| f.label.as_str()), Some("Luas lantai (m²)"));
     }
 
     #[test]
@@ -1077,24 +984,11 @@ mod tests {
         let form = FormDefinition::default_dtsen();
         let codes: Vec<i64> = form.outcomes.iter().map(|o| o.code).collect();
         assert_eq!(codes, (1..=12).collect::<Vec<_>>());
-        let complete: Vec<i64> = form
-            .outcomes
-            .iter()
-            .filter(|o| o.complete_form)
-            .map(|o| o.code)
-            .collect();
+        let complete: Vec<i64> = form.outcomes.iter().filter(|o| o.complete_form).map(|o| o.code).collect();
         assert_eq!(complete, [1, 12]);
-        let not_final: Vec<i64> = form
-            .outcomes
-            .iter()
-            .filter(|o| !o.is_final)
-            .map(|o| o.code)
-            .collect();
+        let not_final: Vec<i64> = form.outcomes.iter().filter(|o| !o.is_final).map(|o| o.code).collect();
         assert_eq!(not_final, [2, 3]);
-        assert_eq!(
-            form.outcome(1).map(|o| o.key.as_str()),
-            Some("FOUND_COMPLETE")
-        );
+        assert_eq!(form.outcome(1).map(|o| o.key.as_str()), Some("FOUND_COMPLETE"));
         // The visit's outcome question offers exactly the outcome codes.
         let offered: Vec<i64> = form
             .field(Scope::Visit, "outcome")
@@ -1121,30 +1015,17 @@ mod tests {
             "chronic_disease",
             "disability_type",
         ] {
-            assert!(
-                form.field(Scope::Member, name).is_some_and(|f| f.sensitive),
-                "{name}"
-            );
+            assert!(form.field(Scope::Member, name).is_some_and(|f| f.sensitive), "{name}");
         }
-        assert!(
-            form.field(Scope::Member, "full_name")
-                .is_some_and(|f| !f.sensitive)
-        );
-        assert!(
-            form.field(Scope::Household, "village_code")
-                .is_some_and(|f| f.required == Required::Always)
-        );
-        assert!(
-            form.field(Scope::Household, "head_name")
-                .is_some_and(|f| f.required == Required::Always)
-        );
+        assert!(form.field(Scope::Member, "full_name").is_some_and(|f| !f.sensitive));
+        assert!(form.field(Scope::Household, "village_code").is_some_and(|f| f.required == Required::Always));
+        assert!(form.field(Scope::Household, "head_name").is_some_and(|f| f.required == Required::Always));
     }
 
     #[test]
     fn default_form_switches_on_the_three_builtins() {
         let form = FormDefinition::default_dtsen();
-        let builtins: Vec<BuiltinCheck> =
-            form.checks.iter().filter_map(CheckDef::builtin).collect();
+        let builtins: Vec<BuiltinCheck> = form.checks.iter().filter_map(CheckDef::builtin).collect();
         assert_eq!(builtins, BuiltinCheck::ALL);
     }
 
@@ -1187,10 +1068,7 @@ mod tests {
         let err = FormDefinition::from_json(&minimal(&format!("{TENURE}, {TENURE}"), ""));
         match err {
             Err(FormError::DuplicateField { scope, field }) => {
-                assert_eq!(
-                    (scope, field.as_str()),
-                    (Scope::Household, "building_tenure")
-                );
+                assert_eq!((scope, field.as_str()), (Scope::Household, "building_tenure"));
             }
             other => panic!("expected a duplicate field error, got {other:?}"),
         }
@@ -1211,10 +1089,7 @@ mod tests {
         let land = r#"{"name": "land_proof", "label": "Bukti", "kind": {"type": "integer"},
                        "relevant": {"field": "sex", "eq": 1}}"#;
         let message = refused(land, "");
-        assert!(
-            message.contains("`sex`") && message.contains("not a household field"),
-            "{message}"
-        );
+        assert!(message.contains("`sex`") && message.contains("not a household field"), "{message}");
     }
 
     #[test]
@@ -1222,10 +1097,7 @@ mod tests {
         let land = r#"{"name": "land_proof", "label": "Bukti", "kind": {"type": "integer"},
                        "relevant": {"field": "building_tenure", "eq": 7}}"#;
         let message = refused(&format!("{TENURE}, {land}"), "");
-        assert!(
-            message.contains("7") && message.contains("land_proof"),
-            "{message}"
-        );
+        assert!(message.contains("7") && message.contains("land_proof"), "{message}");
     }
 
     #[test]
@@ -1235,14 +1107,8 @@ mod tests {
                 r#"{"name": "a", "label": "A", "kind": {"type": "select_one", "choices": [{"code": 1, "label": "x"}, {"code": 1, "label": "y"}]}}"#,
                 "code 1",
             ),
-            (
-                r#"{"name": "a", "label": "A", "kind": {"type": "integer", "min": 5, "max": 1}}"#,
-                "`min` 5",
-            ),
-            (
-                r#"{"name": "a", "label": "A", "kind": {"type": "text", "pattern": "(\\d"}}"#,
-                "does not compile",
-            ),
+            (r#"{"name": "a", "label": "A", "kind": {"type": "integer", "min": 5, "max": 1}}"#, "`min` 5"),
+            (r#"{"name": "a", "label": "A", "kind": {"type": "text", "pattern": "(\\d"}}"#, "does not compile"),
             (
                 r#"{"name": "a", "label": "A", "kind": {"type": "multi_select", "choices": [{"code": 3, "label": "x"}]}}"#,
                 "power of two",
@@ -1251,18 +1117,12 @@ mod tests {
                 r#"{"name": "a", "label": "A", "kind": {"type": "multi_select", "choices": [{"code": 1, "label": "x"}, {"code": 2, "label": "y"}, {"code": 3, "label": "z"}], "exclusive": [3]}}"#,
                 "ambiguous",
             ),
-            (
-                r#"{"name": "A b", "label": "A", "kind": {"type": "boolean"}}"#,
-                "lowercase",
-            ),
+            (r#"{"name": "A b", "label": "A", "kind": {"type": "boolean"}}"#, "lowercase"),
         ];
         for (field, expected) in cases {
             let message = refused(field, "");
             assert!(message.contains(expected), "{message}");
-            assert!(
-                message.contains("household field `a`") || message.contains("`A b`"),
-                "{message}"
-            );
+            assert!(message.contains("household field `a`") || message.contains("`A b`"), "{message}");
         }
     }
 
@@ -1279,15 +1139,9 @@ mod tests {
         let check = r#"{"id": "c", "severity": "warn", "fields": ["roof"], "message": "m",
                         "when": {"field": "building_tenure", "eq": 1}}"#;
         let message = refused(TENURE, check);
-        assert!(
-            message.contains("check `c`") && message.contains("`roof`"),
-            "{message}"
-        );
+        assert!(message.contains("check `c`") && message.contains("`roof`"), "{message}");
         let message = refused(TENURE, r#"{"id": "one_head_please"}"#);
-        assert!(
-            message.contains("built-in") && message.contains("exactly_one_head"),
-            "{message}"
-        );
+        assert!(message.contains("built-in") && message.contains("exactly_one_head"), "{message}");
         let no_severity = r#"{"id": "c", "fields": ["building_tenure"], "message": "m",
                               "when": {"field": "building_tenure", "eq": 1}}"#;
         assert!(refused(TENURE, no_severity).contains("severity"));
@@ -1301,9 +1155,6 @@ mod tests {
 
     #[test]
     fn invalid_json_is_a_json_error() {
-        assert!(matches!(
-            FormDefinition::from_json("{"),
-            Err(FormError::Json(_))
-        ));
+        assert!(matches!(FormDefinition::from_json("{"), Err(FormError::Json(_))));
     }
 }

@@ -12,6 +12,7 @@
 
 use super::definition::{FieldDef, FieldKind};
 use crate::finding::Finding;
+use crate::ids;
 use crate::value::FieldValue;
 
 impl FieldDef {
@@ -19,67 +20,31 @@ impl FieldDef {
     ///
     /// Integers refuse `2.5`; decimals accept `2,5`; select-one accepts a code or a label (exact,
     /// any letter case); multi-select accepts `1+4` or the sum `5`; booleans accept
-    /// 1/0/true/false/ya/tidak; NIK and KK numbers drop spaces, dots and dashes; other text is
+    /// 1/0/true/false/ya/tidak; NIK and KK numbers drop spaces, dots and dashes; a well-shaped
+    /// village code is stored dotted (`7314011001` becomes `73.14.01.1001`); other text is
     /// trimmed.
     pub fn parse_input(&self, raw: &str) -> Result<Option<FieldValue>, Finding> {
         let text = raw.trim();
         if text.is_empty() {
             return Ok(None);
         }
-        let value =
-            match &self.kind {
-                FieldKind::Text { .. }
-                | FieldKind::Date { .. }
-                | FieldKind::VillageCode
-                | FieldKind::Gps => FieldValue::Text(text.to_owned()),
-                FieldKind::Nik { .. } | FieldKind::KkNumber => FieldValue::Text(
-                    text.chars()
-                        .filter(|c| !matches!(c, ' ' | '.' | '-'))
-                        .collect(),
-                ),
-                FieldKind::Integer { .. } => FieldValue::Int(self.parse_whole_number(text)?),
-                FieldKind::Decimal { .. } => {
-                    let normalised = if text.contains('.') {
-                        text.to_owned()
-                    } else {
-                        text.replace(',', ".")
-                    };
-                    match normalised.parse::<f64>() {
-                        Ok(number) if number.is_finite() => FieldValue::Decimal(number),
-                        _ => return Err(self.type_error(
-                            "not a number; enter digits with an optional decimal point, e.g. 12.5",
-                        )),
-                    }
-                }
-                FieldKind::SelectOne { choices } => match text.parse::<i64>() {
-                    Ok(code) => FieldValue::Int(code),
-                    Err(_) => match choices
-                        .iter()
-                        .find(|c| c.label.to_lowercase() == text.to_lowercase())
-                    {
-                        Some(choice) => FieldValue::Int(choice.code),
-                        None => {
-                            return Err(Finding::reject(
-                                "choice",
-                                format!(
-                                    "{}: not a code or a label of this question; enter one of {}",
-                                    self.title(),
-                                    list_choices(self)
-                                ),
-                            ));
-                        }
-                    },
-                },
-                FieldKind::MultiSelect { .. } => FieldValue::Int(self.parse_code_sum(text)?),
-                FieldKind::Boolean => match text.to_lowercase().as_str() {
-                    "1" | "true" | "ya" => FieldValue::Bool(true),
-                    "0" | "false" | "tidak" => FieldValue::Bool(false),
-                    _ => {
-                        return Err(self
-                            .type_error("not yes or no; enter ya or tidak (or 1/0, true/false)"));
-                    }
-                },
-            };
+        let value = match &self.kind {
+            FieldKind::Text { .. } | FieldKind::Date { .. } | FieldKind::Gps => FieldValue::Text(text.to_owned()),
+            FieldKind::Nik { .. } | FieldKind::KkNumber => {
+                FieldValue::Text(text.chars().filter(|c| !matches!(c, ' ' | '.' | '-')).collect())
+            }
+            // Whether the code exists is for validation to say; here it only gets its dots.
+            FieldKind::VillageCode => FieldValue::Text(
+                ids::VillageCode::parse_format_only(text)
+                    .map(|code| code.as_str().to_owned())
+                    .unwrap_or_else(|_| text.to_owned()),
+            ),
+            FieldKind::Integer { .. } => FieldValue::Int(self.parse_whole_number(text)?),
+            FieldKind::Decimal { .. } => FieldValue::Decimal(self.parse_decimal(text)?),
+            FieldKind::SelectOne { .. } => FieldValue::Int(self.parse_code_or_label(text)?),
+            FieldKind::MultiSelect { .. } => FieldValue::Int(self.parse_code_sum(text)?),
+            FieldKind::Boolean => FieldValue::Bool(self.parse_yes_no(text)?),
+        };
         Ok(Some(value))
     }
 
@@ -116,7 +81,11 @@ impl FieldDef {
                 for item in items {
                     match item.as_i64() {
                         Some(code) => parts.push(code),
-                        None => return Err(self.type_error("lists something other than a code; write an array of codes such as [1, 4]")),
+                        None => {
+                            return Err(self.type_error(
+                                "lists something other than a code; write an array of codes such as [1, 4]",
+                            ));
+                        }
                     }
                 }
                 if parts.is_empty() {
@@ -138,6 +107,41 @@ impl FieldDef {
 
     fn type_error(&self, what: &str) -> Finding {
         Finding::reject("type", format!("{}: {what}", self.title()))
+    }
+
+    fn parse_decimal(&self, text: &str) -> Result<f64, Finding> {
+        // A decimal comma (Indonesian style) is read as a point when there is no point.
+        let normalised = if text.contains('.') { text.to_owned() } else { text.replace(',', ".") };
+        match normalised.parse::<f64>() {
+            Ok(number) if number.is_finite() => Ok(number),
+            _ => Err(self.type_error("not a number; enter digits with a decimal point, e.g. 12.5")),
+        }
+    }
+
+    fn parse_code_or_label(&self, text: &str) -> Result<i64, Finding> {
+        if let Ok(code) = text.parse::<i64>() {
+            return Ok(code);
+        }
+        let wanted = text.to_lowercase();
+        match self.kind.choices().iter().find(|c| c.label.to_lowercase() == wanted) {
+            Some(choice) => Ok(choice.code),
+            None => Err(Finding::reject(
+                "choice",
+                format!(
+                    "{}: not a code or a label of this question; enter one of {}",
+                    self.title(),
+                    list_choices(self)
+                ),
+            )),
+        }
+    }
+
+    fn parse_yes_no(&self, text: &str) -> Result<bool, Finding> {
+        match text.to_lowercase().as_str() {
+            "1" | "true" | "ya" => Ok(true),
+            "0" | "false" | "tidak" => Ok(false),
+            _ => Err(self.type_error("not yes or no; enter ya or tidak (or 1/0, true/false)")),
+        }
     }
 
     fn parse_whole_number(&self, text: &str) -> Result<i64, Finding> {
@@ -202,10 +206,7 @@ impl FieldDef {
             if sum & code != 0 {
                 return Err(Finding::reject(
                     "choice",
-                    format!(
-                        "{}: code {code} is listed twice; list each code once",
-                        self.title()
-                    ),
+                    format!("{}: code {code} is listed twice; list each code once", self.title()),
                 ));
             }
             sum |= code;
@@ -224,10 +225,7 @@ fn whole_f64(number: f64) -> Option<i64> {
 pub(crate) fn list_choices(field: &FieldDef) -> String {
     let choices = field.kind.choices();
     if choices.len() <= 8 {
-        let parts: Vec<String> = choices
-            .iter()
-            .map(|c| format!("{} {}", c.code, c.label))
-            .collect();
+        let parts: Vec<String> = choices.iter().map(|c| format!("{} {}", c.code, c.label)).collect();
         return parts.join(", ");
     }
     let mut codes: Vec<i64> = choices.iter().map(|c| c.code).collect();
@@ -249,11 +247,7 @@ pub(crate) fn list_choices(field: &FieldDef) -> String {
 }
 
 fn show_range(start: i64, end: i64) -> String {
-    if start == end {
-        start.to_string()
-    } else {
-        format!("{start}–{end}")
-    }
+    if start == end { start.to_string() } else { format!("{start}–{end}") }
 }
 
 #[cfg(test)]
@@ -264,15 +258,11 @@ mod tests {
     use serde_json::json;
 
     fn household(name: &str) -> &'static FieldDef {
-        FormDefinition::default_dtsen()
-            .field(Scope::Household, name)
-            .expect("field exists")
+        FormDefinition::default_dtsen().field(Scope::Household, name).expect("field exists")
     }
 
     fn member(name: &str) -> &'static FieldDef {
-        FormDefinition::default_dtsen()
-            .field(Scope::Member, name)
-            .expect("field exists")
+        FormDefinition::default_dtsen().field(Scope::Member, name).expect("field exists")
     }
 
     fn parsed(field: &FieldDef, raw: &str) -> Option<FieldValue> {
@@ -287,10 +277,7 @@ mod tests {
     fn blank_input_means_no_answer() {
         assert_eq!(parsed(household("roof_material"), "   "), None);
         assert_eq!(parsed(household("address"), ""), None);
-        assert_eq!(
-            household("floor_area_m2").coerce_json(&json!(null)),
-            Ok(None)
-        );
+        assert_eq!(household("floor_area_m2").coerce_json(&json!(null)), Ok(None));
         assert_eq!(household("address").coerce_json(&json!(" ")), Ok(None));
     }
 
@@ -303,17 +290,8 @@ mod tests {
         // Out-of-list codes are left to validation, which reports them with the valid codes.
         assert_eq!(parsed(roof, "42"), Some(FieldValue::Int(42)));
         let finding = refused(roof, "genting");
-        assert_eq!(
-            (finding.rule.as_str(), finding.severity),
-            ("choice", Severity::Reject)
-        );
-        assert!(
-            finding
-                .message
-                .starts_with("roof_material (Jenis atap terluas):"),
-            "{}",
-            finding.message
-        );
+        assert_eq!((finding.rule.as_str(), finding.severity), ("choice", Severity::Reject));
+        assert!(finding.message.starts_with("roof_material (Jenis atap terluas):"), "{}", finding.message);
         assert!(finding.message.contains("2 genteng"), "{}", finding.message);
     }
 
@@ -325,10 +303,7 @@ mod tests {
         assert!(refused(area, "2.5").message.contains("whole number"));
         assert_eq!(refused(area, "tiga").rule, "type");
         assert_eq!(area.coerce_json(&json!(36)), Ok(Some(FieldValue::Int(36))));
-        assert_eq!(
-            area.coerce_json(&json!(36.0)),
-            Ok(Some(FieldValue::Int(36)))
-        );
+        assert_eq!(area.coerce_json(&json!(36.0)), Ok(Some(FieldValue::Int(36))));
         assert!(area.coerce_json(&json!(2.5)).is_err());
         assert!(area.coerce_json(&json!(true)).is_err());
     }
@@ -339,10 +314,7 @@ mod tests {
         assert_eq!(parsed(lat, "-3.99"), Some(FieldValue::Decimal(-3.99)));
         assert_eq!(parsed(lat, "-3,99"), Some(FieldValue::Decimal(-3.99)));
         assert_eq!(refused(lat, "utara").rule, "type");
-        assert_eq!(
-            lat.coerce_json(&json!(-4)),
-            Ok(Some(FieldValue::Decimal(-4.0)))
-        );
+        assert_eq!(lat.coerce_json(&json!(-4)), Ok(Some(FieldValue::Decimal(-4.0))));
     }
 
     #[test]
@@ -355,78 +327,43 @@ mod tests {
         assert_eq!(refused(docs, "1+3").rule, "choice");
         assert_eq!(refused(docs, "1+1").rule, "choice");
         assert_eq!(refused(docs, "1+x").rule, "type");
-        assert_eq!(
-            docs.coerce_json(&json!([1, 4])),
-            Ok(Some(FieldValue::Int(5)))
-        );
+        assert_eq!(docs.coerce_json(&json!([1, 4])), Ok(Some(FieldValue::Int(5))));
         assert_eq!(docs.coerce_json(&json!(5)), Ok(Some(FieldValue::Int(5))));
         assert!(docs.coerce_json(&json!([0, 4])).is_err());
     }
 
     #[test]
     fn booleans_accept_indonesian_and_numeric_forms() {
-        let notice = FormDefinition::default_dtsen()
-            .field(Scope::Visit, "notice_given")
-            .expect("field");
-        for (raw, expected) in [
-            ("ya", true),
-            ("Tidak", false),
-            ("1", true),
-            ("0", false),
-            ("TRUE", true),
-            ("false", false),
-        ] {
-            assert_eq!(
-                parsed(notice, raw),
-                Some(FieldValue::Bool(expected)),
-                "{raw}"
-            );
+        let notice = FormDefinition::default_dtsen().field(Scope::Visit, "notice_given").expect("field");
+        for (raw, expected) in
+            [("ya", true), ("Tidak", false), ("1", true), ("0", false), ("TRUE", true), ("false", false)]
+        {
+            assert_eq!(parsed(notice, raw), Some(FieldValue::Bool(expected)), "{raw}");
         }
         assert_eq!(refused(notice, "mungkin").rule, "type");
-        assert_eq!(
-            notice.coerce_json(&json!(true)),
-            Ok(Some(FieldValue::Bool(true)))
-        );
-        assert_eq!(
-            notice.coerce_json(&json!(0)),
-            Ok(Some(FieldValue::Bool(false)))
-        );
+        assert_eq!(notice.coerce_json(&json!(true)), Ok(Some(FieldValue::Bool(true))));
+        assert_eq!(notice.coerce_json(&json!(0)), Ok(Some(FieldValue::Bool(false))));
     }
 
     #[test]
     fn identifiers_drop_separators_and_must_be_json_strings() {
         let nik = member("nik");
-        assert_eq!(
-            parsed(nik, " 7314 0152.0785-9001 "),
-            Some(FieldValue::Text("7314015207859001".into()))
-        );
+        assert_eq!(parsed(nik, " 7314 0152.0785-9001 "), Some(FieldValue::Text("7314015207859001".into())));
         assert!(nik.coerce_json(&json!(7314015207859001_i64)).is_err());
         let kk = household("kk_number");
-        assert_eq!(
-            parsed(kk, "7314-0101-0120-9001"),
-            Some(FieldValue::Text("7314010101209001".into()))
-        );
-        // Village codes keep their dots: they are part of the format.
-        assert_eq!(
-            parsed(household("village_code"), " 73.14.01.1001 "),
-            Some(FieldValue::Text("73.14.01.1001".into()))
-        );
+        assert_eq!(parsed(kk, "7314-0101-0120-9001"), Some(FieldValue::Text("7314010101209001".into())));
+        // Village codes are stored in their dotted form, however they were typed.
+        for typed in [" 73.14.01.1001 ", "7314011001"] {
+            assert_eq!(parsed(household("village_code"), typed), Some(FieldValue::Text("73.14.01.1001".into())));
+        }
+        assert_eq!(parsed(household("village_code"), "73.14"), Some(FieldValue::Text("73.14".into())));
     }
 
     #[test]
     fn text_dates_and_gps_are_trimmed_text() {
-        assert_eq!(
-            parsed(household("address"), "  Jl. Poros  "),
-            Some(FieldValue::Text("Jl. Poros".into()))
-        );
-        assert_eq!(
-            parsed(member("birth_date"), "1985-07-12"),
-            Some(FieldValue::Text("1985-07-12".into()))
-        );
-        assert_eq!(
-            household("rt").coerce_json(&json!(3)),
-            Ok(Some(FieldValue::Text("3".into())))
-        );
+        assert_eq!(parsed(household("address"), "  Jl. Poros  "), Some(FieldValue::Text("Jl. Poros".into())));
+        assert_eq!(parsed(member("birth_date"), "1985-07-12"), Some(FieldValue::Text("1985-07-12".into())));
+        assert_eq!(household("rt").coerce_json(&json!(3)), Ok(Some(FieldValue::Text("3".into()))));
         assert!(household("address").coerce_json(&json!({"a": 1})).is_err());
     }
 }

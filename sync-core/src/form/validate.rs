@@ -63,16 +63,12 @@ impl Report {
 
     /// The problems that block the save.
     pub fn rejects(&self) -> impl Iterator<Item = &Problem> {
-        self.problems
-            .iter()
-            .filter(|p| p.severity == Severity::Reject)
+        self.problems.iter().filter(|p| p.severity == Severity::Reject)
     }
 
     /// The problems that are reported but do not block the save.
     pub fn warnings(&self) -> impl Iterator<Item = &Problem> {
-        self.problems
-            .iter()
-            .filter(|p| p.severity == Severity::Warn)
+        self.problems.iter().filter(|p| p.severity == Severity::Warn)
     }
 
     /// Appends another report's problems (e.g. a member's to its household's).
@@ -98,9 +94,7 @@ pub struct ValidationContext {
 impl ValidationContext {
     /// The context for a visit with this outcome code: complete when the outcome asks for it.
     pub fn for_outcome(form: &FormDefinition, outcome: Option<i64>, today: Date) -> Self {
-        let complete = outcome
-            .and_then(|code| form.outcome(code))
-            .is_some_and(|o| o.complete_form);
+        let complete = outcome.and_then(|code| form.outcome(code)).is_some_and(|o| o.complete_form);
         ValidationContext { today, complete }
     }
 }
@@ -131,15 +125,7 @@ pub fn validate_household(
     if !members.is_empty() || ctx.complete {
         for check in &form.checks {
             if let Some(kind) = check.builtin() {
-                builtin::run(
-                    form,
-                    kind,
-                    check.severity,
-                    answers,
-                    members,
-                    ctx,
-                    &mut report,
-                );
+                builtin::run(form, kind, check.severity, answers, members, ctx, &mut report);
             }
         }
     }
@@ -150,23 +136,11 @@ pub fn validate_household(
 }
 
 /// Validates one member's answers alone (member-scope fields and checks).
-pub fn validate_member(
-    form: &FormDefinition,
-    member: &MemberAnswers<'_>,
-    ctx: &ValidationContext,
-) -> Report {
+pub fn validate_member(form: &FormDefinition, member: &MemberAnswers<'_>, ctx: &ValidationContext) -> Report {
     let view = AnswerView::member(form, member.answers);
     let mut report = Report::default();
     let prefix = format!("members[{}].", member.key);
-    validate_scope(
-        form,
-        Scope::Member,
-        &view,
-        member.answers,
-        &prefix,
-        ctx,
-        &mut report,
-    );
+    validate_scope(form, Scope::Member, &view, member.answers, &prefix, ctx, &mut report);
     report
 }
 
@@ -222,11 +196,7 @@ fn validate_scope(
             }
             Some(value) => {
                 if !relevant {
-                    let condition = field
-                        .relevant
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
+                    let condition = field.relevant.as_ref().map(ToString::to_string).unwrap_or_default();
                     report.problems.push(Problem {
                         field: path.clone(),
                         rule: "not_asked".into(),
@@ -266,10 +236,11 @@ fn validate_scope(
         let Some(first) = check.fields.first() else {
             continue;
         };
-        let blamed = form
-            .field(scope, first)
-            .or_else(|| form.field(Scope::Household, first));
-        let path = format!("{prefix}{first}");
+        // A visit check may blame a household field, whose path has no `visit.` prefix.
+        let (blamed, path) = match form.field(scope, first) {
+            Some(def) => (Some(def), format!("{prefix}{first}")),
+            None => (form.field(Scope::Household, first), first.clone()),
+        };
         let named = match blamed {
             Some(def) => title(&path, def),
             None => path.clone(),
@@ -313,20 +284,12 @@ fn check_value(
         push(
             "type",
             Severity::Reject,
-            format!(
-                "the answer is {}, but this question takes {}; re-enter it",
-                kind_of(value),
-                field.kind.describe()
-            ),
+            format!("the answer is {}, but this question takes {}; re-enter it", kind_of(value), field.kind.describe()),
         )
     };
 
     match &field.kind {
-        FieldKind::Text {
-            max_len,
-            pattern,
-            pattern_hint,
-        } => {
+        FieldKind::Text { max_len, pattern, pattern_hint } => {
             let Some(text) = value.as_text() else {
                 return type_error(&mut push);
             };
@@ -343,43 +306,23 @@ fn check_value(
                 push(
                     "pattern",
                     Severity::Reject,
-                    format!(
-                        "does not have the expected form ({expected}); {}",
-                        hint.unwrap_or("correct it")
-                    ),
+                    format!("does not have the expected form ({expected}); {}", hint.unwrap_or("correct it")),
                 );
             }
         }
-        FieldKind::Integer {
-            min,
-            max,
-            unknown_codes,
-        } => {
+        FieldKind::Integer { min, max, unknown_codes } => {
             let Some(number) = value.as_int() else {
                 return type_error(&mut push);
             };
             if unknown_codes.contains(&number) {
                 return;
             }
-            let fix = range_fix(
-                min.map(|v| v as f64),
-                max.map(|v| v as f64),
-                hint,
-                unknown_codes,
-            );
+            let fix = range_fix(min.map(|v| v as f64), max.map(|v| v as f64), hint, unknown_codes);
             if let Some(min) = min.filter(|min| number < *min) {
-                push(
-                    "range",
-                    Severity::Reject,
-                    format!("{number} is below the minimum {min}; {fix}"),
-                );
+                push("range", Severity::Reject, format!("{number} is below the minimum {min}; {fix}"));
             }
             if let Some(max) = max.filter(|max| number > *max) {
-                push(
-                    "range",
-                    Severity::Reject,
-                    format!("{number} is above the maximum {max}; {fix}"),
-                );
+                push("range", Severity::Reject, format!("{number} is above the maximum {max}; {fix}"));
             }
         }
         FieldKind::Decimal { min, max } => {
@@ -388,18 +331,10 @@ fn check_value(
             };
             let fix = range_fix(*min, *max, hint, &[]);
             if let Some(min) = min.filter(|min| number < *min) {
-                push(
-                    "range",
-                    Severity::Reject,
-                    format!("is below the minimum {min}; {fix}"),
-                );
+                push("range", Severity::Reject, format!("is below the minimum {min}; {fix}"));
             }
             if let Some(max) = max.filter(|max| number > *max) {
-                push(
-                    "range",
-                    Severity::Reject,
-                    format!("is above the maximum {max}; {fix}"),
-                );
+                push("range", Severity::Reject, format!("is above the maximum {max}; {fix}"));
             }
         }
         FieldKind::SelectOne { choices } => {
@@ -410,10 +345,7 @@ fn check_value(
                 push(
                     "choice",
                     Severity::Reject,
-                    format!(
-                        "{code} is not one of its codes; enter one of {}",
-                        list_choices(field)
-                    ),
+                    format!("{code} is not one of its codes; enter one of {}", list_choices(field)),
                 );
             }
         }
@@ -421,10 +353,7 @@ fn check_value(
             let Some(sum) = value.as_int() else {
                 return type_error(&mut push);
             };
-            let mask = choices
-                .iter()
-                .filter(|c| !exclusive.contains(&c.code))
-                .fold(0i64, |mask, c| mask | c.code);
+            let mask = choices.iter().filter(|c| !exclusive.contains(&c.code)).fold(0i64, |mask, c| mask | c.code);
             let valid = exclusive.contains(&sum) || (sum > 0 && sum & !mask == 0);
             if !valid {
                 push(
@@ -438,51 +367,28 @@ fn check_value(
                 );
             }
         }
-        FieldKind::Date {
-            allow_unknown_parts,
-        } => {
+        FieldKind::Date { allow_unknown_parts } => {
             let Some(text) = value.as_text() else {
                 return type_error(&mut push);
             };
             match parse_date(text.trim(), *allow_unknown_parts) {
                 Err(DateProblem::Format) => {
-                    let unknown = if *allow_unknown_parts {
-                        " (98 for an unknown day or month)"
-                    } else {
-                        ""
-                    };
-                    push(
-                        "date",
-                        Severity::Reject,
-                        format!("not a date in the form YYYY-MM-DD{unknown}; re-enter it"),
-                    )
+                    let unknown = if *allow_unknown_parts { " (98 for an unknown day or month)" } else { "" };
+                    push("date", Severity::Reject, format!("not a date in the form YYYY-MM-DD{unknown}; re-enter it"))
                 }
-                Err(DateProblem::Calendar) => push(
-                    "date",
-                    Severity::Reject,
-                    "is not a real calendar date; check the day and the month".into(),
-                ),
+                Err(DateProblem::Calendar) => {
+                    push("date", Severity::Reject, "is not a real calendar date; check the day and the month".into())
+                }
                 Ok(parts) => {
                     if parts.year < MIN_YEAR {
-                        push(
-                            "range",
-                            Severity::Reject,
-                            format!("is before {MIN_YEAR}; check the year"),
-                        );
+                        push("range", Severity::Reject, format!("is before {MIN_YEAR}; check the year"));
                     } else if parts.is_after(ctx.today) {
-                        push(
-                            "range",
-                            Severity::Reject,
-                            "is in the future; check the year".into(),
-                        );
+                        push("range", Severity::Reject, "is in the future; check the year".into());
                     }
                 }
             }
         }
-        FieldKind::Nik {
-            sex_field,
-            birth_date_field,
-        } => {
+        FieldKind::Nik { sex_field, birth_date_field } => {
             let Some(text) = value.as_text() else {
                 return type_error(&mut push);
             };
@@ -497,39 +403,24 @@ fn check_value(
                 .and_then(FieldValue::as_text)
                 .and_then(|text| parse_date(text.trim(), true).ok())
                 .filter(|parts| parts.year >= MIN_YEAR)
-                .map(|parts| ids::BirthDate {
-                    year: parts.year,
-                    month: parts.month,
-                    day: parts.day,
-                });
-            let nik_ctx = ids::NikContext {
-                sex,
-                birth_date,
-                today: ctx.today,
-            };
+                .map(|parts| ids::BirthDate { year: parts.year, month: parts.month, day: parts.day });
+            let nik_ctx = ids::NikContext { sex, birth_date, today: ctx.today };
             let (_, findings) = ids::check_nik(text, &nik_ctx);
-            findings
-                .into_iter()
-                .for_each(|f| push_finding(&mut push, f));
+            findings.into_iter().for_each(|f| push_finding(&mut push, f));
         }
         FieldKind::KkNumber => {
             let Some(text) = value.as_text() else {
                 return type_error(&mut push);
             };
             let (_, findings) = ids::check_kk(text, ctx.today);
-            findings
-                .into_iter()
-                .for_each(|f| push_finding(&mut push, f));
+            findings.into_iter().for_each(|f| push_finding(&mut push, f));
         }
         FieldKind::VillageCode => {
             let Some(text) = value.as_text() else {
                 return type_error(&mut push);
             };
             if let Err(error) = ids::VillageCode::parse(text.trim()) {
-                error
-                    .into_findings()
-                    .into_iter()
-                    .for_each(|f| push_finding(&mut push, f));
+                error.into_findings().into_iter().for_each(|f| push_finding(&mut push, f));
             }
         }
         FieldKind::Gps => {
@@ -544,10 +435,18 @@ fn check_value(
                 ),
                 Some((lat, lon, accuracy)) => {
                     if !(LAT_RANGE.0..=LAT_RANGE.1).contains(&lat) {
-                        push("range", Severity::Reject, "the latitude is outside Indonesia (-11 to 6); take the reading again".into());
+                        push(
+                            "range",
+                            Severity::Reject,
+                            "the latitude is outside Indonesia (-11 to 6); take the reading again".into(),
+                        );
                     }
                     if !(LON_RANGE.0..=LON_RANGE.1).contains(&lon) {
-                        push("range", Severity::Reject, "the longitude is outside Indonesia (95 to 141); take the reading again".into());
+                        push(
+                            "range",
+                            Severity::Reject,
+                            "the longitude is outside Indonesia (95 to 141); take the reading again".into(),
+                        );
                     }
                     if accuracy < 0.0 {
                         push("range", Severity::Reject, "the accuracy is negative; take the reading again".into());
@@ -580,11 +479,7 @@ fn range_fix(min: Option<f64>, max: Option<f64>, hint: Option<&str>, unknown: &[
         (None, Some(max)) => format!("enter {max} or less"),
         (None, None) => "check the value".to_owned(),
     };
-    if unknown.is_empty() {
-        range
-    } else {
-        format!("{range}, or {}", show_codes(unknown))
-    }
+    if unknown.is_empty() { range } else { format!("{range}, or {}", show_codes(unknown)) }
 }
 
 fn show_codes(codes: &[i64]) -> String {
@@ -646,10 +541,7 @@ fn parse_date(text: &str, allow_unknown_parts: bool) -> Result<DateParts, DatePr
     let shaped = bytes.len() == 10
         && bytes[4] == b'-'
         && bytes[7] == b'-'
-        && bytes
-            .iter()
-            .enumerate()
-            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+        && bytes.iter().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
     if !shaped {
         return Err(DateProblem::Format);
     }
@@ -666,11 +558,7 @@ fn parse_date(text: &str, allow_unknown_parts: bool) -> Result<DateParts, DatePr
         (Some(m), Some(d)) => {
             let month = time::Month::try_from(m).map_err(|_| DateProblem::Calendar)?;
             Date::from_calendar_date(year, month, d).map_err(|_| DateProblem::Calendar)?;
-            Ok(DateParts {
-                year,
-                month: Some(m),
-                day: Some(d),
-            })
+            Ok(DateParts { year, month: Some(m), day: Some(d) })
         }
         _ => Ok(DateParts { year, month, day }),
     }
@@ -678,9 +566,7 @@ fn parse_date(text: &str, allow_unknown_parts: bool) -> Result<DateParts, DatePr
 
 /// Parses `lat,lon,accuracy_m` into three finite numbers.
 fn parse_gps(text: &str) -> Option<(f64, f64, f64)> {
-    let mut parts = text
-        .split(',')
-        .map(|p| p.trim().parse::<f64>().ok().filter(|n| n.is_finite()));
+    let mut parts = text.split(',').map(|p| p.trim().parse::<f64>().ok().filter(|n| n.is_finite()));
     let reading = (parts.next()??, parts.next()??, parts.next()??);
     match parts.next() {
         None => Some(reading),
@@ -708,24 +594,15 @@ mod tests {
     }
 
     fn complete() -> ValidationContext {
-        ValidationContext {
-            today: TODAY,
-            complete: true,
-        }
+        ValidationContext { today: TODAY, complete: true }
     }
 
     fn partial() -> ValidationContext {
-        ValidationContext {
-            today: TODAY,
-            complete: false,
-        }
+        ValidationContext { today: TODAY, complete: false }
     }
 
     fn map(pairs: &[(&str, FieldValue)]) -> BTreeMap<String, FieldValue> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
     }
 
     fn text(s: &str) -> FieldValue {
@@ -785,10 +662,7 @@ mod tests {
     ) -> BTreeMap<String, FieldValue> {
         let mut answers = map(&[
             ("seq", Int(seq)),
-            (
-                "full_name",
-                text(if sex == 1 { HEAD_NAME } else { "Besse Ratna" }),
-            ),
+            ("full_name", text(if sex == 1 { HEAD_NAME } else { "Besse Ratna" })),
             ("nik", text(nik)),
             ("presence", Int(1)),
             ("sex", Int(sex)),
@@ -813,11 +687,7 @@ mod tests {
             ("prog_umi", Int(2)),
             ("employment_insurance", Int(0)),
         ]);
-        for field in form()
-            .fields(Scope::Member)
-            .iter()
-            .filter(|f| f.name.starts_with("difficulty_"))
-        {
+        for field in form().fields(Scope::Member).iter().filter(|f| f.name.starts_with("difficulty_")) {
             answers.insert(field.name.clone(), Int(4));
         }
         if sex == 2 {
@@ -837,10 +707,7 @@ mod tests {
     fn members<'a>(list: &'a [BTreeMap<String, FieldValue>]) -> Vec<MemberAnswers<'a>> {
         list.iter()
             .map(|answers| MemberAnswers {
-                key: answers
-                    .get("seq")
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
+                key: answers.get("seq").map(ToString::to_string).unwrap_or_default(),
                 answers,
             })
             .collect()
@@ -862,19 +729,12 @@ mod tests {
             .unwrap_or_else(|| panic!("no {rule} problem on {field} in {:#?}", report.problems))
     }
 
-    fn with(
-        mut answers: BTreeMap<String, FieldValue>,
-        field: &str,
-        value: FieldValue,
-    ) -> BTreeMap<String, FieldValue> {
+    fn with(mut answers: BTreeMap<String, FieldValue>, field: &str, value: FieldValue) -> BTreeMap<String, FieldValue> {
         answers.insert(field.to_owned(), value);
         answers
     }
 
-    fn without(
-        mut answers: BTreeMap<String, FieldValue>,
-        field: &str,
-    ) -> BTreeMap<String, FieldValue> {
+    fn without(mut answers: BTreeMap<String, FieldValue>, field: &str) -> BTreeMap<String, FieldValue> {
         answers.remove(field);
         answers
     }
@@ -894,98 +754,39 @@ mod tests {
             ("sls_name", text(&long_name), "max_len", Severity::Reject),
             ("rt", text("12a"), "pattern", Severity::Reject),
             ("roof_material", Int(42), "choice", Severity::Reject),
-            (
-                "latitude",
-                FieldValue::Decimal(20.5),
-                "range",
-                Severity::Reject,
-            ),
-            (
-                "dtsen_snapshot_date",
-                text("2026-02-30"),
-                "date",
-                Severity::Reject,
-            ),
-            (
-                "dtsen_snapshot_date",
-                text("23-01-2026"),
-                "date",
-                Severity::Reject,
-            ),
-            (
-                "dtsen_snapshot_date",
-                text("2026-12-01"),
-                "range",
-                Severity::Reject,
-            ),
+            ("latitude", FieldValue::Decimal(20.5), "range", Severity::Reject),
+            ("dtsen_snapshot_date", text("2026-02-30"), "date", Severity::Reject),
+            ("dtsen_snapshot_date", text("23-01-2026"), "date", Severity::Reject),
+            ("dtsen_snapshot_date", text("2026-12-01"), "range", Severity::Reject),
             ("land_proof", Bool(true), "type", Severity::Reject),
-            (
-                "village_code",
-                text("73.14.01.1999"),
-                "village_code_unknown",
-                Severity::Reject,
-            ),
-            (
-                "village_code",
-                text("7314011001"),
-                "village_code_format",
-                Severity::Reject,
-            ),
-            (
-                "kk_number",
-                text("73140101012090"),
-                "kk_length",
-                Severity::Reject,
-            ),
+            ("village_code", text("73.14.01.1999"), "village_code_unknown", Severity::Reject),
+            ("village_code", text("73.14.01"), "village_code_format", Severity::Reject),
+            ("kk_number", text("73140101012090"), "kk_length", Severity::Reject),
             ("roof_colour", Int(1), "unknown_field", Severity::Reject),
         ];
         for (field, value, rule, severity) in cases {
-            let report = check(
-                &with(household(), field, value.clone()),
-                &[head(), wife()],
-                complete(),
-            );
+            let report = check(&with(household(), field, value.clone()), &[head(), wife()], complete());
             let found = problem(&report, field, rule);
-            assert_eq!(
-                found.value.as_deref(),
-                Some(value.to_string().as_str()),
-                "{field}"
-            );
+            assert_eq!(found.value.as_deref(), Some(value.to_string().as_str()), "{field}");
             assert_eq!(found.severity, severity, "{field} {rule}");
             assert!(found.message.starts_with(field), "{}", found.message);
             // One rejection; a lone latitude also draws the coordinates-in-pairs warning.
-            assert_eq!(
-                report.rejects().count(),
-                1,
-                "{field}: {:#?}",
-                report.problems
-            );
+            assert_eq!(report.rejects().count(), 1, "{field}: {:#?}", report.problems);
         }
     }
 
     #[test]
     fn range_message_names_label_value_limit_and_what_to_do() {
-        let report = check(
-            &with(household(), "floor_area_m2", Int(1200)),
-            &[head(), wife()],
-            complete(),
-        );
+        let report = check(&with(household(), "floor_area_m2", Int(1200)), &[head(), wife()], complete());
         assert_eq!(
             problem(&report, "floor_area_m2", "range").message,
             "floor_area_m2 (Luas lantai (m²)): 1200 is above the maximum 997; enter the floor area in square metres"
         );
         let report = check(&with(household(), "roof_material", Int(42)), &[], partial());
         let message = &problem(&report, "roof_material", "choice").message;
-        assert!(
-            message.contains("42 is not one of its codes") && message.contains("2 genteng"),
-            "{message}"
-        );
+        assert!(message.contains("42 is not one of its codes") && message.contains("2 genteng"), "{message}");
         let report = check(&with(household(), "roof_colour", Int(1)), &[], partial());
-        assert!(
-            problem(&report, "roof_colour", "unknown_field")
-                .message
-                .contains("dtsen-ground-check@1")
-        );
+        assert!(problem(&report, "roof_colour", "unknown_field").message.contains("dtsen-ground-check@1"));
     }
 
     #[test]
@@ -1008,26 +809,13 @@ mod tests {
         // Owned: it is asked, and required for a complete form.
         let owned = without(household(), "land_proof");
         let report = check(&owned, &[head(), wife()], complete());
-        assert_eq!(
-            problem(&report, "land_proof", "required").severity,
-            Severity::Reject
-        );
+        assert_eq!(problem(&report, "land_proof", "required").severity, Severity::Reject);
         // Answered although not asked: a warning that does not block.
-        let report = check(
-            &with(household(), "building_tenure", Int(2)),
-            &[head(), wife()],
-            complete(),
-        );
+        let report = check(&with(household(), "building_tenure", Int(2)), &[head(), wife()], complete());
         let warned = problem(&report, "land_proof", "not_asked");
         assert_eq!(warned.severity, Severity::Warn);
         assert_eq!(warned.value.as_deref(), Some("1"));
-        assert!(
-            warned
-                .message
-                .contains("only asked when building_tenure is 1"),
-            "{}",
-            warned.message
-        );
+        assert!(warned.message.contains("only asked when building_tenure is 1"), "{}", warned.message);
         assert!(!report.is_blocking());
     }
 
@@ -1036,17 +824,11 @@ mod tests {
         let answers = without(household(), "roof_material");
         let report = check(&answers, &[head(), wife()], complete());
         let missing = problem(&report, "roof_material", "required");
-        assert_eq!(
-            (missing.severity, missing.value.as_deref()),
-            (Severity::Reject, None)
-        );
+        assert_eq!((missing.severity, missing.value.as_deref()), (Severity::Reject, None));
         assert!(check(&answers, &[head(), wife()], partial()).is_empty());
         // An always-required question is required on every save.
         let report = check(&without(household(), "village_code"), &[], partial());
-        assert_eq!(
-            problem(&report, "village_code", "required").severity,
-            Severity::Reject
-        );
+        assert_eq!(problem(&report, "village_code", "required").severity, Severity::Reject);
         // Blank text is no answer.
         let report = check(&with(household(), "head_name", text("  ")), &[], partial());
         problem(&report, "head_name", "required");
@@ -1074,44 +856,26 @@ mod tests {
     fn nik_sex_mismatch_with_the_members_sex_warns() {
         let report = validate_member(
             form(),
-            &MemberAnswers {
-                key: "2".into(),
-                answers: &with(wife(), "sex", Int(1)),
-            },
+            &MemberAnswers { key: "2".into(), answers: &with(wife(), "sex", Int(1)) },
             &partial(),
         );
-        assert_eq!(
-            problem(&report, "members[2].nik", "nik_sex_mismatch").severity,
-            Severity::Warn
-        );
+        assert_eq!(problem(&report, "members[2].nik", "nik_sex_mismatch").severity, Severity::Warn);
     }
 
     #[test]
     fn invalid_member_nik_blocks_and_names_the_member() {
         let bad = "7314015213859001"; // month 13
-        let report = check(
-            &household(),
-            &[head(), with(wife(), "nik", text(bad))],
-            complete(),
-        );
+        let report = check(&household(), &[head(), with(wife(), "nik", text(bad))], complete());
         let rejected = problem(&report, "members[2].nik", "nik_month_range");
         assert_eq!(rejected.severity, Severity::Reject);
         assert_eq!(rejected.value.as_deref(), Some(bad));
-        assert!(
-            rejected.message.starts_with("members[2].nik (NIK):"),
-            "{}",
-            rejected.message
-        );
+        assert!(rejected.message.starts_with("members[2].nik (NIK):"), "{}", rejected.message);
         assert!(report.is_blocking());
     }
 
     #[test]
     fn unknown_village_code_blocks() {
-        let report = check(
-            &with(household(), "village_code", text("73.14.01.1999")),
-            &[],
-            partial(),
-        );
+        let report = check(&with(household(), "village_code", text("73.14.01.1999")), &[], partial());
         assert!(report.is_blocking());
         assert_eq!(report.rejects().count(), 1);
     }
@@ -1119,23 +883,11 @@ mod tests {
     #[test]
     fn messages_never_carry_names_or_identifiers() {
         let bad_nik = "7314015213859001";
-        let answers = with(
-            with(household(), "kk_number", text("73140101012090")),
-            "head_name",
-            text("Ali 2"),
-        );
+        let answers = with(with(household(), "kk_number", text("73140101012090")), "head_name", text("Ali 2"));
         let list = [
             with(head(), "full_name", text(&"Nama Panjang ".repeat(10))),
-            with(
-                with(wife(), "nik", text(bad_nik)),
-                "birth_date",
-                text("1985-13-40"),
-            ),
-            with(
-                adult(3, 2, WOMAN_NIK, "1985-07-15", 40, 3),
-                "full_name",
-                text("Ratna 3"),
-            ),
+            with(with(wife(), "nik", text(bad_nik)), "birth_date", text("1985-13-40")),
+            with(adult(3, 2, WOMAN_NIK, "1985-07-15", 40, 3), "full_name", text("Ratna 3")),
         ];
         let report = check(&answers, &list, complete());
         assert!(report.problems.len() >= 5, "{:#?}", report.problems);
@@ -1151,35 +903,20 @@ mod tests {
                 "1985-13-40",
                 "1985-07-15",
             ] {
-                assert!(
-                    !p.message.contains(secret),
-                    "{secret} leaked into {}",
-                    p.message
-                );
+                assert!(!p.message.contains(secret), "{secret} leaked into {}", p.message);
             }
         }
     }
 
     #[test]
     fn member_count_must_match_present_members() {
-        let report = check(
-            &with(household(), "member_count", Int(3)),
-            &[head(), wife()],
-            complete(),
-        );
+        let report = check(&with(household(), "member_count", Int(3)), &[head(), wife()], complete());
         let warned = problem(&report, "member_count", "member_count_matches");
-        assert_eq!(
-            (warned.severity, warned.value.as_deref()),
-            (Severity::Warn, Some("3"))
-        );
+        assert_eq!((warned.severity, warned.value.as_deref()), (Severity::Warn, Some("3")));
         assert!(!report.is_blocking());
         // A member who moved out does not count.
         let moved = with(wife(), "presence", Int(3));
-        let report = check(
-            &with(household(), "member_count", Int(1)),
-            &[head(), moved],
-            complete(),
-        );
+        let report = check(&with(household(), "member_count", Int(1)), &[head(), moved], complete());
         assert!(report.is_empty(), "{:#?}", report.problems);
     }
 
@@ -1188,62 +925,32 @@ mod tests {
         let two_heads = [head(), with(wife(), "relationship", Int(1))];
         let report = check(&household(), &two_heads, complete());
         let rejected = problem(&report, "members", "exactly_one_head");
-        assert_eq!(
-            (rejected.severity, rejected.value.as_deref()),
-            (Severity::Reject, Some("1, 2"))
-        );
+        assert_eq!((rejected.severity, rejected.value.as_deref()), (Severity::Reject, Some("1, 2")));
         let report = check(&household(), &two_heads, partial());
-        assert_eq!(
-            problem(&report, "members", "exactly_one_head").severity,
-            Severity::Warn
-        );
+        assert_eq!(problem(&report, "members", "exactly_one_head").severity, Severity::Warn);
         // A dead head does not count: record the new head.
-        let report = check(
-            &with(household(), "member_count", Int(1)),
-            &[with(head(), "presence", Int(2)), wife()],
-            complete(),
-        );
-        assert_eq!(
-            problem(&report, "members", "exactly_one_head").severity,
-            Severity::Reject
-        );
+        let report =
+            check(&with(household(), "member_count", Int(1)), &[with(head(), "presence", Int(2)), wife()], complete());
+        assert_eq!(problem(&report, "members", "exactly_one_head").severity, Severity::Reject);
         // No members yet and no interview: nothing to say.
         assert!(check(&household(), &[], partial()).is_empty());
     }
 
     #[test]
     fn two_members_with_one_nik_are_rejected() {
-        let report = check(
-            &household(),
-            &[head(), with(wife(), "nik", text(MAN_NIK))],
-            partial(),
-        );
+        let report = check(&household(), &[head(), with(wife(), "nik", text(MAN_NIK))], partial());
         let rejected = problem(&report, "members[2].nik", "nik_unique_in_household");
         assert_eq!(rejected.severity, Severity::Reject);
         assert_eq!(rejected.value.as_deref(), Some(MAN_NIK));
-        assert!(
-            rejected.message.contains("member 1"),
-            "{}",
-            rejected.message
-        );
+        assert!(rejected.message.contains("member 1"), "{}", rejected.message);
     }
 
     #[test]
     fn electric_assets_without_electricity_are_rejected() {
-        let answers = with(
-            without(
-                with(household(), "lighting_source", Int(4)),
-                "power_meter_1",
-            ),
-            "asset_ac",
-            Int(1),
-        );
+        let answers = with(without(with(household(), "lighting_source", Int(4)), "power_meter_1"), "asset_ac", Int(1));
         let report = check(&answers, &[head(), wife()], complete());
         let rejected = problem(&report, "asset_ac", "asset_ac_needs_electricity");
-        assert_eq!(
-            (rejected.severity, rejected.value.as_deref()),
-            (Severity::Reject, Some("1"))
-        );
+        assert_eq!((rejected.severity, rejected.value.as_deref()), (Severity::Reject, Some("1")));
         assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
     }
 
@@ -1251,15 +958,7 @@ mod tests {
     fn lpg_tube_without_lpg_cooking_warns() {
         let answers = with(household(), "asset_lpg_5kg_plus", Int(1));
         let report = check(&answers, &[head(), wife()], complete());
-        assert_eq!(
-            problem(
-                &report,
-                "asset_lpg_5kg_plus",
-                "lpg_asset_matches_cooking_fuel"
-            )
-            .severity,
-            Severity::Warn
-        );
+        assert_eq!(problem(&report, "asset_lpg_5kg_plus", "lpg_asset_matches_cooking_fuel").severity, Severity::Warn);
         let agrees = with(answers, "cooking_fuel", Int(3));
         assert!(check(&agrees, &[head(), wife()], complete()).is_empty());
     }
@@ -1269,27 +968,10 @@ mod tests {
         let grandmother = adult(3, 2, "7314014101509001", "1950-01-01", 76, 6);
         let grandmother = without(grandmother, "pregnant");
         let ctx = complete();
-        let report = validate_member(
-            form(),
-            &MemberAnswers {
-                key: "3".into(),
-                answers: &grandmother,
-            },
-            &ctx,
-        );
-        assert_eq!(
-            problem(&report, "members[3].caregiver", "caregiver_required").severity,
-            Severity::Reject
-        );
+        let report = validate_member(form(), &MemberAnswers { key: "3".into(), answers: &grandmother }, &ctx);
+        assert_eq!(problem(&report, "members[3].caregiver", "caregiver_required").severity, Severity::Reject);
         let cared = with(grandmother, "caregiver", Int(1));
-        let report = validate_member(
-            form(),
-            &MemberAnswers {
-                key: "3".into(),
-                answers: &cared,
-            },
-            &ctx,
-        );
+        let report = validate_member(form(), &MemberAnswers { key: "3".into(), answers: &cared }, &ctx);
         assert!(report.is_empty(), "{:#?}", report.problems);
     }
 
@@ -1297,22 +979,13 @@ mod tests {
     fn pregnancy_is_asked_only_of_women_of_childbearing_age_who_have_married() {
         let report = validate_member(
             form(),
-            &MemberAnswers {
-                key: "1".into(),
-                answers: &with(head(), "pregnant", Int(2)),
-            },
+            &MemberAnswers { key: "1".into(), answers: &with(head(), "pregnant", Int(2)) },
             &complete(),
         );
-        assert_eq!(
-            problem(&report, "members[1].pregnant", "not_asked").severity,
-            Severity::Warn
-        );
+        assert_eq!(problem(&report, "members[1].pregnant", "not_asked").severity, Severity::Warn);
         let report = validate_member(
             form(),
-            &MemberAnswers {
-                key: "2".into(),
-                answers: &without(wife(), "pregnant"),
-            },
+            &MemberAnswers { key: "2".into(), answers: &without(wife(), "pregnant") },
             &complete(),
         );
         problem(&report, "members[2].pregnant", "required");
@@ -1329,14 +1002,7 @@ mod tests {
                 ("relationship", Int(3)),
                 ("birth_date", text(date)),
             ]);
-            validate_member(
-                form(),
-                &MemberAnswers {
-                    key: "4".into(),
-                    answers: &answers,
-                },
-                &ctx,
-            )
+            validate_member(form(), &MemberAnswers { key: "4".into(), answers: &answers }, &ctx)
         };
         assert!(member_with("1980-98-98").is_empty());
         assert!(member_with("1980-07-98").is_empty());
@@ -1353,27 +1019,13 @@ mod tests {
         let ctx = partial();
         let docs = |n| {
             let answers = with(head(), "id_documents", Int(n));
-            validate_member(
-                form(),
-                &MemberAnswers {
-                    key: "1".into(),
-                    answers: &answers,
-                },
-                &ctx,
-            )
+            validate_member(form(), &MemberAnswers { key: "1".into(), answers: &answers }, &ctx)
         };
         assert!(docs(0).is_empty() && docs(7).is_empty());
         problem(&docs(8), "members[1].id_documents", "choice");
         let insurance = |n| {
             let answers = with(head(), "health_insurance", Int(n));
-            validate_member(
-                form(),
-                &MemberAnswers {
-                    key: "1".into(),
-                    answers: &answers,
-                },
-                &ctx,
-            )
+            validate_member(form(), &MemberAnswers { key: "1".into(), answers: &answers }, &ctx)
         };
         assert!(insurance(99).is_empty() && insurance(15).is_empty());
         problem(&insurance(16), "members[1].health_insurance", "choice");
@@ -1382,37 +1034,44 @@ mod tests {
     #[test]
     fn visit_answers_are_checked_against_the_visit_scope() {
         let house = household();
-        let visit = map(&[
-            ("outcome", Int(1)),
-            ("purpose", Int(1)),
-            ("notice_given", Bool(true)),
-        ]);
+        let visit = map(&[("outcome", Int(1)), ("purpose", Int(1)), ("notice_given", Bool(true))]);
         assert!(validate_visit(form(), &visit, &house, &complete()).is_empty());
 
         let report = validate_visit(form(), &map(&[("purpose", Int(9))]), &house, &complete());
-        let fields: Vec<(&str, &str)> = report
-            .problems
-            .iter()
-            .map(|p| (p.field.as_str(), p.rule.as_str()))
-            .collect();
+        let fields: Vec<(&str, &str)> = report.problems.iter().map(|p| (p.field.as_str(), p.rule.as_str())).collect();
         assert_eq!(
             fields,
-            [
-                ("visit.outcome", "required"),
-                ("visit.purpose", "choice"),
-                ("visit.notice_given", "required")
-            ]
+            [("visit.outcome", "required"), ("visit.purpose", "choice"), ("visit.notice_given", "required")]
         );
 
         let refused_but_complete = with(visit, "refusal_reason", text("sibuk"));
         let report = validate_visit(form(), &refused_but_complete, &house, &complete());
         let warned = problem(&report, "visit.refusal_reason", "not_asked");
-        assert!(
-            warned.message.contains("outcome is 4"),
-            "{}",
-            warned.message
-        );
+        assert!(warned.message.contains("outcome is 4"), "{}", warned.message);
         assert!(!warned.message.contains("sibuk"));
+    }
+
+    #[test]
+    fn visit_checks_read_household_answers_and_blame_fields_by_their_own_path() {
+        let form = FormDefinition::from_json(
+            r#"{"id": "v", "version": 1, "title": "v",
+                "household": [{"name": "head_name", "label": "Nama kepala keluarga", "kind": {"type": "text"}}],
+                "member": [],
+                "visit": [{"name": "outcome", "label": "Hasil", "kind": {"type": "integer"}}],
+                "outcomes": [],
+                "checks": [{"id": "interview_needs_head", "scope": "visit", "severity": "warn",
+                            "fields": ["head_name", "outcome"],
+                            "when": {"all": [{"field": "outcome", "eq": 1}, {"field": "head_name", "answered": false}]},
+                            "message": "no answer although the interview was complete; enter the head's name"}]}"#,
+        )
+        .expect("valid");
+        let visit = map(&[("outcome", Int(1))]);
+        let report = validate_visit(&form, &visit, &BTreeMap::new(), &partial());
+        let warned = problem(&report, "head_name", "interview_needs_head");
+        assert_eq!(warned.severity, Severity::Warn);
+        assert!(warned.message.starts_with("head_name (Nama kepala keluarga): no answer"), "{}", warned.message);
+        let named = map(&[("head_name", text(HEAD_NAME))]);
+        assert!(validate_visit(&form, &visit, &named, &partial()).is_empty());
     }
 
     #[test]
@@ -1424,11 +1083,7 @@ mod tests {
         .expect("valid");
         let rules = |reading: &str| -> Vec<String> {
             let answers = map(&[("pos", text(reading))]);
-            validate_household(&form, &answers, &[], &partial())
-                .problems
-                .into_iter()
-                .map(|p| p.rule)
-                .collect()
+            validate_household(&form, &answers, &[], &partial()).problems.into_iter().map(|p| p.rule).collect()
         };
         assert!(rules("-3.99,119.65,8").is_empty());
         assert_eq!(rules("-3.99,119.65"), ["gps"]);
@@ -1438,20 +1093,10 @@ mod tests {
 
     #[test]
     fn report_merge_and_filters_split_rejects_from_warnings() {
-        let mut report = check(
-            &with(household(), "member_count", Int(3)),
-            &[head(), wife()],
-            complete(),
-        );
-        assert_eq!(
-            (report.rejects().count(), report.warnings().count()),
-            (0, 1)
-        );
+        let mut report = check(&with(household(), "member_count", Int(3)), &[head(), wife()], complete());
+        assert_eq!((report.rejects().count(), report.warnings().count()), (0, 1));
         report.merge(check(&without(household(), "village_code"), &[], partial()));
-        assert_eq!(
-            (report.rejects().count(), report.warnings().count()),
-            (1, 1)
-        );
+        assert_eq!((report.rejects().count(), report.warnings().count()), (1, 1));
         assert!(report.is_blocking());
         assert_eq!(report.problems[1].to_string(), report.problems[1].message);
     }

@@ -1,29 +1,24 @@
 //! The region table: provinces, regencies, kecamatan and villages of Kepmendagri 300.2.2-2138/2025.
 //!
-//! The four CSVs under `sync-core/data/regions/` are compiled in with `include_str!` and parsed on
-//! the first call to [`regions`] (about a millisecond in a release build; see
-//! `examples/region_load_time.rs`). Parsing is hand-written and total: it cannot fail at run time.
-//! The tests below check that every embedded row came out well-formed, so a bad data update fails
-//! `cargo test` instead of a tablet in the field.
+//! The four CSVs under `sync-core/data/regions/` are compiled in with `include_str!`. Each level is
+//! indexed on its first lookup, so a NIK check (kecamatan only) never pays for the 83,762 villages.
+//! The index is a sorted list of byte offsets into the embedded text; only the names with `""`
+//! escapes are copied. See `examples/region_load_time.rs` for the load time.
 //!
-//! Rows keep slices of the embedded text; only the 18 names with `""` escapes are copied.
+//! Indexing is hand-written and total: it cannot fail or panic at run time. A malformed line is
+//! left out of the index, and the tests below check that every embedded row made it in, well-formed,
+//! so a bad data update fails `cargo test` instead of a tablet in the field.
 
-use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use serde::Serialize;
 
 use super::code::{DistrictCode, RegencyCode, VillageCode, VillageKind};
 
-const PROVINCES_CSV: &str = include_str!("../../../data/regions/provinces.csv");
-const REGENCIES_CSV: &str = include_str!("../../../data/regions/regencies.csv");
-const DISTRICTS_CSV: &str = include_str!("../../../data/regions/districts.csv");
-const VILLAGES_CSV: &str = include_str!("../../../data/regions/villages.csv");
-
-/// The Kemendagri 2025 region table, loaded once; every lookup goes through this.
+/// The Kemendagri 2025 region table; every lookup goes through this.
 ///
-/// The table is only ever the `'static` value that [`regions`] returns, so lookups hand out
-/// `&'static str` names that callers can keep.
+/// The table is only ever this `'static` value, so lookups hand out `&'static str` names that
+/// callers can keep. Creating it costs nothing; each level is indexed on its first lookup.
 pub fn regions() -> &'static RegionTable {
     static TABLE: OnceLock<RegionTable> = OnceLock::new();
     TABLE.get_or_init(RegionTable::embedded)
@@ -34,10 +29,10 @@ pub fn regions() -> &'static RegionTable {
 /// Codes are dotted (`73`, `73.14`, `73.14.01`, `73.14.01.1001`); lookups take that form only.
 /// Parse user input with [`VillageCode::parse`] and friends first, which accept undotted digits too.
 pub struct RegionTable {
-    provinces: Vec<Row>,
-    regencies: Vec<Row>,
-    districts: Vec<Row>,
-    villages: Vec<Row>,
+    provinces: Level,
+    regencies: Level,
+    districts: Level,
+    villages: Level,
 }
 
 /// One desa or kelurahan, as listed for a kecamatan or looked up by code.
@@ -58,91 +53,84 @@ impl Village {
     }
 }
 
-/// One CSV row: code, parent code (empty for provinces) and name, borrowed from the embedded text.
-struct Row {
-    code: &'static str,
-    parent: &'static str,
-    name: Cow<'static, str>,
-}
-
 impl RegionTable {
     fn embedded() -> RegionTable {
         RegionTable {
-            provinces: parse_rows(PROVINCES_CSV, false),
-            regencies: parse_rows(REGENCIES_CSV, true),
-            districts: parse_rows(DISTRICTS_CSV, true),
-            villages: parse_rows(VILLAGES_CSV, true),
+            provinces: Level::new(include_str!("../../../data/regions/provinces.csv"), 2, 0),
+            regencies: Level::new(include_str!("../../../data/regions/regencies.csv"), 5, 2),
+            districts: Level::new(include_str!("../../../data/regions/districts.csv"), 8, 5),
+            villages: Level::new(include_str!("../../../data/regions/villages.csv"), 13, 8),
         }
     }
 
     /// Number of provinces (38 in 2025), for summaries and sanity checks.
-    pub fn province_count(&self) -> usize {
+    pub fn province_count(&'static self) -> usize {
         self.provinces.len()
     }
 
     /// Number of regencies and cities (514 in 2025).
-    pub fn regency_count(&self) -> usize {
+    pub fn regency_count(&'static self) -> usize {
         self.regencies.len()
     }
 
     /// Number of kecamatan (7,285 in 2025).
-    pub fn district_count(&self) -> usize {
+    pub fn district_count(&'static self) -> usize {
         self.districts.len()
     }
 
     /// Number of desa and kelurahan (83,762 in 2025).
-    pub fn village_count(&self) -> usize {
+    pub fn village_count(&'static self) -> usize {
         self.villages.len()
     }
 
     /// The province's name for a two-digit code such as `73`.
     pub fn province_name(&'static self, code: impl AsRef<str>) -> Option<&'static str> {
-        find(&self.provinces, code.as_ref()).map(|row| &*row.name)
+        self.provinces.find(code.as_ref()).map(|row| row.name)
     }
 
     /// The regency's name, with its `Kabupaten`/`Kota` prefix, for a code such as `73.14`.
     pub fn regency_name(&'static self, code: impl AsRef<str>) -> Option<&'static str> {
-        find(&self.regencies, code.as_ref()).map(|row| &*row.name)
+        self.regencies.find(code.as_ref()).map(|row| row.name)
     }
 
     /// The kecamatan's name for a code such as `73.14.01`.
     pub fn district_name(&'static self, code: impl AsRef<str>) -> Option<&'static str> {
-        find(&self.districts, code.as_ref()).map(|row| &*row.name)
+        self.districts.find(code.as_ref()).map(|row| row.name)
     }
 
     /// The village's name for a code such as `73.14.01.1001`.
     pub fn village_name(&'static self, code: impl AsRef<str>) -> Option<&'static str> {
-        find(&self.villages, code.as_ref()).map(|row| &*row.name)
+        self.villages.find(code.as_ref()).map(|row| row.name)
     }
 
     /// Whether a two-digit province code is in the table.
-    pub fn province_exists(&self, code: impl AsRef<str>) -> bool {
-        find(&self.provinces, code.as_ref()).is_some()
+    pub fn province_exists(&'static self, code: impl AsRef<str>) -> bool {
+        self.provinces.find(code.as_ref()).is_some()
     }
 
     /// Whether a regency code such as `73.14` is in the table.
-    pub fn regency_exists(&self, code: impl AsRef<str>) -> bool {
-        find(&self.regencies, code.as_ref()).is_some()
+    pub fn regency_exists(&'static self, code: impl AsRef<str>) -> bool {
+        self.regencies.find(code.as_ref()).is_some()
     }
 
     /// Whether a kecamatan code such as `73.14.01` is in the table (e.g. a NIK's region prefix).
-    pub fn district_exists(&self, code: impl AsRef<str>) -> bool {
-        find(&self.districts, code.as_ref()).is_some()
+    pub fn district_exists(&'static self, code: impl AsRef<str>) -> bool {
+        self.districts.find(code.as_ref()).is_some()
     }
 
     /// Whether a village code such as `73.14.01.1001` is in the table.
-    pub fn village_exists(&self, code: impl AsRef<str>) -> bool {
-        find(&self.villages, code.as_ref()).is_some()
+    pub fn village_exists(&'static self, code: impl AsRef<str>) -> bool {
+        self.villages.find(code.as_ref()).is_some()
     }
 
     /// The village with this code, with its kecamatan and name.
     pub fn village(&'static self, code: impl AsRef<str>) -> Option<Village> {
-        find(&self.villages, code.as_ref()).map(Row::village)
+        self.villages.find(code.as_ref()).map(Row::village)
     }
 
     /// Every province as `(code, name)`, in code order.
     pub fn provinces(&'static self) -> impl Iterator<Item = (&'static str, &'static str)> {
-        self.provinces.iter().map(|row| (row.code, &*row.name))
+        self.provinces.rows().map(|row| (row.code, row.name))
     }
 
     /// The regencies and cities of a province as `(code, name)`, in code order.
@@ -150,9 +138,9 @@ impl RegionTable {
         &'static self,
         province_code: &str,
     ) -> impl Iterator<Item = (RegencyCode, &'static str)> + use<> {
-        children(&self.regencies, province_code)
-            .iter()
-            .map(|row| (RegencyCode::from_table(row.code), &*row.name))
+        self.regencies
+            .children(province_code)
+            .map(|row| (RegencyCode::from_table(row.code), row.name))
     }
 
     /// The kecamatan of a regency as `(code, name)`, in code order; empty when the regency is unknown.
@@ -160,9 +148,9 @@ impl RegionTable {
         &'static self,
         regency: &RegencyCode,
     ) -> impl Iterator<Item = (DistrictCode, &'static str)> + use<> {
-        children(&self.districts, regency.as_str())
-            .iter()
-            .map(|row| (DistrictCode::from_table(row.code), &*row.name))
+        self.districts
+            .children(regency.as_str())
+            .map(|row| (DistrictCode::from_table(row.code), row.name))
     }
 
     /// The villages of a kecamatan, in code order; empty when the kecamatan is unknown.
@@ -170,70 +158,167 @@ impl RegionTable {
         &'static self,
         district: &DistrictCode,
     ) -> impl Iterator<Item = Village> + use<> {
-        children(&self.villages, district.as_str())
-            .iter()
-            .map(Row::village)
+        self.villages.children(district.as_str()).map(Row::village)
     }
 }
 
+/// One row as seen through the index: slices of the embedded text (or of an unescaped copy).
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    code: &'static str,
+    parent: &'static str,
+    name: &'static str,
+}
+
 impl Row {
-    fn village(&'static self) -> Village {
+    fn village(self) -> Village {
         Village {
             code: VillageCode::from_table(self.code),
             district_code: DistrictCode::from_table(self.parent),
-            name: &self.name,
+            name: self.name,
         }
     }
 }
 
-fn find<'t>(rows: &'t [Row], code: &str) -> Option<&'t Row> {
-    rows.binary_search_by(|row| row.code.cmp(code))
-        .ok()
-        .map(|i| &rows[i])
+/// One level of the table: its embedded CSV (`code[,parent],name` lines with fixed-width codes)
+/// and the index built over it on first use.
+struct Level {
+    csv: &'static str,
+    code_len: usize,
+    /// Width of the parent code column; 0 for provinces, which have none.
+    parent_len: usize,
+    index: OnceLock<Index>,
 }
 
-/// The rows whose code starts with `parent.`: a contiguous run, because rows are sorted by code.
-fn children<'t>(rows: &'t [Row], parent: &str) -> &'t [Row] {
-    // Codes hold only digits and dots, and '/' is the character after '.', so every code starting
-    // with "parent." sorts in ["parent.", "parent/").
-    let (lower, upper) = (format!("{parent}."), format!("{parent}/"));
-    let start = rows.partition_point(|row| row.code < lower.as_str());
-    let end = rows.partition_point(|row| row.code < upper.as_str());
-    &rows[start..end]
+/// Where each row lies in the embedded text, sorted by code.
+struct Index {
+    /// Per row: byte offset of the line start and of the end of the name field.
+    rows: Vec<(u32, u32)>,
+    /// The names that had `""` escapes, unescaped, by line start (18 in the 2025 files).
+    unescaped: Vec<(u32, String)>,
 }
 
-/// Parses one embedded CSV: a header line, then `code,name` or `code,parent,name` lines.
-///
-/// Total by design: codes and parents are never quoted in these files, and the name is the last
-/// field, so it is everything after the last needed comma, unquoted per RFC 4180 when quoted.
-/// Rows come out sorted by code even if a future file is not.
-fn parse_rows(csv: &'static str, has_parent: bool) -> Vec<Row> {
-    let mut rows = Vec::with_capacity(csv.len() / 32);
-    for line in csv.lines().skip(1).filter(|line| !line.is_empty()) {
-        let (code, rest) = line.split_once(',').unwrap_or((line, ""));
-        let (parent, name) = if has_parent {
-            rest.split_once(',').unwrap_or(("", rest))
-        } else {
-            ("", rest)
+impl Level {
+    fn new(csv: &'static str, code_len: usize, parent_len: usize) -> Level {
+        Level { csv, code_len, parent_len, index: OnceLock::new() }
+    }
+
+    /// Byte offset of the name within a line: after `code,` and, if present, `parent,`.
+    fn name_offset(&self) -> usize {
+        match self.parent_len {
+            0 => self.code_len + 1,
+            parent_len => self.code_len + 1 + parent_len + 1,
+        }
+    }
+
+    fn index(&'static self) -> &'static Index {
+        self.index.get_or_init(|| self.build_index())
+    }
+
+    fn len(&'static self) -> usize {
+        self.index().rows.len()
+    }
+
+    fn code_at(&self, start: u32) -> &'static str {
+        let start = start as usize;
+        self.csv.get(start..start + self.code_len).unwrap_or("")
+    }
+
+    fn row(&'static self, (start, name_end): (u32, u32)) -> Row {
+        let (start, name_end) = (start as usize, name_end as usize);
+        let parent_start = start + self.code_len + 1;
+        let raw_name = self.csv.get(start + self.name_offset()..name_end).unwrap_or("");
+        Row {
+            code: self.csv.get(start..start + self.code_len).unwrap_or(""),
+            parent: self.csv.get(parent_start..parent_start + self.parent_len).unwrap_or(""),
+            name: self.unquote(start, raw_name),
+        }
+    }
+
+    /// An RFC 4180 name field: `"Lubuk Pakam I,II"` loses its quotes, `"Soka""an"` is looked up
+    /// in the unescaped copies; unquoted names are returned as they are.
+    fn unquote(&'static self, start: usize, raw_name: &'static str) -> &'static str {
+        let Some(inner) = raw_name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) else {
+            return raw_name;
         };
-        rows.push(Row {
-            code,
-            parent,
-            name: unquote(name),
-        });
+        if !inner.contains("\"\"") {
+            return inner;
+        }
+        let unescaped = &self.index().unescaped;
+        unescaped
+            .binary_search_by_key(&start, |(s, _)| *s as usize)
+            .map_or(inner, |i| unescaped[i].1.as_str())
     }
-    if !rows.is_sorted_by(|a, b| a.code <= b.code) {
-        rows.sort_unstable_by(|a, b| a.code.cmp(b.code));
-    }
-    rows
-}
 
-/// An RFC 4180 field: `"Soka""an"` becomes `Soka"an`; unquoted fields are borrowed as they are.
-fn unquote(field: &'static str) -> Cow<'static, str> {
-    match field.strip_prefix('"').and_then(|f| f.strip_suffix('"')) {
-        Some(inner) if inner.contains("\"\"") => Cow::Owned(inner.replace("\"\"", "\"")),
-        Some(inner) => Cow::Borrowed(inner),
-        None => Cow::Borrowed(field),
+    fn rows(&'static self) -> impl Iterator<Item = Row> {
+        self.index().rows.iter().map(|entry| self.row(*entry))
+    }
+
+    fn find(&'static self, code: &str) -> Option<Row> {
+        let rows = &self.index().rows;
+        rows.binary_search_by(|(start, _)| self.code_at(*start).cmp(code))
+            .ok()
+            .map(|i| self.row(rows[i]))
+    }
+
+    /// The rows whose code starts with `parent.`: a contiguous run, because rows are sorted by code.
+    fn children(&'static self, parent: &str) -> impl Iterator<Item = Row> + use<> {
+        // Codes hold only digits and dots, and '/' is the character after '.', so every code
+        // starting with "parent." sorts in ["parent.", "parent/").
+        let (lower, upper) = (format!("{parent}."), format!("{parent}/"));
+        let rows = &self.index().rows;
+        let first = rows.partition_point(|(start, _)| self.code_at(*start) < lower.as_str());
+        let end = rows.partition_point(|(start, _)| self.code_at(*start) < upper.as_str());
+        rows[first..end].iter().map(|entry| self.row(*entry))
+    }
+
+    /// One pass over the CSV: skip the header, record each line whose fixed-width columns are
+    /// well-formed (digits, dots and commas in the right places), sort by code if needed.
+    fn build_index(&self) -> Index {
+        let bytes = self.csv.as_bytes();
+        let name_offset = self.name_offset();
+        let mut rows: Vec<(u32, u32)> = Vec::with_capacity(bytes.len() / (name_offset + 8));
+        let mut unescaped = Vec::new();
+        let mut sorted = true;
+        let mut previous_code: &[u8] = &[];
+
+        let line_end = |from: usize| {
+            bytes[from.min(bytes.len())..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(bytes.len(), |i| from + i)
+        };
+        let mut start = line_end(0) + 1; // skip the header
+        while start < bytes.len() {
+            let end = line_end(start);
+            let name_start = start + name_offset;
+            let fixed_part_ok = name_start <= end
+                && bytes[start..name_start].iter().enumerate().all(|(i, b)| {
+                    if i == self.code_len || i + 1 == name_offset {
+                        *b == b','
+                    } else {
+                        b.is_ascii_digit() || *b == b'.'
+                    }
+                });
+            if fixed_part_ok {
+                let name_end = if end > name_start && bytes[end - 1] == b'\r' { end - 1 } else { end };
+                let code = &bytes[start..start + self.code_len];
+                sorted &= previous_code <= code;
+                previous_code = code;
+                rows.push((start as u32, name_end as u32));
+                let name = self.csv.get(name_start..name_end).unwrap_or("");
+                if let Some(inner) = name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+                    if inner.contains("\"\"") {
+                        unescaped.push((start as u32, inner.replace("\"\"", "\"")));
+                    }
+                }
+            }
+            start = end + 1;
+        }
+        if !sorted {
+            rows.sort_by(|a, b| self.code_at(a.0).cmp(self.code_at(b.0)));
+        }
+        Index { rows, unescaped }
     }
 }
 
