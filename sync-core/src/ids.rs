@@ -19,9 +19,7 @@ pub mod region;
 
 pub use kk::{KkNumber, check_kk};
 pub use nik::{BirthDate, Nik, NikContext, Sex, check_nik};
-pub use region::{
-    DistrictCode, RegencyCode, RegionTable, Village, VillageCode, VillageKind, regions,
-};
+pub use region::{DistrictCode, RegencyCode, RegionTable, Village, VillageCode, VillageKind, regions};
 
 use crate::finding::Finding;
 
@@ -101,17 +99,8 @@ mod tests {
     #[test]
     fn id_error_kinds_let_callers_branch() {
         assert!(matches!(Nik::parse("1"), Err(IdError::InvalidNik { .. })));
-        assert!(matches!(
-            KkNumber::parse("1"),
-            Err(IdError::InvalidKkNumber { .. })
-        ));
-        assert!(matches!(
-            VillageCode::parse("73.14.01"),
-            Err(IdError::InvalidRegionCode { .. })
-        ));
-        assert!(matches!(
-            VillageCode::parse("73.14.01.1999"),
-            Err(IdError::UnknownRegionCode { .. })
-        ));
+        assert!(matches!(KkNumber::parse("1"), Err(IdError::InvalidKkNumber { .. })));
+        assert!(matches!(VillageCode::parse("73.14.01"), Err(IdError::InvalidRegionCode { .. })));
+        assert!(matches!(VillageCode::parse("73.14.01.1999"), Err(IdError::UnknownRegionCode { .. })));
     }
 }

@@ -35,11 +35,7 @@ impl KkNumber {
     pub fn parse(raw: &str) -> Result<KkNumber, IdError> {
         let digits = layout::normalise(raw);
         let findings = layout::reject_findings(&KK, &digits);
-        if findings.is_empty() {
-            Ok(KkNumber(digits))
-        } else {
-            Err(IdError::InvalidKkNumber { findings })
-        }
+        if findings.is_empty() { Ok(KkNumber(digits)) } else { Err(IdError::InvalidKkNumber { findings }) }
     }
 
     /// The 16 digits, without separators, for storage and comparison.
@@ -84,20 +80,11 @@ impl KkNumber {
 
     /// Every warning rule for this (already valid) KK number.
     fn warnings(&self, today: Date) -> Vec<Finding> {
-        let date = (
-            self.inferred_recorded_year(today),
-            self.recorded_month(),
-            self.recorded_day(),
-        );
+        let date = (self.inferred_recorded_year(today), self.recorded_month(), self.recorded_day());
         let mut findings = Vec::new();
         findings.extend(layout::calendar_warning(&KK, date.0, date.1, date.2));
         findings.extend(layout::region_warning(&KK, &self.0));
-        findings.extend(layout::future_warning(
-            &KK,
-            "future_recording_date",
-            date,
-            today,
-        ));
+        findings.extend(layout::future_warning(&KK, "future_recording_date", date, today));
         findings
     }
 }
@@ -171,11 +158,7 @@ mod tests {
 
     fn reject_rules(raw: &str) -> Vec<String> {
         let err = KkNumber::parse(raw).expect_err("should be rejected");
-        assert!(
-            err.findings()
-                .iter()
-                .all(|f| f.severity == Severity::Reject)
-        );
+        assert!(err.findings().iter().all(|f| f.severity == Severity::Reject));
         err.findings().iter().map(|f| f.rule.clone()).collect()
     }
 
@@ -201,11 +184,7 @@ mod tests {
 
     #[test]
     fn parse_strips_spaces_dots_and_dashes() {
-        for typed in [
-            "7314 0112 0619 9001",
-            "73.14.01.120619.9001",
-            "731401-120619-9001",
-        ] {
+        for typed in ["7314 0112 0619 9001", "73.14.01.120619.9001", "731401-120619-9001"] {
             assert_eq!(KkNumber::parse(typed).expect(typed).as_str(), KK_NUMBER);
         }
     }
@@ -259,16 +238,7 @@ mod tests {
         let (kk, findings) = check_kk("7300004513190000", TODAY);
         assert!(kk.is_none());
         let rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
-        assert_eq!(
-            rules,
-            [
-                "kk_regency_zero",
-                "kk_district_zero",
-                "kk_day_range",
-                "kk_month_range",
-                "kk_serial_zero"
-            ]
-        );
+        assert_eq!(rules, ["kk_regency_zero", "kk_district_zero", "kk_day_range", "kk_month_range", "kk_serial_zero"]);
     }
 
     #[test]
@@ -301,10 +271,7 @@ mod tests {
         let kk = KkNumber::parse(KK_NUMBER).expect("valid kk number");
         let json = serde_json::to_string(&kk).expect("serialize");
         assert_eq!(json, format!("\"{KK_NUMBER}\""));
-        assert_eq!(
-            serde_json::from_str::<KkNumber>(&json).expect("deserialize"),
-            kk
-        );
+        assert_eq!(serde_json::from_str::<KkNumber>(&json).expect("deserialize"), kk);
         assert!(serde_json::from_str::<KkNumber>("\"7314014506199001\"").is_err());
     }
 }

@@ -24,9 +24,7 @@ pub(super) struct Kind {
 
 /// Drops the separators people type or copy: whitespace, dots and dashes.
 pub(super) fn normalise(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| !c.is_whitespace() && *c != '.' && *c != '-')
-        .collect()
+    raw.chars().filter(|c| !c.is_whitespace() && *c != '.' && *c != '-').collect()
 }
 
 /// Every reject rule that the normalised text fails; empty means the text is a valid number.
@@ -59,22 +57,14 @@ pub(super) fn reject_findings(kind: &Kind, normalised: &str) -> Vec<Finding> {
         .map(|(i, c)| format!("'{c}' at position {}", i + 1))
         .collect();
     if !non_digits.is_empty() {
-        let shown = non_digits
-            .iter()
-            .take(3)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
+        let shown = non_digits.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
         let more = match non_digits.len() {
             0..=3 => String::new(),
             n => format!(" and {} more", n - 3),
         };
         findings.push(Finding::reject(
             rule("digits"),
-            format!(
-                "{} may contain only digits, but it has {shown}{more}; {}",
-                kind.noun, kind.fix
-            ),
+            format!("{} may contain only digits, but it has {shown}{more}; {}", kind.noun, kind.fix),
         ));
     }
 
@@ -82,27 +72,19 @@ pub(super) fn reject_findings(kind: &Kind, normalised: &str) -> Vec<Finding> {
         return findings;
     }
     let part = |from: usize, to: usize| -> Option<u32> {
-        chars[from..to]
-            .iter()
-            .try_fold(0u32, |acc, c| c.to_digit(10).map(|d| acc * 10 + d))
+        chars[from..to].iter().try_fold(0u32, |acc, c| c.to_digit(10).map(|d| acc * 10 + d))
     };
 
     if part(2, 4) == Some(0) {
         findings.push(Finding::reject(
             rule("regency_zero"),
-            format!(
-                "regency code 00 in digits 3-4 is not a valid regency; {}",
-                kind.fix
-            ),
+            format!("regency code 00 in digits 3-4 is not a valid regency; {}", kind.fix),
         ));
     }
     if part(4, 6) == Some(0) {
         findings.push(Finding::reject(
             rule("district_zero"),
-            format!(
-                "kecamatan code 00 in digits 5-6 is not a valid kecamatan; {}",
-                kind.fix
-            ),
+            format!("kecamatan code 00 in digits 5-6 is not a valid kecamatan; {}", kind.fix),
         ));
     }
     if let Some(day) = part(6, 8) {
@@ -115,29 +97,20 @@ pub(super) fn reject_findings(kind: &Kind, normalised: &str) -> Vec<Finding> {
             };
             findings.push(Finding::reject(
                 rule("day_range"),
-                format!(
-                    "day {day:02} in digits 7-8 is not a valid day ({allowed}); {}",
-                    kind.fix
-                ),
+                format!("day {day:02} in digits 7-8 is not a valid day ({allowed}); {}", kind.fix),
             ));
         }
     }
     if let Some(month) = part(8, 10).filter(|m| !(1..=12).contains(m)) {
         findings.push(Finding::reject(
             rule("month_range"),
-            format!(
-                "month {month:02} in digits 9-10 is not a month (01-12); {}",
-                kind.fix
-            ),
+            format!("month {month:02} in digits 9-10 is not a month (01-12); {}", kind.fix),
         ));
     }
     if part(12, 16) == Some(0) {
         findings.push(Finding::reject(
             rule("serial_zero"),
-            format!(
-                "serial 0000 in digits 13-16 is never issued (serials run 0001-9999); {}",
-                kind.fix
-            ),
+            format!("serial 0000 in digits 13-16 is never issued (serials run 0001-9999); {}", kind.fix),
         ));
     }
     findings
@@ -151,9 +124,7 @@ pub(super) fn two_digits(digits: &str, at: usize) -> u8 {
 
 /// The serial in digits 13–16 of a string already checked to be 16 ASCII digits.
 pub(super) fn serial(digits: &str) -> u16 {
-    digits.as_bytes()[12..16]
-        .iter()
-        .fold(0u16, |acc, b| acc * 10 + u16::from(b - b'0'))
+    digits.as_bytes()[12..16].iter().fold(0u16, |acc, b| acc * 10 + u16::from(b - b'0'))
 }
 
 /// The kecamatan prefix, digits 1–6, in the dotted `PP.KK.CC` form of the region table.
@@ -173,18 +144,12 @@ pub(super) fn infer_year(two_digit_year: u8, today: Date) -> i32 {
     let this_two = today.year().rem_euclid(100);
     let this_century = today.year() - this_two;
     let yy = i32::from(two_digit_year);
-    if yy > this_two {
-        this_century - 100 + yy
-    } else {
-        this_century + yy
-    }
+    if yy > this_two { this_century - 100 + yy } else { this_century + yy }
 }
 
 /// Warning when day and month (and year) cannot be a real date, e.g. 31/02.
 pub(super) fn calendar_warning(kind: &Kind, year: i32, month: u8, day: u8) -> Option<Finding> {
-    let real = Month::try_from(month)
-        .ok()
-        .is_some_and(|m| Date::from_calendar_date(year, m, day).is_ok());
+    let real = Month::try_from(month).ok().is_some_and(|m| Date::from_calendar_date(year, m, day).is_ok());
     (!real).then(|| {
         Finding::warn(
             format!("{}_calendar_date", kind.rule_prefix),
@@ -241,10 +206,7 @@ mod tests {
 
     #[test]
     fn normalise_drops_spaces_dots_dashes_and_other_whitespace() {
-        assert_eq!(
-            normalise(" 73.14-01\t1508\u{a0}85 9001 "),
-            "7314011508859001"
-        );
+        assert_eq!(normalise(" 73.14-01\t1508\u{a0}85 9001 "), "7314011508859001");
     }
 
     #[test]

@@ -61,11 +61,7 @@ pub struct NikContext {
 impl NikContext {
     /// A context with nothing captured yet, only today's date.
     pub fn new(today: Date) -> Self {
-        NikContext {
-            sex: None,
-            birth_date: None,
-            today,
-        }
+        NikContext { sex: None, birth_date: None, today }
     }
 }
 
@@ -96,11 +92,7 @@ impl Nik {
     pub fn parse(raw: &str) -> Result<Nik, IdError> {
         let digits = layout::normalise(raw);
         let findings = layout::reject_findings(&NIK, &digits);
-        if findings.is_empty() {
-            Ok(Nik(digits))
-        } else {
-            Err(IdError::InvalidNik { findings })
-        }
+        if findings.is_empty() { Ok(Nik(digits)) } else { Err(IdError::InvalidNik { findings }) }
     }
 
     /// The 16 digits, without separators, for storage and comparison.
@@ -110,11 +102,7 @@ impl Nik {
 
     /// The sex the NIK encodes: female when the birth day has 40 added (41–71).
     pub fn sex(&self) -> Sex {
-        if self.raw_day() > 40 {
-            Sex::Female
-        } else {
-            Sex::Male
-        }
+        if self.raw_day() > 40 { Sex::Female } else { Sex::Male }
     }
 
     /// The birth day of the month (1–31), with the +40 for women removed.
@@ -182,12 +170,7 @@ impl Nik {
         if let Some(captured) = ctx.birth_date {
             findings.extend(self.birth_date_mismatch(captured));
         }
-        findings.extend(layout::future_warning(
-            &NIK,
-            "future_birth_date",
-            (year, month, day),
-            ctx.today,
-        ));
+        findings.extend(layout::future_warning(&NIK, "future_birth_date", (year, month, day), ctx.today));
         findings
     }
 
@@ -209,23 +192,14 @@ impl Nik {
     fn birth_date_mismatch(&self, captured: BirthDate) -> Option<Finding> {
         let mut parts = Vec::new();
         if let Some(day) = captured.day.filter(|d| *d != self.birth_day()) {
-            parts.push(format!(
-                "day (nik {:02}, captured {day:02})",
-                self.birth_day()
-            ));
+            parts.push(format!("day (nik {:02}, captured {day:02})", self.birth_day()));
         }
         if let Some(month) = captured.month.filter(|m| *m != self.birth_month()) {
-            parts.push(format!(
-                "month (nik {:02}, captured {month:02})",
-                self.birth_month()
-            ));
+            parts.push(format!("month (nik {:02}, captured {month:02})", self.birth_month()));
         }
         let two_digit_year = self.birth_year_two_digits();
         if captured.year.rem_euclid(100) != i32::from(two_digit_year) {
-            parts.push(format!(
-                "year (nik ..{two_digit_year:02}, captured {})",
-                captured.year
-            ));
+            parts.push(format!("year (nik ..{two_digit_year:02}, captured {})", captured.year));
         }
         (!parts.is_empty()).then(|| {
             Finding::warn(
@@ -315,11 +289,7 @@ mod tests {
 
     fn reject_rules(raw: &str) -> Vec<String> {
         let err = Nik::parse(raw).expect_err("should be rejected");
-        assert!(
-            err.findings()
-                .iter()
-                .all(|f| f.severity == Severity::Reject)
-        );
+        assert!(err.findings().iter().all(|f| f.severity == Severity::Reject));
         err.findings().iter().map(|f| f.rule.clone()).collect()
     }
 
@@ -357,11 +327,7 @@ mod tests {
 
     #[test]
     fn parse_strips_spaces_dots_and_dashes() {
-        for typed in [
-            "73 14 01 150885 9001",
-            "73.14.01.150885.9001",
-            "731401-150885-9001",
-        ] {
+        for typed in ["73 14 01 150885 9001", "73.14.01.150885.9001", "731401-150885-9001"] {
             assert_eq!(Nik::parse(typed).expect(typed).as_str(), MAN);
         }
     }
@@ -437,56 +403,32 @@ mod tests {
         assert!(nik.is_none());
         assert_eq!(
             rules(&findings),
-            [
-                "nik_regency_zero",
-                "nik_district_zero",
-                "nik_day_range",
-                "nik_month_range",
-                "nik_serial_zero"
-            ]
+            ["nik_regency_zero", "nik_district_zero", "nik_day_range", "nik_month_range", "nik_serial_zero"]
         );
     }
 
     #[test]
     fn impossible_calendar_date_is_only_a_warning() {
-        assert_eq!(
-            warn_rules("7314013102859001", &ctx()),
-            ["nik_calendar_date"]
-        );
+        assert_eq!(warn_rules("7314013102859001", &ctx()), ["nik_calendar_date"]);
         // 31 Feb for a woman: day 71.
-        assert_eq!(
-            warn_rules("7314017102859002", &ctx()),
-            ["nik_calendar_date"]
-        );
-        assert_eq!(
-            warn_rules("7314013104859001", &ctx()),
-            ["nik_calendar_date"]
-        );
+        assert_eq!(warn_rules("7314017102859002", &ctx()), ["nik_calendar_date"]);
+        assert_eq!(warn_rules("7314013104859001", &ctx()), ["nik_calendar_date"]);
         // 29 Feb exists in 1984, not in 1985.
         assert!(warn_rules("7314012902849001", &ctx()).is_empty());
-        assert_eq!(
-            warn_rules("7314012902859001", &ctx()),
-            ["nik_calendar_date"]
-        );
+        assert_eq!(warn_rules("7314012902859001", &ctx()), ["nik_calendar_date"]);
     }
 
     #[test]
     fn region_prefix_not_in_table_is_only_a_warning() {
         // Kec. 73.14.99 does not exist.
-        assert_eq!(
-            warn_rules("7314991508859001", &ctx()),
-            ["nik_region_unknown"]
-        );
+        assert_eq!(warn_rules("7314991508859001", &ctx()), ["nik_region_unknown"]);
     }
 
     #[test]
     fn merauke_nik_issued_before_the_papua_split_is_kept_with_a_warning() {
         // Kab. Merauke was 91.01 until 2022; it is 93.01 in the 2025 table.
         let (nik, findings) = check_nik("9101011508859001", &ctx());
-        assert_eq!(
-            nik.map(|n| n.district_prefix()).as_deref(),
-            Some("91.01.01")
-        );
+        assert_eq!(nik.map(|n| n.district_prefix()).as_deref(), Some("91.01.01"));
         assert_eq!(rules(&findings), ["nik_region_unknown"]);
         assert!(findings[0].message.contains("91.01.01"), "{findings:?}");
         assert!(warn_rules("9301011508859001", &ctx()).is_empty());
@@ -494,14 +436,8 @@ mod tests {
 
     #[test]
     fn captured_sex_that_disagrees_with_the_plus_forty_rule_is_a_warning() {
-        let as_male = NikContext {
-            sex: Some(Sex::Male),
-            ..ctx()
-        };
-        let as_female = NikContext {
-            sex: Some(Sex::Female),
-            ..ctx()
-        };
+        let as_male = NikContext { sex: Some(Sex::Male), ..ctx() };
+        let as_female = NikContext { sex: Some(Sex::Female), ..ctx() };
         assert_eq!(warn_rules(WOMAN, &as_male), ["nik_sex_mismatch"]);
         assert_eq!(warn_rules(MAN, &as_female), ["nik_sex_mismatch"]);
         assert!(warn_rules(WOMAN, &as_female).is_empty());
@@ -510,74 +446,37 @@ mod tests {
 
     #[test]
     fn captured_birth_date_that_disagrees_is_a_warning() {
-        let with = |year, month, day| NikContext {
-            birth_date: Some(BirthDate { year, month, day }),
-            ..ctx()
-        };
+        let with = |year, month, day| NikContext { birth_date: Some(BirthDate { year, month, day }), ..ctx() };
         assert!(warn_rules(MAN, &with(1985, Some(8), Some(15))).is_empty());
         assert!(warn_rules(WOMAN, &with(1985, Some(8), Some(15))).is_empty());
         assert!(warn_rules(MAN, &with(1985, None, None)).is_empty());
-        assert_eq!(
-            warn_rules(MAN, &with(1985, Some(8), Some(16))),
-            ["nik_birth_date_mismatch"]
-        );
-        assert_eq!(
-            warn_rules(MAN, &with(1985, Some(9), None)),
-            ["nik_birth_date_mismatch"]
-        );
-        assert_eq!(
-            warn_rules(MAN, &with(1986, None, None)),
-            ["nik_birth_date_mismatch"]
-        );
+        assert_eq!(warn_rules(MAN, &with(1985, Some(8), Some(16))), ["nik_birth_date_mismatch"]);
+        assert_eq!(warn_rules(MAN, &with(1985, Some(9), None)), ["nik_birth_date_mismatch"]);
+        assert_eq!(warn_rules(MAN, &with(1986, None, None)), ["nik_birth_date_mismatch"]);
         let (_, findings) = check_nik(MAN, &with(1986, Some(8), Some(16)));
         let message = &findings[0].message;
         assert!(message.contains("day (nik 15, captured 16)"), "{message}");
-        assert!(
-            message.contains("year (nik ..85, captured 1986)"),
-            "{message}"
-        );
+        assert!(message.contains("year (nik ..85, captured 1986)"), "{message}");
     }
 
     #[test]
     fn birth_date_after_today_is_a_warning() {
         // 15 Aug 26 with today 1 Mar 2026: the century rule says 2026, which is still ahead.
-        assert_eq!(
-            warn_rules("7314011508269001", &ctx()),
-            ["nik_future_birth_date"]
-        );
+        assert_eq!(warn_rules("7314011508269001", &ctx()), ["nik_future_birth_date"]);
         assert!(warn_rules("7314011502269001", &ctx()).is_empty());
         assert!(warn_rules("7314010103269001", &ctx()).is_empty());
-        assert_eq!(
-            warn_rules("7314010203269001", &ctx()),
-            ["nik_future_birth_date"]
-        );
+        assert_eq!(warn_rules("7314010203269001", &ctx()), ["nik_future_birth_date"]);
     }
 
     #[test]
     fn captured_birth_year_settles_the_century() {
-        let born_1926 = NikContext {
-            birth_date: Some(BirthDate {
-                year: 1926,
-                month: Some(8),
-                day: Some(15),
-            }),
-            ..ctx()
-        };
+        let born_1926 =
+            NikContext { birth_date: Some(BirthDate { year: 1926, month: Some(8), day: Some(15) }), ..ctx() };
         assert!(warn_rules("7314011508269001", &born_1926).is_empty());
         // 29 Feb 00: real in 2000, not in 1900.
-        let born_1900 = NikContext {
-            birth_date: Some(BirthDate {
-                year: 1900,
-                month: None,
-                day: None,
-            }),
-            ..ctx()
-        };
+        let born_1900 = NikContext { birth_date: Some(BirthDate { year: 1900, month: None, day: None }), ..ctx() };
         assert!(warn_rules("7314012902009001", &ctx()).is_empty());
-        assert_eq!(
-            warn_rules("7314012902009001", &born_1900),
-            ["nik_calendar_date"]
-        );
+        assert_eq!(warn_rules("7314012902009001", &born_1900), ["nik_calendar_date"]);
     }
 
     #[test]

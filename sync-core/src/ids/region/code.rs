@@ -98,10 +98,7 @@ impl Level {
             parts.extend(trimmed.split('.'));
         }
         let shaped = parts.len() == self.widths.len()
-            && parts
-                .iter()
-                .zip(self.widths)
-                .all(|(part, width)| part.len() == *width && all_digits(part));
+            && parts.iter().zip(self.widths).all(|(part, width)| part.len() == *width && all_digits(part));
         shaped.then(|| parts.join("."))
     }
 
@@ -140,11 +137,7 @@ impl VillageCode {
     /// Validates a village code typed dotted or as 10 digits, and requires it in the region table.
     pub fn parse(raw: &str) -> Result<VillageCode, IdError> {
         let code = VillageCode::parse_format_only(raw)?;
-        if code.is_known() {
-            Ok(code)
-        } else {
-            Err(VILLAGE.unknown_error(&code.0))
-        }
+        if code.is_known() { Ok(code) } else { Err(VILLAGE.unknown_error(&code.0)) }
     }
 
     /// Validates the shape only, for codes recorded under an older table (e.g. before a split).
@@ -206,19 +199,12 @@ impl DistrictCode {
     /// Validates a kecamatan code typed dotted or as 6 digits, and requires it in the region table.
     pub fn parse(raw: &str) -> Result<DistrictCode, IdError> {
         let code = DistrictCode::parse_format_only(raw)?;
-        if code.is_known() {
-            Ok(code)
-        } else {
-            Err(DISTRICT.unknown_error(&code.0))
-        }
+        if code.is_known() { Ok(code) } else { Err(DISTRICT.unknown_error(&code.0)) }
     }
 
     /// Validates the shape only, for codes recorded under an older table (e.g. a NIK prefix).
     pub fn parse_format_only(raw: &str) -> Result<DistrictCode, IdError> {
-        DISTRICT
-            .dotted(raw)
-            .map(DistrictCode)
-            .ok_or_else(|| DISTRICT.format_error(raw))
+        DISTRICT.dotted(raw).map(DistrictCode).ok_or_else(|| DISTRICT.format_error(raw))
     }
 
     /// A code taken from the embedded table, which the table's tests prove well-formed.
@@ -256,19 +242,12 @@ impl RegencyCode {
     /// Validates a regency code typed dotted or as 4 digits, and requires it in the region table.
     pub fn parse(raw: &str) -> Result<RegencyCode, IdError> {
         let code = RegencyCode::parse_format_only(raw)?;
-        if code.is_known() {
-            Ok(code)
-        } else {
-            Err(REGENCY.unknown_error(&code.0))
-        }
+        if code.is_known() { Ok(code) } else { Err(REGENCY.unknown_error(&code.0)) }
     }
 
     /// Validates the shape only, for codes recorded under an older table (e.g. Merauke's 91.01).
     pub fn parse_format_only(raw: &str) -> Result<RegencyCode, IdError> {
-        REGENCY
-            .dotted(raw)
-            .map(RegencyCode)
-            .ok_or_else(|| REGENCY.format_error(raw))
+        REGENCY.dotted(raw).map(RegencyCode).ok_or_else(|| REGENCY.format_error(raw))
     }
 
     /// A code taken from the embedded table, which the table's tests prove well-formed.
@@ -365,10 +344,7 @@ mod tests {
     #[test]
     fn village_code_parses_dotted_or_plain_digits_to_dotted() {
         for typed in ["73.14.01.1001", "7314011001", " 73.14.01.1001 "] {
-            assert_eq!(
-                VillageCode::parse(typed).expect(typed).as_str(),
-                "73.14.01.1001"
-            );
+            assert_eq!(VillageCode::parse(typed).expect(typed).as_str(), "73.14.01.1001");
         }
     }
 
@@ -381,10 +357,7 @@ mod tests {
         assert_eq!(code.kind(), VillageKind::Kelurahan);
         assert_eq!(code.name(), Some("Bilokka"));
         assert_eq!(code.to_string(), "73.14.01.1001");
-        assert_eq!(
-            VillageCode::parse("73.14.01.1002").expect("exists").name(),
-            Some("Wette'E")
-        );
+        assert_eq!(VillageCode::parse("73.14.01.1002").expect("exists").name(), Some("Wette'E"));
     }
 
     #[test]
@@ -416,11 +389,7 @@ mod tests {
             let err = VillageCode::parse(raw).expect_err(raw);
             assert!(matches!(err, IdError::InvalidRegionCode { .. }), "{raw}");
             assert_eq!(rule_of(&err), "village_code_format");
-            assert!(
-                err.to_string()
-                    .contains("PP.KK.CC.DDDD (e.g. 73.14.01.1001"),
-                "{err}"
-            );
+            assert!(err.to_string().contains("PP.KK.CC.DDDD (e.g. 73.14.01.1001"), "{err}");
             assert!(VillageCode::parse_format_only(raw).is_err(), "{raw}");
         }
     }
@@ -453,11 +422,7 @@ mod tests {
         assert_eq!(rule_of(&bad), "district_code_format");
         assert!(bad.to_string().contains("PP.KK.CC"), "{bad}");
         // A pre-2022 Merauke NIK prefix still has a well-formed kecamatan code.
-        assert!(
-            !DistrictCode::parse_format_only("91.01.01")
-                .expect("shape")
-                .is_known()
-        );
+        assert!(!DistrictCode::parse_format_only("91.01.01").expect("shape").is_known());
     }
 
     #[test]
@@ -467,28 +432,15 @@ mod tests {
         assert_eq!(sidrap.name(), Some("Kabupaten Sidenreng Rappang"));
         assert_eq!(sidrap.province_code(), "73");
         assert!(!sidrap.is_city());
-        assert!(
-            RegencyCode::parse("75.71")
-                .expect("Kota Gorontalo")
-                .is_city()
-        );
-        assert_eq!(
-            rule_of(&RegencyCode::parse("91.01").expect_err("merauke moved")),
-            "regency_code_unknown"
-        );
-        assert_eq!(
-            rule_of(&RegencyCode::parse("73.1").expect_err("shape")),
-            "regency_code_format"
-        );
+        assert!(RegencyCode::parse("75.71").expect("Kota Gorontalo").is_city());
+        assert_eq!(rule_of(&RegencyCode::parse("91.01").expect_err("merauke moved")), "regency_code_unknown");
+        assert_eq!(rule_of(&RegencyCode::parse("73.1").expect_err("shape")), "regency_code_format");
     }
 
     #[test]
     fn long_garbage_is_truncated_in_the_message() {
         let err = VillageCode::parse(&"9".repeat(100)).expect_err("too long");
-        assert!(
-            err.to_string().contains(&format!("'{}…'", "9".repeat(40))),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&format!("'{}…'", "9".repeat(40))), "{err}");
     }
 
     #[test]
@@ -503,10 +455,7 @@ mod tests {
 
         let json = serde_json::to_string(&codes[1]).expect("serialize");
         assert_eq!(json, "\"73.14.01.1001\"");
-        assert_eq!(
-            serde_json::from_str::<VillageCode>(&json).expect("deserialize"),
-            codes[1]
-        );
+        assert_eq!(serde_json::from_str::<VillageCode>(&json).expect("deserialize"), codes[1]);
         // Stored data from an older table still loads; a bad shape does not.
         assert!(serde_json::from_str::<VillageCode>("\"91.01.01.1001\"").is_ok());
         assert!(serde_json::from_str::<DistrictCode>("\"91.01.01\"").is_ok());

@@ -5,9 +5,10 @@
 //! The index is a sorted list of byte offsets into the embedded text; only the names with `""`
 //! escapes are copied. See `examples/region_load_time.rs` for the load time.
 //!
-//! Indexing is hand-written and total: it cannot fail or panic at run time. A malformed line is
-//! left out of the index, and the tests below check that every embedded row made it in, well-formed,
-//! so a bad data update fails `cargo test` instead of a tablet in the field.
+//! Indexing is hand-written and total: it cannot fail or panic at run time. A line whose commas are
+//! not where the fixed-width codes put them is left out, and the text is sliced with `get`, so even
+//! a garbled file cannot panic. The tests below check that every embedded line made it into the
+//! index, well-formed, so a bad data update fails `cargo test` instead of a tablet in the field.
 
 use std::sync::OnceLock;
 
@@ -15,13 +16,23 @@ use serde::Serialize;
 
 use super::code::{DistrictCode, RegencyCode, VillageCode, VillageKind};
 
+const PROVINCES_CSV: &str = include_str!("../../../data/regions/provinces.csv");
+const REGENCIES_CSV: &str = include_str!("../../../data/regions/regencies.csv");
+const DISTRICTS_CSV: &str = include_str!("../../../data/regions/districts.csv");
+const VILLAGES_CSV: &str = include_str!("../../../data/regions/villages.csv");
+
 /// The Kemendagri 2025 region table; every lookup goes through this.
 ///
 /// The table is only ever this `'static` value, so lookups hand out `&'static str` names that
 /// callers can keep. Creating it costs nothing; each level is indexed on its first lookup.
 pub fn regions() -> &'static RegionTable {
-    static TABLE: OnceLock<RegionTable> = OnceLock::new();
-    TABLE.get_or_init(RegionTable::embedded)
+    static TABLE: RegionTable = RegionTable {
+        provinces: Level::new(PROVINCES_CSV, 2, 0),
+        regencies: Level::new(REGENCIES_CSV, 5, 2),
+        districts: Level::new(DISTRICTS_CSV, 8, 5),
+        villages: Level::new(VILLAGES_CSV, 13, 8),
+    };
+    &TABLE
 }
 
 /// All provinces, regencies, kecamatan and villages, each sorted by code for binary search.
@@ -54,15 +65,6 @@ impl Village {
 }
 
 impl RegionTable {
-    fn embedded() -> RegionTable {
-        RegionTable {
-            provinces: Level::new(include_str!("../../../data/regions/provinces.csv"), 2, 0),
-            regencies: Level::new(include_str!("../../../data/regions/regencies.csv"), 5, 2),
-            districts: Level::new(include_str!("../../../data/regions/districts.csv"), 8, 5),
-            villages: Level::new(include_str!("../../../data/regions/villages.csv"), 13, 8),
-        }
-    }
-
     /// Number of provinces (38 in 2025), for summaries and sanity checks.
     pub fn province_count(&'static self) -> usize {
         self.provinces.len()
@@ -138,9 +140,7 @@ impl RegionTable {
         &'static self,
         province_code: &str,
     ) -> impl Iterator<Item = (RegencyCode, &'static str)> + use<> {
-        self.regencies
-            .children(province_code)
-            .map(|row| (RegencyCode::from_table(row.code), row.name))
+        self.regencies.children(province_code).map(|row| (RegencyCode::from_table(row.code), row.name))
     }
 
     /// The kecamatan of a regency as `(code, name)`, in code order; empty when the regency is unknown.
@@ -148,16 +148,11 @@ impl RegionTable {
         &'static self,
         regency: &RegencyCode,
     ) -> impl Iterator<Item = (DistrictCode, &'static str)> + use<> {
-        self.districts
-            .children(regency.as_str())
-            .map(|row| (DistrictCode::from_table(row.code), row.name))
+        self.districts.children(regency.as_str()).map(|row| (DistrictCode::from_table(row.code), row.name))
     }
 
     /// The villages of a kecamatan, in code order; empty when the kecamatan is unknown.
-    pub fn villages_in_district(
-        &'static self,
-        district: &DistrictCode,
-    ) -> impl Iterator<Item = Village> + use<> {
+    pub fn villages_in_district(&'static self, district: &DistrictCode) -> impl Iterator<Item = Village> + use<> {
         self.villages.children(district.as_str()).map(Row::village)
     }
 }
@@ -199,7 +194,7 @@ struct Index {
 }
 
 impl Level {
-    fn new(csv: &'static str, code_len: usize, parent_len: usize) -> Level {
+    const fn new(csv: &'static str, code_len: usize, parent_len: usize) -> Level {
         Level { csv, code_len, parent_len, index: OnceLock::new() }
     }
 
@@ -245,9 +240,7 @@ impl Level {
             return inner;
         }
         let unescaped = &self.index().unescaped;
-        unescaped
-            .binary_search_by_key(&start, |(s, _)| *s as usize)
-            .map_or(inner, |i| unescaped[i].1.as_str())
+        unescaped.binary_search_by_key(&start, |(s, _)| *s as usize).map_or(inner, |i| unescaped[i].1.as_str())
     }
 
     fn rows(&'static self) -> impl Iterator<Item = Row> {
@@ -256,9 +249,7 @@ impl Level {
 
     fn find(&'static self, code: &str) -> Option<Row> {
         let rows = &self.index().rows;
-        rows.binary_search_by(|(start, _)| self.code_at(*start).cmp(code))
-            .ok()
-            .map(|i| self.row(rows[i]))
+        rows.binary_search_by(|(start, _)| self.code_at(*start).cmp(code)).ok().map(|i| self.row(rows[i]))
     }
 
     /// The rows whose code starts with `parent.`: a contiguous run, because rows are sorted by code.
@@ -272,8 +263,8 @@ impl Level {
         rows[first..end].iter().map(|entry| self.row(*entry))
     }
 
-    /// One pass over the CSV: skip the header, record each line whose fixed-width columns are
-    /// well-formed (digits, dots and commas in the right places), sort by code if needed.
+    /// One pass over the CSV: skip the header, record each line whose commas sit where the
+    /// fixed-width codes put them, sort by code if needed.
     fn build_index(&self) -> Index {
         let bytes = self.csv.as_bytes();
         let name_offset = self.name_offset();
@@ -282,36 +273,28 @@ impl Level {
         let mut sorted = true;
         let mut previous_code: &[u8] = &[];
 
-        let line_end = |from: usize| {
-            bytes[from.min(bytes.len())..]
-                .iter()
-                .position(|b| *b == b'\n')
-                .map_or(bytes.len(), |i| from + i)
-        };
-        let mut start = line_end(0) + 1; // skip the header
+        let mut start = line_end(bytes, 0) + 1; // skip the header
         while start < bytes.len() {
-            let end = line_end(start);
+            let end = line_end(bytes, start);
             let name_start = start + name_offset;
-            let fixed_part_ok = name_start <= end
-                && bytes[start..name_start].iter().enumerate().all(|(i, b)| {
-                    if i == self.code_len || i + 1 == name_offset {
-                        *b == b','
-                    } else {
-                        b.is_ascii_digit() || *b == b'.'
-                    }
-                });
-            if fixed_part_ok {
-                let name_end = if end > name_start && bytes[end - 1] == b'\r' { end - 1 } else { end };
-                let code = &bytes[start..start + self.code_len];
-                sorted &= previous_code <= code;
-                previous_code = code;
-                rows.push((start as u32, name_end as u32));
-                let name = self.csv.get(name_start..name_end).unwrap_or("");
-                if let Some(inner) = name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
-                    if inner.contains("\"\"") {
-                        unescaped.push((start as u32, inner.replace("\"\"", "\"")));
-                    }
-                }
+            // The codes are fixed-width, so the commas must sit at fixed places in the line. Checking
+            // only those two bytes keeps indexing fast; the tests check every code in full.
+            let fixed_part_ok =
+                name_start <= end && bytes[start + self.code_len] == b',' && bytes[name_start - 1] == b',';
+            if !fixed_part_ok {
+                start = end + 1;
+                continue;
+            }
+            let crlf = end > name_start && bytes[end - 1] == b'\r';
+            let name_end = if crlf { end - 1 } else { end };
+            let code = &bytes[start..start + self.code_len];
+            sorted &= previous_code <= code;
+            previous_code = code;
+            rows.push((start as u32, name_end as u32));
+            let name = self.csv.get(name_start..name_end).unwrap_or("");
+            if let Some(inner) = name.strip_prefix('"').and_then(|n| n.strip_suffix('"')).filter(|n| n.contains("\"\""))
+            {
+                unescaped.push((start as u32, inner.replace("\"\"", "\"")));
             }
             start = end + 1;
         }
@@ -320,6 +303,30 @@ impl Level {
         }
         Index { rows, unescaped }
     }
+}
+
+/// The offset of the first `\n` at or after `from`, or the length of `bytes` when there is none.
+///
+/// Eight bytes at a time (the classic has-zero-byte test on `word ^ 0x0a0a…`): this search is most
+/// of the indexing work, and a byte-at-a-time loop doubles it.
+fn line_end(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let rest = bytes.get(from..).unwrap_or_default();
+    let mut chunks = rest.chunks_exact(8);
+    for (i, chunk) in chunks.by_ref().enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ NEWLINES;
+        // The lowest flagged byte is the first zero byte of x, i.e. the first newline.
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return from + i * 8 + (found.trailing_zeros() / 8) as usize;
+        }
+    }
+    let tail = chunks.remainder();
+    tail.iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| bytes.len() - tail.len() + i)
 }
 
 #[cfg(test)]
@@ -345,101 +352,53 @@ mod tests {
 
     #[test]
     fn village_kinds_have_the_2025_counts_and_desa_adat_are_in_kabupaten_jayapura() {
-        let table = regions();
-        let count = |kind| {
-            table
-                .villages
-                .iter()
-                .filter(|row| row.village().kind() == kind)
-                .count()
-        };
+        let villages = &regions().villages;
+        let count = |kind| villages.rows().filter(|row| row.village().kind() == kind).count();
         assert_eq!(count(VillageKind::Kelurahan), 8_496);
         assert_eq!(count(VillageKind::Desa), 75_252);
         assert_eq!(count(VillageKind::DesaAdat), 14);
         assert!(
-            table
-                .villages
-                .iter()
+            villages
+                .rows()
                 .filter(|row| row.village().kind() == VillageKind::DesaAdat)
                 .all(|row| row.code.starts_with("91.03."))
         );
     }
 
     #[test]
-    fn every_embedded_row_is_well_formed() {
+    fn every_embedded_line_is_indexed_well_formed_unique_and_sorted() {
         let table = regions();
-        let check = |rows: &[Row], code_len: usize, has_parent: bool| {
+        for (level, name) in [
+            (&table.provinces, "provinces"),
+            (&table.regencies, "regencies"),
+            (&table.districts, "districts"),
+            (&table.villages, "villages"),
+        ] {
+            let lines = level.csv.lines().skip(1).filter(|l| !l.is_empty()).count();
+            assert_eq!(level.len(), lines, "{name}: a line was left out of the index");
+            let rows: Vec<Row> = level.rows().collect();
             for pair in rows.windows(2) {
-                assert!(
-                    pair[0].code < pair[1].code,
-                    "duplicate or unsorted {}",
-                    pair[1].code
-                );
+                assert!(pair[0].code < pair[1].code, "{name}: duplicate or unsorted {}", pair[1].code);
             }
-            for row in rows {
-                let well_formed = row.code.len() == code_len
-                    && row.code.char_indices().all(|(i, c)| {
-                        if i % 3 == 2 {
-                            c == '.'
-                        } else {
-                            c.is_ascii_digit()
-                        }
-                    });
-                assert!(well_formed, "bad code {:?}", row.code);
-                if has_parent {
-                    assert_eq!(
-                        row.parent,
-                        &row.code[..code_len - 3],
-                        "parent of {}",
-                        row.code
-                    );
-                }
-                assert!(!row.name.trim().is_empty(), "empty name for {}", row.code);
-                assert_eq!(row.name.trim(), row.name, "padded name for {}", row.code);
-                assert!(!row.name.starts_with('"'), "quote left in {}", row.code);
+            for row in &rows {
+                let shaped = row
+                    .code
+                    .char_indices()
+                    .all(|(i, c)| if i % 3 == 2 && i < 9 { c == '.' } else { c.is_ascii_digit() });
+                assert!(shaped, "{name}: bad code {:?}", row.code);
+                assert_eq!(row.parent, &row.code[..level.parent_len], "{name}: parent of {}", row.code);
+                assert!(!row.name.trim().is_empty(), "{name}: empty name for {}", row.code);
+                assert_eq!(row.name.trim(), row.name, "{name}: padded name for {}", row.code);
+                assert!(!row.name.starts_with('"'), "{name}: quote left in {}", row.code);
             }
-        };
-        check(&table.provinces, 2, false);
-        check(&table.regencies, 5, true);
-        check(&table.districts, 8, true);
-        for row in &table.villages {
-            let code = VillageCode::parse_format_only(row.code).expect(row.code);
-            assert_eq!(code.as_str(), row.code);
-            assert_eq!(
-                row.parent,
-                code.district().as_str(),
-                "parent of {}",
-                row.code
-            );
-            assert!(!row.name.trim().is_empty(), "empty name for {}", row.code);
-            assert!(!row.name.starts_with('"'), "quote left in {}", row.code);
         }
-        for pair in table.villages.windows(2) {
-            assert!(
-                pair[0].code < pair[1].code,
-                "duplicate or unsorted {}",
-                pair[1].code
-            );
+        for row in table.villages.rows() {
+            assert_eq!(VillageCode::parse_format_only(row.code).expect(row.code).as_str(), row.code);
         }
         // Every parent exists.
-        assert!(
-            table
-                .regencies
-                .iter()
-                .all(|r| table.province_exists(r.parent))
-        );
-        assert!(
-            table
-                .districts
-                .iter()
-                .all(|r| table.regency_exists(r.parent))
-        );
-        assert!(
-            table
-                .villages
-                .iter()
-                .all(|r| table.district_exists(r.parent))
-        );
+        assert!(table.regencies.rows().all(|r| table.province_exists(r.parent)));
+        assert!(table.districts.rows().all(|r| table.regency_exists(r.parent)));
+        assert!(table.villages.rows().all(|r| table.district_exists(r.parent)));
     }
 
     #[test]
@@ -454,16 +413,16 @@ mod tests {
     fn looks_up_names_at_every_level() {
         let table = regions();
         assert_eq!(table.province_name("73"), Some("Sulawesi Selatan"));
-        assert_eq!(
-            table.regency_name("73.14"),
-            Some("Kabupaten Sidenreng Rappang")
-        );
+        assert_eq!(table.regency_name("73.14"), Some("Kabupaten Sidenreng Rappang"));
         assert_eq!(table.district_name("73.14.01"), Some("Panca Lautang"));
         assert_eq!(table.village_name("73.14.01.1001"), Some("Bilokka"));
         assert_eq!(table.village_name("73.14.01.1999"), None);
         assert_eq!(table.district_name("7314.01"), None);
+        assert_eq!(table.district_name(""), None);
         assert!(table.district_exists("93.01.01"));
         assert!(!table.district_exists("91.01.01"));
+        assert_eq!(table.province_name("11"), Some("Aceh"));
+        assert_eq!(table.village_name("11.01.01.2001"), Some("Keude Bakongan"));
     }
 
     #[test]
@@ -473,37 +432,23 @@ mod tests {
         assert_eq!(village.district_code.as_str(), "73.14.01");
         assert_eq!(village.name, "Bilokka");
         assert_eq!(village.kind(), VillageKind::Kelurahan);
-        assert_eq!(
-            regions().village("73.14.01.1002").map(|v| v.name),
-            Some("Wette'E")
-        );
-        assert_eq!(
-            regions().village("75.01.05.2012").map(|v| v.name),
-            Some("Olimoo'o")
-        );
+        assert_eq!(regions().village("73.14.01.1002").map(|v| v.name), Some("Wette'E"));
+        assert_eq!(regions().village("75.01.05.2012").map(|v| v.name), Some("Olimoo'o"));
     }
 
     #[test]
     fn quoted_csv_names_are_unescaped() {
         let table = regions();
         assert_eq!(table.village_name("35.13.15.2017"), Some("Soka\"an"));
-        assert_eq!(
-            table.village_name("12.07.28.1007"),
-            Some("Lubuk Pakam I,II")
-        );
-        assert_eq!(
-            table.village_name("14.02.09.2010"),
-            Some("Lambang Sari I, II, III")
-        );
+        assert_eq!(table.village_name("12.07.28.1007"), Some("Lubuk Pakam I,II"));
+        assert_eq!(table.village_name("14.02.09.2010"), Some("Lambang Sari I, II, III"));
+        assert_eq!(table.village_name("94.04.10.2004"), Some("T\"Singa"));
         assert_eq!(table.district_name("35.29.22"), Some("Ra\"as"));
     }
 
     #[test]
     fn names_keep_their_unicode_apostrophes() {
-        assert_eq!(
-            regions().village_name("53.07.01.2021"),
-            Some("Regapu\u{2019}u")
-        );
+        assert_eq!(regions().village_name("53.07.01.2021"), Some("Regapu\u{2019}u"));
     }
 
     #[test]
@@ -514,53 +459,27 @@ mod tests {
         assert_eq!(districts[0].0.as_str(), "73.14.01");
         assert_eq!(districts[0].1, "Panca Lautang");
         assert_eq!(districts[10].1, "Pitu Riase");
-        let villages: usize = districts
-            .iter()
-            .map(|(code, _)| table.villages_in_district(code).count())
-            .sum();
+        let villages: usize = districts.iter().map(|(code, _)| table.villages_in_district(code).count()).sum();
         assert_eq!(villages, 106);
     }
 
     #[test]
     fn panca_lautang_lists_its_10_villages_with_the_serial_shared_across_kinds() {
-        let villages: Vec<Village> = regions()
-            .villages_in_district(&district("73.14.01"))
-            .collect();
+        let villages: Vec<Village> = regions().villages_in_district(&district("73.14.01")).collect();
         assert_eq!(villages.len(), 10);
         let codes: Vec<&str> = villages.iter().map(|v| v.code.as_str()).collect();
-        assert_eq!(
-            &codes[..4],
-            [
-                "73.14.01.1001",
-                "73.14.01.1002",
-                "73.14.01.1003",
-                "73.14.01.2004"
-            ]
-        );
+        assert_eq!(&codes[..4], ["73.14.01.1001", "73.14.01.1002", "73.14.01.1003", "73.14.01.2004"]);
         assert_eq!(codes[9], "73.14.01.2010");
-        assert!(
-            villages
-                .iter()
-                .all(|v| v.district_code.as_str() == "73.14.01")
-        );
+        assert!(villages.iter().all(|v| v.district_code.as_str() == "73.14.01"));
     }
 
     #[test]
     fn listing_an_unknown_parent_is_empty() {
         let table = regions();
-        assert_eq!(
-            table
-                .villages_in_district(&DistrictCode::from_table("73.14.99"))
-                .count(),
-            0
-        );
-        assert_eq!(
-            table
-                .districts_in_regency(&RegencyCode::from_table("91.01"))
-                .count(),
-            0
-        );
+        assert_eq!(table.villages_in_district(&DistrictCode::from_table("73.14.99")).count(), 0);
+        assert_eq!(table.districts_in_regency(&RegencyCode::from_table("91.01")).count(), 0);
         assert_eq!(table.regencies_in_province("00").count(), 0);
+        assert_eq!(table.regencies_in_province("").count(), 0);
     }
 
     #[test]
@@ -574,7 +493,7 @@ mod tests {
 
     #[test]
     fn regency_codes_from_71_are_exactly_the_cities() {
-        for row in &regions().regencies {
+        for row in regions().regencies.rows() {
             assert_eq!(
                 RegencyCode::from_table(row.code).is_city(),
                 row.name.starts_with("Kota "),
@@ -586,20 +505,29 @@ mod tests {
     }
 
     #[test]
-    fn parser_handles_quotes_crlf_and_unsorted_input() {
-        let rows = parse_rows(
-            "code,parent,name\r\n02.01,02,\"A \"\"b\"\", c\"\r\n01.01,01,Plain\n\n01.02,01,\"x,y\"",
-            true,
+    fn line_end_finds_the_first_newline_from_any_offset() {
+        let text = b"a\n\n0123456789abcdef\nxy\n\n\n01234567\n0123456\nno newline at the end";
+        for from in 0..=text.len() + 2 {
+            let naive = text.iter().skip(from).position(|b| *b == b'\n').map_or(text.len(), |i| from + i);
+            assert_eq!(line_end(text, from), naive, "from {from}");
+        }
+        assert_eq!(line_end(b"", 0), 0);
+    }
+
+    #[test]
+    fn indexing_handles_quotes_crlf_unsorted_input_and_skips_malformed_lines() {
+        static LEVEL: Level = Level::new(
+            "code,parent,name\r\n02.01,02,\"A \"\"b\"\", c\"\r\n01.01,01,Plain\nbad line\n\n\
+             1.02,01,Short\n01.03,01,\"x,y\"\n01.02,01,Last",
+            5,
+            2,
         );
-        let got: Vec<(&str, &str, &str)> =
-            rows.iter().map(|r| (r.code, r.parent, &*r.name)).collect();
+        let got: Vec<(&str, &str, &str)> = LEVEL.rows().map(|r| (r.code, r.parent, r.name)).collect();
         assert_eq!(
             got,
-            [
-                ("01.01", "01", "Plain"),
-                ("01.02", "01", "x,y"),
-                ("02.01", "02", "A \"b\", c")
-            ]
+            [("01.01", "01", "Plain"), ("01.02", "01", "Last"), ("01.03", "01", "x,y"), ("02.01", "02", "A \"b\", c"),]
         );
+        assert_eq!(LEVEL.find("02.01").map(|r| r.name), Some("A \"b\", c"));
+        assert_eq!(LEVEL.children("01").count(), 3);
     }
 }
