@@ -44,7 +44,8 @@ pub fn device_form(store: &DeviceStore) -> Result<&'static FormDefinition> {
 pub fn now() -> Result<OffsetDateTime> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(text) = std::env::var("PILAR_NOW") {
-        return OffsetDateTime::parse(&text, &Rfc3339).with_context(|| format!("PILAR_NOW={text:?} is not an RFC 3339 time"));
+        return OffsetDateTime::parse(&text, &Rfc3339)
+            .with_context(|| format!("PILAR_NOW={text:?} is not an RFC 3339 time"));
     }
     Ok(OffsetDateTime::now_local().unwrap_or_else(|_| OffsetDateTime::now_utc()))
 }
@@ -82,7 +83,8 @@ pub fn gather_answers(
         Some(map) => entry::parse_json_answers(form, scope, map).map_err(EntryError::Refused).map_err(explain)?,
         None => BTreeMap::new(),
     };
-    let from_flags = entry::parse_answers(form, scope, &split_pairs(flags)?).map_err(EntryError::Refused).map_err(explain)?;
+    let from_flags =
+        entry::parse_answers(form, scope, &split_pairs(flags)?).map_err(EntryError::Refused).map_err(explain)?;
     answers.extend(from_flags);
     Ok(answers)
 }

@@ -136,7 +136,11 @@ fn lookup<'f>(
                 path,
                 "unknown_field",
                 None,
-                format!("{name} is not a {} field of form {}; see `pilar form` for the field names", scope.as_str(), form.key()),
+                format!(
+                    "{name} is not a {} field of form {}; see `pilar form` for the field names",
+                    scope.as_str(),
+                    form.key()
+                ),
             ));
             None
         }
@@ -207,7 +211,10 @@ fn validate_after(
         let mine = touched.answers.contains(&p.field)
             || p.field.starts_with("visit.")
             || member_keys.iter().any(|k| p.field.starts_with(k.as_str()))
-            || (!touched.members.is_empty() && !p.field.contains('.') && !touched.answers.contains(&p.field) && p.field.starts_with("members"));
+            || (!touched.members.is_empty()
+                && !p.field.contains('.')
+                && !touched.answers.contains(&p.field)
+                && p.field.starts_with("members"));
         if !mine && p.severity == Severity::Reject {
             p.severity = Severity::Warn;
             p.message = format!("{} (already stored; not blocking this save)", p.message);
@@ -236,11 +243,60 @@ fn touched_by(edits: &Edits) -> Touched {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::age_on;
+    use time::macros::date;
+
+    #[test]
+    fn age_counts_whole_years_and_tolerates_unknown_parts() {
+        let today = date!(2026 - 11 - 20);
+        assert_eq!(age_on("1985-07-15", today), Some(41));
+        assert_eq!(age_on("1985-12-15", today), Some(40));
+        assert_eq!(age_on("1985-11-21", today), Some(40));
+        assert_eq!(age_on("1985-11-20", today), Some(41));
+        assert_eq!(age_on("1985-98-98", today), Some(41));
+        assert_eq!(age_on("1985-12-98", today), Some(40));
+        assert_eq!(age_on("2030-01-01", today), None);
+        assert_eq!(age_on("garbage", today), None);
+    }
+}
+
 fn split(report: Report) -> Result<Vec<Problem>, EntryError> {
-    if report.is_blocking() {
-        Err(EntryError::Refused(report))
-    } else {
-        Ok(report.problems)
+    if report.is_blocking() { Err(EntryError::Refused(report)) } else { Ok(report.problems) }
+}
+
+/// Age in whole years on `today` from a `YYYY-MM-DD` birth date whose month/day may be `98`.
+pub fn age_on(birth_date: &str, today: time::Date) -> Option<i64> {
+    let mut parts = birth_date.split('-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (parts.next()??, parts.next()?, parts.next()?);
+    let mut age = i64::from(today.year()) - year;
+    let (m, d) = (i64::from(u8::from(today.month())), i64::from(today.day()));
+    match (month.filter(|m| *m != 98), day.filter(|d| *d != 98)) {
+        (Some(bm), Some(bd)) if (m, d) < (bm, bd) => age -= 1,
+        (Some(bm), None) if m < bm => age -= 1,
+        _ => {}
+    }
+    (0..=130).contains(&age).then_some(age)
+}
+
+/// Fill `age_years` from `birth_date` wherever a save sets a birth date without an age (domain.md
+/// §2.3: age is derived from the birth date when known), so age-based skip logic works.
+fn derive_ages(edits: &mut Edits, today: time::Date) {
+    let derive = |birth: Option<&FieldValue>| birth.and_then(FieldValue::as_text).and_then(|b| age_on(b, today));
+    for (_, answers) in &mut edits.add_members {
+        if !answers.contains_key("age_years")
+            && let Some(age) = derive(answers.get("birth_date"))
+        {
+            answers.insert("age_years".into(), FieldValue::Int(age));
+        }
+    }
+    for (_, answers) in &mut edits.edit_members {
+        if !answers.contains_key("age_years")
+            && let Some(age) = derive(answers.get("birth_date").and_then(Option::as_ref))
+        {
+            answers.insert("age_years".into(), Some(FieldValue::Int(age)));
+        }
     }
 }
 
@@ -259,11 +315,12 @@ pub fn add_household(
     answers.insert("village_code".into(), FieldValue::Text(village.to_string()));
     let editor = store.editor(now);
     let id = HouseholdId::random();
-    let edits = Edits {
+    let mut edits = Edits {
         answers: answers.into_iter().map(|(k, v)| (k, Some(v))).collect(),
         add_members: members.into_iter().map(|m| (MemberId::random(), m)).collect(),
         ..Edits::default()
     };
+    derive_ages(&mut edits, now.date());
     let (household, saved) = Household::create(id, &form.key(), &editor, &edits)?;
     let touched = Touched { everything: true, ..Touched::default() };
     // Nothing is stored until the new household passes validation.
@@ -289,6 +346,9 @@ pub fn save(
         return Err(EntryError::FormMismatch { household_form, device_form: form.key() });
     }
     let editor = store.editor(now);
+    let mut derived = edits.clone();
+    derive_ages(&mut derived, now.date());
+    let edits = &derived;
     let touched = touched_by(edits);
     let (warnings, saved) = household.apply(&editor, action, edits, |after| {
         split(validate_after(form, after, edits.visit.as_ref(), &touched, now.date()))

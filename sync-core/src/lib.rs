@@ -12,11 +12,11 @@
 //! This crate knows nothing of HTTP, async runtimes or tokens, and it never reads the wall clock:
 //! callers pass the time in, so every behaviour is deterministic under test.
 
-pub mod finding;
 pub mod entry;
+pub mod finding;
 pub mod form;
 pub mod ids;
+pub mod merge;
 pub mod model;
 pub mod store;
-pub mod merge;
 pub mod value;

@@ -79,7 +79,11 @@ impl DeviceStore {
 
     /// Apply changes from elsewhere, all in one transaction: either every household in the batch
     /// is stored, or none is.
-    pub fn apply_incoming(&mut self, batch: &[HouseholdChanges], now: OffsetDateTime) -> Result<MergeReport, StoreError> {
+    pub fn apply_incoming(
+        &mut self,
+        batch: &[HouseholdChanges],
+        now: OffsetDateTime,
+    ) -> Result<MergeReport, StoreError> {
         let mut report = MergeReport::default();
         let mut changed: Vec<(Household, String)> = Vec::new();
         for incoming in batch {
@@ -108,7 +112,11 @@ impl DeviceStore {
 }
 
 /// Bring `into` up to date with everything `from` has (one direction).
-pub fn merge_stores(from: &DeviceStore, into: &mut DeviceStore, now: OffsetDateTime) -> Result<MergeReport, StoreError> {
+pub fn merge_stores(
+    from: &DeviceStore,
+    into: &mut DeviceStore,
+    now: OffsetDateTime,
+) -> Result<MergeReport, StoreError> {
     let theirs = into.heads_by_household()?;
     let batch = from.changes_missing_from(&theirs)?;
     into.apply_incoming(&batch, now)

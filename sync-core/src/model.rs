@@ -160,11 +160,13 @@ pub enum ModelError {
     Load {
         /// Which household.
         household: HouseholdId,
-        /// Automerge's reason.
-        source: automerge::AutomergeError,
+        /// Automerge's reason (boxed: it is large and errors are the cold path).
+        source: Box<automerge::AutomergeError>,
     },
     /// The document loads but lacks the Pilar layout (missing `answers`, wrong schema...).
-    #[error("household document {household} is not a Pilar household ({detail}); it may come from a newer version of Pilar")]
+    #[error(
+        "household document {household} is not a Pilar household ({detail}); it may come from a newer version of Pilar"
+    )]
     Layout {
         /// Which household.
         household: HouseholdId,
@@ -198,7 +200,13 @@ pub enum ModelError {
     },
     /// Automerge refused an operation (a bug in Pilar if it happens).
     #[error("automerge: {0}")]
-    Automerge(#[from] automerge::AutomergeError),
+    Automerge(Box<automerge::AutomergeError>),
+}
+
+impl From<automerge::AutomergeError> for ModelError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        ModelError::Automerge(Box::new(e))
+    }
 }
 
 /// One household document, loaded for reading or editing; drop it when done (documents are not cached).
@@ -225,7 +233,12 @@ pub struct Saved {
 
 impl Household {
     /// Create a household, with the first save action's edits, as one change by `editor`'s device.
-    pub fn create(id: HouseholdId, form_key: &str, editor: &Editor, edits: &Edits) -> Result<(Household, Saved), ModelError> {
+    pub fn create(
+        id: HouseholdId,
+        form_key: &str,
+        editor: &Editor,
+        edits: &Edits,
+    ) -> Result<(Household, Saved), ModelError> {
         let mut doc = Automerge::new().with_actor(editor.device.actor());
         let mut tx = doc.transaction();
         tx.put(ROOT, "schema", SCHEMA_VERSION)?;
@@ -244,7 +257,8 @@ impl Household {
 
     /// Load a stored document; `device` becomes the actor of any edits made through it.
     pub fn load(id: HouseholdId, bytes: &[u8], device: DeviceId) -> Result<Household, ModelError> {
-        let doc = Automerge::load(bytes).map_err(|source| ModelError::Load { household: id, source })?;
+        let doc =
+            Automerge::load(bytes).map_err(|source| ModelError::Load { household: id, source: Box::new(source) })?;
         let household = Household { id, doc: doc.with_actor(device.actor()) };
         household.check_layout()?;
         Ok(household)
@@ -259,9 +273,7 @@ impl Household {
     }
 
     fn check_layout(&self) -> Result<(), ModelError> {
-        read::root_objects(&self.doc)
-            .map(|_| ())
-            .map_err(|detail| ModelError::Layout { household: self.id, detail })
+        read::root_objects(&self.doc).map(|_| ()).map_err(|detail| ModelError::Layout { household: self.id, detail })
     }
 
     fn saved(&self, hash: ChangeHash) -> Result<Saved, ModelError> {
@@ -353,7 +365,7 @@ impl Household {
         let mut decoded = Vec::with_capacity(changes.len());
         for bytes in changes {
             let change = Change::from_bytes(bytes.clone()).map_err(|e| ModelError::BadChange(e.to_string()))?;
-            if !self.doc.get_change_by_hash(&change.hash()).is_some() {
+            if self.doc.get_change_by_hash(&change.hash()).is_none() {
                 decoded.push(change);
             }
         }

@@ -90,7 +90,9 @@ pub enum StoreError {
     #[error("a device store already exists in {0}; use it, or choose another --home")]
     AlreadyInitialised(PathBuf),
     /// The store was written by another version of Pilar.
-    #[error("device store schema version {found} is not supported (this pilar reads version {SCHEMA_VERSION}); upgrade pilar")]
+    #[error(
+        "device store schema version {found} is not supported (this pilar reads version {SCHEMA_VERSION}); upgrade pilar"
+    )]
     SchemaVersion {
         /// The version found in the file.
         found: i64,

@@ -19,7 +19,15 @@ fn a_day_offline_add_visit_refuse_search_and_pending() {
 
     // Two households; the second through an answers file with members.
     let first = id_of(&device.json(&[
-        "add", "--village", BILOKKA, "--head-name", "La Baso Sintetis", "--rt", "003", "--kk", "7314011201209001",
+        "add",
+        "--village",
+        BILOKKA,
+        "--head-name",
+        "La Baso Sintetis",
+        "--rt",
+        "003",
+        "--kk",
+        "7314011201209001",
     ]));
     let file = device.home().join("family.json");
     std::fs::write(
@@ -35,7 +43,16 @@ fn a_day_offline_add_visit_refuse_search_and_pending() {
 
     // A visit with an answer outside its range is refused, naming the field, rule and value.
     device.set_now("2026-11-20T10:00:00+08:00");
-    let err = device.fails(&["visit", &first[..8], "--outcome", "3", "--answer", "floor_area_m2=1200", "--gps", "-3.94,119.78,8"]);
+    let err = device.fails(&[
+        "visit",
+        &first[..8],
+        "--outcome",
+        "3",
+        "--answer",
+        "floor_area_m2=1200",
+        "--gps",
+        "-3.94,119.78,8",
+    ]);
     assert!(err.contains("floor_area_m2") && err.contains("997") && err.contains("[range]"), "{err}");
     assert!(err.contains("nothing was saved"), "{err}");
     // ... and nothing was saved: still unvisited, one pending change (the create).
@@ -43,12 +60,36 @@ fn a_day_offline_add_visit_refuse_search_and_pending() {
     assert_eq!(listed.as_array().expect("list").len(), 2);
 
     // A NIK that breaks a reject rule names the member's field.
-    let err = device.fails(&["member", "add", &second[..8], "--name", "Becce Contoh", "--answer", "nik=7314011399859005",
-        "--answer", "sex=2", "--answer", "presence=1", "--answer", "relationship=3"]);
+    let err = device.fails(&[
+        "member",
+        "add",
+        &second[..8],
+        "--name",
+        "Becce Contoh",
+        "--answer",
+        "nik=7314011399859005",
+        "--answer",
+        "sex=2",
+        "--answer",
+        "presence=1",
+        "--answer",
+        "relationship=3",
+    ]);
     assert!(err.contains("nik") && err.contains("nik_month_range"), "{err}");
 
     // The same visit, corrected, is saved.
-    device.ok(&["visit", &first[..8], "--outcome", "3", "--answer", "floor_area_m2=36", "--gps", "-3.94,119.78,8", "--note", "rumah kosong"]);
+    device.ok(&[
+        "visit",
+        &first[..8],
+        "--outcome",
+        "3",
+        "--answer",
+        "floor_area_m2=36",
+        "--gps",
+        "-3.94,119.78,8",
+        "--note",
+        "rumah kosong",
+    ]);
     let visited = device.json(&["list", "--outcome", "3"]);
     assert_eq!(visited.as_array().expect("list").len(), 1);
     assert_eq!(visited[0]["id"], first.as_str());
@@ -80,7 +121,8 @@ fn a_day_offline_add_visit_refuse_search_and_pending() {
 
     // Everything is still waiting to be sent: 2 creates + 1 visit.
     let pending = device.json(&["pending"]);
-    let actions: Vec<&str> = pending.as_array().expect("outbox").iter().map(|e| e["action"].as_str().expect("action")).collect();
+    let actions: Vec<&str> =
+        pending.as_array().expect("outbox").iter().map(|e| e["action"].as_str().expect("action")).collect();
     assert_eq!(actions, ["create", "create", "visit"]);
     let text = device.ok(&["pending"]);
     assert!(text.contains("3 change(s) for 2 household(s)"), "{text}");
@@ -114,7 +156,12 @@ fn two_devices_merged_directly_keep_both_values_of_a_conflicting_field() {
     let conflicts = shown["conflicts"].as_array().expect("conflicts");
     assert_eq!(conflicts.len(), 1);
     assert_eq!(conflicts[0]["field"], "answers.floor_area_m2");
-    let mut users: Vec<&str> = conflicts[0]["values"].as_array().expect("values").iter().map(|v| v["writer"]["user"].as_str().expect("user")).collect();
+    let mut users: Vec<&str> = conflicts[0]["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| v["writer"]["user"].as_str().expect("user"))
+        .collect();
     users.sort();
     assert_eq!(users, ["pkh.a", "tksk.b"]);
     assert_eq!(a.json(&["list", "--conflicts"]).as_array().expect("list").len(), 1);

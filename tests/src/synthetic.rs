@@ -9,12 +9,26 @@ use sync_core::ids::VillageCode;
 use sync_core::value::FieldValue;
 
 const GIVEN: [&str; 24] = [
-    "Andi", "Baso", "Becce", "Cahya", "Dewi", "Fitri", "Hasan", "Indah", "Jumriah", "Kasim", "Lina", "Muh",
-    "Nur", "Puang", "Rahmat", "Sitti", "Syamsul", "Tenri", "Udin", "Wa Ode", "Yusuf", "Zainab", "Hj", "La",
+    "Andi", "Baso", "Becce", "Cahya", "Dewi", "Fitri", "Hasan", "Indah", "Jumriah", "Kasim", "Lina", "Muh", "Nur",
+    "Puang", "Rahmat", "Sitti", "Syamsul", "Tenri", "Udin", "Wa Ode", "Yusuf", "Zainab", "Hj", "La",
 ];
 const FAMILY: [&str; 16] = [
-    "Sintetis", "Contoh", "Percobaan", "Uji", "Wette'E", "Olimoo'o", "Regapu’u", "Taula'a", "Ciro-Ciroe", "Pratama",
-    "Lestari", "Saputra", "Rahayu", "Baco", "Beddu", "Tahir",
+    "Sintetis",
+    "Contoh",
+    "Percobaan",
+    "Uji",
+    "Wette'E",
+    "Olimoo'o",
+    "Regapu’u",
+    "Taula'a",
+    "Ciro-Ciroe",
+    "Pratama",
+    "Lestari",
+    "Saputra",
+    "Rahayu",
+    "Baco",
+    "Beddu",
+    "Tahir",
 ];
 
 /// One synthetic household: household answers and members' answers.

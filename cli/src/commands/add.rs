@@ -52,10 +52,16 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     let answers = entry::only_set(gather_answers(form, Scope::Household, &flags, file.as_ref())?);
     let mut members = Vec::new();
     if let Some(list) = members_json {
-        let serde_json::Value::Array(items) = list else { bail!("\"members\" in the answers file must be a list of objects") };
+        let serde_json::Value::Array(items) = list else {
+            bail!("\"members\" in the answers file must be a list of objects")
+        };
         for (i, item) in items.iter().enumerate() {
-            let serde_json::Value::Object(map) = item else { bail!("members[{i}] in the answers file must be an object") };
-            let parsed = entry::parse_json_answers(form, Scope::Member, map).map_err(entry::EntryError::Refused).map_err(explain)?;
+            let serde_json::Value::Object(map) = item else {
+                bail!("members[{i}] in the answers file must be an object")
+            };
+            let parsed = entry::parse_json_answers(form, Scope::Member, map)
+                .map_err(entry::EntryError::Refused)
+                .map_err(explain)?;
             let mut m = entry::only_set(parsed);
             m.entry("seq".into()).or_insert(sync_core::value::FieldValue::Int(i as i64 + 1));
             members.push(m);

@@ -25,7 +25,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         return Ok(());
     }
     if let Some(name) = &args.field {
-        let found = [Scope::Household, Scope::Member, Scope::Visit].into_iter().find_map(|s| form.field(s, name).map(|f| (s, f)));
+        let found = [Scope::Household, Scope::Member, Scope::Visit]
+            .into_iter()
+            .find_map(|s| form.field(s, name).map(|f| (s, f)));
         let Some((scope, field)) = found else {
             anyhow::bail!("form {} has no field {name:?}; run `pilar form` for the list", form.key());
         };
@@ -39,8 +41,11 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     for scope in [Scope::Household, Scope::Member, Scope::Visit] {
         println!();
         println!("{} fields:", scope.as_str());
-        let rows: Vec<Vec<String>> =
-            form.fields(scope).iter().map(|f| vec![f.name.clone(), f.kind.describe().to_string(), f.label.clone()]).collect();
+        let rows: Vec<Vec<String>> = form
+            .fields(scope)
+            .iter()
+            .map(|f| vec![f.name.clone(), f.kind.describe().to_string(), f.label.clone()])
+            .collect();
         table(&["FIELD", "TYPE", "LABEL"], &rows);
     }
     println!();
@@ -48,7 +53,14 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     let rows: Vec<Vec<String>> = form
         .outcomes
         .iter()
-        .map(|o| vec![o.code.to_string(), o.key.clone(), if o.is_final { "final".into() } else { "revisit".into() }, o.label.clone()])
+        .map(|o| {
+            vec![
+                o.code.to_string(),
+                o.key.clone(),
+                if o.is_final { "final".into() } else { "revisit".into() },
+                o.label.clone(),
+            ]
+        })
         .collect();
     table(&["CODE", "KEY", "KIND", "LABEL"], &rows);
     Ok(())

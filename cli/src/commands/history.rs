@@ -35,12 +35,24 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     let history = household.field_history(&path)?;
     let current = household.field_values(&path)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "field": path.to_string(), "history": history, "current": current }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "field": path.to_string(), "history": history, "current": current })
+            )?
+        );
         return Ok(());
     }
     let rows: Vec<Vec<String>> = history
         .iter()
-        .map(|h| vec![h.writer.at.clone(), h.writer.user.clone(), h.writer.device.chars().take(8).collect(), cell(h.value.as_ref()).replace('-', "(cleared)")])
+        .map(|h| {
+            vec![
+                h.writer.at.clone(),
+                h.writer.user.clone(),
+                h.writer.device.chars().take(8).collect(),
+                cell(h.value.as_ref()).replace('-', "(cleared)"),
+            ]
+        })
         .collect();
     println!("history of {path}:");
     table(&["AT", "USER", "DEVICE", "VALUE"], &rows);

@@ -74,7 +74,10 @@ pub fn print_summaries(rows: &[Summary], json: bool) -> Result<()> {
             ]
         })
         .collect();
-    table(&["ID", "VILLAGE", "RT", "HEAD", "KK", "OUTCOME", "VISITS", "MEMBERS", "REVIEW", "CONFLICTS", "UNSENT"], &cells);
+    table(
+        &["ID", "VILLAGE", "RT", "HEAD", "KK", "OUTCOME", "VISITS", "MEMBERS", "REVIEW", "CONFLICTS", "UNSENT"],
+        &cells,
+    );
     println!("{} household(s)", rows.len());
     Ok(())
 }

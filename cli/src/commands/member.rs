@@ -58,7 +58,11 @@ pub fn resolve_member(state: &HouseholdState, text: &str) -> Result<MemberId> {
     let text = text.trim();
     let matches: Vec<MemberId> = match text.parse::<i64>() {
         Ok(seq) if text.len() <= 2 => state.current_members().filter(|m| m.seq() == Some(seq)).map(|m| m.id).collect(),
-        _ => state.current_members().filter(|m| m.id.to_string().starts_with(&text.to_lowercase())).map(|m| m.id).collect(),
+        _ => state
+            .current_members()
+            .filter(|m| m.id.to_string().starts_with(&text.to_lowercase()))
+            .map(|m| m.id)
+            .collect(),
     };
     match matches.as_slice() {
         [one] => Ok(*one),
@@ -102,9 +106,7 @@ pub fn run(home: &Path, cmd: Command) -> Result<()> {
         }
     };
     let saved = entry::save(&mut store, form, household, action, &edits, now).map_err(explain)?;
-    if !json
-        && let Some(m) = saved.members_added.first()
-    {
+    if !json && let Some(m) = saved.members_added.first() {
         println!("member {m} added.");
     }
     report_saved(&saved, "member", json)

@@ -41,6 +41,11 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     table(&["HOUSEHOLD", "ACTION", "SAVED AT", "BYTES", "CHANGE", "REJECTED"], &rows);
     let households: std::collections::BTreeSet<&str> = entries.iter().map(|e| e.household.as_str()).collect();
     let bytes: usize = entries.iter().map(|e| e.bytes).sum();
-    println!("{} change(s) for {} household(s), {} bytes, not yet acknowledged by a server", entries.len(), households.len(), bytes);
+    println!(
+        "{} change(s) for {} household(s), {} bytes, not yet acknowledged by a server",
+        entries.len(),
+        households.len(),
+        bytes
+    );
     Ok(())
 }

@@ -30,7 +30,13 @@ pub fn labelled(form: &FormDefinition, scope: Scope, field: &str, value: &FieldV
         (FieldKind::MultiSelect { choices, .. }, FieldValue::Int(mask)) => {
             let names: Vec<&str> = choices
                 .iter()
-                .filter(|c| if c.code == 0 || *mask == 0 { c.code == *mask } else { c.code == *mask || (c.code.count_ones() == 1 && mask & c.code != 0) })
+                .filter(|c| {
+                    if c.code == 0 || *mask == 0 {
+                        c.code == *mask
+                    } else {
+                        c.code == *mask || (c.code.count_ones() == 1 && mask & c.code != 0)
+                    }
+                })
                 .map(|c| c.label.as_str())
                 .collect();
             format!("{mask} ({})", names.join(", "))
@@ -112,7 +118,12 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     table(&["AT", "USER", "OUTCOME", "GPS", "NOTE"], &rows);
     println!();
     match state.review.status {
-        Some(s) => println!("review: {} by {} at {}", s.as_str(), cell(state.review.by.as_deref()), cell(state.review.at.as_deref())),
+        Some(s) => println!(
+            "review: {} by {} at {}",
+            s.as_str(),
+            cell(state.review.by.as_deref()),
+            cell(state.review.at.as_deref())
+        ),
         None => println!("review: not reviewed"),
     }
     for c in &state.review.comments {

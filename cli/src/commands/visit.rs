@@ -37,7 +37,13 @@ pub struct Args {
 
 fn parse_gps(text: &str) -> Result<(f64, f64, Option<f64>)> {
     let parts: Vec<&str> = text.split(',').map(str::trim).collect();
-    let num = |s: &str| s.parse::<f64>().map_err(|_| anyhow::anyhow!("--gps {text:?}: {s:?} is not a number; write lat,lon[,accuracy_m], e.g. -3.9421,119.7812,8"));
+    let num = |s: &str| {
+        s.parse::<f64>().map_err(|_| {
+            anyhow::anyhow!(
+                "--gps {text:?}: {s:?} is not a number; write lat,lon[,accuracy_m], e.g. -3.9421,119.7812,8"
+            )
+        })
+    };
     match parts.as_slice() {
         [lat, lon] => Ok((num(lat)?, num(lon)?, None)),
         [lat, lon, acc] => Ok((num(lat)?, num(lon)?, Some(num(acc)?))),
@@ -70,7 +76,15 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     };
     let edits = Edits {
         answers,
-        visit: Some(NewVisit { id: VisitId::random(), outcome: args.outcome, lat, lon, accuracy_m, note: args.note, answers: visit_answers }),
+        visit: Some(NewVisit {
+            id: VisitId::random(),
+            outcome: args.outcome,
+            lat,
+            lon,
+            accuracy_m,
+            note: args.note,
+            answers: visit_answers,
+        }),
         ..Edits::default()
     };
     let saved = entry::save(&mut store, form, id, "visit", &edits, super::now()?).map_err(explain)?;

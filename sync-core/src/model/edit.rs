@@ -91,7 +91,12 @@ fn put_if_changed<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str, value: &F
     Ok(())
 }
 
-fn set_or_clear<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str, value: &Option<FieldValue>) -> Result<(), ModelError> {
+fn set_or_clear<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    key: &str,
+    value: &Option<FieldValue>,
+) -> Result<(), ModelError> {
     match value {
         Some(v) => put_if_changed(tx, obj, key, v),
         None => {

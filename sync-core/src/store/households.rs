@@ -100,7 +100,8 @@ fn upsert(
         ],
     )?;
     tx.execute("DELETE FROM people WHERE household_id = ?1", params![household.id().to_string()])?;
-    let mut insert = tx.prepare_cached("INSERT INTO people (household_id, member_id, name_key, nik) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO people (household_id, member_id, name_key, nik) VALUES (?1, ?2, ?3, ?4)")?;
     for m in state.current_members() {
         let nik = m.answers.get("nik").map(|v| digits(&v.to_string()));
         insert.execute(params![household.id().to_string(), m.id.to_string(), m.name().map(name_key), nik])?;

@@ -131,7 +131,7 @@ impl DeviceStore {
             if key.is_empty() {
                 return Ok(Vec::new());
             }
-            let pattern = format!("%{}%", key.replace('%', "").replace('_', ""));
+            let pattern = format!("%{key}%"); // name_key holds only letters, digits and spaces: no LIKE wildcards
             let sql = format!(
                 "SELECT {SUMMARY_COLUMNS} FROM households h
                  WHERE h.name_key LIKE ?1

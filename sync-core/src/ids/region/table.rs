@@ -7,8 +7,8 @@
 //!
 //! Indexing is hand-written and total: it cannot fail or panic at run time. A line whose commas are
 //! not where the fixed-width codes put them is left out, and the text is sliced with `get`, so even
-//! a garbled file cannot panic. The tests below check that every embedded line made it into the
-//! index, well-formed, so a bad data update fails `cargo test` instead of a tablet in the field.
+//! a garbled file cannot make indexing or lookups panic. The tests below check that every embedded
+//! line made it into the index, well-formed, so a bad data update fails `cargo test`, not a tablet.
 
 use std::sync::OnceLock;
 
