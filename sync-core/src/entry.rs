@@ -243,25 +243,6 @@ fn touched_by(edits: &Edits) -> Touched {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::age_on;
-    use time::macros::date;
-
-    #[test]
-    fn age_counts_whole_years_and_tolerates_unknown_parts() {
-        let today = date!(2026 - 11 - 20);
-        assert_eq!(age_on("1985-07-15", today), Some(41));
-        assert_eq!(age_on("1985-12-15", today), Some(40));
-        assert_eq!(age_on("1985-11-21", today), Some(40));
-        assert_eq!(age_on("1985-11-20", today), Some(41));
-        assert_eq!(age_on("1985-98-98", today), Some(41));
-        assert_eq!(age_on("1985-12-98", today), Some(40));
-        assert_eq!(age_on("2030-01-01", today), None);
-        assert_eq!(age_on("garbage", today), None);
-    }
-}
-
 fn split(report: Report) -> Result<Vec<Problem>, EntryError> {
     if report.is_blocking() { Err(EntryError::Refused(report)) } else { Ok(report.problems) }
 }
@@ -363,4 +344,23 @@ pub fn save(
         None => None,
     };
     Ok(Saved { household: id, change, warnings, members_added, visit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::age_on;
+    use time::macros::date;
+
+    #[test]
+    fn age_counts_whole_years_and_tolerates_unknown_parts() {
+        let today = date!(2026 - 11 - 20);
+        assert_eq!(age_on("1985-07-15", today), Some(41));
+        assert_eq!(age_on("1985-12-15", today), Some(40));
+        assert_eq!(age_on("1985-11-21", today), Some(40));
+        assert_eq!(age_on("1985-11-20", today), Some(41));
+        assert_eq!(age_on("1985-98-98", today), Some(41));
+        assert_eq!(age_on("1985-12-98", today), Some(40));
+        assert_eq!(age_on("2030-01-01", today), None);
+        assert_eq!(age_on("garbage", today), None);
+    }
 }
