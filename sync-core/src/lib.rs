@@ -7,6 +7,8 @@
 //! - [`model`]: the household document on Automerge: answers, members, visits, review, links.
 //! - [`store`]: the device store on SQLite: documents, search columns, outbox, cursors.
 //! - [`entry`]: one save action → one validated change in the store (what the CLI and app call).
+//! - [`protocol`]: wire types shared by the CLI and the server (roles, login, errors, sync).
+//! - [`sync`]: the sync protocol: wire messages, the server's admission checks, the device side.
 //! - [`merge`]: moving changes between stores (the core the sync server builds on).
 //!
 //! This crate knows nothing of HTTP, async runtimes or tokens, and it never reads the wall clock:
@@ -18,5 +20,7 @@ pub mod form;
 pub mod ids;
 pub mod merge;
 pub mod model;
+pub mod protocol;
 pub mod store;
+pub mod sync;
 pub mod value;

@@ -16,10 +16,12 @@
 
 mod attribution;
 mod edit;
+mod inspect;
 mod read;
 
 pub use attribution::{Attributed, FieldChange, Writer};
 pub use edit::{Edits, NewVisit};
+pub use inspect::{Place, Write, WrittenOp};
 pub use read::{HouseholdState, Member, Review, ReviewStatus, Visit};
 
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, transaction::Transactable};
@@ -272,7 +274,14 @@ impl Household {
         Ok(household)
     }
 
-    fn check_layout(&self) -> Result<(), ModelError> {
+    /// An empty document to apply a new household's first changes to (the server's view of a
+    /// household it has not seen yet); check [`Household::check_layout`] after applying.
+    pub fn empty(id: HouseholdId, device: DeviceId) -> Household {
+        Household { id, doc: Automerge::new().with_actor(device.actor()) }
+    }
+
+    /// Whether the document has the Pilar layout (the top-level maps).
+    pub fn check_layout(&self) -> Result<(), ModelError> {
         read::root_objects(&self.doc).map(|_| ()).map_err(|detail| ModelError::Layout { household: self.id, detail })
     }
 

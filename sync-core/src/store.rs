@@ -9,9 +9,12 @@
 
 mod households;
 mod query;
+mod syncing;
 
 pub use households::{OutboxEntry, StoredHousehold, name_key};
 pub use query::{ListFilter, Summary, mask_identifier};
+pub use syncing::SyncCommit;
+
 
 use crate::ids::VillageCode;
 use crate::model::{DeviceId, Editor, ModelError};
@@ -72,6 +75,14 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_household ON outbox (household_id);
 CREATE TABLE cursors (village TEXT PRIMARY KEY, cursor INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE sync_state (id INTEGER PRIMARY KEY CHECK (id = 1), batch TEXT);
+CREATE TABLE pack_progress (village TEXT PRIMARY KEY, after TEXT, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE session (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    server_url TEXT NOT NULL,
+    refresh_token TEXT NOT NULL,
+    role TEXT NOT NULL
+);
 "#;
 
 /// What can go wrong with the device store.
@@ -243,6 +254,79 @@ impl DeviceStore {
             .query_row("SELECT cursor FROM cursors WHERE village = ?1", params![village], |r| r.get(0))
             .optional()?
             .unwrap_or(0))
+    }
+}
+
+/// The device's link to a server, kept after `pilar login`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Base URL of the server, e.g. `http://127.0.0.1:8080`.
+    pub server: String,
+    /// The device-bound refresh token (secret: never printed).
+    pub refresh_token: String,
+    /// The user's role on the server.
+    pub role: crate::protocol::Role,
+}
+
+impl std::fmt::Debug for Session {
+    // The refresh token is a credential: keep it out of Debug output and logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("server", &self.server).field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
+impl DeviceStore {
+    /// The server session, if this device has logged in.
+    pub fn session(&self) -> Result<Option<Session>, StoreError> {
+        let row = self
+            .conn
+            .query_row("SELECT server_url, refresh_token, role FROM session WHERE id = 1", [], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some((server, refresh_token, role)) => {
+                let role = crate::protocol::Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?} in session")))?;
+                Ok(Some(Session { server, refresh_token, role }))
+            }
+        }
+    }
+
+    /// Remember (or replace) the server session.
+    pub fn set_session(&mut self, session: &Session) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO session (id, server_url, refresh_token, role) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET server_url = excluded.server_url,
+                 refresh_token = excluded.refresh_token, role = excluded.role",
+            params![session.server, session.refresh_token, session.role.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Replace the list of villages this device works in (the server decides it).
+    pub fn set_villages(&mut self, villages: &[String]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM villages", [])?;
+        for v in villages {
+            tx.execute("INSERT OR IGNORE INTO villages (code) VALUES (?1)", params![v])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Delete the whole store of `home` (a revoked device wipes itself). Idempotent.
+    pub fn wipe(home: &Path) -> Result<(), StoreError> {
+        for name in [DB_FILE.to_string(), format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")] {
+            let path = home.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(StoreError::Home { path, source }),
+            }
+        }
+        Ok(())
     }
 }
 

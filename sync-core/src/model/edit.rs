@@ -24,6 +24,9 @@ pub struct Edits {
     pub visit: Option<NewVisit>,
     /// Links to set or clear (`duplicate_of`, `merged_into`).
     pub links: BTreeMap<String, Option<FieldValue>>,
+    /// Review fields to set or clear (`status`, `approved_heads`...): supervisors only; the server
+    /// refuses an enumerator's change that writes here.
+    pub review: BTreeMap<String, Option<FieldValue>>,
 }
 
 impl Edits {
@@ -35,6 +38,7 @@ impl Edits {
             && self.remove_members.is_empty()
             && self.visit.is_none()
             && self.links.is_empty()
+            && self.review.is_empty()
     }
 }
 
@@ -171,6 +175,9 @@ pub(super) fn write<T: Transactable>(
     }
     for (k, v) in &edits.links {
         set_or_clear(tx, &roots["links"], k, v)?;
+    }
+    for (k, v) in &edits.review {
+        set_or_clear(tx, &roots["review"], k, v)?;
     }
     Ok(())
 }

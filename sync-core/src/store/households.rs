@@ -61,7 +61,7 @@ fn digits(s: &str) -> String {
 }
 
 /// Write the household row and its people rows from the document (search columns derived here).
-fn upsert(
+pub(super) fn upsert(
     tx: &Transaction<'_>,
     household: &Household,
     state: &HouseholdState,

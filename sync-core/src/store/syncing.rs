@@ -1,0 +1,153 @@
+//! The store's side of sync: the pending batch id, committing a sync response or a pack page in
+//! one transaction, and purging a village.
+
+use super::households::upsert;
+use super::{DeviceStore, StoreError};
+use crate::model::Household;
+use rusqlite::{OptionalExtension, params};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Everything one sync response changes on the device, committed together.
+#[derive(Default)]
+pub struct SyncCommit<'a> {
+    /// Outbox hashes the server acknowledged: deleted.
+    pub acked: Vec<String>,
+    /// Outbox hashes the server refused, with the reason: kept and marked.
+    pub rejected: Vec<(String, String)>,
+    /// Households changed by received changes (document and village).
+    pub households: Vec<(&'a Household, &'a str)>,
+    /// New cursors per village.
+    pub cursors: BTreeMap<String, u64>,
+    /// The villages the device now works in, when the server said so.
+    pub villages: Option<Vec<String>>,
+    /// Pack progress to record: (village, next household id or `None` when done, page seq).
+    pub pack: Option<(String, Option<String>, u64)>,
+}
+
+impl DeviceStore {
+    /// The batch id of a request whose response never arrived (reused on retry), if any.
+    pub fn pending_batch(&self) -> Result<Option<Uuid>, StoreError> {
+        let text: Option<Option<String>> =
+            self.conn.query_row("SELECT batch FROM sync_state WHERE id = 1", [], |r| r.get(0)).optional()?;
+        Ok(text.flatten().and_then(|t| t.parse().ok()))
+    }
+
+    /// Remember the batch id of a request about to be sent.
+    pub fn set_pending_batch(&mut self, batch: Uuid) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sync_state (id, batch) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET batch = excluded.batch",
+            params![batch.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// All cursors, per village.
+    pub fn cursors(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT village, cursor FROM cursors")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (v, c) = row?;
+            out.insert(v, c.max(0) as u64);
+        }
+        Ok(out)
+    }
+
+    /// Where an unfinished pack download of `village` stands: (next household id, smallest seq).
+    pub fn pack_progress(&self, village: &str) -> Result<Option<(Option<String>, u64)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT after, seq FROM pack_progress WHERE village = ?1", params![village], |r| {
+                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })
+            .optional()?)
+    }
+
+    /// The outbox rows to send: (seq, household, village, hash, bytes), oldest first, rejected
+    /// ones left out.
+    pub fn outbox_to_send(&self) -> Result<Vec<(String, String, String, Vec<u8>)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT o.household_id, h.village, o.hash, o.change FROM outbox o JOIN households h ON h.id = o.household_id
+             WHERE o.rejected_reason IS NULL ORDER BY o.seq",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Commit one sync response (or pack page) in one transaction.
+    pub fn commit_sync(&mut self, commit: &SyncCommit<'_>, now: OffsetDateTime) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for hash in &commit.acked {
+            tx.execute("DELETE FROM outbox WHERE hash = ?1", params![hash])?;
+        }
+        for (hash, reason) in &commit.rejected {
+            tx.execute("UPDATE outbox SET rejected_reason = ?2 WHERE hash = ?1", params![hash, reason])?;
+        }
+        for (household, village) in &commit.households {
+            upsert(&tx, household, &household.state(), village, now)?;
+        }
+        for (village, cursor) in &commit.cursors {
+            tx.execute(
+                "INSERT INTO cursors (village, cursor) VALUES (?1, ?2)
+                 ON CONFLICT (village) DO UPDATE SET cursor = max(cursor, excluded.cursor)",
+                params![village, *cursor as i64],
+            )?;
+        }
+        if let Some(villages) = &commit.villages {
+            tx.execute("DELETE FROM villages", [])?;
+            for v in villages {
+                tx.execute("INSERT OR IGNORE INTO villages (code) VALUES (?1)", params![v])?;
+            }
+        }
+        if let Some((village, after, seq)) = &commit.pack {
+            match after {
+                Some(after) => {
+                    tx.execute(
+                        "INSERT INTO pack_progress (village, after, seq) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (village) DO UPDATE SET after = excluded.after, seq = min(seq, excluded.seq)",
+                        params![village, after, *seq as i64],
+                    )?;
+                }
+                None => {
+                    let started: Option<i64> = tx
+                        .query_row("SELECT seq FROM pack_progress WHERE village = ?1", params![village], |r| r.get(0))
+                        .optional()?;
+                    let cursor = started.map(|s| s.min(*seq as i64)).unwrap_or(*seq as i64);
+                    tx.execute("DELETE FROM pack_progress WHERE village = ?1", params![village])?;
+                    tx.execute(
+                        "INSERT INTO cursors (village, cursor) VALUES (?1, ?2)
+                         ON CONFLICT (village) DO UPDATE SET cursor = excluded.cursor",
+                        params![village, cursor],
+                    )?;
+                }
+            }
+        }
+        if commit.pack.is_none() {
+            tx.execute("DELETE FROM sync_state", [])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Delete a village's households, cursor and pack progress, unless some of its households
+    /// still have changes not acknowledged by the server. Returns how many were purged, or `None`
+    /// when unsent work keeps the village on the device for now.
+    pub fn purge_village(&mut self, village: &str) -> Result<Option<usize>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let unsent: i64 = tx.query_row(
+            "SELECT count(*) FROM outbox o JOIN households h ON h.id = o.household_id WHERE h.village = ?1",
+            params![village],
+            |r| r.get(0),
+        )?;
+        if unsent > 0 {
+            return Ok(None);
+        }
+        let purged = tx.execute("DELETE FROM households WHERE village = ?1", params![village])?;
+        tx.execute("DELETE FROM cursors WHERE village = ?1", params![village])?;
+        tx.execute("DELETE FROM pack_progress WHERE village = ?1", params![village])?;
+        tx.commit()?;
+        Ok(Some(purged))
+    }
+}

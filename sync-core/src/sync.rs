@@ -1,0 +1,20 @@
+//! The sync protocol: one POST carries a device's outbox and cursors and returns acknowledgements,
+//! rejections, the changes it lacks in its villages, new cursors and its scope; first sync of a
+//! village uses snapshot packs. Sans-IO: these functions build and read messages; the CLI and the
+//! server move the bytes.
+//!
+//! - `wire`: the messages and their encoding (CBOR, zstd-compressed: binary changes travel as
+//!   bytes, never base64).
+//! - `admit`: the server's checks on every incoming household batch before anything is stored.
+//! - `client`: the device side: build a request from the store, apply a response atomically.
+
+mod admit;
+mod client;
+mod wire;
+
+pub use admit::{Admitted, Verdict, admit};
+pub use client::{ClientError, PackProgress, SyncOutcome, apply_pack_page, apply_response, build_request, purge_village};
+pub use wire::{
+    CONTENT_TYPE, PackPage, PackedHousehold, PullHousehold, PushHousehold, Rejection, SyncRequest, SyncResponse,
+    WireError, decode, encode,
+};

@@ -1,0 +1,189 @@
+//! The device side of sync: build a request from the store, apply a response or a pack page in
+//! one transaction. The caller moves the bytes and loops while there is more.
+
+use super::wire::{PackPage, PushHousehold, SyncRequest, SyncResponse};
+use crate::model::{Household, HouseholdId, ModelError};
+use crate::store::{DeviceStore, StoreError, SyncCommit};
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Why a sync step failed on the device.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A received document or change could not be applied.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// What one response did on the device.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncOutcome {
+    /// Own changes the server acknowledged (dropped from the outbox).
+    pub acknowledged: usize,
+    /// Own changes the server refused (kept, marked with the reason).
+    pub rejected: usize,
+    /// Changes received from others.
+    pub received: usize,
+    /// Households changed by received changes.
+    pub households_changed: usize,
+    /// Fields that became conflicting.
+    pub new_conflicts: usize,
+    /// Households the server wants in full (their history).
+    pub need_full: Vec<HouseholdId>,
+    /// More changes wait on the server.
+    pub has_more: bool,
+    /// Villages newly in scope: download their packs.
+    pub villages_added: Vec<String>,
+    /// Villages no longer in scope: purge them once their work is uploaded.
+    pub villages_removed: Vec<String>,
+}
+
+/// What a pack page did on the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackProgress {
+    /// Households stored from this page.
+    pub households: usize,
+    /// The next page to ask for, or `None` when the village is complete.
+    pub next_after: Option<HouseholdId>,
+}
+
+/// Build the next request: the outbox (households in `full` sent with their whole history), the
+/// cursors of villages that have finished their pack, and the batch id (`fresh_batch` unless an
+/// earlier request's response was lost, whose id is reused so the server replays it).
+pub fn build_request(
+    store: &mut DeviceStore,
+    full: &[HouseholdId],
+    fresh_batch: Uuid,
+    max_changes: u32,
+) -> Result<SyncRequest, ClientError> {
+    let batch = match store.pending_batch()? {
+        Some(b) => b,
+        None => {
+            store.set_pending_batch(fresh_batch)?;
+            fresh_batch
+        }
+    };
+    let mut push: Vec<PushHousehold> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let full_set: BTreeSet<String> = full.iter().map(|h| h.to_string()).collect();
+    for (household, village, _hash, bytes) in store.outbox_to_send()? {
+        if full_set.contains(&household) {
+            continue;
+        }
+        let i = *index.entry(household.clone()).or_insert_with(|| {
+            push.push(PushHousehold {
+                household: household.parse().unwrap_or(HouseholdId(Uuid::nil())),
+                village,
+                changes: Vec::new(),
+            });
+            push.len() - 1
+        });
+        push[i].changes.push(ByteBuf::from(bytes));
+    }
+    for id in full {
+        let stored = store.load(*id)?;
+        let changes = stored.household.changes_since(&[]).into_iter().map(ByteBuf::from).collect();
+        push.push(PushHousehold { household: *id, village: stored.village, changes });
+    }
+    let villages: BTreeSet<String> = store.villages()?.into_iter().collect();
+    let cursors = store.cursors()?.into_iter().filter(|(v, _)| villages.contains(v)).collect();
+    Ok(SyncRequest { batch, cursors, push, max_changes })
+}
+
+/// Apply a response: acknowledgements, rejections, received changes, cursors and scope, all in one
+/// transaction. Villages that left the scope are purged here when nothing of theirs is unsent.
+pub fn apply_response(
+    store: &mut DeviceStore,
+    request: &SyncRequest,
+    response: &SyncResponse,
+    now: OffsetDateTime,
+) -> Result<SyncOutcome, ClientError> {
+    let mut outcome = SyncOutcome {
+        acknowledged: response.accepted.len(),
+        need_full: response.need_full.clone(),
+        has_more: response.has_more,
+        ..SyncOutcome::default()
+    };
+    let mut rejected = Vec::new();
+    for r in &response.rejected {
+        for hash in &r.changes {
+            rejected.push((hash.clone(), format!("{}: {}", r.code, r.reason)));
+        }
+    }
+    outcome.rejected = rejected.len();
+    let mut changed: Vec<(Household, String)> = Vec::new();
+    for pull in &response.pull {
+        let changes: Vec<Vec<u8>> = pull.changes.iter().map(|c| c.to_vec()).collect();
+        let (household, before, applied) = if store.contains(pull.household)? {
+            let mut stored = store.load(pull.household)?;
+            let before = stored.household.conflicts().len();
+            let applied = stored.household.apply_changes(&changes)?;
+            (stored.household, before, applied)
+        } else {
+            let household = Household::from_changes(pull.household, &changes, store.identity().device)?;
+            (household, 0, changes.len())
+        };
+        if applied == 0 {
+            continue;
+        }
+        outcome.received += applied;
+        outcome.households_changed += 1;
+        outcome.new_conflicts += household.conflicts().len().saturating_sub(before);
+        changed.push((household, pull.village.clone()));
+    }
+    let local: BTreeSet<String> = store.villages()?.into_iter().collect();
+    let remote: BTreeSet<String> = response.villages.iter().cloned().collect();
+    outcome.villages_added = remote.difference(&local).cloned().collect();
+    outcome.villages_removed = local.difference(&remote).cloned().collect();
+    // Villages that never finished a pack are skipped by the cursor list; keep them that way.
+    let cursors = response.cursors.iter().filter(|(v, _)| request.cursors.contains_key(*v)).map(|(v, c)| (v.clone(), *c)).collect();
+    let commit = SyncCommit {
+        acked: response.accepted.clone(),
+        rejected,
+        households: changed.iter().map(|(h, v)| (h, v.as_str())).collect(),
+        cursors,
+        villages: Some(response.villages.clone()),
+        pack: None,
+    };
+    store.commit_sync(&commit, now)?;
+    for village in &outcome.villages_removed {
+        store.purge_village(village)?;
+    }
+    Ok(outcome)
+}
+
+/// Apply one pack page: store (or merge) its documents and record the progress, in one
+/// transaction. After the last page the village's cursor is set and routine sync takes over.
+pub fn apply_pack_page(store: &mut DeviceStore, page: &PackPage, now: OffsetDateTime) -> Result<PackProgress, ClientError> {
+    let device = store.identity().device;
+    let mut households = Vec::with_capacity(page.households.len());
+    for packed in &page.households {
+        let incoming = Household::load(packed.household, &packed.document, device)?;
+        let household = if store.contains(packed.household)? {
+            let mut stored = store.load(packed.household)?.household;
+            stored.apply_changes(&incoming.changes_since(&stored.heads()))?;
+            stored
+        } else {
+            incoming
+        };
+        households.push(household);
+    }
+    let commit = SyncCommit {
+        households: households.iter().map(|h| (h, page.village.as_str())).collect(),
+        pack: Some((page.village.clone(), page.next_after.map(|h| h.to_string()), page.seq)),
+        ..SyncCommit::default()
+    };
+    store.commit_sync(&commit, now)?;
+    Ok(PackProgress { households: households.len(), next_after: page.next_after })
+}
+
+/// Purge a village that left the scope, if nothing of it is unsent; `None` when work remains.
+pub fn purge_village(store: &mut DeviceStore, village: &str) -> Result<Option<usize>, ClientError> {
+    Ok(store.purge_village(village)?)
+}

@@ -1,0 +1,139 @@
+//! Sync messages and their encoding: CBOR (binary changes stay bytes) compressed with zstd.
+
+use crate::model::HouseholdId;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Media type of every sync body; bodies are always zstd-compressed (`Content-Encoding: zstd`).
+pub const CONTENT_TYPE: &str = "application/vnd.pilar.sync+cbor";
+
+/// zstd level: 3 is zstd's default, fast on a phone and within a few percent of level 9 on
+/// Automerge changes.
+const LEVEL: i32 = 3;
+
+/// A body that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The body is not zstd or not CBOR of the expected message.
+    #[error("the body is not a valid Pilar sync message ({0}); the client and server versions may differ")]
+    Malformed(String),
+    /// The body decompresses to more than the allowed size.
+    #[error("the body expands to more than {limit} bytes; send smaller batches")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
+/// Encode a message: CBOR, then zstd.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut cbor = Vec::new();
+    // Serialising plain structs into a Vec cannot fail.
+    let _ = ciborium::into_writer(message, &mut cbor);
+    zstd::bulk::compress(&cbor, LEVEL).unwrap_or_default()
+}
+
+/// Decode a message, refusing bodies that expand beyond `limit` bytes (a zstd bomb).
+pub fn decode<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, WireError> {
+    use std::io::Read;
+    let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let mut cbor = Vec::new();
+    let read = decoder.take(limit as u64 + 1).read_to_end(&mut cbor).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if read > limit {
+        return Err(WireError::TooLarge { limit });
+    }
+    ciborium::from_reader(cbor.as_slice()).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+/// `POST /v1/sync`: the device's unacknowledged changes and its position in each village's feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// Client batch id: a retry after a lost response reuses it and gets the same response.
+    pub batch: Uuid,
+    /// Last feed sequence number seen, per village.
+    pub cursors: BTreeMap<String, u64>,
+    /// The outbox, grouped by household, each household's changes in causal order.
+    pub push: Vec<PushHousehold>,
+    /// Most changes the device wants back in this response (the server may send fewer).
+    pub max_changes: u32,
+}
+
+/// One household's changes going up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushHousehold {
+    /// The household.
+    pub household: HouseholdId,
+    /// Its village, as the device files it (used by the server only for a new household).
+    pub village: String,
+    /// Encoded Automerge changes.
+    pub changes: Vec<ByteBuf>,
+}
+
+/// What the server did with a request, and what the device lacks.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// Hashes of pushed changes now durably stored (or already known): drop them from the outbox.
+    pub accepted: Vec<String>,
+    /// Pushed households refused, with the reason; their changes were stored nowhere.
+    pub rejected: Vec<Rejection>,
+    /// Households whose pushed changes depend on history the server lacks: send all their changes.
+    pub need_full: Vec<HouseholdId>,
+    /// Changes the device lacks in its villages, by household, in feed order.
+    pub pull: Vec<PullHousehold>,
+    /// New cursors per village.
+    pub cursors: BTreeMap<String, u64>,
+    /// More changes wait: sync again (with the new cursors) to get them.
+    pub has_more: bool,
+    /// The villages the device may hold now (its scope, decided by the server).
+    pub villages: Vec<String>,
+}
+
+/// A pushed household the server refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The household.
+    pub household: HouseholdId,
+    /// The refused change hashes (all of the household's changes in the request).
+    pub changes: Vec<String>,
+    /// Stable code: `foreign_actor`, `out_of_scope`, `review_forbidden`, `invalid_value`, ...
+    pub code: String,
+    /// Lowercase sentence for the person at the device.
+    pub reason: String,
+}
+
+/// One household's changes coming down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullHousehold {
+    /// The household.
+    pub household: HouseholdId,
+    /// Its village (scope).
+    pub village: String,
+    /// Encoded Automerge changes, in causal order.
+    pub changes: Vec<ByteBuf>,
+}
+
+/// `GET /v1/packs/{village}?after=<household id>`: one page of a village's snapshot pack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackPage {
+    /// The village.
+    pub village: String,
+    /// The feed position the page's documents include; after the last page, the device's cursor
+    /// for the village becomes the smallest `seq` of all pages.
+    pub seq: u64,
+    /// Households, ordered by id, as compacted documents.
+    pub households: Vec<PackedHousehold>,
+    /// Ask for the next page after this id; `None` when this was the last page.
+    pub next_after: Option<HouseholdId>,
+}
+
+/// One household in a pack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackedHousehold {
+    /// The household.
+    pub household: HouseholdId,
+    /// The document's `save()`.
+    pub document: ByteBuf,
+}

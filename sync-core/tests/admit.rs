@@ -1,0 +1,131 @@
+//! The server's admission checks on pushed changes, through the public API.
+
+use std::collections::BTreeMap;
+use sync_core::form::FormDefinition;
+use sync_core::model::{DeviceId, Edits, Editor, Household, HouseholdId};
+use sync_core::protocol::Role;
+use sync_core::sync::{Verdict, admit};
+use sync_core::value::FieldValue;
+use time::macros::datetime;
+
+fn editor(device: DeviceId) -> Editor {
+    Editor { user: "pkh.a".into(), device, now: datetime!(2026-11-20 09:00 +8) }
+}
+
+fn answers(pairs: &[(&str, FieldValue)]) -> Edits {
+    Edits { answers: pairs.iter().map(|(k, v)| (k.to_string(), Some(v.clone()))).collect(), ..Edits::default() }
+}
+
+fn form() -> &'static FormDefinition {
+    FormDefinition::default_dtsen()
+}
+
+fn new_household(device: DeviceId) -> (HouseholdId, Household, Vec<u8>) {
+    let id = HouseholdId::random();
+    let edits = answers(&[
+        ("head_name", FieldValue::Text("La Sintetis".into())),
+        ("village_code", FieldValue::Text("73.14.01.1001".into())),
+    ]);
+    let (household, saved) = Household::create(id, &form().key(), &editor(device), &edits).expect("create");
+    (id, household, saved.bytes)
+}
+
+fn edit(household: &mut Household, device: DeviceId, edits: &Edits) -> Vec<u8> {
+    let (_, saved) = household.apply(&editor(device), "edit", edits, |_| Ok::<(), ()>(())).expect("apply").expect("ok");
+    saved.expect("a change").bytes
+}
+
+#[test]
+fn a_new_household_from_its_own_device_is_admitted() {
+    let device = DeviceId::random();
+    let (id, _, bytes) = new_household(device);
+    match admit(None, id, &[bytes.clone()], device, Role::Enumerator, form()) {
+        Verdict::Admit(a) => {
+            assert_eq!(a.new_changes.len(), 1);
+            assert_eq!(a.household.state().answers["head_name"], FieldValue::Text("La Sintetis".into()));
+        }
+        other => panic!("expected admit, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_change_written_by_another_device_is_rejected() {
+    let writer = DeviceId::random();
+    let caller = DeviceId::random();
+    let (id, _, bytes) = new_household(writer);
+    match admit(None, id, &[bytes], caller, Role::Enumerator, form()) {
+        Verdict::Reject { code, reason } => {
+            assert_eq!(code, "foreign_actor");
+            assert!(reason.contains(&writer.to_string()), "{reason}");
+        }
+        other => panic!("expected rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_enumerator_writing_review_is_rejected_and_a_supervisor_is_admitted() {
+    let device = DeviceId::random();
+    let (id, mut household, first) = new_household(device);
+    let stored = || {
+        let Verdict::Admit(a) = admit(None, id, &[first.clone()], device, Role::Enumerator, form()) else {
+            panic!("create admitted")
+        };
+        a.household
+    };
+    let review = Edits {
+        review: BTreeMap::from([("status".to_string(), Some(FieldValue::Text("approved".into())))]),
+        ..Edits::default()
+    };
+    let change = edit(&mut household, device, &review);
+    match admit(Some(stored()), id, &[change.clone()], device, Role::Enumerator, form()) {
+        Verdict::Reject { code, .. } => assert_eq!(code, "review_forbidden"),
+        other => panic!("expected rejection, got {other:?}"),
+    }
+    assert!(matches!(admit(Some(stored()), id, &[change], device, Role::Supervisor, form()), Verdict::Admit(_)));
+}
+
+#[test]
+fn wrong_types_unknown_fields_and_server_only_fields_are_rejected() {
+    let device = DeviceId::random();
+    let cases = [
+        ("floor_area_m2", FieldValue::Text("luas".into()), "invalid_value"),
+        ("favourite_colour", FieldValue::Int(1), "unknown_field"),
+        ("dtsen_decile", FieldValue::Int(1), "not_device_editable"),
+    ];
+    for (field, value, expected) in cases {
+        let (id, mut household, first) = new_household(device);
+        let change = edit(&mut household, device, &answers(&[(field, value)]));
+        match admit(None, id, &[first, change], device, Role::Enumerator, form()) {
+            Verdict::Reject { code, .. } => assert_eq!(code, expected, "{field}"),
+            other => panic!("{field}: expected rejection, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn changes_missing_their_history_ask_for_the_full_household_and_known_ones_are_acknowledged() {
+    let device = DeviceId::random();
+    let (id, mut household, first) = new_household(device);
+    let second = edit(&mut household, device, &answers(&[("floor_area_m2", FieldValue::Int(36))]));
+    assert!(matches!(admit(None, id, &[second.clone()], device, Role::Enumerator, form()), Verdict::NeedFull));
+    let Verdict::Admit(a) = admit(None, id, &[first.clone(), second.clone()], device, Role::Enumerator, form()) else {
+        panic!("full history admitted")
+    };
+    let stored = a.household;
+    assert!(matches!(admit(Some(stored), id, &[first, second], device, Role::Enumerator, form()), Verdict::AlreadyKnown));
+}
+
+#[test]
+fn sync_messages_round_trip_and_refuse_garbage() {
+    use sync_core::sync::{SyncRequest, decode, encode};
+    let request = SyncRequest {
+        batch: uuid::Uuid::nil(),
+        cursors: BTreeMap::from([("73.14.01.1001".to_string(), 42)]),
+        push: Vec::new(),
+        max_changes: 1000,
+    };
+    let bytes = encode(&request);
+    assert_eq!(decode::<SyncRequest>(&bytes, 1 << 20).expect("decode"), request);
+    assert!(decode::<SyncRequest>(b"not zstd at all", 1 << 20).is_err());
+    assert!(decode::<SyncRequest>(&bytes, 4).is_err(), "expansion limit");
+}
