@@ -1,15 +1,19 @@
 //! One module per `pilar` subcommand, plus what they share: opening the store, reading answers.
 
 pub mod add;
+pub mod admin;
 pub mod debug;
 pub mod form;
 pub mod history;
 pub mod init;
 pub mod list;
+pub mod login;
 pub mod member;
 pub mod pending;
 pub mod search;
 pub mod show;
+pub mod status;
+pub mod sync;
 pub mod visit;
 
 use anyhow::{Context, Result, bail};

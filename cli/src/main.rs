@@ -1,6 +1,7 @@
 //! `pilar`: the field worker's and supervisor's command-line client, and the reference client a
 //! tablet app copies. Every command works on the device store in `--home`.
 
+mod client;
 mod commands;
 mod render;
 
@@ -42,6 +43,15 @@ enum Command {
     Pending(commands::pending::Args),
     /// Show the questionnaire: fields, codes and outcomes.
     Form(commands::form::Args),
+    /// Log in to a server (once, online): registers this device and keeps the session.
+    Login(commands::login::Args),
+    /// Admin tasks on the server: users, assignments, devices.
+    #[command(subcommand)]
+    Admin(commands::admin::Command),
+    /// Send this device's work to the server and receive colleagues' changes in its villages.
+    Sync(commands::sync::Args),
+    /// Show this device: user, server, villages, what is unsent.
+    Status(commands::status::Args),
     /// Developer tools.
     #[command(subcommand, hide = true)]
     Debug(commands::debug::Command),
@@ -65,6 +75,10 @@ fn main() -> ExitCode {
         Command::History(args) => commands::history::run(&home, args),
         Command::Pending(args) => commands::pending::run(&home, args),
         Command::Form(args) => commands::form::run(&home, args),
+        Command::Login(args) => commands::login::run(&home, args),
+        Command::Admin(cmd) => commands::admin::run(&home, cmd),
+        Command::Sync(args) => commands::sync::run(&home, args),
+        Command::Status(args) => commands::status::run(&home, args),
         Command::Debug(cmd) => commands::debug::run(&home, cmd),
     };
     match result {

@@ -13,8 +13,7 @@ mod syncing;
 
 pub use households::{OutboxEntry, StoredHousehold, name_key};
 pub use query::{ListFilter, Summary, mask_identifier};
-pub use syncing::SyncCommit;
-
+pub use syncing::{OutgoingChange, SyncCommit};
 
 use crate::ids::VillageCode;
 use crate::model::{DeviceId, Editor, ModelError};

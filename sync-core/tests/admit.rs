@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use sync_core::form::FormDefinition;
-use sync_core::model::{DeviceId, Edits, Editor, Household, HouseholdId};
+use sync_core::model::{DeviceId, Editor, Edits, Household, HouseholdId};
 use sync_core::protocol::Role;
 use sync_core::sync::{Verdict, admit};
 use sync_core::value::FieldValue;
@@ -39,7 +39,7 @@ fn edit(household: &mut Household, device: DeviceId, edits: &Edits) -> Vec<u8> {
 fn a_new_household_from_its_own_device_is_admitted() {
     let device = DeviceId::random();
     let (id, _, bytes) = new_household(device);
-    match admit(None, id, &[bytes.clone()], device, Role::Enumerator, form()) {
+    match admit(None, id, std::slice::from_ref(&bytes), device, Role::Enumerator, form()) {
         Verdict::Admit(a) => {
             assert_eq!(a.new_changes.len(), 1);
             assert_eq!(a.household.state().answers["head_name"], FieldValue::Text("La Sintetis".into()));
@@ -67,7 +67,7 @@ fn an_enumerator_writing_review_is_rejected_and_a_supervisor_is_admitted() {
     let device = DeviceId::random();
     let (id, mut household, first) = new_household(device);
     let stored = || {
-        let Verdict::Admit(a) = admit(None, id, &[first.clone()], device, Role::Enumerator, form()) else {
+        let Verdict::Admit(a) = admit(None, id, std::slice::from_ref(&first), device, Role::Enumerator, form()) else {
             panic!("create admitted")
         };
         a.household
@@ -77,7 +77,7 @@ fn an_enumerator_writing_review_is_rejected_and_a_supervisor_is_admitted() {
         ..Edits::default()
     };
     let change = edit(&mut household, device, &review);
-    match admit(Some(stored()), id, &[change.clone()], device, Role::Enumerator, form()) {
+    match admit(Some(stored()), id, std::slice::from_ref(&change), device, Role::Enumerator, form()) {
         Verdict::Reject { code, .. } => assert_eq!(code, "review_forbidden"),
         other => panic!("expected rejection, got {other:?}"),
     }
@@ -107,12 +107,18 @@ fn changes_missing_their_history_ask_for_the_full_household_and_known_ones_are_a
     let device = DeviceId::random();
     let (id, mut household, first) = new_household(device);
     let second = edit(&mut household, device, &answers(&[("floor_area_m2", FieldValue::Int(36))]));
-    assert!(matches!(admit(None, id, &[second.clone()], device, Role::Enumerator, form()), Verdict::NeedFull));
+    assert!(matches!(
+        admit(None, id, std::slice::from_ref(&second), device, Role::Enumerator, form()),
+        Verdict::NeedFull
+    ));
     let Verdict::Admit(a) = admit(None, id, &[first.clone(), second.clone()], device, Role::Enumerator, form()) else {
         panic!("full history admitted")
     };
     let stored = a.household;
-    assert!(matches!(admit(Some(stored), id, &[first, second], device, Role::Enumerator, form()), Verdict::AlreadyKnown));
+    assert!(matches!(
+        admit(Some(stored), id, &[first, second], device, Role::Enumerator, form()),
+        Verdict::AlreadyKnown
+    ));
 }
 
 #[test]

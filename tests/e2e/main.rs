@@ -1,3 +1,5 @@
-//! End-to-end scenarios: the real `pilar` binary on real device stores.
+//! End-to-end scenarios: the real `pilar` and `pilar-server` binaries on real device stores.
 
+mod accounts;
 mod offline_session;
+mod sync;

@@ -1,16 +1,19 @@
-//! The end-to-end harness: run the real `pilar` binary on real store directories, and make
-//! synthetic households (never real people: domain.md §3).
+//! The end-to-end harness: run the real `pilar` binary on real store directories
+//! ([`TestDevice`]) against a real `pilar-server` process ([`TestServer`]), and make synthetic
+//! households (never real people: domain.md §3).
 
 pub mod synthetic;
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// Path of a binary built by this workspace, next to the running test or bench executable.
 ///
-/// `cargo test --workspace` builds `pilar` before running any test (the cli crate has its own
-/// integration test, which makes cargo build the binary).
+/// `cargo test --workspace` builds `pilar` and `pilar-server` before running any test (the cli and
+/// server crates have their own integration tests, which make cargo build the binaries).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let mut dir = exe.parent().expect("exe dir").to_path_buf();
@@ -65,6 +68,34 @@ impl TestDevice {
         cmd.output().expect("run pilar")
     }
 
+    /// Run `pilar` with `input` on its standard input (e.g. a password for `pilar login`).
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut cmd = Command::new(binary("pilar"));
+        cmd.arg("--home").arg(self.home.path()).args(args).env_remove("PILAR_HOME");
+        match &self.now {
+            Some(now) => cmd.env("PILAR_NOW", now),
+            None => cmd.env_remove("PILAR_NOW"),
+        };
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run pilar");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+        drop(stdin);
+        child.wait_with_output().expect("wait for pilar")
+    }
+
+    /// `pilar login` to `server` as `user`, the password on stdin; require success, return stdout.
+    pub fn login(&self, server: &TestServer, user: &str, password: &str) -> String {
+        let out = self.run_with_stdin(&["login", "--server", server.url(), "--user", user], &format!("{password}\n"));
+        assert!(
+            out.status.success(),
+            "pilar login as {user} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
     /// Run `pilar`, require success, return stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -94,5 +125,112 @@ impl TestDevice {
             String::from_utf8_lossy(&out.stdout)
         );
         String::from_utf8(out.stderr).expect("utf-8 stderr")
+    }
+}
+
+/// The first admin's password in test servers (set through `PILAR_ADMIN_PASSWORD`).
+pub const TEST_ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// How long a test waits for a starting server to print its address before giving up.
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A real `pilar-server` process on 127.0.0.1 (port 0), with a fresh data directory; killed when
+/// dropped. Its logs go to `server.log` beside the data directory.
+pub struct TestServer {
+    child: Child,
+    url: String,
+    stdout_lines: Vec<String>,
+    dir: TempDir,
+}
+
+impl TestServer {
+    /// A server with `PILAR_ADMIN_PASSWORD` = [`TEST_ADMIN_PASSWORD`] and default settings.
+    pub fn start() -> TestServer {
+        TestServer::start_with(&[], Some(TEST_ADMIN_PASSWORD))
+    }
+
+    /// A server with extra flags, and the admin password from the environment or (`None`)
+    /// generated and printed by the server.
+    ///
+    /// Waits by reading the server's `listening on` line, never by sleeping.
+    pub fn start_with(args: &[&str], admin_password: Option<&str>) -> TestServer {
+        let dir = TempDir::new().expect("temp dir");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
+        let mut cmd = Command::new(binary("pilar-server"));
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("PILAR_LISTEN")
+            .env_remove("PILAR_DATA_DIR")
+            .env_remove("PILAR_MAX_BODY_BYTES")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        match admin_password {
+            Some(p) => cmd.env("PILAR_ADMIN_PASSWORD", p),
+            None => cmd.env_remove("PILAR_ADMIN_PASSWORD"),
+        };
+        let mut child = cmd.spawn().expect("start pilar-server");
+        let stdout = child.stdout.take().expect("server stdout");
+        // A reader thread forwards stdout lines (and keeps draining the pipe afterwards).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdout_lines = Vec::new();
+        let url = loop {
+            match rx.recv_timeout(SERVER_START_TIMEOUT) {
+                Ok(line) => {
+                    let address = line.strip_prefix("pilar-server listening on ").map(str::to_string);
+                    stdout_lines.push(line);
+                    if let Some(url) = address {
+                        break url;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+                    panic!("pilar-server did not report its address; stdout: {stdout_lines:?}\nlog:\n{log}");
+                }
+            }
+        };
+        TestServer { child, url, stdout_lines, dir }
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The server's data directory (database, signing key).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// What the server printed to stdout before it was listening (e.g. a generated password).
+    pub fn startup_output(&self) -> &[String] {
+        &self.stdout_lines
+    }
+
+    /// The server's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Only this test's own child process, by its handle.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

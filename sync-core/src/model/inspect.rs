@@ -78,7 +78,8 @@ impl Household {
                 while let Some(obj) = stack.pop() {
                     for key in self.doc.keys(&obj) {
                         if let Ok(Some((Value::Object(_), child))) = self.doc.get(&obj, key.as_str()) {
-                            places.insert(child.to_string(), if top == "review" { Place::Review } else { Place::Photos });
+                            places
+                                .insert(child.to_string(), if top == "review" { Place::Review } else { Place::Photos });
                             stack.push(child);
                         }
                     }

@@ -9,6 +9,19 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// One outbox change on its way to the server.
+#[derive(Debug, Clone)]
+pub struct OutgoingChange {
+    /// The household it belongs to.
+    pub household: String,
+    /// The household's village.
+    pub village: String,
+    /// The change hash.
+    pub hash: String,
+    /// The encoded change.
+    pub bytes: Vec<u8>,
+}
+
 /// Everything one sync response changes on the device, committed together.
 #[derive(Default)]
 pub struct SyncCommit<'a> {
@@ -65,14 +78,15 @@ impl DeviceStore {
             .optional()?)
     }
 
-    /// The outbox rows to send: (seq, household, village, hash, bytes), oldest first, rejected
-    /// ones left out.
-    pub fn outbox_to_send(&self) -> Result<Vec<(String, String, String, Vec<u8>)>, StoreError> {
+    /// The outbox rows to send, oldest first, rejected ones left out.
+    pub fn outbox_to_send(&self) -> Result<Vec<OutgoingChange>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT o.household_id, h.village, o.hash, o.change FROM outbox o JOIN households h ON h.id = o.household_id
              WHERE o.rejected_reason IS NULL ORDER BY o.seq",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(OutgoingChange { household: r.get(0)?, village: r.get(1)?, hash: r.get(2)?, bytes: r.get(3)? })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -21,8 +21,8 @@ pub struct Admitted {
 /// The verdict on one pushed household.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Store these.
-    Admit(Admitted),
+    /// Store these (boxed: a loaded document is large, the other verdicts are small).
+    Admit(Box<Admitted>),
     /// Every change was already stored: acknowledge, store nothing.
     AlreadyKnown,
     /// The changes depend on history the server lacks: ask the device for the whole household.
@@ -58,10 +58,13 @@ pub fn admit(
         }
     }
     if let Some(c) = changes.iter().find(|c| c.actor_id() != &actor) {
-        let writer = DeviceId::from_actor(c.actor_id()).map(|d| d.to_string()).unwrap_or_else(|| "an unknown actor".into());
+        let writer =
+            DeviceId::from_actor(c.actor_id()).map(|d| d.to_string()).unwrap_or_else(|| "an unknown actor".into());
         return reject(
             "foreign_actor",
-            format!("a change of household {id} was written by device {writer}, not by this device; a device can only send its own changes"),
+            format!(
+                "a change of household {id} was written by device {writer}, not by this device; a device can only send its own changes"
+            ),
         );
     }
     let is_new = existing.is_none();
@@ -87,7 +90,7 @@ pub fn admit(
         return reject(problem.0, problem.1);
     }
     let new_changes = changes.iter().zip(bytes).map(|(c, b)| (c.hash().to_string(), b)).collect();
-    Verdict::Admit(Admitted { household, new_changes })
+    Verdict::Admit(Box::new(Admitted { household, new_changes }))
 }
 
 fn type_fits(kind: &FieldKind, value: &FieldValue) -> bool {
@@ -108,7 +111,8 @@ fn type_fits(kind: &FieldKind, value: &FieldValue) -> bool {
 
 const MEMBER_KEYS: [&str; 3] = ["removed_at", "removed_by", "removed_reason"];
 const VISIT_KEYS: [&str; 8] = ["at", "user", "device", "outcome", "lat", "lon", "accuracy_m", "note"];
-const ROOT_KEYS: [&str; 9] = ["schema", "form", "household_id", "answers", "members", "visits", "review", "links", "photos"];
+const ROOT_KEYS: [&str; 9] =
+    ["schema", "form", "household_id", "answers", "members", "visits", "review", "links", "photos"];
 
 /// The first thing wrong with the written operations, as (code, reason).
 fn check_ops(ops: &[WrittenOp], is_new: bool, role: Role, form: &FormDefinition) -> Option<(&'static str, String)> {
@@ -118,11 +122,19 @@ fn check_ops(ops: &[WrittenOp], is_new: bool, role: Role, form: &FormDefinition)
                 Write::Scalar(Some(v)) => match form.field(scope, &op.key) {
                     Some(def) if !def.device_editable => Some((
                         "not_device_editable",
-                        format!("{} ({}) is set by the server and cannot be written from a device", def.name, def.label),
+                        format!(
+                            "{} ({}) is set by the server and cannot be written from a device",
+                            def.name, def.label
+                        ),
                     )),
                     Some(def) if !type_fits(&def.kind, v) => Some((
                         "invalid_value",
-                        format!("{} ({}) must be {}; the value sent has the wrong type", def.name, def.label, def.kind.describe()),
+                        format!(
+                            "{} ({}) must be {}; the value sent has the wrong type",
+                            def.name,
+                            def.label,
+                            def.kind.describe()
+                        ),
                     )),
                     Some(_) => None,
                     None if extra.contains(&op.key.as_str()) => None,
@@ -131,7 +143,9 @@ fn check_ops(ops: &[WrittenOp], is_new: bool, role: Role, form: &FormDefinition)
                         format!("{} is not a {} field of form {}", op.key, scope.as_str(), form.key()),
                     )),
                 },
-                Write::Scalar(None) => Some(("invalid_value", format!("{} holds a value of an unsupported type", op.key))),
+                Write::Scalar(None) => {
+                    Some(("invalid_value", format!("{} holds a value of an unsupported type", op.key)))
+                }
                 Write::Delete => None,
                 Write::Object(_) | Write::Other => {
                     Some(("invalid_layout", format!("{} must be a plain value, not an object", op.key)))

@@ -72,7 +72,7 @@ pub fn build_request(
     let mut push: Vec<PushHousehold> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let full_set: BTreeSet<String> = full.iter().map(|h| h.to_string()).collect();
-    for (household, village, _hash, bytes) in store.outbox_to_send()? {
+    for crate::store::OutgoingChange { household, village, bytes, .. } in store.outbox_to_send()? {
         if full_set.contains(&household) {
             continue;
         }
@@ -142,7 +142,12 @@ pub fn apply_response(
     outcome.villages_added = remote.difference(&local).cloned().collect();
     outcome.villages_removed = local.difference(&remote).cloned().collect();
     // Villages that never finished a pack are skipped by the cursor list; keep them that way.
-    let cursors = response.cursors.iter().filter(|(v, _)| request.cursors.contains_key(*v)).map(|(v, c)| (v.clone(), *c)).collect();
+    let cursors = response
+        .cursors
+        .iter()
+        .filter(|(v, _)| request.cursors.contains_key(*v))
+        .map(|(v, c)| (v.clone(), *c))
+        .collect();
     let commit = SyncCommit {
         acked: response.accepted.clone(),
         rejected,
@@ -160,7 +165,11 @@ pub fn apply_response(
 
 /// Apply one pack page: store (or merge) its documents and record the progress, in one
 /// transaction. After the last page the village's cursor is set and routine sync takes over.
-pub fn apply_pack_page(store: &mut DeviceStore, page: &PackPage, now: OffsetDateTime) -> Result<PackProgress, ClientError> {
+pub fn apply_pack_page(
+    store: &mut DeviceStore,
+    page: &PackPage,
+    now: OffsetDateTime,
+) -> Result<PackProgress, ClientError> {
     let device = store.identity().device;
     let mut households = Vec::with_capacity(page.households.len());
     for packed in &page.households {

@@ -41,7 +41,8 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, WireE
     use std::io::Read;
     let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| WireError::Malformed(e.to_string()))?;
     let mut cbor = Vec::new();
-    let read = decoder.take(limit as u64 + 1).read_to_end(&mut cbor).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let read =
+        decoder.take(limit as u64 + 1).read_to_end(&mut cbor).map_err(|e| WireError::Malformed(e.to_string()))?;
     if read > limit {
         return Err(WireError::TooLarge { limit });
     }

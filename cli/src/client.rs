@@ -1,0 +1,269 @@
+//! The blocking HTTP client `pilar` talks to `pilar-server` with: it holds the server URL and a
+//! short-lived access token, refreshes the token with the store's refresh token when it is missing,
+//! expiring or refused (saving the rotated refresh token at once), turns error bodies into errors
+//! carrying the server's message, and wipes the device store when the server says the device was
+//! revoked.
+//!
+//! The client opens the device store only for a moment (to read or save the session), so a
+//! command may hold its own `DeviceStore` open meanwhile; it must not hold a write transaction
+//! across a request, and must drop its store when a request fails with [`DeviceWiped`].
+
+use anyhow::{Context, Result, anyhow};
+use reqwest::StatusCode;
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use sync_core::model::DeviceId;
+use sync_core::protocol::{ErrorBody, LoginRequest, LoginResponse, RefreshRequest};
+use sync_core::store::{DeviceStore, Session};
+
+/// How long to wait for a connection (a 2G link is slow, but not this slow).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one request may take in all, body included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Refresh the access token when it has less than this left.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+
+/// The server refused a request with an `ErrorBody` (downcast an `anyhow::Error` to branch on it).
+#[derive(Debug, Clone)]
+pub struct ServerRefused {
+    /// The server's explanation (`body.error` is the stable code to branch on).
+    pub body: ErrorBody,
+}
+
+impl fmt::Display for ServerRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the server refused: {}", self.body.message)
+    }
+}
+
+impl std::error::Error for ServerRefused {}
+
+/// The server said this device was revoked, and the device store was deleted (or deleting it
+/// failed, see `failure`).
+#[derive(Debug)]
+pub struct DeviceWiped {
+    /// The home directory whose store was deleted.
+    pub home: PathBuf,
+    /// Why deleting failed, if it did.
+    pub failure: Option<String>,
+}
+
+impl fmt::Display for DeviceWiped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.failure {
+            None => write!(
+                f,
+                "this device was revoked by an admin, so its local data has been deleted from {}; to work again, \
+                 log in with `pilar login` (the device gets a new identity)",
+                self.home.display()
+            ),
+            Some(e) => write!(
+                f,
+                "this device was revoked by an admin and must delete its local data, but deleting the store in {} \
+                 failed ({e}); delete that directory by hand",
+                self.home.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DeviceWiped {}
+
+/// The checked base URL of a server: `http://` or `https://`, no trailing slash.
+pub fn server_url(raw: &str) -> Result<String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let url = reqwest::Url::parse(trimmed)
+        .with_context(|| format!("{raw:?} is not a server URL; write it like https://pilar.example.go.id"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        anyhow::bail!("{raw:?} is not a server URL; write it like https://pilar.example.go.id");
+    }
+    Ok(trimmed.to_string())
+}
+
+/// A connection to one server for one device.
+pub struct Client {
+    http: Http,
+    server: String,
+    home: PathBuf,
+    device: DeviceId,
+    access: Option<(String, Instant)>,
+}
+
+impl fmt::Debug for Client {
+    // The access token is a credential: keep it out of Debug output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("server", &self.server).field("device", &self.device).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for `server` acting as `device`, whose store (if any) lives in `home`; no token yet.
+    pub fn new(server: &str, home: &Path, device: DeviceId) -> Result<Client> {
+        let http = Http::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("pilar/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Client { http, server: server_url(server)?, home: home.to_path_buf(), device, access: None })
+    }
+
+    /// A client for the server this device logged in to (`pilar login`).
+    pub fn from_session(home: &Path) -> Result<Client> {
+        let store = DeviceStore::open(home)?;
+        let session = store.session()?.ok_or_else(|| {
+            anyhow!("this device has not logged in to a server; run `pilar login --server URL --user NAME` first")
+        })?;
+        Client::new(&session.server, home, store.identity().device)
+    }
+
+    /// The server's base URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The full URL of an API path such as `/v1/admin/users`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server)
+    }
+
+    /// Log in with a password (no token needed); keeps the access token for later requests.
+    /// Saving the session in the store is the caller's job (the store may not exist yet).
+    pub fn login(&mut self, request: &LoginRequest) -> Result<LoginResponse> {
+        let response = self.http.post(self.url("/v1/login")).json(request).send().map_err(|e| self.unreachable(e))?;
+        let login: LoginResponse =
+            self.accept(response)?.json().context("the server's answer to the login is not what pilar expects")?;
+        self.remember(&login);
+        Ok(login)
+    }
+
+    /// Exchange the store's refresh token for new tokens and save the rotated refresh token.
+    pub fn refresh(&mut self) -> Result<LoginResponse> {
+        let session = DeviceStore::open(&self.home)?.session()?.ok_or_else(|| {
+            anyhow!("this device has not logged in to a server; run `pilar login --server URL --user NAME` first")
+        })?;
+        let request = RefreshRequest { refresh_token: session.refresh_token.clone(), device: self.device };
+        let response =
+            self.http.post(self.url("/v1/token/refresh")).json(&request).send().map_err(|e| self.unreachable(e))?;
+        let login: LoginResponse = match self.accept(response) {
+            Ok(response) => {
+                response.json().context("the server's answer to the token refresh is not what pilar expects")?
+            }
+            Err(e) => {
+                if e.downcast_ref::<ServerRefused>().is_some_and(|refused| refused.body.error == "unauthorized") {
+                    return Err(e.context(format!(
+                        "the server no longer accepts this device's session; log in again with `pilar login --server \
+                         {} --user NAME`",
+                        self.server
+                    )));
+                }
+                return Err(e);
+            }
+        };
+        // The old refresh token stopped working the moment the server answered: save the new one now.
+        DeviceStore::open(&self.home)?.set_session(&Session {
+            server: session.server,
+            refresh_token: login.refresh_token.clone(),
+            role: login.role,
+        })?;
+        self.remember(&login);
+        Ok(login)
+    }
+
+    /// Send an authenticated request built by `build` (given the HTTP client), refreshing the
+    /// access token first when needed and once more if the server refuses it. Returns the
+    /// successful response; a refusal becomes a [`ServerRefused`] or [`DeviceWiped`] error.
+    pub fn send(&mut self, build: impl Fn(&Http) -> RequestBuilder) -> Result<Response> {
+        let mut refreshed = false;
+        loop {
+            let token = match &self.access {
+                Some((token, expires)) if Instant::now() + EXPIRY_MARGIN < *expires => token.clone(),
+                _ => {
+                    self.refresh()?;
+                    refreshed = true;
+                    match &self.access {
+                        Some((token, _)) => token.clone(),
+                        None => return Err(anyhow!("the server's token refresh gave no access token")),
+                    }
+                }
+            };
+            let response = build(&self.http).bearer_auth(token).send().map_err(|e| self.unreachable(e))?;
+            match self.accept(response) {
+                Ok(response) => return Ok(response),
+                Err(e) => {
+                    let expired =
+                        e.downcast_ref::<ServerRefused>().is_some_and(|refused| refused.body.error == "unauthorized");
+                    if expired && !refreshed {
+                        self.access = None;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// `GET path` → JSON.
+    pub fn get<T: DeserializeOwned>(&mut self, path: &str) -> Result<T> {
+        let url = self.url(path);
+        Self::decode(self.send(|http| http.get(&url))?)
+    }
+
+    /// `POST path` with a JSON body → JSON.
+    pub fn post<B: Serialize, T: DeserializeOwned>(&mut self, path: &str, body: &B) -> Result<T> {
+        let url = self.url(path);
+        Self::decode(self.send(|http| http.post(&url).json(body))?)
+    }
+
+    /// `PUT path` with a JSON body → JSON.
+    pub fn put<B: Serialize, T: DeserializeOwned>(&mut self, path: &str, body: &B) -> Result<T> {
+        let url = self.url(path);
+        Self::decode(self.send(|http| http.put(&url).json(body))?)
+    }
+
+    fn decode<T: DeserializeOwned>(response: Response) -> Result<T> {
+        response.json().context("the server's answer is not what this pilar expects; is pilar up to date?")
+    }
+
+    fn remember(&mut self, login: &LoginResponse) {
+        let expires = Instant::now() + Duration::from_secs(login.access_expires_in);
+        self.access = Some((login.access_token.clone(), expires));
+    }
+
+    /// The response if it succeeded; otherwise the server's error (wiping the store when told to).
+    fn accept(&self, response: Response) -> Result<Response> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body: Option<ErrorBody> = response.json().ok();
+        match body {
+            Some(body) if body.wipe => {
+                let failure = DeviceStore::wipe(&self.home).err().map(|e| e.to_string());
+                Err(anyhow::Error::new(DeviceWiped { home: self.home.clone(), failure }))
+            }
+            Some(body) => Err(anyhow::Error::new(ServerRefused { body })),
+            None => Err(anyhow!(
+                "the server at {} answered HTTP {status} without an explanation{}",
+                self.server,
+                if status == StatusCode::NOT_FOUND {
+                    "; check the server URL"
+                } else {
+                    "; try again later, or check the server URL"
+                }
+            )),
+        }
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
+        let what = if e.is_timeout() { "timed out talking to" } else { "cannot reach" };
+        anyhow::Error::new(e)
+            .context(format!("{what} the server at {}; check the address and the connection", self.server))
+    }
+}

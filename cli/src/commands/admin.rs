@@ -1,0 +1,230 @@
+//! `pilar admin …`: accounts, assignments and devices on the server, over HTTP with the session of
+//! `--home` (an admin logs in with `pilar login` like anyone, so a remote admin can work).
+
+use crate::client::Client;
+use crate::render::{cell, table};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::io::BufRead;
+use std::path::Path;
+use sync_core::protocol::Role;
+
+/// `pilar admin` subcommands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Create and list user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Replace a user's villages (enumerators) or kecamatan (supervisors) with the given set.
+    Assign(AssignArgs),
+    /// List registered devices: who, when registered, last seen, revoked.
+    Devices(ListArgs),
+    /// Revoke a device: it can no longer sync, and deletes its data when it next reaches the server.
+    Revoke(RevokeArgs),
+}
+
+/// `pilar admin user` subcommands.
+#[derive(clap::Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Without --password-stdin the server generates a password, shown once.
+    Add(AddArgs),
+    /// List users with their active assignments.
+    List(ListArgs),
+}
+
+/// Arguments of `pilar admin user add`.
+#[derive(clap::Args)]
+pub struct AddArgs {
+    /// The new user name: lowercase letters, digits, '.', '-', '_' (e.g. pkh.bilokka01).
+    name: String,
+    /// What the user does: admin, supervisor or enumerator.
+    #[arg(long, value_parser = parse_role)]
+    role: Role,
+    /// Read the password from the first line of standard input instead of generating one.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// Arguments of the list commands.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `pilar admin assign`.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("codes").required(true).args(["villages", "kecamatan"])))]
+pub struct AssignArgs {
+    /// The user to assign.
+    name: String,
+    /// Village codes for an enumerator, e.g. 73.14.01.1001 (replaces the current set).
+    #[arg(long = "village", num_args = 1.., value_name = "CODE")]
+    villages: Vec<String>,
+    /// Kecamatan codes for a supervisor, e.g. 73.14.01 (replaces the current set).
+    #[arg(long = "kecamatan", num_args = 1.., value_name = "CODE")]
+    kecamatan: Vec<String>,
+}
+
+/// Arguments of `pilar admin revoke`.
+#[derive(clap::Args)]
+pub struct RevokeArgs {
+    /// The device id, as `pilar admin devices` lists it.
+    device: String,
+}
+
+/// A user as the server lists it (the JSON of `/v1/admin/users`).
+#[derive(Debug, Serialize, Deserialize)]
+struct UserView {
+    name: String,
+    role: Role,
+    created_at: String,
+    villages: Vec<String>,
+    kecamatan: Vec<String>,
+}
+
+/// The server's answer to a user creation.
+#[derive(Debug, Deserialize)]
+struct CreatedUser {
+    name: String,
+    role: Role,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// A device as the server lists it (the JSON of `/v1/admin/devices`).
+#[derive(Debug, Serialize, Deserialize)]
+struct DeviceView {
+    id: String,
+    name: String,
+    user: String,
+    registered_at: String,
+    last_seen_at: String,
+    revoked_at: Option<String>,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("{text:?} is not a role; use admin, supervisor or enumerator"))
+}
+
+/// Run an admin subcommand against the server of `home`'s session.
+pub fn run(home: &Path, command: Command) -> Result<()> {
+    let mut client = Client::from_session(home)?;
+    match command {
+        Command::User(UserCommand::Add(args)) => add_user(&mut client, args),
+        Command::User(UserCommand::List(args)) => list_users(&mut client, args),
+        Command::Assign(args) => assign(&mut client, args),
+        Command::Devices(args) => list_devices(&mut client, args),
+        Command::Revoke(args) => revoke(&mut client, args),
+    }
+}
+
+fn add_user(client: &mut Client, args: AddArgs) -> Result<()> {
+    let mut body = json!({ "name": args.name, "role": args.role });
+    if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+        let password = line.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            bail!("--password-stdin: the first line of standard input is empty; pipe the password in");
+        }
+        body["password"] = json!(password);
+    }
+    let created: CreatedUser = client.post("/v1/admin/users", &body)?;
+    println!("created user {} ({})", created.name, created.role);
+    if let Some(password) = created.password {
+        println!("password: {password}");
+        println!("(shown only this once: give it to {} privately)", created.name);
+    }
+    Ok(())
+}
+
+fn list_users(client: &mut Client, args: ListArgs) -> Result<()> {
+    let users: Vec<UserView> = client.get("/v1/admin/users")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&users)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            let scope = match u.role {
+                Role::Supervisor => u.kecamatan.join(" "),
+                _ => u.villages.join(" "),
+            };
+            vec![u.name.clone(), u.role.to_string(), u.created_at.clone(), cell(Some(scope).filter(|s| !s.is_empty()))]
+        })
+        .collect();
+    table(&["USER", "ROLE", "CREATED", "ASSIGNED"], &rows);
+    Ok(())
+}
+
+fn assign(client: &mut Client, args: AssignArgs) -> Result<()> {
+    let valid = !args.name.is_empty()
+        && args.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
+    if !valid {
+        bail!("{:?} is not a user name; list users with `pilar admin user list`", args.name);
+    }
+    let user: UserView = if args.kecamatan.is_empty() {
+        client.put(&format!("/v1/admin/users/{}/villages", args.name), &json!({ "villages": args.villages }))?
+    } else {
+        client.put(&format!("/v1/admin/users/{}/kecamatan", args.name), &json!({ "kecamatan": args.kecamatan }))?
+    };
+    println!("{} ({}) is now assigned:", user.name, user.role);
+    for v in &user.villages {
+        let name = sync_core::ids::VillageCode::parse_format_only(v).ok().and_then(|c| c.name());
+        println!("  village   {v} {}", name.unwrap_or("?"));
+    }
+    for k in &user.kecamatan {
+        let name = sync_core::ids::DistrictCode::parse_format_only(k).ok().and_then(|c| c.name());
+        println!("  kecamatan {k} {}", name.unwrap_or("?"));
+    }
+    if user.villages.is_empty() && user.kecamatan.is_empty() {
+        println!("  (nothing)");
+    }
+    Ok(())
+}
+
+fn list_devices(client: &mut Client, args: ListArgs) -> Result<()> {
+    let devices: Vec<DeviceView> = client.get("/v1/admin/devices")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&devices)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = devices
+        .iter()
+        .map(|d| {
+            vec![
+                d.id.clone(),
+                d.user.clone(),
+                d.name.clone(),
+                d.registered_at.clone(),
+                d.last_seen_at.clone(),
+                cell(d.revoked_at.as_deref()),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("no devices have logged in yet");
+        return Ok(());
+    }
+    table(&["DEVICE", "USER", "NAME", "REGISTERED", "LAST SEEN", "REVOKED"], &rows);
+    Ok(())
+}
+
+fn revoke(client: &mut Client, args: RevokeArgs) -> Result<()> {
+    let id = uuid::Uuid::parse_str(args.device.trim())
+        .with_context(|| format!("{:?} is not a device id; list devices with `pilar admin devices`", args.device))?;
+    let device: DeviceView = client.post(&format!("/v1/admin/devices/{id}/revoke"), &json!({}))?;
+    println!(
+        "device {} ({}, user {}) revoked at {}; it can no longer sync, and deletes its data when it next reaches \
+         the server",
+        device.id,
+        device.name,
+        device.user,
+        device.revoked_at.as_deref().unwrap_or("?")
+    );
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! `pilar status`: who this device is, which server and villages, and what is unsent.
+
+use super::open_store;
+use crate::render::table;
+use anyhow::Result;
+use std::path::Path;
+use sync_core::store::ListFilter;
+
+/// Arguments of `pilar status`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Show the status.
+pub fn run(home: &Path, args: Args) -> Result<()> {
+    let store = open_store(home)?;
+    let session = store.session()?;
+    let cursors = store.cursors()?;
+    let outbox = store.outbox()?;
+    let unsent = outbox.iter().filter(|e| e.rejected_reason.is_none()).count();
+    let rejected = outbox.len() - unsent;
+    let mut villages = Vec::new();
+    for v in store.villages()? {
+        let households = store.list(&ListFilter { village: Some(v.clone()), ..ListFilter::default() })?.len();
+        villages.push((v.clone(), households, cursors.get(&v).copied()));
+    }
+    if args.json {
+        let out = serde_json::json!({
+            "device": store.identity().device.to_string(),
+            "user": store.identity().user,
+            "server": session.as_ref().map(|s| s.server.clone()),
+            "role": session.as_ref().map(|s| s.role.as_str()),
+            "villages": villages.iter().map(|(v, n, c)| serde_json::json!({"village": v, "households": n, "cursor": c})).collect::<Vec<_>>(),
+            "unsent_changes": unsent,
+            "rejected_changes": rejected,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("device  {}", store.identity().device);
+    println!("user    {}", store.identity().user);
+    match &session {
+        Some(s) => println!("server  {} ({})", s.server, s.role),
+        None => println!("server  none (offline store; `pilar login` connects it)"),
+    }
+    let rows: Vec<Vec<String>> = villages
+        .iter()
+        .map(|(v, n, c)| {
+            let name = sync_core::ids::VillageCode::parse_format_only(v).ok().and_then(|c| c.name()).unwrap_or("?");
+            vec![
+                v.clone(),
+                name.to_string(),
+                n.to_string(),
+                c.map(|c| c.to_string()).unwrap_or_else(|| "not synced".into()),
+            ]
+        })
+        .collect();
+    table(&["VILLAGE", "NAME", "HOUSEHOLDS", "CURSOR"], &rows);
+    if unsent == 0 && rejected == 0 {
+        println!("nothing unsent");
+    } else {
+        println!("{unsent} change(s) unsent, {rejected} refused by the server (kept; see `pilar pending`)");
+    }
+    Ok(())
+}

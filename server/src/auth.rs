@@ -1,0 +1,366 @@
+//! Who is calling: argon2id passwords, HS256 access tokens (one accepted algorithm, key in the data
+//! directory with mode 0600), device-bound refresh tokens stored as SHA-256 hashes, and the
+//! [`Caller`] and [`Admin`] extractors that every authenticated handler takes.
+//!
+//! A valid token is not enough: [`Caller`] also checks in storage, on every request, that the
+//! token's device is registered to the token's user and not revoked. The role comes from storage
+//! too, so a token never outlives a change of role.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::storage::DeviceAccess;
+use anyhow::{Context, Result, anyhow, bail};
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::Path;
+use std::sync::OnceLock;
+use sync_core::model::DeviceId;
+use sync_core::protocol::Role;
+use time::OffsetDateTime;
+
+/// The only algorithm access tokens are signed with and accepted in.
+pub const TOKEN_ALGORITHM: Algorithm = Algorithm::HS256;
+
+/// Length of a new signing key, in bytes.
+pub const SIGNING_KEY_BYTES: usize = 64;
+
+/// The shortest signing key accepted from an existing key file.
+const MIN_SIGNING_KEY_BYTES: usize = 32;
+
+/// Length of a generated password (from a 31-letter alphabet: about 99 bits).
+const GENERATED_PASSWORD_LEN: usize = 20;
+
+/// Characters of generated passwords: no 0/o, 1/l/i, so they survive being read aloud.
+const PASSWORD_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+
+/// The shortest password accepted for a new account.
+pub const MIN_PASSWORD_LEN: usize = 10;
+
+/// Read the signing key, or create it (64 random bytes, mode 0600) when the file does not exist.
+/// An existing key that group or others can read or write is refused: anyone who reads it can
+/// mint tokens for any user.
+pub fn load_or_create_signing_key(path: &Path) -> Result<Vec<u8>> {
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    bail!(
+                        "the signing key {} is open to group or others (mode {mode:o}); anyone who reads it can sign \
+                         in as any user. Run `chmod 600 {}` and start the server again",
+                        path.display(),
+                        path.display()
+                    );
+                }
+            }
+            let key = std::fs::read(path).with_context(|| format!("cannot read the signing key {}", path.display()))?;
+            if key.len() < MIN_SIGNING_KEY_BYTES {
+                bail!(
+                    "the signing key {} is too short ({} bytes, at least {MIN_SIGNING_KEY_BYTES} needed); delete it to \
+                     have a new one generated (every device must then log in again)",
+                    path.display(),
+                    key.len()
+                );
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = vec![0u8; SIGNING_KEY_BYTES];
+            rand::rng().fill(key.as_mut_slice());
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file =
+                options.open(path).with_context(|| format!("cannot create the signing key {}", path.display()))?;
+            file.write_all(&key).and_then(|()| file.sync_all()).with_context(|| {
+                format!("cannot write the signing key {}; delete the file and start again", path.display())
+            })?;
+            tracing::info!(path = %path.display(), "created a new signing key");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read the signing key {}", path.display())),
+    }
+}
+
+/// Hash a password with argon2id (default parameters, random salt) as a PHC string. Slow on
+/// purpose: call it through `AppState::blocking`.
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| anyhow!("cannot hash a password: {e}"))
+}
+
+/// Whether `password` matches the PHC string `hash`. Slow on purpose, like [`hash_password`].
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Spend the same time as a real verification, for logins of unknown users (so response times do
+/// not reveal which user names exist).
+pub fn verify_password_against_nothing(password: &str) {
+    static DUMMY: OnceLock<Option<String>> = OnceLock::new();
+    if let Some(hash) = DUMMY.get_or_init(|| hash_password("pilar-no-such-user").ok()) {
+        let _ = verify_password(password, hash);
+    }
+}
+
+/// A random password for a new account, shown once to the admin.
+pub fn generate_password() -> String {
+    let mut rng = rand::rng();
+    (0..GENERATED_PASSWORD_LEN)
+        .map(|_| char::from(PASSWORD_ALPHABET[rng.random_range(0..PASSWORD_ALPHABET.len())]))
+        .collect()
+}
+
+/// Whether `name` is a valid user name: 1–64 of lowercase letters, digits, `.`, `-`, `_`,
+/// starting with a letter or digit.
+pub fn is_valid_user_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    first_ok
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))
+}
+
+/// A new refresh token: 32 random bytes as hex. Returns the token (for the device) and its hash
+/// (for storage).
+pub fn new_refresh_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    let token = hex::encode(bytes);
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+/// The stored form of a refresh token: SHA-256 of its text, as hex.
+pub fn hash_refresh_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user.
+    pub sub: String,
+    /// The user's role when the token was issued (informational: requests use the stored role).
+    pub role: Role,
+    /// The device the token was issued to.
+    pub dev: DeviceId,
+    /// Issued at (unix seconds).
+    pub iat: i64,
+    /// Expires at (unix seconds).
+    pub exp: i64,
+}
+
+/// Signs and checks access tokens with the data directory's key.
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    access_lifetime: time::Duration,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    // Key material never reaches Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeys").field("access_lifetime", &self.access_lifetime).finish_non_exhaustive()
+    }
+}
+
+impl TokenKeys {
+    /// Keys for HS256 with `secret`, issuing tokens that live `access_lifetime`.
+    pub fn new(secret: &[u8], access_lifetime: time::Duration) -> TokenKeys {
+        let mut validation = Validation::new(TOKEN_ALGORITHM);
+        validation.algorithms = vec![TOKEN_ALGORITHM];
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            access_lifetime,
+        }
+    }
+
+    /// How long an access token lives, in seconds (for `LoginResponse::access_expires_in`).
+    pub fn access_lifetime_seconds(&self) -> u64 {
+        self.access_lifetime.whole_seconds().max(0) as u64
+    }
+
+    /// A new access token for `user` on `device`.
+    pub fn issue(&self, user: &str, role: Role, device: DeviceId, now: OffsetDateTime) -> Result<String, ApiError> {
+        let claims = AccessClaims {
+            sub: user.to_string(),
+            role,
+            dev: device,
+            iat: now.unix_timestamp(),
+            exp: (now + self.access_lifetime).unix_timestamp(),
+        };
+        jsonwebtoken::encode(&Header::new(TOKEN_ALGORITHM), &claims, &self.encoding).map_err(ApiError::internal)
+    }
+
+    /// The claims of `token` if it is signed with our key in HS256 and has not expired.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(
+            |_| {
+                ApiError::Unauthorized(
+                    "the access token is invalid or has expired; refresh it or log in again with `pilar login`"
+                        .to_string(),
+                )
+            },
+        )
+    }
+}
+
+/// The authenticated caller of a request: a valid access token whose device is registered to its
+/// user and not revoked. Take it as a handler argument (before any body extractor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The user name.
+    pub user: String,
+    /// The user's current role (from storage).
+    pub role: Role,
+    /// The calling device (its id is also its Automerge actor).
+    pub device: DeviceId,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "this request needs an `Authorization: Bearer <access token>` header; log in with `pilar login`"
+                        .to_string(),
+                )
+            })?;
+        let claims = state.tokens.verify(token)?;
+        let (user, device) = (claims.sub, claims.dev);
+        let lookup_user = user.clone();
+        let access = state
+            .blocking(move |storage| Ok(storage.device_access(device, &lookup_user, OffsetDateTime::now_utc())?))
+            .await?;
+        match access {
+            DeviceAccess::Active { role } => Ok(Caller { user, role, device }),
+            DeviceAccess::Revoked => {
+                tracing::warn!(user, %device, "request from a revoked device");
+                Err(ApiError::DeviceRevoked)
+            }
+            DeviceAccess::Unknown => Err(ApiError::Unauthorized(
+                "this device is not registered to this user; log in again with `pilar login`".to_string(),
+            )),
+        }
+    }
+}
+
+/// A [`Caller`] whose role is admin; any other role gets 403 `forbidden`.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.role != Role::Admin {
+            return Err(ApiError::Forbidden(format!(
+                "only an admin may do this, and {} is {}; ask the kabupaten admin",
+                caller.user,
+                article(caller.role)
+            )));
+        }
+        Ok(Admin(caller))
+    }
+}
+
+fn article(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "an admin",
+        Role::Supervisor => "a supervisor",
+        Role::Enumerator => "an enumerator",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_allow_lowercase_digits_and_separators_only() {
+        for ok in ["admin", "pkh.bilokka01", "tksk-2", "a_b", "0abc"] {
+            assert!(is_valid_user_name(ok), "{ok}");
+        }
+        for bad in ["", "Admin", "pkh bilokka", ".hidden", "-x", "nama@desa", &"a".repeat(65)] {
+            assert!(!is_valid_user_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_password_verifies_only_against_its_own_hash() {
+        let hash = hash_password("correct horse battery").expect("hash");
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("correct horse batterz", &hash));
+        assert!(!verify_password("anything", "not a phc string"));
+    }
+
+    #[test]
+    fn generated_passwords_are_long_and_differ() {
+        let (a, b) = (generate_password(), generate_password());
+        assert_eq!(a.len(), GENERATED_PASSWORD_LEN);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn tokens_verify_with_their_key_only_and_not_after_expiry() {
+        let keys = TokenKeys::new(&[7u8; 64], time::Duration::minutes(15));
+        let device = DeviceId::random();
+        let now = OffsetDateTime::now_utc();
+        let token = keys.issue("pkh.contoh01", Role::Enumerator, device, now).expect("issue");
+        let claims = keys.verify(&token).expect("valid");
+        assert_eq!((claims.sub.as_str(), claims.dev), ("pkh.contoh01", device));
+
+        let other = TokenKeys::new(&[8u8; 64], time::Duration::minutes(15));
+        assert!(other.verify(&token).is_err(), "another key's token is refused");
+
+        let expired = keys.issue("pkh.contoh01", Role::Enumerator, device, now - time::Duration::hours(1));
+        assert!(keys.verify(&expired.expect("issue")).is_err(), "an expired token is refused");
+
+        let hs384 =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS384), &claims, &EncodingKey::from_secret(&[7u8; 64]));
+        assert!(keys.verify(&hs384.expect("encode")).is_err(), "only HS256 is accepted");
+    }
+
+    #[test]
+    fn refresh_tokens_are_stored_as_hashes() {
+        let (token, hash) = new_refresh_token();
+        assert_eq!(token.len(), 64);
+        assert_ne!(token, hash);
+        assert_eq!(hash_refresh_token(&token), hash);
+    }
+}

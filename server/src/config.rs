@@ -1,0 +1,57 @@
+//! Start-up settings of `pilar-server`: flags with environment-variable fallbacks, and the paths
+//! derived from the data directory.
+
+use std::path::PathBuf;
+
+/// Name of the SQLite database inside the data directory.
+pub const DATABASE_FILE: &str = "server.db";
+
+/// Name of the access-token signing key inside the data directory (mode 0600).
+pub const SIGNING_KEY_FILE: &str = "jwt.key";
+
+/// The environment variable that sets the first admin's password (read only on first start).
+pub const ADMIN_PASSWORD_ENV: &str = "PILAR_ADMIN_PASSWORD";
+
+/// Settings for one server process; every flag also reads an environment variable.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "pilar-server", version, about = "Pilar's sync server", max_term_width = 100)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "PILAR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Directory holding the database and the signing key; created on first start.
+    #[arg(long, env = "PILAR_DATA_DIR", default_value = "./pilar-data")]
+    pub data_dir: PathBuf,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "PILAR_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Lifetime of an access token, in minutes.
+    #[arg(long, env = "PILAR_ACCESS_TOKEN_MINUTES", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub access_token_minutes: u64,
+    /// Days a refresh token stays valid without being used (devices are offline for days).
+    #[arg(long, env = "PILAR_REFRESH_TOKEN_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub refresh_token_days: u64,
+}
+
+impl Config {
+    /// Settings for tests and embedding: the given data directory, defaults for the rest.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            listen: "127.0.0.1:0".to_string(),
+            data_dir: data_dir.into(),
+            max_body_bytes: 16 * 1024 * 1024,
+            access_token_minutes: 15,
+            refresh_token_days: 90,
+        }
+    }
+
+    /// Path of the SQLite database.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(DATABASE_FILE)
+    }
+
+    /// Path of the signing key.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.data_dir.join(SIGNING_KEY_FILE)
+    }
+}

@@ -1,0 +1,53 @@
+//! `pilar-server`: parse the configuration, open the data directory, bind, print the address, serve.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use pilar_server::config::ADMIN_PASSWORD_ENV;
+use pilar_server::{AppState, Config};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    // Logs go to stderr (stdout carries the one-time admin password and the listening line);
+    // RUST_LOG filters them, default info.
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> Result<()> {
+    let admin_password = std::env::var(ADMIN_PASSWORD_ENV).ok();
+    let opened = AppState::open(&config, admin_password)?;
+    let mut stdout = std::io::stdout().lock();
+    if let Some(password) = &opened.generated_admin_password {
+        writeln!(
+            stdout,
+            "created user {} with password {password} (shown only this once; keep it safe, or set \
+             PILAR_ADMIN_PASSWORD before the first start)",
+            pilar_server::state::FIRST_ADMIN
+        )?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}; choose another --listen address", config.listen))?;
+        let address = listener.local_addr()?;
+        writeln!(stdout, "pilar-server listening on http://{address}")?;
+        stdout.flush()?;
+        drop(stdout);
+        tracing::info!(%address, data_dir = %config.data_dir.display(), "listening");
+        pilar_server::serve(listener, opened.state).await.context("server failed")
+    })
+}

@@ -1,0 +1,59 @@
+//! The HTTP API's route table under `/v1` (one file per area under `routes/`), and [`ApiJson`],
+//! the JSON extractor whose rejections are [`ApiError`]s (so a malformed body gets an
+//! `ErrorBody`, not axum's plain-text default).
+
+pub mod admin;
+pub mod health;
+pub mod login;
+pub mod sync;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The `/v1` routes. A new endpoint is one `.route(...)` line here and a handler in `routes/`.
+pub fn v1() -> Router<AppState> {
+    Router::new()
+        .route("/login", post(login::login))
+        .route("/token/refresh", post(login::refresh))
+        .route("/admin/users", get(admin::list_users).post(admin::create_user))
+        .route("/admin/users/{name}/villages", put(admin::set_villages))
+        .route("/admin/users/{name}/kecamatan", put(admin::set_kecamatan))
+        .route("/admin/devices", get(admin::list_devices))
+        .route("/admin/devices/{id}/revoke", post(admin::revoke_device))
+        .route("/sync", post(sync::sync))
+        .route("/packs/{village}", get(sync::pack))
+}
+
+/// A JSON request body or response. As an extractor (always the last argument of a handler) it
+/// turns every rejection into an [`ApiError`]: bad syntax or shape → 400, missing content type →
+/// 415, over the body limit → 413.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<ApiJson<T>, ApiError> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => match ApiError::from(rejection) {
+                ApiError::PayloadTooLarge { .. } => {
+                    Err(ApiError::PayloadTooLarge { limit: Some(state.settings.max_body_bytes) })
+                }
+                other => Err(other),
+            },
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}

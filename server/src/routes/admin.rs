@@ -1,0 +1,286 @@
+//! `/v1/admin/…`: accounts, assignments and devices, for admins only (the [`Admin`] extractor
+//! answers 403 to every other role). Also the JSON shapes of these endpoints.
+
+use crate::auth::{self, Admin};
+use crate::error::ApiError;
+use crate::routes::ApiJson;
+use crate::state::AppState;
+use crate::storage::sqlite::stored_time;
+use crate::storage::{DeviceRecord, NewUser, Storage, UserSummary};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sync_core::ids::{DistrictCode, VillageCode};
+use sync_core::model::DeviceId;
+use sync_core::protocol::Role;
+use time::OffsetDateTime;
+
+/// Longest password accepted, in bytes (argon2 is fed the whole of it).
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// `POST /v1/admin/users`: a new account.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// Login name: lowercase letters, digits, `.`, `-`, `_`.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// The password; when absent the server generates one and returns it once.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// The answer to `POST /v1/admin/users`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreatedUser {
+    /// Login name.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// The generated password, present only when the request had none (shown once, never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// A user with their active assignments (`GET /v1/admin/users` and the assignment endpoints).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserView {
+    /// Login name.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// When the account was created (RFC 3339, UTC).
+    pub created_at: String,
+    /// Active village assignments.
+    pub villages: Vec<String>,
+    /// Active kecamatan assignments.
+    pub kecamatan: Vec<String>,
+}
+
+impl From<UserSummary> for UserView {
+    fn from(u: UserSummary) -> UserView {
+        UserView {
+            name: u.name,
+            role: u.role,
+            created_at: stored_time(u.created_at),
+            villages: u.villages,
+            kecamatan: u.kecamatan,
+        }
+    }
+}
+
+/// `PUT /v1/admin/users/{name}/villages`: the complete new set of villages.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VillagesRequest {
+    /// Village codes (dotted or 10 digits); replaces the user's active set.
+    pub villages: Vec<String>,
+}
+
+/// `PUT /v1/admin/users/{name}/kecamatan`: the complete new set of kecamatan.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KecamatanRequest {
+    /// Kecamatan codes (dotted or 6 digits); replaces the user's active set.
+    pub kecamatan: Vec<String>,
+}
+
+/// A registered device (`GET /v1/admin/devices` and revoke).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceView {
+    /// The device id (also its Automerge actor).
+    pub id: String,
+    /// The label given at login.
+    pub name: String,
+    /// The user the device belongs to.
+    pub user: String,
+    /// First login (RFC 3339, UTC).
+    pub registered_at: String,
+    /// Last login, refresh or request (RFC 3339, UTC, to the minute).
+    pub last_seen_at: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+impl From<DeviceRecord> for DeviceView {
+    fn from(d: DeviceRecord) -> DeviceView {
+        DeviceView {
+            id: d.id.to_string(),
+            name: d.name,
+            user: d.user,
+            registered_at: stored_time(d.registered_at),
+            last_seen_at: stored_time(d.last_seen_at),
+            revoked_at: d.revoked_at.map(stored_time),
+        }
+    }
+}
+
+/// Create an account; returns 201 with the generated password when none was given.
+pub async fn create_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    ApiJson(request): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, ApiJson<CreatedUser>), ApiError> {
+    if !auth::is_valid_user_name(&request.name) {
+        return Err(ApiError::Invalid(
+            "name must be 1–64 lowercase letters, digits, '.', '-' or '_', starting with a letter or digit (e.g. \
+             pkh.bilokka01)"
+                .to_string(),
+        ));
+    }
+    let (password, generated) = match request.password.as_deref() {
+        Some(p) if p.chars().count() < auth::MIN_PASSWORD_LEN || p.len() > MAX_PASSWORD_BYTES => {
+            return Err(ApiError::Invalid(format!(
+                "password must be {} to {MAX_PASSWORD_BYTES} characters long; choose a longer one, or leave it out to \
+                 have one generated",
+                auth::MIN_PASSWORD_LEN
+            )));
+        }
+        Some(p) => (p.to_string(), false),
+        None => (auth::generate_password(), true),
+    };
+    let (name, role) = (request.name.clone(), request.role);
+    state
+        .blocking(move |storage| {
+            let password_hash = auth::hash_password(&password).map_err(ApiError::Internal)?;
+            storage.create_user(&NewUser {
+                name: name.clone(),
+                role,
+                password_hash,
+                created_at: OffsetDateTime::now_utc(),
+            })?;
+            tracing::info!(admin = admin.user, user = name, %role, "created user");
+            let password = generated.then_some(password);
+            Ok((StatusCode::CREATED, ApiJson(CreatedUser { name, role, password })))
+        })
+        .await
+}
+
+/// Every user with their active assignments.
+pub async fn list_users(State(state): State<AppState>, _: Admin) -> Result<ApiJson<Vec<UserView>>, ApiError> {
+    let users = state.blocking(|storage| Ok(storage.users()?)).await?;
+    Ok(ApiJson(users.into_iter().map(UserView::from).collect()))
+}
+
+/// Replace an enumerator's villages; every code must be in the region table.
+pub async fn set_villages(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    name: Result<Path<String>, PathRejection>,
+    ApiJson(request): ApiJson<VillagesRequest>,
+) -> Result<ApiJson<UserView>, ApiError> {
+    let Path(name) = name?;
+    state
+        .blocking(move |storage| {
+            require_role(storage, &name, Role::Enumerator, "villages", "kecamatan")?;
+            let codes = canonical_codes(&request.villages, "village", |raw| {
+                VillageCode::parse(raw).map(|c| c.as_str().to_string())
+            })?;
+            storage.set_village_assignments(&name, &codes, OffsetDateTime::now_utc())?;
+            tracing::info!(admin = admin.user, user = name, villages = codes.len(), "assigned villages");
+            user_view(storage, &name).map(ApiJson)
+        })
+        .await
+}
+
+/// Replace a supervisor's kecamatan; every code must be in the region table.
+pub async fn set_kecamatan(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    name: Result<Path<String>, PathRejection>,
+    ApiJson(request): ApiJson<KecamatanRequest>,
+) -> Result<ApiJson<UserView>, ApiError> {
+    let Path(name) = name?;
+    state
+        .blocking(move |storage| {
+            require_role(storage, &name, Role::Supervisor, "kecamatan", "villages")?;
+            let codes = canonical_codes(&request.kecamatan, "kecamatan", |raw| {
+                DistrictCode::parse(raw).map(|c| c.as_str().to_string())
+            })?;
+            storage.set_kecamatan_assignments(&name, &codes, OffsetDateTime::now_utc())?;
+            tracing::info!(admin = admin.user, user = name, kecamatan = codes.len(), "assigned kecamatan");
+            user_view(storage, &name).map(ApiJson)
+        })
+        .await
+}
+
+/// Every registered device.
+pub async fn list_devices(State(state): State<AppState>, _: Admin) -> Result<ApiJson<Vec<DeviceView>>, ApiError> {
+    let devices = state.blocking(|storage| Ok(storage.devices()?)).await?;
+    Ok(ApiJson(devices.into_iter().map(DeviceView::from).collect()))
+}
+
+/// Revoke a device: it can no longer log in, refresh or call the API, and is told to wipe.
+pub async fn revoke_device(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<ApiJson<DeviceView>, ApiError> {
+    let Path(id) = id?;
+    let device: DeviceId = id.parse().map_err(|_| {
+        ApiError::Invalid(format!(
+            "{id:?} is not a device id (a UUID such as 3f2b…); list devices with `pilar admin devices`"
+        ))
+    })?;
+    let record = state.blocking(move |storage| Ok(storage.revoke_device(device, OffsetDateTime::now_utc())?)).await?;
+    let Some(record) = record else {
+        return Err(ApiError::NotFound(format!(
+            "no device {device} is registered; list devices with `pilar admin devices`"
+        )));
+    };
+    tracing::info!(admin = admin.user, user = record.user, %device, "revoked device");
+    Ok(ApiJson(DeviceView::from(record)))
+}
+
+/// Refuse unless `name` exists with `role` (villages go to enumerators, kecamatan to supervisors).
+fn require_role(storage: &dyn Storage, name: &str, role: Role, what: &str, other: &str) -> Result<(), ApiError> {
+    let user = storage
+        .user(name)?
+        .ok_or_else(|| ApiError::NotFound(format!("no user named {name}; list users with `pilar admin user list`")))?;
+    if user.role != role {
+        return Err(ApiError::Invalid(format!(
+            "{what} are assigned to {role}s only, and {name} is {}; assign {other} instead, or use another user",
+            user.role
+        )));
+    }
+    Ok(())
+}
+
+/// Parse every code (reporting every bad one at once), in canonical dotted form, sorted, deduplicated.
+fn canonical_codes<E: std::fmt::Display>(
+    raw: &[String],
+    noun: &str,
+    parse: impl Fn(&str) -> Result<String, E>,
+) -> Result<Vec<String>, ApiError> {
+    let mut codes = Vec::with_capacity(raw.len());
+    let mut problems = Vec::new();
+    for code in raw {
+        match parse(code) {
+            Ok(c) => codes.push(c),
+            Err(e) => problems.push(format!("- {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid(format!(
+            "{} of the {noun} codes cannot be assigned; nothing was changed. Fix them and send the whole list again:\n{}",
+            problems.len(),
+            problems.join("\n")
+        )));
+    }
+    codes.sort();
+    codes.dedup();
+    Ok(codes)
+}
+
+fn user_view(storage: &dyn Storage, name: &str) -> Result<UserView, ApiError> {
+    let user = storage.user(name)?.ok_or_else(|| ApiError::NotFound(format!("no user named {name}")))?;
+    Ok(UserView {
+        name: user.name,
+        role: user.role,
+        created_at: stored_time(user.created_at),
+        villages: storage.village_scope(name)?.active,
+        kecamatan: storage.kecamatan_scope(name)?,
+    })
+}

@@ -1,0 +1,147 @@
+//! `POST /v1/login` (password → tokens, registering the device) and `POST /v1/token/refresh`
+//! (refresh token → new tokens, rotating the refresh token).
+
+use crate::auth::{self, TokenKeys};
+use crate::error::ApiError;
+use crate::routes::ApiJson;
+use crate::state::AppState;
+use crate::storage::{DeviceLogin, DeviceRegistration, RefreshOutcome, Storage};
+use axum::extract::State;
+use std::sync::Arc;
+use sync_core::model::DeviceId;
+use sync_core::protocol::{LoginRequest, LoginResponse, RefreshRequest, Role};
+use time::OffsetDateTime;
+
+/// Longest device label accepted, in characters.
+const MAX_DEVICE_NAME_CHARS: usize = 100;
+
+/// Label stored for a device that logs in without one.
+const UNNAMED_DEVICE: &str = "unnamed device";
+
+/// Log in with a password from a device: registers the device to the user on first login.
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> Result<ApiJson<LoginResponse>, ApiError> {
+    let tokens = Arc::clone(&state.tokens);
+    state.blocking(move |storage| login_blocking(storage, &tokens, request)).await.map(ApiJson)
+}
+
+fn login_blocking(storage: &dyn Storage, tokens: &TokenKeys, request: LoginRequest) -> Result<LoginResponse, ApiError> {
+    let device_name = device_label(&request.device_name)?;
+    let now = OffsetDateTime::now_utc();
+    // Only well-formed names are looked up or logged: a password typed into the name field
+    // must not reach the log.
+    let user = if auth::is_valid_user_name(&request.user) { storage.user(&request.user)? } else { None };
+    let Some(user) = user else {
+        auth::verify_password_against_nothing(&request.password);
+        tracing::warn!(device = %request.device, "login refused: unknown user");
+        return Err(ApiError::BadCredentials);
+    };
+    if !auth::verify_password(&request.password, &user.password_hash) {
+        tracing::warn!(user = user.name, device = %request.device, "login refused: wrong password");
+        return Err(ApiError::BadCredentials);
+    }
+    let (refresh_token, refresh_hash) = auth::new_refresh_token();
+    let registration = storage.register_device(&DeviceLogin {
+        device: request.device,
+        user: &user.name,
+        name: &device_name,
+        refresh_hash: &refresh_hash,
+        now,
+    })?;
+    match registration {
+        DeviceRegistration::Registered => {}
+        DeviceRegistration::RegisteredToAnotherUser => {
+            tracing::warn!(user = user.name, device = %request.device, "login refused: device of another user");
+            return Err(ApiError::Conflict {
+                code: "device_in_use",
+                message: "this device is registered to another user, and a device belongs to one user; log in \
+                          from a device store of your own (another `pilar --home`)"
+                    .to_string(),
+            });
+        }
+        DeviceRegistration::Revoked => {
+            tracing::warn!(user = user.name, device = %request.device, "login refused: revoked device");
+            return Err(ApiError::DeviceRevoked);
+        }
+    }
+    tracing::info!(user = user.name, role = %user.role, device = %request.device, "login");
+    session(storage, tokens, &user.name, user.role, request.device, refresh_token, now)
+}
+
+/// Exchange a refresh token for new tokens; the old refresh token stops working.
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<ApiJson<LoginResponse>, ApiError> {
+    let tokens = Arc::clone(&state.tokens);
+    let lifetime = state.settings.refresh_token_lifetime;
+    state.blocking(move |storage| refresh_blocking(storage, &tokens, lifetime, request)).await.map(ApiJson)
+}
+
+fn refresh_blocking(
+    storage: &dyn Storage,
+    tokens: &TokenKeys,
+    lifetime: time::Duration,
+    request: RefreshRequest,
+) -> Result<LoginResponse, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let old_hash = auth::hash_refresh_token(&request.refresh_token);
+    let (refresh_token, new_hash) = auth::new_refresh_token();
+    match storage.rotate_refresh_token(request.device, &old_hash, &new_hash, now - lifetime, now)? {
+        RefreshOutcome::Rotated { user, role } => {
+            tracing::info!(user, device = %request.device, "token refreshed");
+            session(storage, tokens, &user, role, request.device, refresh_token, now)
+        }
+        RefreshOutcome::Revoked => {
+            tracing::warn!(device = %request.device, "refresh refused: revoked device");
+            Err(ApiError::DeviceRevoked)
+        }
+        RefreshOutcome::Invalid => {
+            tracing::warn!(device = %request.device, "refresh refused: unknown, used or expired token");
+            Err(ApiError::Unauthorized(
+                "the refresh token is not valid (already used, replaced by a newer login, or expired); log in again \
+                 with `pilar login`"
+                    .to_string(),
+            ))
+        }
+    }
+}
+
+/// The tokens and scope of a fresh session.
+fn session(
+    storage: &dyn Storage,
+    tokens: &TokenKeys,
+    user: &str,
+    role: Role,
+    device: DeviceId,
+    refresh_token: String,
+    now: OffsetDateTime,
+) -> Result<LoginResponse, ApiError> {
+    let villages = storage.village_scope(user)?.active;
+    let kecamatan = storage.kecamatan_scope(user)?;
+    Ok(LoginResponse {
+        access_token: tokens.issue(user, role, device, now)?,
+        access_expires_in: tokens.access_lifetime_seconds(),
+        refresh_token,
+        user: user.to_string(),
+        role,
+        villages,
+        kecamatan,
+    })
+}
+
+fn device_label(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Ok(UNNAMED_DEVICE.to_string());
+    }
+    if name.chars().count() > MAX_DEVICE_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::Invalid(format!(
+            "device_name must be at most {MAX_DEVICE_NAME_CHARS} characters without control characters; use a \
+             short label such as the tablet's sticker"
+        )));
+    }
+    Ok(name.to_string())
+}

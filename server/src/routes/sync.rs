@@ -1,0 +1,91 @@
+//! `POST /v1/sync` and `GET /v1/packs/{village}`: the sync endpoints. Bodies are zstd-compressed
+//! CBOR (`sync_core::sync`); scope comes from the caller's assignments, never from the request.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::storage::{Storage, SyncCaller};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sync_core::ids::{DistrictCode, regions};
+use sync_core::model::HouseholdId;
+use sync_core::protocol::Role;
+use sync_core::sync::{self, CONTENT_TYPE, SyncRequest};
+
+/// Households per pack page (≈ 200 documents, as DESIGN.md plans).
+const PACK_PAGE: u32 = 200;
+/// A sync body may expand to this many times the body limit after decompression.
+const EXPANSION: usize = 8;
+
+fn sync_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE), (header::CONTENT_ENCODING, "zstd")], body).into_response()
+}
+
+/// The villages a caller may read and write: enumerators from their village assignments,
+/// supervisors every village of their kecamatan, admins none (they do not sync).
+fn scope_of(storage: &dyn Storage, caller: &Caller) -> Result<SyncCaller, ApiError> {
+    let (active, ended) = match caller.role {
+        Role::Enumerator => {
+            let scope = storage.village_scope(&caller.user).map_err(ApiError::internal)?;
+            (scope.active, scope.ended)
+        }
+        Role::Supervisor => {
+            let mut villages = Vec::new();
+            for code in storage.kecamatan_scope(&caller.user).map_err(ApiError::internal)? {
+                if let Ok(district) = DistrictCode::parse(&code) {
+                    villages.extend(regions().villages_in_district(&district).map(|v| v.code.to_string()));
+                }
+            }
+            (villages, Vec::new())
+        }
+        Role::Admin => (Vec::new(), Vec::new()),
+    };
+    Ok(SyncCaller { user: caller.user.clone(), role: caller.role, device: caller.device, active, ended })
+}
+
+/// `POST /v1/sync`.
+pub async fn sync(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+    let limit = state.settings.max_body_bytes.saturating_mul(EXPANSION);
+    let request: SyncRequest = sync::decode(&body, limit).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let pushed: usize = request.push.iter().map(|p| p.changes.len()).sum();
+    let device = caller.device;
+    let body = state
+        .blocking(move |storage| {
+            let who = scope_of(storage, &caller)?;
+            storage.sync(&who, &request, time::OffsetDateTime::now_utc()).map_err(ApiError::internal)
+        })
+        .await?;
+    tracing::info!(%device, pushed, response_bytes = body.len(), "sync");
+    Ok(sync_response(body))
+}
+
+/// Query of `GET /v1/packs/{village}`.
+#[derive(Debug, Deserialize)]
+pub struct PackQuery {
+    /// Resume after this household id.
+    after: Option<HouseholdId>,
+}
+
+/// `GET /v1/packs/{village}`: one page of a village's snapshot pack.
+pub async fn pack(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(village): Path<String>,
+    Query(query): Query<PackQuery>,
+) -> Result<Response, ApiError> {
+    let page = state
+        .blocking(move |storage| {
+            let who = scope_of(storage, &caller)?;
+            if !who.active.contains(&village) {
+                return Err(ApiError::Forbidden(format!(
+                    "village {village} is not assigned to you; ask your admin for the assignment"
+                )));
+            }
+            storage.pack_page(&village, query.after, PACK_PAGE).map_err(ApiError::internal)
+        })
+        .await?;
+    Ok(sync_response(sync::encode(&page)))
+}

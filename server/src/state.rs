@@ -1,0 +1,131 @@
+//! What every handler shares ([`AppState`]: storage, token keys, limits), how blocking work leaves
+//! the async workers ([`AppState::blocking`]), and the first-start set-up of a data directory.
+
+use crate::auth::{self, TokenKeys};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::storage::{NewUser, SqliteStorage, Storage};
+use anyhow::{Context, Result, bail};
+use std::sync::Arc;
+use sync_core::protocol::Role;
+use time::OffsetDateTime;
+
+/// Name of the account created on first start.
+pub const FIRST_ADMIN: &str = "admin";
+
+/// Limits and lifetimes read from the configuration, for handlers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a refresh token stays valid without use.
+    pub refresh_token_lifetime: time::Duration,
+}
+
+/// The state shared by every request: cheap to clone (all `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    /// The database, behind the backend-neutral trait.
+    pub storage: Arc<dyn Storage>,
+    /// Access-token signing and checking.
+    pub tokens: Arc<TokenKeys>,
+    /// Limits and lifetimes.
+    pub settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// The result of opening a data directory (no `Debug`: it may hold the generated password).
+pub struct Opened {
+    /// The state to serve with.
+    pub state: AppState,
+    /// The first admin's password when this start created it and generated it (print it once).
+    pub generated_admin_password: Option<String>,
+}
+
+impl AppState {
+    /// Open the data directory of `config`, creating it on first start: the directory (0700),
+    /// the signing key (0600), the database and the first admin account.
+    ///
+    /// The first admin's password is `admin_password` (main reads `PILAR_ADMIN_PASSWORD`) when
+    /// given; otherwise one is generated and returned so that the caller prints it once. It is
+    /// used only when the database has no users yet.
+    pub fn open(config: &Config, admin_password: Option<String>) -> Result<Opened> {
+        create_data_dir(&config.data_dir)?;
+        let key = auth::load_or_create_signing_key(&config.signing_key_path())?;
+        let storage = SqliteStorage::open(&config.database_path())
+            .with_context(|| format!("cannot open the database {}", config.database_path().display()))?;
+        let storage: Arc<dyn Storage> = Arc::new(storage);
+        let generated_admin_password = create_first_admin(storage.as_ref(), admin_password)?;
+        let tokens = TokenKeys::new(&key, time::Duration::minutes(config.access_token_minutes as i64));
+        let settings = Settings {
+            max_body_bytes: config.max_body_bytes,
+            refresh_token_lifetime: time::Duration::days(config.refresh_token_days as i64),
+        };
+        let state = AppState { storage, tokens: Arc::new(tokens), settings: Arc::new(settings) };
+        Ok(Opened { state, generated_admin_password })
+    }
+
+    /// Run blocking work (database calls, password hashing) on tokio's blocking pool, never on an
+    /// async worker. The closure gets the storage; a panic inside becomes an internal error.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> Result<T, ApiError> + Send + 'static,
+    {
+        let storage = Arc::clone(&self.storage);
+        // Keep the request's span, so events logged inside carry its method and path.
+        let span = tracing::Span::current();
+        match tokio::task::spawn_blocking(move || span.in_scope(|| f(storage.as_ref()))).await {
+            Ok(result) => result,
+            Err(join) => Err(ApiError::internal(anyhow::anyhow!("blocking task failed: {join}"))),
+        }
+    }
+}
+
+fn create_data_dir(dir: &std::path::Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if dir.exists() {
+        bail!("data directory {} exists but is not a directory; choose another --data-dir", dir.display());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        // The database holds password hashes and personal data: only the server's user reads it.
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+/// Create the first admin when the database has no users; returns a generated password.
+fn create_first_admin(storage: &dyn Storage, password: Option<String>) -> Result<Option<String>> {
+    if storage.user_count()? > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match password.filter(|p| !p.is_empty()) {
+        Some(p) if p.chars().count() < auth::MIN_PASSWORD_LEN => bail!(
+            "{} must be at least {} characters long; choose a longer admin password",
+            crate::config::ADMIN_PASSWORD_ENV,
+            auth::MIN_PASSWORD_LEN
+        ),
+        Some(p) => (p, false),
+        None => (auth::generate_password(), true),
+    };
+    let password_hash = auth::hash_password(&password)?;
+    storage.create_user(&NewUser {
+        name: FIRST_ADMIN.to_string(),
+        role: Role::Admin,
+        password_hash,
+        created_at: OffsetDateTime::now_utc(),
+    })?;
+    tracing::info!(user = FIRST_ADMIN, "created the first admin account");
+    Ok(generated.then_some(password))
+}

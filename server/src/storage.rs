@@ -1,0 +1,279 @@
+//! The server's storage seam: one object-safe [`Storage`] trait with one backend per module
+//! (SQLite in [`sqlite`] now; PostgreSQL later), chosen once at start-up.
+//!
+//! Every method is blocking. Handlers never call them on an async worker: they go through
+//! `AppState::blocking`, which runs the closure on tokio's blocking pool.
+//!
+//! Invariants:
+//! - Assignments are never deleted: removing a village or kecamatan from a user sets `ended_at`,
+//!   so sync can still accept a device's pending uploads for a recently ended village.
+//! - Refresh tokens are stored only as SHA-256 hashes, one per device; using one replaces it.
+//! - A revoked device stays revoked: no login or refresh brings it back.
+
+#[cfg(test)]
+mod conformance;
+pub mod sqlite;
+
+pub use sqlite::SqliteStorage;
+
+use sync_core::model::HouseholdId;
+use sync_core::sync::{PackPage, SyncRequest};
+
+use sync_core::model::DeviceId;
+use sync_core::protocol::Role;
+use time::OffsetDateTime;
+
+/// What can go wrong in storage. Callers branch on the account cases; the rest are internal.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database failed (disk full, permissions, corruption, a bug in a query).
+    #[error("database: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Stored data is not in the form the server wrote it.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer server.
+    #[error(
+        "database schema version {found} is newer than this pilar-server supports ({supported}); upgrade pilar-server"
+    )]
+    SchemaTooNew {
+        /// The version found in the database.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// `create_user` with a name that is taken.
+    #[error("user {0} already exists")]
+    UserExists(String),
+    /// An operation named a user that does not exist.
+    #[error("no user named {0}")]
+    NoSuchUser(String),
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> StorageError {
+        StorageError::Backend(Box::new(e))
+    }
+}
+
+/// A user to create.
+pub struct NewUser {
+    /// Login name (validated by the caller: lowercase letters, digits, `.`, `-`, `_`).
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// Argon2id PHC string; the password itself is never stored.
+    pub password_hash: String,
+    /// When the account was created.
+    pub created_at: OffsetDateTime,
+}
+
+/// A stored user, as login needs it.
+#[derive(Clone)]
+pub struct UserRecord {
+    /// Login name.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// When the account was created.
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for UserRecord {
+    // The hash is a credential's verifier: keep it out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord").field("name", &self.name).field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
+/// A user with their active assignments, for admins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// Login name.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// When the account was created.
+    pub created_at: OffsetDateTime,
+    /// Active village assignments (enumerators), sorted.
+    pub villages: Vec<String>,
+    /// Active kecamatan assignments (supervisors), sorted.
+    pub kecamatan: Vec<String>,
+}
+
+/// The villages a user works in now, and those taken from them (for accepting pending uploads).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VillageScope {
+    /// Villages with an active assignment, sorted: the device receives these.
+    pub active: Vec<String>,
+    /// Villages whose assignment ended and that are not active again, sorted: the device never
+    /// receives them again, but its pending uploads for them may still be accepted.
+    pub ended: Vec<String>,
+}
+
+/// Who is syncing and the villages they may read and write (decided by the server).
+#[derive(Debug, Clone)]
+pub struct SyncCaller {
+    /// The user.
+    pub user: String,
+    /// The user's role.
+    pub role: Role,
+    /// The calling device.
+    pub device: DeviceId,
+    /// Villages the caller may read and write now.
+    pub active: Vec<String>,
+    /// Villages whose assignment ended: pending uploads are still accepted, nothing is sent.
+    pub ended: Vec<String>,
+}
+
+/// A registered device, for admins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// The device install (also its Automerge actor).
+    pub id: DeviceId,
+    /// The label given at login (e.g. the tablet's sticker).
+    pub name: String,
+    /// The user the device is registered to; a device never changes user.
+    pub user: String,
+    /// First login from this device.
+    pub registered_at: OffsetDateTime,
+    /// Last login, refresh or authenticated request (to the minute).
+    pub last_seen_at: OffsetDateTime,
+    /// When an admin revoked it.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A successful password login from a device, to record.
+pub struct DeviceLogin<'a> {
+    /// The device logging in.
+    pub device: DeviceId,
+    /// The user who logged in (password already verified).
+    pub user: &'a str,
+    /// The device's label.
+    pub name: &'a str,
+    /// SHA-256 (hex) of the new refresh token; replaces any earlier one of this device.
+    pub refresh_hash: &'a str,
+    /// The time of the login.
+    pub now: OffsetDateTime,
+}
+
+/// The outcome of recording a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRegistration {
+    /// The device is (now) registered to the user and holds the new refresh token.
+    Registered,
+    /// The device id belongs to another user; nothing changed.
+    RegisteredToAnotherUser,
+    /// The device was revoked; nothing changed and it must wipe.
+    Revoked,
+}
+
+/// The outcome of a refresh-token exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token matched and was replaced by the new one.
+    Rotated {
+        /// The device's user.
+        user: String,
+        /// The user's current role.
+        role: Role,
+    },
+    /// The device was revoked; it must wipe.
+    Revoked,
+    /// Unknown device, wrong, replaced or expired token: log in again.
+    Invalid,
+}
+
+/// Whether a device may act for a user now (checked on every authenticated request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceAccess {
+    /// Registered to this user and not revoked.
+    Active {
+        /// The user's current role (authoritative over the token's copy).
+        role: Role,
+    },
+    /// Revoked: the device must wipe.
+    Revoked,
+    /// Not registered, or registered to someone else.
+    Unknown,
+}
+
+/// Everything the server keeps, behind one object-safe trait (`Arc<dyn Storage>` in the state).
+///
+/// Methods block; call them through `AppState::blocking`. New features add methods here and in
+/// every backend; SQLite tables are added as a new entry of `sqlite::MIGRATIONS`.
+pub trait Storage: Send + Sync + 'static {
+    // ---- users ----
+
+    /// How many users exist (zero means first start).
+    fn user_count(&self) -> Result<u64, StorageError>;
+
+    /// Create a user; [`StorageError::UserExists`] when the name is taken.
+    fn create_user(&self, user: &NewUser) -> Result<(), StorageError>;
+
+    /// One user by name.
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StorageError>;
+
+    /// Every user with their active assignments, by name.
+    fn users(&self) -> Result<Vec<UserSummary>, StorageError>;
+
+    // ---- assignments ----
+
+    /// Replace a user's active villages: new ones start now, missing ones end now (kept as
+    /// history). Codes must already be validated and canonical (dotted).
+    fn set_village_assignments(&self, user: &str, villages: &[String], now: OffsetDateTime)
+    -> Result<(), StorageError>;
+
+    /// Replace a user's active kecamatan, like [`Storage::set_village_assignments`].
+    fn set_kecamatan_assignments(
+        &self,
+        user: &str,
+        kecamatan: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+
+    /// The user's active villages and the villages whose assignment ended.
+    fn village_scope(&self, user: &str) -> Result<VillageScope, StorageError>;
+
+    /// The user's active kecamatan, sorted.
+    fn kecamatan_scope(&self, user: &str) -> Result<Vec<String>, StorageError>;
+
+    // ---- devices and refresh tokens ----
+
+    /// Record a password login: register the device to the user (first time) or refresh its
+    /// label, last-seen time and refresh token.
+    fn register_device(&self, login: &DeviceLogin<'_>) -> Result<DeviceRegistration, StorageError>;
+
+    /// Exchange the device's refresh token (by hash) for a new one, atomically: a token works
+    /// once, and only if it was issued at or after `issued_after`.
+    fn rotate_refresh_token(
+        &self,
+        device: DeviceId,
+        old_hash: &str,
+        new_hash: &str,
+        issued_after: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<RefreshOutcome, StorageError>;
+
+    /// Whether `device` may act for `user`; notes the device as seen (at most once a minute).
+    fn device_access(&self, device: DeviceId, user: &str, now: OffsetDateTime) -> Result<DeviceAccess, StorageError>;
+
+    /// Every registered device, by user then registration time.
+    fn devices(&self) -> Result<Vec<DeviceRecord>, StorageError>;
+
+    /// Revoke a device and drop its refresh token; revoking twice keeps the first time.
+    /// `None` when no such device is registered.
+    fn revoke_device(&self, device: DeviceId, now: OffsetDateTime) -> Result<Option<DeviceRecord>, StorageError>;
+
+    // --- sync ---
+
+    /// Handle one sync request in one write transaction: admit the pushed changes, read the feed
+    /// after the caller's cursors, and remember the encoded response under (device, batch) so a
+    /// retry gets the same bytes back. Returns the encoded response body.
+    fn sync(&self, caller: &SyncCaller, request: &SyncRequest, now: OffsetDateTime) -> Result<Vec<u8>, StorageError>;
+
+    /// One page of a village's snapshot pack (compacted documents after `after`, by id).
+    fn pack_page(&self, village: &str, after: Option<HouseholdId>, limit: u32) -> Result<PackPage, StorageError>;
+}

@@ -1,0 +1,167 @@
+//! The behaviour every [`Storage`] backend must show, as cases that take a fresh, empty storage.
+//! Each backend's tests run all of [`CASES`] (SQLite now; PostgreSQL when it comes).
+
+use super::{DeviceAccess, DeviceLogin, DeviceRegistration, NewUser, RefreshOutcome, Storage, StorageError};
+use sync_core::model::DeviceId;
+use sync_core::protocol::Role;
+use time::OffsetDateTime;
+
+/// A case: its name and the check, given a fresh storage.
+type Case = (&'static str, fn(&dyn Storage));
+
+/// Every conformance case.
+pub const CASES: &[Case] = &[
+    ("creating_a_user_twice_is_refused", creating_a_user_twice_is_refused),
+    ("removed_villages_end_instead_of_disappearing", removed_villages_end_instead_of_disappearing),
+    ("assigning_to_an_unknown_user_is_refused", assigning_to_an_unknown_user_is_refused),
+    ("a_device_belongs_to_one_user", a_device_belongs_to_one_user),
+    ("a_refresh_token_works_once_and_expires", a_refresh_token_works_once_and_expires),
+    ("a_revoked_device_stays_revoked", a_revoked_device_stays_revoked),
+    ("last_seen_is_updated_at_most_once_a_minute", last_seen_is_updated_at_most_once_a_minute),
+];
+
+fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).expect("time")
+}
+
+fn add_user(storage: &dyn Storage, name: &str, role: Role) {
+    storage
+        .create_user(&NewUser { name: name.into(), role, password_hash: "x".into(), created_at: at(0) })
+        .expect("create user");
+}
+
+fn codes(c: &[&str]) -> Vec<String> {
+    c.iter().map(|s| s.to_string()).collect()
+}
+
+fn register(
+    storage: &dyn Storage,
+    device: DeviceId,
+    user: &str,
+    hash: &str,
+    now: OffsetDateTime,
+) -> DeviceRegistration {
+    storage
+        .register_device(&DeviceLogin { device, user, name: "tablet 1", refresh_hash: hash, now })
+        .expect("register device")
+}
+
+fn creating_a_user_twice_is_refused(storage: &dyn Storage) {
+    add_user(storage, "pkh.contoh01", Role::Enumerator);
+    let again = storage.create_user(&NewUser {
+        name: "pkh.contoh01".into(),
+        role: Role::Admin,
+        password_hash: "y".into(),
+        created_at: at(1),
+    });
+    assert!(matches!(again, Err(StorageError::UserExists(_))));
+    let user = storage.user("pkh.contoh01").expect("read").expect("exists");
+    assert_eq!(user.role, Role::Enumerator, "the first account is untouched");
+    assert_eq!(storage.user_count().expect("count"), 1);
+    assert!(storage.user("nobody").expect("read").is_none());
+}
+
+fn removed_villages_end_instead_of_disappearing(storage: &dyn Storage) {
+    add_user(storage, "pkh.contoh01", Role::Enumerator);
+    storage.set_village_assignments("pkh.contoh01", &codes(&["73.14.01.1001", "73.14.01.1002"]), at(1)).expect("set");
+    storage.set_village_assignments("pkh.contoh01", &codes(&["73.14.01.1002", "73.14.01.1003"]), at(2)).expect("set");
+    let scope = storage.village_scope("pkh.contoh01").expect("scope");
+    assert_eq!(scope.active, codes(&["73.14.01.1002", "73.14.01.1003"]));
+    assert_eq!(scope.ended, codes(&["73.14.01.1001"]));
+    // Re-assigning an ended village makes it active again and no longer ended.
+    storage.set_village_assignments("pkh.contoh01", &codes(&["73.14.01.1001"]), at(3)).expect("set");
+    let scope = storage.village_scope("pkh.contoh01").expect("scope");
+    assert_eq!(scope.active, codes(&["73.14.01.1001"]));
+    assert_eq!(scope.ended, codes(&["73.14.01.1002", "73.14.01.1003"]));
+    let users = storage.users().expect("users");
+    assert_eq!(users[0].villages, codes(&["73.14.01.1001"]));
+
+    storage.set_kecamatan_assignments("pkh.contoh01", &codes(&["73.14.01"]), at(4)).expect("set");
+    storage.set_kecamatan_assignments("pkh.contoh01", &[], at(5)).expect("set");
+    assert!(storage.kecamatan_scope("pkh.contoh01").expect("scope").is_empty());
+}
+
+fn assigning_to_an_unknown_user_is_refused(storage: &dyn Storage) {
+    let err = storage.set_kecamatan_assignments("nobody", &codes(&["73.14.01"]), at(0));
+    assert!(matches!(err, Err(StorageError::NoSuchUser(_))));
+    let err = storage.set_village_assignments("nobody", &codes(&["73.14.01.1001"]), at(0));
+    assert!(matches!(err, Err(StorageError::NoSuchUser(_))));
+}
+
+fn a_device_belongs_to_one_user(storage: &dyn Storage) {
+    add_user(storage, "pkh.contoh01", Role::Enumerator);
+    add_user(storage, "pkh.contoh02", Role::Enumerator);
+    let device = DeviceId::random();
+    assert_eq!(register(storage, device, "pkh.contoh01", "h1", at(10)), DeviceRegistration::Registered);
+    assert_eq!(register(storage, device, "pkh.contoh02", "h2", at(11)), DeviceRegistration::RegisteredToAnotherUser);
+    assert!(matches!(
+        storage.device_access(device, "pkh.contoh01", at(12)).expect("access"),
+        DeviceAccess::Active { role: Role::Enumerator }
+    ));
+    assert_eq!(storage.device_access(device, "pkh.contoh02", at(12)).expect("access"), DeviceAccess::Unknown);
+    assert_eq!(
+        storage.device_access(DeviceId::random(), "pkh.contoh01", at(12)).expect("access"),
+        DeviceAccess::Unknown
+    );
+    // The other user's attempt did not replace the refresh token.
+    let rotated = storage.rotate_refresh_token(device, "h1", "h3", at(0), at(13)).expect("rotate");
+    assert_eq!(rotated, RefreshOutcome::Rotated { user: "pkh.contoh01".into(), role: Role::Enumerator });
+    let listed = storage.devices().expect("devices");
+    assert_eq!((listed.len(), listed[0].user.as_str(), listed[0].registered_at), (1, "pkh.contoh01", at(10)));
+}
+
+fn a_refresh_token_works_once_and_expires(storage: &dyn Storage) {
+    add_user(storage, "pkh.contoh01", Role::Enumerator);
+    let device = DeviceId::random();
+    register(storage, device, "pkh.contoh01", "h1", at(10));
+    let rotated = storage.rotate_refresh_token(device, "h1", "h2", at(0), at(20)).expect("rotate");
+    assert_eq!(rotated, RefreshOutcome::Rotated { user: "pkh.contoh01".into(), role: Role::Enumerator });
+    assert_eq!(
+        storage.rotate_refresh_token(device, "h1", "h3", at(0), at(30)).expect("reuse"),
+        RefreshOutcome::Invalid
+    );
+    assert_eq!(
+        storage.rotate_refresh_token(DeviceId::random(), "h2", "h3", at(0), at(30)).expect("other device"),
+        RefreshOutcome::Invalid
+    );
+    // A token issued before the cut-off has expired.
+    assert_eq!(storage.rotate_refresh_token(device, "h2", "h3", at(25), at(30)).expect("old"), RefreshOutcome::Invalid);
+    // A new login replaces the token.
+    register(storage, device, "pkh.contoh01", "h9", at(40));
+    assert_eq!(
+        storage.rotate_refresh_token(device, "h2", "h3", at(0), at(50)).expect("replaced"),
+        RefreshOutcome::Invalid
+    );
+    assert!(matches!(
+        storage.rotate_refresh_token(device, "h9", "h10", at(0), at(50)).expect("latest"),
+        RefreshOutcome::Rotated { .. }
+    ));
+}
+
+fn a_revoked_device_stays_revoked(storage: &dyn Storage) {
+    add_user(storage, "pkh.contoh01", Role::Enumerator);
+    let device = DeviceId::random();
+    register(storage, device, "pkh.contoh01", "h1", at(10));
+    let revoked = storage.revoke_device(device, at(50)).expect("revoke").expect("known device");
+    assert_eq!(revoked.revoked_at, Some(at(50)));
+    let again = storage.revoke_device(device, at(60)).expect("revoke").expect("known device");
+    assert_eq!(again.revoked_at, Some(at(50)), "the first revocation time is kept");
+    assert_eq!(storage.device_access(device, "pkh.contoh01", at(70)).expect("access"), DeviceAccess::Revoked);
+    assert_eq!(
+        storage.rotate_refresh_token(device, "h1", "h4", at(0), at(70)).expect("rotate"),
+        RefreshOutcome::Revoked
+    );
+    assert_eq!(register(storage, device, "pkh.contoh01", "h5", at(80)), DeviceRegistration::Revoked);
+    assert_eq!(storage.device_access(device, "pkh.contoh01", at(90)).expect("access"), DeviceAccess::Revoked);
+    assert!(storage.revoke_device(DeviceId::random(), at(80)).expect("revoke").is_none());
+}
+
+fn last_seen_is_updated_at_most_once_a_minute(storage: &dyn Storage) {
+    add_user(storage, "pkh.contoh01", Role::Enumerator);
+    let device = DeviceId::random();
+    register(storage, device, "pkh.contoh01", "h1", at(0));
+    storage.device_access(device, "pkh.contoh01", at(30)).expect("access");
+    assert_eq!(storage.devices().expect("devices")[0].last_seen_at, at(0));
+    storage.device_access(device, "pkh.contoh01", at(90)).expect("access");
+    assert_eq!(storage.devices().expect("devices")[0].last_seen_at, at(90));
+}

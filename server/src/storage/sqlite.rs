@@ -1,0 +1,581 @@
+//! The embedded SQLite backend of [`Storage`]: one writer connection behind a mutex, a small pool
+//! of read-only connections, WAL with `synchronous=FULL` (an acknowledged write survives power
+//! loss), and schema migrations numbered by `PRAGMA user_version`.
+//!
+//! Times are stored as RFC 3339 UTC text truncated to whole seconds (`2026-01-02T03:04:05Z`), so
+//! text order is time order.
+
+mod feed;
+
+use super::SyncCaller;
+use super::{
+    DeviceAccess, DeviceLogin, DeviceRecord, DeviceRegistration, NewUser, RefreshOutcome, Storage, StorageError,
+    UserRecord, UserSummary, VillageScope,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use sync_core::model::DeviceId;
+use sync_core::model::HouseholdId;
+use sync_core::protocol::Role;
+use sync_core::sync::{PackPage, SyncRequest};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The schema, one migration per entry: entry `i` moves the database from `user_version` `i` to
+/// `i + 1`. Never edit an entry that has shipped; append a new one (e.g. the sync tables).
+pub const MIGRATIONS: &[&str] = &[
+    // 1: accounts, assignments (with history), devices and their refresh tokens.
+    r#"
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'enumerator')),
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE village_assignments (
+    id INTEGER PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users (name),
+    village TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE UNIQUE INDEX village_assignments_active ON village_assignments (user_name, village) WHERE ended_at IS NULL;
+CREATE INDEX village_assignments_village ON village_assignments (village, user_name);
+CREATE TABLE kecamatan_assignments (
+    id INTEGER PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users (name),
+    kecamatan TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE UNIQUE INDEX kecamatan_assignments_active ON kecamatan_assignments (user_name, kecamatan) WHERE ended_at IS NULL;
+CREATE INDEX kecamatan_assignments_kecamatan ON kecamatan_assignments (kecamatan, user_name);
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users (name),
+    name TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    revoked_at TEXT,
+    refresh_hash TEXT UNIQUE,
+    refresh_issued_at TEXT
+) WITHOUT ROWID;
+CREATE INDEX devices_user ON devices (user_name);
+"#,
+    // 2: the sync feed: households, admitted changes with feed sequence numbers, replayable responses.
+    feed::FEED_SCHEMA,
+];
+
+/// Read connections kept open between requests; more are opened under load and closed after.
+const IDLE_READERS: usize = 4;
+
+/// How stale `last_seen_at` may get before an authenticated request rewrites it.
+const LAST_SEEN_GRANULARITY: time::Duration = time::Duration::minutes(1);
+
+/// The SQLite backend: a database file in the data directory.
+pub struct SqliteStorage {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStorage").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStorage {
+    /// Open (creating if needed) the database at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        let mut writer = Connection::open(path)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        Ok(SqliteStorage { path: path.to_path_buf(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// Run `f` in one IMMEDIATE transaction on the writer connection; commits when `f` succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        // A panic mid-transaction rolls it back when the transaction drops, so the connection
+        // behind a poisoned lock is still sound.
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Run `f` on a read-only connection (WAL readers never wait for the writer).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let pooled = self.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.open_reader()?,
+        };
+        let result = f(&conn);
+        let mut idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    fn open_reader(&self) -> Result<Connection, StorageError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn)?;
+        Ok(conn)
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+    // FULL: a commit reported as done survives power loss (the server acknowledges only then).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
+    let supported = MIGRATIONS.len() as i64;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > supported {
+        return Err(StorageError::SchemaTooNew { found, supported });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// A time as stored: RFC 3339, UTC, whole seconds.
+pub fn stored_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// Parse a time written by [`stored_time`].
+pub fn parse_stored_time(text: &str) -> Result<OffsetDateTime, StorageError> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| StorageError::Corrupt(format!("bad time {text:?}")))
+}
+
+fn parse_role(text: &str) -> Result<Role, StorageError> {
+    Role::parse(text).ok_or_else(|| StorageError::Corrupt(format!("unknown role {text:?}")))
+}
+
+fn parse_device(text: &str) -> Result<DeviceId, StorageError> {
+    text.parse().map_err(|_| StorageError::Corrupt(format!("bad device id {text:?}")))
+}
+
+fn user_exists(conn: &Connection, name: &str) -> Result<bool, StorageError> {
+    Ok(conn.query_row("SELECT 1 FROM users WHERE name = ?1", params![name], |_| Ok(())).optional()?.is_some())
+}
+
+/// Replace the active rows of one assignment table (`village_assignments` or
+/// `kecamatan_assignments`, whose code column is `column`) for `user`.
+fn replace_assignments(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    column: &str,
+    user: &str,
+    codes: &[String],
+    now: OffsetDateTime,
+) -> Result<(), StorageError> {
+    if !user_exists(tx, user)? {
+        return Err(StorageError::NoSuchUser(user.to_string()));
+    }
+    let now = stored_time(now);
+    let active: Vec<String> = {
+        let mut stmt =
+            tx.prepare(&format!("SELECT {column} FROM {table} WHERE user_name = ?1 AND ended_at IS NULL"))?;
+        stmt.query_map(params![user], |r| r.get(0))?.collect::<Result<_, _>>()?
+    };
+    for code in active.iter().filter(|c| !codes.contains(c)) {
+        tx.execute(
+            &format!("UPDATE {table} SET ended_at = ?3 WHERE user_name = ?1 AND {column} = ?2 AND ended_at IS NULL"),
+            params![user, code, now],
+        )?;
+    }
+    for code in codes.iter().filter(|c| !active.contains(c)) {
+        tx.execute(
+            &format!("INSERT OR IGNORE INTO {table} (user_name, {column}, started_at) VALUES (?1, ?2, ?3)"),
+            params![user, code, now],
+        )?;
+    }
+    Ok(())
+}
+
+fn active_codes(conn: &Connection, table: &str, column: &str, user: &str) -> Result<Vec<String>, StorageError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {column} FROM {table} WHERE user_name = ?1 AND ended_at IS NULL ORDER BY {column}"
+    ))?;
+    let codes = stmt.query_map(params![user], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(codes)
+}
+
+fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 6]> {
+    Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?])
+}
+
+fn device_record(row: [Option<String>; 6]) -> Result<DeviceRecord, StorageError> {
+    let [id, name, user, registered_at, last_seen_at, revoked_at] = row;
+    let required = |v: Option<String>| v.ok_or_else(|| StorageError::Corrupt("device row with a NULL column".into()));
+    Ok(DeviceRecord {
+        id: parse_device(&required(id)?)?,
+        name: required(name)?,
+        user: required(user)?,
+        registered_at: parse_stored_time(&required(registered_at)?)?,
+        last_seen_at: parse_stored_time(&required(last_seen_at)?)?,
+        revoked_at: revoked_at.as_deref().map(parse_stored_time).transpose()?,
+    })
+}
+
+const DEVICE_COLUMNS: &str = "id, name, user_name, registered_at, last_seen_at, revoked_at";
+
+impl Storage for SqliteStorage {
+    fn user_count(&self) -> Result<u64, StorageError> {
+        self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0))?.max(0) as u64))
+    }
+
+    fn create_user(&self, user: &NewUser) -> Result<(), StorageError> {
+        self.write(|tx| {
+            if user_exists(tx, &user.name)? {
+                return Err(StorageError::UserExists(user.name.clone()));
+            }
+            tx.execute(
+                "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![user.name, user.role.as_str(), user.password_hash, stored_time(user.created_at)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StorageError> {
+        self.read(|conn| {
+            let row = conn
+                .query_row(
+                    "SELECT name, role, password_hash, created_at FROM users WHERE name = ?1",
+                    params![name],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            row.map(|(name, role, password_hash, created_at)| {
+                Ok(UserRecord {
+                    name,
+                    role: parse_role(&role)?,
+                    password_hash,
+                    created_at: parse_stored_time(&created_at)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn users(&self) -> Result<Vec<UserSummary>, StorageError> {
+        self.read(|conn| {
+            let mut users = BTreeMap::new();
+            let mut stmt = conn.prepare("SELECT name, role, created_at FROM users ORDER BY name")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+            for row in rows {
+                let (name, role, created_at) = row?;
+                let summary = UserSummary {
+                    name: name.clone(),
+                    role: parse_role(&role)?,
+                    created_at: parse_stored_time(&created_at)?,
+                    villages: Vec::new(),
+                    kecamatan: Vec::new(),
+                };
+                users.insert(name, summary);
+            }
+            let mut stmt = conn.prepare(
+                "SELECT user_name, village FROM village_assignments WHERE ended_at IS NULL ORDER BY user_name, village",
+            )?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                let (user, village) = row?;
+                if let Some(summary) = users.get_mut(&user) {
+                    summary.villages.push(village);
+                }
+            }
+            let mut stmt = conn.prepare(
+                "SELECT user_name, kecamatan FROM kecamatan_assignments WHERE ended_at IS NULL
+                 ORDER BY user_name, kecamatan",
+            )?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                let (user, kecamatan) = row?;
+                if let Some(summary) = users.get_mut(&user) {
+                    summary.kecamatan.push(kecamatan);
+                }
+            }
+            Ok(users.into_values().collect())
+        })
+    }
+
+    fn set_village_assignments(
+        &self,
+        user: &str,
+        villages: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| replace_assignments(tx, "village_assignments", "village", user, villages, now))
+    }
+
+    fn set_kecamatan_assignments(
+        &self,
+        user: &str,
+        kecamatan: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| replace_assignments(tx, "kecamatan_assignments", "kecamatan", user, kecamatan, now))
+    }
+
+    fn village_scope(&self, user: &str) -> Result<VillageScope, StorageError> {
+        self.read(|conn| {
+            let active = active_codes(conn, "village_assignments", "village", user)?;
+            let mut stmt = conn.prepare(
+                "SELECT DISTINCT village FROM village_assignments a WHERE user_name = ?1 AND ended_at IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM village_assignments b
+                                 WHERE b.user_name = a.user_name AND b.village = a.village AND b.ended_at IS NULL)
+                 ORDER BY village",
+            )?;
+            let ended = stmt.query_map(params![user], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            Ok(VillageScope { active, ended })
+        })
+    }
+
+    fn kecamatan_scope(&self, user: &str) -> Result<Vec<String>, StorageError> {
+        self.read(|conn| active_codes(conn, "kecamatan_assignments", "kecamatan", user))
+    }
+
+    fn register_device(&self, login: &DeviceLogin<'_>) -> Result<DeviceRegistration, StorageError> {
+        self.write(|tx| {
+            let id = login.device.to_string();
+            let now = stored_time(login.now);
+            let existing = tx
+                .query_row("SELECT user_name, revoked_at FROM devices WHERE id = ?1", params![id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })
+                .optional()?;
+            match existing {
+                None => {
+                    tx.execute(
+                        "INSERT INTO devices (id, user_name, name, registered_at, last_seen_at, refresh_hash,
+                             refresh_issued_at) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?4)",
+                        params![id, login.user, login.name, now, login.refresh_hash],
+                    )?;
+                    Ok(DeviceRegistration::Registered)
+                }
+                Some((_, Some(_revoked))) => Ok(DeviceRegistration::Revoked),
+                Some((owner, None)) if owner != login.user => Ok(DeviceRegistration::RegisteredToAnotherUser),
+                Some((_, None)) => {
+                    tx.execute(
+                        "UPDATE devices SET name = ?2, last_seen_at = ?3, refresh_hash = ?4, refresh_issued_at = ?3
+                         WHERE id = ?1",
+                        params![id, login.name, now, login.refresh_hash],
+                    )?;
+                    Ok(DeviceRegistration::Registered)
+                }
+            }
+        })
+    }
+
+    fn rotate_refresh_token(
+        &self,
+        device: DeviceId,
+        old_hash: &str,
+        new_hash: &str,
+        issued_after: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<RefreshOutcome, StorageError> {
+        self.write(|tx| {
+            let id = device.to_string();
+            let row = tx
+                .query_row(
+                    "SELECT d.user_name, d.revoked_at, d.refresh_hash, d.refresh_issued_at, u.role
+                     FROM devices d JOIN users u ON u.name = d.user_name WHERE d.id = ?1",
+                    params![id],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, String>(4)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((user, revoked_at, stored_hash, issued_at, role)) = row else {
+                return Ok(RefreshOutcome::Invalid);
+            };
+            if revoked_at.is_some() {
+                return Ok(RefreshOutcome::Revoked);
+            }
+            let fresh = issued_at.is_some_and(|t| t >= stored_time(issued_after));
+            if stored_hash.as_deref() != Some(old_hash) || !fresh {
+                return Ok(RefreshOutcome::Invalid);
+            }
+            let now = stored_time(now);
+            tx.execute(
+                "UPDATE devices SET refresh_hash = ?2, refresh_issued_at = ?3, last_seen_at = ?3 WHERE id = ?1",
+                params![id, new_hash, now],
+            )?;
+            Ok(RefreshOutcome::Rotated { user, role: parse_role(&role)? })
+        })
+    }
+
+    fn device_access(&self, device: DeviceId, user: &str, now: OffsetDateTime) -> Result<DeviceAccess, StorageError> {
+        let id = device.to_string();
+        let row = self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT d.user_name, d.revoked_at, d.last_seen_at, u.role
+                     FROM devices d JOIN users u ON u.name = d.user_name WHERE d.id = ?1",
+                    params![id],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    },
+                )
+                .optional()?)
+        })?;
+        let Some((owner, revoked_at, last_seen_at, role)) = row else {
+            return Ok(DeviceAccess::Unknown);
+        };
+        if revoked_at.is_some() {
+            return Ok(DeviceAccess::Revoked);
+        }
+        if owner != user {
+            return Ok(DeviceAccess::Unknown);
+        }
+        // Rewrite last-seen at most once a minute, so most requests stay read-only.
+        if last_seen_at < stored_time(now - LAST_SEEN_GRANULARITY) {
+            self.write(|tx| {
+                tx.execute(
+                    "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2",
+                    params![id, stored_time(now)],
+                )?;
+                Ok(())
+            })?;
+        }
+        Ok(DeviceAccess::Active { role: parse_role(&role)? })
+    }
+
+    fn devices(&self) -> Result<Vec<DeviceRecord>, StorageError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY user_name, registered_at, id"))?;
+            let rows = stmt.query_map([], device_row)?.collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(device_record).collect()
+        })
+    }
+
+    fn revoke_device(&self, device: DeviceId, now: OffsetDateTime) -> Result<Option<DeviceRecord>, StorageError> {
+        self.write(|tx| {
+            let id = device.to_string();
+            tx.execute(
+                "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?2), refresh_hash = NULL, refresh_issued_at = NULL
+                 WHERE id = ?1",
+                params![id, stored_time(now)],
+            )?;
+            let row = tx
+                .query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"), params![id], device_row)
+                .optional()?;
+            row.map(device_record).transpose()
+        })
+    }
+
+    fn sync(&self, caller: &SyncCaller, request: &SyncRequest, now: OffsetDateTime) -> Result<Vec<u8>, StorageError> {
+        let form = sync_core::form::FormDefinition::default_dtsen();
+        self.write(|tx| {
+            if let Some(body) = feed::replay(tx, caller, &request.batch.to_string())? {
+                return Ok(body);
+            }
+            feed::sync(tx, caller, request, form, 5000, now)
+        })
+    }
+
+    fn pack_page(&self, village: &str, after: Option<HouseholdId>, limit: u32) -> Result<PackPage, StorageError> {
+        self.read(|conn| feed::pack_page(conn, village, after, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::conformance;
+
+    fn storage() -> (tempfile::TempDir, SqliteStorage) {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let storage = SqliteStorage::open(&dir.path().join("server.db")).expect("open");
+        (dir, storage)
+    }
+
+    #[test]
+    fn sqlite_passes_the_storage_conformance_suite() {
+        for (name, case) in conformance::CASES {
+            let (_dir, storage) = storage();
+            eprintln!("conformance case: {name}");
+            case(&storage);
+        }
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_schema_version() {
+        let (dir, storage) = storage();
+        storage
+            .create_user(&NewUser {
+                name: "pkh.contoh01".into(),
+                role: Role::Enumerator,
+                password_hash: "x".into(),
+                created_at: OffsetDateTime::UNIX_EPOCH,
+            })
+            .expect("create user");
+        drop(storage);
+        let storage = SqliteStorage::open(&dir.path().join("server.db")).expect("reopen");
+        assert_eq!(storage.user_count().expect("count"), 1);
+        let conn = storage.open_reader().expect("reader");
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_server_is_refused() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let path = dir.path().join("server.db");
+        Connection::open(&path).expect("open").pragma_update(None, "user_version", 99).expect("set version");
+        let err = SqliteStorage::open(&path).expect_err("newer schema");
+        assert!(err.to_string().contains("upgrade pilar-server"), "{err}");
+    }
+
+    #[test]
+    fn stored_times_sort_as_text_in_time_order() {
+        let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+        let later = t + time::Duration::milliseconds(1500);
+        assert_eq!(stored_time(t), "2027-01-15T08:00:00Z");
+        assert!(stored_time(t) < stored_time(later));
+        assert_eq!(parse_stored_time(&stored_time(later)).expect("parse"), t + time::Duration::seconds(1));
+    }
+}

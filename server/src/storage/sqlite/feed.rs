@@ -1,0 +1,269 @@
+//! The sync feed on SQLite: households, admitted changes with their feed sequence numbers, and
+//! remembered responses per (device, batch). One sync request is one write transaction: nothing is
+//! acknowledged before it commits, and a retried batch gets the stored response back, byte for byte.
+
+use crate::storage::{StorageError, SyncCaller};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde_bytes::ByteBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use sync_core::form::FormDefinition;
+use sync_core::model::{Household, HouseholdId};
+use sync_core::sync::{PackPage, PackedHousehold, PullHousehold, Rejection, SyncRequest, SyncResponse, Verdict, admit};
+use sync_core::value::FieldValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Tables of the feed (appended to the server schema).
+pub(super) const FEED_SCHEMA: &str = r#"
+CREATE TABLE households (
+    id TEXT PRIMARY KEY,
+    village TEXT NOT NULL,
+    doc BLOB NOT NULL,
+    heads TEXT NOT NULL,
+    updated_seq INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX households_village ON households (village, id);
+CREATE TABLE changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash TEXT NOT NULL UNIQUE,
+    household_id TEXT NOT NULL,
+    village TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE INDEX changes_village_seq ON changes (village, seq);
+CREATE TABLE sync_batches (
+    device_id TEXT NOT NULL,
+    batch TEXT NOT NULL,
+    response BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, batch)
+);
+"#;
+
+fn corrupt(what: impl Into<String>) -> StorageError {
+    StorageError::Corrupt(what.into())
+}
+
+fn now_text(now: OffsetDateTime) -> String {
+    now.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The stored response of an earlier request with the same batch id, if any.
+pub(super) fn replay(tx: &Transaction<'_>, caller: &SyncCaller, batch: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    Ok(tx
+        .query_row(
+            "SELECT response FROM sync_batches WHERE device_id = ?1 AND batch = ?2",
+            params![caller.device.to_string(), batch],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+fn max_seq(tx: &rusqlite::Connection) -> Result<u64, StorageError> {
+    let seq: Option<i64> = tx.query_row("SELECT max(seq) FROM changes", [], |r| r.get(0))?;
+    Ok(seq.unwrap_or(0).max(0) as u64)
+}
+
+fn load(
+    tx: &Transaction<'_>,
+    id: HouseholdId,
+    caller: &SyncCaller,
+) -> Result<Option<(Household, String)>, StorageError> {
+    let row: Option<(Vec<u8>, String)> = tx
+        .query_row("SELECT doc, village FROM households WHERE id = ?1", params![id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    match row {
+        None => Ok(None),
+        Some((doc, village)) => {
+            let household =
+                Household::load(id, &doc, caller.device).map_err(|e| corrupt(format!("household {id}: {e}")))?;
+            Ok(Some((household, village)))
+        }
+    }
+}
+
+/// Handle one sync request inside `tx`: admit pushes, read the feed, remember the response.
+/// Returns the encoded response body.
+pub(super) fn sync(
+    tx: &Transaction<'_>,
+    caller: &SyncCaller,
+    request: &SyncRequest,
+    form: &FormDefinition,
+    max_changes: u32,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>, StorageError> {
+    let active: BTreeSet<&str> = caller.active.iter().map(String::as_str).collect();
+    let ended: BTreeSet<&str> = caller.ended.iter().map(String::as_str).collect();
+    let mut response = SyncResponse { villages: caller.active.clone(), ..SyncResponse::default() };
+    let received_at = now_text(now);
+    for push in &request.push {
+        let hashes: Vec<String> = push
+            .changes
+            .iter()
+            .map(|c| automerge::Change::from_bytes(c.to_vec()).map(|c| c.hash().to_string()).unwrap_or_default())
+            .collect();
+        let reject = |response: &mut SyncResponse, code: &str, reason: String| {
+            response.rejected.push(Rejection {
+                household: push.household,
+                changes: hashes.clone(),
+                code: code.into(),
+                reason,
+            });
+        };
+        let existing = load(tx, push.household, caller)?;
+        let village = match &existing {
+            Some((_, v)) => v.clone(),
+            None => push.village.clone(),
+        };
+        let in_scope = match &existing {
+            Some(_) => active.contains(village.as_str()) || ended.contains(village.as_str()),
+            None => active.contains(village.as_str()),
+        };
+        if !in_scope {
+            reject(
+                &mut response,
+                "out_of_scope",
+                format!("household {} is in village {village}, which is not assigned to you", push.household),
+            );
+            continue;
+        }
+        let is_new = existing.is_none();
+        let bytes: Vec<Vec<u8>> = push.changes.iter().map(|c| c.to_vec()).collect();
+        match admit(existing.map(|(h, _)| h), push.household, &bytes, caller.device, caller.role, form) {
+            Verdict::Admit(admitted) => {
+                if is_new {
+                    let declared = admitted.household.state().answers.get("village_code").cloned();
+                    if declared != Some(FieldValue::Text(village.clone())) {
+                        reject(
+                            &mut response,
+                            "village_mismatch",
+                            format!("new household {} says it is in another village than {village}", push.household),
+                        );
+                        continue;
+                    }
+                }
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO changes (hash, household_id, village, device_id, user_name, bytes, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO NOTHING",
+                )?;
+                for (hash, change) in &admitted.new_changes {
+                    insert.execute(params![
+                        hash,
+                        push.household.to_string(),
+                        village,
+                        caller.device.to_string(),
+                        caller.user,
+                        change,
+                        received_at
+                    ])?;
+                }
+                let seq = max_seq(tx)? as i64;
+                let heads = admitted.household.heads().iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
+                tx.execute(
+                    "INSERT INTO households (id, village, doc, heads, updated_seq, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, heads = excluded.heads,
+                         updated_seq = excluded.updated_seq, updated_at = excluded.updated_at",
+                    params![push.household.to_string(), village, admitted.household.save(), heads, seq, received_at],
+                )?;
+                response.accepted.extend(hashes);
+            }
+            Verdict::AlreadyKnown => response.accepted.extend(hashes),
+            Verdict::NeedFull => response.need_full.push(push.household),
+            Verdict::Reject { code, reason } => reject(&mut response, code, reason),
+        }
+    }
+    pull(tx, caller, request, max_changes, &mut response)?;
+    let body = sync_core::sync::encode(&response);
+    tx.execute(
+        "INSERT INTO sync_batches (device_id, batch, response, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![caller.device.to_string(), request.batch.to_string(), body, received_at],
+    )?;
+    Ok(body)
+}
+
+/// The changes the caller lacks in its active villages, after its cursors, oldest first.
+fn pull(
+    tx: &Transaction<'_>,
+    caller: &SyncCaller,
+    request: &SyncRequest,
+    max_changes: u32,
+    response: &mut SyncResponse,
+) -> Result<(), StorageError> {
+    let limit = max_changes.clamp(1, 20_000).min(request.max_changes.max(1)) as usize;
+    let mut rows: Vec<(u64, String, String, Vec<u8>)> = Vec::new();
+    let mut stmt = tx.prepare_cached(
+        "SELECT seq, household_id, village, bytes FROM changes
+         WHERE village = ?1 AND seq > ?2 AND device_id != ?3 ORDER BY seq LIMIT ?4",
+    )?;
+    // Only villages the device has a cursor for: the others first need their snapshot pack.
+    for (village, cursor) in &request.cursors {
+        if !caller.active.contains(village) {
+            continue;
+        }
+        let found = stmt
+            .query_map(params![village, *cursor as i64, caller.device.to_string(), (limit + 1) as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+        for row in found {
+            rows.push(row?);
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let upto = if has_more { rows.last().map(|r| r.0).unwrap_or(0) } else { max_seq(tx)? };
+    let mut order: Vec<HouseholdId> = Vec::new();
+    let mut grouped: BTreeMap<HouseholdId, PullHousehold> = BTreeMap::new();
+    for (_, household, village, bytes) in rows {
+        let id: HouseholdId = household.parse().map_err(|_| corrupt(format!("bad household id {household:?}")))?;
+        let entry = grouped.entry(id).or_insert_with(|| {
+            order.push(id);
+            PullHousehold { household: id, village, changes: Vec::new() }
+        });
+        entry.changes.push(ByteBuf::from(bytes));
+    }
+    response.pull = order.into_iter().filter_map(|id| grouped.remove(&id)).collect();
+    response.has_more = has_more;
+    response.cursors = request
+        .cursors
+        .iter()
+        .filter(|(v, _)| caller.active.contains(*v))
+        .map(|(v, c)| (v.clone(), (*c).max(upto)))
+        .collect();
+    Ok(())
+}
+
+/// One page of a village's snapshot pack: compacted documents after `after`, by id.
+pub(super) fn pack_page(
+    tx: &rusqlite::Connection,
+    village: &str,
+    after: Option<HouseholdId>,
+    limit: u32,
+) -> Result<PackPage, StorageError> {
+    let seq = max_seq(tx)?;
+    let after = after.map(|a| a.to_string()).unwrap_or_default();
+    let mut stmt =
+        tx.prepare_cached("SELECT id, doc FROM households WHERE village = ?1 AND id > ?2 ORDER BY id LIMIT ?3")?;
+    let rows = stmt.query_map(params![village, after, i64::from(limit) + 1], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut households = Vec::new();
+    for row in rows {
+        let (id, doc) = row?;
+        let household: HouseholdId = id.parse().map_err(|_| corrupt(format!("bad household id {id:?}")))?;
+        households.push(PackedHousehold { household, document: ByteBuf::from(doc) });
+    }
+    let next_after = if households.len() > limit as usize {
+        households.truncate(limit as usize);
+        households.last().map(|h| h.household)
+    } else {
+        None
+    };
+    Ok(PackPage { village: village.to_string(), seq, households, next_after })
+}

@@ -1,0 +1,314 @@
+//! The HTTP API through the router in-process (`tower::ServiceExt::oneshot`, no sockets): status
+//! codes, error bodies, accounts, assignments, tokens and revocation. This integration test also
+//! makes `cargo test` build the `pilar-server` binary that the end-to-end scenarios start.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use pilar_server::{AppState, Config, router};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+struct Api {
+    state: AppState,
+    _dir: TempDir,
+}
+
+impl Api {
+    fn new() -> Api {
+        Api::with_limit(16 * 1024 * 1024)
+    }
+
+    fn with_limit(max_body_bytes: usize) -> Api {
+        let dir = TempDir::new().expect("temp dir");
+        let mut config = Config::for_data_dir(dir.path().join("data"));
+        config.max_body_bytes = max_body_bytes;
+        let opened = AppState::open(&config, Some(ADMIN_PASSWORD.to_string())).expect("open data dir");
+        assert!(opened.generated_admin_password.is_none());
+        Api { state: opened.state, _dir: dir }
+    }
+
+    async fn raw(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = router(self.state.clone()).oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+        };
+        (status, value)
+    }
+
+    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .expect("request"),
+            None => request.body(Body::empty()).expect("request"),
+        };
+        self.raw(request).await
+    }
+
+    async fn login(&self, user: &str, password: &str, device: &str) -> (StatusCode, Value) {
+        let body = json!({ "user": user, "password": password, "device": device, "device_name": "test tablet" });
+        self.call(Method::POST, "/v1/login", None, Some(body)).await
+    }
+
+    /// Log in and return the access token, requiring success.
+    async fn token(&self, user: &str, password: &str, device: &str) -> String {
+        let (status, body) = self.login(user, password, device).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().expect("access token").to_string()
+    }
+
+    async fn admin(&self) -> String {
+        self.token("admin", ADMIN_PASSWORD, &uuid()).await
+    }
+}
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"].as_str().unwrap_or_else(|| panic!("not an ErrorBody: {body}"))
+}
+
+#[tokio::test]
+async fn health_answers_ok() {
+    let api = Api::new();
+    let (status, body) = api.call(Method::GET, "/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({ "status": "ok" }));
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_json_errors() {
+    let api = Api::new();
+    let (status, body) = api.call(Method::GET, "/v1/nothing-here", None, None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, body) = api.call(Method::GET, "/v1/login", None, None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+}
+
+#[tokio::test]
+async fn malformed_json_gets_400_with_an_error_body() {
+    let api = Api::new();
+    let request = Request::post("/v1/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"user\": \"admin\", "))
+        .expect("request");
+    let (status, body) = api.raw(request).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "malformed_request"));
+    assert!(body["message"].as_str().expect("message").contains("not valid JSON"), "{body}");
+
+    let (status, body) = api.call(Method::POST, "/v1/login", None, Some(json!({ "user": "admin" }))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "malformed_request"));
+    assert!(body["message"].as_str().expect("message").contains("password"), "names the missing field: {body}");
+
+    let request = Request::post("/v1/login").body(Body::from("{}")).expect("request");
+    let (status, body) = api.raw(request).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_413_with_an_error_body() {
+    let api = Api::with_limit(1024);
+    let big = json!({ "user": "admin", "password": "x".repeat(4096), "device": uuid(), "device_name": "t" });
+    let (status, body) = api.call(Method::POST, "/v1/login", None, Some(big)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    assert!(body["message"].as_str().expect("message").contains("1024 bytes"), "{body}");
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_get_the_same_401() {
+    let api = Api::new();
+    let (status, unknown) = api.login("nobody", ADMIN_PASSWORD, &uuid()).await;
+    assert_eq!((status, error_code(&unknown)), (StatusCode::UNAUTHORIZED, "bad_credentials"));
+    let (status, wrong) = api.login("admin", "not-the-password", &uuid()).await;
+    assert_eq!((status, error_code(&wrong)), (StatusCode::UNAUTHORIZED, "bad_credentials"));
+    assert_eq!(unknown, wrong);
+}
+
+#[tokio::test]
+async fn admin_endpoints_need_a_token_and_the_admin_role() {
+    let api = Api::new();
+    let (status, body) = api.call(Method::GET, "/v1/admin/users", None, None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (status, body) = api.call(Method::GET, "/v1/admin/users", Some("not.a.token"), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+
+    let admin = api.admin().await;
+    let new_user = json!({ "name": "pkh.contoh01", "role": "enumerator", "password": "enumerator-password" });
+    let (status, _) = api.call(Method::POST, "/v1/admin/users", Some(&admin), Some(new_user)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let enumerator = api.token("pkh.contoh01", "enumerator-password", &uuid()).await;
+    for (method, path) in [(Method::GET, "/v1/admin/users"), (Method::GET, "/v1/admin/devices")] {
+        let (status, body) = api.call(method, path, Some(&enumerator), None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "forbidden"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn creating_users_validates_names_and_generates_missing_passwords() {
+    let api = Api::new();
+    let admin = api.admin().await;
+    let (status, created) = api
+        .call(
+            Method::POST,
+            "/v1/admin/users",
+            Some(&admin),
+            Some(json!({ "name": "spv.contoh", "role": "supervisor" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let password = created["password"].as_str().expect("generated password").to_string();
+    api.token("spv.contoh", &password, &uuid()).await;
+
+    let (status, body) = api
+        .call(Method::POST, "/v1/admin/users", Some(&admin), Some(json!({ "name": "spv.contoh", "role": "admin" })))
+        .await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "user_exists"));
+    let (status, body) = api
+        .call(Method::POST, "/v1/admin/users", Some(&admin), Some(json!({ "name": "Bad Name", "role": "admin" })))
+        .await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
+    let short = json!({ "name": "short.pw", "role": "enumerator", "password": "abc" });
+    let (status, body) = api.call(Method::POST, "/v1/admin/users", Some(&admin), Some(short)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
+    let bad_role = json!({ "name": "x.y", "role": "boss" });
+    let (status, body) = api.call(Method::POST, "/v1/admin/users", Some(&admin), Some(bad_role)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "malformed_request"));
+}
+
+#[tokio::test]
+async fn assignments_accept_known_codes_and_name_every_bad_one() {
+    let api = Api::new();
+    let admin = api.admin().await;
+    for (name, role) in [("pkh.contoh01", "enumerator"), ("spv.contoh", "supervisor")] {
+        let body = json!({ "name": name, "role": role, "password": "long-enough-password" });
+        let (status, _) = api.call(Method::POST, "/v1/admin/users", Some(&admin), Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let villages = json!({ "villages": ["7314011001", "73.14.01.1002", "73.14.01.1001"] });
+    let (status, user) =
+        api.call(Method::PUT, "/v1/admin/users/pkh.contoh01/villages", Some(&admin), Some(villages)).await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    assert_eq!(user["villages"], json!(["73.14.01.1001", "73.14.01.1002"]), "canonical, sorted, deduplicated");
+
+    let bad = json!({ "villages": ["73.14.01.1001", "73.14.01.9999", "banana"] });
+    let (status, body) = api.call(Method::PUT, "/v1/admin/users/pkh.contoh01/villages", Some(&admin), Some(bad)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
+    let message = body["message"].as_str().expect("message");
+    assert!(message.contains("73.14.01.9999") && message.contains("banana"), "{message}");
+
+    let (status, body) = api
+        .call(Method::PUT, "/v1/admin/users/spv.contoh/villages", Some(&admin), Some(json!({ "villages": [] })))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+        "supervisors get kecamatan"
+    );
+    let (status, user) = api
+        .call(
+            Method::PUT,
+            "/v1/admin/users/spv.contoh/kecamatan",
+            Some(&admin),
+            Some(json!({ "kecamatan": ["731401"] })),
+        )
+        .await;
+    assert_eq!((status, &user["kecamatan"]), (StatusCode::OK, &json!(["73.14.01"])));
+    let (status, body) =
+        api.call(Method::PUT, "/v1/admin/users/nobody/villages", Some(&admin), Some(json!({ "villages": [] }))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+
+    // The unchanged set is still in place, and the login returns it.
+    let (status, login) = api.login("pkh.contoh01", "long-enough-password", &uuid()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(login["villages"], json!(["73.14.01.1001", "73.14.01.1002"]));
+    let (_, users) = api.call(Method::GET, "/v1/admin/users", Some(&admin), None).await;
+    let spv = users.as_array().expect("list").iter().find(|u| u["name"] == "spv.contoh").expect("supervisor listed");
+    assert_eq!(spv["kecamatan"], json!(["73.14.01"]));
+}
+
+#[tokio::test]
+async fn a_device_belongs_to_one_user() {
+    let api = Api::new();
+    let admin = api.admin().await;
+    let body = json!({ "name": "pkh.contoh01", "role": "enumerator", "password": "long-enough-password" });
+    api.call(Method::POST, "/v1/admin/users", Some(&admin), Some(body)).await;
+    let device = uuid();
+    api.token("pkh.contoh01", "long-enough-password", &device).await;
+    let (status, body) = api.login("admin", ADMIN_PASSWORD, &device).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "device_in_use"));
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_token_and_the_old_one_stops_working() {
+    let api = Api::new();
+    let device = uuid();
+    let (_, first) = api.login("admin", ADMIN_PASSWORD, &device).await;
+    let refresh = |token: &Value| json!({ "refresh_token": token, "device": device });
+    let (status, second) =
+        api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&first["refresh_token"]))).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    let (status, body) =
+        api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&first["refresh_token"]))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let token = second["access_token"].as_str().expect("access token");
+    let (status, _) = api.call(Method::GET, "/v1/admin/users", Some(token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    // A refresh token is bound to its device.
+    let elsewhere = json!({ "refresh_token": second["refresh_token"], "device": uuid() });
+    let (status, _) = api.call(Method::POST, "/v1/token/refresh", None, Some(elsewhere)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_revoked_device_is_refused_everywhere_and_told_to_wipe() {
+    let api = Api::new();
+    let admin = api.admin().await;
+    let body = json!({ "name": "pkh.contoh01", "role": "enumerator", "password": "long-enough-password" });
+    api.call(Method::POST, "/v1/admin/users", Some(&admin), Some(body)).await;
+    let device = uuid();
+    let (_, session) = api.login("pkh.contoh01", "long-enough-password", &device).await;
+    let (status, revoked) =
+        api.call(Method::POST, &format!("/v1/admin/devices/{device}/revoke"), Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert!(revoked["revoked_at"].is_string());
+
+    let wipe = |status: StatusCode, body: &Value| {
+        assert_eq!((status, error_code(body)), (StatusCode::UNAUTHORIZED, "device_revoked"), "{body}");
+        assert_eq!(body["wipe"], json!(true));
+    };
+    let token = session["access_token"].as_str().expect("token");
+    let (status, body) = api.call(Method::GET, "/v1/admin/users", Some(token), None).await;
+    wipe(status, &body);
+    let refresh = json!({ "refresh_token": session["refresh_token"], "device": device });
+    let (status, body) = api.call(Method::POST, "/v1/token/refresh", None, Some(refresh)).await;
+    wipe(status, &body);
+    let (status, body) = api.login("pkh.contoh01", "long-enough-password", &device).await;
+    wipe(status, &body);
+
+    let (status, devices) = api.call(Method::GET, "/v1/admin/devices", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = devices.as_array().expect("list").iter().find(|d| d["id"] == json!(device)).expect("listed");
+    assert_eq!((listed["user"].as_str(), listed["revoked_at"].is_string()), (Some("pkh.contoh01"), true));
+
+    let (status, body) =
+        api.call(Method::POST, &format!("/v1/admin/devices/{}/revoke", uuid()), Some(&admin), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, body) = api.call(Method::POST, "/v1/admin/devices/not-a-uuid/revoke", Some(&admin), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
+}
