@@ -173,3 +173,23 @@ fn a_sync_with_nothing_to_do_moves_under_a_kilobyte_and_says_nothing_is_unsent()
     let text = a.ok(&["sync"]);
     assert!(text.contains("everything on this device has reached the server"), "{text}");
 }
+
+#[test]
+fn an_unassigned_village_is_purged_after_its_pending_work_is_uploaded() {
+    let campaign = Campaign::start();
+    let a = campaign.enumerator("pkh.a", &[BILOKKA, WETTEE]);
+    let watcher = campaign.enumerator("psm.w", &[WETTEE]);
+    sync(&a);
+    sync(&watcher);
+    // Offline work in Wette'E, then the admin takes Wette'E away before the device syncs.
+    let pending = add(&a, WETTEE, "Wa Ode Sintetis");
+    let kept = add(&a, BILOKKA, "La Sintetis");
+    campaign.admin.ok(&["admin", "assign", "pkh.a", "--village", BILOKKA]);
+    let s = sync(&a);
+    assert_eq!(s["still_unsent"], 0, "the pending Wette'E household was uploaded first: {s}");
+    assert_eq!(s["villages_removed"], serde_json::json!([WETTEE]));
+    assert_eq!(household_ids(&a), vec![kept], "Wette'E households are gone from the device");
+    // The upload really reached the server: a colleague still assigned to Wette'E receives it.
+    sync(&watcher);
+    assert_eq!(household_ids(&watcher), vec![pending]);
+}

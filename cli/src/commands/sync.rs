@@ -112,8 +112,11 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     }
     bar.finish_and_clear();
     // Villages that left the scope go once their work is acknowledged.
+    let mut kept = Vec::new();
     for village in summary.villages_removed.clone() {
-        store.purge_village(&village)?;
+        if store.purge_village(&village)?.is_none() {
+            kept.push(village);
+        }
     }
     let outbox = store.outbox()?;
     summary.still_unsent = outbox.iter().filter(|e| e.rejected_reason.is_none()).count();
@@ -136,7 +139,13 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             println!("village {v} added to this device");
         }
         for v in &summary.villages_removed {
-            println!("village {v} is no longer assigned: its households were removed from this device after upload");
+            if kept.contains(v) {
+                println!("village {v} is no longer assigned: its households stay until their unsent work is accepted");
+            } else {
+                println!(
+                    "village {v} is no longer assigned: its households were removed from this device after upload"
+                );
+            }
         }
         if rejected_kept > 0 {
             println!("{rejected_kept} change(s) were refused by the server and are kept here; see `pilar pending`");

@@ -157,8 +157,13 @@ pub fn apply_response(
         pack: None,
     };
     store.commit_sync(&commit, now)?;
-    for village in &outcome.villages_removed {
-        store.purge_village(village)?;
+    // Purge every village the device still holds households of but may no longer see (also ones
+    // a re-login already dropped from the village list), once nothing of it is unsent.
+    let held: BTreeSet<String> = store.household_villages()?.into_iter().map(|(_, v)| v).collect();
+    for village in held.difference(&remote) {
+        if store.purge_village(village)?.is_some() && !outcome.villages_removed.contains(village) {
+            outcome.villages_removed.push(village.clone());
+        }
     }
     Ok(outcome)
 }

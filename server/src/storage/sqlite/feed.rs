@@ -121,10 +121,9 @@ pub(super) fn sync(
             Some((_, v)) => v.clone(),
             None => push.village.clone(),
         };
-        let in_scope = match &existing {
-            Some(_) => active.contains(village.as_str()) || ended.contains(village.as_str()),
-            None => active.contains(village.as_str()),
-        };
+        // Pending work in a village whose assignment ended (new households included: the device
+        // made them while it held the assignment) is still accepted; nothing is sent back.
+        let in_scope = active.contains(village.as_str()) || ended.contains(village.as_str());
         if !in_scope {
             reject(
                 &mut response,
