@@ -211,10 +211,8 @@ fn validate_after(
         let mine = touched.answers.contains(&p.field)
             || p.field.starts_with("visit.")
             || member_keys.iter().any(|k| p.field.starts_with(k.as_str()))
-            || (!touched.members.is_empty()
-                && !p.field.contains('.')
-                && !touched.answers.contains(&p.field)
-                && p.field.starts_with("members"));
+            // Checks over all members (one head, member count) blame `members`.
+            || (p.field == "members" && !touched.members.is_empty());
         if !mine && p.severity == Severity::Reject {
             p.severity = Severity::Warn;
             p.message = format!("{} (already stored; not blocking this save)", p.message);

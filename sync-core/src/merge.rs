@@ -87,27 +87,49 @@ impl DeviceStore {
         let mut report = MergeReport::default();
         let mut changed: Vec<(Household, String)> = Vec::new();
         for incoming in batch {
-            let (household, village, applied, before) = if self.contains(incoming.household)? {
-                let mut stored = self.load(incoming.household)?;
-                let before = stored.household.conflicts().len();
-                let applied = stored.household.apply_changes(&incoming.changes)?;
-                (stored.household, stored.village, applied, before)
-            } else {
-                let household = Household::from_changes(incoming.household, &incoming.changes, self.identity().device)?;
-                report.households_new += 1;
-                (household, incoming.village.clone(), incoming.changes.len(), 0)
-            };
-            if applied == 0 {
-                continue;
-            }
-            report.changes_applied += applied;
+            let Some(received) = self.receive(incoming.household, &incoming.changes)? else { continue };
+            report.households_new += usize::from(received.stored_village.is_none());
+            report.changes_applied += received.applied;
             report.households_changed += 1;
-            report.new_conflicts += household.conflicts().len().saturating_sub(before);
-            changed.push((household, village));
+            report.new_conflicts += received.new_conflicts;
+            let village = received.stored_village.unwrap_or_else(|| incoming.village.clone());
+            changed.push((received.household, village));
         }
         let refs: Vec<(&Household, &str)> = changed.iter().map(|(h, v)| (h, v.as_str())).collect();
         self.save_received(&refs, now)?;
         Ok(report)
+    }
+}
+
+/// A household after changes from elsewhere were applied in memory (not yet stored).
+pub(crate) struct Received {
+    /// The document with the changes applied.
+    pub household: Household,
+    /// The village it is filed under on this device, or `None` when it is new here.
+    pub stored_village: Option<String>,
+    /// How many changes were new.
+    pub applied: usize,
+    /// Fields that became conflicting.
+    pub new_conflicts: usize,
+}
+
+impl DeviceStore {
+    /// Apply changes of one household to its stored document (or start it from them); `None`
+    /// when every change was already here. Nothing is stored: the caller commits the batch.
+    pub(crate) fn receive(&self, id: HouseholdId, changes: &[Vec<u8>]) -> Result<Option<Received>, StoreError> {
+        let (household, stored_village, applied, before) = if self.contains(id)? {
+            let mut stored = self.load(id)?;
+            let before = stored.household.conflicts().len();
+            let applied = stored.household.apply_changes(changes)?;
+            (stored.household, Some(stored.village), applied, before)
+        } else {
+            (Household::from_changes(id, changes, self.identity().device)?, None, changes.len(), 0)
+        };
+        if applied == 0 {
+            return Ok(None);
+        }
+        let new_conflicts = household.conflicts().len().saturating_sub(before);
+        Ok(Some(Received { household, stored_village, applied, new_conflicts }))
     }
 }
 

@@ -22,7 +22,7 @@ mod read;
 pub use attribution::{Attributed, FieldChange, Writer};
 pub use edit::{Edits, NewVisit};
 pub use inspect::{Place, Write, WrittenOp};
-pub use read::{HouseholdState, Member, Review, ReviewStatus, Visit};
+pub use read::{HouseholdState, MEMBER_REMOVAL_KEYS, Member, ROOT_MAPS, Review, ReviewStatus, VISIT_KEYS, Visit};
 
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, transaction::Transactable};
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,12 @@ impl DeviceId {
     pub fn from_actor(actor: &ActorId) -> Option<DeviceId> {
         Uuid::from_slice(actor.to_bytes()).ok().map(DeviceId)
     }
+}
+
+/// RFC 3339 text of a time to whole seconds, in its own offset (WIB/WITA/WIT stay visible): the
+/// form of every time the device stores (visits, removals, outbox, search columns).
+pub fn rfc3339_seconds(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0).unwrap_or(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// Who is saving, from which device, and when: passed in so the core never reads the clock.
@@ -246,7 +252,7 @@ impl Household {
         tx.put(ROOT, "schema", SCHEMA_VERSION)?;
         tx.put(ROOT, "form", form_key)?;
         tx.put(ROOT, "household_id", id.to_string())?;
-        for key in ["answers", "members", "visits", "review", "links", "photos"] {
+        for key in ROOT_MAPS {
             tx.put_object(ROOT, key, ObjType::Map)?;
         }
         edit::write(&mut tx, id, editor, edits)?;

@@ -184,7 +184,7 @@ impl DeviceStore {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.execute(
             "INSERT INTO device (id, device_id, user_name, form, created_at) VALUES (1, ?1, ?2, ?3, ?4)",
-            params![identity.device.to_string(), identity.user, identity.form, households::rfc3339(now)],
+            params![identity.device.to_string(), identity.user, identity.form, crate::model::rfc3339_seconds(now)],
         )?;
         for v in villages {
             tx.execute("INSERT OR IGNORE INTO villages (code) VALUES (?1)", params![v.as_str()])?;

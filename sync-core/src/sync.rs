@@ -13,9 +13,7 @@ mod client;
 mod wire;
 
 pub use admit::{Admitted, Verdict, admit};
-pub use client::{
-    ClientError, PackProgress, SyncOutcome, apply_pack_page, apply_response, build_request, purge_village,
-};
+pub use client::{ClientError, PackProgress, SyncOutcome, apply_pack_page, apply_response, build_request};
 pub use wire::{
     CONTENT_TYPE, PackPage, PackedHousehold, PullHousehold, PushHousehold, Rejection, SyncRequest, SyncResponse,
     WireError, decode, encode,

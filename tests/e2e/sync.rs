@@ -1,7 +1,7 @@
 //! Devices meet the server: offline work in several villages, synced in several orders, converges
 //! with nothing lost, duplicated or leaked outside its village.
 
-use pilar_tests::{TEST_ADMIN_PASSWORD, TestDevice, TestServer};
+use pilar_tests::{TEST_ADMIN_PASSWORD, TestDevice, TestServer, conflict_writers};
 use serde_json::Value;
 
 const BILOKKA: &str = "73.14.01.1001";
@@ -137,17 +137,10 @@ fn three_enumerators_edit_offline_and_converge_without_loss_or_leaks() {
     assert_eq!(h["members"].as_array().expect("members").len(), 2);
     assert_eq!(h["answers"]["roof_material"], 2);
     assert_eq!(h["answers"]["wall_material"], 1);
-    let conflicts = show_a["conflicts"].as_array().expect("conflicts");
-    assert_eq!(conflicts.len(), 1);
-    assert_eq!(conflicts[0]["field"], "answers.floor_area_m2");
-    let mut writers: Vec<&str> = conflicts[0]["values"]
-        .as_array()
-        .expect("values")
-        .iter()
-        .map(|v| v["writer"]["user"].as_str().expect("user"))
-        .collect();
-    writers.sort();
-    assert_eq!(writers, ["pkh.a", "tksk.b"]);
+    assert_eq!(
+        conflict_writers(&show_a),
+        vec![("answers.floor_area_m2".to_string(), vec!["pkh.a".to_string(), "tksk.b".to_string()])]
+    );
     assert_eq!(show_b["conflicts"], show_a["conflicts"]);
 
     // A later write resolves the conflict everywhere.

@@ -234,3 +234,23 @@ impl Drop for TestServer {
         let _ = self.child.wait();
     }
 }
+
+/// The conflicts in `pilar show --json` output: each conflicting field with the sorted users who
+/// wrote its values.
+pub fn conflict_writers(shown: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    shown["conflicts"]
+        .as_array()
+        .expect("conflicts in show output")
+        .iter()
+        .map(|c| {
+            let mut users: Vec<String> = c["values"]
+                .as_array()
+                .expect("conflict values")
+                .iter()
+                .map(|v| v["writer"]["user"].as_str().expect("writer user").to_string())
+                .collect();
+            users.sort();
+            (c["field"].as_str().expect("conflict field").to_string(), users)
+        })
+        .collect()
+}

@@ -7,7 +7,6 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ObjId, ObjType, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use time::format_description::well_known::Rfc3339;
 
 /// Everything one save action (one form screen) changes; it becomes exactly one change.
 #[derive(Debug, Clone, Default)]
@@ -78,12 +77,6 @@ pub(super) fn commit_options(editor: &Editor, action: &str) -> CommitOptions {
     CommitOptions::default().with_message(message).with_time(millis)
 }
 
-/// RFC 3339 text of the editor's time, as stored in visits, removals and reviews.
-pub(super) fn rfc3339(editor: &Editor) -> String {
-    let t = editor.now;
-    t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
-}
-
 /// Set `key` to `value` unless it already holds exactly that single value. A put over several
 /// concurrent values resolves the conflict, so conflicting keys are always written.
 fn put_if_changed<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str, value: &FieldValue) -> Result<(), ModelError> {
@@ -127,7 +120,7 @@ pub(super) fn write<T: Transactable>(
     edits: &Edits,
 ) -> Result<(), ModelError> {
     let roots = root_objects(&*tx).map_err(|detail| ModelError::Layout { household, detail })?;
-    let now = rfc3339(editor);
+    let now = super::rfc3339_seconds(editor.now);
     for (k, v) in &edits.answers {
         set_or_clear(tx, &roots["answers"], k, v)?;
     }

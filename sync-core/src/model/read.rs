@@ -6,10 +6,12 @@ use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The top-level maps of a household document, created once by the creating device.
+pub const ROOT_MAPS: [&str; 6] = ["answers", "members", "visits", "review", "links", "photos"];
 /// Keys of a member map that record its removal rather than an answer.
-pub(super) const MEMBER_REMOVAL_KEYS: [&str; 3] = ["removed_at", "removed_by", "removed_reason"];
+pub const MEMBER_REMOVAL_KEYS: [&str; 3] = ["removed_at", "removed_by", "removed_reason"];
 /// Keys of a visit map that the model itself writes; every other key is a visit-form answer.
-pub(super) const VISIT_KEYS: [&str; 8] = ["at", "user", "device", "outcome", "lat", "lon", "accuracy_m", "note"];
+pub const VISIT_KEYS: [&str; 8] = ["at", "user", "device", "outcome", "lat", "lon", "accuracy_m", "note"];
 
 /// A household as a screen or an export sees it: the current value of everything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,7 +170,7 @@ pub struct Comment {
 /// The ids of the top-level maps, or what is missing.
 pub(super) fn root_objects<R: ReadDoc>(doc: &R) -> Result<BTreeMap<&'static str, ObjId>, String> {
     let mut out = BTreeMap::new();
-    for key in ["answers", "members", "visits", "review", "links", "photos"] {
+    for key in ROOT_MAPS {
         match doc.get(ROOT, key) {
             Ok(Some((Value::Object(ObjType::Map), id))) => {
                 out.insert(key, id);

@@ -1,11 +1,11 @@
 //! Storing and loading household documents, their search columns and the outbox.
 
 use super::{DeviceStore, StoreError};
+use crate::model::rfc3339_seconds as rfc3339;
 use crate::model::{Household, HouseholdId, HouseholdState, Saved};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// A loaded household with the village it is filed under on this device.
 #[derive(Debug)]
@@ -33,11 +33,6 @@ pub struct OutboxEntry {
     pub bytes: usize,
     /// Set when a server refused the change, with its reason; the change is kept, not dropped.
     pub rejected_reason: Option<String>,
-}
-
-/// RFC 3339 text for a time (stored columns use it so they sort and read well).
-pub(super) fn rfc3339(t: OffsetDateTime) -> String {
-    t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
 }
 
 /// The key names are searched by: lowercase letters and digits, one space between words, with

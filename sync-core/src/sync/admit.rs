@@ -4,7 +4,9 @@
 //! stored document and stores what is admitted.
 
 use crate::form::{FieldKind, FormDefinition, Scope};
-use crate::model::{DeviceId, Household, HouseholdId, ModelError, Place, Write, WrittenOp};
+use crate::model::{
+    DeviceId, Household, HouseholdId, MEMBER_REMOVAL_KEYS, ModelError, Place, ROOT_MAPS, VISIT_KEYS, Write, WrittenOp,
+};
 use crate::protocol::Role;
 use crate::value::FieldValue;
 use automerge::{Change, ObjType};
@@ -109,10 +111,8 @@ fn type_fits(kind: &FieldKind, value: &FieldValue) -> bool {
     }
 }
 
-const MEMBER_KEYS: [&str; 3] = ["removed_at", "removed_by", "removed_reason"];
-const VISIT_KEYS: [&str; 8] = ["at", "user", "device", "outcome", "lat", "lon", "accuracy_m", "note"];
-const ROOT_KEYS: [&str; 9] =
-    ["schema", "form", "household_id", "answers", "members", "visits", "review", "links", "photos"];
+/// Scalar keys of the document root, besides the top-level maps.
+const ROOT_SCALARS: [&str; 3] = ["schema", "form", "household_id"];
 
 /// The first thing wrong with the written operations, as (code, reason).
 fn check_ops(ops: &[WrittenOp], is_new: bool, role: Role, form: &FormDefinition) -> Option<(&'static str, String)> {
@@ -157,14 +157,18 @@ fn check_ops(ops: &[WrittenOp], is_new: bool, role: Role, form: &FormDefinition)
                 Some(("review_forbidden", "enumerators cannot write review fields; a supervisor reviews".to_string()))
             }
             Place::Root => match (&op.write, is_new) {
-                (Write::Scalar(_) | Write::Object(ObjType::Map), true) if ROOT_KEYS.contains(&op.key.as_str()) => None,
+                (Write::Scalar(_) | Write::Object(ObjType::Map), true)
+                    if ROOT_SCALARS.contains(&op.key.as_str()) || ROOT_MAPS.contains(&op.key.as_str()) =>
+                {
+                    None
+                }
                 _ => Some((
                     "invalid_layout",
                     format!("the change rewrites the document root ({}); only a new household creates it", op.key),
                 )),
             },
             Place::Answers => field_check(Scope::Household, &[]),
-            Place::Member(Some(_)) => field_check(Scope::Member, &MEMBER_KEYS),
+            Place::Member(Some(_)) => field_check(Scope::Member, &MEMBER_REMOVAL_KEYS),
             Place::Visit(Some(_)) => field_check(Scope::Visit, &VISIT_KEYS),
             Place::Member(None) | Place::Visit(None) => match (&op.write, op.key.parse::<uuid::Uuid>()) {
                 (Write::Object(ObjType::Map), Ok(_)) => None,

@@ -120,22 +120,12 @@ pub fn apply_response(
     let mut changed: Vec<(Household, String)> = Vec::new();
     for pull in &response.pull {
         let changes: Vec<Vec<u8>> = pull.changes.iter().map(|c| c.to_vec()).collect();
-        let (household, before, applied) = if store.contains(pull.household)? {
-            let mut stored = store.load(pull.household)?;
-            let before = stored.household.conflicts().len();
-            let applied = stored.household.apply_changes(&changes)?;
-            (stored.household, before, applied)
-        } else {
-            let household = Household::from_changes(pull.household, &changes, store.identity().device)?;
-            (household, 0, changes.len())
-        };
-        if applied == 0 {
-            continue;
-        }
-        outcome.received += applied;
+        let Some(received) = store.receive(pull.household, &changes)? else { continue };
+        outcome.received += received.applied;
         outcome.households_changed += 1;
-        outcome.new_conflicts += household.conflicts().len().saturating_sub(before);
-        changed.push((household, pull.village.clone()));
+        outcome.new_conflicts += received.new_conflicts;
+        // The server's village wins: it owns moves between villages.
+        changed.push((received.household, pull.village.clone()));
     }
     let local: BTreeSet<String> = store.villages()?.into_iter().collect();
     let remote: BTreeSet<String> = response.villages.iter().cloned().collect();
@@ -195,9 +185,4 @@ pub fn apply_pack_page(
     };
     store.commit_sync(&commit, now)?;
     Ok(PackProgress { households: households.len(), next_after: page.next_after })
-}
-
-/// Purge a village that left the scope, if nothing of it is unsent; `None` when work remains.
-pub fn purge_village(store: &mut DeviceStore, village: &str) -> Result<Option<usize>, ClientError> {
-    Ok(store.purge_village(village)?)
 }

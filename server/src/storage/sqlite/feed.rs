@@ -11,7 +11,6 @@ use sync_core::model::{Household, HouseholdId};
 use sync_core::sync::{PackPage, PackedHousehold, PullHousehold, Rejection, SyncRequest, SyncResponse, Verdict, admit};
 use sync_core::value::FieldValue;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// Tables of the feed (appended to the server schema).
 pub(super) const FEED_SCHEMA: &str = r#"
@@ -46,10 +45,6 @@ CREATE TABLE sync_batches (
 
 fn corrupt(what: impl Into<String>) -> StorageError {
     StorageError::Corrupt(what.into())
-}
-
-fn now_text(now: OffsetDateTime) -> String {
-    now.format(&Rfc3339).unwrap_or_default()
 }
 
 /// The stored response of an earlier request with the same batch id, if any.
@@ -101,7 +96,7 @@ pub(super) fn sync(
     let active: BTreeSet<&str> = caller.active.iter().map(String::as_str).collect();
     let ended: BTreeSet<&str> = caller.ended.iter().map(String::as_str).collect();
     let mut response = SyncResponse { villages: caller.active.clone(), ..SyncResponse::default() };
-    let received_at = now_text(now);
+    let received_at = super::stored_time(now);
     for push in &request.push {
         let hashes: Vec<String> = push
             .changes
