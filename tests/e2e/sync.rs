@@ -14,7 +14,11 @@ struct Campaign {
 
 impl Campaign {
     fn start() -> Campaign {
-        let server = TestServer::start();
+        Campaign::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> Campaign {
+        let server = TestServer::start_with(args, Some(TEST_ADMIN_PASSWORD));
         let admin = TestDevice::new();
         admin.login(&server, "admin", TEST_ADMIN_PASSWORD);
         Campaign { server, admin }
@@ -22,6 +26,14 @@ impl Campaign {
 
     /// Create an enumerator assigned to `villages`, and a device logged in as them.
     fn enumerator(&self, name: &str, villages: &[&str]) -> TestDevice {
+        let password = self.user(name, villages);
+        let device = TestDevice::new();
+        device.login(&self.server, name, &password);
+        device
+    }
+
+    /// Create an enumerator assigned to `villages`; returns the password.
+    fn user(&self, name: &str, villages: &[&str]) -> String {
         let password = format!("sandi-{name}-12345");
         let out = self.admin.run_with_stdin(
             &["admin", "user", "add", name, "--role", "enumerator", "--password-stdin"],
@@ -33,9 +45,7 @@ impl Campaign {
             args.extend(["--village", v]);
         }
         self.admin.ok(&args);
-        let device = TestDevice::new();
-        device.login(&self.server, name, &password);
-        device
+        password
     }
 }
 
@@ -185,4 +195,158 @@ fn an_unassigned_village_is_purged_after_its_pending_work_is_uploaded() {
     // The upload really reached the server: a colleague still assigned to Wette'E receives it.
     sync(&watcher);
     assert_eq!(household_ids(&watcher), vec![pending]);
+}
+
+// --- The sync endpoint spoken to directly, for what `pilar` never sends ---
+
+use std::collections::BTreeMap;
+use sync_core::model::{DeviceId, Editor, Edits, Household, HouseholdId};
+use sync_core::protocol::{LoginRequest, LoginResponse, RefreshRequest};
+use sync_core::store::{DeviceStore, Session};
+use sync_core::sync::{CONTENT_TYPE, PushHousehold, SyncRequest, SyncResponse};
+use sync_core::value::FieldValue;
+
+fn http_login(server: &TestServer, user: &str, password: &str, device: DeviceId) -> String {
+    let request = LoginRequest { user: user.into(), password: password.into(), device, device_name: "raw".into() };
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/login", server.url()))
+        .json(&request)
+        .send()
+        .expect("login request");
+    assert!(response.status().is_success(), "login failed: {}", response.status());
+    response.json::<LoginResponse>().expect("login response").access_token
+}
+
+/// An access token for a `pilar` device, refreshing with its stored refresh token (and storing
+/// the rotated one, so the device's own `pilar sync` keeps working).
+fn token_of(server: &TestServer, device: &TestDevice) -> String {
+    let mut store = DeviceStore::open(device.home()).expect("store");
+    let session = store.session().expect("session").expect("logged in");
+    let request = RefreshRequest { refresh_token: session.refresh_token.clone(), device: store.identity().device };
+    let login: LoginResponse = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/token/refresh", server.url()))
+        .json(&request)
+        .send()
+        .expect("refresh")
+        .json()
+        .expect("refresh response");
+    store.set_session(&Session { refresh_token: login.refresh_token.clone(), ..session }).expect("save session");
+    login.access_token
+}
+
+fn post_sync(server: &TestServer, token: &str, body: Vec<u8>) -> (reqwest::StatusCode, Vec<u8>) {
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/sync", server.url()))
+        .bearer_auth(token)
+        .header("content-type", CONTENT_TYPE)
+        .header("content-encoding", "zstd")
+        .body(body)
+        .send()
+        .expect("sync request");
+    let status = response.status();
+    (status, response.bytes().expect("body").to_vec())
+}
+
+fn new_household(device: DeviceId, village: &str, edits: &[Edits]) -> PushHousehold {
+    let editor = Editor { user: "raw".into(), device, now: time::macros::datetime!(2026-11-20 09:00 +8) };
+    let first = Edits {
+        answers: BTreeMap::from([
+            ("head_name".to_string(), Some(FieldValue::Text("La Sintetis".into()))),
+            ("village_code".to_string(), Some(FieldValue::Text(village.into()))),
+        ]),
+        ..Edits::default()
+    };
+    let id = HouseholdId::random();
+    let form = sync_core::form::FormDefinition::default_dtsen();
+    let (mut household, saved) = Household::create(id, &form.key(), &editor, &first).expect("create");
+    let mut changes = vec![serde_bytes::ByteBuf::from(saved.bytes)];
+    for e in edits {
+        let (_, saved) = household.apply(&editor, "edit", e, |_| Ok::<(), ()>(())).expect("apply").expect("ok");
+        changes.push(serde_bytes::ByteBuf::from(saved.expect("a change").bytes));
+    }
+    PushHousehold { household: id, village: village.into(), changes }
+}
+
+fn request(push: Vec<PushHousehold>) -> SyncRequest {
+    SyncRequest { batch: uuid::Uuid::new_v4(), cursors: BTreeMap::new(), push, max_changes: 1000 }
+}
+
+#[test]
+fn a_lost_response_is_replayed_on_retry_and_nothing_is_duplicated() {
+    let campaign = Campaign::start();
+    let a = campaign.enumerator("pkh.a", &[BILOKKA]);
+    let b = campaign.enumerator("tksk.b", &[BILOKKA]);
+    sync(&a);
+    sync(&b);
+    let id = add(&a, BILOKKA, "La Sintetis");
+    a.ok(&["visit", &id, "--outcome", "3"]);
+
+    // The device sends its outbox; the server commits; the response is lost on the way back.
+    let body = {
+        let mut store = DeviceStore::open(a.home()).expect("store");
+        let request = sync_core::sync::build_request(&mut store, &[], uuid::Uuid::new_v4(), 1000).expect("request");
+        assert_eq!(request.push[0].changes.len(), 2);
+        sync_core::sync::encode(&request)
+    };
+    let token = token_of(&campaign.server, &a);
+    let (status, first) = post_sync(&campaign.server, &token, body.clone());
+    assert!(status.is_success(), "{status}");
+    // The same batch again is answered from memory, byte for byte.
+    let (status, again) = post_sync(&campaign.server, &token, body);
+    assert!(status.is_success());
+    assert_eq!(first, again, "a retried batch is replayed, not reprocessed");
+    let replayed: SyncResponse = sync_core::sync::decode(&again, 1 << 20).expect("response");
+    assert_eq!(replayed.accepted.len(), 2);
+
+    // The device still holds its outbox; its next `pilar sync` reuses the batch id and converges.
+    assert_eq!(a.json(&["pending"]).as_array().expect("outbox").len(), 2);
+    let s = sync(&a);
+    assert_eq!(s["still_unsent"], 0, "{s}");
+    assert!(a.json(&["pending"]).as_array().expect("outbox").is_empty());
+    sync(&b);
+    assert_eq!(household_ids(&b), vec![id.clone()]);
+    let shown = b.json(&["show", &id]);
+    assert_eq!(shown["household"]["visits"].as_array().expect("visits").len(), 1, "no duplicated visit");
+}
+
+#[test]
+fn the_server_refuses_foreign_out_of_scope_and_review_changes_and_stores_none_of_them() {
+    let campaign = Campaign::start_with(&["--max-body-bytes", "65536"]);
+    let password = campaign.user("pkh.a", &[BILOKKA]);
+    let device = DeviceId::random();
+    let token = http_login(&campaign.server, "pkh.a", &password, device);
+    let review = Edits {
+        review: BTreeMap::from([("status".to_string(), Some(FieldValue::Text("approved".into())))]),
+        ..Edits::default()
+    };
+    let foreign = new_household(DeviceId::random(), BILOKKA, &[]);
+    let out_of_scope = new_household(device, WETTEE, &[]);
+    let self_approved = new_household(device, BILOKKA, &[review]);
+    let good = new_household(device, BILOKKA, &[]);
+    let ids = [foreign.household, out_of_scope.household, self_approved.household];
+    let (status, body) = post_sync(
+        &campaign.server,
+        &token,
+        sync_core::sync::encode(&request(vec![foreign, out_of_scope, self_approved, good.clone()])),
+    );
+    assert!(status.is_success(), "{status}");
+    let response: SyncResponse = sync_core::sync::decode(&body, 1 << 20).expect("response");
+    let codes: Vec<(HouseholdId, &str)> = response.rejected.iter().map(|r| (r.household, r.code.as_str())).collect();
+    assert_eq!(codes, vec![(ids[0], "foreign_actor"), (ids[1], "out_of_scope"), (ids[2], "review_forbidden")]);
+    assert_eq!(response.accepted.len(), 1, "only the good household's change");
+
+    // Nothing refused was stored: a colleague receives the good household only.
+    let b = campaign.enumerator("tksk.b", &[BILOKKA]);
+    sync(&b);
+    assert_eq!(household_ids(&b), vec![good.household.to_string()]);
+
+    // Malformed and oversized bodies get a clear 4xx and store nothing.
+    let (status, body) = post_sync(&campaign.server, &token, b"this is not a sync message".to_vec());
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
+    let error: serde_json::Value = serde_json::from_slice(&body).expect("error body");
+    assert!(error["message"].as_str().expect("message").contains("not a valid Pilar sync message"), "{error}");
+    let (status, _) = post_sync(&campaign.server, &token, vec![0u8; 200_000]);
+    assert_eq!(status, reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+    sync(&b);
+    assert_eq!(household_ids(&b), vec![good.household.to_string()]);
 }
