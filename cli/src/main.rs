@@ -32,6 +32,8 @@ enum Command {
     Search(commands::search::Args),
     /// Show one household: answers, members, visits and conflicting values.
     Show(commands::show::Args),
+    /// Change household answers outside a visit (corrections).
+    Edit(commands::edit::Args),
     /// Record a visit: its outcome, answers and GPS.
     Visit(commands::visit::Args),
     /// Add, edit or remove household members.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::List(args) => commands::list::run(&home, args),
         Command::Search(args) => commands::search::run(&home, args),
         Command::Show(args) => commands::show::run(&home, args),
+        Command::Edit(args) => commands::edit::run(&home, args),
         Command::Visit(args) => commands::visit::run(&home, args),
         Command::Member(cmd) => commands::member::run(&home, cmd),
         Command::History(args) => commands::history::run(&home, args),

@@ -350,3 +350,42 @@ fn the_server_refuses_foreign_out_of_scope_and_review_changes_and_stores_none_of
     sync(&b);
     assert_eq!(household_ids(&b), vec![good.household.to_string()]);
 }
+
+#[test]
+fn a_supervisors_correction_reaches_the_enumerators() {
+    let campaign = Campaign::start();
+    let a = campaign.enumerator("pkh.a", &[BILOKKA]);
+    let password = "sandi-spv.panca-12345";
+    let out = campaign.admin.run_with_stdin(
+        &["admin", "user", "add", "spv.panca", "--role", "supervisor", "--password-stdin"],
+        &format!("{password}\n"),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    campaign.admin.ok(&["admin", "assign", "spv.panca", "--kecamatan", "73.14.01"]);
+    let supervisor = TestDevice::new();
+    supervisor.login(&campaign.server, "spv.panca", password);
+
+    sync(&a);
+    let id = add(&a, BILOKKA, "La Sintetis");
+    a.ok(&["visit", &id, "--outcome", "2", "--answer", "floor_area_m2=360"]);
+    sync(&a);
+
+    // The supervisor sees the kecamatan's households and corrects a typo.
+    sync(&supervisor);
+    assert_eq!(household_ids(&supervisor), vec![id.clone()]);
+    supervisor.ok(&["edit", &id, "--answer", "floor_area_m2=36"]);
+    assert_eq!(sync(&supervisor)["still_unsent"], 0);
+
+    let s = sync(&a);
+    assert_eq!(s["new_conflicts"], 0, "{s}");
+    let shown = a.json(&["show", &id]);
+    assert_eq!(shown["household"]["answers"]["floor_area_m2"], 36);
+    let history = a.json(&["history", &id, "floor_area_m2"]);
+    let writers: Vec<&str> = history["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["writer"]["user"].as_str().expect("user"))
+        .collect();
+    assert_eq!(writers, ["pkh.a", "spv.panca"], "the correction is traceable to the supervisor");
+}
