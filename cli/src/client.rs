@@ -86,6 +86,11 @@ pub fn server_url(raw: &str) -> Result<String> {
     Ok(trimmed.to_string())
 }
 
+/// Seconds since the Unix epoch by the device's clock (token expiry is checked against it).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
 /// A connection to one server for one device.
 pub struct Client {
     http: Http,
@@ -120,7 +125,15 @@ impl Client {
         let session = store.session()?.ok_or_else(|| {
             anyhow!("this device has not logged in to a server; run `pilar login --server URL --user NAME` first")
         })?;
-        Client::new(&session.server, home, store.identity().device)
+        let mut client = Client::new(&session.server, home, store.identity().device)?;
+        // A token kept by an earlier command saves a refresh round trip on slow links.
+        if let Some((token, expires_at)) = store.access_token()? {
+            let left = expires_at - unix_now();
+            if left > EXPIRY_MARGIN.as_secs() as i64 {
+                client.access = Some((token, Instant::now() + Duration::from_secs(left as u64)));
+            }
+        }
+        Ok(client)
     }
 
     /// The server's base URL.
@@ -234,6 +247,14 @@ impl Client {
     fn remember(&mut self, login: &LoginResponse) {
         let expires = Instant::now() + Duration::from_secs(login.access_expires_in);
         self.access = Some((login.access_token.clone(), expires));
+        // Keep it for the next command when the store exists (at first login it does not yet; the
+        // login command creates it and the next refresh keeps the token).
+        if let Ok(mut store) = DeviceStore::open(&self.home) {
+            let expires_at = unix_now().saturating_add(i64::try_from(login.access_expires_in).unwrap_or(i64::MAX));
+            if let Err(e) = store.set_access_token(&login.access_token, expires_at) {
+                eprintln!("warning: could not keep the access token ({e}); the next command will refresh it");
+            }
+        }
     }
 
     /// The response if it succeeded; otherwise the server's error (wiping the store when told to).

@@ -74,6 +74,7 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_household ON outbox (household_id);
 CREATE TABLE cursors (village TEXT PRIMARY KEY, cursor INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE access_token (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, expires_at INTEGER NOT NULL);
 CREATE TABLE sync_state (id INTEGER PRIMARY KEY CHECK (id = 1), batch TEXT);
 CREATE TABLE pack_progress (village TEXT PRIMARY KEY, after TEXT, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE session (
@@ -302,6 +303,25 @@ impl DeviceStore {
             params![session.server, session.refresh_token, session.role.as_str()],
         )?;
         Ok(())
+    }
+
+    /// Keep the short-lived access token between commands, so a routine sync is one round trip
+    /// instead of a token refresh plus the sync. `expires_at` is in Unix seconds.
+    pub fn set_access_token(&mut self, token: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO access_token (id, token, expires_at) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at",
+            params![token, expires_at],
+        )?;
+        Ok(())
+    }
+
+    /// The kept access token and its expiry (Unix seconds), if any.
+    pub fn access_token(&self) -> Result<Option<(String, i64)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT token, expires_at FROM access_token WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
     }
 
     /// Replace the list of villages this device works in (the server decides it).

@@ -169,8 +169,11 @@ fn a_sync_with_nothing_to_do_moves_under_a_kilobyte_and_says_nothing_is_unsent()
     sync(&a);
     add(&a, BILOKKA, "La Sintetis");
     sync(&a);
+    let refreshes = || campaign.server.log().matches("path=/v1/token/refresh").count();
+    let before = refreshes();
     let idle = sync(&a);
     assert_eq!(idle["round_trips"], 1);
+    assert_eq!(refreshes(), before, "the kept access token spares a refresh round trip");
     let bytes = idle["bytes_sent"].as_u64().expect("sent") + idle["bytes_received"].as_u64().expect("received");
     assert!(bytes < 1024, "{idle}");
     let text = a.ok(&["sync"]);

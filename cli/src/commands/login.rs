@@ -80,6 +80,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         role: login.role,
     })?;
     store.set_villages(&login.villages)?;
+    let expires_at =
+        crate::client::unix_now().saturating_add(i64::try_from(login.access_expires_in).unwrap_or(i64::MAX));
+    store.set_access_token(&login.access_token, expires_at)?;
 
     println!("logged in to {} as {} ({})", client.server(), login.user, login.role);
     println!("  device    {device}");
