@@ -1,9 +1,7 @@
-//! `pilar-bench`: Pilar's benchmark. Measures what a person waits for, on this machine, with the
-//! real binaries; every figure in README.md comes from a run of it.
-//!
-//! Build first: `cargo build --release --workspace`, then `target/release/pilar-bench store`.
+//! `pilar-bench store`: a device store of N synthetic households, and the latency of listing and
+//! searching it through whole `pilar` processes.
 
-use clap::{Parser, Subcommand};
+use crate::{median, ms};
 use pilar_tests::binary;
 use pilar_tests::synthetic::Generator;
 use std::process::Command;
@@ -14,45 +12,8 @@ use sync_core::ids::{DistrictCode, VillageCode, regions};
 use sync_core::model::DeviceId;
 use sync_core::store::{DeviceIdentity, DeviceStore, ListFilter};
 
-#[derive(Parser)]
-#[command(about = "Pilar's benchmark: real binaries, real stores, wall-clock figures")]
-struct Cli {
-    #[command(subcommand)]
-    command: Bench,
-}
-
-#[derive(Subcommand)]
-enum Bench {
-    /// A device store of N synthetic households: list and search latency through `pilar`.
-    Store {
-        /// Households in the store.
-        #[arg(long, default_value_t = 3000)]
-        households: usize,
-        /// Runs per command (the median is reported).
-        #[arg(long, default_value_t = 9)]
-        runs: usize,
-        /// Seed for the synthetic households.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-    },
-}
-
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Bench::Store { households, runs, seed } => store(households, runs, seed),
-    }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn store(households: usize, runs: usize, seed: u64) -> anyhow::Result<()> {
+/// Seed a store with `households` (from `seed`), then time each list and search command `runs` times.
+pub fn run(households: usize, runs: usize, seed: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     let table = regions();
     let total_villages = table.village_count(); // forces the full load of all four levels

@@ -1,0 +1,71 @@
+//! `pilar-bench`: Pilar's benchmark. Measures what a person waits for, on this machine, with the
+//! real binaries; every figure in README.md comes from a run of it.
+//!
+//! Build first: `cargo build --release --workspace`, then `target/release/pilar-bench store` or
+//! `target/release/pilar-bench sync`.
+
+mod proxy;
+mod store;
+mod sync;
+
+use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "Pilar's benchmark: real binaries, real stores, wall-clock figures")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// A device store of N synthetic households: list and search latency through `pilar`.
+    Store {
+        /// Households in the store.
+        #[arg(long, default_value_t = 3000)]
+        households: usize,
+        /// Runs per command (the median is reported).
+        #[arg(long, default_value_t = 9)]
+        runs: usize,
+        /// Seed for the synthetic households.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// A real server on loopback behind a byte-counting proxy, N households in 10 villages and K
+    /// devices: first, routine, idle and concurrent sync, bytes on the wire against their floors.
+    Sync {
+        /// Households seeded on the server (all in every device's scope).
+        #[arg(long, default_value_t = 3000)]
+        households: usize,
+        /// Devices (one enumerator each, all assigned the same villages).
+        #[arg(long, default_value_t = 10)]
+        devices: usize,
+        /// Households each device edits before a routine sync (and again before the concurrent one).
+        #[arg(long, default_value_t = 100)]
+        edits: usize,
+        /// Seed for the synthetic households and the edits.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Bench::Store { households, runs, seed } => store::run(households, runs, seed),
+        Bench::Sync { households, devices, edits, seed } => {
+            sync::run(&sync::Settings { households, devices, edits, seed })
+        }
+    }
+}
+
+/// The median of `v` (the upper one of an even count); zero for an empty list.
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// `12.3 ms`.
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}

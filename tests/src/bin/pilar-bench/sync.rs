@@ -1,0 +1,937 @@
+//! `pilar-bench sync`: a real `pilar-server` on loopback behind the byte-counting [`Proxy`], N
+//! synthetic households in the 10 villages of kecamatan 73.14.01 and K devices. Measures first
+//! sync, routine sync after M edits per device, a sync with nothing to do and K concurrent syncs:
+//! bytes on the wire both ways (HTTP framing included), requests, round trips and seconds, each
+//! beside its physical floor (the zstd-compressed size of the data that had to move), computed in
+//! the same run; plus the server's peak memory.
+
+use crate::proxy::{Proxy, Traffic};
+use anyhow::{Context, Result, anyhow, ensure};
+use pilar_tests::synthetic::Generator;
+use pilar_tests::{TEST_ADMIN_PASSWORD, TestDevice, TestServer, binary};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use sync_core::entry;
+use sync_core::form::FormDefinition;
+use sync_core::ids::{DistrictCode, VillageCode, regions};
+use sync_core::model::{Edits, HouseholdId};
+use sync_core::store::DeviceStore;
+use sync_core::sync::{PushHousehold, SyncRequest, SyncResponse, encode};
+use sync_core::value::FieldValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// What to run.
+pub struct Settings {
+    /// Households seeded on the server.
+    pub households: usize,
+    /// Devices.
+    pub devices: usize,
+    /// Households each device edits per round.
+    pub edits: usize,
+    /// Seed for households and edits.
+    pub seed: u64,
+}
+
+/// Panca Lautang, Sidenreng Rappang: 10 villages.
+const KECAMATAN: &str = "73.14.01";
+/// Households per snapshot pack page (the server's page size).
+const PACK_PAGE: usize = 200;
+/// zstd level of the floors: the level the sync bodies use.
+const ZSTD_LEVEL: i32 = 3;
+const KB: u64 = 1024;
+
+/// One `pilar sync --json` run.
+struct SyncRun {
+    summary: Value,
+    start: Instant,
+    end: Instant,
+}
+
+impl SyncRun {
+    fn seconds(&self) -> f64 {
+        (self.end - self.start).as_secs_f64()
+    }
+
+    fn field(&self, name: &str) -> u64 {
+        self.summary[name].as_u64().unwrap_or(0)
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.field("round_trips")
+    }
+}
+
+/// A server, the proxy in front of it and an admin device (which talks to the server directly).
+struct Campaign {
+    server: TestServer,
+    proxy: Proxy,
+    admin: TestDevice,
+    villages: Vec<VillageCode>,
+    /// The server's process id, if found in /proc.
+    pid: Option<u32>,
+}
+
+impl Campaign {
+    fn start() -> Result<Campaign> {
+        // Panics (with the server's log) if the server does not come up; waits on its listening line.
+        let server = TestServer::start();
+        let address: SocketAddr = server
+            .url()
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow!("unexpected server URL {}", server.url()))?
+            .parse()
+            .with_context(|| format!("server address in {}", server.url()))?;
+        let proxy = Proxy::start(address)?;
+        let admin = TestDevice::new();
+        login(&admin, server.url(), "admin", TEST_ADMIN_PASSWORD)?;
+        let district = DistrictCode::parse(KECAMATAN)?;
+        let villages: Vec<VillageCode> = regions().villages_in_district(&district).map(|v| v.code).collect();
+        ensure!(!villages.is_empty(), "kecamatan {KECAMATAN} has no villages in the region table");
+        let pid = server_pid(&server.data_dir());
+        Ok(Campaign { server, proxy, admin, villages, pid })
+    }
+
+    /// An enumerator assigned every village of the kecamatan, logged in through the proxy.
+    fn enumerator(&self, name: &str) -> Result<TestDevice> {
+        let password = format!("sandi-{name}-bench");
+        let out = self.admin.run_with_stdin(
+            &["admin", "user", "add", name, "--role", "enumerator", "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        ensure!(out.status.success(), "creating {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+        let mut args = vec!["admin".to_string(), "assign".into(), name.into()];
+        for v in &self.villages {
+            args.extend(["--village".to_string(), v.to_string()]);
+        }
+        let out = self.admin.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        ensure!(out.status.success(), "assigning {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+        let device = TestDevice::new();
+        login(&device, &self.proxy.url(), name, &password)?;
+        Ok(device)
+    }
+
+    /// Run `pilar sync --json` on `device` and measure it at the proxy and in the server's log.
+    fn measured_sync(&self, device: &TestDevice) -> Result<Measured> {
+        let log_at = self.server.log().len();
+        let cpu = self.cpu();
+        let mark = self.proxy.mark();
+        let run = sync(device.home())?;
+        let traffic = self.proxy.since(mark);
+        let server_cpu = self.cpu().zip(cpu).map(|(after, before)| after.saturating_sub(before));
+        let logged = logged_requests(self.server.log().get(log_at..).unwrap_or_default());
+        let server = logged.iter().map(|r| r.latency).sum();
+        let server_sync = logged.iter().filter(|r| r.path == "/v1/sync").map(|r| r.latency).sum();
+        Ok(Measured { run, traffic, server, server_sync, server_cpu })
+    }
+
+    /// CPU time the server has used so far (user + system).
+    fn cpu(&self) -> Option<Duration> {
+        self.pid.and_then(cpu_time)
+    }
+}
+
+/// One measured `pilar sync`.
+struct Measured {
+    run: SyncRun,
+    traffic: Traffic,
+    /// The server's time on its requests: the sum of their logged latencies.
+    server: Duration,
+    /// Of `server`, the sync requests' (not the pack pages').
+    server_sync: Duration,
+    /// CPU time the server used meanwhile.
+    server_cpu: Option<Duration>,
+}
+
+fn login(device: &TestDevice, url: &str, user: &str, password: &str) -> Result<()> {
+    let out = device.run_with_stdin(&["login", "--server", url, "--user", user], &format!("{password}\n"));
+    ensure!(out.status.success(), "pilar login as {user} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+/// `pilar --home HOME sync --json`; an error unless everything was sent and nothing refused.
+fn sync(home: &Path) -> Result<SyncRun> {
+    let start = Instant::now();
+    let out = Command::new(binary("pilar"))
+        .arg("--home")
+        .arg(home)
+        .args(["sync", "--json"])
+        .env_remove("PILAR_HOME")
+        .env_remove("PILAR_NOW")
+        .output()
+        .context("cannot run pilar sync")?;
+    let end = Instant::now();
+    ensure!(out.status.success(), "pilar sync failed: {}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("pilar sync --json printed {}", String::from_utf8_lossy(&out.stdout)))?;
+    let run = SyncRun { summary, start, end };
+    ensure!(run.field("still_unsent") == 0 && run.field("rejected") == 0, "sync left work behind: {}", run.summary);
+    Ok(run)
+}
+
+fn zstd_size(data: &[u8]) -> Result<u64> {
+    Ok(zstd::bulk::compress(data, ZSTD_LEVEL).context("zstd")?.len() as u64)
+}
+
+/// A device's outbox before it syncs.
+struct Outbox {
+    /// The change bytes, concatenated.
+    bytes: Vec<u8>,
+    /// The change hashes.
+    hashes: Vec<String>,
+    /// A sync request's framing of these changes without the changes: household ids, villages,
+    /// cursors, batch id.
+    framing: SyncRequest,
+}
+
+fn outbox(home: &Path) -> Result<Outbox> {
+    let store = DeviceStore::open(home)?;
+    let changes = store.outbox_to_send()?;
+    let mut push: Vec<PushHousehold> = Vec::new();
+    for c in &changes {
+        if push.last().map(|p| p.household.to_string()) != Some(c.household.clone()) {
+            push.push(PushHousehold {
+                household: c.household.parse().map_err(|_| anyhow!("bad household id {}", c.household))?,
+                village: c.village.clone(),
+                changes: Vec::new(),
+            });
+        }
+    }
+    let framing = SyncRequest { batch: uuid::Uuid::new_v4(), cursors: store.cursors()?, push, max_changes: 5000 };
+    Ok(Outbox {
+        bytes: changes.iter().flat_map(|c| c.bytes.iter().copied()).collect(),
+        hashes: changes.into_iter().map(|c| c.hash).collect(),
+        framing,
+    })
+}
+
+/// Five household answers with valid codes (lighting 1–3, so no electricity check can object).
+fn routine_edits(rng: &mut StdRng) -> Edits {
+    let answers: BTreeMap<String, Option<FieldValue>> = [
+        ("floor_area_m2", rng.random_range(18..=250)),
+        ("roof_material", rng.random_range(1..=8)),
+        ("wall_material", rng.random_range(1..=7)),
+        ("water_source", rng.random_range(1..=11)),
+        ("lighting_source", rng.random_range(1..=3)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), Some(FieldValue::Int(v))))
+    .collect();
+    Edits { answers, ..Edits::default() }
+}
+
+/// Edit `ids` on the device in-process, one save action each.
+fn edit(home: &Path, ids: &[HouseholdId], rng: &mut StdRng) -> Result<()> {
+    let mut store = DeviceStore::open(home)?;
+    let form = FormDefinition::default_dtsen();
+    let now = OffsetDateTime::now_utc();
+    for id in ids {
+        let saved = entry::save(&mut store, form, *id, "edit", &routine_edits(rng), now)
+            .map_err(|e| anyhow!("editing household {id}: {e:?}"))?;
+        ensure!(saved.change.is_some(), "editing household {id} changed nothing");
+    }
+    Ok(())
+}
+
+/// One request as the server logged it (`finished processing request`).
+#[derive(Debug)]
+struct Logged {
+    path: String,
+    end: OffsetDateTime,
+    latency: Duration,
+}
+
+/// The requests in a piece of the server's log (tracing's default format, no colours).
+fn logged_requests(log: &str) -> Vec<Logged> {
+    let mut out = Vec::new();
+    for line in log.lines().filter(|l| l.contains("finished processing request")) {
+        let Some(end) = line.split_whitespace().next().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok()) else {
+            continue;
+        };
+        let path = line.split("path=").nth(1).and_then(|r| r.split(['}', ' ']).next()).unwrap_or_default();
+        let Some(latency) = line.split("latency=").nth(1) else { continue };
+        let mut words = latency.split_whitespace();
+        let (Some(number), Some(unit)) = (words.next().and_then(|n| n.parse::<f64>().ok()), words.next()) else {
+            continue;
+        };
+        let seconds = match unit {
+            "s" => number,
+            "ms" => number / 1e3,
+            "μs" | "us" => number / 1e6,
+            "ns" => number / 1e9,
+            _ => continue,
+        };
+        out.push(Logged { path: path.to_string(), end, latency: Duration::from_secs_f64(seconds) });
+    }
+    out
+}
+
+/// Total `pushed=` of the server's `sync` lines in a piece of its log.
+fn logged_pushed(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(" sync ") && l.contains("pushed="))
+        .filter_map(|l| l.split("pushed=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The time the server spent on sync requests: the union of their [start, end] intervals, and the
+/// sum of their latencies.
+fn server_sync_time(requests: &[Logged]) -> (Duration, Duration, usize) {
+    let mut spans: Vec<(OffsetDateTime, OffsetDateTime)> =
+        requests.iter().filter(|r| r.path == "/v1/sync").map(|r| (r.end - r.latency, r.end)).collect();
+    spans.sort();
+    let count = spans.len();
+    let sum = requests.iter().filter(|r| r.path == "/v1/sync").map(|r| r.latency).sum();
+    let mut union = time::Duration::ZERO;
+    let mut current: Option<(OffsetDateTime, OffsetDateTime)> = None;
+    for (s, e) in spans {
+        current = match current {
+            Some((cs, ce)) if s <= ce => Some((cs, ce.max(e))),
+            Some((cs, ce)) => {
+                union += ce - cs;
+                Some((s, e))
+            }
+            None => Some((s, e)),
+        };
+    }
+    if let Some((cs, ce)) = current {
+        union += ce - cs;
+    }
+    (Duration::try_from(union).unwrap_or_default(), sum, count)
+}
+
+/// The server's PID: our child process running `pilar-server` on this data directory (found in
+/// /proc, since the harness keeps the child handle to itself).
+fn server_pid(data_dir: &Path) -> Option<u32> {
+    let me = std::process::id();
+    let data_dir = data_dir.to_string_lossy().to_string();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the command name in parentheses: state, ppid, ...
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid != Some(me) {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("pilar-server") && cmdline.contains(&data_dir) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// User + system CPU time of a process (/proc/PID/stat fields 14 and 15, in USER_HZ = 100 ticks/s).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// `VmHWM` (peak resident set) and `VmRSS` of a process, in bytes.
+fn memory(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+/// `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let groups: Vec<&str> =
+        digits.as_bytes().rchunks(3).rev().map(|g| std::str::from_utf8(g).unwrap_or_default()).collect();
+    groups.join(",")
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn verdict(pass: Option<bool>) -> &'static str {
+    match pass {
+        Some(true) => "PASS",
+        Some(false) => "MISSED",
+        None => "-",
+    }
+}
+
+/// The concurrent phase.
+struct Concurrent {
+    traffic: Traffic,
+    runs: Vec<SyncRun>,
+    merges: u64,
+    /// First process start to last process exit.
+    wall: Duration,
+    /// Union of the server's sync request intervals, their latency sum, and how many.
+    server_union: Duration,
+    server_sum: Duration,
+    server_requests: usize,
+    /// CPU time the server used during the phase.
+    server_cpu: Option<Duration>,
+}
+
+impl Concurrent {
+    /// Merges per second of wall clock, first process start to last exit.
+    fn rate(&self) -> f64 {
+        self.merges as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// Merges per second of the time the server was handling at least one sync request.
+    fn server_rate(&self) -> f64 {
+        self.merges as f64 / self.server_union.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Where the routine sync's bytes go, for the first device (push only).
+struct RoutineBreakdown {
+    /// The request's framing without the changes (household ids, villages, cursors, batch id),
+    /// encoded as pilar encodes a request.
+    request_framing: u64,
+    /// The response's list of accepted change hashes alone, encoded.
+    accepted_list: u64,
+}
+
+/// Everything measured.
+struct Results {
+    settings: (usize, usize, usize, u64),
+    villages: usize,
+    began: OffsetDateTime,
+    seed: Measured,
+    seed_floor: u64,
+    first_floor: u64,
+    first_rt_limit: u64,
+    first: Vec<Measured>,
+    /// Each device's routine sync with its push floor and full floor (push + pulled changes).
+    routine: Vec<(Measured, u64, u64)>,
+    breakdown: RoutineBreakdown,
+    idle: Vec<Measured>,
+    concurrent: Concurrent,
+    /// The server's memory, if its process was found.
+    memory: Option<ServerMemory>,
+}
+
+/// The server's memory use.
+struct ServerMemory {
+    pid: u32,
+    /// VmHWM (peak resident set) at the end, bytes.
+    peak: u64,
+    /// VmRSS at the end, bytes.
+    rss: u64,
+    /// VmHWM after each phase.
+    steps: Vec<(String, u64)>,
+}
+
+/// Run the whole benchmark and print its tables.
+pub fn run(settings: &Settings) -> Result<()> {
+    let Settings { households: n, devices: k, edits: m, seed } = *settings;
+    ensure!(n > 0 && k > 0 && m > 0 && m <= n, "need households > 0, devices > 0 and 0 < edits ≤ households");
+    let began = OffsetDateTime::now_utc();
+    let campaign = Campaign::start()?;
+    let pid = campaign.pid;
+    let mut peaks: Vec<(String, u64)> = Vec::new();
+    let mut note_peak = |label: &str| {
+        if let Some((hwm, _)) = pid.and_then(memory) {
+            peaks.push((label.to_string(), hwm));
+        }
+    };
+    note_peak("after start");
+    eprintln!(
+        "pilar-bench sync: server {} behind proxy {}; seeding {n} households",
+        campaign.server.url(),
+        campaign.proxy.url()
+    );
+
+    // --- Seed: one enumerator adds N households in-process, then uploads them with `pilar sync`.
+    let seeder = campaign.enumerator("bench.seeder")?;
+    {
+        let mut store = DeviceStore::open(seeder.home())?;
+        let form = FormDefinition::default_dtsen();
+        let now = OffsetDateTime::now_utc();
+        let mut generator = Generator::new(seed);
+        for i in 0..n {
+            let village = &campaign.villages[i % campaign.villages.len()];
+            let h = generator.household(village, i);
+            entry::add_household(&mut store, form, village, h.answers, h.members, now)
+                .map_err(|e| anyhow!("seeding household {i}: {e:?}"))?;
+        }
+    }
+    let seed_outbox = outbox(seeder.home())?;
+    ensure!(seed_outbox.hashes.len() == n, "the seeder's outbox holds {} changes, not {n}", seed_outbox.hashes.len());
+    let seed_floor = zstd_size(&seed_outbox.bytes)?;
+    let seeded = campaign.measured_sync(&seeder)?;
+    ensure!(seeded.run.field("changes_sent") == n as u64, "seed upload sent {}", seeded.run.summary);
+    note_peak("after seed upload");
+
+    // The first-sync floor: every document's save(), as the seeder holds them, compressed together.
+    let store = DeviceStore::open(seeder.home())?;
+    let ids = store.household_villages()?;
+    ensure!(ids.len() == n, "the seeder holds {} households, not {n}", ids.len());
+    let mut documents = Vec::new();
+    let mut per_village: BTreeMap<String, usize> = campaign.villages.iter().map(|v| (v.to_string(), 0)).collect();
+    for (id, village) in &ids {
+        documents.extend(store.load(*id)?.household.save());
+        *per_village.entry(village.clone()).or_default() += 1;
+    }
+    drop(store);
+    let first_floor = zstd_size(&documents)?;
+    let pack_pages: u64 = per_village.values().map(|&c| c.div_ceil(PACK_PAGE).max(1) as u64).sum();
+    let ids: Vec<HouseholdId> = ids.into_iter().map(|(id, _)| id).collect();
+
+    // --- K devices: first sync, one after another.
+    eprintln!("creating {k} devices; first sync of each");
+    let mut devices = Vec::with_capacity(k);
+    for d in 1..=k {
+        devices.push(campaign.enumerator(&format!("bench.enum{d:02}"))?);
+    }
+    let mut first = Vec::with_capacity(k);
+    for device in &devices {
+        let measured = campaign.measured_sync(device)?;
+        ensure!(
+            measured.run.field("households_from_packs") == n as u64,
+            "first sync received {}",
+            measured.run.summary
+        );
+        first.push(measured);
+    }
+    note_peak("after first syncs");
+
+    // --- Routine: every device edits M households offline, then they sync one after another.
+    eprintln!("routine sync: {k} devices edit {m} households each, then sync one after another");
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_ed17);
+    let mut outboxes = Vec::with_capacity(k);
+    for (d, device) in devices.iter().enumerate() {
+        let mine: Vec<HouseholdId> = (0..m).map(|j| ids[(d * m + j) % n]).collect();
+        edit(device.home(), &mine, &mut rng)?;
+        let o = outbox(device.home())?;
+        ensure!(o.hashes.len() == m, "device {} has {} changes to send, not {m}", d + 1, o.hashes.len());
+        outboxes.push(o);
+    }
+    let breakdown = match outboxes.first() {
+        Some(o) => RoutineBreakdown {
+            request_framing: encode(&o.framing).len() as u64,
+            accepted_list: encode(&SyncResponse { accepted: o.hashes.clone(), ..SyncResponse::default() }).len() as u64,
+        },
+        None => RoutineBreakdown { request_framing: 0, accepted_list: 0 },
+    };
+    let mut routine = Vec::with_capacity(k);
+    let mut moved: Vec<u8> = Vec::new();
+    for (device, o) in devices.iter().zip(&outboxes) {
+        // What had to move: this device's changes up, and those of the devices before it down.
+        moved.extend_from_slice(&o.bytes);
+        let push_floor = zstd_size(&o.bytes)?;
+        let full_floor = zstd_size(&moved)?;
+        let measured = campaign.measured_sync(device)?;
+        ensure!(measured.run.field("changes_sent") == m as u64, "routine sync sent {}", measured.run.summary);
+        routine.push((measured, push_floor, full_floor));
+    }
+    // Catch up (not measured), so that every device has everything before the idle sync.
+    for device in &devices {
+        sync(device.home())?;
+    }
+
+    // --- Idle: nothing to send, nothing to receive.
+    let mut idle = Vec::with_capacity(k);
+    for device in &devices {
+        let measured = campaign.measured_sync(device)?;
+        let summary = &measured.run.summary;
+        ensure!(
+            measured.run.field("changes_sent") == 0 && measured.run.field("changes_received") == 0,
+            "the idle sync moved changes: {summary}"
+        );
+        idle.push(measured);
+    }
+    note_peak("after routine and idle syncs");
+
+    // --- Concurrent: every device edits M other households, then all K sync at once.
+    eprintln!("concurrent sync: {k} devices at once, {m} edited households each");
+    for (d, device) in devices.iter().enumerate() {
+        let mine: Vec<HouseholdId> = (0..m).map(|j| ids[(k * m + d * m + j) % n]).collect();
+        edit(device.home(), &mine, &mut rng)?;
+    }
+    let log_at = campaign.server.log().len();
+    let cpu = campaign.cpu();
+    let mark = campaign.proxy.mark();
+    let runs: Vec<Result<SyncRun>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = devices.iter().map(|d| scope.spawn(move || sync(d.home()))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a sync thread panicked")))).collect()
+    });
+    let traffic = campaign.proxy.since(mark);
+    let server_cpu = campaign.cpu().zip(cpu).map(|(after, before)| after.saturating_sub(before));
+    let runs: Vec<SyncRun> = runs.into_iter().collect::<Result<_>>()?;
+    let log = campaign.server.log().get(log_at..).unwrap_or_default().to_string();
+    let merges = (k * m) as u64;
+    let pushed = logged_pushed(&log);
+    ensure!(pushed == merges, "the server logged {pushed} pushed changes, not {merges}");
+    let first_start = runs.iter().map(|r| r.start).min().unwrap_or_else(Instant::now);
+    let last_end = runs.iter().map(|r| r.end).max().unwrap_or(first_start);
+    let (server_union, server_sum, server_requests) = server_sync_time(&logged_requests(&log));
+    note_peak("after concurrent syncs");
+    let memory = pid.and_then(|pid| memory(pid).map(|(peak, rss)| ServerMemory { pid, peak, rss, steps: peaks }));
+
+    let results = Results {
+        settings: (n, k, m, seed),
+        villages: campaign.villages.len(),
+        began,
+        seed: seeded,
+        seed_floor,
+        first_floor,
+        first_rt_limit: pack_pages + 2,
+        first,
+        routine,
+        breakdown,
+        idle,
+        concurrent: Concurrent {
+            traffic,
+            runs,
+            merges,
+            wall: last_end - first_start,
+            server_union,
+            server_sum,
+            server_requests,
+            server_cpu,
+        },
+        memory,
+    };
+    print(&results);
+    Ok(())
+}
+
+/// `1.23`, or `?` when unknown.
+fn secs(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.2}", d.as_secs_f64())).unwrap_or_else(|| "?".into())
+}
+
+fn ratio(bytes: u64, floor: u64) -> f64 {
+    bytes as f64 / floor.max(1) as f64
+}
+
+/// Print the per-device tables, the summary table and the notes.
+fn print(r: &Results) {
+    let (n, k, m, seed) = r.settings;
+    println!(
+        "pilar-bench sync: {n} households (seed {seed}) in {} villages of kecamatan {KECAMATAN}, {k} devices, {m} edits each",
+        r.villages
+    );
+    println!("run started {}", r.began.format(&Rfc3339).unwrap_or_default());
+    println!(
+        "bytes: counted at a TCP proxy on 127.0.0.1 in both directions, HTTP framing included; requests: HTTP request \
+         heads parsed at the proxy (Content-Length/chunked framing); rt: `round_trips` from `pilar sync --json` (pack \
+         pages + sync POSTs); server s: sum of the server's logged latencies for the process's requests; srv cpu: the \
+         server's user+system CPU time meanwhile"
+    );
+    println!();
+    println!(
+        "first sync, per device (floor {} B = zstd-{ZSTD_LEVEL} of all {n} documents' save() concatenated):",
+        thousands(r.first_floor)
+    );
+    println!(
+        "{:>6} {:>10} {:>12} {:>7} {:>4} {:>4} {:>7} {:>8} {:>7}  requests",
+        "device", "up", "down", "×floor", "rt", "conn", "s", "server s", "srv cpu"
+    );
+    for (d, x) in r.first.iter().enumerate() {
+        println!(
+            "{:>6} {:>10} {:>12} {:>7.3} {:>4} {:>4} {:>7.2} {:>8.3} {:>7}  {}",
+            d + 1,
+            thousands(x.traffic.up),
+            thousands(x.traffic.down),
+            ratio(x.traffic.total(), r.first_floor),
+            x.run.round_trips(),
+            x.traffic.connections,
+            x.run.seconds(),
+            x.server.as_secs_f64(),
+            secs(x.server_cpu),
+            x.traffic.requests_text()
+        );
+    }
+    println!();
+    println!(
+        "routine sync after {m} edits per device, in sync order (device d also pulls the changes of devices 1..d-1; \
+         full floor = zstd of the changes pushed and pulled):"
+    );
+    println!(
+        "{:>6} {:>8} {:>8} {:>10} {:>10} {:>7} {:>4} {:>6} {:>8} {:>7}  requests",
+        "device", "up", "down", "push floor", "full floor", "×full", "rt", "s", "server s", "srv cpu"
+    );
+    for (d, (x, push_floor, full_floor)) in r.routine.iter().enumerate() {
+        println!(
+            "{:>6} {:>8} {:>8} {:>10} {:>10} {:>7.3} {:>4} {:>6.2} {:>8.3} {:>7}  {}",
+            d + 1,
+            thousands(x.traffic.up),
+            thousands(x.traffic.down),
+            thousands(*push_floor),
+            thousands(*full_floor),
+            ratio(x.traffic.total(), *full_floor),
+            x.run.round_trips(),
+            x.run.seconds(),
+            x.server.as_secs_f64(),
+            secs(x.server_cpu),
+            x.traffic.requests_text()
+        );
+    }
+    println!();
+    println!("idle sync, per device:");
+    println!(
+        "{:>6} {:>5} {:>5} {:>6} {:>4} {:>6} {:>8} {:>7}  requests",
+        "device", "up", "down", "total", "rt", "s", "server s", "srv cpu"
+    );
+    for (d, x) in r.idle.iter().enumerate() {
+        println!(
+            "{:>6} {:>5} {:>5} {:>6} {:>4} {:>6.3} {:>8.3} {:>7}  {}",
+            d + 1,
+            x.traffic.up,
+            x.traffic.down,
+            x.traffic.total(),
+            x.run.round_trips(),
+            x.run.seconds(),
+            x.server.as_secs_f64(),
+            secs(x.server_cpu),
+            x.traffic.requests_text()
+        );
+    }
+
+    let rows = summary_rows(r);
+    println!();
+    println!(
+        "{:<40} {:>9} {:>9} {:>9} {:>9} {:>6} {:>17} {:>3} {:>6} {:>6}  requests",
+        "phase", "up", "down", "total", "floor", "×floor", "target", "rt", "s", "result"
+    );
+    for row in &rows {
+        println!(
+            "{:<40} {:>9} {:>9} {:>9} {:>9} {:>6} {:>17} {:>3} {:>6.2} {:>6}  {}",
+            row.phase,
+            thousands(row.traffic.up),
+            thousands(row.traffic.down),
+            thousands(row.traffic.total()),
+            row.floor.map(thousands).unwrap_or_else(|| "-".into()),
+            row.floor.map(|f| format!("{:.3}", ratio(row.traffic.total(), f))).unwrap_or_else(|| "-".into()),
+            row.target,
+            row.round_trips,
+            row.seconds,
+            verdict(row.pass),
+            row.traffic.requests_text()
+        );
+    }
+    println!();
+    let seed = &r.seed;
+    println!(
+        "seed upload: {n} new households in {:.2} s wall = {:.0} merges/s (process start and the empty pack pages \
+         included); the server's time on the upload's sync request {:.3} s = {:.0} merges/s; server CPU {} s",
+        seed.run.seconds(),
+        n as f64 / seed.run.seconds(),
+        seed.server_sync.as_secs_f64(),
+        n as f64 / seed.server_sync.as_secs_f64().max(1e-9),
+        secs(seed.server_cpu),
+    );
+    if let Some((x, push_floor, _)) = r.routine.first() {
+        let (up_head, down_head) = x.traffic.heads();
+        let b = &r.breakdown;
+        println!(
+            "routine push, device 1: up {} B = HTTP head {up_head} + body {} (changes' floor {}; ids, villages, \
+             cursors and batch id alone encode to {}); down {} B = HTTP head {down_head} + body {} (the list of {m} \
+             accepted change hashes alone encodes to {})",
+            thousands(x.traffic.up),
+            thousands(x.traffic.up - up_head),
+            thousands(*push_floor),
+            thousands(b.request_framing),
+            thousands(x.traffic.down),
+            thousands(x.traffic.down - down_head),
+            thousands(b.accepted_list)
+        );
+    }
+    if let Some(x) = r.idle.iter().max_by_key(|x| x.traffic.total()) {
+        let (up_head, down_head) = x.traffic.heads();
+        println!(
+            "idle sync: {} B = HTTP heads {} (up {up_head}, down {down_head}) + bodies {}; token refresh requests: {}",
+            x.traffic.total(),
+            up_head + down_head,
+            x.traffic.total() - up_head - down_head,
+            x.traffic.count("refresh")
+        );
+    }
+    let routine_server: Duration = r.routine.iter().map(|(x, _, _)| x.server_sync).sum();
+    println!(
+        "routine, one device at a time: {} merges in {:.3} s of the server's sync request time = {:.0} merges/s \
+         server-side without contention (pulls included)",
+        r.routine.len() * m,
+        routine_server.as_secs_f64(),
+        (r.routine.len() * m) as f64 / routine_server.as_secs_f64().max(1e-9)
+    );
+    let c = &r.concurrent;
+    println!(
+        "concurrent: {} merges in {:.2} s wall, first process start to last exit = {:.0} merges/s (target ≥ 1,000: \
+         {}); the server's {} sync requests spanned {:.3} s (union of their logged intervals; latency sum {:.3} s) \
+         = {:.0} merges/s server-side; server CPU {} s; seconds per device process: {}",
+        c.merges,
+        c.wall.as_secs_f64(),
+        c.rate(),
+        verdict(Some(c.rate() >= 1000.0)),
+        c.server_requests,
+        c.server_union.as_secs_f64(),
+        c.server_sum.as_secs_f64(),
+        c.server_rate(),
+        secs(c.server_cpu),
+        c.runs.iter().map(|x| format!("{:.2}", x.seconds())).collect::<Vec<_>>().join(" ")
+    );
+    match &r.memory {
+        Some(ServerMemory { pid, peak, rss, steps }) => {
+            let steps: Vec<String> = steps.iter().map(|(label, b)| format!("{label} {}", mib(*b))).collect();
+            println!(
+                "server (pid {pid}) peak memory: VmHWM {} (VmRSS at the end {}); VmHWM {}",
+                mib(*peak),
+                mib(*rss),
+                steps.join(", ")
+            );
+        }
+        None => println!("server peak memory: the server's process was not found in /proc"),
+    }
+    let missed: Vec<&str> = rows.iter().filter(|row| row.pass == Some(false)).map(|row| row.phase.as_str()).collect();
+    if missed.is_empty() {
+        println!("all targets met");
+    } else {
+        println!("targets MISSED: {}", missed.join("; "));
+    }
+}
+
+/// One line of the summary table.
+struct Row {
+    phase: String,
+    traffic: Traffic,
+    floor: Option<u64>,
+    target: String,
+    pass: Option<bool>,
+    round_trips: u64,
+    seconds: f64,
+}
+
+fn summary_rows(r: &Results) -> Vec<Row> {
+    let (n, k, m, _) = r.settings;
+    let mut rows = vec![Row {
+        phase: format!("seed upload ({n} new households)"),
+        traffic: r.seed.traffic.clone(),
+        floor: Some(r.seed_floor),
+        target: "side figure".into(),
+        pass: None,
+        round_trips: r.seed.run.round_trips(),
+        seconds: r.seed.run.seconds(),
+    }];
+    let first_row = |phase: String, x: &Measured| Row {
+        phase,
+        traffic: x.traffic.clone(),
+        floor: Some(r.first_floor),
+        target: format!("≤1.3×, rt≤{}", r.first_rt_limit),
+        pass: Some(ratio(x.traffic.total(), r.first_floor) <= 1.3 && x.run.round_trips() <= r.first_rt_limit),
+        round_trips: x.run.round_trips(),
+        seconds: x.run.seconds(),
+    };
+    if let Some(x) = r.first.first() {
+        rows.push(first_row("first sync, device 1".into(), x));
+    }
+    if let Some(x) = r.first.iter().max_by_key(|x| x.traffic.total()) {
+        rows.push(first_row(format!("first sync, largest of {k}"), x));
+    }
+    let routine_row = |phase: String, x: &Measured, floor: u64| Row {
+        phase,
+        traffic: x.traffic.clone(),
+        floor: Some(floor),
+        target: "≤1.5×+1KB, 1 sync".into(),
+        pass: Some(
+            x.traffic.total() as f64 <= 1.5 * floor as f64 + KB as f64
+                && x.traffic.count("sync") == 1
+                && x.run.round_trips() == 1,
+        ),
+        round_trips: x.run.round_trips(),
+        seconds: x.run.seconds(),
+    };
+    if let Some((x, push_floor, _)) = r.routine.first() {
+        rows.push(routine_row(format!("routine, push only ({m} edits, dev 1)"), x, *push_floor));
+    }
+    // Devices 2..K also pull the changes of the devices that synced before them.
+    let worst = r
+        .routine
+        .iter()
+        .enumerate()
+        .skip(1)
+        .max_by(|(_, a), (_, b)| ratio(a.0.traffic.total(), a.2).total_cmp(&ratio(b.0.traffic.total(), b.2)));
+    if let Some((d, (x, _, full_floor))) = worst {
+        rows.push(routine_row(format!("routine, with pulls (worst: device {})", d + 1), x, *full_floor));
+    }
+    if let Some((x, _, full_floor)) = r.routine.last().filter(|_| k > 1 && worst.map(|(d, _)| d + 1) != Some(k)) {
+        rows.push(routine_row(format!("routine, with pulls (device {k})"), x, *full_floor));
+    }
+    if let Some(x) = r.idle.iter().max_by_key(|x| x.traffic.total()) {
+        rows.push(Row {
+            phase: format!("idle sync (largest of {k})"),
+            traffic: x.traffic.clone(),
+            floor: None,
+            target: "<1KB".into(),
+            pass: Some(x.traffic.total() < KB),
+            round_trips: x.run.round_trips(),
+            seconds: x.run.seconds(),
+        });
+    }
+    let c = &r.concurrent;
+    rows.push(Row {
+        phase: format!("{k} concurrent syncs, wall ({} merges)", c.merges),
+        traffic: c.traffic.clone(),
+        floor: None,
+        target: "≥1000 merges/s".into(),
+        pass: Some(c.rate() >= 1000.0),
+        round_trips: c.runs.iter().map(SyncRun::round_trips).sum(),
+        seconds: c.wall.as_secs_f64(),
+    });
+    rows.push(Row {
+        phase: format!("{k} concurrent syncs, server-side"),
+        traffic: c.traffic.clone(),
+        floor: None,
+        target: "≥1000 merges/s".into(),
+        pass: Some(c.server_rate() >= 1000.0),
+        round_trips: c.runs.iter().map(SyncRun::round_trips).sum(),
+        seconds: c.server_union.as_secs_f64(),
+    });
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+2026-11-22T13:33:36.100000Z  INFO request{method=POST path=/v1/sync}: pilar_server::routes::sync: sync device=d pushed=100 response_bytes=9\n\
+2026-11-22T13:33:36.100500Z  INFO request{method=POST path=/v1/sync}: tower_http::trace::on_response: finished processing request latency=100 ms status=200\n\
+2026-11-22T13:33:36.150000Z  INFO request{method=POST path=/v1/sync}: tower_http::trace::on_response: finished processing request latency=100 ms status=200\n\
+2026-11-22T13:33:36.299541Z  INFO request{method=GET path=/health}: tower_http::trace::on_response: finished processing request latency=0 ms status=200\n";
+
+    #[test]
+    fn server_log_lines_give_paths_latencies_and_busy_time() {
+        let requests = logged_requests(LOG);
+        assert_eq!(requests.len(), 3);
+        assert_eq!(requests[0].path, "/v1/sync");
+        assert_eq!(requests[2].path, "/health");
+        let (union, sum, count) = server_sync_time(&requests);
+        assert_eq!(count, 2);
+        assert_eq!(sum, Duration::from_millis(200));
+        // [0.0005, 0.1005] and [0.05, 0.15] overlap: 0.1495 s busy.
+        assert_eq!(union, Duration::from_micros(149_500));
+        assert_eq!(logged_pushed(LOG), 100);
+    }
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}
