@@ -79,7 +79,13 @@ impl TestDevice {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("run pilar");
         let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(input.as_bytes()).expect("write stdin");
+        // A command may finish (e.g. refused by the server) before it reads its input; then the
+        // pipe is closed and its exit status and output tell the story.
+        if let Err(e) = stdin.write_all(input.as_bytes())
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            panic!("write stdin: {e}");
+        }
         drop(stdin);
         child.wait_with_output().expect("wait for pilar")
     }
