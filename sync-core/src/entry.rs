@@ -304,7 +304,7 @@ pub fn add_household(
     let touched = Touched { everything: true, ..Touched::default() };
     // Nothing is stored until the new household passes validation.
     let warnings = split(validate_after(form, &household.state(), None, &touched, now.date()))?;
-    store.save_local(&household, village.as_str(), &saved, "create", now)?;
+    store.save_local(&household, village.as_str(), &saved, crate::model::CREATE_ACTION, now)?;
     let members_added = edits.add_members.iter().map(|(id, _)| *id).collect();
     Ok(Saved { household: id, change: Some(saved.hash.to_string()), warnings, members_added, visit: None })
 }

@@ -31,6 +31,9 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// The action name of a household's first save; a device sends the village with it.
+pub const CREATE_ACTION: &str = "create";
+
 /// Version of the document layout above; bumped only with a migration.
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -256,7 +259,7 @@ impl Household {
             tx.put_object(ROOT, key, ObjType::Map)?;
         }
         edit::write(&mut tx, id, editor, edits)?;
-        let (hash, _) = tx.commit_with(edit::commit_options(editor, "create"));
+        let (hash, _) = tx.commit_with(edit::commit_options(editor, CREATE_ACTION));
         let hash = hash.ok_or_else(|| ModelError::Layout { household: id, detail: "empty create".into() })?;
         let household = Household { id, doc };
         let saved = household.saved(hash)?;

@@ -24,8 +24,15 @@ use time::OffsetDateTime;
 /// File name of the store inside a device's home directory.
 pub const DB_FILE: &str = "pilar.db";
 
-/// Schema version written at creation; opening a store with another version is refused.
-const SCHEMA_VERSION: i64 = 1;
+/// Schema version written at creation; older stores are upgraded by [`UPGRADES`] on open, newer
+/// ones refused rather than misread.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Upgrades from each older version to the next, in order (index 0 upgrades version 1 to 2).
+const UPGRADES: [&str; 1] = [
+    // 2: outbox rows remember the sync batch they went out in; a response acknowledges the batch.
+    "ALTER TABLE outbox ADD COLUMN batch TEXT; CREATE INDEX outbox_batch ON outbox (batch);",
+];
 
 const SCHEMA: &str = r#"
 CREATE TABLE device (
@@ -70,9 +77,11 @@ CREATE TABLE outbox (
     change BLOB NOT NULL,
     action TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    rejected_reason TEXT
+    rejected_reason TEXT,
+    batch TEXT
 );
 CREATE INDEX outbox_household ON outbox (household_id);
+CREATE INDEX outbox_batch ON outbox (batch);
 CREATE TABLE cursors (village TEXT PRIMARY KEY, cursor INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE access_token (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, expires_at INTEGER NOT NULL);
 CREATE TABLE sync_state (id INTEGER PRIMARY KEY CHECK (id = 1), batch TEXT);
@@ -200,11 +209,18 @@ impl DeviceStore {
         if !path.exists() {
             return Err(StoreError::NotInitialised(home.to_path_buf()));
         }
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         configure(&conn)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version != SCHEMA_VERSION {
+        if !(1..=SCHEMA_VERSION).contains(&version) {
             return Err(StoreError::SchemaVersion { found: version });
+        }
+        for (index, upgrade) in UPGRADES.iter().enumerate().skip((version - 1) as usize) {
+            // Each upgrade commits with its version number, so a crash leaves a store that opens.
+            let tx = conn.transaction()?;
+            tx.execute_batch(upgrade)?;
+            tx.pragma_update(None, "user_version", index as i64 + 2)?;
+            tx.commit()?;
         }
         let identity = conn
             .query_row("SELECT device_id, user_name, form FROM device WHERE id = 1", [], |r| {

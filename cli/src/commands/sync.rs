@@ -79,7 +79,8 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 download_packs(&mut client, &mut store, &village, &mut summary)?;
             }
         }
-        let request = sync::build_request(&mut store, &full, uuid::Uuid::new_v4(), PAGE_CHANGES)?;
+        let fresh = uuid::Uuid::new_v4();
+        let request = sync::build_request(&mut store, &full, fresh, PAGE_CHANGES)?;
         let body = sync::encode(&request);
         summary.bytes_sent += body.len();
         summary.changes_sent += request.push.iter().map(|p| p.changes.len()).sum::<usize>();
@@ -106,7 +107,10 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         summary.villages_added.extend(outcome.villages_added.iter().cloned());
         summary.villages_removed.extend(outcome.villages_removed.iter().cloned());
         full = outcome.need_full.clone();
-        if !outcome.has_more && full.is_empty() && outcome.villages_added.is_empty() {
+        // A retried batch carries only what went out before its response was lost; work saved
+        // since then goes in the next batch of this same sync.
+        let saved_since = request.batch != fresh && store.outbox()?.iter().any(|e| e.rejected_reason.is_none());
+        if !outcome.has_more && full.is_empty() && outcome.villages_added.is_empty() && !saved_since {
             break;
         }
     }

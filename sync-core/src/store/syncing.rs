@@ -20,15 +20,20 @@ pub struct OutgoingChange {
     pub hash: String,
     /// The encoded change.
     pub bytes: Vec<u8>,
+    /// The save action that made it (`create` for a new household's first change).
+    pub action: String,
 }
 
 /// Everything one sync response changes on the device, committed together.
 #[derive(Default)]
 pub struct SyncCommit<'a> {
-    /// Outbox hashes the server acknowledged: deleted.
-    pub acked: Vec<String>,
-    /// Outbox hashes the server refused, with the reason: kept and marked.
+    /// The batch the response answers: its outbox rows are acknowledged (deleted), except those of
+    /// households in `rejected` and `resend`.
+    pub batch: Option<Uuid>,
+    /// Households the server refused, with the reason: their rows in the batch are kept, marked.
     pub rejected: Vec<(String, String)>,
+    /// Households the server wants again in full: their rows stay for the next batch.
+    pub resend: Vec<String>,
     /// Households changed by received changes (document and village).
     pub households: Vec<(&'a Household, &'a str)>,
     /// New cursors per village.
@@ -47,13 +52,21 @@ impl DeviceStore {
         Ok(text.flatten().and_then(|t| t.parse().ok()))
     }
 
-    /// Remember the batch id of a request about to be sent.
-    pub fn set_pending_batch(&mut self, batch: Uuid) -> Result<(), StoreError> {
-        self.conn.execute(
+    /// The batch to send next: the pending one when its response was lost (a retry must carry
+    /// exactly its changes so the server replays it), else `fresh`, which takes every outbox row
+    /// not yet refused. Recorded before anything is sent.
+    pub fn start_batch(&mut self, fresh: Uuid) -> Result<Uuid, StoreError> {
+        if let Some(pending) = self.pending_batch()? {
+            return Ok(pending);
+        }
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "INSERT INTO sync_state (id, batch) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET batch = excluded.batch",
-            params![batch.to_string()],
+            params![fresh.to_string()],
         )?;
-        Ok(())
+        tx.execute("UPDATE outbox SET batch = ?1 WHERE rejected_reason IS NULL", params![fresh.to_string()])?;
+        tx.commit()?;
+        Ok(fresh)
     }
 
     /// All cursors, per village.
@@ -78,14 +91,21 @@ impl DeviceStore {
             .optional()?)
     }
 
-    /// The outbox rows to send, oldest first, rejected ones left out.
-    pub fn outbox_to_send(&self) -> Result<Vec<OutgoingChange>, StoreError> {
+    /// The outbox rows that went into `batch`, oldest first.
+    pub fn batch_changes(&self, batch: Uuid) -> Result<Vec<OutgoingChange>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT o.household_id, h.village, o.hash, o.change FROM outbox o JOIN households h ON h.id = o.household_id
-             WHERE o.rejected_reason IS NULL ORDER BY o.seq",
+            "SELECT o.household_id, h.village, o.hash, o.change, o.action
+             FROM outbox o JOIN households h ON h.id = o.household_id
+             WHERE o.batch = ?1 ORDER BY o.seq",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(OutgoingChange { household: r.get(0)?, village: r.get(1)?, hash: r.get(2)?, bytes: r.get(3)? })
+        let rows = stmt.query_map(params![batch.to_string()], |r| {
+            Ok(OutgoingChange {
+                household: r.get(0)?,
+                village: r.get(1)?,
+                hash: r.get(2)?,
+                bytes: r.get(3)?,
+                action: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -93,11 +113,20 @@ impl DeviceStore {
     /// Commit one sync response (or pack page) in one transaction.
     pub fn commit_sync(&mut self, commit: &SyncCommit<'_>, now: OffsetDateTime) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        for hash in &commit.acked {
-            tx.execute("DELETE FROM outbox WHERE hash = ?1", params![hash])?;
-        }
-        for (hash, reason) in &commit.rejected {
-            tx.execute("UPDATE outbox SET rejected_reason = ?2 WHERE hash = ?1", params![hash, reason])?;
+        if let Some(batch) = commit.batch.map(|b| b.to_string()) {
+            for (household, reason) in &commit.rejected {
+                tx.execute(
+                    "UPDATE outbox SET rejected_reason = ?3, batch = NULL WHERE batch = ?1 AND household_id = ?2",
+                    params![batch, household, reason],
+                )?;
+            }
+            for household in &commit.resend {
+                tx.execute(
+                    "UPDATE outbox SET batch = NULL WHERE batch = ?1 AND household_id = ?2",
+                    params![batch, household],
+                )?;
+            }
+            tx.execute("DELETE FROM outbox WHERE batch = ?1", params![batch])?;
         }
         for (household, village) in &commit.households {
             upsert(&tx, household, &household.state(), village, now)?;

@@ -2,7 +2,7 @@
 //! one transaction. The caller moves the bytes and loops while there is more.
 
 use super::wire::{PackPage, PushHousehold, SyncRequest, SyncResponse};
-use crate::model::{Household, HouseholdId, ModelError};
+use crate::model::{CREATE_ACTION, Household, HouseholdId, ModelError};
 use crate::store::{DeviceStore, StoreError, SyncCommit};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
@@ -53,43 +53,43 @@ pub struct PackProgress {
     pub next_after: Option<HouseholdId>,
 }
 
-/// Build the next request: the outbox (households in `full` sent with their whole history), the
-/// cursors of villages that have finished their pack, and the batch id (`fresh_batch` unless an
-/// earlier request's response was lost, whose id is reused so the server replays it).
+/// Build the next request: the batch's outbox rows (households in `full` sent with their whole
+/// history), the cursors of villages that have finished their pack, and the batch id. The batch is
+/// `fresh_batch` with every unrefused outbox row, unless an earlier request's response was lost:
+/// then its id and exactly its rows go again, so the server replays its answer and the answer
+/// acknowledges exactly what it names.
 pub fn build_request(
     store: &mut DeviceStore,
     full: &[HouseholdId],
     fresh_batch: Uuid,
     max_changes: u32,
 ) -> Result<SyncRequest, ClientError> {
-    let batch = match store.pending_batch()? {
-        Some(b) => b,
-        None => {
-            store.set_pending_batch(fresh_batch)?;
-            fresh_batch
-        }
-    };
+    let batch = store.start_batch(fresh_batch)?;
     let mut push: Vec<PushHousehold> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let full_set: BTreeSet<String> = full.iter().map(|h| h.to_string()).collect();
-    for crate::store::OutgoingChange { household, village, bytes, .. } in store.outbox_to_send()? {
+    for crate::store::OutgoingChange { household, village, bytes, action, .. } in store.batch_changes(batch)? {
         if full_set.contains(&household) {
             continue;
         }
         let i = *index.entry(household.clone()).or_insert_with(|| {
             push.push(PushHousehold {
                 household: household.parse().unwrap_or(HouseholdId(Uuid::nil())),
-                village,
+                village: None,
                 changes: Vec::new(),
             });
             push.len() - 1
         });
+        // The server needs the village only to file a household it has never seen.
+        if action == CREATE_ACTION {
+            push[i].village = Some(village);
+        }
         push[i].changes.push(ByteBuf::from(bytes));
     }
     for id in full {
         let stored = store.load(*id)?;
         let changes = stored.household.changes_since(&[]).into_iter().map(ByteBuf::from).collect();
-        push.push(PushHousehold { household: *id, village: stored.village, changes });
+        push.push(PushHousehold { household: *id, village: Some(stored.village), changes });
     }
     let villages: BTreeSet<String> = store.villages()?.into_iter().collect();
     let cursors = store.cursors()?.into_iter().filter(|(v, _)| villages.contains(v)).collect();
@@ -104,19 +104,19 @@ pub fn apply_response(
     response: &SyncResponse,
     now: OffsetDateTime,
 ) -> Result<SyncOutcome, ClientError> {
-    let mut outcome = SyncOutcome {
-        acknowledged: response.accepted.len(),
-        need_full: response.need_full.clone(),
-        has_more: response.has_more,
-        ..SyncOutcome::default()
-    };
-    let mut rejected = Vec::new();
-    for r in &response.rejected {
-        for hash in &r.changes {
-            rejected.push((hash.clone(), format!("{}: {}", r.code, r.reason)));
+    let mut outcome =
+        SyncOutcome { need_full: response.need_full.clone(), has_more: response.has_more, ..SyncOutcome::default() };
+    let rejected: Vec<(String, String)> =
+        response.rejected.iter().map(|r| (r.household.to_string(), format!("{}: {}", r.code, r.reason))).collect();
+    let refused: BTreeSet<HouseholdId> = response.rejected.iter().map(|r| r.household).collect();
+    let resend: BTreeSet<HouseholdId> = response.need_full.iter().copied().collect();
+    for push in &request.push {
+        if refused.contains(&push.household) {
+            outcome.rejected += push.changes.len();
+        } else if !resend.contains(&push.household) {
+            outcome.acknowledged += push.changes.len();
         }
     }
-    outcome.rejected = rejected.len();
     let mut changed: Vec<(Household, String)> = Vec::new();
     for pull in &response.pull {
         let changes: Vec<Vec<u8>> = pull.changes.iter().map(|c| c.to_vec()).collect();
@@ -139,8 +139,9 @@ pub fn apply_response(
         .map(|(v, c)| (v.clone(), *c))
         .collect();
     let commit = SyncCommit {
-        acked: response.accepted.clone(),
+        batch: Some(request.batch),
         rejected,
+        resend: resend.iter().map(|h| h.to_string()).collect(),
         households: changed.iter().map(|(h, v)| (h, v.as_str())).collect(),
         cursors,
         villages: Some(response.villages.clone()),

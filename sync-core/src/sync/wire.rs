@@ -67,20 +67,28 @@ pub struct SyncRequest {
 pub struct PushHousehold {
     /// The household.
     pub household: HouseholdId,
-    /// Its village, as the device files it (used by the server only for a new household).
-    pub village: String,
+    /// Its village, sent only while the household's creation is unacknowledged: the server files
+    /// a new household under it and ignores it otherwise (it owns the village of known ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub village: Option<String>,
     /// Encoded Automerge changes.
     pub changes: Vec<ByteBuf>,
 }
 
 /// What the server did with a request, and what the device lacks.
+///
+/// The response acknowledges the request's batch as a whole: every pushed change is durably
+/// stored (or was already known) except those of households listed in `rejected` or `need_full`.
+/// Listing each change hash would cost 64 bytes per change on a 2G link; the device instead
+/// remembers which outbox rows went into the batch (a retry resends exactly those).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SyncResponse {
-    /// Hashes of pushed changes now durably stored (or already known): drop them from the outbox.
-    pub accepted: Vec<String>,
+    /// How many pushed changes are now stored (or already known): a count for the summary.
+    pub acknowledged: u32,
     /// Pushed households refused, with the reason; their changes were stored nowhere.
     pub rejected: Vec<Rejection>,
-    /// Households whose pushed changes depend on history the server lacks: send all their changes.
+    /// Households whose pushed changes depend on history the server lacks (or that are new to the
+    /// server but came without a village): send all their changes, with the village.
     pub need_full: Vec<HouseholdId>,
     /// Changes the device lacks in its villages, by household, in feed order.
     pub pull: Vec<PullHousehold>,
@@ -95,10 +103,8 @@ pub struct SyncResponse {
 /// A pushed household the server refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rejection {
-    /// The household.
+    /// The household: all of its changes in the request are refused.
     pub household: HouseholdId,
-    /// The refused change hashes (all of the household's changes in the request).
-    pub changes: Vec<String>,
     /// Stable code: `foreign_actor`, `out_of_scope`, `review_forbidden`, `invalid_value`, ...
     pub code: String,
     /// Lowercase sentence for the person at the device.

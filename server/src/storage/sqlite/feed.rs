@@ -98,23 +98,19 @@ pub(super) fn sync(
     let mut response = SyncResponse { villages: caller.active.clone(), ..SyncResponse::default() };
     let received_at = super::stored_time(now);
     for push in &request.push {
-        let hashes: Vec<String> = push
-            .changes
-            .iter()
-            .map(|c| automerge::Change::from_bytes(c.to_vec()).map(|c| c.hash().to_string()).unwrap_or_default())
-            .collect();
         let reject = |response: &mut SyncResponse, code: &str, reason: String| {
-            response.rejected.push(Rejection {
-                household: push.household,
-                changes: hashes.clone(),
-                code: code.into(),
-                reason,
-            });
+            response.rejected.push(Rejection { household: push.household, code: code.into(), reason });
         };
         let existing = load(tx, push.household, caller)?;
-        let village = match &existing {
-            Some((_, v)) => v.clone(),
-            None => push.village.clone(),
+        let village = match (&existing, &push.village) {
+            (Some((_, v)), _) => v.clone(),
+            (None, Some(v)) => v.clone(),
+            // New to the server but sent without its village: the device believes the server has
+            // it (say, after a restore); the full resend carries the village.
+            (None, None) => {
+                response.need_full.push(push.household);
+                continue;
+            }
         };
         // Pending work in a village whose assignment ended (new households included: the device
         // made them while it held the assignment) is still accepted; nothing is sent back.
@@ -165,9 +161,9 @@ pub(super) fn sync(
                          updated_seq = excluded.updated_seq, updated_at = excluded.updated_at",
                     params![push.household.to_string(), village, admitted.household.save(), heads, seq, received_at],
                 )?;
-                response.accepted.extend(hashes);
+                response.acknowledged += push.changes.len() as u32;
             }
-            Verdict::AlreadyKnown => response.accepted.extend(hashes),
+            Verdict::AlreadyKnown => response.acknowledged += push.changes.len() as u32,
             Verdict::NeedFull => response.need_full.push(push.household),
             Verdict::Reject { code, reason } => reject(&mut response, code, reason),
         }

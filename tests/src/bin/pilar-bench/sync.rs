@@ -22,7 +22,7 @@ use sync_core::form::FormDefinition;
 use sync_core::ids::{DistrictCode, VillageCode, regions};
 use sync_core::model::{Edits, HouseholdId};
 use sync_core::store::DeviceStore;
-use sync_core::sync::{PushHousehold, SyncRequest, SyncResponse, encode};
+use sync_core::sync::{SyncRequest, encode};
 use sync_core::value::FieldValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -183,32 +183,27 @@ fn zstd_size(data: &[u8]) -> Result<u64> {
 struct Outbox {
     /// The change bytes, concatenated.
     bytes: Vec<u8>,
-    /// The change hashes.
-    hashes: Vec<String>,
-    /// A sync request's framing of these changes without the changes: household ids, villages,
-    /// cursors, batch id.
+    /// How many changes.
+    count: usize,
+    /// The sync request's framing of these changes without the changes: household ids, villages
+    /// of new households, cursors, batch id.
     framing: SyncRequest,
 }
 
+/// The device's next request, built as `pilar sync` builds it. Building it records the batch as
+/// pending, so the measured `pilar sync` sends this very batch.
 fn outbox(home: &Path) -> Result<Outbox> {
-    let store = DeviceStore::open(home)?;
-    let changes = store.outbox_to_send()?;
-    let mut push: Vec<PushHousehold> = Vec::new();
-    for c in &changes {
-        if push.last().map(|p| p.household.to_string()) != Some(c.household.clone()) {
-            push.push(PushHousehold {
-                household: c.household.parse().map_err(|_| anyhow!("bad household id {}", c.household))?,
-                village: c.village.clone(),
-                changes: Vec::new(),
-            });
+    let mut store = DeviceStore::open(home)?;
+    let mut framing = sync_core::sync::build_request(&mut store, &[], uuid::Uuid::new_v4(), 5000)?;
+    let mut bytes = Vec::new();
+    let mut count = 0;
+    for push in &mut framing.push {
+        count += push.changes.len();
+        for change in push.changes.drain(..) {
+            bytes.extend_from_slice(&change);
         }
     }
-    let framing = SyncRequest { batch: uuid::Uuid::new_v4(), cursors: store.cursors()?, push, max_changes: 5000 };
-    Ok(Outbox {
-        bytes: changes.iter().flat_map(|c| c.bytes.iter().copied()).collect(),
-        hashes: changes.into_iter().map(|c| c.hash).collect(),
-        framing,
-    })
+    Ok(Outbox { bytes, count, framing })
 }
 
 /// Five household answers with valid codes (lighting 1–3, so no electricity check can object).
@@ -399,8 +394,6 @@ struct RoutineBreakdown {
     /// The request's framing without the changes (household ids, villages, cursors, batch id),
     /// encoded as pilar encodes a request.
     request_framing: u64,
-    /// The response's list of accepted change hashes alone, encoded.
-    accepted_list: u64,
 }
 
 /// Everything measured.
@@ -468,7 +461,7 @@ pub fn run(settings: &Settings) -> Result<()> {
         }
     }
     let seed_outbox = outbox(seeder.home())?;
-    ensure!(seed_outbox.hashes.len() == n, "the seeder's outbox holds {} changes, not {n}", seed_outbox.hashes.len());
+    ensure!(seed_outbox.count == n, "the seeder's outbox holds {} changes, not {n}", seed_outbox.count);
     let seed_floor = zstd_size(&seed_outbox.bytes)?;
     let seeded = campaign.measured_sync(&seeder)?;
     ensure!(seeded.run.field("changes_sent") == n as u64, "seed upload sent {}", seeded.run.summary);
@@ -515,15 +508,12 @@ pub fn run(settings: &Settings) -> Result<()> {
         let mine: Vec<HouseholdId> = (0..m).map(|j| ids[(d * m + j) % n]).collect();
         edit(device.home(), &mine, &mut rng)?;
         let o = outbox(device.home())?;
-        ensure!(o.hashes.len() == m, "device {} has {} changes to send, not {m}", d + 1, o.hashes.len());
+        ensure!(o.count == m, "device {} has {} changes to send, not {m}", d + 1, o.count);
         outboxes.push(o);
     }
     let breakdown = match outboxes.first() {
-        Some(o) => RoutineBreakdown {
-            request_framing: encode(&o.framing).len() as u64,
-            accepted_list: encode(&SyncResponse { accepted: o.hashes.clone(), ..SyncResponse::default() }).len() as u64,
-        },
-        None => RoutineBreakdown { request_framing: 0, accepted_list: 0 },
+        Some(o) => RoutineBreakdown { request_framing: encode(&o.framing).len() as u64 },
+        None => RoutineBreakdown { request_framing: 0 },
     };
     let mut routine = Vec::with_capacity(k);
     let mut moved: Vec<u8> = Vec::new();
@@ -739,15 +729,13 @@ fn print(r: &Results) {
         let b = &r.breakdown;
         println!(
             "routine push, device 1: up {} B = HTTP head {up_head} + body {} (changes' floor {}; ids, villages, \
-             cursors and batch id alone encode to {}); down {} B = HTTP head {down_head} + body {} (the list of {m} \
-             accepted change hashes alone encodes to {})",
+             cursors and batch id alone encode to {}); down {} B = HTTP head {down_head} + body {}",
             thousands(x.traffic.up),
             thousands(x.traffic.up - up_head),
             thousands(*push_floor),
             thousands(b.request_framing),
             thousands(x.traffic.down),
             thousands(x.traffic.down - down_head),
-            thousands(b.accepted_list)
         );
     }
     if let Some(x) = r.idle.iter().max_by_key(|x| x.traffic.total()) {
