@@ -509,11 +509,32 @@ impl Storage for SqliteStorage {
 
     fn sync(&self, caller: &SyncCaller, request: &SyncRequest, now: OffsetDateTime) -> Result<Vec<u8>, StorageError> {
         let form = sync_core::form::FormDefinition::default_dtsen();
+        let batch = request.batch.to_string();
+        // The checks (load, apply, validate, save each document) run on a read connection before
+        // the write lock, so concurrent devices use every core; the write transaction re-checks
+        // only households that changed in between.
+        let decisions = self.read(|conn| {
+            if feed::replay(conn, caller, &batch)?.is_some() {
+                return Ok(None);
+            }
+            request
+                .push
+                .iter()
+                .map(|push| feed::decide(conn, caller, push, form))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        })?;
         self.write(|tx| {
-            if let Some(body) = feed::replay(tx, caller, &request.batch.to_string())? {
+            if let Some(body) = feed::replay(tx, caller, &batch)? {
                 return Ok(body);
             }
-            feed::sync(tx, caller, request, form, 5000, now)
+            let decisions = match decisions {
+                Some(d) => d,
+                None => {
+                    request.push.iter().map(|push| feed::decide(tx, caller, push, form)).collect::<Result<_, _>>()?
+                }
+            };
+            feed::commit(tx, caller, request, decisions, form, 5000, now)
         })
     }
 
@@ -531,6 +552,71 @@ mod tests {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let storage = SqliteStorage::open(&dir.path().join("server.db")).expect("open");
         (dir, storage)
+    }
+
+    #[test]
+    fn a_decision_made_before_a_concurrent_write_is_made_again_under_the_lock() {
+        use std::collections::BTreeMap;
+        use sync_core::model::{DeviceId, Edits, Editor, Household};
+        use sync_core::sync::{PushHousehold, SyncRequest};
+        use sync_core::value::FieldValue;
+        let (_dir, storage) = storage();
+        let form = sync_core::form::FormDefinition::default_dtsen();
+        let village = sync_core::ids::VillageCode::parse("73.14.01.1001").expect("Bilokka").to_string();
+        let now = time::macros::datetime!(2026-11-20 09:00 UTC);
+        let caller = |device| SyncCaller {
+            user: "pkh.contoh".into(),
+            role: Role::Enumerator,
+            device,
+            active: vec![village.clone()],
+            ended: Vec::new(),
+        };
+        let (a, b) = (caller(DeviceId::random()), caller(DeviceId::random()));
+        let set = |field: &str, value: FieldValue| Edits {
+            answers: BTreeMap::from([(field.to_string(), Some(value))]),
+            ..Edits::default()
+        };
+        let request = |push: PushHousehold| SyncRequest {
+            batch: uuid::Uuid::new_v4(),
+            cursors: BTreeMap::new(),
+            push: vec![push],
+            max_changes: 100,
+        };
+        let editor = |who: &SyncCaller| Editor { user: who.user.clone(), device: who.device, now };
+        let id = HouseholdId::random();
+        let mut created = set("village_code", FieldValue::Text(village.clone()));
+        created.answers.insert("head_name".into(), Some(FieldValue::Text("La Sintetis".into())));
+        let (mut on_a, create) = Household::create(id, &form.key(), &editor(&a), &created).expect("create");
+        let push = |changes: Vec<Vec<u8>>, village: Option<String>| PushHousehold {
+            household: id,
+            village,
+            changes: changes.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+        };
+        storage.sync(&a, &request(push(vec![create.bytes.clone()], Some(village.clone()))), now).expect("create");
+        let mut on_b = Household::from_changes(id, &[create.bytes], b.device).expect("b has it");
+        let edit = |h: &mut Household, who: &SyncCaller, field: &str, value: i64| {
+            let saved = h.apply(&editor(who), "edit", &set(field, FieldValue::Int(value)), |_| Ok::<(), ()>(()));
+            saved.expect("apply").expect("ok").1.expect("a change").bytes
+        };
+        let b_request = request(push(vec![edit(&mut on_b, &b, "floor_area_m2", 36)], None));
+        let a_request = request(push(vec![edit(&mut on_a, &a, "roof_material", 2)], None));
+
+        // B's checks run against the document as it was; A's edit commits before B takes the lock.
+        let decisions = storage
+            .read(|conn| b_request.push.iter().map(|p| feed::decide(conn, &b, p, form)).collect::<Result<Vec<_>, _>>())
+            .expect("decide");
+        storage.sync(&a, &a_request, now).expect("a commits first");
+        storage.write(|tx| feed::commit(tx, &b, &b_request, decisions, form, 100, now)).expect("b commits");
+
+        // The stored document holds both edits: B's stale decision was made again.
+        let doc: Vec<u8> = storage
+            .read(|conn| {
+                Ok(conn.query_row("SELECT doc FROM households WHERE id = ?1", [id.to_string()], |r| r.get(0))?)
+            })
+            .expect("stored");
+        let answers = Household::load(id, &doc, DeviceId::random()).expect("load").state().answers;
+        assert_eq!(answers.get("floor_area_m2"), Some(&FieldValue::Int(36)));
+        assert_eq!(answers.get("roof_material"), Some(&FieldValue::Int(2)));
     }
 
     #[test]

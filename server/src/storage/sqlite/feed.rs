@@ -5,10 +5,12 @@
 use crate::storage::{StorageError, SyncCaller};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_bytes::ByteBuf;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use sync_core::form::FormDefinition;
 use sync_core::model::{Household, HouseholdId};
-use sync_core::sync::{PackPage, PackedHousehold, PullHousehold, Rejection, SyncRequest, SyncResponse, Verdict, admit};
+use sync_core::sync::{
+    PackPage, PackedHousehold, PullHousehold, PushHousehold, Rejection, SyncRequest, SyncResponse, Verdict, admit,
+};
 use sync_core::value::FieldValue;
 use time::OffsetDateTime;
 
@@ -48,7 +50,11 @@ fn corrupt(what: impl Into<String>) -> StorageError {
 }
 
 /// The stored response of an earlier request with the same batch id, if any.
-pub(super) fn replay(tx: &Transaction<'_>, caller: &SyncCaller, batch: &str) -> Result<Option<Vec<u8>>, StorageError> {
+pub(super) fn replay(
+    tx: &rusqlite::Connection,
+    caller: &SyncCaller,
+    batch: &str,
+) -> Result<Option<Vec<u8>>, StorageError> {
     Ok(tx
         .query_row(
             "SELECT response FROM sync_batches WHERE device_id = ?1 AND batch = ?2",
@@ -63,86 +69,137 @@ fn max_seq(tx: &rusqlite::Connection) -> Result<u64, StorageError> {
     Ok(seq.unwrap_or(0).max(0) as u64)
 }
 
+/// The stored document, village and heads of a household, if the server has it.
 fn load(
-    tx: &Transaction<'_>,
+    conn: &rusqlite::Connection,
     id: HouseholdId,
     caller: &SyncCaller,
-) -> Result<Option<(Household, String)>, StorageError> {
-    let row: Option<(Vec<u8>, String)> = tx
-        .query_row("SELECT doc, village FROM households WHERE id = ?1", params![id.to_string()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+) -> Result<Option<(Household, String, String)>, StorageError> {
+    let row: Option<(Vec<u8>, String, String)> = conn
+        .prepare_cached("SELECT doc, village, heads FROM households WHERE id = ?1")?
+        .query_row(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     match row {
         None => Ok(None),
-        Some((doc, village)) => {
+        Some((doc, village, heads)) => {
             let household =
                 Household::load(id, &doc, caller.device).map_err(|e| corrupt(format!("household {id}: {e}")))?;
-            Ok(Some((household, village)))
+            Ok(Some((household, village, heads)))
         }
     }
 }
 
-/// Handle one sync request inside `tx`: admit pushes, read the feed, remember the response.
-/// Returns the encoded response body.
-pub(super) fn sync(
+/// The stored heads of a household (`None` when the server does not have it).
+fn stored_heads(tx: &rusqlite::Connection, id: HouseholdId) -> Result<Option<String>, StorageError> {
+    Ok(tx
+        .prepare_cached("SELECT heads FROM households WHERE id = ?1")?
+        .query_row(params![id.to_string()], |r| r.get(0))
+        .optional()?)
+}
+
+/// What to do with one pushed household, decided against the document as it was at `heads`.
+#[derive(Debug)]
+pub(super) struct Decision {
+    /// The stored heads the decision was made against (`None`: the household was new).
+    heads: Option<String>,
+    /// The outcome.
+    outcome: Outcome,
+}
+
+/// The outcome of the checks on one pushed household.
+#[derive(Debug)]
+enum Outcome {
+    /// Store: the new changes, the document saved with them, its heads and village.
+    Store { village: String, new_changes: Vec<(String, Vec<u8>)>, document: Vec<u8>, heads: String },
+    /// Every change was already stored.
+    Known,
+    /// Ask the device for the household's whole history.
+    NeedFull,
+    /// Refuse the household's changes.
+    Reject { code: String, reason: String },
+}
+
+/// Check one pushed household against the stored document: scope, then [`admit`]. This is the
+/// CPU-heavy part of a sync (load, apply, validate, save the document), so it runs before the
+/// write lock is taken, on a read connection; [`commit`] redoes it only if the household changed
+/// in between.
+pub(super) fn decide(
+    conn: &rusqlite::Connection,
+    caller: &SyncCaller,
+    push: &PushHousehold,
+    form: &FormDefinition,
+) -> Result<Decision, StorageError> {
+    let existing = load(conn, push.household, caller)?;
+    let heads = existing.as_ref().map(|(_, _, h)| h.clone());
+    let decision = |outcome| Ok(Decision { heads: heads.clone(), outcome });
+    let reject = |code: &str, reason: String| decision(Outcome::Reject { code: code.into(), reason });
+    let village = match (&existing, &push.village) {
+        (Some((_, v, _)), _) => v.clone(),
+        (None, Some(v)) => v.clone(),
+        // New to the server but sent without its village: the device believes the server has it
+        // (say, after a restore); the full resend carries the village.
+        (None, None) => return decision(Outcome::NeedFull),
+    };
+    // Pending work in a village whose assignment ended (new households included: the device made
+    // them while it held the assignment) is still accepted; nothing is sent back.
+    if !caller.active.contains(&village) && !caller.ended.contains(&village) {
+        return reject(
+            "out_of_scope",
+            format!("household {} is in village {village}, which is not assigned to you", push.household),
+        );
+    }
+    let is_new = existing.is_none();
+    let bytes: Vec<Vec<u8>> = push.changes.iter().map(|c| c.to_vec()).collect();
+    match admit(existing.map(|(h, _, _)| h), push.household, &bytes, caller.device, caller.role, form) {
+        Verdict::Admit(admitted) => {
+            if is_new {
+                let declared = admitted.household.state().answers.get("village_code").cloned();
+                if declared != Some(FieldValue::Text(village.clone())) {
+                    return reject(
+                        "village_mismatch",
+                        format!("new household {} says it is in another village than {village}", push.household),
+                    );
+                }
+            }
+            let heads = admitted.household.heads().iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
+            decision(Outcome::Store {
+                village,
+                document: admitted.household.save(),
+                new_changes: admitted.new_changes,
+                heads,
+            })
+        }
+        Verdict::AlreadyKnown => decision(Outcome::Known),
+        Verdict::NeedFull => decision(Outcome::NeedFull),
+        Verdict::Reject { code, reason } => reject(code, reason),
+    }
+}
+
+/// Handle one sync request inside `tx`, with the decisions [`decide`] made beforehand (one per
+/// pushed household, in order): a decision made against heads that have moved since is made
+/// again here. Stores what is admitted, reads the feed, remembers the response. Returns the
+/// encoded response body.
+pub(super) fn commit(
     tx: &Transaction<'_>,
     caller: &SyncCaller,
     request: &SyncRequest,
+    decisions: Vec<Decision>,
     form: &FormDefinition,
     max_changes: u32,
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, StorageError> {
-    let active: BTreeSet<&str> = caller.active.iter().map(String::as_str).collect();
-    let ended: BTreeSet<&str> = caller.ended.iter().map(String::as_str).collect();
     let mut response = SyncResponse { villages: caller.active.clone(), ..SyncResponse::default() };
     let received_at = super::stored_time(now);
-    for push in &request.push {
-        let reject = |response: &mut SyncResponse, code: &str, reason: String| {
-            response.rejected.push(Rejection { household: push.household, code: code.into(), reason });
-        };
-        let existing = load(tx, push.household, caller)?;
-        let village = match (&existing, &push.village) {
-            (Some((_, v)), _) => v.clone(),
-            (None, Some(v)) => v.clone(),
-            // New to the server but sent without its village: the device believes the server has
-            // it (say, after a restore); the full resend carries the village.
-            (None, None) => {
-                response.need_full.push(push.household);
-                continue;
-            }
-        };
-        // Pending work in a village whose assignment ended (new households included: the device
-        // made them while it held the assignment) is still accepted; nothing is sent back.
-        let in_scope = active.contains(village.as_str()) || ended.contains(village.as_str());
-        if !in_scope {
-            reject(
-                &mut response,
-                "out_of_scope",
-                format!("household {} is in village {village}, which is not assigned to you", push.household),
-            );
-            continue;
-        }
-        let is_new = existing.is_none();
-        let bytes: Vec<Vec<u8>> = push.changes.iter().map(|c| c.to_vec()).collect();
-        match admit(existing.map(|(h, _)| h), push.household, &bytes, caller.device, caller.role, form) {
-            Verdict::Admit(admitted) => {
-                if is_new {
-                    let declared = admitted.household.state().answers.get("village_code").cloned();
-                    if declared != Some(FieldValue::Text(village.clone())) {
-                        reject(
-                            &mut response,
-                            "village_mismatch",
-                            format!("new household {} says it is in another village than {village}", push.household),
-                        );
-                        continue;
-                    }
-                }
+    for (push, decided) in request.push.iter().zip(decisions) {
+        let decided =
+            if stored_heads(tx, push.household)? == decided.heads { decided } else { decide(tx, caller, push, form)? };
+        match decided.outcome {
+            Outcome::Store { village, new_changes, document, heads } => {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO changes (hash, household_id, village, device_id, user_name, bytes, received_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO NOTHING",
                 )?;
-                for (hash, change) in &admitted.new_changes {
+                for (hash, change) in &new_changes {
                     insert.execute(params![
                         hash,
                         push.household.to_string(),
@@ -154,18 +211,19 @@ pub(super) fn sync(
                     ])?;
                 }
                 let seq = max_seq(tx)? as i64;
-                let heads = admitted.household.heads().iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO households (id, village, doc, heads, updated_seq, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, heads = excluded.heads,
                          updated_seq = excluded.updated_seq, updated_at = excluded.updated_at",
-                    params![push.household.to_string(), village, admitted.household.save(), heads, seq, received_at],
-                )?;
+                )?
+                .execute(params![push.household.to_string(), village, document, heads, seq, received_at])?;
                 response.acknowledged += push.changes.len() as u32;
             }
-            Verdict::AlreadyKnown => response.acknowledged += push.changes.len() as u32,
-            Verdict::NeedFull => response.need_full.push(push.household),
-            Verdict::Reject { code, reason } => reject(&mut response, code, reason),
+            Outcome::Known => response.acknowledged += push.changes.len() as u32,
+            Outcome::NeedFull => response.need_full.push(push.household),
+            Outcome::Reject { code, reason } => {
+                response.rejected.push(Rejection { household: push.household, code, reason })
+            }
         }
     }
     pull(tx, caller, request, max_changes, &mut response)?;
