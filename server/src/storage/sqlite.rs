@@ -557,7 +557,7 @@ mod tests {
     #[test]
     fn a_decision_made_before_a_concurrent_write_is_made_again_under_the_lock() {
         use std::collections::BTreeMap;
-        use sync_core::model::{DeviceId, Edits, Editor, Household};
+        use sync_core::model::{DeviceId, Editor, Edits, Household};
         use sync_core::sync::{PushHousehold, SyncRequest};
         use sync_core::value::FieldValue;
         let (_dir, storage) = storage();
@@ -610,9 +610,9 @@ mod tests {
 
         // The stored document holds both edits: B's stale decision was made again.
         let doc: Vec<u8> = storage
-            .read(|conn| {
-                Ok(conn.query_row("SELECT doc FROM households WHERE id = ?1", [id.to_string()], |r| r.get(0))?)
-            })
+            .read(
+                |conn| Ok(conn.query_row("SELECT doc FROM households WHERE id = ?1", [id.to_string()], |r| r.get(0))?),
+            )
             .expect("stored");
         let answers = Household::load(id, &doc, DeviceId::random()).expect("load").state().answers;
         assert_eq!(answers.get("floor_area_m2"), Some(&FieldValue::Int(36)));
