@@ -11,6 +11,7 @@ pub mod list;
 pub mod login;
 pub mod member;
 pub mod pending;
+pub mod roster;
 pub mod search;
 pub mod show;
 pub mod status;

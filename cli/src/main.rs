@@ -4,6 +4,7 @@
 mod client;
 mod commands;
 mod render;
+mod roster;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -50,6 +51,9 @@ enum Command {
     /// Admin tasks on the server: users, assignments, devices.
     #[command(subcommand)]
     Admin(commands::admin::Command),
+    /// Admin: import the household roster (CSV or XLSX) onto the server.
+    #[command(subcommand)]
+    Roster(commands::roster::Command),
     /// Send this device's work to the server and receive colleagues' changes in its villages.
     Sync(commands::sync::Args),
     /// Show this device: user, server, villages, what is unsent.
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Command::Form(args) => commands::form::run(&home, args),
         Command::Login(args) => commands::login::run(&home, args),
         Command::Admin(cmd) => commands::admin::run(&home, cmd),
+        Command::Roster(cmd) => commands::roster::run(&home, cmd),
         Command::Sync(args) => commands::sync::run(&home, args),
         Command::Status(args) => commands::status::run(&home, args),
         Command::Debug(cmd) => commands::debug::run(&home, cmd),

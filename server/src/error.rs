@@ -121,6 +121,7 @@ impl From<StorageError> for ApiError {
             StorageError::NoSuchUser(name) => {
                 ApiError::NotFound(format!("no user named {name}; list users with `pilar admin user list`"))
             }
+            StorageError::Refused(message) => ApiError::Invalid(message),
             other => ApiError::internal(other),
         }
     }

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod roster;
 pub mod routes;
 pub mod state;
 pub mod storage;

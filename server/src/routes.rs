@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod health;
 pub mod login;
+pub mod roster;
 pub mod sync;
 
 use crate::error::ApiError;
@@ -28,6 +29,8 @@ pub fn v1() -> Router<AppState> {
         .route("/admin/devices/{id}/revoke", post(admin::revoke_device))
         .route("/sync", post(sync::sync))
         .route("/packs/{village}", get(sync::pack))
+        .route("/roster/{import}/chunks/{n}", put(roster::stage))
+        .route("/roster/{import}/commit", post(roster::commit))
 }
 
 /// A JSON request body or response. As an extractor (always the last argument of a handler) it

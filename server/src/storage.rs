@@ -16,8 +16,11 @@ pub mod sqlite;
 
 pub use sqlite::SqliteStorage;
 
-use sync_core::model::HouseholdId;
+use crate::roster::ImportSummary;
+use sync_core::model::{Editor, HouseholdId};
+use sync_core::roster::RosterHousehold;
 use sync_core::sync::{PackPage, SyncRequest};
+use uuid::Uuid;
 
 use sync_core::model::DeviceId;
 use sync_core::protocol::Role;
@@ -48,6 +51,10 @@ pub enum StorageError {
     /// An operation named a user that does not exist.
     #[error("no user named {0}")]
     NoSuchUser(String),
+    /// A request the stored state refuses (a chunk missing from an import, a committed import
+    /// staged again): the message says what to do.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<rusqlite::Error> for StorageError {
@@ -276,4 +283,22 @@ pub trait Storage: Send + Sync + 'static {
 
     /// One page of a village's snapshot pack (compacted documents after `after`, by id).
     fn pack_page(&self, village: &str, after: Option<HouseholdId>, limit: u32) -> Result<PackPage, StorageError>;
+
+    // --- roster import ---
+
+    /// Stage chunk `chunk` of roster import `import` (replacing a chunk of that number), already
+    /// checked. Refused once the import is committed.
+    fn roster_stage(
+        &self,
+        import: Uuid,
+        chunk: u32,
+        user: &str,
+        households: &[RosterHousehold],
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+
+    /// Apply every staged chunk (`0..chunks`) of an import in one write transaction, as `editor`:
+    /// households matched by DTSEN family id are updated, the others created, and their changes
+    /// enter the feed. A retried commit returns the first commit's summary.
+    fn roster_commit(&self, import: Uuid, chunks: u32, editor: &Editor) -> Result<ImportSummary, StorageError>;
 }

@@ -7,6 +7,7 @@
 //! - [`model`]: the household document on Automerge: answers, members, visits, review, links.
 //! - [`store`]: the device store on SQLite: documents, search columns, outbox, cursors.
 //! - [`entry`]: one save action → one validated change in the store (what the CLI and app call).
+//! - [`roster`]: roster import: households read from an admin's CSV/XLSX list, and their checks.
 //! - [`protocol`]: wire types shared by the CLI and the server (roles, login, errors, sync).
 //! - [`sync`]: the sync protocol: wire messages, the server's admission checks, the device side.
 //! - [`merge`]: moving changes between stores (the core the sync server builds on).
@@ -21,6 +22,7 @@ pub mod ids;
 pub mod merge;
 pub mod model;
 pub mod protocol;
+pub mod roster;
 pub mod store;
 pub mod sync;
 pub mod value;

@@ -2,6 +2,7 @@
 //! sync messages (see `sync`). Changing a type here changes the protocol: keep old fields readable.
 
 use crate::model::DeviceId;
+use crate::roster::{RosterHousehold, RosterProblem};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -95,4 +96,43 @@ pub struct ErrorBody {
     /// Set when the device must delete its local data (it was revoked).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wipe: bool,
+}
+
+// --- roster import (`/v1/roster/...`): staged chunk by chunk, committed at once ---
+
+/// Most households in one staged chunk: keeps a chunk's body near 1 MB.
+pub const CHUNK_HOUSEHOLDS: usize = 1_000;
+
+/// `PUT /v1/roster/{import}/chunks/{n}`: one chunk of a roster, as the CLI read it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RosterChunk {
+    /// The chunk's households, in file order.
+    pub households: Vec<RosterHousehold>,
+}
+
+/// The answer to a staged chunk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkReply {
+    /// Whether the chunk was staged (false when the server's re-check found blocking problems).
+    pub staged: bool,
+    /// What the server's re-check found (blocking problems and warnings).
+    pub problems: Vec<RosterProblem>,
+}
+
+/// `POST /v1/roster/{import}/commit`: apply every staged chunk at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitRequest {
+    /// How many chunks the import has (numbered from 0); all must be staged.
+    pub chunks: u32,
+}
+
+/// What a committed import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    /// Households created.
+    pub created: u64,
+    /// Households a re-import changed (matched by DTSEN family id).
+    pub updated: u64,
+    /// Households a re-import matched and found identical.
+    pub unchanged: u64,
 }

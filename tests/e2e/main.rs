@@ -2,4 +2,5 @@
 
 mod accounts;
 mod offline_session;
+mod roster;
 mod sync;

@@ -1,53 +1,11 @@
 //! Devices meet the server: offline work in several villages, synced in several orders, converges
 //! with nothing lost, duplicated or leaked outside its village.
 
-use pilar_tests::{TEST_ADMIN_PASSWORD, TestDevice, TestServer, conflict_writers};
+use pilar_tests::{Campaign, TestDevice, TestServer, conflict_writers};
 use serde_json::Value;
 
 const BILOKKA: &str = "73.14.01.1001";
 const WETTEE: &str = "73.14.01.1002";
-
-struct Campaign {
-    server: TestServer,
-    admin: TestDevice,
-}
-
-impl Campaign {
-    fn start() -> Campaign {
-        Campaign::start_with(&[])
-    }
-
-    fn start_with(args: &[&str]) -> Campaign {
-        let server = TestServer::start_with(args, Some(TEST_ADMIN_PASSWORD));
-        let admin = TestDevice::new();
-        admin.login(&server, "admin", TEST_ADMIN_PASSWORD);
-        Campaign { server, admin }
-    }
-
-    /// Create an enumerator assigned to `villages`, and a device logged in as them.
-    fn enumerator(&self, name: &str, villages: &[&str]) -> TestDevice {
-        let password = self.user(name, villages);
-        let device = TestDevice::new();
-        device.login(&self.server, name, &password);
-        device
-    }
-
-    /// Create an enumerator assigned to `villages`; returns the password.
-    fn user(&self, name: &str, villages: &[&str]) -> String {
-        let password = format!("sandi-{name}-12345");
-        let out = self.admin.run_with_stdin(
-            &["admin", "user", "add", name, "--role", "enumerator", "--password-stdin"],
-            &format!("{password}\n"),
-        );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut args = vec!["admin", "assign", name];
-        for v in villages {
-            args.extend(["--village", v]);
-        }
-        self.admin.ok(&args);
-        password
-    }
-}
 
 fn household_ids(device: &TestDevice) -> Vec<String> {
     let mut ids: Vec<String> = device

@@ -260,3 +260,69 @@ pub fn conflict_writers(shown: &serde_json::Value) -> Vec<(String, Vec<String>)>
         })
         .collect()
 }
+
+/// A server with its admin logged in on a device: the start of every campaign scenario.
+pub struct Campaign {
+    /// The running server.
+    pub server: TestServer,
+    /// The admin's device, logged in.
+    pub admin: TestDevice,
+}
+
+impl Campaign {
+    /// A server with default settings.
+    pub fn start() -> Campaign {
+        Campaign::start_with(&[])
+    }
+
+    /// A server started with extra flags.
+    pub fn start_with(args: &[&str]) -> Campaign {
+        let server = TestServer::start_with(args, Some(TEST_ADMIN_PASSWORD));
+        let admin = TestDevice::new();
+        admin.login(&server, "admin", TEST_ADMIN_PASSWORD);
+        Campaign { server, admin }
+    }
+
+    /// Create an enumerator assigned to `villages`, and a device logged in as them.
+    pub fn enumerator(&self, name: &str, villages: &[&str]) -> TestDevice {
+        let password = self.user(name, villages);
+        let device = TestDevice::new();
+        device.login(&self.server, name, &password);
+        device
+    }
+
+    /// Create an enumerator assigned to `villages`; returns the password.
+    pub fn user(&self, name: &str, villages: &[&str]) -> String {
+        let password = self.account(name, "enumerator");
+        let mut args = vec!["admin", "assign", name];
+        for v in villages {
+            args.extend(["--village", v]);
+        }
+        self.admin.ok(&args);
+        password
+    }
+
+    /// Create a supervisor of `kecamatan`, and a device logged in as them.
+    pub fn supervisor(&self, name: &str, kecamatan: &[&str]) -> TestDevice {
+        let password = self.account(name, "supervisor");
+        let mut args = vec!["admin", "assign", name];
+        for k in kecamatan {
+            args.extend(["--kecamatan", k]);
+        }
+        self.admin.ok(&args);
+        let device = TestDevice::new();
+        device.login(&self.server, name, &password);
+        device
+    }
+
+    /// Create an account with `role`; returns its password.
+    fn account(&self, name: &str, role: &str) -> String {
+        let password = format!("sandi-{name}-12345");
+        let out = self.admin.run_with_stdin(
+            &["admin", "user", "add", name, "--role", role, "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        password
+    }
+}

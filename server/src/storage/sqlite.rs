@@ -6,6 +6,7 @@
 //! text order is time order.
 
 mod feed;
+mod roster;
 
 use super::SyncCaller;
 use super::{
@@ -66,6 +67,8 @@ CREATE INDEX devices_user ON devices (user_name);
 "#,
     // 2: the sync feed: households, admitted changes with feed sequence numbers, replayable responses.
     feed::FEED_SCHEMA,
+    // 3: roster imports (staged chunks, the DTSEN family-id index).
+    roster::ROSTER_SCHEMA,
 ];
 
 /// Read connections kept open between requests; more are opened under load and closed after.
@@ -540,6 +543,27 @@ impl Storage for SqliteStorage {
 
     fn pack_page(&self, village: &str, after: Option<HouseholdId>, limit: u32) -> Result<PackPage, StorageError> {
         self.read(|conn| feed::pack_page(conn, village, after, limit))
+    }
+
+    fn roster_stage(
+        &self,
+        import: uuid::Uuid,
+        chunk: u32,
+        user: &str,
+        households: &[sync_core::roster::RosterHousehold],
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| roster::stage(tx, import, chunk, user, households, now))
+    }
+
+    fn roster_commit(
+        &self,
+        import: uuid::Uuid,
+        chunks: u32,
+        editor: &sync_core::model::Editor,
+    ) -> Result<crate::roster::ImportSummary, StorageError> {
+        let form = sync_core::form::FormDefinition::default_dtsen();
+        self.write(|tx| roster::commit(tx, import, chunks, editor, form))
     }
 }
 

@@ -1,0 +1,154 @@
+//! `pilar roster import`: check a CSV/XLSX roster on this machine, then load it onto the server in
+//! chunks that the server re-checks, stages and commits at once (admin only). A file with errors
+//! imports nothing unless `--good-rows-only` is given; the report names row, column, value, rule.
+
+use crate::client::Client;
+use crate::roster::report::{render_report, summary};
+use crate::roster::{Layout, RosterOptions, read_roster};
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use sync_core::form::FormDefinition;
+use sync_core::protocol::{CHUNK_HOUSEHOLDS, ChunkReply, CommitRequest, ImportSummary, RosterChunk};
+use sync_core::roster::RosterHousehold;
+
+/// `pilar roster` subcommands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Import a roster (CSV or XLSX) onto the server; re-importing updates households by DTSEN
+    /// family id. Columns and layouts: docs/roster.md.
+    Import(ImportArgs),
+}
+
+/// Arguments of `pilar roster import`.
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// The roster file: .csv (UTF-8) or .xlsx.
+    file: PathBuf,
+    /// How rows map to households (auto detects one row per person when rows share a family id).
+    #[arg(long, value_enum, default_value_t = Layout::Auto)]
+    layout: Layout,
+    /// The spreadsheet sheet to read (default: the first).
+    #[arg(long)]
+    sheet: Option<String>,
+    /// Leave out columns that name no form field instead of refusing the file.
+    #[arg(long)]
+    ignore_unknown: bool,
+    /// Import the households without errors and report the rest (default: any error imports nothing).
+    #[arg(long)]
+    good_rows_only: bool,
+    /// Only check the file and print the report; send nothing.
+    #[arg(long)]
+    check: bool,
+    /// Also write the report (one line per problem) to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run `pilar roster …`.
+pub fn run(home: &Path, command: Command) -> Result<()> {
+    match command {
+        Command::Import(args) => import(home, args),
+    }
+}
+
+fn import(home: &Path, args: ImportArgs) -> Result<()> {
+    let form = FormDefinition::default_dtsen();
+    let options = RosterOptions {
+        layout: args.layout,
+        ignore_unknown: args.ignore_unknown,
+        today: super::now()?.date(),
+        sheet: args.sheet.clone(),
+    };
+    let bar = indicatif::ProgressBar::new_spinner().with_message(format!("checking {}", args.file.display()));
+    let mut shown = 0;
+    let file = read_roster(form, &args.file, &options, &mut |rows| {
+        // Called per household with the rows so far: redraw every thousand rows or so.
+        if rows >= shown + 1000 {
+            shown = rows;
+            bar.set_message(format!("checked {rows} row(s)"));
+            bar.tick();
+        }
+    })?;
+    bar.finish_and_clear();
+    let report = render_report(&file);
+    if let Some(path) = &args.report {
+        std::fs::write(path, &report).with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    if !file.problems.is_empty() && !args.json {
+        eprint!("{report}");
+    }
+    let households: Vec<&RosterHousehold> =
+        if args.good_rows_only { file.clean_households() } else { file.households.iter().collect() };
+    if file.has_errors() && !args.good_rows_only {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&json!({ "imported": false, "problems": file.problems }))?);
+        }
+        bail!(
+            "nothing was imported: the roster has errors (listed above, one line each); fix them and import again, \
+             or use --good-rows-only to import the {} household(s) without errors",
+            file.clean_households().len()
+        );
+    }
+    if args.check {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&json!({ "checked": true, "problems": file.problems }))?);
+        } else {
+            println!("{}", summary(&file));
+        }
+        return Ok(());
+    }
+    if households.is_empty() {
+        bail!("nothing to import: the roster has no household without errors");
+    }
+    let mut client = Client::from_session(home)?;
+    let import = uuid::Uuid::new_v4();
+    let chunks: Vec<&[&RosterHousehold]> = households.chunks(CHUNK_HOUSEHOLDS).collect();
+    let bar = indicatif::ProgressBar::new(households.len() as u64).with_message("uploading");
+    for (n, chunk) in chunks.iter().enumerate() {
+        let body = RosterChunk { households: chunk.iter().map(|h| (*h).clone()).collect() };
+        let reply: ChunkReply = client.put(&format!("/v1/roster/{import}/chunks/{n}"), &body)?;
+        if !reply.staged {
+            bar.finish_and_clear();
+            for problem in reply.problems.iter().filter(|p| p.is_blocking()) {
+                eprintln!("{problem}");
+            }
+            bail!(
+                "nothing was imported: the server refused rows this pilar accepted (listed above); the server and \
+                 pilar versions may differ"
+            );
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.set_message("committing");
+    let done: ImportSummary =
+        client.post(&format!("/v1/roster/{import}/commit"), &CommitRequest { chunks: chunks.len() as u32 })?;
+    bar.finish_and_clear();
+    let skipped = file.households.len() - households.len();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "imported": true,
+                "created": done.created,
+                "updated": done.updated,
+                "unchanged": done.unchanged,
+                "skipped": skipped,
+                "problems": file.problems,
+            }))?
+        );
+    } else {
+        println!(
+            "imported {} household(s): {} created, {} updated, {} unchanged{}",
+            households.len(),
+            done.created,
+            done.updated,
+            done.unchanged,
+            if skipped > 0 { format!("; {skipped} with errors skipped (see the report)") } else { String::new() }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! `/v1/roster/...`: the admin's roster import, staged chunk by chunk and committed at once.
+
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::roster::{CHUNK_HOUSEHOLDS, ChunkReply, CommitRequest, ImportSummary, RosterChunk};
+use crate::routes::ApiJson;
+use crate::state::AppState;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use sync_core::model::Editor;
+use sync_core::roster::{RosterColumns, validate_roster_household};
+
+/// `PUT /v1/roster/{import}/chunks/{n}`: re-check a chunk with the CLI's rules and stage it.
+/// A chunk with blocking problems is not staged; the reply lists them.
+pub async fn stage(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    path: Result<Path<(uuid::Uuid, u32)>, PathRejection>,
+    ApiJson(chunk): ApiJson<RosterChunk>,
+) -> Result<ApiJson<ChunkReply>, ApiError> {
+    let Path((import, n)) = path.map_err(|_| {
+        ApiError::Malformed("the import must be a UUID and the chunk a number: /v1/roster/{import}/chunks/{n}".into())
+    })?;
+    if chunk.households.len() > CHUNK_HOUSEHOLDS {
+        return Err(ApiError::Invalid(format!(
+            "a chunk holds at most {CHUNK_HOUSEHOLDS} households, this one {}; send smaller chunks",
+            chunk.households.len()
+        )));
+    }
+    let reply = state
+        .blocking(move |storage| {
+            let form = sync_core::form::FormDefinition::default_dtsen();
+            let today = time::OffsetDateTime::now_utc().date();
+            let problems: Vec<_> = chunk
+                .households
+                .iter()
+                .flat_map(|h| validate_roster_household(form, h, &RosterColumns::default(), today))
+                .collect();
+            if problems.iter().any(|p| p.is_blocking()) {
+                return Ok(ChunkReply { staged: false, problems });
+            }
+            storage.roster_stage(import, n, &caller.user, &chunk.households, time::OffsetDateTime::now_utc())?;
+            Ok(ChunkReply { staged: true, problems })
+        })
+        .await?;
+    tracing::info!(%import, chunk = n, staged = reply.staged, problems = reply.problems.len(), "roster chunk");
+    Ok(ApiJson(reply))
+}
+
+/// `POST /v1/roster/{import}/commit`: apply every staged chunk in one transaction.
+pub async fn commit(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    path: Result<Path<uuid::Uuid>, PathRejection>,
+    ApiJson(request): ApiJson<CommitRequest>,
+) -> Result<ApiJson<ImportSummary>, ApiError> {
+    let Path(import) = path.map_err(|_| ApiError::Malformed("the import must be a UUID".into()))?;
+    let editor = Editor { user: caller.user.clone(), device: caller.device, now: time::OffsetDateTime::now_utc() };
+    let summary = state.blocking(move |storage| Ok(storage.roster_commit(import, request.chunks, &editor)?)).await?;
+    tracing::info!(%import, created = summary.created, updated = summary.updated, "roster import committed");
+    Ok(ApiJson(summary))
+}
