@@ -19,7 +19,6 @@ mod csv_file;
 /// The admin's problem report (printed, never logged).
 pub mod report;
 /// Obviously fake rosters, for tests and for benchmarking large imports.
-#[cfg_attr(not(test), expect(dead_code, reason = "used by tests now; a benchmark command will call it"))]
 pub mod synthetic;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
-//! `pilar debug`: developer tools, hidden from help (direct store-to-store merge).
+//! `pilar debug`: developer tools, hidden from help (direct store-to-store merge, synthetic
+//! rosters for the benchmark).
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write an obviously fake roster CSV (domain.md §3) with exactly `rows` person rows.
+    RosterSample {
+        /// Person rows to write.
+        #[arg(long)]
+        rows: usize,
+        /// Largest family (1: one row per household).
+        #[arg(long, default_value_t = 5)]
+        largest_family: usize,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Run a debug subcommand.
@@ -34,6 +47,11 @@ pub fn run(home: &Path, cmd: Command) -> Result<()> {
                     report.changes_applied, report.households_changed, report.households_new, report.new_conflicts
                 );
             }
+            Ok(())
+        }
+        Command::RosterSample { rows, largest_family, out } => {
+            let csv = crate::roster::synthetic::synthetic_roster_csv_families(rows, largest_family);
+            std::fs::write(&out, csv).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
             Ok(())
         }
     }

@@ -27,14 +27,20 @@ pub const SYNTHETIC_HEADER: &str =
 
 /// A one-row-per-person roster CSV with exactly `rows` data rows (families of 1 to 5 people), for
 /// tests and for benchmarking the import of large files.
+#[cfg(test)]
 pub fn synthetic_roster_csv(rows: usize) -> Vec<u8> {
+    synthetic_roster_csv_families(rows, 5)
+}
+
+/// Like [`synthetic_roster_csv`] with families of 1 to `largest` people (1: one row per household).
+pub fn synthetic_roster_csv_families(rows: usize, largest: usize) -> Vec<u8> {
     let mut out = String::with_capacity(128 * (rows + 1));
     out.push_str(SYNTHETIC_HEADER);
     out.push('\n');
     let mut written = 0;
     let mut family = 0usize;
     while written < rows {
-        let size = (1 + mix(family) % 5).min(rows - written);
+        let size = (1 + mix(family) % largest.max(1)).min(rows - written);
         let village = VILLAGES[family % VILLAGES.len()];
         let kk = format!(
             "731401{:02}{:02}{:02}{:04}",

@@ -2,8 +2,9 @@
 //! real binaries; every figure in README.md comes from a run of it.
 //!
 //! Build first: `cargo build --release --workspace`, then `target/release/pilar-bench store` or
-//! `target/release/pilar-bench sync`.
+//! `target/release/pilar-bench sync` or `target/release/pilar-bench files`.
 
+mod files;
 mod proxy;
 mod store;
 mod sync;
@@ -48,6 +49,13 @@ enum Bench {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// A real server on loopback: import a synthetic roster of N person rows with `pilar roster
+    /// import` (time, peak memory of `pilar` and of the server).
+    Files {
+        /// Person rows in the roster (families of 1 to 5).
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Sync { households, devices, edits, seed } => {
             sync::run(&sync::Settings { households, devices, edits, seed })
         }
+        Bench::Files { rows } => files::run(rows),
     }
 }
 

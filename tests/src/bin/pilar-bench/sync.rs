@@ -337,7 +337,8 @@ fn server_sync_time(requests: &[Logged]) -> (Duration, Duration, usize) {
 
 /// The server's PID: our child process running `pilar-server` on this data directory (found in
 /// /proc, since the harness keeps the child handle to itself).
-fn server_pid(data_dir: &Path) -> Option<u32> {
+/// The pid of the `pilar-server` child of this process serving `data_dir`.
+pub(crate) fn server_pid(data_dir: &Path) -> Option<u32> {
     let me = std::process::id();
     let data_dir = data_dir.to_string_lossy().to_string();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -367,7 +368,7 @@ fn cpu_time(pid: u32) -> Option<Duration> {
 }
 
 /// `VmHWM` (peak resident set) and `VmRSS` of a process, in bytes.
-fn memory(pid: u32) -> Option<(u64, u64)> {
+pub(crate) fn memory(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
