@@ -4,6 +4,7 @@ pub mod add;
 pub mod admin;
 pub mod debug;
 pub mod edit;
+pub mod export;
 pub mod form;
 pub mod history;
 pub mod init;

@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod export;
 mod render;
 mod roster;
 
@@ -51,6 +52,8 @@ enum Command {
     /// Admin tasks on the server: users, assignments, devices.
     #[command(subcommand)]
     Admin(commands::admin::Command),
+    /// Supervisor or admin: export households (XLSX or CSV) of a kecamatan or kabupaten.
+    Export(commands::export::Args),
     /// Admin: import the household roster (CSV or XLSX) onto the server.
     #[command(subcommand)]
     Roster(commands::roster::Command),
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
         Command::Form(args) => commands::form::run(&home, args),
         Command::Login(args) => commands::login::run(&home, args),
         Command::Admin(cmd) => commands::admin::run(&home, cmd),
+        Command::Export(args) => commands::export::run(&home, args),
         Command::Roster(cmd) => commands::roster::run(&home, cmd),
         Command::Sync(args) => commands::sync::run(&home, args),
         Command::Status(args) => commands::status::run(&home, args),

@@ -3,6 +3,7 @@
 //! `ErrorBody`, not axum's plain-text default).
 
 pub mod admin;
+pub mod export;
 pub mod health;
 pub mod login;
 pub mod roster;
@@ -31,6 +32,7 @@ pub fn v1() -> Router<AppState> {
         .route("/packs/{village}", get(sync::pack))
         .route("/roster/{import}/chunks/{n}", put(roster::stage))
         .route("/roster/{import}/commit", post(roster::commit))
+        .route("/export", get(export::export))
 }
 
 /// A JSON request body or response. As an extractor (always the last argument of a handler) it

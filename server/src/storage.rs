@@ -18,6 +18,7 @@ pub use sqlite::SqliteStorage;
 
 use crate::roster::ImportSummary;
 use sync_core::model::{Editor, HouseholdId};
+use sync_core::protocol::{ExportFilter, ExportPage};
 use sync_core::roster::RosterHousehold;
 use sync_core::sync::{PackPage, SyncRequest};
 use uuid::Uuid;
@@ -301,4 +302,16 @@ pub trait Storage: Send + Sync + 'static {
     /// households matched by DTSEN family id are updated, the others created, and their changes
     /// enter the feed. A retried commit returns the first commit's summary.
     fn roster_commit(&self, import: Uuid, chunks: u32, editor: &Editor) -> Result<ImportSummary, StorageError>;
+
+    // --- exports ---
+
+    /// One page of the households whose village code starts with `area` (a kecamatan or
+    /// kabupaten code and its dot), in id order after `after`, that pass `filter`.
+    fn export_page(
+        &self,
+        area: &str,
+        after: Option<HouseholdId>,
+        limit: u32,
+        filter: &ExportFilter,
+    ) -> Result<ExportPage, StorageError>;
 }

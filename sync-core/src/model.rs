@@ -361,6 +361,26 @@ impl Household {
         }
     }
 
+    /// The review status as it stands now. An approval or a return covers the document at the
+    /// heads it recorded (`review.approved_heads`); any later change other than review writes
+    /// (a fix, a new visit, a colleague's edit) makes it stale and puts the household back in the
+    /// queue (`AwaitingReview`). A household never reviewed awaits review once it has a visit.
+    pub fn review_status(&self, state: &HouseholdState) -> Option<ReviewStatus> {
+        let queued = if state.visits.is_empty() { None } else { Some(ReviewStatus::AwaitingReview) };
+        let Some(status) = state.review.status else { return queued };
+        if status == ReviewStatus::AwaitingReview {
+            return Some(status);
+        }
+        let heads: Option<Vec<ChangeHash>> =
+            state.review.approved_heads.iter().map(|h| h.parse::<ChangeHash>().ok()).collect();
+        let Some(heads) = heads.filter(|h| !h.is_empty() && h.iter().all(|h| self.has_change(h))) else {
+            return Some(ReviewStatus::AwaitingReview);
+        };
+        let since: Vec<Change> = self.doc.get_changes(&heads);
+        let only_review = self.written_ops(&since).iter().all(|op| op.place == Place::Review);
+        if only_review { Some(status) } else { Some(ReviewStatus::AwaitingReview) }
+    }
+
     /// The changes this document has that a peer at `their_heads` lacks.
     ///
     /// Heads the document does not know are ignored, so the answer may include a few changes the

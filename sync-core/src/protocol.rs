@@ -136,3 +136,33 @@ pub struct ImportSummary {
     /// Households a re-import matched and found identical.
     pub unchanged: u64,
 }
+
+// --- exports (`GET /v1/export`): households page by page, filtered on the server ---
+
+/// Most households in one export page.
+pub const EXPORT_PAGE: u32 = 500;
+
+/// One page of an export: households in id order, their review status the effective one (an
+/// approval made stale by a later change shows as awaiting review).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportPage {
+    /// The households of this page that pass the filters.
+    pub households: Vec<crate::model::HouseholdState>,
+    /// Ask for the next page after this id; `None` after the last page.
+    pub next_after: Option<crate::model::HouseholdId>,
+    /// Households in the area (before the filters), for the progress bar; on the first page only.
+    pub total: Option<u64>,
+    /// Households this page looked at (kept or not), for the progress bar.
+    pub scanned: u32,
+}
+
+/// What an export keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportFilter {
+    /// Only households whose review status is approved now.
+    pub approved_only: bool,
+    /// Only households visited on or after this date (`YYYY-MM-DD`, the visit's local date).
+    pub from: Option<String>,
+    /// Only households visited on or before this date.
+    pub to: Option<String>,
+}

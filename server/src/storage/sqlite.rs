@@ -5,6 +5,7 @@
 //! Times are stored as RFC 3339 UTC text truncated to whole seconds (`2026-01-02T03:04:05Z`), so
 //! text order is time order.
 
+mod export;
 mod feed;
 mod roster;
 
@@ -564,6 +565,16 @@ impl Storage for SqliteStorage {
     ) -> Result<crate::roster::ImportSummary, StorageError> {
         let form = sync_core::form::FormDefinition::default_dtsen();
         self.write(|tx| roster::commit(tx, import, chunks, editor, form))
+    }
+
+    fn export_page(
+        &self,
+        area: &str,
+        after: Option<HouseholdId>,
+        limit: u32,
+        filter: &sync_core::protocol::ExportFilter,
+    ) -> Result<sync_core::protocol::ExportPage, StorageError> {
+        self.read(|conn| export::page(conn, area, after, limit, filter))
     }
 }
 

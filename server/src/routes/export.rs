@@ -1,0 +1,84 @@
+//! `GET /v1/export`: households of a kecamatan or kabupaten, page by page, for `pilar export`.
+//! Supervisors export their own kecamatan; admins any area; enumerators nothing.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::routes::ApiJson;
+use crate::state::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use sync_core::ids::{DistrictCode, RegencyCode};
+use sync_core::model::HouseholdId;
+use sync_core::protocol::{EXPORT_PAGE, ExportFilter, ExportPage, Role};
+
+/// Query of `GET /v1/export`.
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    /// Kecamatan (`73.14.01`) or kabupaten (`73.14`) code.
+    area: String,
+    /// Only households approved now.
+    #[serde(default)]
+    approved: bool,
+    /// Visited on or after (`YYYY-MM-DD`).
+    from: Option<String>,
+    /// Visited on or before (`YYYY-MM-DD`).
+    to: Option<String>,
+    /// Resume after this household id.
+    after: Option<HouseholdId>,
+}
+
+fn date(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    match value {
+        None => Ok(None),
+        Some(v) => match time::Date::parse(&v, &format) {
+            Ok(_) => Ok(Some(v)),
+            Err(_) => Err(ApiError::Invalid(format!("{field} {v:?} is not a date; write it as YYYY-MM-DD"))),
+        },
+    }
+}
+
+/// `GET /v1/export?area=…&approved=…&from=…&to=…&after=…`.
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<ApiJson<ExportPage>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::Malformed(format!("bad export query: {}", e.body_text())))?;
+    let area = match (DistrictCode::parse(&query.area), RegencyCode::parse(&query.area)) {
+        (Ok(k), _) => k.as_str().to_string(),
+        (_, Ok(r)) => r.as_str().to_string(),
+        _ => {
+            return Err(ApiError::Invalid(format!(
+                "area {:?} is not a kecamatan (73.14.01) or kabupaten (73.14) code in the region table",
+                query.area
+            )));
+        }
+    };
+    let filter =
+        ExportFilter { approved_only: query.approved, from: date("from", query.from)?, to: date("to", query.to)? };
+    let after = query.after;
+    let page = state
+        .blocking(move |storage| {
+            match caller.role {
+                Role::Admin => {}
+                Role::Supervisor => {
+                    let mine = storage.kecamatan_scope(&caller.user).map_err(ApiError::internal)?;
+                    if !mine.contains(&area) {
+                        return Err(ApiError::Forbidden(format!(
+                            "{area} is not a kecamatan assigned to you; supervisors export their own kecamatan"
+                        )));
+                    }
+                }
+                Role::Enumerator => {
+                    return Err(ApiError::Forbidden(
+                        "enumerators cannot export; ask your kecamatan supervisor".to_string(),
+                    ));
+                }
+            }
+            Ok(storage.export_page(&area, after, EXPORT_PAGE, &filter)?)
+        })
+        .await?;
+    Ok(ApiJson(page))
+}

@@ -1,0 +1,90 @@
+//! Exports against a real server: a supervisor's kecamatan as XLSX read back cell by cell with
+//! calamine, CSV that Excel opens (BOM, UTF-8 names), the approved-only filter, and who may export.
+
+use calamine::{Data, Reader, Xlsx, open_workbook};
+use pilar_tests::Campaign;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const PANCA_LAUTANG: &str = "73.14.01";
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/roster.csv")
+}
+
+/// A sheet as rows of (machine name → cell text), using the second header row's names.
+fn sheet(path: &Path, name: &str) -> Vec<BTreeMap<String, String>> {
+    let mut book: Xlsx<_> = open_workbook(path).expect("open xlsx");
+    let range = book.worksheet_range(name).expect("sheet");
+    let rows: Vec<Vec<String>> = range
+        .rows()
+        .map(|r| {
+            r.iter()
+                .map(|c| match c {
+                    Data::Empty => String::new(),
+                    Data::Float(f) if f.fract() == 0.0 => format!("{}", *f as i64),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let names = rows.get(1).expect("machine-name header row").clone();
+    rows.iter().skip(2).map(|r| names.iter().cloned().zip(r.iter().cloned()).collect()).collect()
+}
+
+#[test]
+fn a_supervisor_exports_the_kecamatan_as_xlsx_and_csv() {
+    let campaign = Campaign::start();
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    campaign.admin.ok(&["roster", "import", sample().to_str().expect("path")]);
+
+    let out = supervisor.home().join("panca.xlsx");
+    let done = supervisor.json(&["export", "--area", PANCA_LAUTANG, "--out", out.to_str().expect("path")]);
+    assert_eq!((done["households"].as_u64(), done["members"].as_u64()), (Some(6), Some(14)), "{done}");
+
+    let households = sheet(&out, "households");
+    assert_eq!(households.len(), 6);
+    let wette = households.iter().find(|h| h["dtsen_family_id"] == "SYN-0001").expect("SYN-0001 exported");
+    assert_eq!(wette["head_name"], "Wette'E Bin Ali");
+    assert_eq!(wette["village_code"], "73.14.01.1001");
+    assert_eq!(wette["kk_number"], "7314010503159001", "a KK number keeps all 16 digits");
+    let members = sheet(&out, "members");
+    assert_eq!(members.len(), 14);
+    let sitti = members.iter().find(|m| m["full_name"] == "Sitti Regapu’u").expect("U+2019 kept");
+    assert_eq!(sitti["nik"], "7314014211729005", "a NIK keeps all 16 digits");
+    assert_eq!(sitti["sex"], "2");
+
+    // CSV for Excel: UTF-8 with a BOM, names intact.
+    let prefix = supervisor.home().join("panca");
+    supervisor.ok(&["export", "--area", PANCA_LAUTANG, "--format", "csv", "--out", prefix.to_str().expect("path")]);
+    let csv = std::fs::read(supervisor.home().join("panca-members.csv")).expect("members csv");
+    assert!(csv.starts_with(b"\xEF\xBB\xBF"), "a BOM so Excel reads UTF-8");
+    let text = String::from_utf8(csv).expect("utf-8");
+    assert!(text.contains("Sitti Regapu’u") && text.contains("Wette'E Bin Ali"));
+
+    // Nothing is approved yet: the approved-only export has the headers and no household.
+    let approved = supervisor.home().join("approved.xlsx");
+    let done =
+        supervisor.json(&["export", "--area", PANCA_LAUTANG, "--approved", "--out", approved.to_str().expect("path")]);
+    assert_eq!(done["households"].as_u64(), Some(0), "{done}");
+    assert!(sheet(&approved, "households").is_empty());
+}
+
+#[test]
+fn only_supervisors_of_the_area_and_admins_export() {
+    let campaign = Campaign::start();
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let enumerator = campaign.enumerator("pkh.bilokka", &["73.14.01.1001"]);
+    let out = enumerator.home().join("x.xlsx");
+    let err = enumerator.fails(&["export", "--area", PANCA_LAUTANG, "--out", out.to_str().expect("path")]);
+    assert!(err.contains("enumerators cannot export"), "{err}");
+    assert!(!out.exists(), "a refused export leaves no file");
+    let other = supervisor.home().join("other.xlsx");
+    let err = supervisor.fails(&["export", "--area", "73.14.02", "--out", other.to_str().expect("path")]);
+    assert!(err.contains("not a kecamatan assigned to you"), "{err}");
+    let err = supervisor.fails(&["export", "--area", "73.14", "--out", other.to_str().expect("path")]);
+    assert!(err.contains("not a kecamatan assigned to you"), "{err}");
+    let kab = campaign.admin.home().join("kab.xlsx");
+    campaign.admin.ok(&["export", "--area", "73.14", "--out", kab.to_str().expect("path")]);
+    assert!(kab.exists());
+}
