@@ -16,6 +16,7 @@ pub mod roster;
 pub mod search;
 pub mod show;
 pub mod status;
+pub mod supervise;
 pub mod sync;
 pub mod visit;
 

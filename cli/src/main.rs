@@ -57,6 +57,19 @@ enum Command {
     /// Admin: import the household roster (CSV or XLSX) onto the server.
     #[command(subcommand)]
     Roster(commands::roster::Command),
+    /// Supervisor: the review queue; approve or return households.
+    #[command(subcommand)]
+    Review(commands::supervise::ReviewCommand),
+    /// Supervisor: the conflict inbox; settle fields with several values.
+    #[command(subcommand)]
+    Conflicts(commands::supervise::ConflictCommand),
+    /// Supervisor: households suspected to be one family; merge or dismiss.
+    #[command(subcommand)]
+    Duplicates(commands::supervise::DuplicateCommand),
+    /// Supervisor or admin: households, visits, outcomes, reviews per village and enumerator.
+    Progress(commands::supervise::ProgressArgs),
+    /// Households a supervisor returned to you, with their comments (works offline).
+    Returned(commands::supervise::ReturnedArgs),
     /// Send this device's work to the server and receive colleagues' changes in its villages.
     Sync(commands::sync::Args),
     /// Show this device: user, server, villages, what is unsent.
@@ -89,6 +102,11 @@ fn main() -> ExitCode {
         Command::Admin(cmd) => commands::admin::run(&home, cmd),
         Command::Export(args) => commands::export::run(&home, args),
         Command::Roster(cmd) => commands::roster::run(&home, cmd),
+        Command::Review(cmd) => commands::supervise::review(&home, cmd),
+        Command::Conflicts(cmd) => commands::supervise::conflicts(&home, cmd),
+        Command::Duplicates(cmd) => commands::supervise::duplicates(&home, cmd),
+        Command::Progress(args) => commands::supervise::progress(&home, args),
+        Command::Returned(args) => commands::supervise::returned(&home, args),
         Command::Sync(args) => commands::sync::run(&home, args),
         Command::Status(args) => commands::status::run(&home, args),
         Command::Debug(cmd) => commands::debug::run(&home, cmd),

@@ -122,6 +122,8 @@ impl From<StorageError> for ApiError {
                 ApiError::NotFound(format!("no user named {name}; list users with `pilar admin user list`"))
             }
             StorageError::Refused(message) => ApiError::Invalid(message),
+            StorageError::NotFound(message) => ApiError::NotFound(message),
+            StorageError::Stale(message) => ApiError::Conflict { code: "stale", message },
             other => ApiError::internal(other),
         }
     }

@@ -7,6 +7,7 @@ pub mod export;
 pub mod health;
 pub mod login;
 pub mod roster;
+pub mod supervise;
 pub mod sync;
 
 use crate::error::ApiError;
@@ -33,6 +34,14 @@ pub fn v1() -> Router<AppState> {
         .route("/roster/{import}/chunks/{n}", put(roster::stage))
         .route("/roster/{import}/commit", post(roster::commit))
         .route("/export", get(export::export))
+        .route("/review", get(supervise::review_list))
+        .route("/households/{id}/review", post(supervise::review))
+        .route("/conflicts", get(supervise::conflicts))
+        .route("/households/{id}/resolve", post(supervise::resolve))
+        .route("/duplicates", get(supervise::duplicates))
+        .route("/duplicates/merge", post(supervise::merge))
+        .route("/duplicates/dismiss", post(supervise::dismiss))
+        .route("/progress", get(supervise::progress))
 }
 
 /// A JSON request body or response. As an extractor (always the last argument of a handler) it

@@ -18,7 +18,12 @@ pub use sqlite::SqliteStorage;
 
 use crate::roster::ImportSummary;
 use sync_core::model::{Editor, HouseholdId};
-use sync_core::protocol::{ExportFilter, ExportPage};
+use sync_core::model::{FieldPath, ReviewDecision, ReviewStatus};
+use sync_core::protocol::{
+    ConflictItem, DuplicatePair, ExportFilter, ExportPage, HouseholdBrief, MergeReply, ProgressReport,
+};
+
+pub use sqlite::supervise::Choice;
 use sync_core::roster::RosterHousehold;
 use sync_core::sync::{PackPage, SyncRequest};
 use uuid::Uuid;
@@ -26,6 +31,16 @@ use uuid::Uuid;
 use sync_core::model::DeviceId;
 use sync_core::protocol::Role;
 use time::OffsetDateTime;
+
+/// Whether `village` lies in one of `areas` (kecamatan or kabupaten codes); `None` is everywhere.
+pub fn in_areas(village: &str, areas: Option<&[String]>) -> bool {
+    match areas {
+        None => true,
+        Some(areas) => areas
+            .iter()
+            .any(|a| village.len() > a.len() && village.starts_with(a.as_str()) && village.as_bytes()[a.len()] == b'.'),
+    }
+}
 
 /// What can go wrong in storage. Callers branch on the account cases; the rest are internal.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +71,13 @@ pub enum StorageError {
     /// staged again): the message says what to do.
     #[error("{0}")]
     Refused(String),
+    /// A named record (a household) does not exist: the message says which and what to do.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request was made against a state that has moved on (a conflict already resolved, a
+    /// household already merged): the message says what to look at again.
+    #[error("{0}")]
+    Stale(String),
 }
 
 impl From<rusqlite::Error> for StorageError {
@@ -314,4 +336,49 @@ pub trait Storage: Send + Sync + 'static {
         limit: u32,
         filter: &ExportFilter,
     ) -> Result<ExportPage, StorageError>;
+
+    // --- supervision: areas are kecamatan or kabupaten codes; `None` means everywhere (admin) ---
+
+    /// The village a household belongs to (`None`: no such household), for scope checks.
+    fn household_village(&self, id: HouseholdId) -> Result<Option<String>, StorageError>;
+
+    /// Visited households of the areas, optionally only those with one effective review status.
+    fn review_list(
+        &self,
+        areas: Option<&[String]>,
+        status: Option<ReviewStatus>,
+    ) -> Result<Vec<HouseholdBrief>, StorageError>;
+
+    /// Approve or return a household as `editor` (a server-side device); the change enters the feed.
+    fn review(
+        &self,
+        id: HouseholdId,
+        editor: &Editor,
+        decision: ReviewDecision,
+        comment: Option<&str>,
+    ) -> Result<HouseholdBrief, StorageError>;
+
+    /// Every open conflict of the areas, each value with its writer.
+    fn conflicts(&self, areas: Option<&[String]>) -> Result<Vec<ConflictItem>, StorageError>;
+
+    /// Settle the conflict at `path` by picking a listed value or writing a new one.
+    fn resolve(
+        &self,
+        id: HouseholdId,
+        editor: &Editor,
+        path: &FieldPath,
+        choice: &Choice,
+    ) -> Result<HouseholdBrief, StorageError>;
+
+    /// Households suspected to be the same family (at least one of each pair in the areas).
+    fn duplicates(&self, areas: Option<&[String]>) -> Result<Vec<DuplicatePair>, StorageError>;
+
+    /// Fold `retired` into `survivor` as `editor`; later edits of `retired` keep being folded.
+    fn merge(&self, survivor: HouseholdId, retired: HouseholdId, editor: &Editor) -> Result<MergeReply, StorageError>;
+
+    /// Record that two suspected households are different families.
+    fn dismiss(&self, a: HouseholdId, b: HouseholdId, user: &str, now: OffsetDateTime) -> Result<(), StorageError>;
+
+    /// Counts per village and enumerator, and each device's last sync.
+    fn progress(&self, areas: Option<&[String]>) -> Result<ProgressReport, StorageError>;
 }

@@ -18,11 +18,13 @@ mod attribution;
 mod edit;
 mod inspect;
 mod read;
+mod supervise;
 
 pub use attribution::{Attributed, FieldChange, Writer};
 pub use edit::{Edits, NewVisit};
 pub use inspect::{Place, Write, WrittenOp};
 pub use read::{HouseholdState, MEMBER_REMOVAL_KEYS, Member, ROOT_MAPS, Review, ReviewStatus, VISIT_KEYS, Visit};
+pub use supervise::{RESOLVE_ACTION, REVIEW_ACTION, ReviewDecision};
 
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, transaction::Transactable};
 use serde::{Deserialize, Serialize};
@@ -99,7 +101,21 @@ impl DeviceId {
     pub fn from_actor(actor: &ActorId) -> Option<DeviceId> {
         Uuid::from_slice(actor.to_bytes()).ok().map(DeviceId)
     }
+
+    /// The id under which the server writes on this device's user's behalf (review, conflict
+    /// resolution, merges, roster import). A separate actor, because the device may hold offline
+    /// changes of its own to the same household: sharing its actor would give two different
+    /// changes the same sequence number. Deterministic and reversible, so the server maps a
+    /// writer back to the device without a table; the device itself can never send changes under
+    /// it (the server admits only a device's own actor).
+    pub fn on_server(self) -> DeviceId {
+        DeviceId(Uuid::from_u128(self.0.as_u128() ^ SERVER_SIDE_MASK))
+    }
 }
+
+/// Mask between a device id and [`DeviceId::on_server`] (an involution: applying it twice gives
+/// the device back).
+const SERVER_SIDE_MASK: u128 = 0x5e5e_5e5e_5e5e_5e5e_5e5e_5e5e_5e5e_5e5e;
 
 /// RFC 3339 text of a time to whole seconds, in its own offset (WIB/WITA/WIT stay visible): the
 /// form of every time the device stores (visits, removals, outbox, search columns).

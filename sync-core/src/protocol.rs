@@ -4,6 +4,7 @@
 use crate::model::DeviceId;
 use crate::roster::{RosterHousehold, RosterProblem};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What a user may do. Scope comes from assignments, never from the client.
@@ -165,4 +166,177 @@ pub struct ExportFilter {
     pub from: Option<String>,
     /// Only households visited on or before this date.
     pub to: Option<String>,
+}
+
+// --- supervision (`/v1/review`, `/v1/conflicts`, `/v1/duplicates`, `/v1/progress`) ---
+
+/// One household as a supervisor's lists show it (the supervisor's screen, never a log).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HouseholdBrief {
+    /// The household.
+    pub household: crate::model::HouseholdId,
+    /// Its village code (the scope).
+    pub village: String,
+    /// Head of household's name, as recorded.
+    pub head_name: Option<String>,
+    /// RT, as recorded.
+    pub rt: Option<String>,
+    /// Effective review status (`awaiting_review`, `approved`, `returned`); `None` before any visit.
+    pub review: Option<String>,
+    /// Who set the review status, and when.
+    pub review_by: Option<String>,
+    /// When the review status was set (RFC 3339).
+    pub review_at: Option<String>,
+    /// The newest review comment.
+    pub comment: Option<String>,
+    /// Number of visits.
+    pub visits: u32,
+    /// Outcome code of the last visit.
+    pub last_outcome: Option<i64>,
+    /// Who made the last visit.
+    pub last_visit_by: Option<String>,
+    /// When (RFC 3339).
+    pub last_visit_at: Option<String>,
+    /// Open conflicts (fields with several values, and merge disagreements).
+    pub conflicts: u32,
+}
+
+/// `POST /v1/households/{id}/review`: approve or return a household.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewRequest {
+    /// `approve` or `return`.
+    pub decision: String,
+    /// Required when returning: what the enumerator must fix.
+    pub comment: Option<String>,
+}
+
+/// One open conflict: a field with several values, each with its writer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictItem {
+    /// The household and its village.
+    pub household: HouseholdBrief,
+    /// The field (`answers.rt`, `members.<id>.nik`, ...).
+    pub path: String,
+    /// The field's label from the form (Bahasa Indonesia), when it is a form field.
+    pub label: Option<String>,
+    /// `sync` (concurrent edits met in a merge) or `merge` (two households merged disagreed).
+    pub source: String,
+    /// The values, the one shown today first.
+    pub values: Vec<ConflictValue>,
+}
+
+/// One value of a conflicting field and who wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictValue {
+    /// The value.
+    pub value: crate::value::FieldValue,
+    /// The user who wrote it.
+    pub user: String,
+    /// The device it came from (its name, and its id).
+    pub device: String,
+    /// When it was written (RFC 3339).
+    pub at: String,
+}
+
+/// `POST /v1/households/{id}/resolve`: settle one conflicting field.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolveRequest {
+    /// The field, as listed.
+    pub path: String,
+    /// Keep the value at this position of the listed values (1-based, as shown).
+    pub pick: Option<usize>,
+    /// Or write this new value (typed as in `pilar edit`: codes or labels, dates YYYY-MM-DD).
+    pub value: Option<String>,
+}
+
+/// A pair of households suspected to be one family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DuplicatePair {
+    /// One household.
+    pub a: HouseholdBrief,
+    /// The other.
+    pub b: HouseholdBrief,
+    /// Why: `same_kk`, `shared_nik`, `same_head_name` (same village and RT).
+    pub reasons: Vec<String>,
+}
+
+/// `POST /v1/duplicates/merge`: fold `retired` into `survivor`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergeRequest {
+    /// The household that stays.
+    pub survivor: crate::model::HouseholdId,
+    /// The household marked `merged_into` the survivor.
+    pub retired: crate::model::HouseholdId,
+}
+
+/// What a merge did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeReply {
+    /// The household that stays.
+    pub survivor: crate::model::HouseholdId,
+    /// The retired household.
+    pub retired: crate::model::HouseholdId,
+    /// Fields where the two disagreed; listed in the conflict inbox.
+    pub disagreements: u32,
+}
+
+/// `POST /v1/duplicates/dismiss`: the two households are different families.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DismissRequest {
+    /// One household.
+    pub a: crate::model::HouseholdId,
+    /// The other.
+    pub b: crate::model::HouseholdId,
+}
+
+/// `GET /v1/progress`: the campaign's state per village and per enumerator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressReport {
+    /// One row per village in the area.
+    pub villages: Vec<ProgressRow>,
+    /// One row per enumerator assigned in the area (households of their villages; visited and
+    /// outcomes count the households whose last visit they made).
+    pub enumerators: Vec<ProgressRow>,
+    /// Every device of those enumerators, with its last sync.
+    pub devices: Vec<DeviceProgress>,
+}
+
+/// Counts for one village or one enumerator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressRow {
+    /// Village code or user name.
+    pub key: String,
+    /// Village name (for villages).
+    pub name: Option<String>,
+    /// Households (merged-away households not counted).
+    pub total: u64,
+    /// Households with at least one visit.
+    pub visited: u64,
+    /// Households by the final outcome code of their last visit.
+    pub final_outcomes: BTreeMap<i64, u64>,
+    /// Visited households awaiting review (never reviewed, or changed since).
+    pub awaiting_review: u64,
+    /// Approved and unchanged since.
+    pub approved: u64,
+    /// Returned to the enumerator and not yet fixed.
+    pub returned: u64,
+    /// Open conflicts.
+    pub conflicts: u64,
+    /// Households in an open duplicate suspicion.
+    pub duplicates: u64,
+}
+
+/// One device and when it last synced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceProgress {
+    /// The device's user.
+    pub user: String,
+    /// The device id.
+    pub device: String,
+    /// The name given at login.
+    pub name: String,
+    /// Last completed sync (RFC 3339), `None` if never.
+    pub last_sync_at: Option<String>,
+    /// Whether the device was revoked.
+    pub revoked: bool,
 }

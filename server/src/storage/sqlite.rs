@@ -8,6 +8,7 @@
 mod export;
 mod feed;
 mod roster;
+pub mod supervise;
 
 use super::SyncCaller;
 use super::{
@@ -70,6 +71,8 @@ CREATE INDEX devices_user ON devices (user_name);
     feed::FEED_SCHEMA,
     // 3: roster imports (staged chunks, the DTSEN family-id index).
     roster::ROSTER_SCHEMA,
+    // 4: supervision: derived household facts, duplicate keys and dismissals, merges.
+    supervise::SUPERVISE_SCHEMA,
 ];
 
 /// Read connections kept open between requests; more are opened under load and closed after.
@@ -575,6 +578,67 @@ impl Storage for SqliteStorage {
         filter: &sync_core::protocol::ExportFilter,
     ) -> Result<sync_core::protocol::ExportPage, StorageError> {
         self.read(|conn| export::page(conn, area, after, limit, filter))
+    }
+
+    fn household_village(&self, id: HouseholdId) -> Result<Option<String>, StorageError> {
+        self.read(|conn| supervise::village_of(conn, id))
+    }
+
+    fn review_list(
+        &self,
+        areas: Option<&[String]>,
+        status: Option<sync_core::model::ReviewStatus>,
+    ) -> Result<Vec<sync_core::protocol::HouseholdBrief>, StorageError> {
+        self.write(|tx| supervise::review_list(tx, areas, status))
+    }
+
+    fn review(
+        &self,
+        id: HouseholdId,
+        editor: &sync_core::model::Editor,
+        decision: sync_core::model::ReviewDecision,
+        comment: Option<&str>,
+    ) -> Result<sync_core::protocol::HouseholdBrief, StorageError> {
+        self.write(|tx| supervise::review(tx, id, editor, decision, comment))
+    }
+
+    fn conflicts(&self, areas: Option<&[String]>) -> Result<Vec<sync_core::protocol::ConflictItem>, StorageError> {
+        self.write(|tx| {
+            let devices = supervise::device_names(tx)?;
+            supervise::conflicts(tx, areas, &devices)
+        })
+    }
+
+    fn resolve(
+        &self,
+        id: HouseholdId,
+        editor: &sync_core::model::Editor,
+        path: &sync_core::model::FieldPath,
+        choice: &supervise::Choice,
+    ) -> Result<sync_core::protocol::HouseholdBrief, StorageError> {
+        self.write(|tx| supervise::resolve(tx, id, editor, path, choice))
+    }
+
+    fn duplicates(&self, areas: Option<&[String]>) -> Result<Vec<sync_core::protocol::DuplicatePair>, StorageError> {
+        self.write(|tx| supervise::duplicates(tx, areas))
+    }
+
+    fn merge(
+        &self,
+        survivor: HouseholdId,
+        retired: HouseholdId,
+        editor: &sync_core::model::Editor,
+    ) -> Result<sync_core::protocol::MergeReply, StorageError> {
+        let _ = (survivor, retired, editor);
+        Err(StorageError::Refused("merging households is not available yet".into()))
+    }
+
+    fn dismiss(&self, a: HouseholdId, b: HouseholdId, user: &str, now: OffsetDateTime) -> Result<(), StorageError> {
+        self.write(|tx| supervise::dismiss(tx, a, b, user, now))
+    }
+
+    fn progress(&self, areas: Option<&[String]>) -> Result<sync_core::protocol::ProgressReport, StorageError> {
+        self.write(|tx| supervise::progress(tx, areas))
     }
 }
 

@@ -59,6 +59,11 @@ pub(super) fn page(
 }
 
 fn keep(state: &sync_core::model::HouseholdState, filter: &ExportFilter) -> bool {
+    // A household merged into another is the same family as its survivor, which carries its
+    // members and visits: exporting both would count the family twice.
+    if state.links.contains_key("merged_into") {
+        return false;
+    }
     if filter.approved_only && state.review.status != Some(sync_core::model::ReviewStatus::Approved) {
         return false;
     }

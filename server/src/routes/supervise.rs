@@ -1,0 +1,269 @@
+//! The supervisor's endpoints: the review queue and decisions, the conflict inbox, duplicate
+//! suspicions (merge, dismiss) and the progress report. Supervisors see and act on their own
+//! kecamatan only, admins everywhere; enumerators get 403 on every one of them.
+//!
+//! Writes to household documents (review, resolution, merge) are made by the server under the
+//! caller's server-side device ([`DeviceId::on_server`](sync_core::model::DeviceId::on_server)) and
+//! enter the feed like a device's change, so they reach every device in scope on its next sync.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::routes::ApiJson;
+use crate::state::AppState;
+use crate::storage::{Choice, Storage};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use sync_core::ids::{DistrictCode, RegencyCode};
+use sync_core::model::{Editor, FieldPath, HouseholdId, ReviewDecision, ReviewStatus};
+use sync_core::protocol::{
+    ConflictItem, DismissRequest, DuplicatePair, HouseholdBrief, MergeReply, MergeRequest, ProgressReport,
+    ResolveRequest, ReviewRequest, Role,
+};
+
+/// Query of the list endpoints: `?area=<kecamatan or kabupaten>&status=<review status>`.
+#[derive(Debug, Deserialize)]
+pub struct AreaQuery {
+    /// Kecamatan (`73.14.01`) or kabupaten (`73.14`); all of the caller's scope when absent.
+    area: Option<String>,
+    /// For `/review`: `awaiting_review`, `approved` or `returned`.
+    status: Option<String>,
+}
+
+fn forbidden_for_enumerators(what: &str) -> ApiError {
+    ApiError::Forbidden(format!("enumerators cannot {what}; your kecamatan supervisor does"))
+}
+
+/// The areas a supervisor or admin works on for this request: `None` is everywhere (an admin
+/// without `area`). A supervisor may name one of their kecamatan, or the kabupaten only when
+/// it is theirs entirely — in practice, one of their kecamatan.
+fn areas(
+    storage: &dyn Storage,
+    caller: &Caller,
+    area: Option<&str>,
+    what: &str,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let area = match area.map(str::trim).filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => Some(match (DistrictCode::parse(a), RegencyCode::parse(a)) {
+            (Ok(k), _) => k.as_str().to_string(),
+            (_, Ok(r)) => r.as_str().to_string(),
+            _ => {
+                return Err(ApiError::Invalid(format!(
+                    "area {a:?} is not a kecamatan (73.14.01) or kabupaten (73.14) code in the region table"
+                )));
+            }
+        }),
+    };
+    match caller.role {
+        Role::Enumerator => Err(forbidden_for_enumerators(what)),
+        Role::Admin => Ok(area.map(|a| vec![a])),
+        Role::Supervisor => {
+            let mine = storage.kecamatan_scope(&caller.user).map_err(ApiError::internal)?;
+            match area {
+                None => Ok(Some(mine)),
+                Some(a) if mine.contains(&a) => Ok(Some(vec![a])),
+                Some(a) => Err(ApiError::Forbidden(format!(
+                    "{a} is not a kecamatan assigned to you; supervisors work on their own kecamatan ({})",
+                    if mine.is_empty() { "none assigned yet".to_string() } else { mine.join(", ") }
+                ))),
+            }
+        }
+    }
+}
+
+/// Check that the caller may act on household `id` (its village lies in their areas).
+fn may_act(storage: &dyn Storage, caller: &Caller, id: HouseholdId, what: &str) -> Result<(), ApiError> {
+    let scope = areas(storage, caller, None, what)?;
+    let Some(village) = storage.household_village(id)? else {
+        return Err(ApiError::NotFound(format!(
+            "no household {id} on the server; copy its id from `pilar review list` or `pilar conflicts`"
+        )));
+    };
+    if !crate::storage::in_areas(&village, scope.as_deref()) {
+        return Err(ApiError::Forbidden(format!(
+            "household {id} is in village {village}, outside your kecamatan; its own supervisor reviews it"
+        )));
+    }
+    Ok(())
+}
+
+fn editor(caller: &Caller) -> Editor {
+    Editor { user: caller.user.clone(), device: caller.device.on_server(), now: time::OffsetDateTime::now_utc() }
+}
+
+fn query(query: Result<Query<AreaQuery>, QueryRejection>) -> Result<AreaQuery, ApiError> {
+    query.map(|Query(q)| q).map_err(|e| ApiError::Malformed(format!("bad query: {}", e.body_text())))
+}
+
+fn household(path: Result<Path<HouseholdId>, PathRejection>) -> Result<HouseholdId, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|_| ApiError::Malformed("the household must be a UUID: /v1/households/{id}/...".into()))
+}
+
+/// `GET /v1/review?area=&status=`: visited households and their review status.
+pub async fn review_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<AreaQuery>, QueryRejection>,
+) -> Result<ApiJson<Vec<HouseholdBrief>>, ApiError> {
+    let q = query(q)?;
+    let status = match q.status.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(s) => Some(ReviewStatus::parse(s).ok_or_else(|| {
+            ApiError::Invalid(format!("status {s:?} is not one of awaiting_review, approved, returned"))
+        })?),
+    };
+    let list = state
+        .blocking(move |storage| {
+            let areas = areas(storage, &caller, q.area.as_deref(), "review households")?;
+            Ok(storage.review_list(areas.as_deref(), status)?)
+        })
+        .await?;
+    Ok(ApiJson(list))
+}
+
+/// `POST /v1/households/{id}/review`: approve, or return with a comment.
+pub async fn review(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<HouseholdId>, PathRejection>,
+    ApiJson(request): ApiJson<ReviewRequest>,
+) -> Result<ApiJson<HouseholdBrief>, ApiError> {
+    let id = household(path)?;
+    let decision = match request.decision.as_str() {
+        "approve" => ReviewDecision::Approve,
+        "return" => ReviewDecision::Return,
+        other => return Err(ApiError::Invalid(format!("decision {other:?} is not approve or return"))),
+    };
+    let comment = request.comment.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(str::to_string);
+    if decision == ReviewDecision::Return && comment.is_none() {
+        return Err(ApiError::Invalid(
+            "returning a household needs a comment that tells the enumerator what to fix".into(),
+        ));
+    }
+    let brief = state
+        .blocking(move |storage| {
+            may_act(storage, &caller, id, "approve or return households")?;
+            Ok(storage.review(id, &editor(&caller), decision, comment.as_deref())?)
+        })
+        .await?;
+    tracing::info!(household = %id, decision = request.decision, "review");
+    Ok(ApiJson(brief))
+}
+
+/// `GET /v1/conflicts?area=`: the conflict inbox.
+pub async fn conflicts(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<AreaQuery>, QueryRejection>,
+) -> Result<ApiJson<Vec<ConflictItem>>, ApiError> {
+    let q = query(q)?;
+    let list = state
+        .blocking(move |storage| {
+            let areas = areas(storage, &caller, q.area.as_deref(), "see the conflict inbox")?;
+            Ok(storage.conflicts(areas.as_deref())?)
+        })
+        .await?;
+    Ok(ApiJson(list))
+}
+
+/// `POST /v1/households/{id}/resolve`: settle one conflicting field.
+pub async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<HouseholdId>, PathRejection>,
+    ApiJson(request): ApiJson<ResolveRequest>,
+) -> Result<ApiJson<HouseholdBrief>, ApiError> {
+    let id = household(path)?;
+    let field: FieldPath = request.path.parse().map_err(|_| {
+        ApiError::Invalid(format!(
+            "{:?} is not a field path; copy it from `pilar conflicts` (e.g. answers.rt, members.<id>.nik)",
+            request.path
+        ))
+    })?;
+    let choice = match (request.pick, request.value) {
+        (Some(n), None) => Choice::Pick(n),
+        (None, Some(v)) => Choice::Value(v),
+        _ => return Err(ApiError::Invalid("give exactly one of pick (a listed value's number) or value".into())),
+    };
+    let brief = state
+        .blocking(move |storage| {
+            may_act(storage, &caller, id, "resolve conflicts")?;
+            Ok(storage.resolve(id, &editor(&caller), &field, &choice)?)
+        })
+        .await?;
+    tracing::info!(household = %id, "conflict resolved");
+    Ok(ApiJson(brief))
+}
+
+/// `GET /v1/duplicates?area=`: households suspected to be one family.
+pub async fn duplicates(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<AreaQuery>, QueryRejection>,
+) -> Result<ApiJson<Vec<DuplicatePair>>, ApiError> {
+    let q = query(q)?;
+    let list = state
+        .blocking(move |storage| {
+            let areas = areas(storage, &caller, q.area.as_deref(), "see suspected duplicates")?;
+            Ok(storage.duplicates(areas.as_deref())?)
+        })
+        .await?;
+    Ok(ApiJson(list))
+}
+
+/// `POST /v1/duplicates/merge`: fold one household into another.
+pub async fn merge(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<MergeRequest>,
+) -> Result<ApiJson<MergeReply>, ApiError> {
+    if request.survivor == request.retired {
+        return Err(ApiError::Invalid("a household cannot be merged into itself; give two different ids".into()));
+    }
+    let reply = state
+        .blocking(move |storage| {
+            may_act(storage, &caller, request.survivor, "merge households")?;
+            may_act(storage, &caller, request.retired, "merge households")?;
+            Ok(storage.merge(request.survivor, request.retired, &editor(&caller))?)
+        })
+        .await?;
+    tracing::info!(survivor = %reply.survivor, retired = %reply.retired, disagreements = reply.disagreements, "merge");
+    Ok(ApiJson(reply))
+}
+
+/// `POST /v1/duplicates/dismiss`: two suspected households are different families.
+pub async fn dismiss(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<DismissRequest>,
+) -> Result<ApiJson<serde_json::Value>, ApiError> {
+    if request.a == request.b {
+        return Err(ApiError::Invalid("give two different households".into()));
+    }
+    state
+        .blocking(move |storage| {
+            may_act(storage, &caller, request.a, "dismiss duplicate suspicions")?;
+            may_act(storage, &caller, request.b, "dismiss duplicate suspicions")?;
+            Ok(storage.dismiss(request.a, request.b, &caller.user, time::OffsetDateTime::now_utc())?)
+        })
+        .await?;
+    Ok(ApiJson(serde_json::json!({ "dismissed": [request.a, request.b] })))
+}
+
+/// `GET /v1/progress?area=`: counts per village and enumerator, last sync per device.
+pub async fn progress(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<AreaQuery>, QueryRejection>,
+) -> Result<ApiJson<ProgressReport>, ApiError> {
+    let q = query(q)?;
+    let report = state
+        .blocking(move |storage| {
+            let areas = areas(storage, &caller, q.area.as_deref(), "see the progress report")?;
+            Ok(storage.progress(areas.as_deref())?)
+        })
+        .await?;
+    Ok(ApiJson(report))
+}
