@@ -154,8 +154,17 @@ pub struct ReturnedArgs {
     json: bool,
 }
 
-fn household(text: &str) -> Result<HouseholdId> {
-    text.parse().with_context(|| format!("{text:?} is not a household id; copy the full id from the list"))
+/// A household named by its full id, or by its first characters when this device holds it (a
+/// supervisor's device holds the kecamatan after `pilar sync`).
+fn household(home: &Path, text: &str) -> Result<HouseholdId> {
+    if let Ok(id) = text.parse() {
+        return Ok(id);
+    }
+    let store = open_store(home)
+        .with_context(|| format!("{text:?} is not a full household id; copy the full id from the list"))?;
+    store.resolve_id(text).with_context(|| {
+        format!("{text:?} is not a household id on this device; copy the full id from the list, or `pilar sync` first")
+    })
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
@@ -209,18 +218,18 @@ pub fn review(home: &Path, cmd: ReviewCommand) -> Result<()> {
             table(&BRIEF_HEADER, &list.iter().map(brief_row).collect::<Vec<_>>());
             Ok(())
         }
-        ReviewCommand::Approve(args) => decide(&mut client, args, "approve"),
+        ReviewCommand::Approve(args) => decide(home, &mut client, args, "approve"),
         ReviewCommand::Return(args) => {
             if args.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
                 bail!("returning a household needs --comment \"what to fix\"; the enumerator reads it on the tablet");
             }
-            decide(&mut client, args, "return")
+            decide(home, &mut client, args, "return")
         }
     }
 }
 
-fn decide(client: &mut Client, args: DecisionArgs, decision: &str) -> Result<()> {
-    let id = household(&args.household)?;
+fn decide(home: &Path, client: &mut Client, args: DecisionArgs, decision: &str) -> Result<()> {
+    let id = household(home, &args.household)?;
     let request = ReviewRequest { decision: decision.to_string(), comment: args.comment.clone() };
     let brief: HouseholdBrief = client.post(&format!("/v1/households/{id}/review"), &request)?;
     if args.json {
@@ -267,7 +276,7 @@ pub fn conflicts(home: &Path, cmd: ConflictCommand) -> Result<()> {
             Ok(())
         }
         ConflictCommand::Resolve(args) => {
-            let id = household(&args.household)?;
+            let id = household(home, &args.household)?;
             let request = ResolveRequest { path: args.path.clone(), pick: args.pick, value: args.value.clone() };
             let brief: HouseholdBrief = client.post(&format!("/v1/households/{id}/resolve"), &request)?;
             if args.json {
@@ -308,7 +317,7 @@ pub fn duplicates(home: &Path, cmd: DuplicateCommand) -> Result<()> {
             Ok(())
         }
         DuplicateCommand::Merge(args) => {
-            let request = MergeRequest { survivor: household(&args.keep)?, retired: household(&args.retire)? };
+            let request = MergeRequest { survivor: household(home, &args.keep)?, retired: household(home, &args.retire)? };
             let reply: MergeReply = client.post("/v1/duplicates/merge", &request)?;
             if args.json {
                 return print_json(&reply);
@@ -320,7 +329,7 @@ pub fn duplicates(home: &Path, cmd: DuplicateCommand) -> Result<()> {
             Ok(())
         }
         DuplicateCommand::Dismiss(args) => {
-            let request = DismissRequest { a: household(&args.a)?, b: household(&args.b)? };
+            let request = DismissRequest { a: household(home, &args.a)?, b: household(home, &args.b)? };
             let _: serde_json::Value = client.post("/v1/duplicates/dismiss", &request)?;
             println!("households {} and {} are no longer suspected to be one family.", request.a, request.b);
             Ok(())

@@ -55,7 +55,8 @@ pub async fn commit(
     ApiJson(request): ApiJson<CommitRequest>,
 ) -> Result<ApiJson<ImportSummary>, ApiError> {
     let Path(import) = path.map_err(|_| ApiError::Malformed("the import must be a UUID".into()))?;
-    let editor = Editor { user: caller.user.clone(), device: caller.device, now: time::OffsetDateTime::now_utc() };
+    let editor =
+        Editor { user: caller.user.clone(), device: caller.device.on_server(), now: time::OffsetDateTime::now_utc() };
     let summary = state.blocking(move |storage| Ok(storage.roster_commit(import, request.chunks, &editor)?)).await?;
     tracing::info!(%import, created = summary.created, updated = summary.updated, "roster import committed");
     Ok(ApiJson(summary))

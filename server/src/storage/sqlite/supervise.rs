@@ -146,15 +146,16 @@ fn brief(state: &HouseholdState, village: &str, review: Option<ReviewStatus>, co
     }
 }
 
-/// Recompute the facts of every household whose document is newer than its facts.
-pub(super) fn refresh(tx: &Transaction<'_>) -> Result<usize, StorageError> {
+/// Recompute the facts of up to `limit` households whose document is newer than their facts;
+/// returns how many it did (the caller repeats, one short transaction at a time, until 0).
+pub(super) fn refresh(tx: &Transaction<'_>, limit: u32) -> Result<usize, StorageError> {
     let stale: Vec<(String, String, Vec<u8>, i64)> = tx
         .prepare_cached(
             "SELECT h.id, h.village, h.doc, h.updated_seq FROM households h
              LEFT JOIN household_facts f ON f.household_id = h.id
-             WHERE f.seq IS NULL OR f.seq < h.updated_seq",
+             WHERE f.seq IS NULL OR f.seq < h.updated_seq LIMIT ?1",
         )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map(params![limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
     if stale.is_empty() {
         return Ok(0);
@@ -291,7 +292,6 @@ pub(super) fn review_list(
     areas: Option<&[String]>,
     status: Option<ReviewStatus>,
 ) -> Result<Vec<HouseholdBrief>, StorageError> {
-    refresh(tx)?;
     Ok(facts(tx, areas)?
         .into_iter()
         .filter(|f| f.visits > 0)
@@ -403,7 +403,6 @@ pub(super) fn conflicts(
     areas: Option<&[String]>,
     devices: &HashMap<String, (String, String)>,
 ) -> Result<Vec<ConflictItem>, StorageError> {
-    refresh(tx)?;
     let form = FormDefinition::default_dtsen();
     let mut out = Vec::new();
     let live = facts(tx, areas)?;
@@ -596,7 +595,6 @@ fn parse_value(path: &FieldPath, raw: &str) -> Result<FieldValue, StorageError> 
 
 /// Suspected duplicate pairs with at least one household in `areas`, minus dismissed pairs.
 pub(super) fn duplicates(tx: &Transaction<'_>, areas: Option<&[String]>) -> Result<Vec<DuplicatePair>, StorageError> {
-    refresh(tx)?;
     let pairs: Vec<(String, String, String)> = tx
         .prepare_cached(
             "SELECT k1.household_id, k2.household_id, k1.kind FROM household_keys k1
@@ -644,7 +642,6 @@ pub(super) fn dismiss(
 
 /// Villages, enumerators and devices of `areas`, counted from the facts.
 pub(super) fn progress(tx: &Transaction<'_>, areas: Option<&[String]>) -> Result<ProgressReport, StorageError> {
-    refresh(tx)?;
     let live = facts(tx, areas)?;
     let in_duplicates: BTreeSet<HouseholdId> =
         duplicates(tx, areas)?.iter().flat_map(|p| [p.a.household, p.b.household]).collect();
@@ -750,4 +747,29 @@ pub(super) fn village_of(conn: &rusqlite::Connection, id: HouseholdId) -> Result
         .prepare_cached("SELECT village FROM households WHERE id = ?1")?
         .query_row(params![id.to_string()], |r| r.get(0))
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn areas_match_whole_code_segments_only() {
+        let panca = ["73.14.01".to_string()];
+        assert!(in_areas("73.14.01.1001", Some(&panca)));
+        assert!(!in_areas("73.14.011.1001", Some(&panca)), "a longer code is another kecamatan");
+        assert!(!in_areas("73.14.02.1001", Some(&panca)));
+        assert!(in_areas("73.14.02.1001", Some(&["73.14".to_string()])));
+        assert!(in_areas("11.01.01.2001", None), "no areas: everywhere");
+        assert!(!in_areas("73.14.01.1001", Some(&[])));
+    }
+
+    #[test]
+    fn head_names_and_rts_compare_as_people_write_them() {
+        assert_eq!(normalised_name("  Wette'E   Bin ALI "), normalised_name("wette e bin ali"));
+        assert_eq!(normalised_name("Sitti Regapu’u"), "sitti regapu u");
+        assert_ne!(normalised_name("La Baso"), normalised_name("La Basso"));
+        assert_eq!(normalised_rt("003"), normalised_rt("3"));
+        assert_eq!(normalised_rt("000"), "0");
+    }
 }
