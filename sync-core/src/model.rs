@@ -15,12 +15,14 @@
 //! concurrent edits to that member.
 
 mod attribution;
+mod combine;
 mod edit;
 mod inspect;
 mod read;
 mod supervise;
 
 pub use attribution::{Attributed, FieldChange, Writer};
+pub use combine::{Combined, Disagreement, Fold, MERGE_ACTION, MERGE_FOLD_ACTION};
 pub use edit::{Edits, NewVisit};
 pub use inspect::{Place, Write, WrittenOp};
 pub use read::{HouseholdState, MEMBER_REMOVAL_KEYS, Member, ROOT_MAPS, Review, ReviewStatus, VISIT_KEYS, Visit};
@@ -224,6 +226,26 @@ pub enum ModelError {
     MissingDependencies {
         /// How many dependency hashes are missing.
         missing: usize,
+    },
+    /// A supervisor tried to merge a household into itself.
+    #[error("household {0} cannot be merged into itself; pick the other copy of the family as the survivor")]
+    MergeIntoItself(HouseholdId),
+    /// A merge would fold a household that is already merged elsewhere (or make a cycle).
+    #[error("household {household} is already merged into household {into}; fold it into that household instead")]
+    AlreadyMerged {
+        /// The household whose `links.merged_into` is set.
+        household: HouseholdId,
+        /// The household it names (its id as stored).
+        into: String,
+    },
+    /// The saved [`Fold`] names changes a document does not have: it belongs to other documents
+    /// or to an older copy of them.
+    #[error(
+        "the saved merge record does not match household {household}: it names changes the document lacks; pass the record returned by the last merge of these two households"
+    )]
+    FoldMismatch {
+        /// The household whose heads do not match.
+        household: HouseholdId,
     },
     /// Automerge refused an operation (a bug in Pilar if it happens).
     #[error("automerge: {0}")]

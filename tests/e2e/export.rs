@@ -13,7 +13,7 @@ fn sample() -> PathBuf {
 }
 
 /// A sheet as rows of (machine name → cell text), using the second header row's names.
-fn sheet(path: &Path, name: &str) -> Vec<BTreeMap<String, String>> {
+pub(crate) fn sheet(path: &Path, name: &str) -> Vec<BTreeMap<String, String>> {
     let mut book: Xlsx<_> = open_workbook(path).expect("open xlsx");
     let range = book.worksheet_range(name).expect("sheet");
     let rows: Vec<Vec<String>> = range

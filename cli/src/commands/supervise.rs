@@ -317,7 +317,8 @@ pub fn duplicates(home: &Path, cmd: DuplicateCommand) -> Result<()> {
             Ok(())
         }
         DuplicateCommand::Merge(args) => {
-            let request = MergeRequest { survivor: household(home, &args.keep)?, retired: household(home, &args.retire)? };
+            let request =
+                MergeRequest { survivor: household(home, &args.keep)?, retired: household(home, &args.retire)? };
             let reply: MergeReply = client.post("/v1/duplicates/merge", &request)?;
             if args.json {
                 return print_json(&reply);

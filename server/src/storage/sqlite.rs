@@ -7,6 +7,7 @@
 
 mod export;
 mod feed;
+mod merge;
 mod roster;
 pub mod supervise;
 
@@ -642,8 +643,7 @@ impl Storage for SqliteStorage {
         retired: HouseholdId,
         editor: &sync_core::model::Editor,
     ) -> Result<sync_core::protocol::MergeReply, StorageError> {
-        let _ = (survivor, retired, editor);
-        Err(StorageError::Refused("merging households is not available yet".into()))
+        self.write(|tx| merge::merge(tx, survivor, retired, editor))
     }
 
     fn dismiss(&self, a: HouseholdId, b: HouseholdId, user: &str, now: OffsetDateTime) -> Result<(), StorageError> {

@@ -217,6 +217,9 @@ pub(super) fn commit(
                          updated_seq = excluded.updated_seq, updated_at = excluded.updated_at",
                 )?
                 .execute(params![push.household.to_string(), village, document, heads, seq, received_at])?;
+                // Work that reaches a merged-away household is folded into its survivor now, so
+                // the pull below already carries it.
+                super::merge::refold(tx, push.household, now)?;
                 response.acknowledged += push.changes.len() as u32;
             }
             Outcome::Known => response.acknowledged += push.changes.len() as u32,

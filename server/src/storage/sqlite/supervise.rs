@@ -301,7 +301,11 @@ pub(super) fn review_list(
 }
 
 /// A household loaded for a server-side write by `editor`, with its village.
-fn load(tx: &Transaction<'_>, id: HouseholdId, editor: &Editor) -> Result<(Household, String), StorageError> {
+pub(super) fn load(
+    tx: &Transaction<'_>,
+    id: HouseholdId,
+    editor: &Editor,
+) -> Result<(Household, String), StorageError> {
     let row: Option<(Vec<u8>, String)> = tx
         .prepare_cached("SELECT doc, village FROM households WHERE id = ?1")?
         .query_row(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
