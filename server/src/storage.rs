@@ -32,13 +32,15 @@ use sync_core::model::DeviceId;
 use sync_core::protocol::Role;
 use time::OffsetDateTime;
 
-/// Whether `village` lies in one of `areas` (kecamatan or kabupaten codes); `None` is everywhere.
+/// Whether `village` lies in one of `areas` (village, kecamatan or kabupaten codes); `None` is
+/// everywhere.
 pub fn in_areas(village: &str, areas: Option<&[String]>) -> bool {
     match areas {
         None => true,
-        Some(areas) => areas
-            .iter()
-            .any(|a| village.len() > a.len() && village.starts_with(a.as_str()) && village.as_bytes()[a.len()] == b'.'),
+        Some(areas) => areas.iter().any(|a| {
+            village == a
+                || (village.len() > a.len() && village.starts_with(a.as_str()) && village.as_bytes()[a.len()] == b'.')
+        }),
     }
 }
 

@@ -308,3 +308,52 @@ fn enumerators_get_403_and_supervisors_stay_in_their_kecamatan() {
     panca.ok(&["review", "approve", &id]);
     assert_eq!(review_of(&panca, &id).as_deref(), Some("approved"));
 }
+
+#[test]
+fn a_person_registered_in_two_villages_is_suspected_and_can_be_dismissed() {
+    let campaign = Campaign::start();
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let ani = campaign.enumerator("pkh.ani", &[BILOKKA]);
+    let budi = campaign.enumerator("pkh.budi", &[WANIO]);
+    let mut ids = Vec::new();
+    for (device, village, head) in [(&ani, BILOKKA, "La Satu Sintetis"), (&budi, WANIO, "La Dua Sintetis")] {
+        let id = device.json(&["add", "--village", village, "--head-name", head])["household"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        device.ok(&[
+            "member",
+            "add",
+            &id,
+            "--name",
+            "Andi Sintetis",
+            "--answer",
+            "nik=7314011503809101",
+            "--answer",
+            "sex=1",
+            "--answer",
+            "presence=1",
+            "--answer",
+            "relationship=3",
+        ]);
+        device.json(&["sync"]);
+        ids.push(id);
+    }
+    let pairs = supervisor.json(&["duplicates", "list"]);
+    let pairs = pairs.as_array().expect("pairs");
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert_eq!(pairs[0]["reasons"], serde_json::json!(["shared_nik"]));
+    // A village as the area: the pair shows from either side; the other village's list is its own.
+    let bilokka = supervisor.json(&["duplicates", "list", "--area", BILOKKA]);
+    assert_eq!(bilokka.as_array().map(Vec::len), Some(1));
+    let progress = supervisor.json(&["progress", "--area", WANIO]);
+    let villages: Vec<&str> =
+        progress["villages"].as_array().expect("villages").iter().filter_map(|v| v["key"].as_str()).collect();
+    assert_eq!(villages, [WANIO]);
+    assert_eq!(progress["villages"][0]["duplicates"].as_u64(), Some(1));
+
+    supervisor.ok(&["duplicates", "dismiss", &ids[0], &ids[1]]);
+    assert!(supervisor.json(&["duplicates", "list"]).as_array().expect("pairs").is_empty(), "dismissed");
+    let progress = supervisor.json(&["progress", "--area", WANIO]);
+    assert_eq!(progress["villages"][0]["duplicates"].as_u64(), Some(0));
+}

@@ -17,7 +17,8 @@ use sync_core::protocol::{
 /// `--area` and `--json`, shared by the list commands.
 #[derive(clap::Args)]
 pub struct AreaArgs {
-    /// Kecamatan (73.14.01) or kabupaten (73.14); default: all of your kecamatan (admins: everywhere).
+    /// Village (73.14.01.1001), kecamatan (73.14.01) or kabupaten (73.14); default: all of your
+    /// kecamatan (admins: everywhere).
     #[arg(long)]
     area: Option<String>,
     /// Print JSON instead of a table.
@@ -32,7 +33,9 @@ impl AreaArgs {
             Some(a) => {
                 let a = a.trim();
                 if !a.chars().all(|c| c.is_ascii_digit() || c == '.') {
-                    bail!("--area {a:?} is not a region code; give a kecamatan (73.14.01) or kabupaten (73.14)");
+                    bail!(
+                        "--area {a:?} is not a region code; give a village, kecamatan (73.14.01) or kabupaten (73.14)"
+                    );
                 }
                 format!("{path}{}area={a}", if path.contains('?') { '&' } else { '?' })
             }

@@ -14,7 +14,7 @@ use crate::storage::{Choice, Storage};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
-use sync_core::ids::{DistrictCode, RegencyCode};
+use sync_core::ids::{DistrictCode, RegencyCode, VillageCode};
 use sync_core::model::{Editor, FieldPath, HouseholdId, ReviewDecision, ReviewStatus};
 use sync_core::protocol::{
     ConflictItem, DismissRequest, DuplicatePair, HouseholdBrief, MergeReply, MergeRequest, ProgressReport,
@@ -24,7 +24,8 @@ use sync_core::protocol::{
 /// Query of the list endpoints: `?area=<kecamatan or kabupaten>&status=<review status>`.
 #[derive(Debug, Deserialize)]
 pub struct AreaQuery {
-    /// Kecamatan (`73.14.01`) or kabupaten (`73.14`); all of the caller's scope when absent.
+    /// Village (`73.14.01.1001`), kecamatan (`73.14.01`) or kabupaten (`73.14`); all of the
+    /// caller's scope when absent.
     area: Option<String>,
     /// For `/review`: `awaiting_review`, `approved` or `returned`.
     status: Option<String>,
@@ -35,8 +36,7 @@ fn forbidden_for_enumerators(what: &str) -> ApiError {
 }
 
 /// The areas a supervisor or admin works on for this request: `None` is everywhere (an admin
-/// without `area`). A supervisor may name one of their kecamatan, or the kabupaten only when
-/// it is theirs entirely — in practice, one of their kecamatan.
+/// without `area`). A supervisor may name one of their kecamatan or a village in one.
 fn areas(
     storage: &dyn Storage,
     caller: &Caller,
@@ -45,12 +45,14 @@ fn areas(
 ) -> Result<Option<Vec<String>>, ApiError> {
     let area = match area.map(str::trim).filter(|a| !a.is_empty()) {
         None => None,
-        Some(a) => Some(match (DistrictCode::parse(a), RegencyCode::parse(a)) {
-            (Ok(k), _) => k.as_str().to_string(),
-            (_, Ok(r)) => r.as_str().to_string(),
+        Some(a) => Some(match (VillageCode::parse(a), DistrictCode::parse(a), RegencyCode::parse(a)) {
+            (Ok(v), _, _) => v.as_str().to_string(),
+            (_, Ok(k), _) => k.as_str().to_string(),
+            (_, _, Ok(r)) => r.as_str().to_string(),
             _ => {
                 return Err(ApiError::Invalid(format!(
-                    "area {a:?} is not a kecamatan (73.14.01) or kabupaten (73.14) code in the region table"
+                    "area {a:?} is not a village (73.14.01.1001), kecamatan (73.14.01) or kabupaten (73.14) code in \
+                     the region table"
                 )));
             }
         }),
@@ -62,7 +64,7 @@ fn areas(
             let mine = storage.kecamatan_scope(&caller.user).map_err(ApiError::internal)?;
             match area {
                 None => Ok(Some(mine)),
-                Some(a) if mine.contains(&a) => Ok(Some(vec![a])),
+                Some(a) if mine.contains(&a) || crate::storage::in_areas(&a, Some(&mine)) => Ok(Some(vec![a])),
                 Some(a) => Err(ApiError::Forbidden(format!(
                     "{a} is not a kecamatan assigned to you; supervisors work on their own kecamatan ({})",
                     if mine.is_empty() { "none assigned yet".to_string() } else { mine.join(", ") }
