@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sync_core::ids::Nik;
 use sync_core::model::{
     Combined, DeviceId, Editor, Edits, FieldPath, Fold, Household, HouseholdId, HouseholdState, MERGE_ACTION,
-    MERGE_FOLD_ACTION, MemberId, ModelError, NewVisit, VisitId,
+    MERGE_FOLD_ACTION, Member, MemberId, ModelError, NewVisit, Saved, VisitId,
 };
 use sync_core::value::FieldValue;
 use time::OffsetDateTime;
@@ -71,7 +71,7 @@ fn set_member(household: &mut Household, editor: &Editor, member: MemberId, fiel
     save(household, editor, "member-edit", edits);
 }
 
-fn member(state: &HouseholdState, id: MemberId) -> &sync_core::model::Member {
+fn member(state: &HouseholdState, id: MemberId) -> &Member {
     state.members.iter().find(|m| m.id == id).expect("member present")
 }
 
@@ -83,7 +83,7 @@ fn action_of(bytes: &[u8]) -> String {
 }
 
 /// Another device that held `before` applies one change and ends up where `after` is.
-fn replays_elsewhere(id: HouseholdId, before: &[u8], change: &sync_core::model::Saved, after: &Household) {
+fn replays_elsewhere(id: HouseholdId, before: &[u8], change: &Saved, after: &Household) {
     let mut copy = Household::load(id, before, DeviceId::random()).expect("load copy");
     assert_eq!(copy.apply_changes(std::slice::from_ref(&change.bytes)).expect("applies"), 1);
     copy.check_layout().expect("layout");
