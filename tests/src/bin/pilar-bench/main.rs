@@ -49,12 +49,22 @@ enum Bench {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
-    /// A real server on loopback: import a synthetic roster of N person rows with `pilar roster
-    /// import` (time, peak memory of `pilar` and of the server).
+    /// Real servers on loopback: import a synthetic roster of N person rows with `pilar roster
+    /// import`, then export M households of a fresh server with `pilar export` as XLSX and CSV
+    /// (time, peak memory of `pilar` and of the server, file sizes).
     Files {
-        /// Person rows in the roster (families of 1 to 5).
+        /// Person rows in the import phase's roster (families of 1 to 5).
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
+        /// Households (one person each) imported into a fresh server and exported.
+        #[arg(long, default_value_t = 100_000)]
+        households: usize,
+        /// Skip the import phase (roster import, check, re-import).
+        #[arg(long)]
+        skip_import: bool,
+        /// Skip the export phase.
+        #[arg(long)]
+        skip_export: bool,
     },
 }
 
@@ -64,7 +74,9 @@ fn main() -> anyhow::Result<()> {
         Bench::Sync { households, devices, edits, seed } => {
             sync::run(&sync::Settings { households, devices, edits, seed })
         }
-        Bench::Files { rows } => files::run(rows),
+        Bench::Files { rows, households, skip_import, skip_export } => {
+            files::run(&files::Settings { rows, households, skip_import, skip_export })
+        }
     }
 }
 
