@@ -75,6 +75,10 @@ CREATE TABLE server_secrets (
 ) WITHOUT ROWID;
 "#;
 
+/// Households sharing one duplicate key beyond which the key is not taken as evidence (see
+/// [`duplicates`]).
+const MAX_SUSPECT_GROUP: i64 = 8;
+
 fn corrupt(what: impl Into<String>) -> StorageError {
     StorageError::Corrupt(what.into())
 }
@@ -599,33 +603,57 @@ fn parse_value(path: &FieldPath, raw: &str) -> Result<FieldValue, StorageError> 
 
 /// Suspected duplicate pairs with at least one household in `areas`, minus dismissed pairs.
 pub(super) fn duplicates(tx: &Transaction<'_>, areas: Option<&[String]>) -> Result<Vec<DuplicatePair>, StorageError> {
+    // Pairs come only from keys shared by a few households: a key held by many (a very common
+    // name in one RT) says nothing about any one pair, and pairing n households is n² work.
     let pairs: Vec<(String, String, String)> = tx
         .prepare_cached(
-            "SELECT k1.household_id, k2.household_id, k1.kind FROM household_keys k1
-             JOIN household_keys k2 ON k2.kind = k1.kind AND k2.key = k1.key AND k2.household_id > k1.household_id
+            "WITH shared AS (SELECT kind, key FROM household_keys GROUP BY kind, key HAVING count(*) BETWEEN 2 AND ?1)
+             SELECT k1.household_id, k2.household_id, k1.kind FROM shared s
+             JOIN household_keys k1 ON k1.kind = s.kind AND k1.key = s.key
+             JOIN household_keys k2 ON k2.kind = s.kind AND k2.key = s.key AND k2.household_id > k1.household_id
              WHERE NOT EXISTS (SELECT 1 FROM duplicate_dismissals d WHERE d.a = k1.household_id AND d.b = k2.household_id)
              ORDER BY k1.household_id, k2.household_id, k1.kind",
         )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![MAX_SUSPECT_GROUP], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
-    if pairs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let everywhere = facts(tx, None)?;
-    let by_id: HashMap<String, &Facts> = everywhere.iter().map(|f| (f.brief.household.to_string(), f)).collect();
     let mut grouped: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for (a, b, kind) in pairs {
         grouped.entry((a, b)).or_default().push(kind);
     }
+    let mut briefs: HashMap<String, Option<(String, HouseholdBrief)>> = HashMap::new();
     let mut out = Vec::new();
     for ((a, b), reasons) in grouped {
-        let (Some(fa), Some(fb)) = (by_id.get(&a), by_id.get(&b)) else { continue };
-        if !in_areas(&fa.village, areas) && !in_areas(&fb.village, areas) {
+        for id in [&a, &b] {
+            if !briefs.contains_key(id) {
+                briefs.insert(id.clone(), live_brief(tx, id)?);
+            }
+        }
+        let (Some(Some((va, ba))), Some(Some((vb, bb)))) = (briefs.get(&a), briefs.get(&b)) else { continue };
+        if !in_areas(va, areas) && !in_areas(vb, areas) {
             continue;
         }
-        out.push(DuplicatePair { a: fa.village_brief(), b: fb.village_brief(), reasons });
+        out.push(DuplicatePair { a: ba.clone(), b: bb.clone(), reasons });
     }
     Ok(out)
+}
+
+/// The village and brief of a household that is not merged away (`None` if it is, or unknown).
+fn live_brief(tx: &Transaction<'_>, id: &str) -> Result<Option<(String, HouseholdBrief)>, StorageError> {
+    let row: Option<(String, String, i64)> = tx
+        .prepare_cached(
+            "SELECT village, brief, conflict_count FROM household_facts WHERE household_id = ?1 AND merged_into IS NULL",
+        )?
+        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((village, brief, conflicts)) = row else { return Ok(None) };
+    let mut brief: HouseholdBrief = from_json(&brief)?;
+    let open: i64 = tx.query_row(
+        "SELECT count(*) FROM merge_conflicts WHERE survivor = ?1 AND resolved_at IS NULL",
+        params![id],
+        |r| r.get(0),
+    )?;
+    brief.conflicts = (conflicts + open) as u32;
+    Ok(Some((village, brief)))
 }
 
 /// Record that `a` and `b` are different families: the pair is no longer suspected.
