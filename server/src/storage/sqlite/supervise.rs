@@ -69,6 +69,12 @@ CREATE TABLE merge_conflicts (
     resolved_at TEXT
 );
 CREATE INDEX merge_conflicts_open ON merge_conflicts (survivor) WHERE resolved_at IS NULL;
+CREATE INDEX households_updated ON households (updated_seq, id);
+CREATE TABLE facts_watermark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    household_id TEXT NOT NULL
+);
 CREATE TABLE server_secrets (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -150,29 +156,46 @@ fn brief(state: &HouseholdState, village: &str, review: Option<ReviewStatus>, co
     }
 }
 
-/// Recompute the facts of up to `limit` households whose document is newer than their facts;
-/// returns how many it did (the caller repeats, one short transaction at a time, until 0).
+/// Recompute the facts of up to `limit` households written since the last refresh; returns how
+/// many it looked at (the caller repeats, one short transaction at a time, until 0).
+///
+/// A watermark (`updated_seq`, id) walks the `households_updated` index, so each household is
+/// looked at once per write, never rescanned: every write gives a household a feed sequence number
+/// above all earlier ones, so a household written again lands after the watermark.
 pub(super) fn refresh(tx: &Transaction<'_>, limit: u32) -> Result<usize, StorageError> {
-    let stale: Vec<(String, String, Vec<u8>, i64)> = tx
+    let (after_seq, after_id): (i64, String) = tx
+        .query_row("SELECT seq, household_id FROM facts_watermark WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((-1, String::new()));
+    let batch: Vec<(String, String, i64, Option<i64>)> = tx
         .prepare_cached(
-            "SELECT h.id, h.village, h.doc, h.updated_seq FROM households h
+            "SELECT h.id, h.village, h.updated_seq, f.seq FROM households h
              LEFT JOIN household_facts f ON f.household_id = h.id
-             WHERE f.seq IS NULL OR f.seq < h.updated_seq LIMIT ?1",
+             WHERE h.updated_seq > ?1 OR (h.updated_seq = ?1 AND h.id > ?2)
+             ORDER BY h.updated_seq, h.id LIMIT ?3",
         )?
-        .query_map(params![limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map(params![after_seq, after_id, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
-    if stale.is_empty() {
-        return Ok(0);
-    }
+    let Some((last_id, _, last_seq, _)) = batch.last().cloned() else { return Ok(0) };
     let key = lookup_key(tx)?;
     let form = FormDefinition::default_dtsen();
-    for (id, village, doc, seq) in &stale {
+    let mut doc_of = tx.prepare_cached("SELECT doc FROM households WHERE id = ?1")?;
+    for (id, village, seq, known) in &batch {
+        if known.is_some_and(|k| k >= *seq) {
+            continue;
+        }
+        let doc: Vec<u8> = doc_of.query_row(params![id], |r| r.get(0))?;
         let id: HouseholdId = id.parse().map_err(|_| corrupt(format!("bad household id {id:?}")))?;
-        let household = Household::load(id, doc, DeviceId(uuid::Uuid::nil()))
+        let household = Household::load(id, &doc, DeviceId(uuid::Uuid::nil()))
             .map_err(|e| corrupt(format!("household {id}: {e}")))?;
         write_facts(tx, &household, village, *seq, &key, form)?;
     }
-    Ok(stale.len())
+    tx.execute(
+        "INSERT INTO facts_watermark (id, seq, household_id) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, household_id = excluded.household_id",
+        params![last_seq, last_id],
+    )?;
+    Ok(batch.len())
 }
 
 /// One household's facts and duplicate keys, replacing the old ones.
