@@ -341,6 +341,10 @@ pub trait Storage: Send + Sync + 'static {
 
     // --- supervision: areas are kecamatan or kabupaten codes; `None` means everywhere (admin) ---
 
+    /// Bring the derived facts behind the supervisor's lists up to date (also run in the
+    /// background after a roster import, so the first list does not pay for a whole kabupaten).
+    fn refresh_derived(&self) -> Result<(), StorageError>;
+
     /// The village a household belongs to (`None`: no such household), for scope checks.
     fn household_village(&self, id: HouseholdId) -> Result<Option<String>, StorageError>;
 

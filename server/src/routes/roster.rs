@@ -59,5 +59,13 @@ pub async fn commit(
         Editor { user: caller.user.clone(), device: caller.device.on_server(), now: time::OffsetDateTime::now_utc() };
     let summary = state.blocking(move |storage| Ok(storage.roster_commit(import, request.chunks, &editor)?)).await?;
     tracing::info!(%import, created = summary.created, updated = summary.updated, "roster import committed");
+    // Derive the supervisor-list facts of the new households now, in short transactions that
+    // syncs interleave with, rather than in the first supervisor's request.
+    let storage = std::sync::Arc::clone(&state.storage);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = storage.refresh_derived() {
+            tracing::error!(error = %e, "deriving household facts after a roster import failed");
+        }
+    });
     Ok(ApiJson(summary))
 }

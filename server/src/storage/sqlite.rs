@@ -591,6 +591,10 @@ impl Storage for SqliteStorage {
         self.read(|conn| export::page(conn, area, after, limit, filter))
     }
 
+    fn refresh_derived(&self) -> Result<(), StorageError> {
+        self.refresh_facts()
+    }
+
     fn household_village(&self, id: HouseholdId) -> Result<Option<String>, StorageError> {
         self.read(|conn| supervise::village_of(conn, id))
     }
