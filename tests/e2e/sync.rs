@@ -156,6 +156,17 @@ fn an_unassigned_village_is_purged_after_its_pending_work_is_uploaded() {
     // The upload really reached the server: a colleague still assigned to Wette'E receives it.
     sync(&watcher);
     assert_eq!(household_ids(&watcher), vec![pending]);
+    // `--none` takes the last village away too; the device then holds no household at all.
+    campaign.admin.ok(&["admin", "assign", "pkh.a", "--none"]);
+    let s = sync(&a);
+    assert_eq!(s["villages_removed"], serde_json::json!([BILOKKA]));
+    assert!(household_ids(&a).is_empty(), "every household is purged once nothing is assigned");
+    // An assignment without codes is refused rather than read as "nothing" by accident.
+    let _supervisor = campaign.supervisor("spv.s", &["73.14.01"]);
+    let cleared = campaign.admin.ok(&["admin", "assign", "spv.s", "--none"]);
+    assert!(cleared.contains("(nothing)"), "a supervisor's kecamatan can be taken away too: {cleared}");
+    let refused = campaign.admin.fails(&["admin", "assign", "psm.w"]);
+    assert!(refused.contains("--none"), "the error names the way to clear an assignment: {refused}");
 }
 
 // --- The sync endpoint spoken to directly, for what `pilar` never sends ---

@@ -56,7 +56,7 @@ pub struct ListArgs {
 
 /// Arguments of `pilar admin assign`.
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("codes").required(true).args(["villages", "kecamatan"])))]
+#[command(group(clap::ArgGroup::new("codes").required(true).args(["villages", "kecamatan", "none"])))]
 pub struct AssignArgs {
     /// The user to assign.
     name: String,
@@ -66,6 +66,10 @@ pub struct AssignArgs {
     /// Kecamatan codes for a supervisor, e.g. 73.14.01 (replaces the current set).
     #[arg(long = "kecamatan", num_args = 1.., value_name = "CODE")]
     kecamatan: Vec<String>,
+    /// Take away every village or kecamatan of the user (an enumerator's devices upload what is
+    /// pending, then purge those villages).
+    #[arg(long)]
+    none: bool,
 }
 
 /// Arguments of `pilar admin revoke`.
@@ -167,10 +171,19 @@ fn assign(client: &mut Client, args: AssignArgs) -> Result<()> {
     if !valid {
         bail!("{:?} is not a user name; list users with `pilar admin user list`", args.name);
     }
-    let user: UserView = if args.kecamatan.is_empty() {
-        client.put(&format!("/v1/admin/users/{}/villages", args.name), &json!({ "villages": args.villages }))?
+    let supervisor = if args.none {
+        let users: Vec<UserView> = client.get("/v1/admin/users")?;
+        let Some(found) = users.iter().find(|u| u.name == args.name) else {
+            bail!("there is no user {:?}; list users with `pilar admin user list`", args.name);
+        };
+        found.role == Role::Supervisor
     } else {
+        !args.kecamatan.is_empty()
+    };
+    let user: UserView = if supervisor {
         client.put(&format!("/v1/admin/users/{}/kecamatan", args.name), &json!({ "kecamatan": args.kecamatan }))?
+    } else {
+        client.put(&format!("/v1/admin/users/{}/villages", args.name), &json!({ "villages": args.villages }))?
     };
     println!("{} ({}) is now assigned:", user.name, user.role);
     for v in &user.villages {
