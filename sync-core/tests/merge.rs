@@ -298,5 +298,12 @@ proptest! {
         let conflicts: Vec<_> = states.iter().map(|h| h.conflicts().len()).collect();
         prop_assert_eq!(conflicts[0], conflicts[1]);
         prop_assert_eq!(conflicts[1], conflicts[2]);
+        // The one-pass conflict scan agrees with asking each field for all its values.
+        let listed: Vec<FieldPath> = states[0].conflicts().into_iter().map(|(p, _)| p).collect();
+        for field in FIELDS {
+            let path = FieldPath::Answer(field.into());
+            let several = states[0].field_values(&path).expect("values").len() > 1;
+            prop_assert_eq!(several, listed.contains(&path), "{}", field);
+        }
     }
 }

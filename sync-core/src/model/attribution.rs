@@ -102,9 +102,10 @@ pub(super) fn conflicts(doc: &Automerge) -> Vec<(FieldPath, Vec<Attributed>)> {
     let Ok(roots) = root_objects(doc) else { return Vec::new() };
     let mut out = Vec::new();
     let mut scan = |obj: &ObjId, make: &dyn Fn(String) -> FieldPath| {
-        for key in doc.keys(obj) {
-            if doc.get_all(obj, key.as_str()).map(|v| v.len()).unwrap_or(0) > 1 {
-                out.push((make(key.clone()), values_at(doc, obj, &key)));
+        // One pass that flags keys holding several values; only those are read in full.
+        for item in doc.map_range(obj, ..) {
+            if item.conflict {
+                out.push((make(item.key.to_string()), values_at(doc, obj, &item.key)));
             }
         }
     };

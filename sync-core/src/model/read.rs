@@ -2,7 +2,7 @@
 
 use super::{HouseholdId, MemberId, VisitId};
 use crate::value::FieldValue;
-use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value};
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value, ValueRef};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -200,12 +200,11 @@ pub(super) fn to_field_value(value: &Value<'_>) -> Option<FieldValue> {
 
 /// The winning scalar values of a map, keyed by field.
 pub(super) fn scalar_map<R: ReadDoc>(doc: &R, obj: &ObjId) -> BTreeMap<String, FieldValue> {
+    // One pass over the map (`keys` then `get` per key would seek every key again).
     let mut out = BTreeMap::new();
-    for key in doc.keys(obj) {
-        if let Ok(Some((v, _))) = doc.get(obj, key.as_str())
-            && let Some(fv) = to_field_value(&v)
-        {
-            out.insert(key, fv);
+    for item in doc.map_range(obj, ..) {
+        if let Some(fv) = to_field_value(&item.value.into_value()) {
+            out.insert(item.key.into_owned(), fv);
         }
     }
     out
@@ -214,9 +213,10 @@ pub(super) fn scalar_map<R: ReadDoc>(doc: &R, obj: &ObjId) -> BTreeMap<String, F
 /// Child maps of a map, keyed by their key (members, visits, comments).
 pub(super) fn child_maps<R: ReadDoc>(doc: &R, obj: &ObjId) -> Vec<(String, ObjId)> {
     let mut out = Vec::new();
-    for key in doc.keys(obj) {
-        if let Ok(Some((Value::Object(ObjType::Map), id))) = doc.get(obj, key.as_str()) {
-            out.push((key, id));
+    for item in doc.map_range(obj, ..) {
+        if matches!(item.value, ValueRef::Object(ObjType::Map)) {
+            let id = item.id();
+            out.push((item.key.into_owned(), id));
         }
     }
     out
