@@ -309,6 +309,10 @@ pub trait Storage: Send + Sync + 'static {
     /// One page of a village's snapshot pack (compacted documents after `after`, by id).
     fn pack_page(&self, village: &str, after: Option<HouseholdId>, limit: u32) -> Result<PackPage, StorageError>;
 
+    /// The stored documents of these households with their villages (unknown ids are left out):
+    /// what a device restores a damaged copy from.
+    fn documents(&self, ids: &[HouseholdId]) -> Result<Vec<(HouseholdId, String, Vec<u8>)>, StorageError>;
+
     // --- roster import ---
 
     /// Stage chunk `chunk` of roster import `import` (replacing a chunk of that number), already

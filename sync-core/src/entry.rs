@@ -47,6 +47,11 @@ pub enum EntryError {
         /// The device's form key.
         device_form: String,
     },
+    /// The household's stored copy is damaged; it is listed for repair from the server.
+    #[error(
+        "household {0} cannot be read on this device, so nothing was saved; it is listed for repair: run `pilar sync` (or `pilar repair`) to restore it from the server, then save again"
+    )]
+    AwaitsRepair(HouseholdId),
     /// The device store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -304,7 +309,9 @@ pub fn add_household(
     let touched = Touched { everything: true, ..Touched::default() };
     // Nothing is stored until the new household passes validation.
     let warnings = split(validate_after(form, &household.state(), None, &touched, now.date()))?;
-    store.save_local(&household, village.as_str(), &saved, crate::model::CREATE_ACTION, now)?;
+    let tx = store.write()?;
+    tx.save_local(&household, village.as_str(), &saved, crate::model::CREATE_ACTION, now)?;
+    tx.commit()?;
     let members_added = edits.add_members.iter().map(|(id, _)| *id).collect();
     Ok(Saved { household: id, change: Some(saved.hash.to_string()), warnings, members_added, visit: None })
 }
@@ -318,13 +325,26 @@ pub fn save(
     edits: &Edits,
     now: OffsetDateTime,
 ) -> Result<Saved, EntryError> {
-    let stored = store.load(id)?;
+    let editor = store.editor(now);
+    // Read, change and store the household inside one write transaction: a sync applying received
+    // changes in another process waits, and so does this save for it; neither overwrites the other.
+    let tx = store.write()?;
+    let stored = match tx.load(id) {
+        Ok(stored) => stored,
+        Err(StoreError::Model(e)) => {
+            // A damaged copy: listed so the next sync restores it from the server.
+            let village = tx.village_of(id)?.unwrap_or_default();
+            tx.mark_repair(id, &village, &crate::store::damage_reason(&e), now)?;
+            tx.commit()?;
+            return Err(EntryError::AwaitsRepair(id));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut household = stored.household;
     let household_form = household.form_key();
     if household_form != form.key() {
         return Err(EntryError::FormMismatch { household_form, device_form: form.key() });
     }
-    let editor = store.editor(now);
     let mut derived = edits.clone();
     derive_ages(&mut derived, now.date());
     let edits = &derived;
@@ -336,7 +356,8 @@ pub fn save(
     let visit = edits.visit.as_ref().map(|v| v.id);
     let change = match saved {
         Some(saved) => {
-            store.save_local(&household, &stored.village, &saved, action, now)?;
+            tx.save_local(&household, &stored.village, &saved, action, now)?;
+            tx.commit()?;
             Some(saved.hash.to_string())
         }
         None => None,

@@ -134,6 +134,15 @@ impl TestDevice {
     }
 }
 
+/// The seed of a randomised test: `$var` when set (to replay a failure), else a fresh one. Tests
+/// print it before they start, so every failure names the seed that reproduces it.
+pub fn seed_from_env(var: &str) -> u64 {
+    match std::env::var(var) {
+        Ok(text) => text.trim().parse().unwrap_or_else(|_| panic!("{var}={text:?} is not a number")),
+        Err(_) => rand::random(),
+    }
+}
+
 /// The first admin's password in test servers (set through `PILAR_ADMIN_PASSWORD`).
 pub const TEST_ADMIN_PASSWORD: &str = "admin-password-for-tests";
 

@@ -564,6 +564,10 @@ impl Storage for SqliteStorage {
         self.read(|conn| feed::pack_page(conn, village, after, limit))
     }
 
+    fn documents(&self, ids: &[HouseholdId]) -> Result<Vec<(HouseholdId, String, Vec<u8>)>, StorageError> {
+        self.read(|conn| feed::documents(conn, ids))
+    }
+
     fn roster_stage(
         &self,
         import: uuid::Uuid,

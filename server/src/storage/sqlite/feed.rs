@@ -318,3 +318,21 @@ pub(super) fn pack_page(
     };
     Ok(PackPage { village: village.to_string(), seq, households, next_after })
 }
+
+/// The stored documents and villages of `ids` (unknown ones left out), for devices restoring a
+/// damaged copy.
+pub(super) fn documents(
+    conn: &rusqlite::Connection,
+    ids: &[HouseholdId],
+) -> Result<Vec<(HouseholdId, String, Vec<u8>)>, StorageError> {
+    let mut stmt = conn.prepare_cached("SELECT village, doc FROM households WHERE id = ?1")?;
+    let mut out = Vec::new();
+    for id in ids {
+        let row: Option<(String, Vec<u8>)> =
+            stmt.query_row(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        if let Some((village, doc)) = row {
+            out.push((*id, village, doc));
+        }
+    }
+    Ok(out)
+}
