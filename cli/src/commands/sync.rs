@@ -229,20 +229,21 @@ fn exchange(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary)
         summary.villages_added.extend(outcome.villages_added.iter().cloned());
         summary.villages_removed.extend(outcome.villages_removed.iter().cloned());
         full = outcome.need_full.clone();
-        // A retried batch carries only what went out before its response was lost, and work may
-        // have been saved while this request was on its way: both go in a next batch of this same
-        // sync (a few extra rounds at most, so saves that never stop cannot keep it going).
-        let saved_since = store.outbox()?.iter().any(|e| e.rejected_reason.is_none())
-            && (request.batch != fresh || extra_rounds < MAX_EXTRA_ROUNDS);
-        if saved_since && request.batch == fresh {
+        // A retried batch carries only what went out before its response was lost: the rest goes
+        // in a next batch of this same sync. Work saved while this request was on its way, and
+        // households listed for repair, get a few extra rounds at most (saves that never stop, or
+        // a household the server keeps refusing, cannot keep the sync going).
+        let unsent = store.outbox()?.iter().any(|e| e.rejected_reason.is_none());
+        let more_work = unsent || outcome.repairs > 0;
+        if more_work && request.batch == fresh {
             extra_rounds += 1;
         }
-        if !outcome.has_more
-            && full.is_empty()
-            && outcome.villages_added.is_empty()
-            && outcome.repairs == 0
-            && !saved_since
-        {
+        let go_on = outcome.has_more
+            || !full.is_empty()
+            || !outcome.villages_added.is_empty()
+            || (unsent && request.batch != fresh)
+            || (more_work && extra_rounds <= MAX_EXTRA_ROUNDS);
+        if !go_on {
             break;
         }
     }

@@ -4,7 +4,7 @@
 //! before a sync trips on it.
 
 use super::{DeviceStore, StoreError, StoreTx};
-use crate::model::{Household, HouseholdId, ModelError, rfc3339_seconds};
+use crate::model::{Household, HouseholdId, ModelError, Replayed, Saved, rfc3339_seconds};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -43,17 +43,17 @@ impl StoreCheck {
 }
 
 /// Apply as many of `changes` as their history allows, in rounds, so one change with a missing
-/// dependency does not keep the others out. Returns how many could not be applied.
-pub(crate) fn apply_what_fits(household: &mut Household, changes: Vec<Vec<u8>>) -> usize {
+/// dependency does not keep the others out. Returns those that could not be applied, in order.
+pub(crate) fn apply_what_fits(household: &mut Household, changes: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     if changes.is_empty() || household.apply_changes(&changes).is_ok() {
-        return 0;
+        return Vec::new();
     }
     let mut left = changes;
     loop {
         let before = left.len();
         left.retain(|change| household.apply_changes(std::slice::from_ref(change)).is_err());
         if left.is_empty() || left.len() == before {
-            return left.len();
+            return left;
         }
     }
 }
@@ -81,6 +81,20 @@ impl StoreTx<'_> {
         Ok(())
     }
 
+    /// Put `again` (a replayed change) in the outbox in place of the change `old`, keeping its
+    /// action and time; with `None` (nothing left to write) the old row just goes.
+    fn replace_outbox_change(&self, old: &[u8], again: Option<&Saved>) -> Result<(), StoreError> {
+        let conn = self.conn();
+        match again {
+            Some(saved) => conn.execute(
+                "UPDATE outbox SET hash = ?2, change = ?3, rejected_reason = NULL, batch = NULL WHERE change = ?1",
+                params![old, saved.hash.to_string(), saved.bytes],
+            )?,
+            None => conn.execute("DELETE FROM outbox WHERE change = ?1", params![old])?,
+        };
+        Ok(())
+    }
+
     /// Store the server's whole document of a household merged with everything this device has of
     /// it: the stored copy's changes (when it still loads) and the unsent outbox changes. Used for
     /// pack pages and repairs alike; nothing the device holds is dropped. Returns the number of own
@@ -101,11 +115,22 @@ impl StoreTx<'_> {
             apply_what_fits(&mut household, extra);
         }
         let orphans = apply_what_fits(&mut household, self.outbox_changes(id)?);
+        // Own changes that fit no history (the copy here had lost some of this device's changes,
+        // so later ones reused their sequence numbers): made again on the merged document, and
+        // their outbox rows replaced, so the work still reaches the server.
+        let mut replayed = Replayed::default();
+        let mut lost = 0;
+        for bytes in orphans {
+            match household.replay(&bytes, &mut replayed) {
+                Ok(again) => self.replace_outbox_change(&bytes, again.as_ref())?,
+                Err(_) => lost += 1,
+            }
+        }
         // The server's village wins for a household it files; a repair keeps the device's.
         let village = stored_village.as_deref().unwrap_or(village);
         self.save_received(&household, village, now)?;
         self.clear_repair(id)?;
-        Ok(orphans)
+        Ok(lost)
     }
 }
 
@@ -176,7 +201,10 @@ impl DeviceStore {
                     }
                     if mend {
                         if missing > 0 {
-                            apply_what_fits(&mut household, own);
+                            // Changes that do not fit wait for the server's copy (a repair).
+                            if !apply_what_fits(&mut household, own).is_empty() {
+                                tx.mark_repair(id, &stored.village, "own changes do not fit the stored copy", now)?;
+                            }
                             check.mended += 1;
                         }
                         tx.save_received(&household, &stored.village, now)?;

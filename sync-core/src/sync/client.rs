@@ -178,6 +178,15 @@ pub fn apply_response(
             Err(e) => return Err(e.into()),
         }
     }
+    // A household refused as malformed (say, an own change reusing a sequence number the server
+    // already holds, because this copy lost some of this device's changes) is restored from the
+    // server's document, where its refused changes are made again.
+    for rejection in response.rejected.iter().filter(|r| r.code == "malformed_change") {
+        if let Some(village) = tx.village_of(rejection.household)? {
+            tx.mark_repair(rejection.household, &village, "the server refused a change as malformed", now)?;
+            outcome.repairs += 1;
+        }
+    }
     tx.record_sync(&commit)?;
     tx.commit()?;
     // Purge every village the device still holds households of but may no longer see (also ones
