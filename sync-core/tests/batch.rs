@@ -118,3 +118,14 @@ fn a_version_1_store_is_upgraded_on_open() {
     assert_eq!(version, 3);
     assert!(store.repairs().expect("repairs table").is_empty());
 }
+
+#[test]
+fn page_sizes_are_kept_between_syncs() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut store = store(&dir);
+    let sizes = store.page_sizes().expect("default");
+    store.set_page_sizes(sizes.after_cut()).expect("shrink");
+    drop(store);
+    let store = DeviceStore::open(dir.path()).expect("reopen");
+    assert_eq!(store.page_sizes().expect("kept"), sizes.after_cut());
+}

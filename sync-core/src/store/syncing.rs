@@ -278,3 +278,22 @@ impl Default for PageSizes {
         PageSizes { pull_changes: 1000, pack_households: Self::MAX_PACK }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PageSizes;
+
+    #[test]
+    fn pages_shrink_after_a_cut_and_grow_back_while_fast_within_bounds() {
+        let start = PageSizes::default();
+        let cut = start.after_cut();
+        assert_eq!(cut, PageSizes { pull_changes: 250, pack_households: 50 });
+        let floor = cut.after_cut().after_cut().after_cut();
+        assert_eq!(floor, PageSizes { pull_changes: PageSizes::MIN_PULL, pack_households: PageSizes::MIN_PACK });
+        let mut grown = floor;
+        for _ in 0..10 {
+            grown = grown.after_fast();
+        }
+        assert_eq!(grown, PageSizes { pull_changes: PageSizes::MAX_PULL, pack_households: PageSizes::MAX_PACK });
+    }
+}
