@@ -4,5 +4,7 @@ mod accounts;
 mod campaign;
 mod export;
 mod offline_session;
+mod refresh_retry;
 mod roster;
+mod server_lifecycle;
 mod sync;
