@@ -5,5 +5,7 @@ mod campaign;
 mod export;
 mod no_loss;
 mod offline_session;
+mod refresh_retry;
 mod roster;
+mod server_lifecycle;
 mod sync;
