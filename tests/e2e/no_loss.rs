@@ -277,3 +277,101 @@ fn a_pilar_killed_mid_save_or_mid_sync_leaves_an_intact_store_and_whole_saves() 
     assert_eq!(all_heads(&mine), all_heads(&colleague), "seed {seed}");
     assert_eq!(mine.json(&["status"])["unsent_changes"], 0);
 }
+
+/// Every change hash the server has stored, read from its database (read-only, beside the server).
+fn server_changes(server: &pilar_tests::TestServer) -> std::collections::BTreeSet<String> {
+    let path = server.data_dir().join("server.db");
+    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open server database");
+    let mut stmt = conn.prepare("SELECT hash FROM changes").expect("query");
+    stmt.query_map([], |r| r.get(0)).expect("rows").collect::<Result<_, _>>().expect("hashes")
+}
+
+fn outbox_hashes(device: &TestDevice) -> std::collections::BTreeSet<String> {
+    DeviceStore::open(device.home()).expect("store").outbox().expect("outbox").into_iter().map(|e| e.hash).collect()
+}
+
+#[test]
+fn a_server_killed_while_devices_sync_keeps_every_acknowledged_change_and_devices_converge() {
+    let seed = seed_from_env("PILAR_TEST_SEED");
+    let rounds: usize = std::env::var("PILAR_KILL_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    eprintln!("seed {seed} (PILAR_TEST_SEED), {rounds} server kills (PILAR_KILL_ROUNDS)");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut campaign = Campaign::start();
+    let devices: Vec<TestDevice> =
+        ["pkh.satu", "pkh.dua", "pkh.tiga"].iter().map(|u| campaign.enumerator(u, &[BILOKKA])).collect();
+    for d in &devices {
+        sync_ok(d);
+    }
+    let names = ["Andi", "Baso", "Becce", "Cahya", "Dewi", "Fitri"];
+    let ids: Vec<HouseholdId> = names.iter().map(|n| add(&devices[0], &format!("{n} Sintetis"))).collect();
+    for d in &devices {
+        sync_ok(d);
+    }
+    for round in 0..rounds {
+        // Offline work on every device, then all three sync at once and the server is killed at a
+        // seeded moment while they do.
+        for d in &devices {
+            colleague_edits(d, &ids, 60, &mut rng);
+        }
+        let before: Vec<_> = devices.iter().map(outbox_hashes).collect();
+        let children: Vec<_> = devices
+            .iter()
+            .map(|d| {
+                Command::new(pilar_tests::binary("pilar"))
+                    .arg("--home")
+                    .arg(d.home())
+                    .args(["sync", "--json"])
+                    .env_remove("PILAR_HOME")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("start sync")
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(rng.random_range(0..400)));
+        campaign.server.kill();
+        for (i, child) in children.into_iter().enumerate() {
+            let out = child.wait_with_output().expect("sync output");
+            let code = out.status.code();
+            assert!(
+                code == Some(0) || code == Some(3),
+                "seed {seed}, round {round}: a sync cut by the server's death must end 0 or 3 (network), got {code:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if code == Some(3) {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(stderr.contains("safe on this device"), "seed {seed}, round {round}, device {i}: {stderr}");
+            }
+        }
+        campaign.server.restart();
+        // Every change a device saw acknowledged (gone from its outbox) is on the restarted server.
+        let stored = server_changes(&campaign.server);
+        for (i, d) in devices.iter().enumerate() {
+            let after = outbox_hashes(d);
+            for hash in before[i].difference(&after) {
+                assert!(stored.contains(hash), "seed {seed}, round {round}: acknowledged change {hash} was lost");
+            }
+        }
+    }
+    // The devices converge once the server stays up.
+    for _ in 0..2 {
+        for d in &devices {
+            sync_ok(d);
+        }
+    }
+    let heads = all_heads(&devices[0]);
+    for d in &devices[1..] {
+        assert_eq!(all_heads(d), heads, "seed {seed}: devices differ after the server came back");
+    }
+    let stored = server_changes(&campaign.server);
+    for d in &devices {
+        assert!(outbox_hashes(d).is_empty());
+        let store = DeviceStore::open(d.home()).expect("store");
+        for id in &ids {
+            for hash in store.load(*id).expect("load").household.heads() {
+                assert!(stored.contains(&hash.to_string()), "seed {seed}: a head {hash} is not on the server");
+            }
+        }
+    }
+}
