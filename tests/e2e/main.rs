@@ -3,6 +3,7 @@
 mod accounts;
 mod campaign;
 mod export;
+mod load;
 mod offline_session;
 mod roster;
 mod sync;
