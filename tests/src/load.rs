@@ -685,6 +685,7 @@ fn run_scenario(settings: &Settings) -> Result<LoadReport> {
     })?;
     let created: Vec<Timed> = created.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten().collect();
     let accounts_phase = phase("accounts", &created.iter().collect::<Vec<_>>(), 0, 0, cpu_since(pid, cpu));
+    eprintln!("load: {enumerators} accounts created and assigned in {:.1} s", accounts_phase.wall.as_secs_f64());
 
     // Logins: every device a fresh id, all at once through the pool.
     let device_ids: Vec<DeviceId> = (0..s.devices).map(|_| DeviceId(uuid(&mut rng))).collect();
@@ -928,6 +929,7 @@ fn run_scenario(settings: &Settings) -> Result<LoadReport> {
     }
 
     // The server holds every household with exactly its changes, and its feed each change once.
+    eprintln!("load: rounds done after {:.1} s; checking the server's packs and feed", started.elapsed().as_secs_f64());
     let verified = verify_server(&admin_client, &base, &admin.access_token, &villages, &ledger, &mut rng)?;
     memory.peak_overall = match (memory.peak_through_logins, memory.peak_during_sync) {
         (Some(a), Some(b)) => Some(a.max(b)),
@@ -1057,4 +1059,41 @@ fn verify_server(
         feed.difference(&pushed).count()
     );
     Ok(verified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let sorted: Vec<Duration> = (1..=200).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&sorted, 50.0), Duration::from_millis(100));
+        assert_eq!(percentile(&sorted, 95.0), Duration::from_millis(190));
+        assert_eq!(percentile(&sorted, 99.0), Duration::from_millis(198));
+        assert_eq!(percentile(&sorted, 100.0), Duration::from_millis(200));
+        assert_eq!(percentile(&sorted, 0.0), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn combined_phases_pool_latencies_and_add_counts() {
+        let phase = |name: &str, ms: &[u64], pushed| Phase {
+            name: name.to_string(),
+            latencies: ms.iter().copied().map(Duration::from_millis).collect(),
+            wall: Duration::from_secs(1),
+            pushed,
+            pulled: 1,
+            bytes_up: 10,
+            bytes_down: 20,
+            server_cpu: Some(Duration::from_millis(500)),
+        };
+        let (a, b) = (phase("a", &[1, 5], 10), phase("b", &[3], 30));
+        let both = Phase::combine("both", &[&a, &b]);
+        assert_eq!(both.latencies, [1, 3, 5].map(Duration::from_millis));
+        assert_eq!((both.wall, both.pushed, both.pulled), (Duration::from_secs(2), 40, 2));
+        assert_eq!(both.server_cpu, Some(Duration::from_secs(1)));
+        assert!((both.merged_per_second() - 20.0).abs() < 1e-9);
+        assert!((both.requests_per_second() - 1.5).abs() < 1e-9);
+    }
 }
