@@ -69,6 +69,8 @@ pub struct Settings {
     pub devices_per_enumerator: usize,
     /// Worker threads posting requests at once.
     pub workers: usize,
+    /// Logins posted at once (each costs the server an argon2 verification and its memory).
+    pub login_workers: usize,
     /// Every n-th device downloads its village's snapshot pack before round 2 (0: none does).
     pub pack_every: usize,
     /// Every n-th device posts its batch a second time after each round (0: none does).
@@ -79,7 +81,8 @@ pub struct Settings {
 
 impl Settings {
     /// `devices` devices, `rounds` rounds, `households_per_device` new households each; 10
-    /// devices per account, 32 workers, every 10th device downloads a pack, every 25th replays.
+    /// devices per account, 32 workers (and 32 logins at once), every 10th device downloads a
+    /// pack, every 25th replays.
     pub fn new(devices: usize, rounds: usize, households_per_device: usize, seed: u64) -> Settings {
         Settings {
             devices,
@@ -87,6 +90,7 @@ impl Settings {
             households_per_device,
             devices_per_enumerator: 10,
             workers: 32,
+            login_workers: 32,
             pack_every: 10,
             replay_every: 25,
             seed,
@@ -153,6 +157,8 @@ impl Phase {
 pub struct ServerMemory {
     /// Peak resident set (VmHWM) from start through the logins, bytes.
     pub peak_through_logins: Option<u64>,
+    /// Resident set after the logins, before round 1, bytes (memory the logins left behind).
+    pub rss_before_sync: Option<u64>,
     /// Peak resident set during the sync rounds alone, bytes: the peak is reset after the logins
     /// (`/proc/<pid>/clear_refs`); `None` if the reset was refused (then see `peak_overall`).
     pub peak_during_sync: Option<u64>,
@@ -639,8 +645,14 @@ pub fn run(settings: &Settings) -> Result<LoadReport> {
 fn run_scenario(settings: &Settings) -> Result<LoadReport> {
     let s = settings;
     ensure!(
-        s.devices > 0 && s.rounds > 0 && s.households_per_device > 0 && s.devices_per_enumerator > 0 && s.workers > 0,
-        "devices, rounds, households per device, devices per enumerator and workers must all be at least 1"
+        s.devices > 0
+            && s.rounds > 0
+            && s.households_per_device > 0
+            && s.devices_per_enumerator > 0
+            && s.workers > 0
+            && s.login_workers > 0,
+        "devices, rounds, households per device, devices per enumerator, workers and login workers must all be at \
+         least 1"
     );
     let started = Instant::now();
     let district = DistrictCode::parse(KECAMATAN)?;
@@ -691,7 +703,7 @@ fn run_scenario(settings: &Settings) -> Result<LoadReport> {
     let device_ids: Vec<DeviceId> = (0..s.devices).map(|_| DeviceId(uuid(&mut rng))).collect();
     let cpu = cpu_time(pid);
     let indices: Vec<usize> = (0..s.devices).collect();
-    let logins = pool.run(&indices, |client, &d| {
+    let logins = Pool::new(s.login_workers)?.run(&indices, |client, &d| {
         let (name, password, _) = &accounts[d / s.devices_per_enumerator];
         login(client, &base, name, password, device_ids[d])
     })?;
@@ -727,6 +739,7 @@ fn run_scenario(settings: &Settings) -> Result<LoadReport> {
     drop(login_timed);
     let mut memory = ServerMemory { peak_through_logins: status_bytes(pid, "VmHWM:"), ..ServerMemory::default() };
     let peak_was_reset = reset_peak(pid);
+    memory.rss_before_sync = status_bytes(pid, "VmRSS:");
     eprintln!(
         "load: {} logins in {:.1} s (p50 {:.0} ms)",
         s.devices,

@@ -51,7 +51,7 @@ fn print(r: &LoadReport) {
     let s = &r.settings;
     println!(
         "pilar-bench load: {} devices ({} enumerator accounts, {} per account, {} villages of kecamatan {}), {} rounds, \
-         {} new households per device, {} worker threads, seed {}",
+         {} new households per device, {} worker threads ({} for the logins), seed {}",
         s.devices,
         r.enumerators,
         s.devices_per_enumerator,
@@ -60,6 +60,7 @@ fn print(r: &LoadReport) {
         s.rounds,
         s.households_per_device,
         s.workers,
+        s.login_workers,
         s.seed
     );
     println!(
@@ -116,10 +117,11 @@ fn print(r: &LoadReport) {
     );
     let m = &r.memory;
     println!(
-        "server (pid {}) memory: peak (VmHWM) through the logins {}, during the sync rounds alone {} (peak reset \
-         after the logins), whole run {}; resident at the end {}",
+        "server (pid {}) memory: peak (VmHWM) through the logins {}; resident after the logins {}; peak during the \
+         sync rounds alone {} (peak reset after the logins); whole run {}; resident at the end {}",
         r.server_pid,
         mib(m.peak_through_logins),
+        mib(m.rss_before_sync),
         mib(m.peak_during_sync),
         mib(m.peak_overall),
         mib(m.rss_at_end)

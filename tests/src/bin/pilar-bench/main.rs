@@ -85,6 +85,9 @@ enum Bench {
         /// Worker threads posting requests at once.
         #[arg(long, default_value_t = 32)]
         workers: usize,
+        /// Logins posted at once (each costs the server an argon2id verification and its memory).
+        #[arg(long, default_value_t = 32)]
+        login_workers: usize,
         /// Seed for households, edits and ids.
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -100,9 +103,10 @@ fn main() -> anyhow::Result<()> {
         Bench::Files { rows, households, skip_import, skip_export } => {
             files::run(&files::Settings { rows, households, skip_import, skip_export })
         }
-        Bench::Load { devices, rounds, households_per_device, workers, seed } => {
+        Bench::Load { devices, rounds, households_per_device, workers, login_workers, seed } => {
             let settings = pilar_tests::load::Settings {
                 workers,
+                login_workers,
                 ..pilar_tests::load::Settings::new(devices, rounds, households_per_device, seed)
             };
             load::run(&settings)
