@@ -2,6 +2,7 @@
 //! ([`TestDevice`]) against a real `pilar-server` process ([`TestServer`]), and make synthetic
 //! households (never real people: domain.md §3).
 
+pub mod load;
 pub mod synthetic;
 
 use std::io::{BufRead, BufReader, Write};
@@ -231,6 +232,11 @@ impl TestServer {
     /// The base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The server's process id (for its memory and CPU time in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The server's data directory (database, signing key).
