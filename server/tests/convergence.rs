@@ -146,6 +146,11 @@ struct Stats {
     households: usize,
     changes_checked: usize,
     values_checked: usize,
+    /// Written values no current value's change saw, hidden by a later change that saw them
+    /// (a resolution that kept the winning value).
+    hidden_by_resolution: usize,
+    /// Written values current under an earlier writer of the same value.
+    current_under_first_writer: usize,
 }
 
 impl Stats {
@@ -169,6 +174,8 @@ impl Stats {
         self.households += o.households;
         self.changes_checked += o.changes_checked;
         self.values_checked += o.values_checked;
+        self.hidden_by_resolution += o.hidden_by_resolution;
+        self.current_under_first_writer += o.current_under_first_writer;
     }
 }
 
@@ -348,7 +355,10 @@ impl Case {
         if held.is_empty() || roll < 15 {
             return self.new_household(d, interleaved);
         }
-        let (id, _) = *held.choose(&mut self.rng).expect("a household");
+        // Most saves go to the first households (by id, the same on every device), so devices
+        // often edit one household concurrently.
+        let hot = if self.rng.random_bool(0.6) { &held[..held.len().min(2)] } else { &held[..] };
+        let (id, _) = *hot.choose(&mut self.rng).expect("a household");
         let state = match self.devices[d].store.load(id) {
             Ok(stored) => stored.household.state(),
             Err(e) => {
@@ -365,7 +375,9 @@ impl Case {
             15..=54 => {
                 let n = self.rng.random_range(1..=2);
                 for _ in 0..n {
-                    let field = *HOUSEHOLD_FIELDS.choose(&mut self.rng).expect("field");
+                    // Half of the edits go to three fields, so concurrent edits meet.
+                    let fields = if self.rng.random_bool(0.5) { &HOUSEHOLD_FIELDS[..3] } else { &HOUSEHOLD_FIELDS[..] };
+                    let field = *fields.choose(&mut self.rng).expect("field");
                     let value = field_value(&mut self.rng, field);
                     edits.answers.insert(field.to_string(), Some(value.clone()));
                     writes.retain(|(p, _)| p != &FieldPath::Answer(field.to_string()));
@@ -960,23 +972,48 @@ impl Case {
                 if current.iter().any(|a| a.writer.change == saved.hash) {
                     continue;
                 }
-                let superseded = current.iter().any(|a| {
-                    let seen = ancestry
-                        .entry((saved.household, a.writer.change.clone()))
-                        .or_insert_with(|| not_ancestors(household, &a.writer.change));
-                    !seen.contains(&saved.hash)
-                });
+                // Automerge 0.12 keeps the first writer's op when a change puts the value that
+                // already wins over a conflict (a resolution that keeps the value shown): the
+                // value written is current, under its first writer's name.
+                if current.iter().any(|a| &a.value == value) {
+                    self.stats.current_under_first_writer += 1;
+                    continue;
+                }
+                let mut saw_it = |change: &str| {
+                    change != saved.hash
+                        && !ancestry
+                            .entry((saved.household, change.to_string()))
+                            .or_insert_with(|| not_ancestors(household, change))
+                            .contains(&saved.hash)
+                };
+                if current.iter().any(|a| saw_it(&a.writer.change)) {
+                    continue;
+                }
+                // In the same way, a resolution that keeps the value shown hides the other values
+                // without being the writer of the current one: a value it hid was superseded by a
+                // change that saw it, though no current value is written by that change.
+                let history = household.field_history(path).unwrap_or_default();
+                let superseded = history.iter().any(|c| saw_it(&c.writer.change));
+                if superseded {
+                    self.stats.hidden_by_resolution += 1;
+                }
                 let values: Vec<String> =
                     current.iter().map(|a| format!("{} by {}", a.value, short(&a.writer.change))).collect();
+                let history: Vec<String> = history
+                    .iter()
+                    .map(|c| format!("{:?} by {}", c.value.as_ref().map(|v| v.to_string()), short(&c.writer.change)))
+                    .collect();
                 assert!(
                     superseded,
                     "{}'s write {path}={value} (change {}, op {}) in household {} is lost: the field holds [{}], \
-                     none written by a change that saw it",
+                     none written by a change that saw it; the field's history: [{}]; the household's changes:\n{}",
                     saved.who,
                     saved.hash,
                     saved.op,
                     saved.household,
-                    values.join(", ")
+                    values.join(", "),
+                    history.join(", "),
+                    describe_changes(household).join("\n")
                 );
             }
         }
@@ -990,6 +1027,29 @@ fn not_ancestors(household: &Household, later: &str) -> BTreeSet<String> {
         .changes_since(&[later])
         .into_iter()
         .map(|bytes| Change::from_bytes(bytes).expect("stored change decodes").hash().to_string())
+        .collect()
+}
+
+/// Every change of a document, in causal order: hash, actor, seq, deps, message (for failure
+/// reports; messages hold the user and the save action, never answers).
+fn describe_changes(household: &Household) -> Vec<String> {
+    household
+        .changes_since(&[])
+        .into_iter()
+        .map(|bytes| {
+            let change = Change::from_bytes(bytes).expect("stored change decodes");
+            let deps: Vec<String> = change.deps().iter().map(|d| short(&d.to_string()).to_string()).collect();
+            format!(
+                "    {} actor {} seq {} start_op {} ops {} deps [{}] {}",
+                short(&change.hash().to_string()),
+                &change.actor_id().to_hex_string()[..8],
+                change.seq(),
+                change.start_op(),
+                change.len(),
+                deps.join(","),
+                change.message().unwrap_or_default()
+            )
+        })
         .collect()
 }
 
