@@ -289,8 +289,23 @@ pub fn add_household(
     store: &mut DeviceStore,
     form: &FormDefinition,
     village: &VillageCode,
-    mut answers: BTreeMap<String, FieldValue>,
+    answers: BTreeMap<String, FieldValue>,
     members: Vec<BTreeMap<String, FieldValue>>,
+    now: OffsetDateTime,
+) -> Result<Saved, EntryError> {
+    let members = members.into_iter().map(|m| (MemberId::random(), m)).collect();
+    add_household_with_ids(store, form, village, HouseholdId::random(), answers, members, now)
+}
+
+/// [`add_household`] with the household and member ids chosen by the caller, so a seeded test
+/// (the convergence model) replays exactly; entry points use [`add_household`].
+pub fn add_household_with_ids(
+    store: &mut DeviceStore,
+    form: &FormDefinition,
+    village: &VillageCode,
+    id: HouseholdId,
+    mut answers: BTreeMap<String, FieldValue>,
+    members: Vec<(MemberId, BTreeMap<String, FieldValue>)>,
     now: OffsetDateTime,
 ) -> Result<Saved, EntryError> {
     if !store.works_in(village)? {
@@ -298,10 +313,9 @@ pub fn add_household(
     }
     answers.insert("village_code".into(), FieldValue::Text(village.to_string()));
     let editor = store.editor(now);
-    let id = HouseholdId::random();
     let mut edits = Edits {
         answers: answers.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-        add_members: members.into_iter().map(|m| (MemberId::random(), m)).collect(),
+        add_members: members,
         ..Edits::default()
     };
     derive_ages(&mut edits, now.date());
