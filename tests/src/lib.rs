@@ -184,7 +184,8 @@ impl TestServer {
         TestServer { child, url, stdout_lines, dir, args, admin_password }
     }
 
-    /// The server process's id (for signals; the handle is used where it can be).
+    /// The server process's id (for signals and for its memory and CPU time in /proc; the handle
+    /// is used where it can be).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -232,11 +233,6 @@ impl TestServer {
     /// The base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    /// The server's process id (for its memory and CPU time in /proc).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// The server's data directory (database, signing key).
