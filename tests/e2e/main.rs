@@ -3,6 +3,7 @@
 mod accounts;
 mod campaign;
 mod export;
+mod faults;
 mod offline_session;
 mod roster;
 mod sync;
