@@ -21,6 +21,7 @@ mod inspect;
 mod read;
 mod replay;
 mod supervise;
+mod untrusted;
 
 pub use attribution::{Attributed, FieldChange, Writer};
 pub use combine::{Combined, Disagreement, Fold, MERGE_ACTION, MERGE_FOLD_ACTION};
@@ -441,9 +442,10 @@ impl Household {
     /// Returns how many changes were new.
     pub fn apply_changes(&mut self, changes: &[Vec<u8>]) -> Result<usize, ModelError> {
         let mut decoded = Vec::with_capacity(changes.len());
+        let mut seen = std::collections::HashSet::new();
         for bytes in changes {
             let change = Change::from_bytes(bytes.clone()).map_err(|e| ModelError::BadChange(e.to_string()))?;
-            if self.doc.get_change_by_hash(&change.hash()).is_none() {
+            if self.doc.get_change_by_hash(&change.hash()).is_none() && seen.insert(change.hash()) {
                 decoded.push(change);
             }
         }
@@ -460,7 +462,10 @@ impl Household {
             return Err(ModelError::MissingDependencies { missing });
         }
         let count = decoded.len();
-        self.doc.apply_changes(decoded)?;
+        // Checked first, then one at a time in a checked order: nothing is applied unless all can be.
+        for change in untrusted::application_order(&self.doc, decoded, &incoming)? {
+            self.doc.apply_changes(std::iter::once(change))?;
+        }
         Ok(count)
     }
 

@@ -3,6 +3,7 @@
 mod accounts;
 mod campaign;
 mod export;
+mod faults;
 mod load;
 mod no_loss;
 mod offline_session;

@@ -1,7 +1,10 @@
 //! The end-to-end harness: run the real `pilar` binary on real store directories
 //! ([`TestDevice`]) against a real `pilar-server` process ([`TestServer`]), and make synthetic
-//! households (never real people: domain.md §3).
+//! households (never real people: domain.md §3). [`faults::FaultProxy`] stands between devices
+//! and a server to break connections on purpose.
 
+pub mod faults;
+pub mod http_framing;
 pub mod load;
 pub mod synthetic;
 
@@ -93,7 +96,13 @@ impl TestDevice {
 
     /// `pilar login` to `server` as `user`, the password on stdin; require success, return stdout.
     pub fn login(&self, server: &TestServer, user: &str, password: &str) -> String {
-        let out = self.run_with_stdin(&["login", "--server", server.url(), "--user", user], &format!("{password}\n"));
+        self.login_at(server.url(), user, password)
+    }
+
+    /// `pilar login` to the server at `url` (e.g. a [`faults::FaultProxy`] in front of it), as
+    /// `user`; the device keeps using that URL. Require success, return stdout.
+    pub fn login_at(&self, url: &str, user: &str, password: &str) -> String {
+        let out = self.run_with_stdin(&["login", "--server", url, "--user", user], &format!("{password}\n"));
         assert!(
             out.status.success(),
             "pilar login as {user} failed:\nstdout: {}\nstderr: {}",
@@ -382,9 +391,15 @@ impl Campaign {
 
     /// Create an enumerator assigned to `villages`, and a device logged in as them.
     pub fn enumerator(&self, name: &str, villages: &[&str]) -> TestDevice {
+        self.enumerator_at(name, villages, self.server.url())
+    }
+
+    /// Create an enumerator assigned to `villages`, and a device logged in as them through the
+    /// server URL `url` (a [`faults::FaultProxy`]'s), which it then syncs through.
+    pub fn enumerator_at(&self, name: &str, villages: &[&str], url: &str) -> TestDevice {
         let password = self.user(name, villages);
         let device = TestDevice::new();
-        device.login(&self.server, name, &password);
+        device.login_at(url, name, &password);
         device
     }
 
