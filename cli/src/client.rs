@@ -29,6 +29,55 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Refresh the access token when it has less than this left.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
+/// What went wrong on the way to the server or back: the request may or may not have been
+/// handled, and trying again later is the right move (exit code 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkKind {
+    /// No connection could be made (no signal, wrong address, server down).
+    Unreachable,
+    /// The server did not answer in time.
+    TimedOut,
+    /// The connection broke while the request or the answer was on its way; the server may have
+    /// handled the request.
+    Broken,
+    /// The server answered that it cannot handle requests now (HTTP 5xx).
+    ServerTrouble,
+}
+
+/// A network failure (downcast an `anyhow::Error` to branch on it): nothing was refused, the
+/// request should simply be tried again.
+#[derive(Debug, Clone)]
+pub struct NetworkFailure {
+    /// What happened.
+    pub kind: NetworkKind,
+    /// The server's base URL.
+    pub server: String,
+    /// The underlying error, for the curious (no request data in it).
+    pub detail: String,
+}
+
+impl NetworkFailure {
+    /// The connection broke while the answer was arriving (a body that ended early or arrived
+    /// damaged).
+    pub fn broken_answer(server: &str, detail: impl fmt::Display) -> NetworkFailure {
+        NetworkFailure { kind: NetworkKind::Broken, server: server.to_string(), detail: detail.to_string() }
+    }
+}
+
+impl fmt::Display for NetworkFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            NetworkKind::Unreachable => write!(f, "cannot reach the server at {} (no connection)", self.server),
+            NetworkKind::TimedOut => write!(f, "the server at {} did not answer in time", self.server),
+            NetworkKind::Broken => write!(f, "the connection to {} broke before the answer was complete", self.server),
+            NetworkKind::ServerTrouble => write!(f, "the server at {} cannot handle requests right now", self.server),
+        }?;
+        write!(f, " ({})", self.detail)
+    }
+}
+
+impl std::error::Error for NetworkFailure {}
+
 /// The server refused a request with an `ErrorBody` (downcast an `anyhow::Error` to branch on it).
 #[derive(Debug, Clone)]
 pub struct ServerRefused {
@@ -150,8 +199,9 @@ impl Client {
     /// Saving the session in the store is the caller's job (the store may not exist yet).
     pub fn login(&mut self, request: &LoginRequest) -> Result<LoginResponse> {
         let response = self.http.post(self.url("/v1/login")).json(request).send().map_err(|e| self.unreachable(e))?;
+        let body = self.body(self.accept(response)?)?;
         let login: LoginResponse =
-            self.accept(response)?.json().context("the server's answer to the login is not what pilar expects")?;
+            serde_json::from_slice(&body).context("the server's answer to the login is not what pilar expects")?;
         self.remember(&login);
         Ok(login)
     }
@@ -166,7 +216,9 @@ impl Client {
             self.http.post(self.url("/v1/token/refresh")).json(&request).send().map_err(|e| self.unreachable(e))?;
         let login: LoginResponse = match self.accept(response) {
             Ok(response) => {
-                response.json().context("the server's answer to the token refresh is not what pilar expects")?
+                let body = self.body(response)?;
+                serde_json::from_slice(&body)
+                    .context("the server's answer to the token refresh is not what pilar expects")?
             }
             Err(e) => {
                 if e.downcast_ref::<ServerRefused>().is_some_and(|refused| refused.body.error == "unauthorized") {
@@ -225,23 +277,28 @@ impl Client {
     /// `GET path` → JSON.
     pub fn get<T: DeserializeOwned>(&mut self, path: &str) -> Result<T> {
         let url = self.url(path);
-        Self::decode(self.send(|http| http.get(&url))?)
+        let response = self.send(|http| http.get(&url))?;
+        self.decode(response)
     }
 
     /// `POST path` with a JSON body → JSON.
     pub fn post<B: Serialize, T: DeserializeOwned>(&mut self, path: &str, body: &B) -> Result<T> {
         let url = self.url(path);
-        Self::decode(self.send(|http| http.post(&url).json(body))?)
+        let response = self.send(|http| http.post(&url).json(body))?;
+        self.decode(response)
     }
 
     /// `PUT path` with a JSON body → JSON.
     pub fn put<B: Serialize, T: DeserializeOwned>(&mut self, path: &str, body: &B) -> Result<T> {
         let url = self.url(path);
-        Self::decode(self.send(|http| http.put(&url).json(body))?)
+        let response = self.send(|http| http.put(&url).json(body))?;
+        self.decode(response)
     }
 
-    fn decode<T: DeserializeOwned>(response: Response) -> Result<T> {
-        response.json().context("the server's answer is not what this pilar expects; is pilar up to date?")
+    fn decode<T: DeserializeOwned>(&self, response: Response) -> Result<T> {
+        let body = self.body(response)?;
+        serde_json::from_slice(&body)
+            .context("the server's answer is not what this pilar expects; is pilar up to date?")
     }
 
     fn remember(&mut self, login: &LoginResponse) {
@@ -264,6 +321,17 @@ impl Client {
             return Ok(response);
         }
         let body: Option<ErrorBody> = response.json().ok();
+        if status.is_server_error() {
+            let detail = match &body {
+                Some(body) => format!("HTTP {status}: {}", body.message),
+                None => format!("HTTP {status}"),
+            };
+            return Err(anyhow::Error::new(NetworkFailure {
+                kind: NetworkKind::ServerTrouble,
+                server: self.server.clone(),
+                detail,
+            }));
+        }
         match body {
             Some(body) if body.wipe => {
                 let failure = DeviceStore::wipe(&self.home).err().map(|e| e.to_string());
@@ -283,8 +351,35 @@ impl Client {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
-        let what = if e.is_timeout() { "timed out talking to" } else { "cannot reach" };
-        anyhow::Error::new(e)
-            .context(format!("{what} the server at {}; check the address and the connection", self.server))
+        let kind = if e.is_timeout() {
+            NetworkKind::TimedOut
+        } else if e.is_connect() {
+            NetworkKind::Unreachable
+        } else {
+            NetworkKind::Broken
+        };
+        anyhow::Error::new(NetworkFailure { kind, server: self.server.clone(), detail: error_chain(&e) })
     }
+
+    /// Read a whole response body; a body that stops early is a [`NetworkFailure`] (the
+    /// connection broke during the answer), not a bug.
+    pub fn body(&self, response: Response) -> Result<Vec<u8>> {
+        response.bytes().map(|b| b.to_vec()).map_err(|e| {
+            let kind = if e.is_timeout() { NetworkKind::TimedOut } else { NetworkKind::Broken };
+            anyhow::Error::new(NetworkFailure { kind, server: self.server.clone(), detail: error_chain(&e) })
+        })
+    }
+}
+
+/// An error and its sources on one line (reqwest's own message is often just "error sending
+/// request"; the cause says what happened).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -12,6 +12,7 @@ pub mod list;
 pub mod login;
 pub mod member;
 pub mod pending;
+pub mod repair;
 pub mod roster;
 pub mod search;
 pub mod show;
@@ -28,6 +29,28 @@ use sync_core::form::{FormDefinition, Scope};
 use sync_core::store::DeviceStore;
 use sync_core::value::FieldValue;
 use time::OffsetDateTime;
+
+/// Exit code: network trouble (no connection, a connection that broke, the server unavailable);
+/// the work is kept on the device, try again.
+pub const EXIT_NETWORK: u8 = 3;
+
+/// Exit code: the server refused (bad session, revoked device, out of scope, refused changes).
+pub const EXIT_REFUSED: u8 = 4;
+
+/// A failure the command has already explained on stderr; `main` only exits with its code.
+#[derive(Debug)]
+pub struct Reported {
+    /// The exit code.
+    pub code: u8,
+}
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "see the explanation above (exit code {})", self.code)
+    }
+}
+
+impl std::error::Error for Reported {}
 
 /// Open the device store in `home`, with a hint when there is none.
 pub fn open_store(home: &Path) -> Result<DeviceStore> {

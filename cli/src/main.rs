@@ -74,6 +74,8 @@ enum Command {
     Sync(commands::sync::Args),
     /// Show this device: user, server, villages, what is unsent.
     Status(commands::status::Args),
+    /// Check this device's store and restore anything damaged from the server, keeping own work.
+    Repair(commands::repair::Args),
     /// Developer tools.
     #[command(subcommand, hide = true)]
     Debug(commands::debug::Command),
@@ -109,13 +111,37 @@ fn main() -> ExitCode {
         Command::Returned(args) => commands::supervise::returned(&home, args),
         Command::Sync(args) => commands::sync::run(&home, args),
         Command::Status(args) => commands::status::run(&home, args),
+        Command::Repair(args) => commands::repair::run(&home, args),
         Command::Debug(cmd) => commands::debug::run(&home, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            let code = exit_code(&e);
+            if e.downcast_ref::<commands::Reported>().is_none() {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(code)
         }
     }
+}
+
+/// The exit code for a failed command, so a tablet app can act without parsing text: 3 = network
+/// trouble (try again; the work is kept), 4 = the server refused (see the message), 1 = anything
+/// else. (2 is clap's usage error.)
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(reported) = cause.downcast_ref::<commands::Reported>() {
+            return reported.code;
+        }
+        if cause.downcast_ref::<client::NetworkFailure>().is_some() {
+            return commands::EXIT_NETWORK;
+        }
+        if cause.downcast_ref::<client::ServerRefused>().is_some()
+            || cause.downcast_ref::<client::DeviceWiped>().is_some()
+        {
+            return commands::EXIT_REFUSED;
+        }
+    }
+    1
 }

@@ -151,6 +151,50 @@ pub fn new_refresh_token() -> (String, String) {
     (token, hash)
 }
 
+/// How long after a rotation the previous refresh token still works, and only to get the same
+/// successor again: a device whose refresh answer was lost (a flaky link) retries with the token it
+/// still holds. Seven days, because devices work offline for days: a tablet that loses the answer
+/// at the edge of coverage may next reach the server after a few days in a village without signal,
+/// and must not need a password login then. The window is also bounded by use: the moment the
+/// device uses the successor, the previous token stops working for good.
+pub const REFRESH_RETRY_WINDOW: time::Duration = time::Duration::days(7);
+
+/// Name of the refresh-token derivation key among the database's server secrets.
+pub const REFRESH_KEY_NAME: &str = "refresh_key";
+
+/// The server's key for deriving the next refresh token from the previous one, so that a retried
+/// refresh (answer lost) gets exactly the same successor back without storing tokens in clear.
+pub struct RefreshKey(hmac::Hmac<Sha256>);
+
+impl std::fmt::Debug for RefreshKey {
+    // Key material never reaches Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshKey(..)")
+    }
+}
+
+impl RefreshKey {
+    /// A key from its bytes (kept in the database, see [`REFRESH_KEY_NAME`]).
+    pub fn new(key: &[u8]) -> Result<RefreshKey> {
+        use hmac::Mac;
+        let mac = hmac::Hmac::<Sha256>::new_from_slice(key)
+            .map_err(|e| anyhow!("the refresh-token key cannot be used ({e}); this is a bug in pilar-server"))?;
+        Ok(RefreshKey(mac))
+    }
+
+    /// The refresh token that follows `token`: HMAC-SHA256 of it under this key, as hex. Returns
+    /// the token (for the device) and its hash (for storage), like [`new_refresh_token`].
+    pub fn successor(&self, token: &str) -> (String, String) {
+        use hmac::Mac;
+        let mut mac = self.0.clone();
+        mac.update(b"pilar refresh token v1\0");
+        mac.update(token.as_bytes());
+        let next = hex::encode(mac.finalize().into_bytes());
+        let hash = hash_refresh_token(&next);
+        (next, hash)
+    }
+}
+
 /// The stored form of a refresh token: SHA-256 of its text, as hex.
 pub fn hash_refresh_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -354,6 +398,22 @@ mod tests {
         let hs384 =
             jsonwebtoken::encode(&Header::new(Algorithm::HS384), &claims, &EncodingKey::from_secret(&[7u8; 64]));
         assert!(keys.verify(&hs384.expect("encode")).is_err(), "only HS256 is accepted");
+    }
+
+    #[test]
+    fn a_successor_depends_on_the_token_and_the_key_only() {
+        let key = RefreshKey::new(&[1u8; 32]).expect("key");
+        let (token, _) = new_refresh_token();
+        let (next, hash) = key.successor(&token);
+        assert_eq!(key.successor(&token), (next.clone(), hash.clone()), "the same token gets the same successor");
+        assert_eq!((next.len(), hash_refresh_token(&next)), (64, hash));
+        assert_ne!(key.successor(&next).0, next, "the chain moves on");
+        assert_ne!(
+            RefreshKey::new(&[2u8; 32]).expect("key").successor(&token).0,
+            next,
+            "another key, another successor"
+        );
+        assert_eq!(format!("{key:?}"), "RefreshKey(..)");
     }
 
     #[test]

@@ -9,6 +9,9 @@ pub const DATABASE_FILE: &str = "server.db";
 /// Name of the access-token signing key inside the data directory (mode 0600).
 pub const SIGNING_KEY_FILE: &str = "jwt.key";
 
+/// Name of the lock file inside the data directory: one server per data directory.
+pub const LOCK_FILE: &str = "pilar-server.lock";
+
 /// The environment variable that sets the first admin's password (read only on first start).
 pub const ADMIN_PASSWORD_ENV: &str = "PILAR_ADMIN_PASSWORD";
 
@@ -31,6 +34,10 @@ pub struct Config {
     /// Days a refresh token stays valid without being used (devices are offline for days).
     #[arg(long, env = "PILAR_REFRESH_TOKEN_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub refresh_token_days: u64,
+    /// On SIGTERM or ctrl-c: seconds the requests in flight get to finish before the server exits
+    /// anyway (new connections are refused at once; idle connections are closed at once).
+    #[arg(long, env = "PILAR_SHUTDOWN_GRACE_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Config {
@@ -42,12 +49,18 @@ impl Config {
             max_body_bytes: 16 * 1024 * 1024,
             access_token_minutes: 15,
             refresh_token_days: 90,
+            shutdown_grace_seconds: 20,
         }
     }
 
     /// Path of the SQLite database.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(DATABASE_FILE)
+    }
+
+    /// Path of the lock file that keeps a second server off this data directory.
+    pub fn lock_path(&self) -> PathBuf {
+        self.data_dir.join(LOCK_FILE)
     }
 
     /// Path of the signing key.

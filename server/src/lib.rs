@@ -27,8 +27,12 @@ pub use state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -58,10 +62,79 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve `router(state)` on `listener` until SIGTERM or ctrl-c, then finish the requests in
-/// flight and return.
-pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+/// How a server stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Requests still running when the grace period ended, abandoned by the exit (their devices
+    /// retry: nothing is acknowledged before its transaction commits).
+    pub cut: usize,
+}
+
+/// Serve `router(state)` on `listener` until SIGTERM or ctrl-c, then stop as [`serve_until`] does.
+pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> std::io::Result<Stopped> {
+    serve_until(listener, state, grace, shutdown_signal()).await
+}
+
+/// Serve `router(state)` on `listener` until `stop` completes; then refuse new connections, close
+/// idle ones, and give the requests in flight `grace` to finish (a second SIGTERM or ctrl-c ends
+/// the wait). Returns when all have finished or the wait ends. Requests still running then are
+/// not awaited: the caller exits and they are cut, which is safe (see [`Stopped::cut`]); so is
+/// background work on the blocking pool (the caller must not wait for it either).
+pub async fn serve_until(
+    listener: TcpListener,
+    state: AppState,
+    grace: Duration,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<Stopped> {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&in_flight);
+    let app = router(state).layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: Next| {
+        let guard = InFlight::enter(&counter);
+        async move {
+            let response = next.run(request).await;
+            drop(guard);
+            response
+        }
+    }));
+    let (stopping, mut stopping_seen) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        stop.await;
+        let _ = stopping.send(true);
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal).into_future();
+    let running = Arc::clone(&in_flight);
+    let deadline = async move {
+        if stopping_seen.wait_for(|stopping| *stopping).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        let running = running.load(Ordering::SeqCst);
+        tracing::info!(in_flight = running, grace_seconds = grace.as_secs(), "shutting down: new connections refused");
+        tokio::select! {
+            () = tokio::time::sleep(grace) => {}
+            () = shutdown_signal() => tracing::info!("asked again: stopping now"),
+        }
+    };
+    tokio::select! {
+        served = server => served.map(|()| Stopped { cut: 0 }),
+        () = deadline => Ok(Stopped { cut: in_flight.load(Ordering::SeqCst) }),
+    }
+}
+
+/// Counts one request in flight from the moment its head is read until its handler has answered
+/// (or was dropped), for the shutdown report.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(counter))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -77,7 +150,8 @@ fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response
     ApiError::internal(anyhow::anyhow!("a request handler panicked")).into_response()
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -98,5 +172,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
-    tracing::info!("shutting down: finishing the requests in flight");
 }

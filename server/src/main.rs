@@ -1,4 +1,5 @@
-//! `pilar-server`: parse the configuration, open the data directory, bind, print the address, serve.
+//! `pilar-server`: parse the configuration, open (and lock) the data directory, bind, print the
+//! address, serve until SIGTERM or ctrl-c, stop within the grace period.
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -38,8 +39,11 @@ fn run(config: Config) -> Result<()> {
             pilar_server::state::FIRST_ADMIN
         )?;
     }
+    // Held until the process ends, whatever still runs on the blocking pool.
+    let _lock = std::sync::Arc::clone(&opened.state.data_dir_lock);
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("cannot listen on {}; choose another --listen address", config.listen))?;
@@ -48,6 +52,12 @@ fn run(config: Config) -> Result<()> {
         stdout.flush()?;
         drop(stdout);
         tracing::info!(%address, data_dir = %config.data_dir.display(), "listening");
-        pilar_server::serve(listener, opened.state).await.context("server failed")
-    })
+        pilar_server::serve(listener, opened.state, grace).await.context("server failed")
+    });
+    // Requests cut at the deadline and background work (deriving facts after a roster import)
+    // must not keep the process alive: their transactions roll back, and nothing was acknowledged.
+    runtime.shutdown_background();
+    let stopped = served?;
+    tracing::info!(requests_cut = stopped.cut, "stopped");
+    Ok(())
 }

@@ -31,6 +31,7 @@ pub fn v1() -> Router<AppState> {
         .route("/admin/devices/{id}/revoke", post(admin::revoke_device))
         .route("/sync", post(sync::sync))
         .route("/packs/{village}", get(sync::pack))
+        .route("/documents", post(sync::documents))
         .route("/roster/{import}/chunks/{n}", put(roster::stage))
         .route("/roster/{import}/commit", post(roster::commit))
         .route("/export", get(export::export))

@@ -1,11 +1,14 @@
 //! What every handler shares ([`AppState`]: storage, token keys, limits), how blocking work leaves
-//! the async workers ([`AppState::blocking`]), and the first-start set-up of a data directory.
+//! the async workers ([`AppState::blocking`]), and the set-up of a data directory: created on first
+//! start, locked for one server process ([`DataDirLock`]).
 
-use crate::auth::{self, TokenKeys};
+use crate::auth::{self, REFRESH_KEY_NAME, RefreshKey, TokenKeys};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::storage::{NewUser, SqliteStorage, Storage};
 use anyhow::{Context, Result, bail};
+use std::io::{Read, Write};
+use std::path::Path;
 use std::sync::Arc;
 use sync_core::protocol::Role;
 use time::OffsetDateTime;
@@ -29,8 +32,12 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     /// Access-token signing and checking.
     pub tokens: Arc<TokenKeys>,
+    /// Derives each refresh token's successor (so a retried refresh gets the same one).
+    pub refresh_key: Arc<RefreshKey>,
     /// Limits and lifetimes.
     pub settings: Arc<Settings>,
+    /// The data directory's lock, held while any clone of the state lives.
+    pub data_dir_lock: Arc<DataDirLock>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -56,17 +63,27 @@ impl AppState {
     /// used only when the database has no users yet.
     pub fn open(config: &Config, admin_password: Option<String>) -> Result<Opened> {
         create_data_dir(&config.data_dir)?;
+        // Before anything in the directory is read or written: a second server would answer
+        // "database is locked" and race the first over the key and the first admin.
+        let data_dir_lock = DataDirLock::acquire(&config.lock_path(), &config.data_dir)?;
         let key = auth::load_or_create_signing_key(&config.signing_key_path())?;
         let storage = SqliteStorage::open(&config.database_path())
             .with_context(|| format!("cannot open the database {}", config.database_path().display()))?;
         let storage: Arc<dyn Storage> = Arc::new(storage);
         let generated_admin_password = create_first_admin(storage.as_ref(), admin_password)?;
         let tokens = TokenKeys::new(&key, time::Duration::minutes(config.access_token_minutes as i64));
+        let refresh_key = RefreshKey::new(&storage.server_key(REFRESH_KEY_NAME)?)?;
         let settings = Settings {
             max_body_bytes: config.max_body_bytes,
             refresh_token_lifetime: time::Duration::days(config.refresh_token_days as i64),
         };
-        let state = AppState { storage, tokens: Arc::new(tokens), settings: Arc::new(settings) };
+        let state = AppState {
+            storage,
+            tokens: Arc::new(tokens),
+            refresh_key: Arc::new(refresh_key),
+            settings: Arc::new(settings),
+            data_dir_lock: Arc::new(data_dir_lock),
+        };
         Ok(Opened { state, generated_admin_password })
     }
 
@@ -83,6 +100,53 @@ impl AppState {
         match tokio::task::spawn_blocking(move || span.in_scope(|| f(storage.as_ref()))).await {
             Ok(result) => result,
             Err(join) => Err(ApiError::internal(anyhow::anyhow!("blocking task failed: {join}"))),
+        }
+    }
+}
+
+/// The exclusive advisory lock on a data directory's lock file, with the holder's pid written in
+/// it: one `pilar-server` per data directory. The operating system drops the lock when the process
+/// ends, however it ends (even SIGKILL), so a stale file never blocks a restart.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Take the lock at `path` (the lock file of data directory `dir`), or fail at once naming the
+    /// directory and the pid of the server holding it.
+    pub fn acquire(path: &Path, dir: &Path) -> Result<DataDirLock> {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0)
+                    .and_then(|()| writeln!(file, "{}", std::process::id()))
+                    .with_context(|| format!("cannot write the lock file {}", path.display()))?;
+                Ok(DataDirLock { _file: file })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                // The pid is for the message only; the other server may not have written it yet.
+                let _ = file.read_to_string(&mut holder);
+                let other = match holder.trim() {
+                    "" => "another pilar-server".to_string(),
+                    pid => format!("another pilar-server (pid {pid})"),
+                };
+                bail!(
+                    "data directory {} is in use by {other}; stop that server first, or give this one another \
+                     --data-dir",
+                    dir.display()
+                )
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(e)
+                .with_context(|| format!("cannot lock {}; check the data directory's permissions", path.display())),
         }
     }
 }

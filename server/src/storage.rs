@@ -7,7 +7,9 @@
 //! Invariants:
 //! - Assignments are never deleted: removing a village or kecamatan from a user sets `ended_at`,
 //!   so sync can still accept a device's pending uploads for a recently ended village.
-//! - Refresh tokens are stored only as SHA-256 hashes, one per device; using one replaces it.
+//! - Refresh tokens are stored only as SHA-256 hashes, one per device; using one replaces it. The
+//!   replaced token's hash is kept for the retry window: presented again while its successor is
+//!   unused, it gets that same successor (the caller derives it), never a new one.
 //! - A revoked device stays revoked: no login or refresh brings it back.
 
 #[cfg(test)]
@@ -202,11 +204,37 @@ pub enum DeviceRegistration {
     Revoked,
 }
 
+/// A refresh-token exchange to record: the caller derives `new_hash` from the presented token, so
+/// a retry with the same token names the same successor.
+#[derive(Debug, Clone)]
+pub struct RefreshRotation<'a> {
+    /// The device presenting the token.
+    pub device: DeviceId,
+    /// SHA-256 (hex) of the presented refresh token.
+    pub old_hash: &'a str,
+    /// SHA-256 (hex) of its successor, the token the device gets.
+    pub new_hash: &'a str,
+    /// The presented token must have been issued at or after this time (older ones expired).
+    pub issued_after: OffsetDateTime,
+    /// Until when the presented token may be retried for the same successor, once replaced.
+    pub retry_until: OffsetDateTime,
+    /// The time of the exchange.
+    pub now: OffsetDateTime,
+}
+
 /// The outcome of a refresh-token exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
-    /// The token matched and was replaced by the new one.
+    /// The token matched and was replaced by its successor.
     Rotated {
+        /// The device's user.
+        user: String,
+        /// The user's current role.
+        role: Role,
+    },
+    /// The token was the one just replaced, its successor is still unused and the retry window
+    /// is open (the answer to the first exchange was lost): the same successor is current.
+    Retried {
         /// The device's user.
         user: String,
         /// The user's current role.
@@ -214,7 +242,12 @@ pub enum RefreshOutcome {
     },
     /// The device was revoked; it must wipe.
     Revoked,
-    /// Unknown device, wrong, replaced or expired token: log in again.
+    /// The token was the one just replaced and its successor is still unused, but the retry
+    /// window has closed (or the caller named another successor): kept apart from `Invalid`, so
+    /// that reuse of a replaced token can later revoke the chain. (Once the successor is used,
+    /// the token it replaced is no longer remembered: `Invalid`.)
+    Reused,
+    /// Unknown device, wrong, replaced (by a login) or expired token: log in again.
     Invalid,
 }
 
@@ -278,16 +311,14 @@ pub trait Storage: Send + Sync + 'static {
     /// label, last-seen time and refresh token.
     fn register_device(&self, login: &DeviceLogin<'_>) -> Result<DeviceRegistration, StorageError>;
 
-    /// Exchange the device's refresh token (by hash) for a new one, atomically: a token works
-    /// once, and only if it was issued at or after `issued_after`.
-    fn rotate_refresh_token(
-        &self,
-        device: DeviceId,
-        old_hash: &str,
-        new_hash: &str,
-        issued_after: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<RefreshOutcome, StorageError>;
+    /// Exchange the device's refresh token (by hash) for its successor in one write transaction:
+    /// the current token works if issued at or after `issued_after`; the token it replaced works
+    /// again only while the successor is unused and `retry_until` (set at rotation) has not passed.
+    fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> Result<RefreshOutcome, StorageError>;
+
+    /// The server secret named `name` (32 random bytes, made on first use and kept in the
+    /// database so that it lives and dies with the data it protects).
+    fn server_key(&self, name: &str) -> Result<Vec<u8>, StorageError>;
 
     /// Whether `device` may act for `user`; notes the device as seen (at most once a minute).
     fn device_access(&self, device: DeviceId, user: &str, now: OffsetDateTime) -> Result<DeviceAccess, StorageError>;
@@ -308,6 +339,10 @@ pub trait Storage: Send + Sync + 'static {
 
     /// One page of a village's snapshot pack (compacted documents after `after`, by id).
     fn pack_page(&self, village: &str, after: Option<HouseholdId>, limit: u32) -> Result<PackPage, StorageError>;
+
+    /// The stored documents of these households with their villages (unknown ids are left out):
+    /// what a device restores a damaged copy from.
+    fn documents(&self, ids: &[HouseholdId]) -> Result<Vec<(HouseholdId, String, Vec<u8>)>, StorageError>;
 
     // --- roster import ---
 

@@ -47,6 +47,11 @@ pub enum EntryError {
         /// The device's form key.
         device_form: String,
     },
+    /// The household's stored copy is damaged; it is listed for repair from the server.
+    #[error(
+        "household {0} cannot be read on this device, so nothing was saved; it is listed for repair: run `pilar sync` (or `pilar repair`) to restore it from the server, then save again"
+    )]
+    AwaitsRepair(HouseholdId),
     /// The device store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -284,8 +289,23 @@ pub fn add_household(
     store: &mut DeviceStore,
     form: &FormDefinition,
     village: &VillageCode,
-    mut answers: BTreeMap<String, FieldValue>,
+    answers: BTreeMap<String, FieldValue>,
     members: Vec<BTreeMap<String, FieldValue>>,
+    now: OffsetDateTime,
+) -> Result<Saved, EntryError> {
+    let members = members.into_iter().map(|m| (MemberId::random(), m)).collect();
+    add_household_with_ids(store, form, village, HouseholdId::random(), answers, members, now)
+}
+
+/// [`add_household`] with the household and member ids chosen by the caller, so a seeded test
+/// (the convergence model) replays exactly; entry points use [`add_household`].
+pub fn add_household_with_ids(
+    store: &mut DeviceStore,
+    form: &FormDefinition,
+    village: &VillageCode,
+    id: HouseholdId,
+    mut answers: BTreeMap<String, FieldValue>,
+    members: Vec<(MemberId, BTreeMap<String, FieldValue>)>,
     now: OffsetDateTime,
 ) -> Result<Saved, EntryError> {
     if !store.works_in(village)? {
@@ -293,10 +313,9 @@ pub fn add_household(
     }
     answers.insert("village_code".into(), FieldValue::Text(village.to_string()));
     let editor = store.editor(now);
-    let id = HouseholdId::random();
     let mut edits = Edits {
         answers: answers.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-        add_members: members.into_iter().map(|m| (MemberId::random(), m)).collect(),
+        add_members: members,
         ..Edits::default()
     };
     derive_ages(&mut edits, now.date());
@@ -304,7 +323,9 @@ pub fn add_household(
     let touched = Touched { everything: true, ..Touched::default() };
     // Nothing is stored until the new household passes validation.
     let warnings = split(validate_after(form, &household.state(), None, &touched, now.date()))?;
-    store.save_local(&household, village.as_str(), &saved, crate::model::CREATE_ACTION, now)?;
+    let tx = store.write()?;
+    tx.save_local(&household, village.as_str(), &saved, crate::model::CREATE_ACTION, now)?;
+    tx.commit()?;
     let members_added = edits.add_members.iter().map(|(id, _)| *id).collect();
     Ok(Saved { household: id, change: Some(saved.hash.to_string()), warnings, members_added, visit: None })
 }
@@ -318,13 +339,26 @@ pub fn save(
     edits: &Edits,
     now: OffsetDateTime,
 ) -> Result<Saved, EntryError> {
-    let stored = store.load(id)?;
+    let editor = store.editor(now);
+    // Read, change and store the household inside one write transaction: a sync applying received
+    // changes in another process waits, and so does this save for it; neither overwrites the other.
+    let tx = store.write()?;
+    let stored = match tx.load(id) {
+        Ok(stored) => stored,
+        Err(StoreError::Model(e)) => {
+            // A damaged copy: listed so the next sync restores it from the server.
+            let village = tx.village_of(id)?.unwrap_or_default();
+            tx.mark_repair(id, &village, &crate::store::damage_reason(&e), now)?;
+            tx.commit()?;
+            return Err(EntryError::AwaitsRepair(id));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut household = stored.household;
     let household_form = household.form_key();
     if household_form != form.key() {
         return Err(EntryError::FormMismatch { household_form, device_form: form.key() });
     }
-    let editor = store.editor(now);
     let mut derived = edits.clone();
     derive_ages(&mut derived, now.date());
     let edits = &derived;
@@ -336,7 +370,8 @@ pub fn save(
     let visit = edits.visit.as_ref().map(|v| v.id);
     let change = match saved {
         Some(saved) => {
-            store.save_local(&household, &stored.village, &saved, action, now)?;
+            tx.save_local(&household, &stored.village, &saved, action, now)?;
+            tx.commit()?;
             Some(saved.hash.to_string())
         }
         None => None,

@@ -4,7 +4,7 @@
 //! direct merge (`pilar debug merge`). Changes travel per household, each batch applied at once.
 
 use crate::model::{Household, HouseholdId};
-use crate::store::{DeviceStore, StoreError};
+use crate::store::{DeviceStore, StoreError, StoreTx};
 use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -85,18 +85,17 @@ impl DeviceStore {
         now: OffsetDateTime,
     ) -> Result<MergeReport, StoreError> {
         let mut report = MergeReport::default();
-        let mut changed: Vec<(Household, String)> = Vec::new();
+        let tx = self.write()?;
         for incoming in batch {
-            let Some(received) = self.receive(incoming.household, &incoming.changes)? else { continue };
+            let Some(received) = tx.receive(incoming.household, &incoming.changes)? else { continue };
             report.households_new += usize::from(received.stored_village.is_none());
             report.changes_applied += received.applied;
             report.households_changed += 1;
             report.new_conflicts += received.new_conflicts;
-            let village = received.stored_village.unwrap_or_else(|| incoming.village.clone());
-            changed.push((received.household, village));
+            let village = received.stored_village.as_deref().unwrap_or(&incoming.village);
+            tx.save_received(&received.household, village, now)?;
         }
-        let refs: Vec<(&Household, &str)> = changed.iter().map(|(h, v)| (h, v.as_str())).collect();
-        self.save_received(&refs, now)?;
+        tx.commit()?;
         Ok(report)
     }
 }
@@ -113,9 +112,10 @@ pub(crate) struct Received {
     pub new_conflicts: usize,
 }
 
-impl DeviceStore {
-    /// Apply changes of one household to its stored document (or start it from them); `None`
-    /// when every change was already here. Nothing is stored: the caller commits the batch.
+impl StoreTx<'_> {
+    /// Apply changes of one household to its stored document (or start it from them), read inside
+    /// this write transaction; `None` when every change was already here. Nothing is stored: the
+    /// caller stores the result in the same transaction.
     pub(crate) fn receive(&self, id: HouseholdId, changes: &[Vec<u8>]) -> Result<Option<Received>, StoreError> {
         let (household, stored_village, applied, before) = if self.contains(id)? {
             let mut stored = self.load(id)?;

@@ -19,6 +19,7 @@ mod combine;
 mod edit;
 mod inspect;
 mod read;
+mod replay;
 mod supervise;
 mod untrusted;
 
@@ -27,6 +28,7 @@ pub use combine::{Combined, Disagreement, Fold, MERGE_ACTION, MERGE_FOLD_ACTION}
 pub use edit::{Edits, NewVisit};
 pub use inspect::{Place, Write, WrittenOp};
 pub use read::{HouseholdState, MEMBER_REMOVAL_KEYS, Member, ROOT_MAPS, Review, ReviewStatus, VISIT_KEYS, Visit};
+pub use replay::Replayed;
 pub use supervise::{RESOLVE_ACTION, REVIEW_ACTION, ReviewDecision};
 
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, transaction::Transactable};

@@ -2,6 +2,10 @@
 //! outbox, sync cursors and identity.
 //!
 //! Invariants:
+//! - Every read-modify-write of a stored household (a save, an applied pull, a pack page, a
+//!   repair, a purge) happens inside one IMMEDIATE write transaction ([`StoreTx`]): the document is
+//!   loaded after the write lock is taken, so a save and a sync in two processes serialise instead
+//!   of one overwriting the other's document.
 //! - Every save is one SQLite transaction that writes the document, its search columns and its
 //!   outbox row together; a crash mid-save leaves the previous state.
 //! - Search columns are derived from the document on every write, never edited on their own.
@@ -9,15 +13,18 @@
 
 mod households;
 mod query;
+mod repair;
 mod syncing;
 
 pub use households::{OutboxEntry, StoredHousehold, name_key};
 pub use query::{ListFilter, Summary, mask_identifier};
-pub use syncing::{OutgoingChange, SyncCommit};
+pub(crate) use repair::damage_reason;
+pub use repair::{Repair, StoreCheck};
+pub use syncing::{OutgoingChange, PageSizes, SyncCommit};
 
 use crate::ids::VillageCode;
 use crate::model::{DeviceId, Editor, ModelError};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
@@ -26,13 +33,26 @@ pub const DB_FILE: &str = "pilar.db";
 
 /// Schema version written at creation; older stores are upgraded by [`UPGRADES`] on open, newer
 /// ones refused rather than misread.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Upgrades from each older version to the next, in order (index 0 upgrades version 1 to 2).
-const UPGRADES: [&str; 1] = [
+const UPGRADES: [&str; 2] = [
     // 2: outbox rows remember the sync batch they went out in; a response acknowledges the batch.
     "ALTER TABLE outbox ADD COLUMN batch TEXT; CREATE INDEX outbox_batch ON outbox (batch);",
+    // 3: households waiting to be restored from the server, and page sizes that follow the link.
+    SCHEMA_3,
 ];
+
+/// Tables added in schema 3 (also part of a new store).
+const SCHEMA_3: &str = r#"
+CREATE TABLE repairs (
+    household_id TEXT PRIMARY KEY,
+    village TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    since TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE page_sizes (id INTEGER PRIMARY KEY CHECK (id = 1), pull_changes INTEGER NOT NULL, pack_households INTEGER NOT NULL);
+"#;
 
 const SCHEMA: &str = r#"
 CREATE TABLE device (
@@ -165,12 +185,17 @@ impl std::fmt::Debug for DeviceStore {
     }
 }
 
+/// How long a write waits for another process's write transaction before giving up.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     // WAL: readers never block the writer; FULL: a save reported as done survives power loss.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // A save waits for a sync page being applied in another process (and the reverse); pages are
+    // sized to commit in well under this.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(())
 }
 
@@ -191,6 +216,7 @@ impl DeviceStore {
         configure(&conn)?;
         let tx = conn.transaction()?;
         tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(SCHEMA_3)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.execute(
             "INSERT INTO device (id, device_id, user_name, form, created_at) VALUES (1, ?1, ?2, ?3, ?4)",
@@ -369,5 +395,44 @@ impl DeviceStore {
     /// The SQLite connection, for sibling modules that add queries (merge, sync).
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Begin a write transaction (BEGIN IMMEDIATE: the write lock is taken now, waiting for another
+    /// process's write to finish). Load, change and store households through it, then
+    /// [`StoreTx::commit`]; dropping it rolls everything back.
+    pub fn write(&mut self) -> Result<StoreTx<'_>, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(StoreTx { tx, identity: &self.identity })
+    }
+}
+
+/// One write transaction on the device store: the only way stored households are changed, so
+/// every read-modify-write sees the latest committed document and nothing is overwritten.
+pub struct StoreTx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    identity: &'a DeviceIdentity,
+}
+
+impl std::fmt::Debug for StoreTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTx").field("device", &self.identity.device).finish_non_exhaustive()
+    }
+}
+
+impl StoreTx<'_> {
+    /// Make everything done through this transaction durable at once.
+    pub fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit()?;
+        Ok(())
+    }
+
+    /// This device's identity.
+    pub fn identity(&self) -> &DeviceIdentity {
+        self.identity
+    }
+
+    /// The transaction's connection, for sibling modules' queries.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.tx
     }
 }

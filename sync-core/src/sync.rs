@@ -13,8 +13,11 @@ mod client;
 mod wire;
 
 pub use admit::{Admitted, Verdict, admit};
-pub use client::{ClientError, PackProgress, SyncOutcome, apply_pack_page, apply_response, build_request};
+pub use client::{
+    ClientError, PackProgress, REPAIR_PAGE, RepairOutcome, SyncOutcome, apply_pack_page, apply_repair, apply_response,
+    build_request, repair_request,
+};
 pub use wire::{
-    CONTENT_TYPE, PackPage, PackedHousehold, PullHousehold, PushHousehold, Rejection, SyncRequest, SyncResponse,
-    WireError, decode, encode,
+    CONTENT_TYPE, DocumentsRequest, DocumentsResponse, PackPage, PackedHousehold, PullHousehold, PushHousehold,
+    Rejection, SyncRequest, SyncResponse, WireError, decode, encode,
 };

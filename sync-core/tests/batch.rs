@@ -40,14 +40,14 @@ fn a_retry_resends_exactly_the_lost_batch_and_acknowledges_only_it() {
     let id = entry::add_household(&mut store, form, &village, answers, Vec::new(), now).expect("add").household;
 
     // First attempt: the new household's creation, with its village.
-    let first = build_request(&mut store, &[], Uuid::new_v4(), 100).expect("request");
+    let first = build_request(&mut store, &[], Uuid::new_v4(), 100, now).expect("request");
     assert_eq!(first.push.len(), 1);
     assert_eq!(first.push[0].changes.len(), 1);
     assert_eq!(first.push[0].village.as_deref(), Some(village.as_str()));
 
     // The response is lost; the field worker saves again before retrying.
     entry::save(&mut store, form, id, "edit", &answer("floor_area_m2", 36), now).expect("edit");
-    let retry = build_request(&mut store, &[], Uuid::new_v4(), 100).expect("retry");
+    let retry = build_request(&mut store, &[], Uuid::new_v4(), 100, now).expect("retry");
     assert_eq!(retry, first, "a retry carries the lost batch, id and changes, and nothing newer");
 
     // The (replayed) response acknowledges the batch: the creation goes, the new edit stays.
@@ -59,7 +59,7 @@ fn a_retry_resends_exactly_the_lost_batch_and_acknowledges_only_it() {
 
     // The next batch is fresh and carries the edit, without the village (the server knows it).
     let fresh = Uuid::new_v4();
-    let next = build_request(&mut store, &[], fresh, 100).expect("next");
+    let next = build_request(&mut store, &[], fresh, 100, now).expect("next");
     assert_eq!(next.batch, fresh);
     assert_eq!(next.push.len(), 1);
     assert_eq!(next.push[0].changes.len(), 1);
@@ -78,7 +78,7 @@ fn a_refused_or_resend_household_keeps_its_changes() {
         let answers = BTreeMap::from([("head_name".to_string(), FieldValue::Text(head.into()))]);
         ids.push(entry::add_household(&mut store, form, &village, answers, Vec::new(), now).expect("add").household);
     }
-    let request = build_request(&mut store, &[], Uuid::new_v4(), 100).expect("request");
+    let request = build_request(&mut store, &[], Uuid::new_v4(), 100, now).expect("request");
     let response = SyncResponse {
         acknowledged: 1,
         rejected: vec![sync_core::sync::Rejection {
@@ -95,7 +95,7 @@ fn a_refused_or_resend_household_keeps_its_changes() {
     let kept: Vec<(String, bool)> = outbox.iter().map(|e| (e.household.clone(), e.rejected_reason.is_some())).collect();
     assert_eq!(kept, vec![(ids[0].to_string(), true), (ids[1].to_string(), false)]);
     // The refused change is not sent again; the other goes in full.
-    let next = build_request(&mut store, &[ids[1]], Uuid::new_v4(), 100).expect("next");
+    let next = build_request(&mut store, &[ids[1]], Uuid::new_v4(), 100, now).expect("next");
     assert_eq!(next.push.iter().map(|p| p.household).collect::<Vec<_>>(), vec![ids[1]]);
 }
 
@@ -105,12 +105,27 @@ fn a_version_1_store_is_upgraded_on_open() {
     drop(store(&dir));
     {
         let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("open");
-        conn.execute_batch("DROP INDEX outbox_batch; ALTER TABLE outbox DROP COLUMN batch; PRAGMA user_version = 1;")
-            .expect("downgrade to version 1");
+        conn.execute_batch(
+            "DROP TABLE repairs; DROP TABLE page_sizes; DROP INDEX outbox_batch; ALTER TABLE outbox DROP COLUMN batch;
+             PRAGMA user_version = 1;",
+        )
+        .expect("downgrade to version 1");
     }
     let mut store = DeviceStore::open(dir.path()).expect("a version 1 store opens");
-    build_request(&mut store, &[], Uuid::new_v4(), 100).expect("and syncs");
+    build_request(&mut store, &[], Uuid::new_v4(), 100, datetime!(2026-11-02 09:00 +8)).expect("and syncs");
     let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("open");
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    assert!(store.repairs().expect("repairs table").is_empty());
+}
+
+#[test]
+fn page_sizes_are_kept_between_syncs() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut store = store(&dir);
+    let sizes = store.page_sizes().expect("default");
+    store.set_page_sizes(sizes.after_cut()).expect("shrink");
+    drop(store);
+    let store = DeviceStore::open(dir.path()).expect("reopen");
+    assert_eq!(store.page_sizes().expect("kept"), sizes.after_cut());
 }

@@ -307,3 +307,70 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_own_change_that_reuses_a_sequence_number_is_made_again_by_replay() {
+    use sync_core::model::{Editor, Household, Replayed};
+    let form = FormDefinition::default_dtsen();
+    let device = DeviceId::random();
+    let editor = Editor { user: "pkh.lupa".into(), device, now: time::macros::datetime!(2026-11-20 09:00 +8) };
+    let id = HouseholdId::random();
+    let edit = |field: &str, value: i64| Edits {
+        answers: BTreeMap::from([(field.to_string(), Some(FieldValue::Int(value)))]),
+        ..Edits::default()
+    };
+    let (mut server, _) = Household::create(id, &form.key(), &editor, &edit("floor_area_m2", 30)).expect("create");
+    let mut old_copy = Household::load(id, &server.save(), device).expect("copy");
+    let ok = |r: Result<Result<((), Option<sync_core::model::Saved>), ()>, _>| {
+        r.expect("apply").expect("ok").1.expect("change")
+    };
+    ok(server.apply(&editor, "edit", &edit("wall_material", 3), |_| Ok(())));
+    // The old copy's next change reuses sequence number 2: it cannot join the server's history.
+    let colliding = ok(old_copy.apply(&editor, "edit", &edit("lighting_source", 1), |_| Ok(())));
+    assert!(server.apply_changes(std::slice::from_ref(&colliding.bytes)).is_err());
+    let again = server.replay(&colliding.bytes, &mut Replayed::default()).expect("replay").expect("a new change");
+    assert_ne!(again.hash, colliding.hash);
+    let answers = server.state().answers;
+    assert_eq!(answers.get("wall_material"), Some(&FieldValue::Int(3)));
+    assert_eq!(answers.get("lighting_source"), Some(&FieldValue::Int(1)));
+}
+
+#[test]
+fn a_repair_makes_again_an_own_change_that_reuses_a_sequence_number() {
+    let dir = TempDir::new().expect("dir");
+    let identity = DeviceIdentity {
+        device: DeviceId::random(),
+        user: "pkh.lupa".into(),
+        form: FormDefinition::default_dtsen().key(),
+    };
+    let village = VillageCode::parse("73.14.01.1001").expect("village");
+    let mut store =
+        DeviceStore::create(dir.path(), &identity, std::slice::from_ref(&village), datetime!(2026-11-20 09:00 +8))
+            .expect("store");
+    let form = FormDefinition::default_dtsen();
+    let now = datetime!(2026-11-20 10:00 +8);
+    let answers = BTreeMap::from([("head_name".to_string(), FieldValue::Text("La Sintetis".into()))]);
+    let id = entry::add_household(&mut store, form, &village, answers, Vec::new(), now).expect("add").household;
+    let copy = store.load(id).expect("load").household.save();
+    let edit = |field: &str, value: i64| Edits {
+        answers: BTreeMap::from([(field.to_string(), Some(FieldValue::Int(value)))]),
+        ..Edits::default()
+    };
+    entry::save(&mut store, form, id, "edit", &edit("wall_material", 3), now).expect("edit");
+    let server_doc = store.load(id).expect("load").household.save();
+    // The copy loses the edit; the next edit reuses its sequence number.
+    let conn = rusqlite::Connection::open(dir.path().join(sync_core::store::DB_FILE)).expect("open");
+    conn.execute("UPDATE households SET doc = ?1", rusqlite::params![copy]).expect("rewind");
+    conn.execute("DELETE FROM outbox", []).expect("acknowledged");
+    drop(conn);
+    entry::save(&mut store, form, id, "edit", &edit("lighting_source", 1), now).expect("edit again");
+    let tx = store.write().expect("tx");
+    let lost = tx.merge_document(id, village.as_str(), &server_doc, now).expect("merge");
+    tx.commit().expect("commit");
+    assert_eq!(lost, 0);
+    let answers = store.load(id).expect("load").household.state().answers;
+    assert_eq!(answers.get("wall_material"), Some(&FieldValue::Int(3)));
+    assert_eq!(answers.get("lighting_source"), Some(&FieldValue::Int(1)));
+    let outbox = store.outbox().expect("outbox");
+    assert_eq!(outbox.len(), 1);
+}

@@ -129,20 +129,24 @@ fn refresh_rotates_the_refresh_token_and_the_old_one_is_refused() {
     let server = TestServer::start();
     let http = Http::new(&server);
     let device = DeviceId::random();
+    let refresh =
+        |token: &Value| http.post("/v1/token/refresh", None, &json!({ "refresh_token": token, "device": device }));
     let first = http.login("admin", TEST_ADMIN_PASSWORD, device);
-    let (status, second) =
-        http.post("/v1/token/refresh", None, &json!({ "refresh_token": first["refresh_token"], "device": device }));
+    let (status, second) = refresh(&first["refresh_token"]);
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_ne!(second["refresh_token"], first["refresh_token"], "the refresh token is rotated");
     let (status, _) = http.get("/v1/admin/users", access_token(&second));
     assert_eq!(status, StatusCode::OK, "the new access token works");
 
-    let (status, body) =
-        http.post("/v1/token/refresh", None, &json!({ "refresh_token": first["refresh_token"], "device": device }));
+    // Once the device has used the new token, the old one is refused.
+    let (status, third) = refresh(&second["refresh_token"]);
+    assert_eq!(status, StatusCode::OK, "the rotated token works: {third}");
+    let (status, body) = refresh(&first["refresh_token"]);
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
-    let (status, _) =
-        http.post("/v1/token/refresh", None, &json!({ "refresh_token": second["refresh_token"], "device": device }));
-    assert_eq!(status, StatusCode::OK, "the rotated token works once");
+    let (status, _) = refresh(&third["refresh_token"]);
+    assert_eq!(status, StatusCode::OK, "the latest token works");
+    let (status, body) = refresh(&second["refresh_token"]);
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
     assert!(!server.log().contains(first["refresh_token"].as_str().expect("token")), "tokens are never logged");
 }
 

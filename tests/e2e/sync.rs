@@ -256,7 +256,14 @@ fn a_lost_response_is_replayed_on_retry_and_nothing_is_duplicated() {
     // The device sends its outbox; the server commits; the response is lost on the way back.
     let body = {
         let mut store = DeviceStore::open(a.home()).expect("store");
-        let request = sync_core::sync::build_request(&mut store, &[], uuid::Uuid::new_v4(), 1000).expect("request");
+        let request = sync_core::sync::build_request(
+            &mut store,
+            &[],
+            uuid::Uuid::new_v4(),
+            1000,
+            time::OffsetDateTime::now_utc(),
+        )
+        .expect("request");
         assert_eq!(request.push[0].changes.len(), 2);
         sync_core::sync::encode(&request)
     };

@@ -5,11 +5,12 @@
 
 pub mod faults;
 pub mod http_framing;
+pub mod load;
 pub mod synthetic;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -143,19 +144,35 @@ impl TestDevice {
     }
 }
 
+/// The seed of a randomised test: `$var` when set (to replay a failure), else a fresh one. Tests
+/// print it before they start, so every failure names the seed that reproduces it.
+pub fn seed_from_env(var: &str) -> u64 {
+    match std::env::var(var) {
+        Ok(text) => text.trim().parse().unwrap_or_else(|_| panic!("{var}={text:?} is not a number")),
+        Err(_) => rand::random(),
+    }
+}
+
 /// The first admin's password in test servers (set through `PILAR_ADMIN_PASSWORD`).
 pub const TEST_ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// How long a test waits for a starting server to print its address before giving up.
 const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a test waits for a stopping server to exit before it kills it and fails.
+pub const SERVER_EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A real `pilar-server` process on 127.0.0.1 (port 0), with a fresh data directory; killed when
-/// dropped. Its logs go to `server.log` beside the data directory.
+/// dropped. Its logs go to `server.log` beside the data directory. It can be stopped (SIGTERM or
+/// SIGKILL, by its own process handle or pid) and started again on the same data directory and
+/// address ([`TestServer::restart`]), so devices logged in to it keep working.
 pub struct TestServer {
     child: Child,
     url: String,
     stdout_lines: Vec<String>,
     dir: TempDir,
+    args: Vec<String>,
+    admin_password: Option<String>,
 }
 
 impl TestServer {
@@ -170,55 +187,56 @@ impl TestServer {
     /// Waits by reading the server's `listening on` line, never by sleeping.
     pub fn start_with(args: &[&str], admin_password: Option<&str>) -> TestServer {
         let dir = TempDir::new().expect("temp dir");
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
-        let mut cmd = Command::new(binary("pilar-server"));
-        cmd.arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env_remove("PILAR_LISTEN")
-            .env_remove("PILAR_DATA_DIR")
-            .env_remove("PILAR_MAX_BODY_BYTES")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log));
-        match admin_password {
-            Some(p) => cmd.env("PILAR_ADMIN_PASSWORD", p),
-            None => cmd.env_remove("PILAR_ADMIN_PASSWORD"),
-        };
-        let mut child = cmd.spawn().expect("start pilar-server");
-        let stdout = child.stdout.take().expect("server stdout");
-        // A reader thread forwards stdout lines (and keeps draining the pipe afterwards).
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stdout_lines = Vec::new();
-        let url = loop {
-            match rx.recv_timeout(SERVER_START_TIMEOUT) {
-                Ok(line) => {
-                    let address = line.strip_prefix("pilar-server listening on ").map(str::to_string);
-                    stdout_lines.push(line);
-                    if let Some(url) = address {
-                        break url;
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
-                    panic!("pilar-server did not report its address; stdout: {stdout_lines:?}\nlog:\n{log}");
-                }
-            }
-        };
-        TestServer { child, url, stdout_lines, dir }
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let admin_password = admin_password.map(str::to_string);
+        let (child, url, stdout_lines) = spawn_server(dir.path(), "127.0.0.1:0", &args, admin_password.as_deref());
+        TestServer { child, url, stdout_lines, dir, args, admin_password }
+    }
+
+    /// The server process's id (for signals and for its memory and CPU time in /proc; the handle
+    /// is used where it can be).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send the server process `signal` (`TERM`, `INT`, ...) with `kill`, by its pid.
+    pub fn signal(&self, signal: &str) {
+        let status =
+            Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+    }
+
+    /// Wait for the server process to exit; if it has not within `timeout`, kill it (SIGKILL)
+    /// and fail the test. Returns its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match wait_or_kill(&mut self.child, timeout) {
+            Some(status) => status,
+            None => panic!("pilar-server did not exit within {timeout:?}; log:\n{}", self.log()),
+        }
+    }
+
+    /// Stop the server with SIGTERM and wait (at most [`SERVER_EXIT_TIMEOUT`]) for it to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(SERVER_EXIT_TIMEOUT)
+    }
+
+    /// Kill the server at once (SIGKILL, by its handle), as a power cut or the OOM killer would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kill the server (SIGKILL, if it still runs) and start a new one on the same data
+    /// directory, flags and address; returns when it listens again.
+    pub fn restart(&mut self) {
+        self.kill();
+        let address = self.url.strip_prefix("http://").expect("http URL").to_string();
+        let (child, url, stdout_lines) =
+            spawn_server(self.dir.path(), &address, &self.args, self.admin_password.as_deref());
+        assert_eq!(url, self.url, "the restarted server listens where the first one did");
+        self.child = child;
+        self.stdout_lines = stdout_lines;
     }
 
     /// The base URL, e.g. `http://127.0.0.1:41234`.
@@ -240,6 +258,85 @@ impl TestServer {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
+}
+
+/// Wait for `child` to exit; if it has not within `timeout`, kill it (SIGKILL) and return `None`.
+/// The timeout is a safety net so that a test fails instead of hanging, not a synchronisation.
+pub fn wait_or_kill(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let pid = child.id();
+    let (done, watched) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let overdue = matches!(watched.recv_timeout(timeout), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
+        if overdue {
+            // Not reaped yet (wait() below is still blocked), so the pid is still this child's.
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+        overdue
+    });
+    let status = child.wait().expect("wait for the child process");
+    let _ = done.send(());
+    let overdue = watchdog.join().expect("watchdog thread");
+    (!overdue).then_some(status)
+}
+
+/// Start `pilar-server` on `dir/data` listening on `listen`; return the process, its URL and what
+/// it printed before listening. The log (`dir/server.log`) is appended to, across restarts.
+fn spawn_server(
+    dir: &Path,
+    listen: &str,
+    args: &[String],
+    admin_password: Option<&str>,
+) -> (Child, String, Vec<String>) {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).expect("server log");
+    let mut cmd = Command::new(binary("pilar-server"));
+    cmd.arg("--listen")
+        .arg(listen)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("PILAR_LISTEN")
+        .env_remove("PILAR_DATA_DIR")
+        .env_remove("PILAR_MAX_BODY_BYTES")
+        .env_remove("PILAR_SHUTDOWN_GRACE_SECONDS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    match admin_password {
+        Some(p) => cmd.env("PILAR_ADMIN_PASSWORD", p),
+        None => cmd.env_remove("PILAR_ADMIN_PASSWORD"),
+    };
+    let mut child = cmd.spawn().expect("start pilar-server");
+    let stdout = child.stdout.take().expect("server stdout");
+    // A reader thread forwards stdout lines (and keeps draining the pipe afterwards).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdout_lines = Vec::new();
+    let url = loop {
+        match rx.recv_timeout(SERVER_START_TIMEOUT) {
+            Ok(line) => {
+                let address = line.strip_prefix("pilar-server listening on ").map(str::to_string);
+                stdout_lines.push(line);
+                if let Some(url) = address {
+                    break url;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                panic!("pilar-server did not report its address; stdout: {stdout_lines:?}\nlog:\n{log}");
+            }
+        }
+    };
+    (child, url, stdout_lines)
 }
 
 impl Drop for TestServer {

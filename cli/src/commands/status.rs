@@ -22,6 +22,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     let outbox = store.outbox()?;
     let unsent = outbox.iter().filter(|e| e.rejected_reason.is_none()).count();
     let rejected = outbox.len() - unsent;
+    let repairs = store.repairs()?;
     let mut villages = Vec::new();
     for v in store.villages()? {
         let households = store.list(&ListFilter { village: Some(v.clone()), ..ListFilter::default() })?.len();
@@ -36,6 +37,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             "villages": villages.iter().map(|(v, n, c)| serde_json::json!({"village": v, "households": n, "cursor": c})).collect::<Vec<_>>(),
             "unsent_changes": unsent,
             "rejected_changes": rejected,
+            "awaiting_repair": repairs,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -61,8 +63,20 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     table(&["VILLAGE", "NAME", "HOUSEHOLDS", "CURSOR"], &rows);
     if unsent == 0 && rejected == 0 {
         println!("nothing unsent");
-    } else {
-        println!("{unsent} change(s) unsent, {rejected} refused by the server (kept; see `pilar pending`)");
+    }
+    if unsent > 0 {
+        println!("{unsent} change(s) unsent: the next `pilar sync` sends them");
+    }
+    if rejected > 0 {
+        println!(
+            "{rejected} change(s) refused by the server: kept on this device but never sent again; `pilar pending`              shows why (fix the answer with a new save, or ask your supervisor)"
+        );
+    }
+    if !repairs.is_empty() {
+        println!(
+            "{} household(s) wait to be restored from the server (their copy here could not take what the server              sent); the next `pilar sync` restores them and keeps this device's own work",
+            repairs.len()
+        );
     }
     Ok(())
 }

@@ -1,30 +1,55 @@
 //! `pilar sync`: send this device's work and receive everyone else's in its villages. First sync of
-//! a village downloads its snapshot pack (resumable), then one request per round trip catches up.
+//! a village downloads its snapshot pack (resumable), households whose copy is damaged are restored
+//! from the server, then one request per round trip catches up.
+//!
+//! Whatever happens, the command ends by saying what it means for the person holding the tablet:
+//! what happened, how much of their work is kept on the device, and what to do. The exit code says
+//! the same to a tablet app: 0 everything reached the server, 3 network trouble (try again),
+//! 4 the server refused something (see the message), 1 anything else.
 
-use super::open_store;
-use crate::client::Client;
-use anyhow::{Context, Result};
+use super::{EXIT_NETWORK, EXIT_REFUSED, Reported, open_store};
+use crate::client::{Client, DeviceWiped, NetworkFailure, NetworkKind, ServerRefused};
+use anyhow::Result;
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::{Duration, Instant};
 use sync_core::model::HouseholdId;
-use sync_core::store::DeviceStore;
-use sync_core::sync::{self, CONTENT_TYPE, PackPage, SyncResponse};
+use sync_core::store::{DeviceStore, PageSizes};
+use sync_core::sync::{self, CONTENT_TYPE, DocumentsResponse, PackPage, SyncResponse};
 
 /// Arguments of `pilar sync`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Print the summary as JSON.
+    /// Print the summary as JSON (also when the sync fails).
     #[arg(long)]
     json: bool,
 }
 
+impl Args {
+    /// Arguments for a sync started by another command (`pilar repair`).
+    pub fn new(json: bool) -> Args {
+        Args { json }
+    }
+}
+
 /// Largest response body this client accepts after decompression.
 const MAX_BODY: usize = 256 << 20;
-/// Changes asked for per round trip.
-const PAGE_CHANGES: u32 = 5000;
 
-/// What one `pilar sync` did, for the summary line.
+/// A round trip quicker than this lets the next page grow.
+const FAST_ROUND_TRIP: Duration = Duration::from_secs(2);
+
+/// Round trips one `pilar sync` makes at most (a backstop against a server that never says done).
+const MAX_ROUND_TRIPS: usize = 10_000;
+
+/// Extra round trips for work saved while the sync was running.
+const MAX_EXTRA_ROUNDS: usize = 3;
+
+/// What one `pilar sync` did, and what it leaves on the device.
 #[derive(Debug, Default, serde::Serialize)]
 struct Summary {
+    /// `complete` (everything reached the server), `unsent` (work left, try again), `refused`
+    /// (the server refused something), `network` (the connection failed).
+    outcome: &'static str,
     round_trips: usize,
     bytes_sent: usize,
     bytes_received: usize,
@@ -32,59 +57,139 @@ struct Summary {
     changes_received: usize,
     households_changed: usize,
     households_from_packs: usize,
+    households_restored: usize,
     new_conflicts: usize,
     rejected: usize,
+    /// Own changes not yet confirmed by the server (kept on the device, sent next time).
     still_unsent: usize,
+    /// Households those changes belong to.
+    unsent_households: usize,
+    /// Own changes the server refused (kept on the device, not sent again; `pilar pending`).
+    refused_kept: usize,
+    /// Households waiting to be restored from the server.
+    repairs_pending: usize,
+    /// A village whose first download stopped part-way: (village, households kept).
+    download_interrupted: Option<(String, usize)>,
     villages_added: Vec<String>,
     villages_removed: Vec<String>,
+    /// The failure, when the sync did not finish.
+    error: Option<String>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(client: &Client, body: &[u8], what: &str) -> Result<T> {
+    // A body that arrives whole but does not decode was cut or damaged on the way (a proxy, a
+    // broken link); the request is simply made again.
+    sync::decode(body, MAX_BODY)
+        .map_err(|e| anyhow::Error::new(NetworkFailure::broken_answer(client.server(), format_args!("{what}: {e}"))))
+}
+
+/// After a failed round trip: shrink the pages when the connection broke or timed out.
+fn adapt_after_failure(store: &mut DeviceStore, sizes: PageSizes, error: &anyhow::Error) -> Result<()> {
+    let cut = error
+        .chain()
+        .filter_map(|c| c.downcast_ref::<NetworkFailure>())
+        .any(|f| matches!(f.kind, NetworkKind::Broken | NetworkKind::TimedOut));
+    if cut {
+        store.set_page_sizes(sizes.after_cut())?;
+    }
+    Ok(())
 }
 
 fn download_packs(client: &mut Client, store: &mut DeviceStore, village: &str, summary: &mut Summary) -> Result<()> {
     let mut after: Option<String> = store.pack_progress(village)?.and_then(|(a, _)| a);
     let bar = indicatif::ProgressBar::new_spinner().with_message(format!("downloading village {village}"));
+    summary.download_interrupted = Some((village.to_string(), 0));
     loop {
+        let sizes = store.page_sizes()?;
+        let limit = sizes.pack_households;
         let path = match &after {
-            Some(a) => format!("/v1/packs/{village}?after={a}"),
-            None => format!("/v1/packs/{village}"),
+            Some(a) => format!("/v1/packs/{village}?after={a}&limit={limit}"),
+            None => format!("/v1/packs/{village}?limit={limit}"),
         };
         let url = client.url(&path);
-        let body = client.send(|http| http.get(&url).header("accept", CONTENT_TYPE))?.bytes()?;
+        let started = Instant::now();
+        let body = match client.send(|http| http.get(&url).header("accept", CONTENT_TYPE)).and_then(|r| client.body(r))
+        {
+            Ok(body) => body,
+            Err(e) => {
+                adapt_after_failure(store, sizes, &e)?;
+                return Err(e);
+            }
+        };
         summary.round_trips += 1;
         summary.bytes_received += body.len();
-        let page: PackPage = sync::decode(&body, MAX_BODY).context("the server sent an unreadable pack")?;
+        let page: PackPage = match decode(client, &body, "pack page") {
+            Ok(page) => page,
+            Err(e) => {
+                adapt_after_failure(store, sizes, &e)?;
+                return Err(e);
+            }
+        };
         let progress = sync::apply_pack_page(store, &page, super::now()?)?;
+        if started.elapsed() < FAST_ROUND_TRIP && progress.next_after.is_some() {
+            store.set_page_sizes(sizes.after_fast())?;
+        }
         summary.households_from_packs += progress.households;
+        if let Some((_, kept)) = &mut summary.download_interrupted {
+            *kept += progress.households;
+        }
         bar.inc(progress.households as u64);
         match progress.next_after {
             Some(next) => after = Some(next.to_string()),
             None => break,
         }
     }
+    summary.download_interrupted = None;
     bar.finish_and_clear();
     Ok(())
 }
 
-/// Run the sync.
-pub fn run(home: &Path, args: Args) -> Result<()> {
-    let mut store = open_store(home)?;
-    let mut client = Client::from_session(home)?;
-    let mut summary = Summary::default();
-    let mut full: Vec<HouseholdId> = Vec::new();
+/// Restore households listed for repair from the server's whole documents.
+fn repair(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary) -> Result<()> {
+    while let Some(request) = sync::repair_request(store)? {
+        let body = sync::encode(&request);
+        let url = client.url("/v1/documents");
+        let response = client.send(|http| {
+            http.post(&url)
+                .header("content-type", CONTENT_TYPE)
+                .header("content-encoding", "zstd")
+                .header("accept", CONTENT_TYPE)
+                .body(body.clone())
+        })?;
+        let reply = client.body(response)?;
+        summary.round_trips += 1;
+        summary.bytes_sent += body.len();
+        summary.bytes_received += reply.len();
+        let documents: DocumentsResponse = decode(client, &reply, "repair answer")?;
+        let outcome = sync::apply_repair(store, &documents, super::now()?)?;
+        summary.households_restored += outcome.restored;
+        if outcome.restored + outcome.unavailable == 0 {
+            break; // the server's copies did not load either; they stay listed
+        }
+    }
+    Ok(())
+}
+
+/// The round trips: repairs, first downloads, then sync pages until nothing is left.
+fn exchange(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary) -> Result<()> {
     let bar = indicatif::ProgressBar::new_spinner().with_message("syncing");
-    for _ in 0..10_000 {
+    let mut full: Vec<HouseholdId> = Vec::new();
+    let mut extra_rounds = 0;
+    for _ in 0..MAX_ROUND_TRIPS {
+        repair(client, store, summary)?;
         // Villages without a cursor have not finished their pack yet: fetch those first.
         let cursors = store.cursors()?;
         for village in store.villages()? {
             if !cursors.contains_key(&village) {
-                download_packs(&mut client, &mut store, &village, &mut summary)?;
+                download_packs(client, store, &village, summary)?;
             }
         }
+        let sizes = store.page_sizes()?;
         let fresh = uuid::Uuid::new_v4();
-        let request = sync::build_request(&mut store, &full, fresh, PAGE_CHANGES)?;
+        let request = sync::build_request(store, &full, fresh, sizes.pull_changes, super::now()?)?;
         let body = sync::encode(&request);
-        summary.bytes_sent += body.len();
-        summary.changes_sent += request.push.iter().map(|p| p.changes.len()).sum::<usize>();
         let url = client.url("/v1/sync");
+        let started = Instant::now();
         let reply = client
             .send(|http| {
                 http.post(&url)
@@ -92,13 +197,30 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                     .header("content-encoding", "zstd")
                     .header("accept", CONTENT_TYPE)
                     .body(body.clone())
-            })?
-            .bytes()?;
+            })
+            .and_then(|r| client.body(r));
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) => {
+                adapt_after_failure(store, sizes, &e)?;
+                return Err(e);
+            }
+        };
         summary.round_trips += 1;
+        summary.bytes_sent += body.len();
+        summary.changes_sent += request.push.iter().map(|p| p.changes.len()).sum::<usize>();
         summary.bytes_received += reply.len();
-        let response: SyncResponse =
-            sync::decode(&reply, MAX_BODY).context("the server sent an unreadable response")?;
-        let outcome = sync::apply_response(&mut store, &request, &response, super::now()?)?;
+        let response: SyncResponse = match decode(client, &reply, "sync answer") {
+            Ok(response) => response,
+            Err(e) => {
+                adapt_after_failure(store, sizes, &e)?;
+                return Err(e);
+            }
+        };
+        let outcome = sync::apply_response(store, &request, &response, super::now()?)?;
+        if started.elapsed() < FAST_ROUND_TRIP && outcome.has_more {
+            store.set_page_sizes(sizes.after_fast())?;
+        }
         bar.set_message(format!("synced {} change(s)", summary.changes_received + outcome.received));
         summary.changes_received += outcome.received;
         summary.households_changed += outcome.households_changed;
@@ -107,58 +229,197 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         summary.villages_added.extend(outcome.villages_added.iter().cloned());
         summary.villages_removed.extend(outcome.villages_removed.iter().cloned());
         full = outcome.need_full.clone();
-        // A retried batch carries only what went out before its response was lost; work saved
-        // since then goes in the next batch of this same sync.
-        let saved_since = request.batch != fresh && store.outbox()?.iter().any(|e| e.rejected_reason.is_none());
-        if !outcome.has_more && full.is_empty() && outcome.villages_added.is_empty() && !saved_since {
+        // A retried batch carries only what went out before its response was lost: the rest goes
+        // in a next batch of this same sync. Work saved while this request was on its way, and
+        // households listed for repair, get a few extra rounds at most (saves that never stop, or
+        // a household the server keeps refusing, cannot keep the sync going).
+        let unsent = store.outbox()?.iter().any(|e| e.rejected_reason.is_none());
+        let more_work = unsent || outcome.repairs > 0;
+        if more_work && request.batch == fresh {
+            extra_rounds += 1;
+        }
+        let go_on = outcome.has_more
+            || !full.is_empty()
+            || !outcome.villages_added.is_empty()
+            || (unsent && request.batch != fresh)
+            || (more_work && extra_rounds <= MAX_EXTRA_ROUNDS);
+        if !go_on {
             break;
         }
     }
     bar.finish_and_clear();
+    Ok(())
+}
+
+/// Run the sync and say what it means.
+pub fn run(home: &Path, args: Args) -> Result<()> {
+    let mut store = open_store(home)?;
+    let mut client = Client::from_session(home)?;
+    let mut summary = Summary::default();
+    let result = exchange(&mut client, &mut store, &mut summary);
+    if let Err(e) = &result
+        && e.chain().any(|c| c.downcast_ref::<DeviceWiped>().is_some())
+    {
+        // The store is gone: there is nothing left to count.
+        return result;
+    }
     // Villages that left the scope go once their work is acknowledged.
     let mut kept = Vec::new();
-    for village in summary.villages_removed.clone() {
-        if store.purge_village(&village)?.is_none() {
-            kept.push(village);
+    if result.is_ok() {
+        for village in summary.villages_removed.clone() {
+            if store.purge_village(&village)?.is_none() {
+                kept.push(village);
+            }
         }
     }
     let outbox = store.outbox()?;
-    summary.still_unsent = outbox.iter().filter(|e| e.rejected_reason.is_none()).count();
-    let rejected_kept = outbox.len() - summary.still_unsent;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        println!(
-            "sent {} change(s), received {} change(s) in {} household(s) ({} from snapshot packs), {} new conflict(s); {} round trip(s), {} bytes up, {} bytes down",
-            summary.changes_sent,
-            summary.changes_received,
-            summary.households_changed,
-            summary.households_from_packs,
-            summary.new_conflicts,
-            summary.round_trips,
-            summary.bytes_sent,
-            summary.bytes_received
-        );
-        for v in &summary.villages_added {
-            println!("village {v} added to this device");
-        }
-        for v in &summary.villages_removed {
-            if kept.contains(v) {
-                println!("village {v} is no longer assigned: its households stay until their unsent work is accepted");
+    let unsent: Vec<_> = outbox.iter().filter(|e| e.rejected_reason.is_none()).collect();
+    summary.still_unsent = unsent.len();
+    summary.unsent_households = unsent.iter().map(|e| e.household.as_str()).collect::<BTreeSet<_>>().len();
+    summary.refused_kept = outbox.len() - unsent.len();
+    let refused_households =
+        outbox.iter().filter(|e| e.rejected_reason.is_some()).map(|e| e.household.as_str()).collect::<BTreeSet<_>>();
+    summary.repairs_pending = store.repairs()?.len();
+    let code = match &result {
+        Err(e) => {
+            summary.error = Some(format!("{e:#}"));
+            if e.chain().any(|c| c.downcast_ref::<NetworkFailure>().is_some()) {
+                summary.outcome = "network";
+                EXIT_NETWORK
+            } else if e.chain().any(|c| c.downcast_ref::<ServerRefused>().is_some()) {
+                summary.outcome = "refused";
+                EXIT_REFUSED
             } else {
-                println!(
-                    "village {v} is no longer assigned: its households were removed from this device after upload"
-                );
+                summary.outcome = "failed";
+                1
             }
         }
-        if rejected_kept > 0 {
-            println!("{rejected_kept} change(s) were refused by the server and are kept here; see `pilar pending`");
+        Ok(()) if summary.refused_kept > 0 => {
+            summary.outcome = "refused";
+            EXIT_REFUSED
         }
-        if summary.still_unsent > 0 {
-            println!("NOT fully synced: {} change(s) still unsent; run `pilar sync` again", summary.still_unsent);
-        } else if rejected_kept == 0 {
-            println!("everything on this device has reached the server");
+        Ok(()) if summary.still_unsent > 0 || summary.repairs_pending > 0 => {
+            summary.outcome = "unsent";
+            EXIT_NETWORK
+        }
+        Ok(()) => {
+            summary.outcome = "complete";
+            0
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else if result.is_ok() {
+        print_done(&summary, &kept);
+    }
+    if let Err(e) = &result {
+        explain_failure(e, &summary);
+    } else if summary.refused_kept > 0 {
+        eprintln!(
+            "{} change(s) in {} household(s) were refused by the server. They are kept on this device and are \
+             not sent again; `pilar pending` shows each reason (fix the answer and save again, or ask your \
+             supervisor).",
+            summary.refused_kept,
+            refused_households.len()
+        );
+    } else if summary.still_unsent > 0 || summary.repairs_pending > 0 {
+        eprintln!(
+            "NOT fully synced: {} change(s) in {} household(s) are still unsent and {} household(s) wait to be \
+             restored from the server. They are safe on this device; run `pilar sync` again.",
+            summary.still_unsent, summary.unsent_households, summary.repairs_pending
+        );
+    }
+    if code == 0 { Ok(()) } else { Err(anyhow::Error::new(Reported { code })) }
+}
+
+fn print_done(summary: &Summary, kept: &[String]) {
+    println!(
+        "sent {} change(s), received {} change(s) in {} household(s) ({} from snapshot packs), {} new conflict(s); {} round trip(s), {} bytes up, {} bytes down",
+        summary.changes_sent,
+        summary.changes_received,
+        summary.households_changed,
+        summary.households_from_packs,
+        summary.new_conflicts,
+        summary.round_trips,
+        summary.bytes_sent,
+        summary.bytes_received
+    );
+    if summary.households_restored > 0 {
+        println!(
+            "{} household(s) whose copy on this device was damaged or incomplete were restored from the server, \
+             with this device's own work kept",
+            summary.households_restored
+        );
+    }
+    for v in &summary.villages_added {
+        println!("village {v} added to this device");
+    }
+    for v in &summary.villages_removed {
+        if kept.contains(v) {
+            println!("village {v} is no longer assigned: its households stay until their unsent work is accepted");
+        } else {
+            println!("village {v} is no longer assigned: its households were removed from this device after upload");
         }
     }
-    Ok(())
+    if summary.outcome == "complete" {
+        println!("everything on this device has reached the server");
+    }
+}
+
+/// Say on stderr, in the terms of the person holding the tablet, what happened, what is safe on
+/// the device and what to do.
+fn explain_failure(e: &anyhow::Error, summary: &Summary) {
+    eprintln!("error: {e:#}");
+    let network = e.chain().find_map(|c| c.downcast_ref::<NetworkFailure>());
+    let refused = e.chain().find_map(|c| c.downcast_ref::<ServerRefused>());
+    match (network.map(|n| n.kind), refused) {
+        (Some(NetworkKind::Unreachable), _) => {
+            eprintln!("No connection could be made, so nothing was sent or received this time.")
+        }
+        (Some(NetworkKind::Broken | NetworkKind::TimedOut), _) => eprintln!(
+            "The server may already have stored what this device sent. The next `pilar sync` asks for the same \
+             answer again, so nothing is sent or stored twice."
+        ),
+        (Some(NetworkKind::ServerTrouble), _) => {
+            eprintln!("The server could not handle the request; nothing it had was lost.")
+        }
+        (None, Some(refused)) => eprintln!("The server refused the request ({}).", refused.body.error),
+        (None, None) => {}
+    }
+    if summary.still_unsent + summary.refused_kept == 0 {
+        eprintln!("Your work is safe on this device: nothing of yours was waiting to be sent.");
+    } else {
+        eprintln!(
+            "Your work is safe on this device: {} change(s) in {} household(s) are kept here until the server \
+             confirms them{}.",
+            summary.still_unsent,
+            summary.unsent_households,
+            if summary.refused_kept > 0 {
+                format!(", and {} refused change(s) stay here too (`pilar pending`)", summary.refused_kept)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if let Some((village, kept)) = &summary.download_interrupted {
+        eprintln!(
+            "The download of village {village} stopped part-way: {kept} household(s) from this attempt are kept on \
+             this device, and the next `pilar sync` resumes where it stopped."
+        );
+    }
+    let advice = match (network.map(|n| n.kind), refused.map(|r| r.body.error.as_str())) {
+        (Some(NetworkKind::Unreachable), _) => {
+            "run `pilar sync` again when there is signal (if it keeps failing with signal, check the server \
+             address in `pilar status`)"
+        }
+        (Some(NetworkKind::Broken | NetworkKind::TimedOut), _) => {
+            "run `pilar sync` again; on a weak signal it asks for smaller pages"
+        }
+        (Some(NetworkKind::ServerTrouble), _) => "try again later; if it keeps happening, tell your admin",
+        (None, Some("unauthorized" | "bad_credentials")) => "log in again with `pilar login`, then sync",
+        (None, Some("forbidden")) => "ask your admin to check your villages",
+        (None, Some(_)) => "read the server's message above",
+        (None, None) => "read the message above; `pilar repair` checks this device's store",
+    };
+    eprintln!("What to do: {advice}.");
 }

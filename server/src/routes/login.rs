@@ -1,11 +1,12 @@
 //! `POST /v1/login` (password → tokens, registering the device) and `POST /v1/token/refresh`
-//! (refresh token → new tokens, rotating the refresh token).
+//! (refresh token → new tokens, rotating the refresh token; a retry with the token just replaced
+//! gets the same successor back, see [`crate::auth::REFRESH_RETRY_WINDOW`]).
 
-use crate::auth::{self, TokenKeys};
+use crate::auth::{self, REFRESH_RETRY_WINDOW, RefreshKey, TokenKeys};
 use crate::error::ApiError;
 use crate::routes::ApiJson;
 use crate::state::AppState;
-use crate::storage::{DeviceLogin, DeviceRegistration, RefreshOutcome, Storage};
+use crate::storage::{DeviceLogin, DeviceRegistration, RefreshOutcome, RefreshRotation, Storage};
 use axum::extract::State;
 use std::sync::Arc;
 use sync_core::model::DeviceId;
@@ -70,43 +71,67 @@ fn login_blocking(storage: &dyn Storage, tokens: &TokenKeys, request: LoginReque
     session(storage, tokens, &user.name, user.role, request.device, refresh_token, now)
 }
 
-/// Exchange a refresh token for new tokens; the old refresh token stops working.
+/// Exchange a refresh token for new tokens. The old refresh token stops working once the device
+/// uses the new one; until then (within the retry window) it gets the same new one back.
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<ApiJson<LoginResponse>, ApiError> {
     let tokens = Arc::clone(&state.tokens);
+    let key = Arc::clone(&state.refresh_key);
     let lifetime = state.settings.refresh_token_lifetime;
-    state.blocking(move |storage| refresh_blocking(storage, &tokens, lifetime, request)).await.map(ApiJson)
+    state.blocking(move |storage| refresh_blocking(storage, &tokens, &key, lifetime, request)).await.map(ApiJson)
 }
 
 fn refresh_blocking(
     storage: &dyn Storage,
     tokens: &TokenKeys,
+    key: &RefreshKey,
     lifetime: time::Duration,
     request: RefreshRequest,
 ) -> Result<LoginResponse, ApiError> {
     let now = OffsetDateTime::now_utc();
     let old_hash = auth::hash_refresh_token(&request.refresh_token);
-    let (refresh_token, new_hash) = auth::new_refresh_token();
-    match storage.rotate_refresh_token(request.device, &old_hash, &new_hash, now - lifetime, now)? {
+    // The successor is derived from the presented token, so a retry names the same one.
+    let (refresh_token, new_hash) = key.successor(&request.refresh_token);
+    let rotation = RefreshRotation {
+        device: request.device,
+        old_hash: &old_hash,
+        new_hash: &new_hash,
+        issued_after: now - lifetime,
+        retry_until: now + REFRESH_RETRY_WINDOW,
+        now,
+    };
+    match storage.rotate_refresh_token(&rotation)? {
         RefreshOutcome::Rotated { user, role } => {
             tracing::info!(user, device = %request.device, "token refreshed");
+            session(storage, tokens, &user, role, request.device, refresh_token, now)
+        }
+        RefreshOutcome::Retried { user, role } => {
+            tracing::info!(user, device = %request.device, "token refresh retried: the same refresh token again");
             session(storage, tokens, &user, role, request.device, refresh_token, now)
         }
         RefreshOutcome::Revoked => {
             tracing::warn!(device = %request.device, "refresh refused: revoked device");
             Err(ApiError::DeviceRevoked)
         }
+        RefreshOutcome::Reused => {
+            tracing::warn!(device = %request.device, "refresh refused: a replaced token was presented again");
+            Err(invalid_refresh_token())
+        }
         RefreshOutcome::Invalid => {
             tracing::warn!(device = %request.device, "refresh refused: unknown, used or expired token");
-            Err(ApiError::Unauthorized(
-                "the refresh token is not valid (already used, replaced by a newer login, or expired); log in again \
-                 with `pilar login`"
-                    .to_string(),
-            ))
+            Err(invalid_refresh_token())
         }
     }
+}
+
+fn invalid_refresh_token() -> ApiError {
+    ApiError::Unauthorized(
+        "the refresh token is not valid (already used, replaced by a newer login, or expired); log in again with \
+         `pilar login`"
+            .to_string(),
+    )
 }
 
 /// The tokens and scope of a fresh session.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sync_core::ids::{DistrictCode, regions};
 use sync_core::model::HouseholdId;
 use sync_core::protocol::Role;
-use sync_core::sync::{self, CONTENT_TYPE, SyncRequest};
+use sync_core::sync::{self, CONTENT_TYPE, DocumentsRequest, DocumentsResponse, PackedHousehold, SyncRequest};
 
 /// Households per pack page (≈ 200 documents, as DESIGN.md plans).
 const PACK_PAGE: u32 = 200;
@@ -67,6 +67,8 @@ pub async fn sync(State(state): State<AppState>, caller: Caller, body: Bytes) ->
 pub struct PackQuery {
     /// Resume after this household id.
     after: Option<HouseholdId>,
+    /// Households per page (1 to 200; a device on a bad link asks for fewer).
+    limit: Option<u32>,
 }
 
 /// `GET /v1/packs/{village}`: one page of a village's snapshot pack.
@@ -84,8 +86,43 @@ pub async fn pack(
                     "village {village} is not assigned to you; ask your admin for the assignment"
                 )));
             }
-            storage.pack_page(&village, query.after, PACK_PAGE).map_err(ApiError::internal)
+            let limit = query.limit.unwrap_or(PACK_PAGE).clamp(1, PACK_PAGE);
+            storage.pack_page(&village, query.after, limit).map_err(ApiError::internal)
         })
         .await?;
     Ok(sync_response(sync::encode(&page)))
+}
+
+/// `POST /v1/documents`: whole documents of households a device must restore (its copy could not
+/// take what it received). Only households of villages the caller holds (active, or ended with
+/// pending work) are given; the rest are listed as unavailable. Read-only, so retrying is safe.
+pub async fn documents(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+    let limit = state.settings.max_body_bytes.saturating_mul(EXPANSION);
+    let request: DocumentsRequest = sync::decode(&body, limit).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    if request.households.len() > sync::REPAIR_PAGE {
+        return Err(ApiError::Invalid(format!(
+            "at most {} households a request; ask for the rest in further requests",
+            sync::REPAIR_PAGE
+        )));
+    }
+    let answer = state
+        .blocking(move |storage| {
+            let who = scope_of(storage, &caller)?;
+            let found = storage.documents(&request.households).map_err(ApiError::internal)?;
+            let mut answer = DocumentsResponse::default();
+            for id in &request.households {
+                match found.iter().find(|(h, _, _)| h == id) {
+                    Some((_, village, document)) if who.active.contains(village) || who.ended.contains(village) => {
+                        answer.households.push(PackedHousehold {
+                            household: *id,
+                            document: serde_bytes::ByteBuf::from(document.clone()),
+                        });
+                    }
+                    _ => answer.unavailable.push(*id),
+                }
+            }
+            Ok(answer)
+        })
+        .await?;
+    Ok(sync_response(sync::encode(&answer)))
 }

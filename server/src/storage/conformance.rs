@@ -1,7 +1,9 @@
 //! The behaviour every [`Storage`] backend must show, as cases that take a fresh, empty storage.
 //! Each backend's tests run all of [`CASES`] (SQLite now; PostgreSQL when it comes).
 
-use super::{DeviceAccess, DeviceLogin, DeviceRegistration, NewUser, RefreshOutcome, Storage, StorageError};
+use super::{
+    DeviceAccess, DeviceLogin, DeviceRegistration, NewUser, RefreshOutcome, RefreshRotation, Storage, StorageError,
+};
 use sync_core::model::DeviceId;
 use sync_core::protocol::Role;
 use time::OffsetDateTime;
@@ -16,6 +18,11 @@ pub const CASES: &[Case] = &[
     ("assigning_to_an_unknown_user_is_refused", assigning_to_an_unknown_user_is_refused),
     ("a_device_belongs_to_one_user", a_device_belongs_to_one_user),
     ("a_refresh_token_works_once_and_expires", a_refresh_token_works_once_and_expires),
+    (
+        "a_replaced_refresh_token_gets_its_successor_again_until_used",
+        a_replaced_refresh_token_gets_its_successor_again_until_used,
+    ),
+    ("a_server_key_is_made_once_and_kept", a_server_key_is_made_once_and_kept),
     ("a_revoked_device_stays_revoked", a_revoked_device_stays_revoked),
     ("last_seen_is_updated_at_most_once_a_minute", last_seen_is_updated_at_most_once_a_minute),
 ];
@@ -44,6 +51,31 @@ fn register(
     storage
         .register_device(&DeviceLogin { device, user, name: "tablet 1", refresh_hash: hash, now })
         .expect("register device")
+}
+
+/// Exchange `old` for `new` on `device` at `now`: tokens expire after 100 s and a replaced
+/// token may be retried for 50 s.
+fn rotate(storage: &dyn Storage, device: DeviceId, old: &str, new: &str, now: OffsetDateTime) -> RefreshOutcome {
+    rotate_issued_after(storage, device, old, new, now - time::Duration::seconds(100), now)
+}
+
+fn rotate_issued_after(
+    storage: &dyn Storage,
+    device: DeviceId,
+    old: &str,
+    new: &str,
+    issued_after: OffsetDateTime,
+    now: OffsetDateTime,
+) -> RefreshOutcome {
+    let rotation = RefreshRotation {
+        device,
+        old_hash: old,
+        new_hash: new,
+        issued_after,
+        retry_until: now + time::Duration::seconds(50),
+        now,
+    };
+    storage.rotate_refresh_token(&rotation).expect("rotate refresh token")
 }
 
 fn creating_a_user_twice_is_refused(storage: &dyn Storage) {
@@ -104,7 +136,7 @@ fn a_device_belongs_to_one_user(storage: &dyn Storage) {
         DeviceAccess::Unknown
     );
     // The other user's attempt did not replace the refresh token.
-    let rotated = storage.rotate_refresh_token(device, "h1", "h3", at(0), at(13)).expect("rotate");
+    let rotated = rotate(storage, device, "h1", "h3", at(13));
     assert_eq!(rotated, RefreshOutcome::Rotated { user: "pkh.contoh01".into(), role: Role::Enumerator });
     let listed = storage.devices().expect("devices");
     assert_eq!((listed.len(), listed[0].user.as_str(), listed[0].registered_at), (1, "pkh.contoh01", at(10)));
@@ -114,28 +146,48 @@ fn a_refresh_token_works_once_and_expires(storage: &dyn Storage) {
     add_user(storage, "pkh.contoh01", Role::Enumerator);
     let device = DeviceId::random();
     register(storage, device, "pkh.contoh01", "h1", at(10));
-    let rotated = storage.rotate_refresh_token(device, "h1", "h2", at(0), at(20)).expect("rotate");
+    let rotated = rotate(storage, device, "h1", "h2", at(20));
     assert_eq!(rotated, RefreshOutcome::Rotated { user: "pkh.contoh01".into(), role: Role::Enumerator });
-    assert_eq!(
-        storage.rotate_refresh_token(device, "h1", "h3", at(0), at(30)).expect("reuse"),
-        RefreshOutcome::Invalid
-    );
-    assert_eq!(
-        storage.rotate_refresh_token(DeviceId::random(), "h2", "h3", at(0), at(30)).expect("other device"),
-        RefreshOutcome::Invalid
-    );
+    assert_eq!(rotate(storage, device, "h1", "h3", at(30)), RefreshOutcome::Reused, "h1's successor is h2, not h3");
+    assert_eq!(rotate(storage, DeviceId::random(), "h2", "h3", at(30)), RefreshOutcome::Invalid, "other device");
+    assert_eq!(rotate(storage, device, "h7", "h8", at(30)), RefreshOutcome::Invalid, "unknown token");
     // A token issued before the cut-off has expired.
-    assert_eq!(storage.rotate_refresh_token(device, "h2", "h3", at(25), at(30)).expect("old"), RefreshOutcome::Invalid);
-    // A new login replaces the token.
+    assert_eq!(rotate_issued_after(storage, device, "h2", "h3", at(25), at(30)), RefreshOutcome::Invalid);
+    // A new login replaces the token, and the replaced one is not retriable either.
     register(storage, device, "pkh.contoh01", "h9", at(40));
-    assert_eq!(
-        storage.rotate_refresh_token(device, "h2", "h3", at(0), at(50)).expect("replaced"),
-        RefreshOutcome::Invalid
-    );
-    assert!(matches!(
-        storage.rotate_refresh_token(device, "h9", "h10", at(0), at(50)).expect("latest"),
-        RefreshOutcome::Rotated { .. }
-    ));
+    assert_eq!(rotate(storage, device, "h2", "h3", at(50)), RefreshOutcome::Invalid);
+    assert_eq!(rotate(storage, device, "h1", "h2", at(50)), RefreshOutcome::Invalid);
+    assert!(matches!(rotate(storage, device, "h9", "h10", at(50)), RefreshOutcome::Rotated { .. }));
+}
+
+fn a_replaced_refresh_token_gets_its_successor_again_until_used(storage: &dyn Storage) {
+    add_user(storage, "pkh.contoh01", Role::Enumerator);
+    let device = DeviceId::random();
+    register(storage, device, "pkh.contoh01", "h1", at(10));
+    let rotated = RefreshOutcome::Rotated { user: "pkh.contoh01".into(), role: Role::Enumerator };
+    let retried = RefreshOutcome::Retried { user: "pkh.contoh01".into(), role: Role::Enumerator };
+    assert_eq!(rotate(storage, device, "h1", "h2", at(20)), rotated);
+    // The answer was lost: the same token, the same successor, as often as the device retries.
+    assert_eq!(rotate(storage, device, "h1", "h2", at(25)), retried);
+    assert_eq!(rotate(storage, device, "h1", "h2", at(70)), retried, "the window closes at 20 + 50 s");
+    assert_eq!(rotate(storage, device, "h1", "h2", at(71)), RefreshOutcome::Reused, "after the window");
+    // The successor works, and once used, its predecessor is refused for good.
+    assert_eq!(rotate(storage, device, "h2", "h3", at(80)), rotated);
+    assert_eq!(rotate(storage, device, "h1", "h2", at(81)), RefreshOutcome::Invalid);
+    assert_eq!(rotate(storage, device, "h2", "h3", at(81)), retried);
+    assert_eq!(rotate(storage, device, "h3", "h4", at(82)), rotated);
+    assert_eq!(rotate(storage, device, "h2", "h3", at(83)), RefreshOutcome::Invalid, "h3 was used");
+    // Revocation ends retries too.
+    assert_eq!(rotate(storage, device, "h4", "h5", at(85)), rotated);
+    storage.revoke_device(device, at(90)).expect("revoke");
+    assert_eq!(rotate(storage, device, "h4", "h5", at(91)), RefreshOutcome::Revoked);
+}
+
+fn a_server_key_is_made_once_and_kept(storage: &dyn Storage) {
+    let key = storage.server_key("refresh_key").expect("key");
+    assert_eq!(key.len(), 32);
+    assert_eq!(storage.server_key("refresh_key").expect("key again"), key);
+    assert_ne!(storage.server_key("another_key").expect("another"), key);
 }
 
 fn a_revoked_device_stays_revoked(storage: &dyn Storage) {
@@ -147,10 +199,7 @@ fn a_revoked_device_stays_revoked(storage: &dyn Storage) {
     let again = storage.revoke_device(device, at(60)).expect("revoke").expect("known device");
     assert_eq!(again.revoked_at, Some(at(50)), "the first revocation time is kept");
     assert_eq!(storage.device_access(device, "pkh.contoh01", at(70)).expect("access"), DeviceAccess::Revoked);
-    assert_eq!(
-        storage.rotate_refresh_token(device, "h1", "h4", at(0), at(70)).expect("rotate"),
-        RefreshOutcome::Revoked
-    );
+    assert_eq!(rotate(storage, device, "h1", "h4", at(70)), RefreshOutcome::Revoked);
     assert_eq!(register(storage, device, "pkh.contoh01", "h5", at(80)), DeviceRegistration::Revoked);
     assert_eq!(storage.device_access(device, "pkh.contoh01", at(90)).expect("access"), DeviceAccess::Revoked);
     assert!(storage.revoke_device(DeviceId::random(), at(80)).expect("revoke").is_none());

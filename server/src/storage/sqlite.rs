@@ -13,8 +13,8 @@ pub mod supervise;
 
 use super::SyncCaller;
 use super::{
-    DeviceAccess, DeviceLogin, DeviceRecord, DeviceRegistration, NewUser, RefreshOutcome, Storage, StorageError,
-    UserRecord, UserSummary, VillageScope,
+    DeviceAccess, DeviceLogin, DeviceRecord, DeviceRegistration, NewUser, RefreshOutcome, RefreshRotation, Storage,
+    StorageError, UserRecord, UserSummary, VillageScope,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::collections::BTreeMap;
@@ -74,6 +74,15 @@ CREATE INDEX devices_user ON devices (user_name);
     roster::ROSTER_SCHEMA,
     // 4: supervision: derived household facts, duplicate keys and dismissals, merges.
     supervise::SUPERVISE_SCHEMA,
+    // 5: bounded state and retriable refreshes: the replaced refresh token with its retry window,
+    // the page size a stored sync response was made for, and indexes for pruning by age.
+    r#"
+ALTER TABLE devices ADD COLUMN previous_refresh_hash TEXT;
+ALTER TABLE devices ADD COLUMN previous_refresh_until TEXT;
+ALTER TABLE sync_batches ADD COLUMN max_changes INTEGER;
+CREATE INDEX sync_batches_created ON sync_batches (created_at);
+CREATE INDEX roster_imports_staged ON roster_imports (created_at) WHERE committed_at IS NULL;
+"#,
 ];
 
 /// Households whose facts one write transaction recomputes (about 0.1 s of work).
@@ -409,7 +418,8 @@ impl Storage for SqliteStorage {
                 Some((owner, None)) if owner != login.user => Ok(DeviceRegistration::RegisteredToAnotherUser),
                 Some((_, None)) => {
                     tx.execute(
-                        "UPDATE devices SET name = ?2, last_seen_at = ?3, refresh_hash = ?4, refresh_issued_at = ?3
+                        "UPDATE devices SET name = ?2, last_seen_at = ?3, refresh_hash = ?4, refresh_issued_at = ?3,
+                             previous_refresh_hash = NULL, previous_refresh_until = NULL
                          WHERE id = ?1",
                         params![id, login.name, now, login.refresh_hash],
                     )?;
@@ -419,19 +429,13 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn rotate_refresh_token(
-        &self,
-        device: DeviceId,
-        old_hash: &str,
-        new_hash: &str,
-        issued_after: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<RefreshOutcome, StorageError> {
+    fn rotate_refresh_token(&self, rotation: &RefreshRotation<'_>) -> Result<RefreshOutcome, StorageError> {
         self.write(|tx| {
-            let id = device.to_string();
+            let id = rotation.device.to_string();
             let row = tx
                 .query_row(
-                    "SELECT d.user_name, d.revoked_at, d.refresh_hash, d.refresh_issued_at, u.role
+                    "SELECT d.user_name, d.revoked_at, d.refresh_hash, d.refresh_issued_at, d.previous_refresh_hash,
+                         d.previous_refresh_until, u.role
                      FROM devices d JOIN users u ON u.name = d.user_name WHERE d.id = ?1",
                     params![id],
                     |r| {
@@ -440,27 +444,59 @@ impl Storage for SqliteStorage {
                             r.get::<_, Option<String>>(1)?,
                             r.get::<_, Option<String>>(2)?,
                             r.get::<_, Option<String>>(3)?,
-                            r.get::<_, String>(4)?,
+                            r.get::<_, Option<String>>(4)?,
+                            r.get::<_, Option<String>>(5)?,
+                            r.get::<_, String>(6)?,
                         ))
                     },
                 )
                 .optional()?;
-            let Some((user, revoked_at, stored_hash, issued_at, role)) = row else {
+            let Some((user, revoked_at, current, issued_at, previous, previous_until, role)) = row else {
                 return Ok(RefreshOutcome::Invalid);
             };
             if revoked_at.is_some() {
                 return Ok(RefreshOutcome::Revoked);
             }
-            let fresh = issued_at.is_some_and(|t| t >= stored_time(issued_after));
-            if stored_hash.as_deref() != Some(old_hash) || !fresh {
+            let now = stored_time(rotation.now);
+            if current.as_deref() == Some(rotation.old_hash) {
+                let fresh = issued_at.is_some_and(|t| t >= stored_time(rotation.issued_after));
+                if !fresh {
+                    return Ok(RefreshOutcome::Invalid);
+                }
+                tx.execute(
+                    "UPDATE devices SET refresh_hash = ?2, refresh_issued_at = ?3, last_seen_at = ?3,
+                         previous_refresh_hash = ?4, previous_refresh_until = ?5
+                     WHERE id = ?1",
+                    params![id, rotation.new_hash, now, rotation.old_hash, stored_time(rotation.retry_until)],
+                )?;
+                return Ok(RefreshOutcome::Rotated { user, role: parse_role(&role)? });
+            }
+            if previous.as_deref() != Some(rotation.old_hash) {
                 return Ok(RefreshOutcome::Invalid);
             }
-            let now = stored_time(now);
-            tx.execute(
-                "UPDATE devices SET refresh_hash = ?2, refresh_issued_at = ?3, last_seen_at = ?3 WHERE id = ?1",
-                params![id, new_hash, now],
-            )?;
-            Ok(RefreshOutcome::Rotated { user, role: parse_role(&role)? })
+            // The token just replaced. Its successor is still current only if the device never
+            // used it: then the answer to the first exchange was lost, and it is given again.
+            let successor_unused = current.as_deref() == Some(rotation.new_hash);
+            let window_open = previous_until.is_some_and(|until| until >= now);
+            if !(successor_unused && window_open) {
+                return Ok(RefreshOutcome::Reused);
+            }
+            tx.execute("UPDATE devices SET last_seen_at = ?2 WHERE id = ?1", params![id, now])?;
+            Ok(RefreshOutcome::Retried { user, role: parse_role(&role)? })
+        })
+    }
+
+    fn server_key(&self, name: &str) -> Result<Vec<u8>, StorageError> {
+        self.write(|tx| {
+            let found: Option<Vec<u8>> = tx
+                .query_row("SELECT value FROM server_secrets WHERE name = ?1", params![name], |r| r.get(0))
+                .optional()?;
+            if let Some(key) = found {
+                return Ok(key);
+            }
+            let key: [u8; 32] = rand::random();
+            tx.execute("INSERT INTO server_secrets (name, value) VALUES (?1, ?2)", params![name, key.to_vec()])?;
+            Ok(key.to_vec())
         })
     }
 
@@ -518,7 +554,8 @@ impl Storage for SqliteStorage {
         self.write(|tx| {
             let id = device.to_string();
             tx.execute(
-                "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?2), refresh_hash = NULL, refresh_issued_at = NULL
+                "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?2), refresh_hash = NULL, refresh_issued_at = NULL,
+                     previous_refresh_hash = NULL, previous_refresh_until = NULL
                  WHERE id = ?1",
                 params![id, stored_time(now)],
             )?;
@@ -531,12 +568,11 @@ impl Storage for SqliteStorage {
 
     fn sync(&self, caller: &SyncCaller, request: &SyncRequest, now: OffsetDateTime) -> Result<Vec<u8>, StorageError> {
         let form = sync_core::form::FormDefinition::default_dtsen();
-        let batch = request.batch.to_string();
         // The checks (load, apply, validate, save each document) run on a read connection before
         // the write lock, so concurrent devices use every core; the write transaction re-checks
         // only households that changed in between.
         let decisions = self.read(|conn| {
-            if feed::replay(conn, caller, &batch)?.is_some() {
+            if feed::replay(conn, caller, request)?.is_some() {
                 return Ok(None);
             }
             request
@@ -547,7 +583,7 @@ impl Storage for SqliteStorage {
                 .map(Some)
         })?;
         self.write(|tx| {
-            if let Some(body) = feed::replay(tx, caller, &batch)? {
+            if let Some(body) = feed::replay(tx, caller, request)? {
                 return Ok(body);
             }
             let decisions = match decisions {
@@ -562,6 +598,10 @@ impl Storage for SqliteStorage {
 
     fn pack_page(&self, village: &str, after: Option<HouseholdId>, limit: u32) -> Result<PackPage, StorageError> {
         self.read(|conn| feed::pack_page(conn, village, after, limit))
+    }
+
+    fn documents(&self, ids: &[HouseholdId]) -> Result<Vec<(HouseholdId, String, Vec<u8>)>, StorageError> {
+        self.read(|conn| feed::documents(conn, ids))
     }
 
     fn roster_stage(

@@ -1,9 +1,9 @@
 //! Storing and loading household documents, their search columns and the outbox.
 
-use super::{DeviceStore, StoreError};
+use super::{DeviceStore, StoreError, StoreTx};
 use crate::model::rfc3339_seconds as rfc3339;
-use crate::model::{Household, HouseholdId, HouseholdState, Saved};
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::model::{DeviceId, Household, HouseholdId, HouseholdState, Saved};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -57,7 +57,7 @@ fn digits(s: &str) -> String {
 
 /// Write the household row and its people rows from the document (search columns derived here).
 pub(super) fn upsert(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     household: &Household,
     state: &HouseholdState,
     village: &str,
@@ -104,59 +104,86 @@ pub(super) fn upsert(
     Ok(())
 }
 
-impl DeviceStore {
-    /// Store a household after a local save action and queue its change for the server, in one
-    /// transaction.
+/// Load one household through `conn`; `device` becomes the actor of edits made to it.
+fn load_from(conn: &Connection, id: HouseholdId, device: DeviceId) -> Result<StoredHousehold, StoreError> {
+    let (doc, village) = conn
+        .prepare_cached("SELECT doc, village FROM households WHERE id = ?1")?
+        .query_row(params![id.to_string()], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
+        .optional()?
+        .ok_or_else(|| StoreError::NoSuchHousehold(id.to_string()))?;
+    Ok(StoredHousehold { household: Household::load(id, &doc, device)?, village })
+}
+
+fn contains_in(conn: &Connection, id: HouseholdId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM households WHERE id = ?1")?
+        .query_row(params![id.to_string()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+impl StoreTx<'_> {
+    /// Load one household as it stands inside this transaction (nobody else can change it until
+    /// the transaction ends).
+    pub fn load(&self, id: HouseholdId) -> Result<StoredHousehold, StoreError> {
+        load_from(self.conn(), id, self.identity.device)
+    }
+
+    /// Whether the store holds this household.
+    pub fn contains(&self, id: HouseholdId) -> Result<bool, StoreError> {
+        contains_in(self.conn(), id)
+    }
+
+    /// The village a household is filed under, if the store holds it (even when its document is
+    /// damaged).
+    pub fn village_of(&self, id: HouseholdId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT village FROM households WHERE id = ?1")?
+            .query_row(params![id.to_string()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Store a household after a local save action and queue its change for the server.
     pub fn save_local(
-        &mut self,
+        &self,
         household: &Household,
         village: &str,
         saved: &Saved,
         action: &str,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let state = household.state();
-        let tx = self.conn.transaction()?;
-        upsert(&tx, household, &state, village, now)?;
-        tx.execute(
+        upsert(self.conn(), household, &household.state(), village, now)?;
+        self.conn().execute(
             "INSERT INTO outbox (household_id, hash, change, action, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (hash) DO NOTHING",
             params![household.id().to_string(), saved.hash.to_string(), saved.bytes, action, rfc3339(now)],
         )?;
-        tx.commit()?;
         Ok(())
     }
 
-    /// Store households that changed through changes from elsewhere (nothing is queued), in one
-    /// transaction.
-    pub fn save_received(&mut self, households: &[(&Household, &str)], now: OffsetDateTime) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        for (household, village) in households {
-            upsert(&tx, household, &household.state(), village, now)?;
-        }
-        tx.commit()?;
-        Ok(())
+    /// Store a household changed by changes from elsewhere (nothing is queued).
+    pub fn save_received(&self, household: &Household, village: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        upsert(self.conn(), household, &household.state(), village, now)
     }
 
+    /// This device's own unacknowledged changes to one household, oldest first.
+    pub fn outbox_changes(&self, id: HouseholdId) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self.conn().prepare_cached("SELECT change FROM outbox WHERE household_id = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map(params![id.to_string()], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl DeviceStore {
     /// Load one household (and only that one).
     pub fn load(&self, id: HouseholdId) -> Result<StoredHousehold, StoreError> {
-        let row = self
-            .conn
-            .query_row("SELECT doc, village FROM households WHERE id = ?1", params![id.to_string()], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
-            })
-            .optional()?
-            .ok_or_else(|| StoreError::NoSuchHousehold(id.to_string()))?;
-        Ok(StoredHousehold { household: Household::load(id, &row.0, self.identity.device)?, village: row.1 })
+        load_from(&self.conn, id, self.identity.device)
     }
 
     /// Whether the store holds this household.
     pub fn contains(&self, id: HouseholdId) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT 1 FROM households WHERE id = ?1", params![id.to_string()], |_| Ok(()))
-            .optional()?
-            .is_some())
+        contains_in(&self.conn, id)
     }
 
     /// Find the household whose id is `text` or starts with it (at least 4 characters).

@@ -1,12 +1,9 @@
 //! The store's side of sync: the pending batch id, committing a sync response or a pack page in
 //! one transaction, and purging a village.
 
-use super::households::upsert;
-use super::{DeviceStore, StoreError};
-use crate::model::Household;
+use super::{DeviceStore, StoreError, StoreTx};
 use rusqlite::{OptionalExtension, params};
 use std::collections::BTreeMap;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// One outbox change on its way to the server.
@@ -24,9 +21,10 @@ pub struct OutgoingChange {
     pub action: String,
 }
 
-/// Everything one sync response changes on the device, committed together.
-#[derive(Default)]
-pub struct SyncCommit<'a> {
+/// What one sync response (or pack page) changes on the device besides household documents,
+/// recorded in the same transaction as the documents.
+#[derive(Debug, Default)]
+pub struct SyncCommit {
     /// The batch the response answers: its outbox rows are acknowledged (deleted), except those of
     /// households in `rejected` and `resend`.
     pub batch: Option<Uuid>,
@@ -34,8 +32,6 @@ pub struct SyncCommit<'a> {
     pub rejected: Vec<(String, String)>,
     /// Households the server wants again in full: their rows stay for the next batch.
     pub resend: Vec<String>,
-    /// Households changed by received changes (document and village).
-    pub households: Vec<(&'a Household, &'a str)>,
     /// New cursors per village.
     pub cursors: BTreeMap<String, u64>,
     /// The villages the device now works in, when the server said so.
@@ -56,15 +52,17 @@ impl DeviceStore {
     /// exactly its changes so the server replays it), else `fresh`, which takes every outbox row
     /// not yet refused. Recorded before anything is sent.
     pub fn start_batch(&mut self, fresh: Uuid) -> Result<Uuid, StoreError> {
-        if let Some(pending) = self.pending_batch()? {
+        let tx = self.write()?;
+        let pending: Option<Option<String>> =
+            tx.conn().query_row("SELECT batch FROM sync_state WHERE id = 1", [], |r| r.get(0)).optional()?;
+        if let Some(pending) = pending.flatten().and_then(|t| t.parse().ok()) {
             return Ok(pending);
         }
-        let tx = self.conn.transaction()?;
-        tx.execute(
+        tx.conn().execute(
             "INSERT INTO sync_state (id, batch) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET batch = excluded.batch",
             params![fresh.to_string()],
         )?;
-        tx.execute("UPDATE outbox SET batch = ?1 WHERE rejected_reason IS NULL", params![fresh.to_string()])?;
+        tx.conn().execute("UPDATE outbox SET batch = ?1 WHERE rejected_reason IS NULL", params![fresh.to_string()])?;
         tx.commit()?;
         Ok(fresh)
     }
@@ -110,9 +108,71 @@ impl DeviceStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Commit one sync response (or pack page) in one transaction.
-    pub fn commit_sync(&mut self, commit: &SyncCommit<'_>, now: OffsetDateTime) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+    /// Delete a village's households, cursor and pack progress, unless some of its households
+    /// still have changes not acknowledged by the server. Returns how many were purged, or `None`
+    /// when unsent work keeps the village on the device for now.
+    pub fn purge_village(&mut self, village: &str) -> Result<Option<usize>, StoreError> {
+        let store_tx = self.write()?;
+        let tx = store_tx.conn();
+        let unsent: i64 = tx.query_row(
+            "SELECT count(*) FROM outbox o JOIN households h ON h.id = o.household_id WHERE h.village = ?1",
+            params![village],
+            |r| r.get(0),
+        )?;
+        if unsent > 0 {
+            return Ok(None);
+        }
+        let purged = tx.execute("DELETE FROM households WHERE village = ?1", params![village])?;
+        tx.execute("DELETE FROM cursors WHERE village = ?1", params![village])?;
+        tx.execute("DELETE FROM pack_progress WHERE village = ?1", params![village])?;
+        tx.execute("DELETE FROM repairs WHERE village = ?1", params![village])?;
+        store_tx.commit()?;
+        Ok(Some(purged))
+    }
+
+    /// Forget every village's download position, so the next sync downloads each village's pack
+    /// again (pages are merged with what the store holds; nothing of this device's is dropped).
+    pub fn reset_downloads(&mut self) -> Result<(), StoreError> {
+        let tx = self.write()?;
+        tx.conn().execute("DELETE FROM cursors", [])?;
+        tx.conn().execute("DELETE FROM pack_progress", [])?;
+        tx.commit()
+    }
+
+    /// The page sizes to ask for next, as the link has allowed so far.
+    pub fn page_sizes(&self) -> Result<PageSizes, StoreError> {
+        let row: Option<(i64, i64)> = self
+            .conn
+            .query_row("SELECT pull_changes, pack_households FROM page_sizes WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        Ok(match row {
+            Some((pull, pack)) => {
+                PageSizes { pull_changes: pull.max(1) as u32, pack_households: pack.max(1) as u32 }.clamped()
+            }
+            None => PageSizes::default(),
+        })
+    }
+
+    /// Remember the page sizes for the next round trip (and the next `pilar sync`).
+    pub fn set_page_sizes(&mut self, sizes: PageSizes) -> Result<(), StoreError> {
+        let sizes = sizes.clamped();
+        self.conn.execute(
+            "INSERT INTO page_sizes (id, pull_changes, pack_households) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET pull_changes = excluded.pull_changes,
+                 pack_households = excluded.pack_households",
+            params![sizes.pull_changes, sizes.pack_households],
+        )?;
+        Ok(())
+    }
+}
+
+impl StoreTx<'_> {
+    /// Record what a sync response (or pack page) changes besides documents: acknowledged and
+    /// refused outbox rows, cursors, villages, pack progress.
+    pub fn record_sync(&self, commit: &SyncCommit) -> Result<(), StoreError> {
+        let tx = self.conn();
         if let Some(batch) = commit.batch.map(|b| b.to_string()) {
             for (household, reason) in &commit.rejected {
                 tx.execute(
@@ -127,9 +187,6 @@ impl DeviceStore {
                 )?;
             }
             tx.execute("DELETE FROM outbox WHERE batch = ?1", params![batch])?;
-        }
-        for (household, village) in &commit.households {
-            upsert(&tx, household, &household.state(), village, now)?;
         }
         for (village, cursor) in &commit.cursors {
             tx.execute(
@@ -170,27 +227,73 @@ impl DeviceStore {
         if commit.pack.is_none() {
             tx.execute("DELETE FROM sync_state", [])?;
         }
-        tx.commit()?;
         Ok(())
     }
+}
 
-    /// Delete a village's households, cursor and pack progress, unless some of its households
-    /// still have changes not acknowledged by the server. Returns how many were purged, or `None`
-    /// when unsent work keeps the village on the device for now.
-    pub fn purge_village(&mut self, village: &str) -> Result<Option<usize>, StoreError> {
-        let tx = self.conn.transaction()?;
-        let unsent: i64 = tx.query_row(
-            "SELECT count(*) FROM outbox o JOIN households h ON h.id = o.household_id WHERE h.village = ?1",
-            params![village],
-            |r| r.get(0),
-        )?;
-        if unsent > 0 {
-            return Ok(None);
+/// How much one round trip asks for. Pages shrink after a cut connection, so a retry on a bad link
+/// does not download a whole large answer again, and grow back while round trips are fast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSizes {
+    /// Most changes asked for in one sync response.
+    pub pull_changes: u32,
+    /// Households asked for in one snapshot-pack page.
+    pub pack_households: u32,
+}
+
+impl PageSizes {
+    /// Largest sync page (the server's own cap is 5,000 changes).
+    pub const MAX_PULL: u32 = 5000;
+    /// Smallest sync page.
+    pub const MIN_PULL: u32 = 50;
+    /// Largest pack page (the server's page).
+    pub const MAX_PACK: u32 = 200;
+    /// Smallest pack page.
+    pub const MIN_PACK: u32 = 10;
+
+    fn clamped(self) -> PageSizes {
+        PageSizes {
+            pull_changes: self.pull_changes.clamp(Self::MIN_PULL, Self::MAX_PULL),
+            pack_households: self.pack_households.clamp(Self::MIN_PACK, Self::MAX_PACK),
         }
-        let purged = tx.execute("DELETE FROM households WHERE village = ?1", params![village])?;
-        tx.execute("DELETE FROM cursors WHERE village = ?1", params![village])?;
-        tx.execute("DELETE FROM pack_progress WHERE village = ?1", params![village])?;
-        tx.commit()?;
-        Ok(Some(purged))
+    }
+
+    /// After a connection broke mid-answer: a quarter of the size (at least the minimum).
+    pub fn after_cut(self) -> PageSizes {
+        PageSizes { pull_changes: self.pull_changes / 4, pack_households: self.pack_households / 4 }.clamped()
+    }
+
+    /// After a quick, complete round trip: twice the size (at most the maximum).
+    pub fn after_fast(self) -> PageSizes {
+        PageSizes {
+            pull_changes: self.pull_changes.saturating_mul(2),
+            pack_households: self.pack_households.saturating_mul(2),
+        }
+        .clamped()
+    }
+}
+
+impl Default for PageSizes {
+    fn default() -> PageSizes {
+        PageSizes { pull_changes: 1000, pack_households: Self::MAX_PACK }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PageSizes;
+
+    #[test]
+    fn pages_shrink_after_a_cut_and_grow_back_while_fast_within_bounds() {
+        let start = PageSizes::default();
+        let cut = start.after_cut();
+        assert_eq!(cut, PageSizes { pull_changes: 250, pack_households: 50 });
+        let floor = cut.after_cut().after_cut().after_cut();
+        assert_eq!(floor, PageSizes { pull_changes: PageSizes::MIN_PULL, pack_households: PageSizes::MIN_PACK });
+        let mut grown = floor;
+        for _ in 0..10 {
+            grown = grown.after_fast();
+        }
+        assert_eq!(grown, PageSizes { pull_changes: PageSizes::MAX_PULL, pack_households: PageSizes::MAX_PACK });
     }
 }

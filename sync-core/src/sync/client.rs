@@ -1,8 +1,8 @@
 //! The device side of sync: build a request from the store, apply a response or a pack page in
 //! one transaction. The caller moves the bytes and loops while there is more.
 
-use super::wire::{PackPage, PushHousehold, SyncRequest, SyncResponse};
-use crate::model::{CREATE_ACTION, Household, HouseholdId, ModelError};
+use super::wire::{DocumentsRequest, DocumentsResponse, PackPage, PushHousehold, SyncRequest, SyncResponse};
+use crate::model::{CREATE_ACTION, HouseholdId, ModelError};
 use crate::store::{DeviceStore, StoreError, SyncCommit};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
@@ -42,6 +42,9 @@ pub struct SyncOutcome {
     pub villages_added: Vec<String>,
     /// Villages no longer in scope: purge them once their work is uploaded.
     pub villages_removed: Vec<String>,
+    /// Households whose stored copy could not take the received changes: listed for repair from
+    /// the server's whole document (their changes are not lost: the repair brings them).
+    pub repairs: usize,
 }
 
 /// What a pack page did on the device.
@@ -63,6 +66,7 @@ pub fn build_request(
     full: &[HouseholdId],
     fresh_batch: Uuid,
     max_changes: u32,
+    now: OffsetDateTime,
 ) -> Result<SyncRequest, ClientError> {
     let batch = store.start_batch(fresh_batch)?;
     let mut push: Vec<PushHousehold> = Vec::new();
@@ -87,7 +91,21 @@ pub fn build_request(
         push[i].changes.push(ByteBuf::from(bytes));
     }
     for id in full {
-        let stored = store.load(*id)?;
+        let stored = match store.load(*id) {
+            Ok(stored) => stored,
+            // A damaged copy cannot give its history: restore it from the server first (its
+            // unsent changes stay in the outbox and go in a later batch).
+            Err(StoreError::Model(e)) => {
+                let village = store.household_villages()?.into_iter().find(|(h, _)| h == id).map(|(_, v)| v);
+                if let Some(village) = village {
+                    let tx = store.write()?;
+                    tx.mark_repair(*id, &village, &crate::store::damage_reason(&e), now)?;
+                    tx.commit()?;
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let changes = stored.household.changes_since(&[]).into_iter().map(ByteBuf::from).collect();
         push.push(PushHousehold { household: *id, village: Some(stored.village), changes });
     }
@@ -117,16 +135,6 @@ pub fn apply_response(
             outcome.acknowledged += push.changes.len();
         }
     }
-    let mut changed: Vec<(Household, String)> = Vec::new();
-    for pull in &response.pull {
-        let changes: Vec<Vec<u8>> = pull.changes.iter().map(|c| c.to_vec()).collect();
-        let Some(received) = store.receive(pull.household, &changes)? else { continue };
-        outcome.received += received.applied;
-        outcome.households_changed += 1;
-        outcome.new_conflicts += received.new_conflicts;
-        // The server's village wins: it owns moves between villages.
-        changed.push((received.household, pull.village.clone()));
-    }
     let local: BTreeSet<String> = store.villages()?.into_iter().collect();
     let remote: BTreeSet<String> = response.villages.iter().cloned().collect();
     outcome.villages_added = remote.difference(&local).cloned().collect();
@@ -142,12 +150,45 @@ pub fn apply_response(
         batch: Some(request.batch),
         rejected,
         resend: resend.iter().map(|h| h.to_string()).collect(),
-        households: changed.iter().map(|(h, v)| (h, v.as_str())).collect(),
         cursors,
         villages: Some(response.villages.clone()),
         pack: None,
     };
-    store.commit_sync(&commit, now)?;
+    // One write transaction: each household is read, merged and stored under the write lock, so a
+    // save in another process waits instead of being overwritten.
+    let tx = store.write()?;
+    for pull in &response.pull {
+        let changes: Vec<Vec<u8>> = pull.changes.iter().map(|c| c.to_vec()).collect();
+        match tx.receive(pull.household, &changes) {
+            Ok(None) => {}
+            Ok(Some(received)) => {
+                outcome.received += received.applied;
+                outcome.households_changed += 1;
+                outcome.new_conflicts += received.new_conflicts;
+                // The server's village wins: it owns moves between villages.
+                tx.save_received(&received.household, &pull.village, now)?;
+            }
+            // The stored copy cannot take them (missing history, a damaged document): the
+            // household is restored from the server's whole document before the next request.
+            Err(StoreError::Model(e)) => {
+                let village = tx.village_of(pull.household)?.unwrap_or_else(|| pull.village.clone());
+                tx.mark_repair(pull.household, &village, &crate::store::damage_reason(&e), now)?;
+                outcome.repairs += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // A household refused as malformed (say, an own change reusing a sequence number the server
+    // already holds, because this copy lost some of this device's changes) is restored from the
+    // server's document, where its refused changes are made again.
+    for rejection in response.rejected.iter().filter(|r| r.code == "malformed_change") {
+        if let Some(village) = tx.village_of(rejection.household)? {
+            tx.mark_repair(rejection.household, &village, "the server refused a change as malformed", now)?;
+            outcome.repairs += 1;
+        }
+    }
+    tx.record_sync(&commit)?;
+    tx.commit()?;
     // Purge every village the device still holds households of but may no longer see (also ones
     // a re-login already dropped from the village list), once nothing of it is unsent.
     let held: BTreeSet<String> = store.household_villages()?.into_iter().map(|(_, v)| v).collect();
@@ -166,24 +207,76 @@ pub fn apply_pack_page(
     page: &PackPage,
     now: OffsetDateTime,
 ) -> Result<PackProgress, ClientError> {
-    let device = store.identity().device;
-    let mut households = Vec::with_capacity(page.households.len());
-    for packed in &page.households {
-        let incoming = Household::load(packed.household, &packed.document, device)?;
-        let household = if store.contains(packed.household)? {
-            let mut stored = store.load(packed.household)?.household;
-            stored.apply_changes(&incoming.changes_since(&stored.heads()))?;
-            stored
-        } else {
-            incoming
-        };
-        households.push(household);
-    }
     let commit = SyncCommit {
-        households: households.iter().map(|h| (h, page.village.as_str())).collect(),
         pack: Some((page.village.clone(), page.next_after.map(|h| h.to_string()), page.seq)),
         ..SyncCommit::default()
     };
-    store.commit_sync(&commit, now)?;
-    Ok(PackProgress { households: households.len(), next_after: page.next_after })
+    let tx = store.write()?;
+    for packed in &page.households {
+        match tx.merge_document(packed.household, &page.village, &packed.document, now) {
+            Ok(_) => {}
+            // A document the server sent that does not load: listed, retried by the repair step.
+            Err(StoreError::Model(e)) => {
+                tx.mark_repair(packed.household, &page.village, &crate::store::damage_reason(&e), now)?
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tx.record_sync(&commit)?;
+    tx.commit()?;
+    Ok(PackProgress { households: page.households.len(), next_after: page.next_after })
+}
+
+/// Most households asked for in one repair request.
+pub const REPAIR_PAGE: usize = 200;
+
+/// The next repair request: households listed for repair (at most [`REPAIR_PAGE`]), or `None`
+/// when nothing waits.
+pub fn repair_request(store: &DeviceStore) -> Result<Option<DocumentsRequest>, ClientError> {
+    let households: Vec<HouseholdId> = store.repairs()?.into_iter().take(REPAIR_PAGE).map(|r| r.household).collect();
+    Ok((!households.is_empty()).then_some(DocumentsRequest { households }))
+}
+
+/// What applying a repair answer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RepairOutcome {
+    /// Households restored from the server's document merged with this device's own work.
+    pub restored: usize,
+    /// Households the server no longer gives this device (out of scope, or never uploaded): kept
+    /// as they are, taken off the repair list.
+    pub unavailable: usize,
+    /// Own changes that fit in no history (counted, kept in the outbox).
+    pub orphaned_changes: usize,
+}
+
+/// Apply the server's whole documents for households listed for repair, in one transaction: each
+/// is merged with the device's stored copy (if it still loads) and its unsent changes.
+pub fn apply_repair(
+    store: &mut DeviceStore,
+    response: &DocumentsResponse,
+    now: OffsetDateTime,
+) -> Result<RepairOutcome, ClientError> {
+    let mut outcome = RepairOutcome::default();
+    let listed: BTreeMap<HouseholdId, String> =
+        store.repairs()?.into_iter().map(|r| (r.household, r.village)).collect();
+    let tx = store.write()?;
+    for doc in &response.households {
+        let Some(village) = listed.get(&doc.household) else { continue };
+        match tx.merge_document(doc.household, village, &doc.document, now) {
+            Ok(orphans) => {
+                outcome.restored += 1;
+                outcome.orphaned_changes += orphans;
+            }
+            Err(StoreError::Model(_)) => {} // stays listed; the server's copy did not load
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for id in &response.unavailable {
+        if listed.contains_key(id) {
+            tx.clear_repair(*id)?;
+            outcome.unavailable += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(outcome)
 }

@@ -144,3 +144,21 @@ pub struct PackedHousehold {
     /// The document's `save()`.
     pub document: ByteBuf,
 }
+
+/// `POST /v1/documents`: households the device needs whole, because its copy could not take what
+/// the server sent (missing history, a damaged document). At most 200 a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentsRequest {
+    /// The households wanted.
+    pub households: Vec<HouseholdId>,
+}
+
+/// The answer to [`DocumentsRequest`]: the server's compacted document of each household the
+/// caller may hold, and the ones it may not (or that the server does not have).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DocumentsResponse {
+    /// The documents, in request order.
+    pub households: Vec<PackedHousehold>,
+    /// Households not given: unknown to the server or outside the caller's villages.
+    pub unavailable: Vec<HouseholdId>,
+}

@@ -1,6 +1,11 @@
 //! The sync feed on SQLite: households, admitted changes with their feed sequence numbers, and
 //! remembered responses per (device, batch). One sync request is one write transaction: nothing is
 //! acknowledged before it commits, and a retried batch gets the stored response back, byte for byte.
+//!
+//! Remembered responses are bounded: a device keeps at most one (its pending batch's), and none
+//! outlives [`STORED_RESPONSE_LIFETIME`]. Without its stored response a retried batch is simply
+//! handled again, which is safe: changes are stored by hash, so the device's own changes come back
+//! `Known` and are acknowledged.
 
 use crate::storage::{StorageError, SyncCaller};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -45,23 +50,64 @@ CREATE TABLE sync_batches (
 );
 "#;
 
+/// How long a stored sync response is kept for a device that never comes back to retry or move on
+/// (a lost or retired tablet). A week covers a device offline for days between a lost answer and its
+/// retry; a later retry is handled again instead of replayed, which is safe (see the module doc).
+pub(super) const STORED_RESPONSE_LIFETIME: time::Duration = time::Duration::days(7);
+
+/// Expired stored responses deleted per sync transaction, so pruning never makes one request slow.
+const EXPIRED_RESPONSES_PER_SYNC: i64 = 64;
+
+#[cfg(test)]
+mod tests;
+
 fn corrupt(what: impl Into<String>) -> StorageError {
     StorageError::Corrupt(what.into())
 }
 
-/// The stored response of an earlier request with the same batch id, if any.
+/// The stored response of an earlier request with the same batch id, if any, and only if it was
+/// made for the same `max_changes`: a device that shrank its page after a cut response must not
+/// get the big answer again, so that batch is handled again (and its stored response replaced).
 pub(super) fn replay(
     tx: &rusqlite::Connection,
     caller: &SyncCaller,
-    batch: &str,
+    request: &SyncRequest,
 ) -> Result<Option<Vec<u8>>, StorageError> {
-    Ok(tx
+    let stored: Option<(Vec<u8>, Option<i64>)> = tx
         .query_row(
-            "SELECT response FROM sync_batches WHERE device_id = ?1 AND batch = ?2",
-            params![caller.device.to_string(), batch],
-            |r| r.get(0),
+            "SELECT response, max_changes FROM sync_batches WHERE device_id = ?1 AND batch = ?2",
+            params![caller.device.to_string(), request.batch.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()?)
+        .optional()?;
+    // Responses stored before the page size was recorded (NULL) are replayed as they are.
+    Ok(stored.and_then(|(body, max_changes)| {
+        max_changes.is_none_or(|m| m == i64::from(request.max_changes)).then_some(body)
+    }))
+}
+
+/// Remember `body` as the answer to `request`, in place of every earlier response of the device:
+/// a device retries only its pending batch, so a new batch id proves it applied the previous
+/// answer. Also drops a few responses older than [`STORED_RESPONSE_LIFETIME`].
+fn remember(
+    tx: &Transaction<'_>,
+    caller: &SyncCaller,
+    request: &SyncRequest,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<(), StorageError> {
+    let device = caller.device.to_string();
+    tx.prepare_cached("DELETE FROM sync_batches WHERE device_id = ?1")?.execute(params![device])?;
+    tx.prepare_cached(
+        "DELETE FROM sync_batches WHERE rowid IN
+             (SELECT rowid FROM sync_batches WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+    )?
+    .execute(params![super::stored_time(now - STORED_RESPONSE_LIFETIME), EXPIRED_RESPONSES_PER_SYNC])?;
+    tx.prepare_cached(
+        "INSERT INTO sync_batches (device_id, batch, response, created_at, max_changes) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![device, request.batch.to_string(), body, super::stored_time(now), request.max_changes])?;
+    Ok(())
 }
 
 fn max_seq(tx: &rusqlite::Connection) -> Result<u64, StorageError> {
@@ -132,6 +178,13 @@ pub(super) fn decide(
     let existing = load(conn, push.household, caller)?;
     let heads = existing.as_ref().map(|(_, _, h)| h.clone());
     let decision = |outcome| Ok(Decision { heads: heads.clone(), outcome });
+    // Work the server already stored stays acknowledged whatever happened since (a retried batch
+    // after the village left the caller's scope must not turn it into "rejected").
+    if let Some((household, _, _)) = &existing
+        && already_stored(household, push, caller)
+    {
+        return decision(Outcome::Known);
+    }
     let reject = |code: &str, reason: String| decision(Outcome::Reject { code: code.into(), reason });
     let village = match (&existing, &push.village) {
         (Some((_, v, _)), _) => v.clone(),
@@ -173,6 +226,15 @@ pub(super) fn decide(
         Verdict::NeedFull => decision(Outcome::NeedFull),
         Verdict::Reject { code, reason } => reject(code, reason),
     }
+}
+
+/// Whether every pushed change is the caller's own and already in the stored document.
+fn already_stored(household: &Household, push: &PushHousehold, caller: &SyncCaller) -> bool {
+    let actor = caller.device.actor();
+    push.changes.iter().all(|bytes| {
+        automerge::Change::from_bytes(bytes.to_vec())
+            .is_ok_and(|change| change.actor_id() == &actor && household.has_change(&change.hash()))
+    })
 }
 
 /// Handle one sync request inside `tx`, with the decisions [`decide`] made beforehand (one per
@@ -231,10 +293,7 @@ pub(super) fn commit(
     }
     pull(tx, caller, request, max_changes, &mut response)?;
     let body = sync_core::sync::encode(&response);
-    tx.execute(
-        "INSERT INTO sync_batches (device_id, batch, response, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![caller.device.to_string(), request.batch.to_string(), body, received_at],
-    )?;
+    remember(tx, caller, request, &body, now)?;
     Ok(body)
 }
 
@@ -317,4 +376,22 @@ pub(super) fn pack_page(
         None
     };
     Ok(PackPage { village: village.to_string(), seq, households, next_after })
+}
+
+/// The stored documents and villages of `ids` (unknown ones left out), for devices restoring a
+/// damaged copy.
+pub(super) fn documents(
+    conn: &rusqlite::Connection,
+    ids: &[HouseholdId],
+) -> Result<Vec<(HouseholdId, String, Vec<u8>)>, StorageError> {
+    let mut stmt = conn.prepare_cached("SELECT village, doc FROM households WHERE id = ?1")?;
+    let mut out = Vec::new();
+    for id in ids {
+        let row: Option<(String, Vec<u8>)> =
+            stmt.query_row(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        if let Some((village, doc)) = row {
+            out.push((*id, village, doc));
+        }
+    }
+    Ok(out)
 }

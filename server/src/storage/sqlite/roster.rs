@@ -30,6 +30,11 @@ CREATE TABLE roster_chunks (
 CREATE TABLE roster_keys (family_id TEXT PRIMARY KEY, household_id TEXT NOT NULL) WITHOUT ROWID;
 "#;
 
+/// How long the staged chunks of an import that was never committed are kept: a `pilar roster
+/// import` stages and commits within minutes, so a day-old uncommitted import was abandoned (the
+/// admin's run was cut and they started a new import). Pruned when another import is staged.
+pub(super) const STAGED_IMPORT_LIFETIME: time::Duration = time::Duration::days(1);
+
 fn corrupt_json(what: &str, e: serde_json::Error) -> StorageError {
     StorageError::Corrupt(format!("{what}: {e}"))
 }
@@ -44,6 +49,11 @@ pub(super) fn stage(
     now: OffsetDateTime,
 ) -> Result<(), StorageError> {
     let id = import.to_string();
+    // Abandoned imports (their chunks go with them: ON DELETE CASCADE) never pile up.
+    tx.execute(
+        "DELETE FROM roster_imports WHERE committed_at IS NULL AND created_at < ?1 AND id != ?2",
+        params![stored_time(now - STAGED_IMPORT_LIFETIME), id],
+    )?;
     let committed: Option<Option<String>> =
         tx.query_row("SELECT committed_at FROM roster_imports WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
     match committed {

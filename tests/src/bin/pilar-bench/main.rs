@@ -2,9 +2,11 @@
 //! real binaries; every figure in README.md comes from a run of it.
 //!
 //! Build first: `cargo build --release --workspace`, then `target/release/pilar-bench store` or
-//! `target/release/pilar-bench sync` or `target/release/pilar-bench files`.
+//! `target/release/pilar-bench sync` or `target/release/pilar-bench files` or
+//! `target/release/pilar-bench load`.
 
 mod files;
+mod load;
 mod proxy;
 mod store;
 mod sync;
@@ -66,6 +68,30 @@ enum Bench {
         #[arg(long)]
         skip_export: bool,
     },
+    /// A real server and N devices (fresh device ids, 10 per enumerator account) syncing at once:
+    /// requests prepared in-process and posted by a pool of worker threads; latency
+    /// percentiles, requests/s, changes merged/s, server CPU and peak memory; fails on any error,
+    /// lost or duplicated change.
+    Load {
+        /// Devices.
+        #[arg(long, default_value_t = 500)]
+        devices: usize,
+        /// Sync rounds (round 1 pushes new households; later rounds push edits and pull).
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
+        /// Households each device creates in round 1 (and edits in every later round).
+        #[arg(long, default_value_t = 2)]
+        households_per_device: usize,
+        /// Worker threads posting requests at once.
+        #[arg(long, default_value_t = 32)]
+        workers: usize,
+        /// Logins posted at once (each costs the server an argon2id verification and its memory).
+        #[arg(long, default_value_t = 32)]
+        login_workers: usize,
+        /// Seed for households, edits and ids.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,6 +102,14 @@ fn main() -> anyhow::Result<()> {
         }
         Bench::Files { rows, households, skip_import, skip_export } => {
             files::run(&files::Settings { rows, households, skip_import, skip_export })
+        }
+        Bench::Load { devices, rounds, households_per_device, workers, login_workers, seed } => {
+            let settings = pilar_tests::load::Settings {
+                workers,
+                login_workers,
+                ..pilar_tests::load::Settings::new(devices, rounds, households_per_device, seed)
+            };
+            load::run(&settings)
         }
     }
 }

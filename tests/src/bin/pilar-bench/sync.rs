@@ -194,7 +194,8 @@ struct Outbox {
 /// pending, so the measured `pilar sync` sends this very batch.
 fn outbox(home: &Path) -> Result<Outbox> {
     let mut store = DeviceStore::open(home)?;
-    let mut framing = sync_core::sync::build_request(&mut store, &[], uuid::Uuid::new_v4(), 5000)?;
+    let mut framing =
+        sync_core::sync::build_request(&mut store, &[], uuid::Uuid::new_v4(), 5000, time::OffsetDateTime::now_utc())?;
     let mut bytes = Vec::new();
     let mut count = 0;
     for push in &mut framing.push {
@@ -210,7 +211,8 @@ fn outbox(home: &Path) -> Result<Outbox> {
 /// it records the batch as pending, so the device's next `pilar sync` retries this very batch.
 fn pending_batch(home: &Path) -> Result<(Vec<u8>, String)> {
     let mut store = DeviceStore::open(home)?;
-    let request = sync_core::sync::build_request(&mut store, &[], uuid::Uuid::new_v4(), 5000)?;
+    let request =
+        sync_core::sync::build_request(&mut store, &[], uuid::Uuid::new_v4(), 5000, time::OffsetDateTime::now_utc())?;
     let (token, expires_at) = store.access_token()?.ok_or_else(|| anyhow!("the device keeps no access token"))?;
     ensure!(
         expires_at > OffsetDateTime::now_utc().unix_timestamp() + 60,
