@@ -20,7 +20,8 @@ const BILOKKA: &str = "73.14.01.1001";
 /// Sync attempts a device gets before the test gives up on it.
 const MAX_ATTEMPTS: usize = 30;
 /// The request kinds faults are injected into. Token refreshes are left alone: with a kept
-/// 15-minute access token no refresh happens during the test anyway.
+/// 15-minute access token none happens during the test (`refresh_retry.rs` covers lost and
+/// duplicated refresh answers).
 const FAULTED: [&str; 2] = ["sync", "pack"];
 
 fn fault_seed() -> u64 {
