@@ -83,6 +83,11 @@ fn decode<T: serde::de::DeserializeOwned>(client: &Client, body: &[u8], what: &s
         .map_err(|e| anyhow::Error::new(NetworkFailure::broken_answer(client.server(), format_args!("{what}: {e}"))))
 }
 
+/// Whether `error` is the server refusing with the stable code `code`.
+fn refused_with(error: &anyhow::Error, code: &str) -> bool {
+    error.chain().filter_map(|c| c.downcast_ref::<ServerRefused>()).any(|r| r.body.error == code)
+}
+
 /// After a failed round trip: shrink the pages when the connection broke or timed out.
 fn adapt_after_failure(store: &mut DeviceStore, sizes: PageSizes, error: &anyhow::Error) -> Result<()> {
     let cut = error
@@ -181,7 +186,12 @@ fn exchange(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary)
         let cursors = store.cursors()?;
         for village in store.villages()? {
             if !cursors.contains_key(&village) {
-                download_packs(client, store, &village, summary)?;
+                match download_packs(client, store, &village, summary) {
+                    // The village was taken away since the last sync: the sync request below
+                    // uploads what is pending there and brings the new village list.
+                    Err(e) if refused_with(&e, "forbidden") => summary.download_interrupted = None,
+                    other => other?,
+                }
             }
         }
         let sizes = store.page_sizes()?;

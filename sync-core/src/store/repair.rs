@@ -95,6 +95,26 @@ impl StoreTx<'_> {
         Ok(())
     }
 
+    /// Rebuild a household the server has never received from this device's own changes (its
+    /// whole history, since none of it was acknowledged). Returns whether a usable document came
+    /// out of them; if not, the stored copy is left as it is.
+    pub fn rebuild_from_own_changes(
+        &self,
+        id: HouseholdId,
+        village: &str,
+        own: Vec<Vec<u8>>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut household = Household::empty(id, self.identity().device);
+        apply_what_fits(&mut household, own);
+        if household.check_layout().is_err() {
+            return Ok(false);
+        }
+        self.save_received(&household, village, now)?;
+        self.clear_repair(id)?;
+        Ok(true)
+    }
+
     /// Store the server's whole document of a household merged with everything this device has of
     /// it: the stored copy's changes (when it still loads) and the unsent outbox changes. Used for
     /// pack pages and repairs alike; nothing the device holds is dropped. Returns the number of own

@@ -272,7 +272,13 @@ pub fn apply_repair(
         }
     }
     for id in &response.unavailable {
-        if listed.contains_key(id) {
+        let Some(village) = listed.get(id) else { continue };
+        // A household the server never received is this device's own: rebuild it from its unsent
+        // changes (all of its history is in the outbox), whatever became of the stored copy.
+        let own = tx.outbox_changes(*id)?;
+        if !own.is_empty() && tx.rebuild_from_own_changes(*id, village, own, now)? {
+            outcome.restored += 1;
+        } else {
             tx.clear_repair(*id)?;
             outcome.unavailable += 1;
         }
