@@ -931,11 +931,11 @@ impl Case {
         let mut documents: HashMap<HouseholdId, Household> = HashMap::new();
         for saved in &self.saved {
             let id = saved.household;
-            if !documents.contains_key(&id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = documents.entry(id) {
                 let Some(household) = self.server_household(id) else {
                     panic!("{}'s household {id} (op {}) never reached the server", saved.who, saved.op)
                 };
-                documents.insert(id, household);
+                slot.insert(household);
             }
             let hash: ChangeHash = saved.hash.parse().expect("change hash");
             assert!(

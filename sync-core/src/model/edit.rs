@@ -83,6 +83,12 @@ fn put_if_changed<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str, value: &F
     let current = tx.get_all(obj, key)?;
     let same = current.len() == 1 && to_field_value(&current[0].0).as_ref() == Some(value);
     if !same {
+        if current.len() > 1 {
+            // Automerge 0.12 records a put of the value that already wins a conflict as deletions
+            // of the other values only: the resolution would not be a write of its own, and a
+            // concurrent edit would silently replace it. Clearing first makes it a real put.
+            tx.delete(obj, key)?;
+        }
         tx.put(obj, key, scalar(value))?;
     }
     Ok(())
