@@ -11,7 +11,7 @@ use crate::state::AppState;
 use crate::storage::DeviceAccess;
 use anyhow::{Context, Result, anyhow, bail};
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use sync_core::model::DeviceId;
 use sync_core::protocol::Role;
 use time::OffsetDateTime;
@@ -96,22 +96,83 @@ pub fn load_or_create_signing_key(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
+/// Argon2 checks that run at once. Each holds `m = 19 MiB` of working memory; the memory is
+/// allocated once per slot and reused, because freeing and allocating 19 MiB per login fragments
+/// the allocator's heap: the server's resident memory grew by about 7 MiB with every login and
+/// never came back (`pilar-bench load`). With the pool it is bounded by this count.
+const PASSWORD_CHECKS_AT_ONCE: usize = 2;
+
+/// Run `f` with one slot of reusable argon2 working memory of `blocks` blocks, waiting while every
+/// slot is busy.
+fn with_argon_memory<T>(blocks: usize, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
+    type Pool = (Mutex<(Vec<Vec<argon2::Block>>, usize)>, Condvar);
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    let (lock, ready) = POOL.get_or_init(|| (Mutex::new((Vec::new(), 0)), Condvar::new()));
+    let mut memory = {
+        let mut pool = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(memory) = pool.0.pop() {
+                break memory;
+            }
+            if pool.1 < PASSWORD_CHECKS_AT_ONCE {
+                pool.1 += 1;
+                break Vec::new();
+            }
+            pool = ready.wait(pool).unwrap_or_else(PoisonError::into_inner);
+        }
+    };
+    memory.resize(blocks, argon2::Block::default());
+    let result = f(&mut memory);
+    lock.lock().unwrap_or_else(PoisonError::into_inner).0.push(memory);
+    ready.notify_one();
+    result
+}
+
+/// The raw argon2 output of `password` with `argon` over `salt`, `len` bytes, in pooled memory.
+fn argon_output(argon: &Argon2<'_>, password: &str, salt: &[u8], len: usize) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; len];
+    with_argon_memory(argon.params().block_count(), |memory| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, memory)
+    })
+    .map_err(|e| anyhow!("cannot hash a password: {e}"))?;
+    Ok(out)
+}
+
 /// Hash a password with argon2id (default parameters, random salt) as a PHC string. Slow on
 /// purpose: call it through `AppState::blocking`.
 pub fn hash_password(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| anyhow!("cannot hash a password: {e}"))
+    let argon = Argon2::default();
+    let mut salt_buffer = [0u8; 64];
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_buffer).map_err(|e| anyhow!("cannot hash a password: {e}"))?;
+    let out = argon_output(&argon, password, salt_bytes, argon2::Params::DEFAULT_OUTPUT_LEN)?;
+    let hash = PasswordHash {
+        algorithm: argon2::Algorithm::Argon2id.ident(),
+        version: Some(argon2::Version::V0x13.into()),
+        params: argon2::password_hash::ParamsString::try_from(argon.params())
+            .map_err(|e| anyhow!("cannot hash a password: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(argon2::password_hash::Output::new(&out).map_err(|e| anyhow!("cannot hash a password: {e}"))?),
+    };
+    Ok(hash.to_string())
 }
 
 /// Whether `password` matches the PHC string `hash`. Slow on purpose, like [`hash_password`].
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
-    }
+    let check = || -> Option<bool> {
+        let parsed = PasswordHash::new(hash).ok()?;
+        let params = argon2::Params::try_from(&parsed).ok()?;
+        let algorithm = argon2::Algorithm::try_from(parsed.algorithm).ok()?;
+        let version = parsed.version.map(argon2::Version::try_from).transpose().ok()?.unwrap_or_default();
+        let expected = parsed.hash?;
+        let mut salt_buffer = [0u8; 64];
+        let salt = parsed.salt?.decode_b64(&mut salt_buffer).ok()?;
+        let argon = Argon2::new(algorithm, version, params);
+        let out = argon_output(&argon, password, salt, expected.len()).ok()?;
+        // `Output` compares in constant time.
+        Some(argon2::password_hash::Output::new(&out).ok()? == expected)
+    };
+    check().unwrap_or(false)
 }
 
 /// Spend the same time as a real verification, for logins of unknown users (so response times do
@@ -353,6 +414,40 @@ fn article(role: Role) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pooled_password_hashes_match_the_argon2_crate_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        // Stored by earlier servers (the crate's own hasher): still accepted, wrong ones refused.
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let old = Argon2::default().hash_password(b"sandi-lama-12345", &salt).expect("hash").to_string();
+        assert!(verify_password("sandi-lama-12345", &old));
+        assert!(!verify_password("sandi-lain-12345", &old));
+        // Written now: the crate's verifier accepts them, so the format is unchanged.
+        let new = hash_password("sandi-baru-12345").expect("hash");
+        let parsed = PasswordHash::new(&new).expect("PHC string");
+        assert!(Argon2::default().verify_password(b"sandi-baru-12345", &parsed).is_ok());
+        assert!(verify_password("sandi-baru-12345", &new));
+        assert!(!verify_password("sandi-baru-12346", &new));
+        assert!(!verify_password("sandi-baru-12345", "not a phc string"));
+    }
+
+    #[test]
+    fn password_checks_at_once_share_a_bounded_memory_pool() {
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    verify_password(
+                        &format!("sandi-{i}-12345"),
+                        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                    )
+                })
+            })
+            .collect();
+        for t in threads {
+            assert!(!t.join().expect("thread"));
+        }
+    }
 
     #[test]
     fn user_names_allow_lowercase_digits_and_separators_only() {
