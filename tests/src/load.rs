@@ -803,51 +803,7 @@ fn run_scenario(settings: &Settings) -> Result<LoadReport> {
     let packs = if pack_devices.is_empty() {
         None
     } else {
-        let cpu = cpu_time(pid);
-        let downloads =
-            pool.run(&pack_devices, |client, &d| download_pack(client, &base, &devices[d].token, &devices[d].village))?;
-        let server_cpu = cpu_since(pid, cpu);
-        let mut timed = Vec::new();
-        for (&d, pages) in pack_devices.iter().zip(downloads) {
-            let pages = pages.with_context(|| format!("the pack download of device {d}"))?;
-            let device = &mut devices[d];
-            let mut households = BTreeSet::new();
-            for (page, _) in &pages {
-                for packed in &page.households {
-                    let expected = ledger.households.get(&packed.household);
-                    ensure!(
-                        expected.map(|(v, _)| *v) == Some(device.village_index),
-                        "device {d}'s pack of {} holds household {}, which no device created there",
-                        device.village,
-                        packed.household
-                    );
-                    ensure!(
-                        expected.map(|(_, c)| c) == Some(&document_changes(&packed.document)?),
-                        "device {d}'s pack holds household {} without exactly the changes pushed to it",
-                        packed.household
-                    );
-                    households.insert(packed.household);
-                    let doc = Household::load(packed.household, &packed.document, device.id)
-                        .with_context(|| format!("a pack document on device {d}"))?;
-                    if let Some(own) = device.own.iter_mut().find(|h| h.id() == packed.household) {
-                        own.apply_changes(&doc.changes_since(&own.heads()))?;
-                    } else if device.colleague == Some(packed.household) {
-                        device.colleague_doc = Some(doc);
-                    }
-                }
-            }
-            let created = ledger.households.values().filter(|(v, _)| *v == device.village_index).count();
-            ensure!(
-                households.len() == created,
-                "device {d}'s pack of {} holds {} households; devices created {created} there",
-                device.village,
-                households.len()
-            );
-            device.cursor = pages.iter().map(|(p, _)| p.seq).min();
-            device.from_pack = true;
-            timed.extend(pages.into_iter().map(|(_, t)| t));
-        }
-        Some(phase("packs", &timed.iter().collect::<Vec<_>>(), 0, 0, server_cpu))
+        Some(download_packs(&pool, &base, pid, &mut devices, &ledger, &pack_devices)?)
     };
     for device in &mut devices {
         device.cursor.get_or_insert(0);
@@ -918,28 +874,7 @@ fn run_scenario(settings: &Settings) -> Result<LoadReport> {
     }
     memory.peak_during_sync = if peak_was_reset { status_bytes(pid, "VmHWM:") } else { None };
 
-    // Every device received exactly the others' changes in its village (from its start), once.
-    for (d, device) in devices.iter().enumerate() {
-        let mut received = BTreeSet::new();
-        for hash in &device.pulled {
-            ensure!(received.insert(*hash), "device {d} received change {hash} twice");
-        }
-        let expected: BTreeSet<ChangeHash> = ledger.changes[device.village_index]
-            .iter()
-            .filter(|(_, by, round)| *by != d && (!device.from_pack || *round > 1))
-            .map(|(hash, _, _)| *hash)
-            .collect();
-        ensure!(
-            received == expected,
-            "device {d} (village {}{}) received {} changes, expected {}: {} missing, {} unexpected",
-            device.village,
-            if device.from_pack { ", from a pack" } else { "" },
-            received.len(),
-            expected.len(),
-            expected.difference(&received).count(),
-            received.difference(&expected).count()
-        );
-    }
+    check_deliveries(&devices, &ledger)?;
 
     // The server holds every household with exactly its changes, and its feed each change once.
     eprintln!("load: rounds done after {:.1} s; checking the server's packs and feed", started.elapsed().as_secs_f64());
@@ -970,6 +905,90 @@ fn run_scenario(settings: &Settings) -> Result<LoadReport> {
         verified,
         total: started.elapsed(),
     })
+}
+
+/// The pack devices download their village's snapshot pack (every page), which must hold exactly
+/// the households created there and their changes; each continues from the pack's feed position.
+fn download_packs(
+    pool: &Pool,
+    base: &str,
+    pid: u32,
+    devices: &mut [Device],
+    ledger: &Ledger,
+    pack_devices: &[usize],
+) -> Result<Phase> {
+    let cpu = cpu_time(pid);
+    let downloads =
+        pool.run(pack_devices, |client, &d| download_pack(client, base, &devices[d].token, &devices[d].village))?;
+    let server_cpu = cpu_since(pid, cpu);
+    let mut timed = Vec::new();
+    for (&d, pages) in pack_devices.iter().zip(downloads) {
+        let pages = pages.with_context(|| format!("the pack download of device {d}"))?;
+        let device = &mut devices[d];
+        let mut households = BTreeSet::new();
+        for (page, _) in &pages {
+            for packed in &page.households {
+                let expected = ledger.households.get(&packed.household);
+                ensure!(
+                    expected.map(|(v, _)| *v) == Some(device.village_index),
+                    "device {d}'s pack of {} holds household {}, which no device created there",
+                    device.village,
+                    packed.household
+                );
+                ensure!(
+                    expected.map(|(_, c)| c) == Some(&document_changes(&packed.document)?),
+                    "device {d}'s pack holds household {} without exactly the changes pushed to it",
+                    packed.household
+                );
+                households.insert(packed.household);
+                let doc = Household::load(packed.household, &packed.document, device.id)
+                    .with_context(|| format!("a pack document on device {d}"))?;
+                if let Some(own) = device.own.iter_mut().find(|h| h.id() == packed.household) {
+                    own.apply_changes(&doc.changes_since(&own.heads()))?;
+                } else if device.colleague == Some(packed.household) {
+                    device.colleague_doc = Some(doc);
+                }
+            }
+        }
+        let created = ledger.households.values().filter(|(v, _)| *v == device.village_index).count();
+        ensure!(
+            households.len() == created,
+            "device {d}'s pack of {} holds {} households; devices created {created} there",
+            device.village,
+            households.len()
+        );
+        device.cursor = pages.iter().map(|(p, _)| p.seq).min();
+        device.from_pack = true;
+        timed.extend(pages.into_iter().map(|(_, t)| t));
+    }
+    Ok(phase("packs", &timed.iter().collect::<Vec<_>>(), 0, 0, server_cpu))
+}
+
+/// Every device received exactly the others' changes in its village (from its start: all of them,
+/// or those after its pack), each once.
+fn check_deliveries(devices: &[Device], ledger: &Ledger) -> Result<()> {
+    for (d, device) in devices.iter().enumerate() {
+        let mut received = BTreeSet::new();
+        for hash in &device.pulled {
+            ensure!(received.insert(*hash), "device {d} received change {hash} twice");
+        }
+        let expected: BTreeSet<ChangeHash> = ledger.changes[device.village_index]
+            .iter()
+            .filter(|(_, by, round)| *by != d && (!device.from_pack || *round > 1))
+            .map(|(hash, _, _)| *hash)
+            .collect();
+        ensure!(
+            received == expected,
+            "device {d} (village {}{}) received {} changes, expected {}: {} missing, {} unexpected",
+            device.village,
+            if device.from_pack { ", from a pack" } else { "" },
+            received.len(),
+            expected.len(),
+            expected.difference(&received).count(),
+            received.difference(&expected).count()
+        );
+    }
+    Ok(())
 }
 
 /// A fresh supervisor device of the kecamatan downloads every village's pack and pulls the whole
