@@ -292,6 +292,44 @@ fn a_lost_response_is_replayed_on_retry_and_nothing_is_duplicated() {
 }
 
 #[test]
+fn a_replayed_response_is_followed_by_a_fresh_pull_so_later_changes_are_not_missed() {
+    // Seen in CI (no_loss kill test, seed 2114670535067534637): a sync killed after the server
+    // committed its batch; a colleague synced more work; the device's next sync got the stored
+    // (older) response replayed, had nothing left to send and stopped, missing the colleague's work.
+    let campaign = Campaign::start();
+    let a = campaign.enumerator("pkh.a", &[BILOKKA]);
+    let b = campaign.enumerator("tksk.b", &[BILOKKA]);
+    sync(&a);
+    let id = add(&a, BILOKKA, "La Sintetis");
+    sync(&a);
+    sync(&b);
+    a.ok(&["edit", &id, "--answer", "floor_area_m2=36"]);
+    let body = {
+        let mut store = DeviceStore::open(a.home()).expect("store");
+        let request = sync_core::sync::build_request(
+            &mut store,
+            &[],
+            uuid::Uuid::new_v4(),
+            1000,
+            time::OffsetDateTime::now_utc(),
+        )
+        .expect("request");
+        sync_core::sync::encode(&request)
+    };
+    let token = token_of(&campaign.server, &a);
+    let (status, _lost) = post_sync(&campaign.server, &token, body);
+    assert!(status.is_success(), "{status}");
+    // The colleague's work arrives at the server after the lost response was stored.
+    b.ok(&["edit", &id, "--answer", "wall_material=2"]);
+    assert_eq!(sync(&b)["still_unsent"], 0);
+    let s = sync(&a);
+    assert_eq!(s["still_unsent"], 0, "{s}");
+    let shown = a.json(&["show", &id]);
+    assert_eq!(shown["household"]["answers"]["wall_material"], 2, "the colleague's later edit: {shown}");
+    assert_eq!(shown["household"]["answers"]["floor_area_m2"], 36, "{shown}");
+}
+
+#[test]
 fn the_server_refuses_foreign_out_of_scope_and_review_changes_and_stores_none_of_them() {
     let campaign = Campaign::start_with(&["--max-body-bytes", "65536"]);
     let password = campaign.user("pkh.a", &[BILOKKA]);

@@ -239,8 +239,10 @@ fn exchange(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary)
         summary.villages_added.extend(outcome.villages_added.iter().cloned());
         summary.villages_removed.extend(outcome.villages_removed.iter().cloned());
         full = outcome.need_full.clone();
-        // A retried batch carries only what went out before its response was lost: the rest goes
-        // in a next batch of this same sync. Work saved while this request was on its way, and
+        // A retried batch carries only what went out before its response was lost, and its answer
+        // is the one the server stored then: work saved since goes, and changes committed since
+        // come, in a next (fresh) batch of this same sync. Work saved while this request was on
+        // its way, and
         // households listed for repair, get a few extra rounds at most (saves that never stop, or
         // a household the server keeps refusing, cannot keep the sync going).
         let unsent = store.outbox()?.iter().any(|e| e.rejected_reason.is_none());
@@ -251,7 +253,7 @@ fn exchange(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary)
         let go_on = outcome.has_more
             || !full.is_empty()
             || !outcome.villages_added.is_empty()
-            || (unsent && request.batch != fresh)
+            || request.batch != fresh
             || (more_work && extra_rounds <= MAX_EXTRA_ROUNDS);
         if !go_on {
             break;
