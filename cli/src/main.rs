@@ -86,6 +86,30 @@ fn default_home() -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    // A reader that went away (`pilar list | head`) is not an error: the command stops quietly
+    // with success; whatever it stored was committed before it printed.
+    let report_panic = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !render::is_broken_pipe(&panic_message(info.payload())) {
+            report_panic(info);
+        }
+    }));
+    match std::panic::catch_unwind(run) {
+        Ok(code) => code,
+        Err(payload) if render::is_broken_pipe(&panic_message(payload.as_ref())) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(101),
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
     let home = cli.home.unwrap_or_else(default_home);
     let result = match cli.command {
@@ -119,7 +143,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = exit_code(&e);
             if e.downcast_ref::<commands::Reported>().is_none() {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", render::block(&format!("{e:#}")));
             }
             ExitCode::from(code)
         }

@@ -1,7 +1,7 @@
 //! `pilar history`: every value one field has had, with who, when and which device.
 
 use super::open_store;
-use crate::render::{cell, table};
+use crate::render::{cell, line, table};
 use anyhow::Result;
 use std::path::Path;
 use sync_core::model::FieldPath;
@@ -54,7 +54,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             ]
         })
         .collect();
-    println!("history of {path}:");
+    println!("history of {}:", line(&path));
     table(&["AT", "USER", "DEVICE", "VALUE"], &rows);
     if current.len() > 1 {
         println!("CONFLICT: {} concurrent values right now; a new value resolves them", current.len());

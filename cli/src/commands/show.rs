@@ -1,7 +1,7 @@
 //! `pilar show`: one household with members, visits, review and conflicting values.
 
 use super::{device_form, open_store};
-use crate::render::{cell, table};
+use crate::render::{cell, line, table};
 use anyhow::Result;
 use std::path::Path;
 use sync_core::form::{FieldKind, FormDefinition, Scope};
@@ -68,8 +68,8 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     }
     let village_name = VillageCode::parse_format_only(&stored.village).ok().and_then(|v| v.name());
     println!("household {}", state.id);
-    println!("village   {} {}", stored.village, village_name.unwrap_or(""));
-    println!("form      {}", state.form);
+    println!("village   {} {}", line(&stored.village), village_name.unwrap_or(""));
+    println!("form      {}", line(&state.form));
     println!();
     println!("answers:");
     let rows: Vec<Vec<String>> = state
@@ -121,22 +121,28 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         Some(s) => println!(
             "review: {} by {} at {}",
             s.as_str(),
-            cell(state.review.by.as_deref()),
-            cell(state.review.at.as_deref())
+            line(cell(state.review.by.as_deref())),
+            line(cell(state.review.at.as_deref()))
         ),
         None => println!("review: not reviewed"),
     }
     for c in &state.review.comments {
-        println!("  comment by {} at {}: {}", c.by, c.at, c.text);
+        println!("  comment by {} at {}: {}", line(&c.by), line(&c.at), line(&c.text));
     }
     if conflicts.is_empty() {
         println!("conflicts: none");
     } else {
         println!("conflicts ({}): each field below holds several values until someone resolves it", conflicts.len());
         for (path, values) in &conflicts {
-            println!("  {path}");
+            println!("  {}", line(path));
             for Attributed { value, writer } in values {
-                println!("    {value}  by {} on device {} at {}", writer.user, writer.device, writer.at);
+                println!(
+                    "    {}  by {} on device {} at {}",
+                    line(value),
+                    line(&writer.user),
+                    line(&writer.device),
+                    line(&writer.at)
+                );
             }
         }
     }

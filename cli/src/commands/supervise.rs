@@ -5,7 +5,7 @@
 
 use super::open_store;
 use crate::client::Client;
-use crate::render::{cell, table};
+use crate::render::{cell, line, table};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use sync_core::model::{HouseholdId, ReviewStatus};
@@ -262,14 +262,21 @@ pub fn conflicts(home: &Path, cmd: ConflictCommand) -> Result<()> {
                 println!(
                     "household {} (village {}, {}) — {}{} [{}]",
                     item.household.household,
-                    item.household.village,
-                    cell(item.household.head_name.as_deref()),
-                    item.path,
-                    item.label.as_ref().map(|l| format!(" ({l})")).unwrap_or_default(),
-                    item.source
+                    line(&item.household.village),
+                    line(cell(item.household.head_name.as_deref())),
+                    line(&item.path),
+                    item.label.as_ref().map(|l| format!(" ({})", line(l))).unwrap_or_default(),
+                    line(&item.source)
                 );
                 for (i, v) in item.values.iter().enumerate() {
-                    println!("  {}. {}  — {} on {}, {}", i + 1, v.value, v.user, v.device, v.at);
+                    println!(
+                        "  {}. {}  — {} on {}, {}",
+                        i + 1,
+                        line(&v.value),
+                        line(&v.user),
+                        line(&v.device),
+                        line(&v.at)
+                    );
                 }
             }
             println!(

@@ -9,6 +9,7 @@
 
 use super::{EXIT_NETWORK, EXIT_REFUSED, Reported, open_store};
 use crate::client::{Client, DeviceWiped, NetworkFailure, NetworkKind, ServerRefused};
+use crate::render::{block, line};
 use anyhow::Result;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -364,13 +365,19 @@ fn print_done(summary: &Summary, kept: &[String]) {
         );
     }
     for v in &summary.villages_added {
-        println!("village {v} added to this device");
+        println!("village {} added to this device", line(v));
     }
     for v in &summary.villages_removed {
         if kept.contains(v) {
-            println!("village {v} is no longer assigned: its households stay until their unsent work is accepted");
+            println!(
+                "village {} is no longer assigned: its households stay until their unsent work is accepted",
+                line(v)
+            );
         } else {
-            println!("village {v} is no longer assigned: its households were removed from this device after upload");
+            println!(
+                "village {} is no longer assigned: its households were removed from this device after upload",
+                line(v)
+            );
         }
     }
     if summary.outcome == "complete" {
@@ -381,7 +388,7 @@ fn print_done(summary: &Summary, kept: &[String]) {
 /// Say on stderr, in the terms of the person holding the tablet, what happened, what is safe on
 /// the device and what to do.
 fn explain_failure(e: &anyhow::Error, summary: &Summary) {
-    eprintln!("error: {e:#}");
+    eprintln!("error: {}", block(&format!("{e:#}")));
     let network = e.chain().find_map(|c| c.downcast_ref::<NetworkFailure>());
     let refused = e.chain().find_map(|c| c.downcast_ref::<ServerRefused>());
     match (network.map(|n| n.kind), refused) {
@@ -395,7 +402,7 @@ fn explain_failure(e: &anyhow::Error, summary: &Summary) {
         (Some(NetworkKind::ServerTrouble), _) => {
             eprintln!("The server could not handle the request; nothing it had was lost.")
         }
-        (None, Some(refused)) => eprintln!("The server refused the request ({}).", refused.body.error),
+        (None, Some(refused)) => eprintln!("The server refused the request ({}).", line(&refused.body.error)),
         (None, None) => {}
     }
     if summary.still_unsent + summary.refused_kept == 0 {
