@@ -409,3 +409,75 @@ fn a_supervisors_correction_reaches_the_enumerators() {
         .collect();
     assert_eq!(writers, ["pkh.a", "spv.panca"], "the correction is traceable to the supervisor");
 }
+
+#[test]
+fn members_added_at_once_on_two_devices_get_distinct_numbers_everywhere() {
+    let campaign = Campaign::start();
+    let a = campaign.enumerator("pkh.a", &[BILOKKA]);
+    let b = campaign.enumerator("tksk.b", &[BILOKKA]);
+    sync(&a);
+    let id = add(&a, BILOKKA, "La Sintetis");
+    a.ok(&[
+        "member",
+        "add",
+        &id,
+        "--name",
+        "La Sintetis",
+        "--answer",
+        "relationship=1",
+        "--answer",
+        "sex=1",
+        "--answer",
+        "presence=1",
+    ]);
+    sync(&a);
+    sync(&b);
+    // Offline, each adds "member 2".
+    a.ok(&[
+        "member",
+        "add",
+        &id,
+        "--name",
+        "Andi Sintetis",
+        "--answer",
+        "relationship=3",
+        "--answer",
+        "sex=1",
+        "--answer",
+        "presence=1",
+    ]);
+    b.ok(&[
+        "member",
+        "add",
+        &id,
+        "--name",
+        "Becce Sintetis",
+        "--answer",
+        "relationship=3",
+        "--answer",
+        "sex=1",
+        "--answer",
+        "presence=1",
+    ]);
+    sync(&a);
+    sync(&b);
+    sync(&a);
+    let numbers = |d: &TestDevice| -> Vec<(i64, String)> {
+        let shown = d.json(&["show", &id]);
+        shown["household"]["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .map(|m| (m["answers"]["seq"].as_i64().expect("seq"), m["answers"]["full_name"].to_string()))
+            .collect()
+    };
+    let on_a = numbers(&a);
+    assert_eq!(on_a.iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec![1, 2, 3], "{on_a:?}");
+    assert_eq!(on_a, numbers(&b), "both devices number the members alike");
+    // "member 3" names one person; writing a number settles it.
+    let third = on_a[2].1.trim_matches('"').to_string();
+    a.ok(&["member", "edit", &id, "3", "--answer", "seq=5"]);
+    let after = numbers(&a);
+    assert_eq!(after.last().map(|(n, name)| (*n, name.trim_matches('"').to_string())), Some((5, third)));
+    assert!(a.ok(&["show", &id]).contains("2"), "show prints the numbers");
+}

@@ -86,7 +86,10 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         .map(|m| {
             vec![
                 m.id.to_string().chars().take(8).collect(),
-                cell(m.seq()),
+                match m.entered_seq {
+                    Some(entered) => format!("{} (entered as {entered})", cell(m.seq())),
+                    None => cell(m.seq()),
+                },
                 cell(m.name()),
                 cell(m.answers.get("relationship").map(|v| labelled(form, Scope::Member, "relationship", v))),
                 cell(m.answers.get("nik").and_then(|v| v.as_text()).map(sync_core::store::mask_identifier)),

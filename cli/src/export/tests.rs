@@ -154,6 +154,7 @@ fn regapu_household() -> HouseholdState {
             id: MemberId(Uuid::from_u128(0x40)),
             answers: answers(&[("seq", int(1)), ("full_name", text("Maria Regapu’u"))]),
             removed: None,
+            entered_seq: None,
         }],
         visits: vec![visit(0x200, 3, "2025-03-03T08:00:00+08:00"), visit(0x201, 1, "2025-03-04T14:05:09+08:00")],
         review: sync_core::model::Review {

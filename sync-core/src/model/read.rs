@@ -58,6 +58,11 @@ pub struct Member {
     pub answers: BTreeMap<String, FieldValue>,
     /// Set when the member was removed: removal is soft so concurrent edits are never lost.
     pub removed: Option<Removal>,
+    /// The `seq` written in the document when it is not the member's number: two members added at
+    /// once on two devices get the same No. urut, and every reader renumbers all but one of them
+    /// the same way (see [`unique_numbers`]) until a person writes a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entered_seq: Option<i64>,
 }
 
 impl Member {
@@ -226,6 +231,27 @@ fn text(map: &BTreeMap<String, FieldValue>, key: &str) -> Option<String> {
     map.get(key).map(|v| v.to_string())
 }
 
+/// Make every member's `seq` (No. urut) unique. Members added concurrently on two devices both
+/// take the next number there; after the merge, the member whose id sorts first keeps it and the
+/// others (in id order) get the numbers after the household's highest, so every device, the
+/// server and every export number the members alike and "member 3" names one person. Removed
+/// members keep their numbers (they stay in the history). The number written in the document is
+/// kept in [`Member::entered_seq`]; writing a new `seq` (e.g. `pilar member edit … seq=5`) settles it.
+fn unique_numbers(members: &mut [Member]) {
+    let mut order: Vec<usize> = (0..members.len()).filter(|&i| members[i].seq().is_some()).collect();
+    order.sort_by_key(|&i| (members[i].seq(), members[i].id));
+    let mut next = members.iter().filter_map(Member::seq).max().unwrap_or(0);
+    let mut taken = std::collections::BTreeSet::new();
+    for i in order {
+        let Some(seq) = members[i].seq() else { continue };
+        if !taken.insert(seq) {
+            next = next.saturating_add(1);
+            members[i].entered_seq = Some(seq);
+            members[i].answers.insert("seq".into(), FieldValue::Int(next));
+        }
+    }
+}
+
 /// Read the whole current state of a household document.
 pub(super) fn state<R: ReadDoc>(doc: &R, id: HouseholdId) -> HouseholdState {
     let form = match doc.get(ROOT, "form") {
@@ -257,9 +283,10 @@ pub(super) fn state<R: ReadDoc>(doc: &R, id: HouseholdId) -> HouseholdState {
             for k in MEMBER_REMOVAL_KEYS {
                 answers.remove(k);
             }
-            Some(Member { id, answers, removed })
+            Some(Member { id, answers, removed, entered_seq: None })
         })
         .collect();
+    unique_numbers(&mut members);
     members.sort_by_key(|m| (m.seq().unwrap_or(i64::MAX), m.id));
     let mut visits: Vec<Visit> = child_maps(doc, &roots["visits"])
         .into_iter()
@@ -321,4 +348,30 @@ pub(super) fn state<R: ReadDoc>(doc: &R, id: HouseholdId) -> HouseholdState {
 /// A visit's time as an instant for ordering (offsets differ across Indonesia's time zones).
 fn visit_instant(v: &Visit) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(&v.at, &time::format_description::well_known::Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u128, seq: Option<i64>) -> Member {
+        let mut answers = BTreeMap::new();
+        if let Some(seq) = seq {
+            answers.insert("seq".to_string(), FieldValue::Int(seq));
+        }
+        Member { id: MemberId(uuid::Uuid::from_u128(id)), answers, removed: None, entered_seq: None }
+    }
+
+    #[test]
+    fn colliding_numbers_are_renumbered_after_the_highest_in_id_order() {
+        let mut members =
+            vec![member(9, Some(3)), member(1, Some(1)), member(5, Some(3)), member(7, Some(3)), member(2, None)];
+        unique_numbers(&mut members);
+        let numbers: Vec<(u128, Option<i64>, Option<i64>)> =
+            members.iter().map(|m| (m.id.0.as_u128(), m.seq(), m.entered_seq)).collect();
+        assert_eq!(
+            numbers,
+            vec![(9, Some(5), Some(3)), (1, Some(1), None), (5, Some(3), None), (7, Some(4), Some(3)), (2, None, None)]
+        );
+    }
 }
