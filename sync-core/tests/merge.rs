@@ -211,6 +211,29 @@ fn a_removed_member_keeps_a_concurrent_edit_made_elsewhere() {
     assert_eq!(member.answers.get("marital_status"), Some(&FieldValue::Int(2)));
 }
 
+#[test]
+fn a_member_removed_on_two_devices_at_once_is_removed_without_a_conflict() {
+    // Seen in the convergence model (seeds 330, 975, 1015, 1573): both removals' `removed_*` keys
+    // were listed as conflicts, which block approval, and no resolution could settle them.
+    let (mut a, mut b, id) = two_devices_sharing_a_household();
+    let m = add_member(&mut a, id, "Cahya Sintetis", datetime!(2026-11-03 09:00 +8));
+    let now = datetime!(2026-11-03 12:00 +8);
+    merge_stores(&a.store, &mut b.store, now).expect("a→b");
+    let remove = |reason: &str| Edits { remove_members: vec![(m, reason.into())], ..Edits::default() };
+    entry::save(&mut a.store, form(), id, "member-remove", &remove("pindah"), datetime!(2026-11-04 09:00 +8))
+        .expect("remove on a");
+    entry::save(&mut b.store, form(), id, "member-remove", &remove("meninggal"), datetime!(2026-11-04 09:30 +8))
+        .expect("remove on b");
+    merge_stores(&b.store, &mut a.store, now).expect("b→a");
+    let household = a.store.load(id).expect("load").household;
+    let member = household.state().members.into_iter().find(|x| x.id == m).expect("member");
+    assert!(member.removed.is_some());
+    assert_eq!(household.conflicts(), Vec::new(), "a removal agreed on twice is no disagreement");
+    // Both reasons stay in the member's history.
+    let history = household.field_history(&FieldPath::Member(m, "removed_reason".into())).expect("history");
+    assert_eq!(history.len(), 2, "{history:?}");
+}
+
 /// One step of a random scenario over three devices.
 #[derive(Debug, Clone)]
 enum Step {

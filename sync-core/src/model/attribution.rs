@@ -1,7 +1,7 @@
 //! Who wrote what: concurrent values with their writers, conflicts, and a field's history.
 
 use super::read::{child_maps, root_objects, to_field_value};
-use super::{DeviceId, FieldPath, ModelError};
+use super::{DeviceId, FieldPath, MEMBER_REMOVAL_KEYS, ModelError};
 use crate::value::FieldValue;
 use automerge::{Automerge, ChangeHash, ObjId, ObjType, ReadDoc, Value};
 use serde::{Deserialize, Serialize};
@@ -101,22 +101,25 @@ pub(super) fn field_values(doc: &Automerge, path: &FieldPath) -> Result<Vec<Attr
 pub(super) fn conflicts(doc: &Automerge) -> Vec<(FieldPath, Vec<Attributed>)> {
     let Ok(roots) = root_objects(doc) else { return Vec::new() };
     let mut out = Vec::new();
-    let mut scan = |obj: &ObjId, make: &dyn Fn(String) -> FieldPath| {
+    let mut scan = |obj: &ObjId, make: &dyn Fn(String) -> FieldPath, skip: &[&str]| {
         // One pass that flags keys holding several values; only those are read in full.
         for item in doc.map_range(obj, ..) {
-            if item.conflict {
+            if item.conflict && !skip.contains(&item.key.as_ref()) {
                 out.push((make(item.key.to_string()), values_at(doc, obj, &item.key)));
             }
         }
     };
-    scan(&roots["answers"], &FieldPath::Answer);
+    scan(&roots["answers"], &FieldPath::Answer, &[]);
     for (key, obj) in child_maps(doc, &roots["members"]) {
         if let Ok(id) = key.parse() {
-            scan(&obj, &|k| FieldPath::Member(id, k));
+            // A member removed on two devices at once is removed: the removals agree, and each
+            // one's time, remover and reason stay in the member's history. Listing them as a
+            // conflict would block approval over nothing to decide.
+            scan(&obj, &|k| FieldPath::Member(id, k), &MEMBER_REMOVAL_KEYS);
         }
     }
-    scan(&roots["review"], &FieldPath::Review);
-    scan(&roots["links"], &FieldPath::Link);
+    scan(&roots["review"], &FieldPath::Review, &[]);
+    scan(&roots["links"], &FieldPath::Link, &[]);
     out
 }
 
