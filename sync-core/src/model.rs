@@ -470,7 +470,7 @@ impl Household {
     }
 
     /// Every value a field holds right now: one when settled, several when concurrent edits
-    /// conflict. Each comes with the user, device and time that wrote it.
+    /// conflict (the one shown today first). Each comes with the user, device and time that wrote it.
     pub fn field_values(&self, path: &FieldPath) -> Result<Vec<Attributed>, ModelError> {
         attribution::field_values(&self.doc, path)
     }

@@ -83,10 +83,12 @@ fn locate(doc: &Automerge, path: &FieldPath) -> Result<Option<(ObjId, String)>, 
     })
 }
 
+/// The values at `key`, the one shown today (Automerge's winner, which it lists last) first.
 fn values_at(doc: &Automerge, obj: &ObjId, key: &str) -> Vec<Attributed> {
     doc.get_all(obj, key)
         .unwrap_or_default()
         .into_iter()
+        .rev()
         .filter_map(|(v, op)| to_field_value(&v).map(|value| Attributed { value, writer: writer_of_op(doc, &op) }))
         .collect()
 }
