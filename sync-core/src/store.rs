@@ -124,7 +124,9 @@ pub enum StoreError {
     #[error(transparent)]
     Model(#[from] ModelError),
     /// The home directory has no store yet.
-    #[error("no device store in {0}; create one with `pilar init`")]
+    #[error(
+        "no device store in {0}: log in first with `pilar login --server URL --user NAME` (or create a store without a server with `pilar init`)"
+    )]
     NotInitialised(PathBuf),
     /// The home directory already has a store.
     #[error("a device store already exists in {0}; use it, or choose another --home")]

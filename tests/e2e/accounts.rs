@@ -274,8 +274,15 @@ fn a_revoked_device_is_refused_with_wipe_and_pilar_deletes_its_store() {
     assert_eq!(listed["user"], json!("pkh.contoh02"));
     assert!(listed["revoked_at"].is_null());
 
-    let out = admin.ok(&["admin", "revoke", &device.to_string()]);
-    assert!(out.contains("revoked"), "{out}");
+    // A short id that is not a device's says so and what to give instead.
+    let err = admin.fails(&["admin", "revoke", "zz"]);
+    assert!(err.contains("not a device id") && err.contains("pilar admin devices"), "{err}");
+    let err = admin.fails(&["admin", "revoke", "0000"]);
+    assert!(err.contains("no device id starts with") || err.contains("devices start with"), "{err}");
+    // The first characters of an id, as the table shows them, are enough.
+    let short: String = device.to_string().chars().take(8).collect();
+    let out = admin.ok(&["admin", "revoke", &short]);
+    assert!(out.contains("revoked") && out.contains(&device.to_string()), "{out}");
     admin.ok(&["admin", "revoke", &other_device.to_string()]);
     let devices = admin.json(&["admin", "devices"]);
     let listed = devices.as_array().expect("list").iter().find(|d| d["id"] == json!(device)).expect("tablet listed");

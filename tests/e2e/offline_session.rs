@@ -160,3 +160,36 @@ fn two_devices_merged_directly_keep_both_values_of_a_conflicting_field() {
     assert_eq!(a.json(&["list", "--conflicts"]).as_array().expect("list").len(), 1);
     assert_eq!(shown["household"]["visits"].as_array().expect("visits").len(), 2, "both visits survive");
 }
+
+#[test]
+fn every_mistake_gets_a_message_naming_it_and_the_next_step() {
+    let device = TestDevice::new();
+    // Before anything: a field worker starts with a login.
+    let out = device.run(&["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no device store") && err.contains("pilar login --server"), "{err}");
+    device.ok(&["init", "--user", "pkh.bilokka01", "--village", BILOKKA]);
+    let id = id_of(&device.json(&["add", "--village", BILOKKA, "--head-name", "La Sintetis"]));
+    // An offline store cannot sync until it logs in.
+    let out = device.run(&["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("pilar login --server"), "{err}");
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["history", &id, "roof_colour"], &["answers.roof_colour is not a field", "pilar form"]),
+        (&["search", "731"], &["too short", "at least 4"]),
+        (&["visit", &id, "--outcome", "3", "--gps", "119.78,-3.94,8"], &["swapped", "--gps -3.94,119.78,8"]),
+        (&["visit", &id, "--outcome", "3", "--gps", "-3.94"], &["must be lat,lon", "e.g."]),
+    ];
+    for (args, words) in cases {
+        let out = device.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "pilar {args:?}: {err}");
+        for w in words {
+            assert!(err.contains(w), "pilar {args:?} should say {w:?}: {err}");
+        }
+    }
+    // Nothing of the refused visits was saved.
+    assert_eq!(device.json(&["show", &id])["household"]["visits"], serde_json::json!([]));
+}

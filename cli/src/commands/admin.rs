@@ -75,7 +75,7 @@ pub struct AssignArgs {
 /// Arguments of `pilar admin revoke`.
 #[derive(clap::Args)]
 pub struct RevokeArgs {
-    /// The device id, as `pilar admin devices` lists it.
+    /// The device id, as `pilar admin devices` lists it (or its first characters, at least 4).
     device: String,
 }
 
@@ -227,9 +227,34 @@ fn list_devices(client: &mut Client, args: ListArgs) -> Result<()> {
     Ok(())
 }
 
+/// The device a full id or a unique prefix (at least 4 characters, as `pilar admin devices`
+/// shows ids) names.
+fn device_id(client: &mut Client, text: &str) -> Result<uuid::Uuid> {
+    let text = text.trim().to_ascii_lowercase();
+    if let Ok(id) = uuid::Uuid::parse_str(&text) {
+        return Ok(id);
+    }
+    if text.len() < 4 || !text.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        bail!(
+            "{text:?} is not a device id: give the id `pilar admin devices` lists (its first 4 or more characters \
+             are enough when no other device starts with them)"
+        );
+    }
+    let devices: Vec<DeviceView> = client.get("/v1/admin/devices")?;
+    let matches: Vec<&DeviceView> = devices.iter().filter(|d| d.id.starts_with(&text)).collect();
+    match matches.as_slice() {
+        [one] => Ok(uuid::Uuid::parse_str(&one.id)?),
+        [] => bail!("no device id starts with {text:?}; `pilar admin devices` lists the devices"),
+        many => bail!(
+            "{} devices start with {text:?} ({}); give more characters of the id",
+            many.len(),
+            many.iter().map(|d| format!("{} of {}", d.id, d.user)).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 fn revoke(client: &mut Client, args: RevokeArgs) -> Result<()> {
-    let id = uuid::Uuid::parse_str(args.device.trim())
-        .with_context(|| format!("{:?} is not a device id; list devices with `pilar admin devices`", args.device))?;
+    let id = device_id(client, &args.device)?;
     let device: DeviceView = client.post(&format!("/v1/admin/devices/{id}/revoke"), &json!({}))?;
     println!(
         "device {} ({}, user {}) revoked at {}; it can no longer sync, and deletes its data when it next reaches \

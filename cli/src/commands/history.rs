@@ -2,9 +2,10 @@
 
 use super::open_store;
 use crate::render::{cell, line, table};
-use anyhow::Result;
+use anyhow::{Result, bail};
 use std::path::Path;
-use sync_core::model::FieldPath;
+use sync_core::form::{FormDefinition, Scope};
+use sync_core::model::{FieldPath, MEMBER_REMOVAL_KEYS, VISIT_KEYS};
 
 /// Arguments of `pilar history`.
 #[derive(clap::Args)]
@@ -32,6 +33,13 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         _ => args.field.parse()?,
     };
+    let form = super::device_form(&store)?;
+    if !known_field(form, &path) {
+        bail!(
+            "{path} is not a field of this household's form: `pilar form` lists the fields (household answers by \
+             name, e.g. `floor_area_m2`; members as `members.<seq>.<field>`, e.g. `members.1.nik`)"
+        );
+    }
     let history = household.field_history(&path)?;
     let current = household.field_values(&path)?;
     if args.json {
@@ -60,4 +68,16 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         println!("CONFLICT: {} concurrent values right now; a new value resolves them", current.len());
     }
     Ok(())
+}
+
+/// Whether `path` names something a household can hold: a form field, a member's removal, a
+/// visit's own keys, a review or link key.
+fn known_field(form: &FormDefinition, path: &FieldPath) -> bool {
+    match path {
+        FieldPath::Answer(k) => form.field(Scope::Household, k).is_some(),
+        FieldPath::Member(_, k) => form.field(Scope::Member, k).is_some() || MEMBER_REMOVAL_KEYS.contains(&k.as_str()),
+        FieldPath::Visit(_, k) => form.field(Scope::Visit, k).is_some() || VISIT_KEYS.contains(&k.as_str()),
+        FieldPath::Review(k) => ["status", "by", "at", "approved_heads"].contains(&k.as_str()),
+        FieldPath::Link(k) => ["duplicate_of", "merged_into"].contains(&k.as_str()),
+    }
 }

@@ -44,11 +44,21 @@ fn parse_gps(text: &str) -> Result<(f64, f64, Option<f64>)> {
             )
         })
     };
-    match parts.as_slice() {
-        [lat, lon] => Ok((num(lat)?, num(lon)?, None)),
-        [lat, lon, acc] => Ok((num(lat)?, num(lon)?, Some(num(acc)?))),
+    let (lat, lon, acc) = match parts.as_slice() {
+        [lat, lon] => (num(lat)?, num(lon)?, None),
+        [lat, lon, acc] => (num(lat)?, num(lon)?, Some(num(acc)?)),
         _ => bail!("--gps {text:?} must be lat,lon[,accuracy_m], e.g. -3.9421,119.7812,8"),
+    };
+    // Indonesia's longitudes (95..141) are never latitudes and its latitudes (-11..6) never its
+    // longitudes: numbers that fit only the other way round were written in the wrong order.
+    if (95.0..=141.0).contains(&lat) && (-11.0..=6.0).contains(&lon) {
+        bail!(
+            "--gps {text:?}: latitude and longitude look swapped ({lat} is a longitude in Indonesia); write latitude \
+             first: --gps {lon},{lat}{}",
+            acc.map(|a| format!(",{a}")).unwrap_or_default()
+        );
     }
+    Ok((lat, lon, acc))
 }
 
 /// Record the visit.
