@@ -428,8 +428,10 @@ fn wire_messages() -> Vec<(String, Vec<u8>)> {
         seq: 99,
         households: vec![PackedHousehold { household: HOUSEHOLD, document: ByteBuf::from(s.full.clone()) }],
         next_after: Some(HOUSEHOLD),
+        total: 2,
     };
-    let last_page = PackPage { village: "73.14.01.1001".into(), seq: 0, households: Vec::new(), next_after: None };
+    let last_page =
+        PackPage { village: "73.14.01.1001".into(), seq: 0, households: Vec::new(), next_after: None, total: 1 };
     vec![
         ("request".into(), cbor(&request)),
         ("request-empty".into(), cbor(&empty_request)),

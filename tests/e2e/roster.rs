@@ -37,7 +37,12 @@ fn an_imported_roster_reaches_the_devices_of_its_villages_and_a_reimport_updates
     assert_eq!(done["imported"], true, "{done}");
     assert_eq!((done["created"].as_u64(), done["updated"].as_u64()), (Some(6), Some(0)), "{done}");
 
-    bilokka.json(&["sync"]);
+    // The first sync says in plain words what came down.
+    let said = bilokka.ok(&["sync"]);
+    assert!(
+        said.contains("downloaded 3 household(s) in 1 village(s); sent no changes; nothing left to send"),
+        "{said}"
+    );
     wanio.json(&["sync"]);
     assert_eq!(heads(&bilokka), vec!["Baso Olimoo'o", "Sitti Regapu’u", "Wette'E Bin Ali"]);
     assert_eq!(heads(&wanio), vec!["Fitri Wette'E", "Hasan Ciro-Ciroe", "Kasim Taula'a"]);

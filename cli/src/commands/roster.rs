@@ -55,6 +55,13 @@ pub fn run(home: &Path, command: Command) -> Result<()> {
     }
 }
 
+/// A spinner line that names its phase and shows the time it has taken, so a long phase visibly
+/// continues.
+fn phase_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+}
+
 fn import(home: &Path, args: ImportArgs) -> Result<()> {
     let form = FormDefinition::default_dtsen();
     let options = RosterOptions {
@@ -63,14 +70,16 @@ fn import(home: &Path, args: ImportArgs) -> Result<()> {
         today: super::now()?.date(),
         sheet: args.sheet.clone(),
     };
-    let bar = indicatif::ProgressBar::new_spinner().with_message(format!("checking {}", args.file.display()));
+    let bar = indicatif::ProgressBar::new_spinner()
+        .with_style(phase_style())
+        .with_message(format!("reading and checking {}", args.file.display()));
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
     let mut shown = 0;
     let file = read_roster(form, &args.file, &options, &mut |rows| {
         // Called per household with the rows so far: redraw every thousand rows or so.
         if rows >= shown + 1000 {
             shown = rows;
-            bar.set_message(format!("checked {rows} row(s)"));
-            bar.tick();
+            bar.set_message(format!("reading and checking {}: {rows} row(s)", args.file.display()));
         }
     })?;
     bar.finish_and_clear();
@@ -107,7 +116,12 @@ fn import(home: &Path, args: ImportArgs) -> Result<()> {
     let mut client = Client::from_session(home)?;
     let import = uuid::Uuid::new_v4();
     let chunks: Vec<&[&RosterHousehold]> = households.chunks(CHUNK_HOUSEHOLDS).collect();
-    let bar = indicatif::ProgressBar::new(households.len() as u64).with_message("uploading");
+    let bar = indicatif::ProgressBar::new(households.len() as u64)
+        .with_style(
+            indicatif::ProgressStyle::with_template("{msg}: {pos}/{len} households {wide_bar} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+        .with_message(format!("uploading {} chunk(s)", chunks.len()));
     for (n, chunk) in chunks.iter().enumerate() {
         let body = RosterChunk { households: chunk.iter().map(|h| (*h).clone()).collect() };
         let reply: ChunkReply = client.put(&format!("/v1/roster/{import}/chunks/{n}"), &body)?;
@@ -123,7 +137,13 @@ fn import(home: &Path, args: ImportArgs) -> Result<()> {
         }
         bar.inc(chunk.len() as u64);
     }
-    bar.set_message("committing");
+    bar.finish_and_clear();
+    // The server stores the whole roster in one transaction: say so while it works.
+    let bar = indicatif::ProgressBar::new_spinner().with_style(phase_style()).with_message(format!(
+        "committing {} household(s) on the server, all at once (a large roster takes a minute)",
+        households.len()
+    ));
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
     let done: ImportSummary =
         client.post(&format!("/v1/roster/{import}/commit"), &CommitRequest { chunks: chunks.len() as u32 })?;
     bar.finish_and_clear();

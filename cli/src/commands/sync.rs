@@ -58,6 +58,8 @@ struct Summary {
     changes_received: usize,
     households_changed: usize,
     households_from_packs: usize,
+    /// Villages whose first download finished in this sync.
+    villages_downloaded: usize,
     households_restored: usize,
     new_conflicts: usize,
     rejected: usize,
@@ -101,9 +103,30 @@ fn adapt_after_failure(store: &mut DeviceStore, sizes: PageSizes, error: &anyhow
     Ok(())
 }
 
-fn download_packs(client: &mut Client, store: &mut DeviceStore, village: &str, summary: &mut Summary) -> Result<()> {
+/// Which of the villages downloaded in this sync a download is (for "village 2 of 10").
+#[derive(Clone, Copy)]
+struct Place {
+    index: usize,
+    of: usize,
+}
+
+fn download_packs(
+    client: &mut Client,
+    store: &mut DeviceStore,
+    village: &str,
+    place: Place,
+    summary: &mut Summary,
+) -> Result<()> {
     let mut after: Option<String> = store.pack_progress(village)?.and_then(|(a, _)| a);
-    let bar = indicatif::ProgressBar::new_spinner().with_message(format!("downloading village {village}"));
+    let name = sync_core::ids::VillageCode::parse_format_only(village).ok().and_then(|v| v.name()).unwrap_or("");
+    let bar = indicatif::ProgressBar::new(0)
+        .with_style(
+            indicatif::ProgressStyle::with_template("{msg}: {pos}/{len} households {wide_bar} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+        .with_message(format!("downloading village {} of {}, {village} {name}", place.index, place.of));
+    bar.set_position(store.households_in(village)?);
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
     summary.download_interrupted = Some((village.to_string(), 0));
     loop {
         let sizes = store.page_sizes()?;
@@ -136,10 +159,12 @@ fn download_packs(client: &mut Client, store: &mut DeviceStore, village: &str, s
             store.set_page_sizes(sizes.after_fast())?;
         }
         summary.households_from_packs += progress.households;
+        summary.villages_downloaded += usize::from(progress.next_after.is_none());
         if let Some((_, kept)) = &mut summary.download_interrupted {
             *kept += progress.households;
         }
         bar.inc(progress.households as u64);
+        bar.set_length(page.total.max(bar.position()));
         match progress.next_after {
             Some(next) => after = Some(next.to_string()),
             None => break,
@@ -185,9 +210,11 @@ fn exchange(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary)
         repair(client, store, summary)?;
         // Villages without a cursor have not finished their pack yet: fetch those first.
         let cursors = store.cursors()?;
-        for village in store.villages()? {
-            if !cursors.contains_key(&village) {
-                match download_packs(client, store, &village, summary) {
+        let first: Vec<String> = store.villages()?.into_iter().filter(|v| !cursors.contains_key(v)).collect();
+        for (i, village) in first.iter().enumerate() {
+            {
+                let place = Place { index: i + 1, of: first.len() };
+                match download_packs(client, store, village, place, summary) {
                     // The village was taken away since the last sync: the sync request below
                     // uploads what is pending there and brings the new village list.
                     Err(e) if refused_with(&e, "forbidden") => summary.download_interrupted = None,
@@ -346,16 +373,37 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
 }
 
 fn print_done(summary: &Summary, kept: &[String]) {
+    let mut said = Vec::new();
+    if summary.households_from_packs > 0 || summary.villages_downloaded > 0 {
+        said.push(format!(
+            "downloaded {} household(s) in {} village(s)",
+            thousands(summary.households_from_packs),
+            summary.villages_downloaded
+        ));
+    }
+    said.push(match summary.changes_sent {
+        0 => "sent no changes".to_string(),
+        n => format!("sent {} change(s)", thousands(n)),
+    });
+    if summary.changes_received > 0 {
+        said.push(format!(
+            "received {} change(s) from colleagues in {} household(s)",
+            thousands(summary.changes_received),
+            thousands(summary.households_changed)
+        ));
+    }
+    if summary.new_conflicts > 0 {
+        said.push(format!("{} field(s) now hold two values (see `pilar list --conflicts`)", summary.new_conflicts));
+    }
+    if summary.outcome == "complete" {
+        said.push("nothing left to send".to_string());
+    }
+    println!("{}", said.join("; "));
     println!(
-        "sent {} change(s), received {} change(s) in {} household(s) ({} from snapshot packs), {} new conflict(s); {} round trip(s), {} bytes up, {} bytes down",
-        summary.changes_sent,
-        summary.changes_received,
-        summary.households_changed,
-        summary.households_from_packs,
-        summary.new_conflicts,
+        "({} round trip(s), {} up, {} down)",
         summary.round_trips,
-        summary.bytes_sent,
-        summary.bytes_received
+        bytes(summary.bytes_sent),
+        bytes(summary.bytes_received)
     );
     if summary.households_restored > 0 {
         println!(
@@ -382,6 +430,28 @@ fn print_done(summary: &Summary, kept: &[String]) {
     }
     if summary.outcome == "complete" {
         println!("everything on this device has reached the server");
+    }
+}
+
+/// `33246` as `33,246`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A byte count for people: `912 B`, `14.7 kB`, `1.6 MB`.
+fn bytes(n: usize) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        _ => format!("{:.1} MB", n as f64 / 1e6),
     }
 }
 

@@ -227,6 +227,14 @@ impl DeviceStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many households of `village` the store holds (a first download's progress).
+    pub fn households_in(&self, village: &str) -> Result<u64, StoreError> {
+        let n: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM households WHERE village = ?1", params![village], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
     /// Ids and villages of every household in the store.
     pub fn household_villages(&self) -> Result<Vec<(HouseholdId, String)>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT id, village FROM households ORDER BY id")?;

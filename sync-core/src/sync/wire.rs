@@ -134,6 +134,10 @@ pub struct PackPage {
     pub households: Vec<PackedHousehold>,
     /// Ask for the next page after this id; `None` when this was the last page.
     pub next_after: Option<HouseholdId>,
+    /// Households in the village on the server now, for the device's "done of total" (0 from a
+    /// server that does not say).
+    #[serde(default)]
+    pub total: u64,
 }
 
 /// One household in a pack.

@@ -375,7 +375,10 @@ pub(super) fn pack_page(
     } else {
         None
     };
-    Ok(PackPage { village: village.to_string(), seq, households, next_after })
+    let total: i64 = tx
+        .prepare_cached("SELECT count(*) FROM households WHERE village = ?1")?
+        .query_row(params![village], |r| r.get(0))?;
+    Ok(PackPage { village: village.to_string(), seq, households, next_after, total: total.max(0) as u64 })
 }
 
 /// The stored documents and villages of `ids` (unknown ones left out), for devices restoring a
