@@ -8,6 +8,7 @@ mod hostile_display;
 mod load;
 mod no_loss;
 mod offline_session;
+mod readme;
 mod refresh_retry;
 mod roster;
 mod server_lifecycle;

@@ -31,6 +31,10 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Print only the new household's id (for scripts: `id=$(pilar add … --quiet)`); warnings go
+    /// to standard error.
+    #[arg(long, short, conflicts_with = "json")]
+    quiet: bool,
 }
 
 /// Add the household.
@@ -68,5 +72,12 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
     }
     let saved = entry::add_household(&mut store, form, &village, answers, members, super::now()?).map_err(explain)?;
+    if args.quiet {
+        println!("{}", saved.household);
+        for w in &saved.warnings {
+            eprintln!("warning: {} [{}]", w.message, w.rule);
+        }
+        return Ok(());
+    }
     report_saved(&saved, "household", args.json)
 }
