@@ -36,6 +36,7 @@ pub fn v1() -> Router<AppState> {
         .route("/roster/{import}/commit", post(roster::commit))
         .route("/export", get(export::export))
         .route("/review", get(supervise::review_list))
+        .route("/households", get(supervise::find_households))
         .route("/households/{id}/review", post(supervise::review))
         .route("/conflicts", get(supervise::conflicts))
         .route("/households/{id}/resolve", post(supervise::resolve))

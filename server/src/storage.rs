@@ -383,6 +383,11 @@ pub trait Storage: Send + Sync + 'static {
     /// The village a household belongs to (`None`: no such household), for scope checks.
     fn household_village(&self, id: HouseholdId) -> Result<Option<String>, StorageError>;
 
+    /// Households whose id starts with `prefix` (lowercase hex and dashes), with their villages,
+    /// in id order, at most `limit`: a supervisor names a household by the first characters its
+    /// lists show, without a copy of the kecamatan on the office laptop.
+    fn households_with_prefix(&self, prefix: &str, limit: u32) -> Result<Vec<(HouseholdId, String)>, StorageError>;
+
     /// Visited households of the areas, optionally only those with one effective review status.
     fn review_list(
         &self,

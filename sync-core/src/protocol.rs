@@ -210,6 +210,21 @@ pub struct ReviewRequest {
     pub comment: Option<String>,
 }
 
+/// `GET /v1/households?prefix=`: the households of the caller's areas whose id starts with the
+/// prefix (at most [`HouseholdMatches::LIMIT`]), so a supervisor can give the first characters of
+/// an id as the lists show them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HouseholdMatches {
+    /// The matching households, in id order.
+    pub matches: Vec<crate::model::HouseholdId>,
+}
+
+impl HouseholdMatches {
+    /// Most matches answered: two already make a prefix ambiguous; a few more help the person.
+    pub const LIMIT: u32 = 5;
+}
+
 /// One open conflict: a field with several values, each with its writer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConflictItem {

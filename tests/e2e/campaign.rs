@@ -305,8 +305,17 @@ fn enumerators_get_403_and_supervisors_stay_in_their_kecamatan() {
     let err = other.fails(&["progress", "--area", "73.14"]);
     assert!(err.contains("not a kecamatan assigned to you"), "{err}");
     assert_eq!(review_of(&panca, &id).as_deref(), Some("awaiting_review"));
-    panca.ok(&["review", "approve", &id]);
+    // The first characters of an id, as the lists show them, are looked up on the server among
+    // the supervisor's households: the office laptop holds no copy of the kecamatan.
+    let short: String = id.chars().take(8).collect();
+    let err = other.fails(&["review", "approve", &short]);
+    assert!(err.contains("no household of your area"), "another kecamatan learns nothing of it: {err}");
+    let err = panca.fails(&["review", "approve", "zz"]);
+    assert!(err.contains("is not a household id") && err.contains("first 4 or more characters"), "{err}");
+    panca.ok(&["review", "approve", &short]);
     assert_eq!(review_of(&panca, &id).as_deref(), Some("approved"));
+    let stored = sync_core::store::DeviceStore::open(panca.home()).expect("supervisor store");
+    assert!(stored.household_villages().expect("households").is_empty(), "no households on the office laptop");
 }
 
 #[test]

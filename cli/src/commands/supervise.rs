@@ -10,8 +10,8 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use sync_core::model::{HouseholdId, ReviewStatus};
 use sync_core::protocol::{
-    ConflictItem, DismissRequest, DuplicatePair, HouseholdBrief, MergeReply, MergeRequest, ProgressReport, ProgressRow,
-    ResolveRequest, ReviewRequest,
+    ConflictItem, DismissRequest, DuplicatePair, HouseholdBrief, HouseholdMatches, MergeReply, MergeRequest,
+    ProgressReport, ProgressRow, ResolveRequest, ReviewRequest,
 };
 
 /// `--area` and `--json`, shared by the list commands.
@@ -159,15 +159,34 @@ pub struct ReturnedArgs {
 
 /// A household named by its full id, or by its first characters when this device holds it (a
 /// supervisor's device holds the kecamatan after `pilar sync`).
-fn household(home: &Path, text: &str) -> Result<HouseholdId> {
+/// The household a full id or its first characters name, looked up on the server among the
+/// caller's households (the office laptop keeps no copy of the kecamatan).
+fn household(client: &mut Client, text: &str) -> Result<HouseholdId> {
+    let text = text.trim();
     if let Ok(id) = text.parse() {
         return Ok(id);
     }
-    let store = open_store(home)
-        .with_context(|| format!("{text:?} is not a full household id; copy the full id from the list"))?;
-    store.resolve_id(text).with_context(|| {
-        format!("{text:?} is not a household id on this device; copy the full id from the list, or `pilar sync` first")
-    })
+    let prefix = text.to_ascii_lowercase();
+    if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        bail!(
+            "{text:?} is not a household id: give the id the lists show (its first 4 or more characters are enough \
+             when no other household starts with them)"
+        );
+    }
+    let found: HouseholdMatches = client.get(&format!("/v1/households?prefix={prefix}"))?;
+    match found.matches.as_slice() {
+        [one] => Ok(*one),
+        [] => bail!(
+            "no household of your area has an id starting with {text:?}; copy the id from `pilar review list`, \
+             `pilar conflicts list` or `pilar duplicates list`"
+        ),
+        many => bail!(
+            "{} households start with {text:?} ({}{}); give more characters of the id",
+            many.len(),
+            many.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            if many.len() >= HouseholdMatches::LIMIT as usize { ", …" } else { "" }
+        ),
+    }
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
@@ -221,18 +240,18 @@ pub fn review(home: &Path, cmd: ReviewCommand) -> Result<()> {
             table(&BRIEF_HEADER, &list.iter().map(brief_row).collect::<Vec<_>>());
             Ok(())
         }
-        ReviewCommand::Approve(args) => decide(home, &mut client, args, "approve"),
+        ReviewCommand::Approve(args) => decide(&mut client, args, "approve"),
         ReviewCommand::Return(args) => {
             if args.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
                 bail!("returning a household needs --comment \"what to fix\"; the enumerator reads it on the tablet");
             }
-            decide(home, &mut client, args, "return")
+            decide(&mut client, args, "return")
         }
     }
 }
 
-fn decide(home: &Path, client: &mut Client, args: DecisionArgs, decision: &str) -> Result<()> {
-    let id = household(home, &args.household)?;
+fn decide(client: &mut Client, args: DecisionArgs, decision: &str) -> Result<()> {
+    let id = household(client, &args.household)?;
     let request = ReviewRequest { decision: decision.to_string(), comment: args.comment.clone() };
     let brief: HouseholdBrief = client.post(&format!("/v1/households/{id}/review"), &request)?;
     if args.json {
@@ -286,7 +305,7 @@ pub fn conflicts(home: &Path, cmd: ConflictCommand) -> Result<()> {
             Ok(())
         }
         ConflictCommand::Resolve(args) => {
-            let id = household(home, &args.household)?;
+            let id = household(&mut client, &args.household)?;
             let request = ResolveRequest { path: args.path.clone(), pick: args.pick, value: args.value.clone() };
             let brief: HouseholdBrief = client.post(&format!("/v1/households/{id}/resolve"), &request)?;
             if args.json {
@@ -327,8 +346,10 @@ pub fn duplicates(home: &Path, cmd: DuplicateCommand) -> Result<()> {
             Ok(())
         }
         DuplicateCommand::Merge(args) => {
-            let request =
-                MergeRequest { survivor: household(home, &args.keep)?, retired: household(home, &args.retire)? };
+            let request = MergeRequest {
+                survivor: household(&mut client, &args.keep)?,
+                retired: household(&mut client, &args.retire)?,
+            };
             let reply: MergeReply = client.post("/v1/duplicates/merge", &request)?;
             if args.json {
                 return print_json(&reply);
@@ -340,7 +361,7 @@ pub fn duplicates(home: &Path, cmd: DuplicateCommand) -> Result<()> {
             Ok(())
         }
         DuplicateCommand::Dismiss(args) => {
-            let request = DismissRequest { a: household(home, &args.a)?, b: household(home, &args.b)? };
+            let request = DismissRequest { a: household(&mut client, &args.a)?, b: household(&mut client, &args.b)? };
             let _: serde_json::Value = client.post("/v1/duplicates/dismiss", &request)?;
             println!("households {} and {} are no longer suspected to be one family.", request.a, request.b);
             Ok(())

@@ -17,8 +17,8 @@ use serde::Deserialize;
 use sync_core::ids::{DistrictCode, RegencyCode, VillageCode};
 use sync_core::model::{Editor, FieldPath, HouseholdId, ReviewDecision, ReviewStatus};
 use sync_core::protocol::{
-    ConflictItem, DismissRequest, DuplicatePair, HouseholdBrief, MergeReply, MergeRequest, ProgressReport,
-    ResolveRequest, ReviewRequest, Role,
+    ConflictItem, DismissRequest, DuplicatePair, HouseholdBrief, HouseholdMatches, MergeReply, MergeRequest,
+    ProgressReport, ResolveRequest, ReviewRequest, Role,
 };
 
 /// Query of the list endpoints: `?area=<kecamatan or kabupaten>&status=<review status>`.
@@ -101,6 +101,44 @@ fn query(query: Result<Query<AreaQuery>, QueryRejection>) -> Result<AreaQuery, A
 fn household(path: Result<Path<HouseholdId>, PathRejection>) -> Result<HouseholdId, ApiError> {
     path.map(|Path(id)| id)
         .map_err(|_| ApiError::Malformed("the household must be a UUID: /v1/households/{id}/...".into()))
+}
+
+/// Query of `GET /v1/households`: `?prefix=<first characters of an id>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixQuery {
+    /// At least 4 characters of a household id (hex digits and dashes).
+    prefix: String,
+}
+
+/// `GET /v1/households?prefix=`: the caller's households whose id starts with `prefix`. Ids
+/// outside the caller's areas are never listed, so the answer says nothing about other scopes.
+pub async fn find_households(
+    State(state): State<AppState>,
+    caller: Caller,
+    q: Result<Query<PrefixQuery>, QueryRejection>,
+) -> Result<ApiJson<HouseholdMatches>, ApiError> {
+    let q = q.map(|Query(q)| q).map_err(|e| ApiError::Malformed(format!("bad query: {}", e.body_text())))?;
+    let prefix = q.prefix.trim().to_ascii_lowercase();
+    if prefix.len() < 4 || prefix.len() > 36 || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(ApiError::Invalid(
+            "prefix must be 4 to 36 characters of a household id (hex digits and dashes), as the lists show it".into(),
+        ));
+    }
+    let matches = state
+        .blocking(move |storage| {
+            let scope = areas(storage, &caller, None, "look up households")?;
+            // Read past households of other areas: a prefix shared with them must not hide ours.
+            let found = storage.households_with_prefix(&prefix, 1000)?;
+            Ok(found
+                .into_iter()
+                .filter(|(_, village)| crate::storage::in_areas(village, scope.as_deref()))
+                .map(|(id, _)| id)
+                .take(HouseholdMatches::LIMIT as usize)
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(ApiJson(HouseholdMatches { matches }))
 }
 
 /// `GET /v1/review?area=&status=`: visited households and their review status.

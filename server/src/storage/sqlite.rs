@@ -643,6 +643,10 @@ impl Storage for SqliteStorage {
         self.read(|conn| supervise::village_of(conn, id))
     }
 
+    fn households_with_prefix(&self, prefix: &str, limit: u32) -> Result<Vec<(HouseholdId, String)>, StorageError> {
+        self.read(|conn| supervise::with_prefix(conn, prefix, limit))
+    }
+
     fn review_list(
         &self,
         areas: Option<&[String]>,

@@ -804,6 +804,25 @@ pub(super) fn village_of(conn: &rusqlite::Connection, id: HouseholdId) -> Result
         .optional()?)
 }
 
+/// Households whose id starts with `prefix`, with their villages, in id order.
+pub(super) fn with_prefix(
+    conn: &rusqlite::Connection,
+    prefix: &str,
+    limit: u32,
+) -> Result<Vec<(HouseholdId, String)>, StorageError> {
+    // Ids are stored as lowercase hyphenated UUIDs: a prefix is a range of them ('g' sorts after
+    // every hex digit and the dash).
+    let mut stmt = conn
+        .prepare_cached("SELECT id, village FROM households WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT ?2")?;
+    let rows = stmt.query_map(params![prefix, i64::from(limit)], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, village) = row?;
+        out.push((id.parse().map_err(|_| corrupt(format!("bad household id {id:?}")))?, village));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
