@@ -157,6 +157,18 @@ pub fn validate_visit(
     report
 }
 
+/// The rules of one field applied to one value alone: type, length, pattern, range, choice codes,
+/// date shape, identifier shapes (domain.md §1) and GPS shape. The device applies exactly these
+/// (through [`validate_household`], [`validate_member`] and [`validate_visit`]) to every answer a
+/// save writes, and the server applies them to every value a pushed change writes, so one rule
+/// set guards both sides. Rules that read other answers (a NIK against the captured sex or birth
+/// date) are left out: they only ever warn. Problem paths are the bare field name.
+pub fn check_field(field: &FieldDef, value: &FieldValue, ctx: &ValidationContext) -> Vec<Problem> {
+    let mut report = Report::default();
+    check_value(field, value, &BTreeMap::new(), &field.name, ctx, &mut report);
+    report.problems
+}
+
 /// Fields, unknown names and rule checks of one scope; `answers` are that scope's own answers.
 fn validate_scope(
     form: &FormDefinition,
