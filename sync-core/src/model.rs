@@ -27,7 +27,7 @@ mod untrusted;
 pub use attribution::{Attributed, FieldChange, Writer};
 pub use combine::{Combined, Disagreement, Fold, MERGE_ACTION, MERGE_FOLD_ACTION};
 pub use edit::{Edits, NewVisit};
-pub use inspect::{Place, Write, WrittenOp};
+pub use inspect::{Place, RecordKeys, Write, WrittenOp};
 pub use read::{HouseholdState, MEMBER_REMOVAL_KEYS, Member, ROOT_MAPS, Review, ReviewStatus, VISIT_KEYS, Visit};
 pub use record::{
     LATITUDE_RANGE, LONGITUDE_RANGE, NOTE_MAX_CHARS, REMOVAL_REASON_MAX_CHARS, Record, RecordProblem,
