@@ -4,6 +4,7 @@ mod accounts;
 mod campaign;
 mod export;
 mod faults;
+mod hostile;
 mod load;
 mod no_loss;
 mod offline_session;
