@@ -432,7 +432,16 @@ fn check_value(
                 return type_error(&mut push);
             };
             if let Err(error) = ids::VillageCode::parse(text.trim()) {
-                error.into_findings().into_iter().for_each(|f| push_finding(&mut push, f));
+                for mut finding in error.into_findings() {
+                    // The shape finding quotes the text (right for a typed argument); a problem's
+                    // message never does: the text may be anything a device or a file sent.
+                    if finding.rule.ends_with("_format") {
+                        finding.message = "is not a village code of the form PP.KK.CC.DDDD (e.g. 73.14.01.1001), \
+                                           where DDDD starts with 1, 2 or 3; re-type the code from the region list"
+                            .into();
+                    }
+                    push_finding(&mut push, finding);
+                }
             }
         }
         FieldKind::Gps => {

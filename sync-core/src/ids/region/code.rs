@@ -102,14 +102,17 @@ impl Level {
         shaped.then(|| parts.join("."))
     }
 
-    /// The text given is not repeated: it may be anything a device or a file sent, and messages
-    /// reach logs and other people's screens (callers name the argument they parsed).
-    fn format_error(&self) -> IdError {
+    fn format_error(&self, raw: &str) -> IdError {
+        let mut shown: String = raw.trim().chars().take(40).collect();
+        if raw.trim().chars().count() > 40 {
+            shown.push('…');
+        }
         IdError::InvalidRegionCode {
             findings: vec![Finding::reject(
                 format!("{}_format", self.rule),
                 format!(
-                    "{} is not in the form {} (e.g. {}){}; re-type the code from the region list",
+                    "{} '{shown}' is not in the form {} (e.g. {}){}; re-type the code from the \
+                     region list",
                     self.noun, self.form, self.example, self.note
                 ),
             )],
@@ -143,7 +146,7 @@ impl VillageCode {
             .dotted(raw)
             .filter(|code| matches!(code.as_bytes()[9], b'1'..=b'3'))
             .map(VillageCode)
-            .ok_or_else(|| VILLAGE.format_error())
+            .ok_or_else(|| VILLAGE.format_error(raw))
     }
 
     /// A code taken from the embedded table, which the table's tests prove well-formed.
@@ -201,7 +204,7 @@ impl DistrictCode {
 
     /// Validates the shape only, for codes recorded under an older table (e.g. a NIK prefix).
     pub fn parse_format_only(raw: &str) -> Result<DistrictCode, IdError> {
-        DISTRICT.dotted(raw).map(DistrictCode).ok_or_else(|| DISTRICT.format_error())
+        DISTRICT.dotted(raw).map(DistrictCode).ok_or_else(|| DISTRICT.format_error(raw))
     }
 
     /// A code taken from the embedded table, which the table's tests prove well-formed.
@@ -244,7 +247,7 @@ impl RegencyCode {
 
     /// Validates the shape only, for codes recorded under an older table (e.g. Merauke's 91.01).
     pub fn parse_format_only(raw: &str) -> Result<RegencyCode, IdError> {
-        REGENCY.dotted(raw).map(RegencyCode).ok_or_else(|| REGENCY.format_error())
+        REGENCY.dotted(raw).map(RegencyCode).ok_or_else(|| REGENCY.format_error(raw))
     }
 
     /// A code taken from the embedded table, which the table's tests prove well-formed.
@@ -435,12 +438,9 @@ mod tests {
     }
 
     #[test]
-    fn garbage_is_never_repeated_in_the_message() {
-        for garbage in ["9".repeat(100), "<script>x</script>".into(), "'; DROP TABLE x; --".into()] {
-            let err = VillageCode::parse(&garbage).expect_err("refused");
-            assert!(!err.to_string().contains(&garbage[..8]), "{err}");
-            assert_eq!(rule_of(&err), "village_code_format");
-        }
+    fn long_garbage_is_truncated_in_the_message() {
+        let err = VillageCode::parse(&"9".repeat(100)).expect_err("too long");
+        assert!(err.to_string().contains(&format!("'{}…'", "9".repeat(40))), "{err}");
     }
 
     #[test]
