@@ -160,6 +160,9 @@ pub struct SyncCaller {
     pub active: Vec<String>,
     /// Villages whose assignment ended: pending uploads are still accepted, nothing is sent.
     pub ended: Vec<String>,
+    /// When the calling device was registered (its first login): admission refuses changes dated
+    /// much earlier (`forged_writer`).
+    pub registered_at: OffsetDateTime,
 }
 
 /// A registered device, for admins.
@@ -322,6 +325,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Whether `device` may act for `user`; notes the device as seen (at most once a minute).
     fn device_access(&self, device: DeviceId, user: &str, now: OffsetDateTime) -> Result<DeviceAccess, StorageError>;
+
+    /// When `device` was registered (its first login), if it is.
+    fn device_registered_at(&self, device: DeviceId) -> Result<Option<OffsetDateTime>, StorageError>;
 
     /// Every registered device, by user then registration time.
     fn devices(&self) -> Result<Vec<DeviceRecord>, StorageError>;

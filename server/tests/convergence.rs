@@ -312,6 +312,11 @@ impl Case {
             device: device.id,
             active: scope.active,
             ended: scope.ended,
+            registered_at: self
+                .storage()
+                .device_registered_at(device.id)
+                .expect("registration time")
+                .expect("the device is registered"),
         }
     }
 

@@ -8,7 +8,9 @@ use crate::finding::Severity;
 use crate::form::{FormDefinition, MemberAnswers, Problem, Report, Scope, ValidationContext};
 use crate::form::{validate_household, validate_visit};
 use crate::ids::VillageCode;
-use crate::model::{Edits, Household, HouseholdId, HouseholdState, MemberId, ModelError, NewVisit, VisitId};
+use crate::model::{
+    Edits, Household, HouseholdId, HouseholdState, MemberId, ModelError, Record, VisitId, check_record_value,
+};
 use crate::store::{DeviceStore, StoreError};
 use crate::value::FieldValue;
 use serde::Serialize;
@@ -178,10 +180,11 @@ fn member_key(id: MemberId, answers: &BTreeMap<String, FieldValue>) -> String {
 fn validate_after(
     form: &FormDefinition,
     state: &HouseholdState,
-    visit: Option<&NewVisit>,
+    edits: &Edits,
     touched: &Touched,
     today: time::Date,
 ) -> Report {
+    let visit = edits.visit.as_ref();
     let ctx = ValidationContext::for_outcome(form, visit.map(|v| v.outcome), today);
     let members: Vec<MemberAnswers<'_>> = state
         .current_members()
@@ -192,15 +195,30 @@ fn validate_after(
         let mut answers = v.answers.clone();
         answers.insert("outcome".into(), FieldValue::Int(v.outcome));
         report.merge(validate_visit(form, &answers, &state.answers, &ctx));
-        let gps_ok = v.lat.is_none_or(|l| (-11.0..=6.0).contains(&l))
-            && v.lon.is_none_or(|l| (95.0..=141.0).contains(&l))
-            && v.accuracy_m.is_none_or(|a| a >= 0.0);
-        if !gps_ok {
+        // The keys the model writes beside the answers: the same rules the server applies.
+        let record = [
+            ("lat", v.lat.map(FieldValue::Decimal)),
+            ("lon", v.lon.map(FieldValue::Decimal)),
+            ("accuracy_m", v.accuracy_m.map(FieldValue::Decimal)),
+            ("note", v.note.clone().map(FieldValue::Text)),
+        ];
+        for (key, value) in record {
+            if let Some(value) = value
+                && let Err(p) = check_record_value(Record::Visit, key, &value)
+            {
+                report.problems.push(problem(format!("visit.{key}"), p.rule, Some(value.to_string()), p.message));
+            }
+        }
+    }
+    // A removal's reason is this save's own: checked apart from the already-stored problems below.
+    for (id, reason) in &edits.remove_members {
+        let value = FieldValue::Text(reason.clone());
+        if let Err(p) = check_record_value(Record::Member, "removed_reason", &value) {
             report.problems.push(problem(
-                "visit.gps".into(),
-                "gps_range",
-                Some(format!("{:?},{:?},{:?}", v.lat, v.lon, v.accuracy_m)),
-                "visit.gps: the reading is outside Indonesia (latitude -11..6, longitude 95..141, accuracy >= 0); take the GPS reading again".into(),
+                format!("members.{id}.removed_reason"),
+                p.rule,
+                Some(reason.clone()),
+                p.message,
             ));
         }
     }
@@ -215,6 +233,7 @@ fn validate_after(
     for p in &mut report.problems {
         let mine = touched.answers.contains(&p.field)
             || p.field.starts_with("visit.")
+            || p.field.ends_with(".removed_reason")
             || member_keys.iter().any(|k| p.field.starts_with(k.as_str()))
             // Checks over all members (one head, member count) blame `members`.
             || (p.field == "members" && !touched.members.is_empty());
@@ -322,7 +341,7 @@ pub fn add_household_with_ids(
     let (household, saved) = Household::create(id, &form.key(), &editor, &edits)?;
     let touched = Touched { everything: true, ..Touched::default() };
     // Nothing is stored until the new household passes validation.
-    let warnings = split(validate_after(form, &household.state(), None, &touched, now.date()))?;
+    let warnings = split(validate_after(form, &household.state(), &edits, &touched, now.date()))?;
     let tx = store.write()?;
     tx.save_local(&household, village.as_str(), &saved, crate::model::CREATE_ACTION, now)?;
     tx.commit()?;
@@ -363,9 +382,8 @@ pub fn save(
     derive_ages(&mut derived, now.date());
     let edits = &derived;
     let touched = touched_by(edits);
-    let (warnings, saved) = household.apply(&editor, action, edits, |after| {
-        split(validate_after(form, after, edits.visit.as_ref(), &touched, now.date()))
-    })??;
+    let (warnings, saved) = household
+        .apply(&editor, action, edits, |after| split(validate_after(form, after, edits, &touched, now.date())))??;
     let members_added = edits.add_members.iter().map(|(id, _)| *id).collect();
     let visit = edits.visit.as_ref().map(|v| v.id);
     let change = match saved {

@@ -11,7 +11,9 @@
 //! - `input`: typed text and JSON answers to [`FieldValue`]s ([`FieldDef::parse_input`],
 //!   [`FieldDef::coerce_json`]); `Ok(None)` means "no answer".
 //! - `validate`: [`validate_household`], [`validate_member`], [`validate_visit`] → a [`Report`] of
-//!   every [`Problem`] at once; `builtin`: the household checks that span all members.
+//!   every [`Problem`] at once; [`check_field`]: one value against its field's own rules, the
+//!   check the server makes on every value a device sends; `builtin`: the household checks that
+//!   span all members.
 //!
 //! Invariants: validation never stops at the first problem; a problem's `message` never carries
 //! personal data (names, identifiers, dates, free text, coordinates), only its `value` does; this
@@ -32,5 +34,5 @@ pub use definition::{
     Scope,
 };
 pub use validate::{
-    MemberAnswers, Problem, Report, ValidationContext, validate_household, validate_member, validate_visit,
+    MemberAnswers, Problem, Report, ValidationContext, check_field, validate_household, validate_member, validate_visit,
 };

@@ -19,6 +19,7 @@ mod combine;
 mod edit;
 mod inspect;
 mod read;
+mod record;
 mod replay;
 mod supervise;
 mod untrusted;
@@ -26,8 +27,12 @@ mod untrusted;
 pub use attribution::{Attributed, FieldChange, Writer};
 pub use combine::{Combined, Disagreement, Fold, MERGE_ACTION, MERGE_FOLD_ACTION};
 pub use edit::{Edits, NewVisit};
-pub use inspect::{Place, Write, WrittenOp};
+pub use inspect::{Place, RecordKeys, Write, WrittenOp};
 pub use read::{HouseholdState, MEMBER_REMOVAL_KEYS, Member, ROOT_MAPS, Review, ReviewStatus, VISIT_KEYS, Visit};
+pub use record::{
+    LATITUDE_RANGE, LONGITUDE_RANGE, NOTE_MAX_CHARS, REMOVAL_REASON_MAX_CHARS, Record, RecordProblem,
+    check_record_value, record_time,
+};
 pub use replay::Replayed;
 pub use supervise::{RESOLVE_ACTION, REVIEW_ACTION, ReviewDecision};
 

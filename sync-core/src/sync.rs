@@ -12,7 +12,9 @@ mod admit;
 mod client;
 mod wire;
 
-pub use admit::{Admitted, Verdict, admit};
+pub use admit::{
+    Admitted, Area, CLOCK_SKEW, Operation, PATH_RULES, PathRule, Permission, Pusher, Verdict, admit, path_rule,
+};
 pub use client::{
     ClientError, PackProgress, REPAIR_PAGE, RepairOutcome, SyncOutcome, apply_pack_page, apply_repair, apply_response,
     build_request, repair_request,

@@ -3,13 +3,18 @@
 use std::collections::BTreeMap;
 use sync_core::form::FormDefinition;
 use sync_core::model::{DeviceId, Editor, Edits, Household, HouseholdId};
-use sync_core::protocol::Role;
-use sync_core::sync::{Verdict, admit};
+use sync_core::sync::{Pusher, Verdict, admit};
 use sync_core::value::FieldValue;
 use time::macros::datetime;
 
 fn editor(device: DeviceId) -> Editor {
     Editor { user: "pkh.a".into(), device, now: datetime!(2026-11-20 09:00 +8) }
+}
+
+/// The device's user as the server knows them: registered three weeks before the edits, syncing
+/// an hour after them.
+fn pusher(device: DeviceId) -> Pusher<'static> {
+    Pusher { user: "pkh.a", device, registered_at: datetime!(2026-11-01 08:00 +8), now: datetime!(2026-11-20 10:00 +8) }
 }
 
 fn answers(pairs: &[(&str, FieldValue)]) -> Edits {
@@ -39,7 +44,7 @@ fn edit(household: &mut Household, device: DeviceId, edits: &Edits) -> Vec<u8> {
 fn a_new_household_from_its_own_device_is_admitted() {
     let device = DeviceId::random();
     let (id, _, bytes) = new_household(device);
-    match admit(None, id, std::slice::from_ref(&bytes), device, Role::Enumerator, form()) {
+    match admit(None, id, std::slice::from_ref(&bytes), &pusher(device), form()) {
         Verdict::Admit(a) => {
             assert_eq!(a.new_changes.len(), 1);
             assert_eq!(a.household.state().answers["head_name"], FieldValue::Text("La Sintetis".into()));
@@ -53,7 +58,7 @@ fn a_change_written_by_another_device_is_rejected() {
     let writer = DeviceId::random();
     let caller = DeviceId::random();
     let (id, _, bytes) = new_household(writer);
-    match admit(None, id, &[bytes], caller, Role::Enumerator, form()) {
+    match admit(None, id, &[bytes], &pusher(caller), form()) {
         Verdict::Reject { code, reason } => {
             assert_eq!(code, "foreign_actor");
             assert!(reason.contains(&writer.to_string()), "{reason}");
@@ -63,11 +68,13 @@ fn a_change_written_by_another_device_is_rejected() {
 }
 
 #[test]
-fn an_enumerator_writing_review_is_rejected_and_a_supervisor_is_admitted() {
+fn a_device_writing_review_is_rejected_whatever_its_role() {
+    // Review is the server's (written for a supervisor by the review endpoint); the path policy
+    // is the same for every device role, so admission does not even take the role.
     let device = DeviceId::random();
     let (id, mut household, first) = new_household(device);
     let stored = || {
-        let Verdict::Admit(a) = admit(None, id, std::slice::from_ref(&first), device, Role::Enumerator, form()) else {
+        let Verdict::Admit(a) = admit(None, id, std::slice::from_ref(&first), &pusher(device), form()) else {
             panic!("create admitted")
         };
         a.household
@@ -77,11 +84,10 @@ fn an_enumerator_writing_review_is_rejected_and_a_supervisor_is_admitted() {
         ..Edits::default()
     };
     let change = edit(&mut household, device, &review);
-    match admit(Some(stored()), id, std::slice::from_ref(&change), device, Role::Enumerator, form()) {
+    match admit(Some(stored()), id, std::slice::from_ref(&change), &pusher(device), form()) {
         Verdict::Reject { code, .. } => assert_eq!(code, "review_forbidden"),
         other => panic!("expected rejection, got {other:?}"),
     }
-    assert!(matches!(admit(Some(stored()), id, &[change], device, Role::Supervisor, form()), Verdict::Admit(_)));
 }
 
 #[test]
@@ -95,7 +101,7 @@ fn wrong_types_unknown_fields_and_server_only_fields_are_rejected() {
     for (field, value, expected) in cases {
         let (id, mut household, first) = new_household(device);
         let change = edit(&mut household, device, &answers(&[(field, value)]));
-        match admit(None, id, &[first, change], device, Role::Enumerator, form()) {
+        match admit(None, id, &[first, change], &pusher(device), form()) {
             Verdict::Reject { code, .. } => assert_eq!(code, expected, "{field}"),
             other => panic!("{field}: expected rejection, got {other:?}"),
         }
@@ -107,18 +113,12 @@ fn changes_missing_their_history_ask_for_the_full_household_and_known_ones_are_a
     let device = DeviceId::random();
     let (id, mut household, first) = new_household(device);
     let second = edit(&mut household, device, &answers(&[("floor_area_m2", FieldValue::Int(36))]));
-    assert!(matches!(
-        admit(None, id, std::slice::from_ref(&second), device, Role::Enumerator, form()),
-        Verdict::NeedFull
-    ));
-    let Verdict::Admit(a) = admit(None, id, &[first.clone(), second.clone()], device, Role::Enumerator, form()) else {
+    assert!(matches!(admit(None, id, std::slice::from_ref(&second), &pusher(device), form()), Verdict::NeedFull));
+    let Verdict::Admit(a) = admit(None, id, &[first.clone(), second.clone()], &pusher(device), form()) else {
         panic!("full history admitted")
     };
     let stored = a.household;
-    assert!(matches!(
-        admit(Some(stored), id, &[first, second], device, Role::Enumerator, form()),
-        Verdict::AlreadyKnown
-    ));
+    assert!(matches!(admit(Some(stored), id, &[first, second], &pusher(device), form()), Verdict::AlreadyKnown));
 }
 
 #[test]
@@ -159,13 +159,13 @@ fn hand_made_changes_that_would_crash_automerge_are_refused_as_malformed() {
         ("operation numbers reused", rewritten(&change, |e| e.start_op = std::num::NonZeroU64::MIN)),
     ];
     let stored = || {
-        let Verdict::Admit(a) = admit(None, id, std::slice::from_ref(&first), device, Role::Enumerator, form()) else {
+        let Verdict::Admit(a) = admit(None, id, std::slice::from_ref(&first), &pusher(device), form()) else {
             panic!("create admitted")
         };
         a.household
     };
     for (what, bad) in cases {
-        match admit(Some(stored()), id, std::slice::from_ref(&bad), device, Role::Enumerator, form()) {
+        match admit(Some(stored()), id, std::slice::from_ref(&bad), &pusher(device), form()) {
             Verdict::Reject { code, reason } => {
                 assert_eq!(code, "malformed_change", "{what}: {reason}");
                 assert!(reason.contains("not written by pilar"), "{what}: {reason}");
@@ -177,5 +177,257 @@ fn hand_made_changes_that_would_crash_automerge_are_refused_as_malformed() {
         assert_eq!(on_a_device.heads(), stored().heads(), "{what}: nothing was applied");
     }
     // The untouched change still goes in.
-    assert!(matches!(admit(Some(stored()), id, &[change], device, Role::Enumerator, form()), Verdict::Admit(_)));
+    assert!(matches!(admit(Some(stored()), id, &[change], &pusher(device), form()), Verdict::Admit(_)));
+}
+
+// --- The path policy, the writer rules and the value rules, case by case ---
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, Value};
+use sync_core::model::{MemberId, NewVisit, VisitId};
+
+/// The stored household the cases below write into: created on the device (with the server-only
+/// `dtsen_decile` a roster import would have set), with one member and one visit.
+fn stored_with_member_and_visit(device: DeviceId) -> (Household, MemberId, VisitId) {
+    let id = HouseholdId::random();
+    let mut edits = answers(&[
+        ("head_name", FieldValue::Text("La Sintetis".into())),
+        ("village_code", FieldValue::Text("73.14.01.1001".into())),
+        ("dtsen_decile", FieldValue::Int(3)),
+    ]);
+    let member = MemberId::random();
+    edits
+        .add_members
+        .push((member, BTreeMap::from([("full_name".to_string(), FieldValue::Text("Andi Sintetis".into()))])));
+    let (mut household, _) = Household::create(id, &form().key(), &editor(device), &edits).expect("create");
+    let visit = VisitId::random();
+    edit(&mut household, device, &Edits { visit: Some(new_visit(visit)), ..Edits::default() });
+    (household, member, visit)
+}
+
+fn new_visit(id: VisitId) -> NewVisit {
+    NewVisit {
+        id,
+        outcome: 3,
+        lat: Some(-3.99),
+        lon: Some(119.65),
+        accuracy_m: Some(8.0),
+        note: Some("tidak ada orang".into()),
+        answers: BTreeMap::new(),
+    }
+}
+
+/// Milliseconds of a time, as a change records it.
+fn millis(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// A change made by hand on top of `household`, under `device`'s actor, with this message and
+/// time: what a hostile client could send with the project's own library.
+fn crafted(
+    household: &Household,
+    device: DeviceId,
+    message: Option<&str>,
+    time: i64,
+    write: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+) -> Vec<u8> {
+    let mut doc = automerge::Automerge::load(&household.save()).expect("load").with_actor(device.actor());
+    let mut tx = doc.transaction();
+    write(&mut tx);
+    let mut options = CommitOptions::default().with_time(time);
+    if let Some(message) = message {
+        options = options.with_message(message.to_string());
+    }
+    let (hash, _) = tx.commit_with(options);
+    let mut change = doc.get_change_by_hash(&hash.expect("a change")).expect("committed").clone();
+    change.bytes().into_owned()
+}
+
+/// The map at `path` (dot-separated keys from the root).
+fn obj(tx: &impl ReadDoc, path: &str) -> ObjId {
+    path.split('.').fold(ROOT, |parent, key| match tx.get(&parent, key).expect("read") {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        other => panic!("{path}: {key} is not a map ({other:?})"),
+    })
+}
+
+const OWN: &str = r#"{"u":"pkh.a","a":"edit"}"#;
+
+#[test]
+fn each_forbidden_write_gets_its_code_and_what_devices_write_is_admitted() {
+    let device = DeviceId::random();
+    let (stored, member, visit) = stored_with_member_and_visit(device);
+    let at = millis(editor(device).now);
+    let now = pusher(device).now;
+    let members = format!("members.{member}");
+    let visits = format!("visits.{visit}");
+    let put = |path: &str, key: &'static str, value: FieldValue| {
+        let path = path.to_string();
+        crafted(&stored, device, Some(OWN), at, move |tx| {
+            let target = obj(tx, &path);
+            let scalar = match value {
+                FieldValue::Text(t) => automerge::ScalarValue::Str(t.into()),
+                FieldValue::Int(i) => automerge::ScalarValue::Int(i),
+                FieldValue::Decimal(d) => automerge::ScalarValue::F64(d),
+                FieldValue::Bool(b) => automerge::ScalarValue::Boolean(b),
+            };
+            tx.put(&target, key, scalar).expect("put");
+        })
+    };
+    let delete = |path: &str, key: &str| {
+        let (path, key) = (path.to_string(), key.to_string());
+        crafted(&stored, device, Some(OWN), at, move |tx| {
+            let target = if path.is_empty() { ROOT } else { obj(tx, &path) };
+            tx.delete(&target, key.as_str()).expect("delete");
+        })
+    };
+    let visit_by = |user: &str, visit_device: String, when: time::OffsetDateTime| {
+        let user = user.to_string();
+        crafted(&stored, device, Some(OWN), at, move |tx| {
+            let visits = obj(tx, "visits");
+            let v = tx.put_object(&visits, VisitId::random().to_string().as_str(), ObjType::Map).expect("visit");
+            tx.put(&v, "at", sync_core::model::rfc3339_seconds(when)).expect("at");
+            tx.put(&v, "user", user.as_str()).expect("user");
+            tx.put(&v, "device", visit_device.as_str()).expect("device");
+            tx.put(&v, "outcome", 3).expect("outcome");
+        })
+    };
+    let hours = |h: i64| time::Duration::hours(h);
+    let registered = pusher(device).registered_at;
+    let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        // The writer.
+        (
+            "another user in the message",
+            crafted(&stored, device, Some(r#"{"u":"pkh.b","a":"edit"}"#), at, |tx| {
+                let a = obj(tx, "answers");
+                tx.put(&a, "rt", "7").expect("put");
+            }),
+            Some("forged_writer"),
+        ),
+        (
+            "no message",
+            crafted(&stored, device, None, at, |tx| {
+                let a = obj(tx, "answers");
+                tx.put(&a, "rt", "7").expect("put");
+            }),
+            Some("forged_writer"),
+        ),
+        (
+            "dated after the server's clock and the skew",
+            crafted(&stored, device, Some(OWN), millis(now + hours(25)), |tx| {
+                let a = obj(tx, "answers");
+                tx.put(&a, "rt", "7").expect("put");
+            }),
+            Some("forged_writer"),
+        ),
+        (
+            "dated ahead but within the skew",
+            crafted(&stored, device, Some(OWN), millis(now + hours(23)), |tx| {
+                let a = obj(tx, "answers");
+                tx.put(&a, "rt", "7").expect("put");
+            }),
+            None,
+        ),
+        (
+            "dated before the registration and the skew",
+            crafted(&stored, device, Some(OWN), millis(registered - hours(25)), |tx| {
+                let a = obj(tx, "answers");
+                tx.put(&a, "rt", "7").expect("put");
+            }),
+            Some("forged_writer"),
+        ),
+        ("a visit by a colleague", visit_by("pkh.b", device.to_string(), now), Some("forged_writer")),
+        ("a visit on another device", visit_by("pkh.a", DeviceId::random().to_string(), now), Some("forged_writer")),
+        (
+            "a visit dated last year",
+            visit_by("pkh.a", device.to_string(), now - time::Duration::days(365)),
+            Some("forged_writer"),
+        ),
+        ("an own visit", visit_by("pkh.a", device.to_string(), now), None),
+        (
+            "a removal by a colleague",
+            put(&members, "removed_by", FieldValue::Text("pkh.b".into())),
+            Some("forged_writer"),
+        ),
+        // The paths.
+        ("deleting a server-only answer", delete("answers", "dtsen_decile"), Some("not_device_editable")),
+        (
+            "writing a server-only answer",
+            put("answers", "dtsen_decile", FieldValue::Int(1)),
+            Some("not_device_editable"),
+        ),
+        ("clearing an answer", delete("answers", "head_name"), None),
+        (
+            "writing links",
+            put("links", "merged_into", FieldValue::Text(HouseholdId::random().to_string())),
+            Some("not_device_editable"),
+        ),
+        ("writing review", put("review", "status", FieldValue::Text("approved".into())), Some("review_forbidden")),
+        (
+            "writing photos",
+            crafted(&stored, device, Some(OWN), at, |tx| {
+                let p = obj(tx, "photos");
+                tx.put_object(&p, "ab12", ObjType::Map).expect("photo");
+            }),
+            Some("photos_not_supported"),
+        ),
+        ("deleting a member map", delete("members", &member.to_string()), Some("invalid_layout")),
+        ("deleting a visit map", delete("visits", &visit.to_string()), Some("invalid_layout")),
+        ("deleting a top-level map", delete("", "links"), Some("invalid_layout")),
+        (
+            "creating a member again",
+            crafted(&stored, device, Some(OWN), at, |tx| {
+                let m = obj(tx, "members");
+                tx.put_object(&m, member.to_string().as_str(), ObjType::Map).expect("member");
+            }),
+            Some("invalid_layout"),
+        ),
+        ("editing a recorded visit", put(&visits, "outcome", FieldValue::Int(1)), Some("invalid_layout")),
+        ("clearing a member's answer", delete(&members, "full_name"), None),
+        ("an unknown answer", put("answers", "warna_favorit", FieldValue::Int(1)), Some("unknown_field")),
+        // The values.
+        (
+            "a 100 KB head name",
+            put("answers", "head_name", FieldValue::Text("La Sintetis ".repeat(8_500))),
+            Some("invalid_value"),
+        ),
+        (
+            "markup in the KK number",
+            put("answers", "kk_number", FieldValue::Text("<b>7314010503159101</b>".into())),
+            Some("invalid_value"),
+        ),
+        ("a path in the RT", put("answers", "rt", FieldValue::Text("../../etc/passwd".into())), Some("invalid_value")),
+        (
+            "SQL in a member's NIK",
+            put(&members, "nik", FieldValue::Text("'; DROP TABLE changes; --".into())),
+            Some("invalid_value"),
+        ),
+        ("a code outside the choices", put("answers", "roof_material", FieldValue::Int(77)), Some("invalid_value")),
+        ("a valid member NIK", put(&members, "nik", FieldValue::Text("7314011503809101".into())), None),
+        (
+            "a long removal reason",
+            put(&members, "removed_reason", FieldValue::Text("x".repeat(5_000))),
+            Some("invalid_value"),
+        ),
+    ];
+    for (what, change, expected) in cases {
+        let verdict = admit(
+            Some(Household::load(stored.id(), &stored.save(), device).expect("load")),
+            stored.id(),
+            std::slice::from_ref(&change),
+            &pusher(device),
+            form(),
+        );
+        match (verdict, expected) {
+            (Verdict::Reject { code, reason }, Some(expected)) => {
+                assert_eq!(code, expected, "{what}: {reason}");
+                assert!(
+                    !reason.contains("Sintetis La") && !reason.contains("DROP") && !reason.contains("<b>"),
+                    "{what}: the reason repeats the value: {reason}"
+                );
+            }
+            (Verdict::Admit(_), None) => {}
+            (other, expected) => panic!("{what}: expected {expected:?}, got {other:?}"),
+        }
+    }
 }

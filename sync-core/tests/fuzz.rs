@@ -32,10 +32,9 @@ use sync_core::entry::{only_set, parse_answers, parse_json_answers};
 use sync_core::form::{FormDefinition, MemberAnswers, Scope, ValidationContext, validate_household, validate_visit};
 use sync_core::ids::{DistrictCode, KkNumber, Nik, NikContext, RegencyCode, Sex, VillageCode, check_kk, check_nik};
 use sync_core::model::{DeviceId, Editor, Edits, Household, HouseholdId, MemberId, NewVisit, VisitId};
-use sync_core::protocol::Role;
 use sync_core::sync::{
-    PackPage, PackedHousehold, PullHousehold, PushHousehold, Rejection, SyncRequest, SyncResponse, Verdict, admit,
-    decode, encode,
+    PackPage, PackedHousehold, PullHousehold, PushHousehold, Pusher, Rejection, SyncRequest, SyncResponse, Verdict,
+    admit, decode, encode,
 };
 use sync_core::value::FieldValue;
 use time::macros::{date, datetime};
@@ -509,17 +508,30 @@ fn sync_bodies_never_panic_when_decoded_from_mutated_raw_bytes() {
 // ---------------------------------------------------------------------------------------------
 
 /// One admission input: whether the server already stores the household (its creation), who
-/// pushes (0 enumerator, 1 supervisor, 2 admin), and the pushed changes.
+/// pushes (see [`pusher_for`]; stored under its old name `role`, so the corpus still reads), and
+/// the pushed changes.
 #[derive(Debug, Serialize, Deserialize)]
 struct AdmitCase {
     stored: bool,
-    role: u8,
+    #[serde(rename = "role")]
+    pusher: u8,
     changes: Vec<ByteBuf>,
 }
 
+/// Who pushes a case: 0 the changes' own user; 1 another user on the same device (every change
+/// names the wrong user); 2 the right user on a device registered a week after the changes.
+fn pusher_for(code: u8) -> Pusher<'static> {
+    let registered = match code % 3 {
+        2 => datetime!(2026-11-27 09:00 +8),
+        _ => datetime!(2026-11-01 09:00 +8),
+    };
+    let user = if code % 3 == 1 { "pkh.lain" } else { "pkh.fuzz" };
+    Pusher { user, device: DEVICE, registered_at: registered, now: datetime!(2026-11-27 10:00 +8) }
+}
+
 impl AdmitCase {
-    fn new(stored: bool, role: u8, changes: Vec<Vec<u8>>) -> AdmitCase {
-        AdmitCase { stored, role, changes: changes.into_iter().map(ByteBuf::from).collect() }
+    fn new(stored: bool, pusher: u8, changes: Vec<Vec<u8>>) -> AdmitCase {
+        AdmitCase { stored, pusher, changes: changes.into_iter().map(ByteBuf::from).collect() }
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -753,7 +765,7 @@ fn mutate_admit(rng: &mut Rng, input: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
     for _ in 0..1 + rng.below(3) {
         match rng.below(10) {
             0 => case.stored = !case.stored,
-            1 => case.role = rng.below(3) as u8,
+            1 => case.pusher = rng.below(3) as u8,
             2 if !case.changes.is_empty() => {
                 let i = rng.below(case.changes.len());
                 case.changes.remove(i);
@@ -815,14 +827,9 @@ static VERDICTS: [AtomicUsize; 4] =
 fn run_admit(input: &[u8]) {
     let Ok(case) = ciborium::from_reader::<AdmitCase, _>(input) else { return };
     let s = seeded();
-    let role = match case.role % 3 {
-        0 => Role::Enumerator,
-        1 => Role::Supervisor,
-        _ => Role::Admin,
-    };
     let pushed: Vec<Vec<u8>> = case.changes.iter().map(|c| c.to_vec()).collect();
     let existing = case.stored.then(|| Household::load(HOUSEHOLD, &s.stored, DEVICE).expect("seeded document loads"));
-    let verdict = admit(existing, HOUSEHOLD, &pushed, DEVICE, role, form());
+    let verdict = admit(existing, HOUSEHOLD, &pushed, &pusher_for(case.pusher), form());
     let slot = match &verdict {
         Verdict::Admit(admitted) => {
             // What the server does next with an admitted household must work too.

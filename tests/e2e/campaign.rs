@@ -38,8 +38,11 @@ fn a_small_campaign_runs_from_roster_to_approved_export() {
     let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
     let mut ani = campaign.enumerator("pkh.ani", &[BILOKKA, WANIO]);
     let mut budi = campaign.enumerator("pkh.budi", &[BILOKKA]);
-    ani.set_now("2026-11-23T09:00:00+08:00");
-    budi.set_now("2026-11-23T09:30:00+08:00");
+    // Fixed times keep Ani's work before Budi's; they are today's, since the server refuses work
+    // dated long before a device's first login (forged_writer).
+    let wita = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
+    ani.set_now(&sync_core::model::rfc3339_seconds(wita - time::Duration::minutes(60)));
+    budi.set_now(&sync_core::model::rfc3339_seconds(wita - time::Duration::minutes(30)));
 
     // 1. The roster of two villages reaches both enumerators.
     campaign.admin.ok(&["roster", "import", sample().to_str().expect("path")]);

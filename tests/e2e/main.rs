@@ -4,6 +4,7 @@ mod accounts;
 mod campaign;
 mod export;
 mod faults;
+mod hostile;
 mod hostile_display;
 mod load;
 mod no_loss;

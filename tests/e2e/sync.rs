@@ -178,7 +178,7 @@ use sync_core::store::{DeviceStore, Session};
 use sync_core::sync::{CONTENT_TYPE, PushHousehold, SyncRequest, SyncResponse};
 use sync_core::value::FieldValue;
 
-fn http_login(server: &TestServer, user: &str, password: &str, device: DeviceId) -> String {
+pub(crate) fn http_login(server: &TestServer, user: &str, password: &str, device: DeviceId) -> String {
     let request = LoginRequest { user: user.into(), password: password.into(), device, device_name: "raw".into() };
     let response = reqwest::blocking::Client::new()
         .post(format!("{}/v1/login", server.url()))
@@ -206,7 +206,7 @@ fn token_of(server: &TestServer, device: &TestDevice) -> String {
     login.access_token
 }
 
-fn post_sync(server: &TestServer, token: &str, body: Vec<u8>) -> (reqwest::StatusCode, Vec<u8>) {
+pub(crate) fn post_sync(server: &TestServer, token: &str, body: Vec<u8>) -> (reqwest::StatusCode, Vec<u8>) {
     let response = reqwest::blocking::Client::new()
         .post(format!("{}/v1/sync", server.url()))
         .bearer_auth(token)
@@ -220,7 +220,8 @@ fn post_sync(server: &TestServer, token: &str, body: Vec<u8>) -> (reqwest::Statu
 }
 
 fn new_household(device: DeviceId, village: &str, edits: &[Edits]) -> PushHousehold {
-    let editor = Editor { user: "raw".into(), device, now: time::macros::datetime!(2026-11-20 09:00 +8) };
+    // The writer the server expects: the signed-in user (every caller here is pkh.a), now.
+    let editor = Editor { user: "pkh.a".into(), device, now: time::OffsetDateTime::now_utc() };
     let first = Edits {
         answers: BTreeMap::from([
             ("head_name".to_string(), Some(FieldValue::Text("La Sintetis".into()))),

@@ -43,7 +43,12 @@ fn scope_of(storage: &dyn Storage, caller: &Caller) -> Result<SyncCaller, ApiErr
         }
         Role::Admin => (Vec::new(), Vec::new()),
     };
-    Ok(SyncCaller { user: caller.user.clone(), role: caller.role, device: caller.device, active, ended })
+    // The extractor found the device registered; a device row gone since is treated as new.
+    let registered_at = storage
+        .device_registered_at(caller.device)
+        .map_err(ApiError::internal)?
+        .unwrap_or_else(time::OffsetDateTime::now_utc);
+    Ok(SyncCaller { user: caller.user.clone(), role: caller.role, device: caller.device, active, ended, registered_at })
 }
 
 /// `POST /v1/sync`.

@@ -140,6 +140,10 @@ fn a_device_belongs_to_one_user(storage: &dyn Storage) {
     assert_eq!(rotated, RefreshOutcome::Rotated { user: "pkh.contoh01".into(), role: Role::Enumerator });
     let listed = storage.devices().expect("devices");
     assert_eq!((listed.len(), listed[0].user.as_str(), listed[0].registered_at), (1, "pkh.contoh01", at(10)));
+    // Admission bounds a change's time by the first login, which later logins do not move.
+    assert_eq!(register(storage, device, "pkh.contoh01", "h4", at(20)), DeviceRegistration::Registered);
+    assert_eq!(storage.device_registered_at(device).expect("registered at"), Some(at(10)));
+    assert_eq!(storage.device_registered_at(DeviceId::random()).expect("registered at"), None);
 }
 
 fn a_refresh_token_works_once_and_expires(storage: &dyn Storage) {

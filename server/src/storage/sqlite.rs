@@ -541,6 +541,16 @@ impl Storage for SqliteStorage {
         Ok(DeviceAccess::Active { role: parse_role(&role)? })
     }
 
+    fn device_registered_at(&self, device: DeviceId) -> Result<Option<OffsetDateTime>, StorageError> {
+        let stored: Option<String> = self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT registered_at FROM devices WHERE id = ?1")?
+                .query_row(params![device.to_string()], |r| r.get(0))
+                .optional()?)
+        })?;
+        stored.map(|t| parse_stored_time(&t)).transpose()
+    }
+
     fn devices(&self) -> Result<Vec<DeviceRecord>, StorageError> {
         self.read(|conn| {
             let mut stmt =
@@ -578,7 +588,7 @@ impl Storage for SqliteStorage {
             request
                 .push
                 .iter()
-                .map(|push| feed::decide(conn, caller, push, form))
+                .map(|push| feed::decide(conn, caller, push, form, now))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some)
         })?;
@@ -588,9 +598,11 @@ impl Storage for SqliteStorage {
             }
             let decisions = match decisions {
                 Some(d) => d,
-                None => {
-                    request.push.iter().map(|push| feed::decide(tx, caller, push, form)).collect::<Result<_, _>>()?
-                }
+                None => request
+                    .push
+                    .iter()
+                    .map(|push| feed::decide(tx, caller, push, form, now))
+                    .collect::<Result<_, _>>()?,
             };
             feed::commit(tx, caller, request, decisions, form, 5000, now)
         })
@@ -735,6 +747,7 @@ mod tests {
             device,
             active: vec![village.clone()],
             ended: Vec::new(),
+            registered_at: now - time::Duration::days(1),
         };
         let (a, b) = (caller(DeviceId::random()), caller(DeviceId::random()));
         let set = |field: &str, value: FieldValue| Edits {
@@ -768,7 +781,9 @@ mod tests {
 
         // B's checks run against the document as it was; A's edit commits before B takes the lock.
         let decisions = storage
-            .read(|conn| b_request.push.iter().map(|p| feed::decide(conn, &b, p, form)).collect::<Result<Vec<_>, _>>())
+            .read(|conn| {
+                b_request.push.iter().map(|p| feed::decide(conn, &b, p, form, now)).collect::<Result<Vec<_>, _>>()
+            })
             .expect("decide");
         storage.sync(&a, &a_request, now).expect("a commits first");
         storage.write(|tx| feed::commit(tx, &b, &b_request, decisions, form, 100, now)).expect("b commits");

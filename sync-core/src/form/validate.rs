@@ -157,6 +157,18 @@ pub fn validate_visit(
     report
 }
 
+/// The rules of one field applied to one value alone: type, length, pattern, range, choice codes,
+/// date shape, identifier shapes (domain.md §1) and GPS shape. The device applies exactly these
+/// (through [`validate_household`], [`validate_member`] and [`validate_visit`]) to every answer a
+/// save writes, and the server applies them to every value a pushed change writes, so one rule
+/// set guards both sides. Rules that read other answers (a NIK against the captured sex or birth
+/// date) are left out: they only ever warn. Problem paths are the bare field name.
+pub fn check_field(field: &FieldDef, value: &FieldValue, ctx: &ValidationContext) -> Vec<Problem> {
+    let mut report = Report::default();
+    check_value(field, value, &BTreeMap::new(), &field.name, ctx, &mut report);
+    report.problems
+}
+
 /// Fields, unknown names and rule checks of one scope; `answers` are that scope's own answers.
 fn validate_scope(
     form: &FormDefinition,
@@ -420,7 +432,16 @@ fn check_value(
                 return type_error(&mut push);
             };
             if let Err(error) = ids::VillageCode::parse(text.trim()) {
-                error.into_findings().into_iter().for_each(|f| push_finding(&mut push, f));
+                for mut finding in error.into_findings() {
+                    // The shape finding quotes the text (right for a typed argument); a problem's
+                    // message never does: the text may be anything a device or a file sent.
+                    if finding.rule.ends_with("_format") {
+                        finding.message = "is not a village code of the form PP.KK.CC.DDDD (e.g. 73.14.01.1001), \
+                                           where DDDD starts with 1, 2 or 3; re-type the code from the region list"
+                            .into();
+                    }
+                    push_finding(&mut push, finding);
+                }
             }
         }
         FieldKind::Gps => {
@@ -1099,5 +1120,70 @@ mod tests {
         assert_eq!((report.rejects().count(), report.warnings().count()), (1, 1));
         assert!(report.is_blocking());
         assert_eq!(report.problems[1].to_string(), report.problems[1].message);
+    }
+
+    /// Values a hostile device might write into an identifier field.
+    const HOSTILE: [&str; 6] = [
+        "'; DROP TABLE households; --",
+        "<script>alert(1)</script>",
+        "../../../etc/passwd",
+        "73140115038091",
+        "7314019913809001",
+        "0014011503809001",
+    ];
+
+    #[test]
+    fn check_field_refuses_hostile_text_in_every_shaped_field_without_repeating_it() {
+        let form = form();
+        let shaped: Vec<&FieldDef> = Scope::ALL
+            .iter()
+            .flat_map(|scope| form.fields(*scope))
+            .filter(|f| match &f.kind {
+                FieldKind::Nik { .. } | FieldKind::KkNumber | FieldKind::VillageCode | FieldKind::Gps => true,
+                FieldKind::Text { pattern, .. } => pattern.is_some(),
+                _ => false,
+            })
+            .collect();
+        assert!(shaped.len() >= 10, "the form's shaped fields: {}", shaped.len());
+        for field in shaped {
+            for value in HOSTILE {
+                let problems = check_field(field, &text(value), &partial());
+                // A run of digits can be a valid free-form number (a PLN customer id): patterned
+                // text must refuse the texts with other characters, identifiers every one.
+                let rejected = problems.iter().any(|p| p.severity == Severity::Reject);
+                let must = !matches!(field.kind, FieldKind::Text { .. }) || value.chars().any(|c| !c.is_ascii_digit());
+                if must {
+                    assert!(rejected, "{} accepted {value:?}", field.name);
+                }
+                for p in &problems {
+                    assert!(!p.message.contains(value), "{}: the message repeats the value: {}", field.name, p.message);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn check_field_applies_length_pattern_range_choices_and_identifier_parts() {
+        let rules = |scope: Scope, name: &str, value: FieldValue| -> Vec<String> {
+            let field = form().field(scope, name).expect("field");
+            check_field(field, &value, &partial())
+                .into_iter()
+                .filter(|p| p.severity == Severity::Reject)
+                .map(|p| p.rule)
+                .collect()
+        };
+        assert_eq!(rules(Scope::Household, "head_name", text(&"La Sintetis ".repeat(9))), ["max_len"]);
+        assert_eq!(rules(Scope::Household, "rt", text("0001")), ["pattern"]);
+        assert_eq!(rules(Scope::Household, "roof_material", Int(77)), ["choice"]);
+        assert_eq!(rules(Scope::Household, "floor_area_m2", Int(5000)), ["range"]);
+        assert_eq!(rules(Scope::Household, "floor_area_m2", text("36")), ["type"]);
+        assert_eq!(rules(Scope::Member, "nik", text("7314019913809001")), ["nik_day_range", "nik_month_range"]);
+        assert_eq!(rules(Scope::Member, "nik", text("0514011503809001")), ["nik_province_range"]);
+        assert_eq!(rules(Scope::Household, "kk_number", text("7300010503159101")), ["kk_regency_zero"]);
+        assert_eq!(rules(Scope::Household, "village_code", text("73.14.01.1999")), ["village_code_unknown"]);
+        assert_eq!(rules(Scope::Member, "birth_date", text("2027-01-01")), ["range"]);
+        // A NIK that disagrees with the captured sex is only a warning, and check_field does not
+        // even read other answers.
+        assert!(rules(Scope::Member, "nik", text(MAN_NIK)).is_empty());
     }
 }

@@ -229,6 +229,13 @@ mod tests {
     }
 
     #[test]
+    fn province_below_eleven_is_rejected() {
+        assert_eq!(reject_rules("0514011206199001"), ["kk_province_range"]);
+        assert_eq!(reject_rules("1014011206199001"), ["kk_province_range"]);
+        assert!(KkNumber::parse("1114011206199001").is_ok());
+    }
+
+    #[test]
     fn serial_zero_is_rejected() {
         assert_eq!(reject_rules("7314011206190000"), ["kk_serial_zero"]);
     }

@@ -29,7 +29,7 @@ pub(super) fn normalise(raw: &str) -> String {
 
 /// Every reject rule that the normalised text fails; empty means the text is a valid number.
 ///
-/// Positional rules (regency, kecamatan, day, month, serial) only run when there are exactly 16
+/// Positional rules (province, regency, kecamatan, day, month, serial) only run when there are exactly 16
 /// characters, and each only when its own digits are all digits: a misplaced or wrong-length number
 /// says nothing reliable about its parts.
 pub(super) fn reject_findings(kind: &Kind, normalised: &str) -> Vec<Finding> {
@@ -75,6 +75,14 @@ pub(super) fn reject_findings(kind: &Kind, normalised: &str) -> Vec<Finding> {
         chars[from..to].iter().try_fold(0u32, |acc, c| c.to_digit(10).map(|d| acc * 10 + d))
     };
 
+    // Province codes run from 11 (Aceh) up: the first digit is an island group 1-9 (domain.md
+    // §1.3), so 00-10 was never issued.
+    if let Some(province) = part(0, 2).filter(|p| *p < 11) {
+        findings.push(Finding::reject(
+            rule("province_range"),
+            format!("province code {province:02} in digits 1-2 is not a province (codes run from 11); {}", kind.fix),
+        ));
+    }
     if part(2, 4) == Some(0) {
         findings.push(Finding::reject(
             rule("regency_zero"),

@@ -393,6 +393,13 @@ mod tests {
     }
 
     #[test]
+    fn province_below_eleven_is_rejected() {
+        assert_eq!(reject_rules("0514011206199001"), ["nik_province_range"]);
+        assert_eq!(reject_rules("1014011206199001"), ["nik_province_range"]);
+        assert!(Nik::parse("1114011206199001").is_ok());
+    }
+
+    #[test]
     fn serial_zero_is_rejected() {
         assert_eq!(reject_rules("7314011508850000"), ["nik_serial_zero"]);
     }

@@ -1,11 +1,11 @@
 //! What a set of changes writes, by place in the household layout: the server checks incoming
-//! changes with it (an enumerator may not write `review`, answers must be scalars of form fields).
+//! changes with it (the path policy of `sync::admit`, the values of form fields).
 
 use super::read::{child_maps, root_objects};
 use super::{Household, MemberId, VisitId};
 use crate::value::FieldValue;
 use automerge::{Change, ObjType, ROOT, ReadDoc, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Where in the household layout an operation lands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,24 @@ pub enum Write {
     Other,
 }
 
+/// The member and visit keys a document holds: what the changes of a new batch may not create
+/// again (a map put over an existing one replaces it, hiding every edit made to it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordKeys {
+    /// Keys of `members`.
+    pub members: HashSet<String>,
+    /// Keys of `visits`.
+    pub visits: HashSet<String>,
+}
+
 impl Household {
+    /// The member and visit keys of the document as it is now.
+    pub fn record_keys(&self) -> RecordKeys {
+        let Ok(roots) = root_objects(&self.doc) else { return RecordKeys::default() };
+        let keys = |top: &str| child_maps(&self.doc, &roots[top]).into_iter().map(|(k, _)| k).collect();
+        RecordKeys { members: keys("members"), visits: keys("visits") }
+    }
+
     /// Every operation in `changes`, placed in the layout. The changes must already be applied to
     /// this document (objects they create are then known).
     pub fn written_ops(&self, changes: &[Change]) -> Vec<WrittenOp> {

@@ -1,15 +1,42 @@
 //! The server's checks on one pushed household batch, before anything is stored: every change is
-//! well-formed and written by the calling device; the paths it writes are allowed for the caller's
-//! role; its values are scalars of the right type for form fields. Sans-IO: the caller loads the
-//! stored document and stores what is admitted.
+//! well-formed, written by the calling device and names the calling user and a plausible time
+//! (`writer`); every operation is allowed at its place by the path policy (`paths`); every value
+//! written to a form field passes the field's rules ([`check_field`], the device's own check) and
+//! every record key its own (`model::record`). Sans-IO: the caller loads the stored document,
+//! passes the time, and stores what is admitted.
+//!
+//! Every written operation is checked, not only the values left at the end: a bad value
+//! overwritten later in the same batch stays in the history that travels to every device.
 
-use crate::form::{FieldKind, FormDefinition, Scope};
+mod paths;
+mod writer;
+
+pub use paths::{Area, Operation, PATH_RULES, PathRule, Permission, path_rule};
+pub use writer::CLOCK_SKEW;
+
+use crate::finding::Severity;
+use crate::form::{FieldDef, FieldKind, FormDefinition, Scope, ValidationContext, check_field};
 use crate::model::{
-    DeviceId, Household, HouseholdId, MEMBER_REMOVAL_KEYS, ModelError, Place, ROOT_MAPS, VISIT_KEYS, Write, WrittenOp,
+    DeviceId, Household, HouseholdId, MEMBER_REMOVAL_KEYS, ModelError, Place, ROOT_MAPS, Record, RecordKeys,
+    VISIT_KEYS, Write, WrittenOp, check_record_value,
 };
-use crate::protocol::Role;
 use crate::value::FieldValue;
 use automerge::{Change, ObjType};
+use std::collections::HashSet;
+use time::OffsetDateTime;
+
+/// Who pushes, as the server knows them, and when: what every pushed change must agree with.
+#[derive(Debug, Clone, Copy)]
+pub struct Pusher<'a> {
+    /// The signed-in user's name: every change's message and every visit must name it.
+    pub user: &'a str,
+    /// The calling device: the only actor admitted, and the device every visit must name.
+    pub device: DeviceId,
+    /// When the device was registered (its first login): nothing it sends is dated much earlier.
+    pub registered_at: OffsetDateTime,
+    /// The server's clock: nothing is dated much later.
+    pub now: OffsetDateTime,
+}
 
 /// The changes of one household that passed every check.
 #[derive(Debug)]
@@ -42,16 +69,15 @@ fn reject(code: &'static str, reason: impl Into<String>) -> Verdict {
     Verdict::Reject { code, reason: reason.into() }
 }
 
-/// Check one pushed household batch from `device` (with `role`) against the stored document.
+/// Check one pushed household batch from `pusher`'s device against the stored document.
 pub fn admit(
     existing: Option<Household>,
     id: HouseholdId,
     pushed: &[Vec<u8>],
-    device: DeviceId,
-    role: Role,
+    pusher: &Pusher<'_>,
     form: &FormDefinition,
 ) -> Verdict {
-    let actor = device.actor();
+    let actor = pusher.device.actor();
     let mut changes = Vec::with_capacity(pushed.len());
     for bytes in pushed {
         match Change::from_bytes(bytes.clone()) {
@@ -72,12 +98,13 @@ pub fn admit(
     let is_new = existing.is_none();
     let mut household = match existing {
         Some(h) => h,
-        None => Household::empty(id, device),
+        None => Household::empty(id, pusher.device),
     };
     changes.retain(|c| !household.has_change(&c.hash()));
     if changes.is_empty() {
         return Verdict::AlreadyKnown;
     }
+    let before = household.record_keys();
     let bytes: Vec<Vec<u8>> = changes.iter_mut().map(|c| c.bytes().into_owned()).collect();
     match household.apply_changes(&bytes) {
         Ok(_) => {}
@@ -87,102 +114,228 @@ pub fn admit(
     if let Err(e) = household.check_layout() {
         return reject("invalid_layout", e.to_string());
     }
+    // Well-formed (applied above, so Automerge's own checks ran first); now who wrote it.
+    for change in &changes {
+        if let Err(why) = writer::check_change(change, pusher) {
+            return reject("forged_writer", format!("a change of household {id} {why}"));
+        }
+    }
     let ops = household.written_ops(&changes);
-    if let Some(problem) = check_ops(&ops, is_new, role, form) {
-        return reject(problem.0, problem.1);
+    let batch = Batch { is_new, before, pusher, form };
+    if let Some((code, reason)) = batch.check_ops(&ops) {
+        return reject(code, format!("household {id}: {reason}"));
     }
     let new_changes = changes.iter().zip(bytes).map(|(c, b)| (c.hash().to_string(), b)).collect();
     Verdict::Admit(Box::new(Admitted { household, new_changes }))
 }
 
-fn type_fits(kind: &FieldKind, value: &FieldValue) -> bool {
-    match kind {
-        FieldKind::Integer { .. } | FieldKind::SelectOne { .. } | FieldKind::MultiSelect { .. } => {
-            matches!(value, FieldValue::Int(_))
-        }
-        FieldKind::Decimal { .. } => matches!(value, FieldValue::Int(_) | FieldValue::Decimal(_)),
-        FieldKind::Boolean => matches!(value, FieldValue::Bool(_)),
-        FieldKind::Text { .. }
-        | FieldKind::Date { .. }
-        | FieldKind::Nik { .. }
-        | FieldKind::KkNumber
-        | FieldKind::VillageCode
-        | FieldKind::Gps => matches!(value, FieldValue::Text(_)),
-    }
-}
-
 /// Scalar keys of the document root, besides the top-level maps.
 const ROOT_SCALARS: [&str; 3] = ["schema", "form", "household_id"];
 
-/// The first thing wrong with the written operations, as (code, reason).
-fn check_ops(ops: &[WrittenOp], is_new: bool, role: Role, form: &FormDefinition) -> Option<(&'static str, String)> {
-    for op in ops {
-        let field_check = |scope: Scope, extra: &[&str]| -> Option<(&'static str, String)> {
-            match &op.write {
-                Write::Scalar(Some(v)) => match form.field(scope, &op.key) {
-                    Some(def) if !def.device_editable => Some((
-                        "not_device_editable",
-                        format!(
-                            "{} ({}) is set by the server and cannot be written from a device",
-                            def.name, def.label
-                        ),
-                    )),
-                    Some(def) if !type_fits(&def.kind, v) => Some((
-                        "invalid_value",
-                        format!(
-                            "{} ({}) must be {}; the value sent has the wrong type",
-                            def.name,
-                            def.label,
-                            def.kind.describe()
-                        ),
-                    )),
-                    Some(_) => None,
-                    None if extra.contains(&op.key.as_str()) => None,
-                    None => Some((
-                        "unknown_field",
-                        format!("{} is not a {} field of form {}", op.key, scope.as_str(), form.key()),
-                    )),
-                },
-                Write::Scalar(None) => {
-                    Some(("invalid_value", format!("{} holds a value of an unsupported type", op.key)))
-                }
-                Write::Delete => None,
-                Write::Object(_) | Write::Other => {
-                    Some(("invalid_layout", format!("{} must be a plain value, not an object", op.key)))
-                }
-            }
-        };
-        let problem = match &op.place {
-            Place::Review if role == Role::Enumerator => {
-                Some(("review_forbidden", "enumerators cannot write review fields; a supervisor reviews".to_string()))
-            }
-            Place::Root => match (&op.write, is_new) {
-                (Write::Scalar(_) | Write::Object(ObjType::Map), true)
-                    if ROOT_SCALARS.contains(&op.key.as_str()) || ROOT_MAPS.contains(&op.key.as_str()) =>
-                {
-                    None
-                }
-                _ => Some((
+/// A refusal: code and lowercase reason.
+type Refusal = (&'static str, String);
+
+/// What the operations of one batch are checked against.
+struct Batch<'a> {
+    /// The household is new to the server: this batch creates its root.
+    is_new: bool,
+    /// The member and visit keys the stored document held before the batch.
+    before: RecordKeys,
+    pusher: &'a Pusher<'a>,
+    form: &'a FormDefinition,
+}
+
+impl Batch<'_> {
+    /// The first operation the path policy, the value rules or the writer rules refuse.
+    fn check_ops(&self, ops: &[WrittenOp]) -> Option<Refusal> {
+        let mut created: HashSet<(Area, String)> = HashSet::new();
+        ops.iter().find_map(|op| self.check_op(op, &mut created).err())
+    }
+
+    fn check_op(&self, op: &WrittenOp, created: &mut HashSet<(Area, String)>) -> Result<(), Refusal> {
+        let area = Area::of(&op.place);
+        let path = place_path(&op.place);
+        let operation = match &op.write {
+            Write::Scalar(_) => Operation::Put,
+            Write::Delete => Operation::Delete,
+            Write::Object(ObjType::Map) => Operation::Create,
+            Write::Object(_) | Write::Other => {
+                return Err((
                     "invalid_layout",
-                    format!("the change rewrites the document root ({}); only a new household creates it", op.key),
-                )),
-            },
-            Place::Answers => field_check(Scope::Household, &[]),
-            Place::Member(Some(_)) => field_check(Scope::Member, &MEMBER_REMOVAL_KEYS),
-            Place::Visit(Some(_)) => field_check(Scope::Visit, &VISIT_KEYS),
-            Place::Member(None) | Place::Visit(None) => match (&op.write, op.key.parse::<uuid::Uuid>()) {
-                (Write::Object(ObjType::Map), Ok(_)) => None,
-                _ => Some(("invalid_layout", format!("members and visits hold maps keyed by uuid, not {:?}", op.key))),
-            },
-            Place::Review | Place::Links | Place::Photos => match &op.write {
-                Write::Scalar(_) | Write::Delete | Write::Object(ObjType::Map) => None,
-                _ => Some(("invalid_layout", format!("{} must be a plain value or a map", op.key))),
-            },
-            Place::Unknown => Some(("invalid_layout", "the change writes outside the household layout".to_string())),
+                    format!("{path}{}: a household holds maps and plain values only", op.key),
+                ));
+            }
         };
-        if problem.is_some() {
-            return problem;
+        match path_rule(area).permission(operation) {
+            Permission::Refused { code, why } => Err((code, format!("{path}{}: {why}", op.key))),
+            Permission::NewHousehold => {
+                let layout_key = match operation {
+                    Operation::Put => ROOT_SCALARS.contains(&op.key.as_str()),
+                    _ => ROOT_MAPS.contains(&op.key.as_str()),
+                };
+                if self.is_new && layout_key {
+                    Ok(())
+                } else {
+                    Err((
+                        "invalid_layout",
+                        format!("the change rewrites the document root ({}); only a new household creates it", op.key),
+                    ))
+                }
+            }
+            Permission::NewUuidKey => {
+                let existing = match area {
+                    Area::Members => &self.before.members,
+                    _ => &self.before.visits,
+                };
+                if op.key.parse::<uuid::Uuid>().is_err() {
+                    Err(("invalid_layout", format!("{path}: members and visits are maps keyed by uuid")))
+                } else if existing.contains(&op.key) || !created.insert((area, op.key.clone())) {
+                    Err((
+                        "invalid_layout",
+                        format!(
+                            "{path}{} is created again; a new member or visit takes a new uuid, and creating one again would hide every edit made to it",
+                            op.key
+                        ),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            Permission::Field | Permission::FieldOrRecordKey | Permission::NewRecordOnly => {
+                let permission = path_rule(area).permission(operation);
+                if permission == Permission::NewRecordOnly
+                    && let Place::Visit(Some(visit)) = &op.place
+                    && self.before.visits.contains(&visit.to_string())
+                {
+                    return Err((
+                        "invalid_layout",
+                        format!("{path}{}: a visit is recorded once and never edited", op.key),
+                    ));
+                }
+                self.check_key(op, &path, permission)
+            }
         }
     }
-    None
+
+    /// A put or delete of one key of answers, a member or a visit.
+    fn check_key(&self, op: &WrittenOp, path: &str, permission: Permission) -> Result<(), Refusal> {
+        let (scope, record, record_keys): (Scope, Option<Record>, &[&str]) = match op.place {
+            Place::Member(_) => (Scope::Member, Some(Record::Member), &MEMBER_REMOVAL_KEYS),
+            Place::Visit(_) => (Scope::Visit, Some(Record::Visit), &VISIT_KEYS),
+            _ => (Scope::Household, None, &[]),
+        };
+        let key = op.key.as_str();
+        if let Some(def) = self.form.field(scope, key) {
+            if !def.device_editable {
+                return Err((
+                    "not_device_editable",
+                    format!(
+                        "{path}{key} ({}) is set by the server and cannot be written or deleted from a device",
+                        def.label
+                    ),
+                ));
+            }
+            return match &op.write {
+                Write::Scalar(Some(value)) => self.check_value(def, path, value),
+                Write::Scalar(None) => Err(unsupported(path, key)),
+                _ => Ok(()),
+            };
+        }
+        match (record, record_keys.contains(&key)) {
+            (Some(record), true) if permission != Permission::Field => match &op.write {
+                Write::Scalar(Some(value)) => {
+                    check_record_value(record, key, value).map_err(|p| {
+                        ("invalid_value", format!("{path}{key} breaks the rule `{}`: {}", p.rule, p.message))
+                    })?;
+                    let at = path.trim_end_matches('.');
+                    writer::check_record_key(record, at, key, value, self.pusher).map_err(|why| ("forged_writer", why))
+                }
+                Write::Scalar(None) => Err(unsupported(path, key)),
+                _ => Ok(()),
+            },
+            (Some(_), true) => Err((
+                "invalid_layout",
+                format!("{path}{key} records a removal, which a device never undoes or rewrites"),
+            )),
+            _ => Err((
+                "unknown_field",
+                format!("{path}{key} is not a {} field of form {}", scope.as_str(), self.form.key()),
+            )),
+        }
+    }
+
+    /// A form field's value against the field's own rules; the reason names the field and the
+    /// rules broken, never the value.
+    fn check_value(&self, def: &FieldDef, path: &str, value: &FieldValue) -> Result<(), Refusal> {
+        // Tomorrow by the server's clock plus the skew: a device a time zone ahead may enter
+        // today's date while the server's day has not begun.
+        let today = (self.pusher.now + CLOCK_SKEW).date();
+        let ctx = ValidationContext { today, complete: false };
+        let mut rules: Vec<String> = check_field(def, value, &ctx)
+            .into_iter()
+            .filter(|p| p.severity == Severity::Reject)
+            .map(|p| p.rule)
+            .collect();
+        if rules.is_empty() {
+            return Ok(());
+        }
+        rules.dedup();
+        Err((
+            "invalid_value",
+            format!(
+                "{path}{} ({}) breaks the rule{} {}: it must be {}; the value is not repeated here, correct it on the device",
+                def.name,
+                def.label,
+                if rules.len() > 1 { "s" } else { "" },
+                rules.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", "),
+                expected(&def.kind)
+            ),
+        ))
+    }
+}
+
+fn unsupported(path: &str, key: &str) -> Refusal {
+    ("invalid_value", format!("{path}{key} holds a value of a type Pilar never writes (bytes, null or a counter)"))
+}
+
+/// Where a place is, as a path prefix for messages: `answers.`, `members.<id>.`, `review.`.
+fn place_path(place: &Place) -> String {
+    match place {
+        Place::Root => String::new(),
+        Place::Answers => "answers.".into(),
+        Place::Member(None) => "members.".into(),
+        Place::Member(Some(m)) => format!("members.{m}."),
+        Place::Visit(None) => "visits.".into(),
+        Place::Visit(Some(v)) => format!("visits.{v}."),
+        Place::Review => "review.".into(),
+        Place::Links => "links.".into(),
+        Place::Photos => "photos.".into(),
+        Place::Unknown => "(outside the layout) ".into(),
+    }
+}
+
+/// What a field's values look like, in words that never quote a value.
+fn expected(kind: &FieldKind) -> String {
+    match kind {
+        FieldKind::Text { max_len, pattern_hint, .. } => {
+            let mut words = "text".to_string();
+            if let Some(max) = max_len {
+                words.push_str(&format!(" of at most {max} characters"));
+            }
+            if let Some(hint) = pattern_hint {
+                words.push_str(&format!(" ({hint})"));
+            }
+            words
+        }
+        FieldKind::Integer { min, max, .. } => match (min, max) {
+            (Some(min), Some(max)) => format!("a whole number from {min} to {max}"),
+            _ => kind.describe().into(),
+        },
+        FieldKind::Nik { .. } | FieldKind::KkNumber => format!(
+            "{} (PP KK CC DDMMYY SSSS: a province from 11, regency and kecamatan not 00, a valid day and month, serial not 0000)",
+            kind.describe()
+        ),
+        FieldKind::VillageCode => format!("{} from the Kemendagri region table", kind.describe()),
+        _ => kind.describe().into(),
+    }
 }

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use sync_core::form::FormDefinition;
 use sync_core::model::{Household, HouseholdId};
 use sync_core::sync::{
-    PackPage, PackedHousehold, PullHousehold, PushHousehold, Rejection, SyncRequest, SyncResponse, Verdict, admit,
+    PackPage, PackedHousehold, PullHousehold, PushHousehold, Pusher, Rejection, SyncRequest, SyncResponse, Verdict,
+    admit,
 };
 use sync_core::value::FieldValue;
 use time::OffsetDateTime;
@@ -174,6 +175,7 @@ pub(super) fn decide(
     caller: &SyncCaller,
     push: &PushHousehold,
     form: &FormDefinition,
+    now: OffsetDateTime,
 ) -> Result<Decision, StorageError> {
     let existing = load(conn, push.household, caller)?;
     let heads = existing.as_ref().map(|(_, _, h)| h.clone());
@@ -203,7 +205,8 @@ pub(super) fn decide(
     }
     let is_new = existing.is_none();
     let bytes: Vec<Vec<u8>> = push.changes.iter().map(|c| c.to_vec()).collect();
-    match admit(existing.map(|(h, _, _)| h), push.household, &bytes, caller.device, caller.role, form) {
+    let pusher = Pusher { user: &caller.user, device: caller.device, registered_at: caller.registered_at, now };
+    match admit(existing.map(|(h, _, _)| h), push.household, &bytes, &pusher, form) {
         Verdict::Admit(admitted) => {
             if is_new {
                 let declared = admitted.household.state().answers.get("village_code").cloned();
@@ -253,8 +256,11 @@ pub(super) fn commit(
     let mut response = SyncResponse { villages: caller.active.clone(), ..SyncResponse::default() };
     let received_at = super::stored_time(now);
     for (push, decided) in request.push.iter().zip(decisions) {
-        let decided =
-            if stored_heads(tx, push.household)? == decided.heads { decided } else { decide(tx, caller, push, form)? };
+        let decided = if stored_heads(tx, push.household)? == decided.heads {
+            decided
+        } else {
+            decide(tx, caller, push, form, now)?
+        };
         match decided.outcome {
             Outcome::Store { village, new_changes, document, heads } => {
                 let mut insert = tx.prepare_cached(

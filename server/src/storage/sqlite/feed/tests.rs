@@ -33,6 +33,7 @@ fn enumerator(device: DeviceId) -> SyncCaller {
         device,
         active: vec![VILLAGE.to_string()],
         ended: Vec::new(),
+        registered_at: noon() - time::Duration::days(30),
     }
 }
 
