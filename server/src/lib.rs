@@ -59,6 +59,8 @@ pub fn router(state: AppState) -> Router {
                 .on_failure(()),
         )
         .layer(CatchPanicLayer::custom(panic_response))
+        // Outermost: whatever produced an error response, it leaves as the JSON error body.
+        .layer(axum::middleware::map_response(error::json_error_bodies))
         .with_state(state)
 }
 

@@ -130,6 +130,90 @@ async fn a_body_over_the_limit_gets_413_with_an_error_body() {
 }
 
 #[tokio::test]
+async fn every_refusal_is_the_json_error_body() {
+    let api = Api::with_limit(1024);
+    let admin = api.admin().await;
+    let bytes = |method: Method, path: &str, body: Vec<u8>| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+            .header(header::CONTENT_TYPE, "application/vnd.pilar.sync+cbor")
+            .body(Body::from(body))
+            .expect("request")
+    };
+    // The body limit on the raw (compressed) sync bodies.
+    for path in ["/v1/sync", "/v1/documents"] {
+        let (status, body) = api.raw(bytes(Method::POST, path, vec![7u8; 4096])).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"), "{path}");
+        assert!(body["message"].as_str().expect("message").contains("1024 bytes"), "{body}");
+    }
+    // Query strings: a value of the wrong type, an unknown parameter.
+    for path in [
+        "/v1/packs/73.14.01.1001?limit=many",
+        "/v1/packs/73.14.01.1001?after=not-a-uuid",
+        "/v1/packs/73.14.01.1001?limt=10",
+        "/v1/review?area=73.14.01&statu=approved",
+        "/v1/export?area=73.14.01&aproved=true",
+        "/v1/export?area=73.14.01&approved=perhaps",
+    ] {
+        let (status, body) = api.call(Method::GET, path, Some(&admin), None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "malformed_request"), "{path}: {body}");
+    }
+    // Unknown JSON fields, on every kind of JSON endpoint.
+    let calls = [
+        (
+            Method::POST,
+            "/v1/login",
+            json!({ "user": "admin", "password": "x", "device": uuid(), "device_name": "t", "role": "admin" }),
+        ),
+        (Method::POST, "/v1/token/refresh", json!({ "refresh_token": "x", "device": uuid(), "user": "admin" })),
+        (Method::POST, "/v1/admin/users", json!({ "name": "pkh.baru", "role": "enumerator", "admin": true })),
+        (Method::PUT, "/v1/admin/users/admin/villages", json!({ "villages": [], "kecamatan": [] })),
+        (Method::POST, &format!("/v1/roster/{}/commit", uuid()), json!({ "chunks": 1, "force": true })),
+        (Method::PUT, &format!("/v1/roster/{}/chunks/0", uuid()), json!({ "households": [], "village": "x" })),
+        (
+            Method::PUT,
+            &format!("/v1/roster/{}/chunks/0", uuid()),
+            json!({ "households": [{ "row": 2, "family_id": null, "village": "", "answers": {}, "members": [], "extra": 1 }] }),
+        ),
+        (Method::POST, &format!("/v1/households/{}/review", uuid()), json!({ "decision": "approve", "by": "admin" })),
+        (
+            Method::POST,
+            &format!("/v1/households/{}/resolve", uuid()),
+            json!({ "path": "answers.rt", "pick": 1, "x": 1 }),
+        ),
+        (Method::POST, "/v1/duplicates/merge", json!({ "survivor": uuid(), "retired": uuid(), "note": "" })),
+        (Method::POST, "/v1/duplicates/dismiss", json!({ "a": uuid(), "b": uuid(), "c": uuid() })),
+    ];
+    for (method, path, body) in calls {
+        let (status, answer) = api.call(method, path, Some(&admin), Some(body)).await;
+        assert_eq!((status, error_code(&answer)), (StatusCode::BAD_REQUEST, "malformed_request"), "{path}: {answer}");
+        assert!(answer["message"].as_str().expect("message").contains("unknown field"), "{path}: {answer}");
+    }
+    // Bad path parameters and a body that is no JSON at all.
+    let (status, body) =
+        api.call(Method::POST, "/v1/households/not-a-uuid/review", Some(&admin), Some(json!({}))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "malformed_request"), "{body}");
+    let request = Request::post("/v1/duplicates/dismiss")
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("not json"))
+        .expect("request");
+    let (status, body) = api.raw(request).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "malformed_request"), "{body}");
+    // A wrong method on a known path, and paths nobody serves, inside and outside /v1.
+    for (method, path) in [(Method::DELETE, "/v1/sync"), (Method::PUT, "/health")] {
+        let (status, body) = api.call(method, path, Some(&admin), None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"), "{path}");
+    }
+    for path in ["/", "/v2/sync", "/v1/households", "/v1/packs/"] {
+        let (status, body) = api.call(Method::GET, path, Some(&admin), None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"), "{path}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_user_and_wrong_password_get_the_same_401() {
     let api = Api::new();
     let (status, unknown) = api.login("nobody", ADMIN_PASSWORD, &uuid()).await;

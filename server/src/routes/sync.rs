@@ -3,10 +3,11 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::routes::{ApiBytes, ApiQuery};
 use crate::state::AppState;
 use crate::storage::{Storage, SyncCaller};
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -47,7 +48,11 @@ fn scope_of(storage: &dyn Storage, caller: &Caller) -> Result<SyncCaller, ApiErr
 }
 
 /// `POST /v1/sync`.
-pub async fn sync(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+pub async fn sync(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiBytes(body): ApiBytes,
+) -> Result<Response, ApiError> {
     let limit = state.settings.max_body_bytes.saturating_mul(EXPANSION);
     let request: SyncRequest = sync::decode(&body, limit).map_err(|e| ApiError::Malformed(e.to_string()))?;
     let pushed: usize = request.push.iter().map(|p| p.changes.len()).sum();
@@ -64,6 +69,7 @@ pub async fn sync(State(state): State<AppState>, caller: Caller, body: Bytes) ->
 
 /// Query of `GET /v1/packs/{village}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PackQuery {
     /// Resume after this household id.
     after: Option<HouseholdId>,
@@ -75,9 +81,10 @@ pub struct PackQuery {
 pub async fn pack(
     State(state): State<AppState>,
     caller: Caller,
-    Path(village): Path<String>,
-    Query(query): Query<PackQuery>,
+    village: Result<Path<String>, PathRejection>,
+    ApiQuery(query): ApiQuery<PackQuery>,
 ) -> Result<Response, ApiError> {
+    let Path(village) = village?;
     let page = state
         .blocking(move |storage| {
             let who = scope_of(storage, &caller)?;
@@ -96,7 +103,11 @@ pub async fn pack(
 /// `POST /v1/documents`: whole documents of households a device must restore (its copy could not
 /// take what it received). Only households of villages the caller holds (active, or ended with
 /// pending work) are given; the rest are listed as unavailable. Read-only, so retrying is safe.
-pub async fn documents(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+pub async fn documents(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiBytes(body): ApiBytes,
+) -> Result<Response, ApiError> {
     let limit = state.settings.max_body_bytes.saturating_mul(EXPANSION);
     let request: DocumentsRequest = sync::decode(&body, limit).map_err(|e| ApiError::Malformed(e.to_string()))?;
     if request.households.len() > sync::REPAIR_PAGE {
