@@ -34,6 +34,11 @@ pub struct Config {
     /// Days a refresh token stays valid without being used (devices are offline for days).
     #[arg(long, env = "PILAR_REFRESH_TOKEN_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub refresh_token_days: u64,
+    /// Most bytes all requests together may be decompressing (and holding decoded) at once; a
+    /// compressed body reserves its declared size, or the per-body limit (8 × --max-body-bytes)
+    /// when it declares none. A request that finds no room within 5 s gets 503 with Retry-After.
+    #[arg(long, env = "PILAR_MAX_INFLATING_BYTES", default_value_t = crate::inflate::DEFAULT_MAX_INFLATING_BYTES)]
+    pub max_inflating_bytes: usize,
     /// On SIGTERM or ctrl-c: seconds the requests in flight get to finish before the server exits
     /// anyway (new connections are refused at once; idle connections are closed at once).
     #[arg(long, env = "PILAR_SHUTDOWN_GRACE_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600))]
@@ -50,6 +55,7 @@ impl Config {
             access_token_minutes: 15,
             refresh_token_days: 90,
             shutdown_grace_seconds: 20,
+            max_inflating_bytes: crate::inflate::DEFAULT_MAX_INFLATING_BYTES,
         }
     }
 

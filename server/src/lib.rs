@@ -7,6 +7,7 @@
 //!   way handlers reach storage (tokio's blocking pool, never an async worker).
 //! - [`error`]: [`ApiError`], the one error type, and its status table.
 //! - [`auth`]: passwords, tokens, and the `Caller` / `Admin` extractors.
+//! - [`inflate`]: the server-wide cap on bytes being decompressed at once.
 //! - [`routes`]: one file per area of the HTTP API (`/health`, `/v1/login`, `/v1/admin/…`).
 //! - [`storage`]: the object-safe `Storage` trait and its SQLite backend.
 //!
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod inflate;
 pub mod roster;
 pub mod routes;
 pub mod state;

@@ -5,6 +5,7 @@
 use crate::auth::{self, REFRESH_KEY_NAME, RefreshKey, TokenKeys};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::inflate::InflateGate;
 use crate::storage::{NewUser, SqliteStorage, Storage};
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
@@ -36,6 +37,8 @@ pub struct AppState {
     pub refresh_key: Arc<RefreshKey>,
     /// Limits and lifetimes.
     pub settings: Arc<Settings>,
+    /// The byte budget for decompressing request bodies, shared by every request.
+    pub inflating: Arc<InflateGate>,
     /// The data directory's lock, held while any clone of the state lives.
     pub data_dir_lock: Arc<DataDirLock>,
 }
@@ -82,6 +85,7 @@ impl AppState {
             tokens: Arc::new(tokens),
             refresh_key: Arc::new(refresh_key),
             settings: Arc::new(settings),
+            inflating: Arc::new(InflateGate::new(config.max_inflating_bytes, crate::inflate::DEFAULT_WAIT)),
             data_dir_lock: Arc::new(data_dir_lock),
         };
         Ok(Opened { state, generated_admin_password })

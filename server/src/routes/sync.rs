@@ -47,20 +47,36 @@ fn scope_of(storage: &dyn Storage, caller: &Caller) -> Result<SyncCaller, ApiErr
     Ok(SyncCaller { user: caller.user.clone(), role: caller.role, device: caller.device, active, ended })
 }
 
+/// Decode a compressed sync body within the decompression budget ([`crate::inflate`]): at most
+/// [`EXPANSION`] × the body limit for this body, and room for it among every body being inflated
+/// at once (else 503 `busy`). The reservation is returned to be held while the request is handled.
+async fn decode_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    body: &[u8],
+) -> Result<(T, crate::inflate::Reservation), ApiError> {
+    let limit = state.settings.max_body_bytes.saturating_mul(EXPANSION);
+    let reservation = state.inflating.reserve_for(body, limit).await?;
+    let request = sync::decode(body, reservation.bytes()).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    Ok((request, reservation))
+}
+
 /// `POST /v1/sync`.
 pub async fn sync(
     State(state): State<AppState>,
     caller: Caller,
     ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
-    let limit = state.settings.max_body_bytes.saturating_mul(EXPANSION);
-    let request: SyncRequest = sync::decode(&body, limit).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let (request, reservation) = decode_body::<SyncRequest>(&state, &body).await?;
+    drop(body);
     let pushed: usize = request.push.iter().map(|p| p.changes.len()).sum();
     let device = caller.device;
     let body = state
         .blocking(move |storage| {
             let who = scope_of(storage, &caller)?;
-            storage.sync(&who, &request, time::OffsetDateTime::now_utc()).map_err(ApiError::internal)
+            let body = storage.sync(&who, &request, time::OffsetDateTime::now_utc()).map_err(ApiError::internal);
+            // The decoded request's room in the decompression budget is given back only now.
+            drop((request, reservation));
+            body
         })
         .await?;
     tracing::info!(%device, pushed, response_bytes = body.len(), "sync");
@@ -108,8 +124,7 @@ pub async fn documents(
     caller: Caller,
     ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
-    let limit = state.settings.max_body_bytes.saturating_mul(EXPANSION);
-    let request: DocumentsRequest = sync::decode(&body, limit).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let (request, _reservation) = decode_body::<DocumentsRequest>(&state, &body).await?;
     if request.households.len() > sync::REPAIR_PAGE {
         return Err(ApiError::Invalid(format!(
             "at most {} households a request; ask for the rest in further requests",
