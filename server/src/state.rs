@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::inflate::InflateGate;
 use crate::storage::{NewUser, SqliteStorage, Storage};
+use crate::throttle::LoginThrottle;
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The byte budget for decompressing request bodies, shared by every request.
     pub inflating: Arc<InflateGate>,
+    /// Failed logins per user name and client address (in memory, per process).
+    pub login_throttle: Arc<LoginThrottle>,
     /// The data directory's lock, held while any clone of the state lives.
     pub data_dir_lock: Arc<DataDirLock>,
 }
@@ -86,6 +89,7 @@ impl AppState {
             refresh_key: Arc::new(refresh_key),
             settings: Arc::new(settings),
             inflating: Arc::new(InflateGate::new(config.max_inflating_bytes, crate::inflate::DEFAULT_WAIT)),
+            login_throttle: Arc::new(LoginThrottle::default()),
             data_dir_lock: Arc::new(data_dir_lock),
         };
         Ok(Opened { state, generated_admin_password })

@@ -224,6 +224,38 @@ async fn unknown_user_and_wrong_password_get_the_same_401() {
 }
 
 #[tokio::test]
+async fn the_sixth_wrong_password_gets_429_with_retry_after_and_so_does_the_right_one() {
+    let api = Api::new();
+    for _ in 0..5 {
+        let (status, body) = api.login("admin", "not-the-password", &uuid()).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "bad_credentials"));
+    }
+    for password in ["not-the-password", ADMIN_PASSWORD] {
+        let body = json!({ "user": "admin", "password": password, "device": uuid(), "device_name": "t" });
+        let request = Request::post("/v1/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        let response = router(api.state.clone()).oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("a Retry-After in seconds");
+        assert!((1..=60).contains(&wait), "{wait}");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(error_code(&body), "too_many_attempts");
+        assert!(body["message"].as_str().expect("message").contains(&format!("{wait} seconds")), "{body}");
+    }
+    // Another user is not affected.
+    let (status, _) = api.login("nobody", "whatever-password", &uuid()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn admin_endpoints_need_a_token_and_the_admin_role() {
     let api = Api::new();
     let (status, body) = api.call(Method::GET, "/v1/admin/users", None, None).await;

@@ -7,8 +7,11 @@ use crate::error::ApiError;
 use crate::routes::ApiJson;
 use crate::state::AppState;
 use crate::storage::{DeviceLogin, DeviceRegistration, RefreshOutcome, RefreshRotation, Storage};
+use crate::throttle::ClientAddress;
 use axum::extract::State;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use sync_core::model::DeviceId;
 use sync_core::protocol::{LoginRequest, LoginResponse, RefreshRequest, Role};
 use time::OffsetDateTime;
@@ -20,41 +23,98 @@ const MAX_DEVICE_NAME_CHARS: usize = 100;
 const UNNAMED_DEVICE: &str = "unnamed device";
 
 /// Log in with a password from a device: registers the device to the user on first login.
+/// Throttled per user name and client address before the password is checked
+/// ([`crate::throttle`]): a throttled attempt gets 429 with `Retry-After`, right password or not.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<ApiJson<LoginResponse>, ApiError> {
+    let device_name = device_label(&request.device_name)?;
+    // Only well-formed names are counted or logged: a password typed into the name field must
+    // not reach the log (it is kept in memory only while counted, like any name).
+    let name = auth::is_valid_user_name(&request.user).then(|| request.user.clone());
+    let throttle = Arc::clone(&state.login_throttle);
+    let attempt = match throttle.begin(name.as_deref(), address, Instant::now()) {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            let retry_after = throttled.retry_after_seconds();
+            let by = if throttled.by_user { "user name" } else { "address" };
+            tracing::warn!(address = %shown(address), device = %request.device, by, retry_after, "login throttled");
+            return Err(ApiError::TooManyAttempts { retry_after });
+        }
+    };
     let tokens = Arc::clone(&state.tokens);
-    state.blocking(move |storage| login_blocking(storage, &tokens, request)).await.map(ApiJson)
+    let (answer, check) =
+        state.blocking(move |storage| Ok(login_blocking(storage, &tokens, request, device_name, address))).await?;
+    match check {
+        PasswordCheck::Right => throttle.succeeded(attempt),
+        PasswordCheck::Wrong => throttle.failed(attempt, Instant::now()),
+        // Failed before the password was checked (storage): neither cleared nor counted again.
+        PasswordCheck::NotRun => drop(attempt),
+    }
+    answer.map(ApiJson)
 }
 
-fn login_blocking(storage: &dyn Storage, tokens: &TokenKeys, request: LoginRequest) -> Result<LoginResponse, ApiError> {
-    let device_name = device_label(&request.device_name)?;
+/// A client address for the log (`-` when the server runs without connection info).
+fn shown(address: Option<IpAddr>) -> String {
+    address.map_or_else(|| "-".to_string(), |a| a.to_string())
+}
+
+/// Whether a login's password was checked, and how it came out (for the throttle).
+enum PasswordCheck {
+    NotRun,
+    Wrong,
+    Right,
+}
+
+fn login_blocking(
+    storage: &dyn Storage,
+    tokens: &TokenKeys,
+    request: LoginRequest,
+    device_name: String,
+    address: Option<IpAddr>,
+) -> (Result<LoginResponse, ApiError>, PasswordCheck) {
     let now = OffsetDateTime::now_utc();
-    // Only well-formed names are looked up or logged: a password typed into the name field
-    // must not reach the log.
-    let user = if auth::is_valid_user_name(&request.user) { storage.user(&request.user)? } else { None };
+    let user = if auth::is_valid_user_name(&request.user) { storage.user(&request.user) } else { Ok(None) };
+    let user = match user {
+        Ok(user) => user,
+        Err(e) => return (Err(e.into()), PasswordCheck::NotRun),
+    };
     let Some(user) = user else {
         auth::verify_password_against_nothing(&request.password);
-        tracing::warn!(device = %request.device, "login refused: unknown user");
-        return Err(ApiError::BadCredentials);
+        tracing::warn!(address = %shown(address), device = %request.device, "login refused: unknown user");
+        return (Err(ApiError::BadCredentials), PasswordCheck::Wrong);
     };
     if !auth::verify_password(&request.password, &user.password_hash) {
-        tracing::warn!(user = user.name, device = %request.device, "login refused: wrong password");
-        return Err(ApiError::BadCredentials);
+        tracing::warn!(user = user.name, address = %shown(address), device = %request.device, "login refused: wrong password");
+        return (Err(ApiError::BadCredentials), PasswordCheck::Wrong);
     }
+    (register(storage, tokens, &request, &user.name, user.role, &device_name, now), PasswordCheck::Right)
+}
+
+/// Record a login whose password was right, and answer the session.
+fn register(
+    storage: &dyn Storage,
+    tokens: &TokenKeys,
+    request: &LoginRequest,
+    user: &str,
+    role: Role,
+    device_name: &str,
+    now: OffsetDateTime,
+) -> Result<LoginResponse, ApiError> {
     let (refresh_token, refresh_hash) = auth::new_refresh_token();
     let registration = storage.register_device(&DeviceLogin {
         device: request.device,
-        user: &user.name,
-        name: &device_name,
+        user,
+        name: device_name,
         refresh_hash: &refresh_hash,
         now,
     })?;
     match registration {
         DeviceRegistration::Registered => {}
         DeviceRegistration::RegisteredToAnotherUser => {
-            tracing::warn!(user = user.name, device = %request.device, "login refused: device of another user");
+            tracing::warn!(user, device = %request.device, "login refused: device of another user");
             return Err(ApiError::Conflict {
                 code: "device_in_use",
                 message: "this device is registered to another user, and a device belongs to one user; log in \
@@ -63,12 +123,12 @@ fn login_blocking(storage: &dyn Storage, tokens: &TokenKeys, request: LoginReque
             });
         }
         DeviceRegistration::Revoked => {
-            tracing::warn!(user = user.name, device = %request.device, "login refused: revoked device");
+            tracing::warn!(user, device = %request.device, "login refused: revoked device");
             return Err(ApiError::DeviceRevoked);
         }
     }
-    tracing::info!(user = user.name, role = %user.role, device = %request.device, "login");
-    session(storage, tokens, &user.name, user.role, request.device, refresh_token, now)
+    tracing::info!(user, %role, device = %request.device, "login");
+    session(storage, tokens, user, role, request.device, refresh_token, now)
 }
 
 /// Exchange a refresh token for new tokens. The old refresh token stops working once the device
