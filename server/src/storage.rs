@@ -206,7 +206,7 @@ pub enum DeviceRegistration {
 
 /// A refresh-token exchange to record: the caller derives `new_hash` from the presented token, so
 /// a retry with the same token names the same successor.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RefreshRotation<'a> {
     /// The device presenting the token.
     pub device: DeviceId,
@@ -220,6 +220,17 @@ pub struct RefreshRotation<'a> {
     pub retry_until: OffsetDateTime,
     /// The time of the exchange.
     pub now: OffsetDateTime,
+    /// Whether a stored refresh hash belongs to a token further down the presented token's chain
+    /// (a successor of its successor, and so on): then the presented token is an older link,
+    /// reused. The caller can tell (it derives successors); the backend only asks.
+    pub later_in_chain: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+impl std::fmt::Debug for RefreshRotation<'_> {
+    // Hashes only, never tokens; still, they stay out of Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRotation").field("device", &self.device).field("now", &self.now).finish_non_exhaustive()
+    }
 }
 
 /// The outcome of a refresh-token exchange.
@@ -242,11 +253,16 @@ pub enum RefreshOutcome {
     },
     /// The device was revoked; it must wipe.
     Revoked,
-    /// The token was the one just replaced and its successor is still unused, but the retry
-    /// window has closed (or the caller named another successor): kept apart from `Invalid`, so
-    /// that reuse of a replaced token can later revoke the chain. (Once the successor is used,
-    /// the token it replaced is no longer remembered: `Invalid`.)
-    Reused,
+    /// An older token of the device's current chain came back outside the idempotent retry: the
+    /// token just replaced after its window closed or after its successor was used, or a token
+    /// further back ([`RefreshRotation::later_in_chain`]). Reuse means a copy is in other hands,
+    /// so the chain was ended in the same transaction: no refresh token of the device works any
+    /// more, and access tokens issued before now are refused (`sessions_ended_at`). The device
+    /// logs in with its password again.
+    Reused {
+        /// The device's user (for the log).
+        user: String,
+    },
     /// Unknown device, wrong, replaced (by a login) or expired token: log in again.
     Invalid,
 }
@@ -258,6 +274,9 @@ pub enum DeviceAccess {
     Active {
         /// The user's current role (authoritative over the token's copy).
         role: Role,
+        /// Access tokens issued before this time are refused: the device's sessions were ended
+        /// (refresh-token reuse).
+        sessions_ended_at: Option<OffsetDateTime>,
     },
     /// Revoked: the device must wipe.
     Revoked,

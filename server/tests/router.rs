@@ -79,6 +79,10 @@ fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+fn access_token(session: &Value) -> &str {
+    session["access_token"].as_str().expect("access token")
+}
+
 fn error_code(body: &Value) -> &str {
     body["error"].as_str().unwrap_or_else(|| panic!("not an ErrorBody: {body}"))
 }
@@ -386,9 +390,6 @@ async fn refresh_rotates_the_token_and_the_old_one_stops_working() {
     let (status, third) =
         api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&second["refresh_token"]))).await;
     assert_eq!(status, StatusCode::OK, "{third}");
-    let (status, body) =
-        api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&first["refresh_token"]))).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
     let token = second["access_token"].as_str().expect("access token");
     let (status, _) = api.call(Method::GET, "/v1/admin/users", Some(token), None).await;
     assert_eq!(status, StatusCode::OK);
@@ -396,6 +397,37 @@ async fn refresh_rotates_the_token_and_the_old_one_stops_working() {
     let elsewhere = json!({ "refresh_token": third["refresh_token"], "device": uuid() });
     let (status, _) = api.call(Method::POST, "/v1/token/refresh", None, Some(elsewhere)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_ends_the_device_chain_and_its_sessions() {
+    let api = Api::new();
+    let device = uuid();
+    let (_, first) = api.login("admin", ADMIN_PASSWORD, &device).await;
+    let refresh = |token: &Value| json!({ "refresh_token": token, "device": device });
+    let (_, second) = api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&first["refresh_token"]))).await;
+    let (status, third) =
+        api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&second["refresh_token"]))).await;
+    assert_eq!(status, StatusCode::OK, "{third}");
+    // The first token again, after its successor was used: someone else holds a copy.
+    let (status, body) =
+        api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&first["refresh_token"]))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    assert!(body["message"].as_str().expect("message").contains("log in again"), "{body}");
+    assert_eq!(body.get("wipe"), None, "the device keeps its data; it logs in again");
+    // Every refresh token and every access token of the chain stopped working.
+    let (status, _) = api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&third["refresh_token"]))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for session in [&first, &second, &third] {
+        let token = session["access_token"].as_str().expect("access token");
+        let (status, body) = api.call(Method::GET, "/v1/admin/users", Some(token), None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"), "{body}");
+    }
+    // A password login starts again.
+    let (status, fresh) = api.login("admin", ADMIN_PASSWORD, &device).await;
+    assert_eq!(status, StatusCode::OK, "{fresh}");
+    let (status, _) = api.call(Method::GET, "/v1/admin/users", Some(access_token(&fresh)), None).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

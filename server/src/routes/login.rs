@@ -161,6 +161,7 @@ fn refresh_blocking(
         issued_after: now - lifetime,
         retry_until: now + REFRESH_RETRY_WINDOW,
         now,
+        later_in_chain: &|stored: &str| key.later_in_chain(&request.refresh_token, stored),
     };
     match storage.rotate_refresh_token(&rotation)? {
         RefreshOutcome::Rotated { user, role } => {
@@ -175,9 +176,19 @@ fn refresh_blocking(
             tracing::warn!(device = %request.device, "refresh refused: revoked device");
             Err(ApiError::DeviceRevoked)
         }
-        RefreshOutcome::Reused => {
-            tracing::warn!(device = %request.device, "refresh refused: a replaced token was presented again");
-            Err(invalid_refresh_token())
+        RefreshOutcome::Reused { user } => {
+            tracing::warn!(
+                user,
+                device = %request.device,
+                "refresh refused: a replaced token was presented again; the device's refresh chain and sessions \
+                 were ended"
+            );
+            Err(ApiError::Unauthorized(
+                "this refresh token was already replaced, and using it again means a copy may be in other hands: \
+                 every session of this device was ended; log in again with `pilar login`, and tell your admin if \
+                 you did not expect this"
+                    .to_string(),
+            ))
         }
         RefreshOutcome::Invalid => {
             tracing::warn!(device = %request.device, "refresh refused: unknown, used or expired token");

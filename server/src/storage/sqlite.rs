@@ -83,6 +83,28 @@ ALTER TABLE sync_batches ADD COLUMN max_changes INTEGER;
 CREATE INDEX sync_batches_created ON sync_batches (created_at);
 CREATE INDEX roster_imports_staged ON roster_imports (created_at) WHERE committed_at IS NULL;
 "#,
+    // 6: the trust boundary: sessions ended by refresh-token reuse, which device was handed which
+    // village and when, and when each household was first stored (for the grace after an
+    // assignment ends).
+    r#"
+ALTER TABLE devices ADD COLUMN sessions_ended_ms INTEGER;
+CREATE TABLE device_villages (
+    device_id TEXT NOT NULL,
+    village TEXT NOT NULL,
+    first_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, village)
+) WITHOUT ROWID;
+ALTER TABLE households ADD COLUMN created_at TEXT;
+CREATE INDEX changes_household_received ON changes (household_id, received_at);
+UPDATE households SET created_at = COALESCE(
+    (SELECT min(received_at) FROM changes c WHERE c.household_id = households.id), updated_at);
+DROP INDEX changes_household_received;
+CREATE TRIGGER households_created_at AFTER INSERT ON households FOR EACH ROW WHEN NEW.created_at IS NULL
+BEGIN
+    UPDATE households SET created_at = NEW.updated_at WHERE id = NEW.id;
+END;
+"#,
 ];
 
 /// Households whose facts one write transaction recomputes (about 0.1 s of work).
@@ -471,18 +493,34 @@ impl Storage for SqliteStorage {
                 )?;
                 return Ok(RefreshOutcome::Rotated { user, role: parse_role(&role)? });
             }
-            if previous.as_deref() != Some(rotation.old_hash) {
+            let older_link = match previous.as_deref() {
+                Some(previous) if previous == rotation.old_hash => {
+                    // The token just replaced. Its successor is still current only if the device
+                    // never used it: then the answer to the first exchange was lost, and it is
+                    // given again.
+                    let successor_unused = current.as_deref() == Some(rotation.new_hash);
+                    let window_open = previous_until.is_some_and(|until| until >= now);
+                    if successor_unused && window_open {
+                        tx.execute("UPDATE devices SET last_seen_at = ?2 WHERE id = ?1", params![id, now])?;
+                        return Ok(RefreshOutcome::Retried { user, role: parse_role(&role)? });
+                    }
+                    true
+                }
+                // A token further back in the chain: the current one descends from it.
+                _ => current.as_deref().is_some_and(|current| (rotation.later_in_chain)(current)),
+            };
+            if !older_link {
                 return Ok(RefreshOutcome::Invalid);
             }
-            // The token just replaced. Its successor is still current only if the device never
-            // used it: then the answer to the first exchange was lost, and it is given again.
-            let successor_unused = current.as_deref() == Some(rotation.new_hash);
-            let window_open = previous_until.is_some_and(|until| until >= now);
-            if !(successor_unused && window_open) {
-                return Ok(RefreshOutcome::Reused);
-            }
-            tx.execute("UPDATE devices SET last_seen_at = ?2 WHERE id = ?1", params![id, now])?;
-            Ok(RefreshOutcome::Retried { user, role: parse_role(&role)? })
+            // A replaced token came back outside the retry window: one of the two presenters is
+            // not the device. End the chain and every session of the device; it logs in again.
+            tx.execute(
+                "UPDATE devices SET refresh_hash = NULL, refresh_issued_at = NULL, previous_refresh_hash = NULL,
+                     previous_refresh_until = NULL, sessions_ended_ms = ?2
+                 WHERE id = ?1",
+                params![id, i64::try_from(rotation.now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)],
+            )?;
+            Ok(RefreshOutcome::Reused { user })
         })
     }
 
@@ -505,7 +543,7 @@ impl Storage for SqliteStorage {
         let row = self.read(|conn| {
             Ok(conn
                 .query_row(
-                    "SELECT d.user_name, d.revoked_at, d.last_seen_at, u.role
+                    "SELECT d.user_name, d.revoked_at, d.last_seen_at, u.role, d.sessions_ended_ms
                      FROM devices d JOIN users u ON u.name = d.user_name WHERE d.id = ?1",
                     params![id],
                     |r| {
@@ -514,12 +552,13 @@ impl Storage for SqliteStorage {
                             r.get::<_, Option<String>>(1)?,
                             r.get::<_, String>(2)?,
                             r.get::<_, String>(3)?,
+                            r.get::<_, Option<i64>>(4)?,
                         ))
                     },
                 )
                 .optional()?)
         })?;
-        let Some((owner, revoked_at, last_seen_at, role)) = row else {
+        let Some((owner, revoked_at, last_seen_at, role, sessions_ended_at)) = row else {
             return Ok(DeviceAccess::Unknown);
         };
         if revoked_at.is_some() {
@@ -538,7 +577,13 @@ impl Storage for SqliteStorage {
                 Ok(())
             })?;
         }
-        Ok(DeviceAccess::Active { role: parse_role(&role)? })
+        Ok(DeviceAccess::Active {
+            role: parse_role(&role)?,
+            sessions_ended_at: sessions_ended_at
+                .map(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000))
+                .transpose()
+                .map_err(|_| StorageError::Corrupt("bad sessions_ended_ms".into()))?,
+        })
     }
 
     fn devices(&self) -> Result<Vec<DeviceRecord>, StorageError> {
