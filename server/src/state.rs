@@ -25,6 +25,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long a refresh token stays valid without use.
     pub refresh_token_lifetime: time::Duration,
+    /// How long after an assignment ends a device that held the village may upload pending work.
+    pub ended_assignment_grace: time::Duration,
 }
 
 /// The state shared by every request: cheap to clone (all `Arc`s).
@@ -82,6 +84,7 @@ impl AppState {
         let settings = Settings {
             max_body_bytes: config.max_body_bytes,
             refresh_token_lifetime: time::Duration::days(config.refresh_token_days as i64),
+            ended_assignment_grace: time::Duration::days(config.ended_assignment_grace_days as i64),
         };
         let state = AppState {
             storage,

@@ -216,6 +216,8 @@ fn session(
     now: OffsetDateTime,
 ) -> Result<LoginResponse, ApiError> {
     let villages = storage.village_scope(user)?.active;
+    // The answer hands these villages to the device (see `Storage::note_villages_handed`).
+    storage.note_villages_handed(device, &villages, now)?;
     let kecamatan = storage.kecamatan_scope(user)?;
     Ok(LoginResponse {
         access_token: tokens.issue(user, role, device, now)?,

@@ -2,7 +2,8 @@
 //! Each backend's tests run all of [`CASES`] (SQLite now; PostgreSQL when it comes).
 
 use super::{
-    DeviceAccess, DeviceLogin, DeviceRegistration, NewUser, RefreshOutcome, RefreshRotation, Storage, StorageError,
+    DeviceAccess, DeviceLogin, DeviceRegistration, EndedAssignment, NewUser, RefreshOutcome, RefreshRotation, Storage,
+    StorageError,
 };
 use sync_core::model::DeviceId;
 use sync_core::protocol::Role;
@@ -24,6 +25,7 @@ pub const CASES: &[Case] = &[
     ),
     ("a_reused_refresh_token_ends_the_chain_and_the_sessions", a_reused_refresh_token_ends_the_chain_and_the_sessions),
     ("a_server_key_is_made_once_and_kept", a_server_key_is_made_once_and_kept),
+    ("the_first_time_a_device_is_handed_a_village_is_kept", the_first_time_a_device_is_handed_a_village_is_kept),
     ("a_revoked_device_stays_revoked", a_revoked_device_stays_revoked),
     ("last_seen_is_updated_at_most_once_a_minute", last_seen_is_updated_at_most_once_a_minute),
 ];
@@ -114,14 +116,21 @@ fn removed_villages_end_instead_of_disappearing(storage: &dyn Storage) {
     storage.set_village_assignments("pkh.contoh01", &codes(&["73.14.01.1002", "73.14.01.1003"]), at(2)).expect("set");
     let scope = storage.village_scope("pkh.contoh01").expect("scope");
     assert_eq!(scope.active, codes(&["73.14.01.1002", "73.14.01.1003"]));
-    assert_eq!(scope.ended, codes(&["73.14.01.1001"]));
+    assert_eq!(scope.ended, [EndedAssignment { village: "73.14.01.1001".into(), ended_at: at(2) }]);
     // Re-assigning an ended village makes it active again and no longer ended.
     storage.set_village_assignments("pkh.contoh01", &codes(&["73.14.01.1001"]), at(3)).expect("set");
     let scope = storage.village_scope("pkh.contoh01").expect("scope");
     assert_eq!(scope.active, codes(&["73.14.01.1001"]));
-    assert_eq!(scope.ended, codes(&["73.14.01.1002", "73.14.01.1003"]));
     let users = storage.users().expect("users");
     assert_eq!(users[0].villages, codes(&["73.14.01.1001"]));
+    let ended: Vec<_> = scope.ended.iter().map(|e| (e.village.as_str(), e.ended_at)).collect();
+    assert_eq!(ended, [("73.14.01.1002", at(3)), ("73.14.01.1003", at(3))]);
+    // Ended and assigned again, then ended again: the latest end counts.
+    storage.set_village_assignments("pkh.contoh01", &codes(&["73.14.01.1002"]), at(6)).expect("set");
+    storage.set_village_assignments("pkh.contoh01", &[], at(7)).expect("set");
+    let ended: Vec<_> = storage.village_scope("pkh.contoh01").expect("scope").ended;
+    let ended: Vec<_> = ended.iter().map(|e| (e.village.as_str(), e.ended_at)).collect();
+    assert_eq!(ended, [("73.14.01.1001", at(6)), ("73.14.01.1002", at(7)), ("73.14.01.1003", at(3))]);
 
     storage.set_kecamatan_assignments("pkh.contoh01", &codes(&["73.14.01"]), at(4)).expect("set");
     storage.set_kecamatan_assignments("pkh.contoh01", &[], at(5)).expect("set");
@@ -228,6 +237,16 @@ fn a_reused_refresh_token_ends_the_chain_and_the_sessions(storage: &dyn Storage)
     assert!(matches!(rotate(storage, device, "h13", "h14", at(95)), RefreshOutcome::Rotated { .. }));
     assert_eq!(rotate_in_chain(storage, device, "h11", "h12", &["h13", "h14"], at(0), at(96)), reused);
     assert_eq!(rotate(storage, device, "h14", "h15", at(97)), RefreshOutcome::Invalid, "the chain was ended");
+}
+
+fn the_first_time_a_device_is_handed_a_village_is_kept(storage: &dyn Storage) {
+    let (device, other) = (DeviceId::random(), DeviceId::random());
+    storage.note_villages_handed(device, &codes(&["73.14.01.1001"]), at(10)).expect("note");
+    storage.note_villages_handed(device, &codes(&["73.14.01.1001", "73.14.01.1002"]), at(20)).expect("note");
+    storage.note_villages_handed(device, &codes(&["73.14.01.1001"]), at(5)).expect("an older answer, late");
+    let handed: Vec<_> = storage.villages_handed(device).expect("handed").into_iter().collect();
+    assert_eq!(handed, [("73.14.01.1001".to_string(), at(10)), ("73.14.01.1002".to_string(), at(20))]);
+    assert!(storage.villages_handed(other).expect("handed").is_empty());
 }
 
 fn a_server_key_is_made_once_and_kept(storage: &dyn Storage) {

@@ -11,6 +11,7 @@ mod merge;
 mod roster;
 pub mod supervise;
 
+use super::EndedAssignment;
 use super::SyncCaller;
 use super::{
     DeviceAccess, DeviceLogin, DeviceRecord, DeviceRegistration, NewUser, RefreshOutcome, RefreshRotation, Storage,
@@ -100,6 +101,14 @@ CREATE INDEX changes_household_received ON changes (household_id, received_at);
 UPDATE households SET created_at = COALESCE(
     (SELECT min(received_at) FROM changes c WHERE c.household_id = households.id), updated_at);
 DROP INDEX changes_household_received;
+-- Devices held what they already wrote to, and (leniently, as before this table) what their user
+-- holds now; assignments that ended before the upgrade keep only the former.
+INSERT OR IGNORE INTO device_villages (device_id, village, first_at, last_at)
+    SELECT device_id, village, min(received_at), max(received_at) FROM changes GROUP BY device_id, village;
+INSERT OR IGNORE INTO device_villages (device_id, village, first_at, last_at)
+    SELECT d.id, a.village, max(a.started_at, d.registered_at), max(a.started_at, d.registered_at)
+    FROM village_assignments a JOIN devices d ON d.user_name = a.user_name
+    WHERE a.ended_at IS NULL AND d.revoked_at IS NULL;
 CREATE TRIGGER households_created_at AFTER INSERT ON households FOR EACH ROW WHEN NEW.created_at IS NULL
 BEGIN
     UPDATE households SET created_at = NEW.updated_at WHERE id = NEW.id;
@@ -269,6 +278,24 @@ fn replace_assignments(
     Ok(())
 }
 
+/// Record in `tx` that `device` was handed `villages` at `now` (the first time is kept).
+pub(super) fn hand_villages(
+    tx: &rusqlite::Transaction<'_>,
+    device: DeviceId,
+    villages: &[String],
+    now: OffsetDateTime,
+) -> Result<(), StorageError> {
+    let (device, now) = (device.to_string(), stored_time(now));
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO device_villages (device_id, village, first_at, last_at) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (device_id, village) DO UPDATE SET last_at = excluded.last_at WHERE last_at < excluded.last_at",
+    )?;
+    for village in villages {
+        upsert.execute(params![device, village, now])?;
+    }
+    Ok(())
+}
+
 fn active_codes(conn: &Connection, table: &str, column: &str, user: &str) -> Result<Vec<String>, StorageError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {column} FROM {table} WHERE user_name = ?1 AND ended_at IS NULL ORDER BY {column}"
@@ -403,19 +430,48 @@ impl Storage for SqliteStorage {
     fn village_scope(&self, user: &str) -> Result<VillageScope, StorageError> {
         self.read(|conn| {
             let active = active_codes(conn, "village_assignments", "village", user)?;
+            // A village assigned, ended and assigned again has several rows: the latest end counts.
             let mut stmt = conn.prepare(
-                "SELECT DISTINCT village FROM village_assignments a WHERE user_name = ?1 AND ended_at IS NOT NULL
+                "SELECT village, max(ended_at) FROM village_assignments a WHERE user_name = ?1 AND ended_at IS NOT NULL
                  AND NOT EXISTS (SELECT 1 FROM village_assignments b
                                  WHERE b.user_name = a.user_name AND b.village = a.village AND b.ended_at IS NULL)
-                 ORDER BY village",
+                 GROUP BY village ORDER BY village",
             )?;
-            let ended = stmt.query_map(params![user], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            let rows = stmt
+                .query_map(params![user], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let ended = rows
+                .into_iter()
+                .map(|(village, ended_at)| Ok(EndedAssignment { village, ended_at: parse_stored_time(&ended_at)? }))
+                .collect::<Result<_, StorageError>>()?;
             Ok(VillageScope { active, ended })
         })
     }
 
     fn kecamatan_scope(&self, user: &str) -> Result<Vec<String>, StorageError> {
         self.read(|conn| active_codes(conn, "kecamatan_assignments", "kecamatan", user))
+    }
+
+    fn note_villages_handed(
+        &self,
+        device: DeviceId,
+        villages: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        if villages.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| hand_villages(tx, device, villages, now))
+    }
+
+    fn villages_handed(&self, device: DeviceId) -> Result<BTreeMap<String, OffsetDateTime>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT village, first_at FROM device_villages WHERE device_id = ?1")?;
+            let rows = stmt
+                .query_map(params![device.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(|(village, first)| Ok((village, parse_stored_time(&first)?))).collect()
+        })
     }
 
     fn register_device(&self, login: &DeviceLogin<'_>) -> Result<DeviceRegistration, StorageError> {
@@ -851,6 +907,64 @@ mod tests {
         let conn = storage.open_reader().expect("reader");
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
         assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn upgrading_to_the_trust_schema_dates_stored_households_and_the_villages_devices_held() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let path = dir.path().join("server.db");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            let tx = conn.transaction().expect("tx");
+            for sql in &MIGRATIONS[..5] {
+                tx.execute_batch(sql).expect("an older schema");
+            }
+            tx.pragma_update(None, "user_version", 5).expect("version");
+            tx.execute_batch(
+                "INSERT INTO users VALUES ('pkh.lama', 'enumerator', 'x', '2026-01-01T00:00:00Z');
+                 INSERT INTO devices (id, user_name, name, registered_at, last_seen_at)
+                     VALUES ('dev-a', 'pkh.lama', 't', '2026-02-01T00:00:00Z', '2026-02-01T00:00:00Z');
+                 INSERT INTO village_assignments (user_name, village, started_at, ended_at)
+                     VALUES ('pkh.lama', '73.14.01.1001', '2026-01-15T00:00:00Z', '2026-03-01T00:00:00Z'),
+                            ('pkh.lama', '73.14.01.1002', '2026-01-15T00:00:00Z', NULL);
+                 INSERT INTO households VALUES ('h1', '73.14.01.1001', x'00', '', 2, '2026-02-20T00:00:00Z');
+                 INSERT INTO changes (hash, household_id, village, device_id, user_name, bytes, received_at) VALUES
+                     ('c1', 'h1', '73.14.01.1001', 'dev-a', 'pkh.lama', x'00', '2026-02-10T00:00:00Z'),
+                     ('c2', 'h1', '73.14.01.1001', 'dev-a', 'pkh.lama', x'00', '2026-02-20T00:00:00Z');",
+            )
+            .expect("rows of an older server");
+            tx.commit().expect("commit");
+        }
+        let storage = SqliteStorage::open(&path).expect("upgrade");
+        let (created, held): (String, Vec<(String, String)>) = storage
+            .read(|conn| {
+                let created = conn.query_row("SELECT created_at FROM households WHERE id = 'h1'", [], |r| r.get(0))?;
+                let mut stmt =
+                    conn.prepare("SELECT village, first_at FROM device_villages WHERE device_id = 'dev-a' ORDER BY 1")?;
+                let held = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+                Ok((created, held))
+            })
+            .expect("read");
+        assert_eq!(created, "2026-02-10T00:00:00Z", "the first change's arrival");
+        let expected = [
+            ("73.14.01.1001".to_string(), "2026-02-10T00:00:00Z".to_string()),
+            ("73.14.01.1002".to_string(), "2026-02-01T00:00:00Z".to_string()),
+        ];
+        assert_eq!(held, expected, "where it wrote, and its user's active villages");
+        // Households stored from now on are dated by the trigger.
+        storage
+            .write(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO households (id, village, doc, heads, updated_seq, updated_at)
+                     VALUES ('h2', '73.14.01.1002', x'00', '', 3, '2026-04-01T00:00:00Z')",
+                )?;
+                Ok(())
+            })
+            .expect("insert");
+        let created: String = storage
+            .read(|conn| Ok(conn.query_row("SELECT created_at FROM households WHERE id = 'h2'", [], |r| r.get(0))?))
+            .expect("read");
+        assert_eq!(created, "2026-04-01T00:00:00Z");
     }
 
     #[test]
