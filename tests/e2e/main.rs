@@ -11,3 +11,4 @@ mod refresh_retry;
 mod roster;
 mod server_lifecycle;
 mod sync;
+mod trust;

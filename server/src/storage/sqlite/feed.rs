@@ -300,15 +300,17 @@ fn ended_village_refusal(
     Ok(EndedCheck::Accept)
 }
 
-/// The time of the pushed household's first change (the one without dependencies), if pushed.
+/// The time of the pushed household's first change (the one without dependencies), if pushed,
+/// in whole seconds like the stored times it is compared with (a creation in the second the
+/// assignment ended counts as before the end).
 fn first_change_time(push: &PushHousehold) -> Option<OffsetDateTime> {
     push.changes
         .iter()
         .filter_map(|bytes| automerge::Change::from_bytes(bytes.to_vec()).ok())
         .filter(|change| change.deps().is_empty())
-        .map(|change| change.timestamp())
+        .map(|change| change.timestamp().div_euclid(1000))
         .min()
-        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+        .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
 }
 
 /// Whether every pushed change is the caller's own and already in the stored document.
