@@ -159,29 +159,61 @@ pub fn hash_password(password: &str) -> Result<String> {
 
 /// Whether `password` matches the PHC string `hash`. Slow on purpose, like [`hash_password`].
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    let check = || -> Option<bool> {
-        let parsed = PasswordHash::new(hash).ok()?;
+    verify_password_gated(password, Some(hash), &|| true, &|_| {}).unwrap_or(false)
+}
+
+/// Check `password` against the PHC string `hash` (`None`: an unknown user, checked against a
+/// dummy hash so that response times do not reveal which user names exist, and always wrong),
+/// asking `gate` first once one of the few argon2 slots is held: `None` when the gate says no,
+/// and argon2 never ran. `settle` is told the outcome while the slot is still held. So a login
+/// throttle that `gate` consults and `settle` updates sees every earlier attempt's outcome, even
+/// when hundreds of guesses arrive at once: they queue for the slots and all but the first few
+/// are turned away without the expensive part.
+pub fn verify_password_gated(
+    password: &str,
+    hash: Option<&str>,
+    gate: &dyn Fn() -> bool,
+    settle: &dyn Fn(bool),
+) -> Option<bool> {
+    let known_user = hash.is_some();
+    let hash = match hash {
+        Some(hash) => hash.to_string(),
+        None => dummy_hash().unwrap_or_default(),
+    };
+    let prepared = || -> Option<(Argon2<'static>, Vec<u8>, argon2::password_hash::Output)> {
+        let parsed = PasswordHash::new(&hash).ok()?;
         let params = argon2::Params::try_from(&parsed).ok()?;
         let algorithm = argon2::Algorithm::try_from(parsed.algorithm).ok()?;
         let version = parsed.version.map(argon2::Version::try_from).transpose().ok()?.unwrap_or_default();
-        let expected = parsed.hash?;
         let mut salt_buffer = [0u8; 64];
-        let salt = parsed.salt?.decode_b64(&mut salt_buffer).ok()?;
-        let argon = Argon2::new(algorithm, version, params);
-        let out = argon_output(&argon, password, salt, expected.len()).ok()?;
-        // `Output` compares in constant time.
-        Some(argon2::password_hash::Output::new(&out).ok()? == expected)
+        let salt = parsed.salt?.decode_b64(&mut salt_buffer).ok()?.to_vec();
+        Some((Argon2::new(algorithm, version, params), salt, parsed.hash?))
     };
-    check().unwrap_or(false)
+    let Some((argon, salt, expected)) = prepared() else {
+        // A stored hash this build cannot read: never a match, but still throttled.
+        if !gate() {
+            return None;
+        }
+        settle(false);
+        return Some(false);
+    };
+    with_argon_memory(argon.params().block_count(), |memory| {
+        if !gate() {
+            return None;
+        }
+        let mut out = vec![0u8; expected.len()];
+        let computed = argon.hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, memory).is_ok();
+        // `Output` compares in constant time.
+        let right = known_user && computed && argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected);
+        settle(right);
+        Some(right)
+    })
 }
 
-/// Spend the same time as a real verification, for logins of unknown users (so response times do
-/// not reveal which user names exist).
-pub fn verify_password_against_nothing(password: &str) {
+/// The hash unknown users' passwords are checked against (made once).
+fn dummy_hash() -> Option<String> {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
-    if let Some(hash) = DUMMY.get_or_init(|| hash_password("pilar-no-such-user").ok()) {
-        let _ = verify_password(password, hash);
-    }
+    DUMMY.get_or_init(|| hash_password("pilar-no-such-user").ok()).clone()
 }
 
 /// A random password for a new account, shown once to the admin.

@@ -11,10 +11,12 @@
 //!   IPv6 addresses count per /64, the block a single host can pick addresses from.
 //! - Memory is bounded: at most [`Policy::max_entries`] names and addresses are remembered; when
 //!   full, entries quiet for longer than [`Policy::forget_after`] are dropped, then the oldest.
-//! - An attempt counts against its user name when it starts, so guesses sent all at once are
-//!   throttled too; a correct password clears the user's count. The address count grows with
-//!   completed failures only, so many colleagues logging in at once behind one NAT are never
-//!   throttled for succeeding.
+//! - Only wrong passwords count; a correct one clears its user name's count, so many devices of
+//!   one account, or many colleagues behind one NAT, logging in at once are never throttled.
+//!   Guesses sent all at once are still bounded: the throttle is asked again once an argon2 slot
+//!   is held, and each outcome is recorded before the slot is given back
+//!   ([`crate::auth::verify_password_gated`]), so a burst queues for the slots and all but the
+//!   first few are turned away without running argon2.
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -79,15 +81,6 @@ pub struct LoginThrottle {
     entries: Mutex<HashMap<Key, Entry>>,
 }
 
-/// A login attempt let through by [`LoginThrottle::begin`]: settle it with
-/// [`LoginThrottle::succeeded`] or [`LoginThrottle::failed`] once the password was checked.
-#[derive(Debug)]
-#[must_use = "settle the attempt once the password is checked"]
-pub struct Attempt {
-    user: Option<String>,
-    address: Option<IpAddr>,
-}
-
 /// Why an attempt was not let through: the wait left, and what is throttled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled {
@@ -111,11 +104,12 @@ impl LoginThrottle {
         LoginThrottle { policy, entries: Mutex::new(HashMap::new()) }
     }
 
-    /// Let an attempt for `user` (a well-formed name, or `None`) from `address` through, or say
-    /// how long it must wait. A let-through attempt already counts against the user name.
-    pub fn begin(&self, user: Option<&str>, address: Option<IpAddr>, now: Instant) -> Result<Attempt, Throttled> {
+    /// Whether an attempt for `user` (a well-formed name, or `None`) from `address` may have its
+    /// password checked now, or how long it must wait. Counts nothing: ask again right before
+    /// the check ([`crate::auth::verify_password_gated`]), and report its outcome.
+    pub fn check(&self, user: Option<&str>, address: Option<IpAddr>, now: Instant) -> Result<(), Throttled> {
         let address = address.map(counted_address);
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let wait = |key: &Key| {
             entries
                 .get(key)
@@ -126,30 +120,30 @@ impl LoginThrottle {
         let by_user = user.and_then(|u| wait(&Key::User(u.to_string())));
         let by_address = address.and_then(|a| wait(&Key::Address(a)));
         match (by_user, by_address) {
-            (None, None) => {}
+            (None, None) => Ok(()),
             (u, a) => {
                 let (u, a) = (u.unwrap_or_default(), a.unwrap_or_default());
-                return Err(Throttled { wait: u.max(a), by_user: u >= a });
+                Err(Throttled { wait: u.max(a), by_user: u >= a })
             }
         }
+    }
+
+    /// The password was right: the user name's count is cleared (the address's stays, so that
+    /// one good account does not reset an address that guesses others).
+    pub fn succeeded(&self, user: Option<&str>) {
+        if let Some(user) = user {
+            self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(&Key::User(user.to_string()));
+        }
+    }
+
+    /// The password was wrong (or the user unknown): one more failure for the user name and
+    /// for the address.
+    pub fn failed(&self, user: Option<&str>, address: Option<IpAddr>, now: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(user) = user {
             self.count_failure(&mut entries, Key::User(user.to_string()), self.policy.free_per_user, now);
         }
-        Ok(Attempt { user: user.map(str::to_string), address })
-    }
-
-    /// The password was right: the user name's count is cleared (the address's stays).
-    pub fn succeeded(&self, attempt: Attempt) {
-        if let Some(user) = attempt.user {
-            self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(&Key::User(user));
-        }
-    }
-
-    /// The password was wrong (or the user unknown): the address counts one more failure (the
-    /// user name already did when the attempt began).
-    pub fn failed(&self, attempt: Attempt, now: Instant) {
-        if let Some(address) = attempt.address {
-            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(address) = address.map(counted_address) {
             self.count_failure(&mut entries, Key::Address(address), self.policy.free_per_address, now);
         }
     }
@@ -248,8 +242,8 @@ mod tests {
 
     /// Run one attempt that fails; `Err` if it was throttled.
     fn fail(throttle: &LoginThrottle, user: &str, address: Option<IpAddr>, now: Instant) -> Result<(), Throttled> {
-        let attempt = throttle.begin(Some(user), address, now)?;
-        throttle.failed(attempt, now);
+        throttle.check(Some(user), address, now)?;
+        throttle.failed(Some(user), address, now);
         Ok(())
     }
 
@@ -261,22 +255,23 @@ mod tests {
             fail(&throttle, "pkh.contoh01", ip("192.0.2.7"), start + Duration::from_secs(i)).expect("answered");
         }
         let sixth = start + Duration::from_secs(10);
-        let refused = throttle.begin(Some("pkh.contoh01"), ip("192.0.2.7"), sixth).expect_err("throttled");
+        let refused = throttle.check(Some("pkh.contoh01"), ip("192.0.2.7"), sixth).expect_err("throttled");
         assert!(refused.by_user);
         assert_eq!(refused.retry_after_seconds(), 54, "a minute after the fifth failure");
         // From another address, the same user name still waits; another user does not.
-        assert!(throttle.begin(Some("pkh.contoh01"), ip("198.51.100.1"), sixth).is_err());
-        throttle.succeeded(throttle.begin(Some("pkh.lain"), ip("192.0.2.7"), sixth).expect("another user"));
+        assert!(throttle.check(Some("pkh.contoh01"), ip("198.51.100.1"), sixth).is_err());
+        assert!(throttle.check(Some("pkh.lain"), ip("192.0.2.7"), sixth).is_ok());
 
         // After the wait one attempt is answered; failing again doubles the wait.
         let later = start + Duration::from_secs(65);
         fail(&throttle, "pkh.contoh01", ip("192.0.2.7"), later).expect("the wait is over");
-        let refused = throttle.begin(Some("pkh.contoh01"), None, later).expect_err("throttled again");
+        let refused = throttle.check(Some("pkh.contoh01"), None, later).expect_err("throttled again");
         assert_eq!(refused.retry_after_seconds(), 120);
 
         // A correct password after the wait clears the user's count.
         let after = later + Duration::from_secs(121);
-        throttle.succeeded(throttle.begin(Some("pkh.contoh01"), None, after).expect("answered"));
+        throttle.check(Some("pkh.contoh01"), None, after).expect("answered");
+        throttle.succeeded(Some("pkh.contoh01"));
         for i in 0..5 {
             fail(&throttle, "pkh.contoh01", None, after + Duration::from_secs(i)).expect("a fresh count");
         }
@@ -288,8 +283,8 @@ mod tests {
         let mut now = Instant::now();
         let mut waits = Vec::new();
         for _ in 0..16 {
-            match throttle.begin(Some("pkh.contoh01"), None, now) {
-                Ok(attempt) => throttle.failed(attempt, now),
+            match fail(&throttle, "pkh.contoh01", None, now) {
+                Ok(()) => {}
                 Err(throttled) => {
                     waits.push(throttled.retry_after_seconds());
                     now += throttled.wait;
@@ -305,19 +300,51 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_guesses_count_before_their_passwords_are_checked() {
+    fn a_burst_of_guesses_runs_argon2_only_for_the_first_few() {
+        let throttle = std::sync::Arc::new(LoginThrottle::default());
+        let hash = crate::auth::hash_password("sandi-yang-benar-1").expect("hash");
+        let checked = std::sync::atomic::AtomicUsize::new(0);
+        let refused = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for i in 0..20 {
+                let (throttle, hash, checked, refused) = (&throttle, &hash, &checked, &refused);
+                scope.spawn(move || {
+                    let user = Some("pkh.sasaran");
+                    let outcome = crate::auth::verify_password_gated(
+                        &format!("tebakan-{i}"),
+                        Some(hash),
+                        &|| throttle.check(user, None, Instant::now()).is_ok(),
+                        &|right| {
+                            checked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            if !right {
+                                throttle.failed(user, None, Instant::now());
+                            }
+                        },
+                    );
+                    if outcome.is_none() {
+                        refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        let checked = checked.into_inner();
+        // Two argon2 slots: at most one attempt beyond the five free ones can pass the gate
+        // while another is being checked.
+        assert!((5..=6).contains(&checked), "{checked} passwords were checked");
+        assert_eq!(checked + refused.into_inner(), 20);
+    }
+
+    #[test]
+    fn many_devices_of_one_account_logging_in_at_once_are_never_throttled() {
         let throttle = LoginThrottle::default();
         let now = Instant::now();
-        let in_flight: Vec<Attempt> =
-            (0..5).map(|_| throttle.begin(Some("pkh.contoh01"), ip("192.0.2.7"), now).expect("first five")).collect();
-        assert!(throttle.begin(Some("pkh.contoh01"), ip("192.0.2.7"), now).is_err(), "the sixth at once waits");
-        let mut in_flight = in_flight.into_iter();
-        // One of them had the right password: the user's count is cleared.
-        throttle.succeeded(in_flight.next().expect("attempt"));
-        throttle.succeeded(throttle.begin(Some("pkh.contoh01"), ip("192.0.2.7"), now).expect("cleared"));
-        for attempt in in_flight {
-            throttle.failed(attempt, now);
+        for _ in 0..50 {
+            throttle.check(Some("pkh.bersama"), ip("198.51.100.1"), now).expect("never throttled");
         }
+        for _ in 0..50 {
+            throttle.succeeded(Some("pkh.bersama"));
+        }
+        assert!(throttle.is_empty());
     }
 
     #[test]
@@ -328,19 +355,15 @@ mod tests {
             fail(&throttle, &format!("pkh.nama{i}"), ip("2001:db8::1"), now).expect("under the address limit");
         }
         // Another host in the same /64 counts as the same address; another /64 does not.
-        let refused = throttle.begin(Some("pkh.baru"), ip("2001:db8::ffff:2"), now).expect_err("the /64 waits");
+        let refused = throttle.check(Some("pkh.baru"), ip("2001:db8::ffff:2"), now).expect_err("the /64 waits");
         assert!(!refused.by_user);
-        throttle.succeeded(throttle.begin(Some("pkh.baru"), ip("2001:db8:0:1::1"), now).expect("another /64"));
+        assert!(throttle.check(Some("pkh.baru"), ip("2001:db8:0:1::1"), now).is_ok(), "another /64");
         // An IPv4 address mapped into IPv6 is the IPv4 address.
         for _ in 0..30 {
-            let attempt = throttle.begin(None, ip("::ffff:192.0.2.9"), now).expect("answered");
-            throttle.failed(attempt, now);
+            throttle.check(None, ip("::ffff:192.0.2.9"), now).expect("answered");
+            throttle.failed(None, ip("::ffff:192.0.2.9"), now);
         }
-        assert!(throttle.begin(None, ip("192.0.2.9"), now).is_err());
-        // Colleagues behind one address who log in correctly are never counted.
-        for i in 0..100 {
-            throttle.succeeded(throttle.begin(Some(&format!("pkh.rekan{i}")), ip("198.51.100.1"), now).expect("ok"));
-        }
+        assert!(throttle.check(None, ip("192.0.2.9"), now).is_err());
     }
 
     #[test]
@@ -358,8 +381,7 @@ mod tests {
             let _ = fail(&throttle, &format!("pkh.banjir{i}"), address, now);
             assert!(throttle.len() <= 100, "{} entries", throttle.len());
         }
-        assert!(!throttle.is_empty());
-        let refused = throttle.begin(Some("pkh.sasaran"), None, start + Duration::from_secs(10));
+        let refused = throttle.check(Some("pkh.sasaran"), None, start + Duration::from_secs(10));
         assert!(refused.is_err(), "the flood did not evict the waiting user");
     }
 }

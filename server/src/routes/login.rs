@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::routes::ApiJson;
 use crate::state::AppState;
 use crate::storage::{DeviceLogin, DeviceRegistration, RefreshOutcome, RefreshRotation, Storage};
-use crate::throttle::ClientAddress;
+use crate::throttle::{ClientAddress, LoginThrottle, Throttled};
 use axum::extract::State;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,26 +34,25 @@ pub async fn login(
     // Only well-formed names are counted or logged: a password typed into the name field must
     // not reach the log (it is kept in memory only while counted, like any name).
     let name = auth::is_valid_user_name(&request.user).then(|| request.user.clone());
-    let throttle = Arc::clone(&state.login_throttle);
-    let attempt = match throttle.begin(name.as_deref(), address, Instant::now()) {
-        Ok(attempt) => attempt,
-        Err(throttled) => {
-            let retry_after = throttled.retry_after_seconds();
-            let by = if throttled.by_user { "user name" } else { "address" };
-            tracing::warn!(address = %shown(address), device = %request.device, by, retry_after, "login throttled");
-            return Err(ApiError::TooManyAttempts { retry_after });
-        }
-    };
-    let tokens = Arc::clone(&state.tokens);
-    let (answer, check) =
-        state.blocking(move |storage| Ok(login_blocking(storage, &tokens, request, device_name, address))).await?;
-    match check {
-        PasswordCheck::Right => throttle.succeeded(attempt),
-        PasswordCheck::Wrong => throttle.failed(attempt, Instant::now()),
-        // Failed before the password was checked (storage): neither cleared nor counted again.
-        PasswordCheck::NotRun => drop(attempt),
+    // A cheap first look, before a blocking thread is taken; asked again right before argon2.
+    if let Err(throttled) = state.login_throttle.check(name.as_deref(), address, Instant::now()) {
+        return Err(throttled_login(throttled, address, request.device));
     }
-    answer.map(ApiJson)
+    let throttle = Arc::clone(&state.login_throttle);
+    let tokens = Arc::clone(&state.tokens);
+    state
+        .blocking(move |storage| login_blocking(storage, &tokens, &throttle, request, name, device_name, address))
+        .await
+        .map(ApiJson)
+}
+
+/// The refusal of a throttled login (logged without the user name: it may be a password typed
+/// into the wrong field).
+fn throttled_login(throttled: Throttled, address: Option<IpAddr>, device: DeviceId) -> ApiError {
+    let retry_after = throttled.retry_after_seconds();
+    let by = if throttled.by_user { "user name" } else { "address" };
+    tracing::warn!(address = %shown(address), %device, by, retry_after, "login throttled");
+    ApiError::TooManyAttempts { retry_after }
 }
 
 /// A client address for the log (`-` when the server runs without connection info).
@@ -61,36 +60,62 @@ fn shown(address: Option<IpAddr>) -> String {
     address.map_or_else(|| "-".to_string(), |a| a.to_string())
 }
 
-/// Whether a login's password was checked, and how it came out (for the throttle).
-enum PasswordCheck {
-    NotRun,
-    Wrong,
-    Right,
-}
-
 fn login_blocking(
     storage: &dyn Storage,
     tokens: &TokenKeys,
+    throttle: &LoginThrottle,
     request: LoginRequest,
+    name: Option<String>,
     device_name: String,
     address: Option<IpAddr>,
-) -> (Result<LoginResponse, ApiError>, PasswordCheck) {
+) -> Result<LoginResponse, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let user = if auth::is_valid_user_name(&request.user) { storage.user(&request.user) } else { Ok(None) };
-    let user = match user {
-        Ok(user) => user,
-        Err(e) => return (Err(e.into()), PasswordCheck::NotRun),
+    let user = match &name {
+        Some(name) => storage.user(name)?,
+        None => None,
     };
-    let Some(user) = user else {
-        auth::verify_password_against_nothing(&request.password);
-        tracing::warn!(address = %shown(address), device = %request.device, "login refused: unknown user");
-        return (Err(ApiError::BadCredentials), PasswordCheck::Wrong);
+    // Asked again once an argon2 slot is held; the outcome is recorded before it is given back.
+    let refused = std::cell::Cell::new(None);
+    let gate = || match throttle.check(name.as_deref(), address, Instant::now()) {
+        Ok(()) => true,
+        Err(throttled) => {
+            refused.set(Some(throttled));
+            false
+        }
     };
-    if !auth::verify_password(&request.password, &user.password_hash) {
-        tracing::warn!(user = user.name, address = %shown(address), device = %request.device, "login refused: wrong password");
-        return (Err(ApiError::BadCredentials), PasswordCheck::Wrong);
+    let settle = |right: bool| {
+        if right {
+            throttle.succeeded(name.as_deref());
+        } else {
+            throttle.failed(name.as_deref(), address, Instant::now());
+        }
+    };
+    let hash = user.as_ref().map(|u| u.password_hash.as_str());
+    match auth::verify_password_gated(&request.password, hash, &gate, &settle) {
+        None => {
+            let throttled =
+                refused.take().unwrap_or(Throttled { wait: std::time::Duration::from_secs(1), by_user: false });
+            Err(throttled_login(throttled, address, request.device))
+        }
+        Some(false) => {
+            match &user {
+                Some(user) => tracing::warn!(
+                    user = user.name,
+                    address = %shown(address),
+                    device = %request.device,
+                    "login refused: wrong password"
+                ),
+                None => {
+                    tracing::warn!(address = %shown(address), device = %request.device, "login refused: unknown user")
+                }
+            }
+            Err(ApiError::BadCredentials)
+        }
+        Some(true) => match user {
+            Some(user) => register(storage, tokens, &request, &user.name, user.role, &device_name, now),
+            None => Err(ApiError::BadCredentials),
+        },
     }
-    (register(storage, tokens, &request, &user.name, user.role, &device_name, now), PasswordCheck::Right)
 }
 
 /// Record a login whose password was right, and answer the session.
