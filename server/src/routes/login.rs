@@ -1,6 +1,8 @@
-//! `POST /v1/login` (password → tokens, registering the device) and `POST /v1/token/refresh`
-//! (refresh token → new tokens, rotating the refresh token; a retry with the token just replaced
-//! gets the same successor back, see [`crate::auth::REFRESH_RETRY_WINDOW`]).
+//! `POST /v1/login` (password → tokens, registering the device; throttled per user name and
+//! client address, see [`crate::throttle`]) and `POST /v1/token/refresh` (refresh token → new
+//! tokens, rotating the refresh token; a retry with the token just replaced gets the same
+//! successor back, see [`crate::auth::REFRESH_RETRY_WINDOW`]; any other reuse of a replaced token
+//! ends the device's chain and sessions).
 
 use crate::auth::{self, REFRESH_RETRY_WINDOW, RefreshKey, TokenKeys};
 use crate::error::ApiError;
