@@ -159,29 +159,61 @@ pub fn hash_password(password: &str) -> Result<String> {
 
 /// Whether `password` matches the PHC string `hash`. Slow on purpose, like [`hash_password`].
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    let check = || -> Option<bool> {
-        let parsed = PasswordHash::new(hash).ok()?;
+    verify_password_gated(password, Some(hash), &|| true, &|_| {}).unwrap_or(false)
+}
+
+/// Check `password` against the PHC string `hash` (`None`: an unknown user, checked against a
+/// dummy hash so that response times do not reveal which user names exist, and always wrong),
+/// asking `gate` first once one of the few argon2 slots is held: `None` when the gate says no,
+/// and argon2 never ran. `settle` is told the outcome while the slot is still held. So a login
+/// throttle that `gate` consults and `settle` updates sees every earlier attempt's outcome, even
+/// when hundreds of guesses arrive at once: they queue for the slots and all but the first few
+/// are turned away without the expensive part.
+pub fn verify_password_gated(
+    password: &str,
+    hash: Option<&str>,
+    gate: &dyn Fn() -> bool,
+    settle: &dyn Fn(bool),
+) -> Option<bool> {
+    let known_user = hash.is_some();
+    let hash = match hash {
+        Some(hash) => hash.to_string(),
+        None => dummy_hash().unwrap_or_default(),
+    };
+    let prepared = || -> Option<(Argon2<'static>, Vec<u8>, argon2::password_hash::Output)> {
+        let parsed = PasswordHash::new(&hash).ok()?;
         let params = argon2::Params::try_from(&parsed).ok()?;
         let algorithm = argon2::Algorithm::try_from(parsed.algorithm).ok()?;
         let version = parsed.version.map(argon2::Version::try_from).transpose().ok()?.unwrap_or_default();
-        let expected = parsed.hash?;
         let mut salt_buffer = [0u8; 64];
-        let salt = parsed.salt?.decode_b64(&mut salt_buffer).ok()?;
-        let argon = Argon2::new(algorithm, version, params);
-        let out = argon_output(&argon, password, salt, expected.len()).ok()?;
-        // `Output` compares in constant time.
-        Some(argon2::password_hash::Output::new(&out).ok()? == expected)
+        let salt = parsed.salt?.decode_b64(&mut salt_buffer).ok()?.to_vec();
+        Some((Argon2::new(algorithm, version, params), salt, parsed.hash?))
     };
-    check().unwrap_or(false)
+    let Some((argon, salt, expected)) = prepared() else {
+        // A stored hash this build cannot read: never a match, but still throttled.
+        if !gate() {
+            return None;
+        }
+        settle(false);
+        return Some(false);
+    };
+    with_argon_memory(argon.params().block_count(), |memory| {
+        if !gate() {
+            return None;
+        }
+        let mut out = vec![0u8; expected.len()];
+        let computed = argon.hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, memory).is_ok();
+        // `Output` compares in constant time.
+        let right = known_user && computed && argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected);
+        settle(right);
+        Some(right)
+    })
 }
 
-/// Spend the same time as a real verification, for logins of unknown users (so response times do
-/// not reveal which user names exist).
-pub fn verify_password_against_nothing(password: &str) {
+/// The hash unknown users' passwords are checked against (made once).
+fn dummy_hash() -> Option<String> {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
-    if let Some(hash) = DUMMY.get_or_init(|| hash_password("pilar-no-such-user").ok()) {
-        let _ = verify_password(password, hash);
-    }
+    DUMMY.get_or_init(|| hash_password("pilar-no-such-user").ok()).clone()
 }
 
 /// A random password for a new account, shown once to the admin.
@@ -220,6 +252,11 @@ pub fn new_refresh_token() -> (String, String) {
 /// device uses the successor, the previous token stops working for good.
 pub const REFRESH_RETRY_WINDOW: time::Duration = time::Duration::days(7);
 
+/// How many links down a presented refresh token's chain the server looks for the device's
+/// current token, to recognise an old token reused (see [`RefreshKey::later_in_chain`]). A device
+/// refreshes at most every access-token lifetime while in use: a thousand links cover weeks.
+pub const REUSE_DETECTION_DEPTH: usize = 1000;
+
 /// Name of the refresh-token derivation key among the database's server secrets.
 pub const REFRESH_KEY_NAME: &str = "refresh_key";
 
@@ -256,9 +293,31 @@ impl RefreshKey {
     }
 }
 
+impl RefreshKey {
+    /// Whether `stored_hash` is the hash of a token at least two links after `token` in its chain
+    /// (the successor of its successor, ...), looking [`REUSE_DETECTION_DEPTH`] links down. Called
+    /// only for a token that is neither the device's current nor its previous one.
+    pub fn later_in_chain(&self, token: &str, stored_hash: &str) -> bool {
+        let (mut link, _) = self.successor(token);
+        for _ in 1..REUSE_DETECTION_DEPTH {
+            let (next, hash) = self.successor(&link);
+            if hash == stored_hash {
+                return true;
+            }
+            link = next;
+        }
+        false
+    }
+}
+
 /// The stored form of a refresh token: SHA-256 of its text, as hex.
 pub fn hash_refresh_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// `t` in whole unix milliseconds.
+pub fn unix_millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// The claims of an access token.
@@ -272,6 +331,10 @@ pub struct AccessClaims {
     pub dev: DeviceId,
     /// Issued at (unix seconds).
     pub iat: i64,
+    /// Issued at, in unix milliseconds (tokens from before this claim existed have 0): compared
+    /// with the end of the device's sessions, which can fall in the second a token was issued.
+    #[serde(default)]
+    pub iat_ms: i64,
     /// Expires at (unix seconds).
     pub exp: i64,
 }
@@ -318,6 +381,7 @@ impl TokenKeys {
             role,
             dev: device,
             iat: now.unix_timestamp(),
+            iat_ms: unix_millis(now),
             exp: (now + self.access_lifetime).unix_timestamp(),
         };
         jsonwebtoken::encode(&Header::new(TOKEN_ALGORITHM), &claims, &self.encoding).map_err(ApiError::internal)
@@ -365,13 +429,22 @@ impl FromRequestParts<AppState> for Caller {
                 )
             })?;
         let claims = state.tokens.verify(token)?;
-        let (user, device) = (claims.sub, claims.dev);
+        let (user, device) = (claims.sub.clone(), claims.dev);
         let lookup_user = user.clone();
         let access = state
             .blocking(move |storage| Ok(storage.device_access(device, &lookup_user, OffsetDateTime::now_utc())?))
             .await?;
         match access {
-            DeviceAccess::Active { role } => Ok(Caller { user, role, device }),
+            DeviceAccess::Active { sessions_ended_at: Some(ended), .. }
+                if claims.iat_ms.max(claims.iat.saturating_mul(1000)) < unix_millis(ended) =>
+            {
+                Err(ApiError::Unauthorized(
+                    "this session was ended because the device's refresh token was used twice (a copy may be in \
+                     other hands); log in again with `pilar login`"
+                        .to_string(),
+                ))
+            }
+            DeviceAccess::Active { role, .. } => Ok(Caller { user, role, device }),
             DeviceAccess::Revoked => {
                 tracing::warn!(user, %device, "request from a revoked device");
                 Err(ApiError::DeviceRevoked)
@@ -509,6 +582,19 @@ mod tests {
             "another key, another successor"
         );
         assert_eq!(format!("{key:?}"), "RefreshKey(..)");
+    }
+
+    #[test]
+    fn a_token_two_or_more_links_back_is_recognised_as_an_older_link() {
+        let key = RefreshKey::new(&[3u8; 32]).expect("key");
+        let (t0, _) = new_refresh_token();
+        let (t1, h1) = key.successor(&t0);
+        let (t2, h2) = key.successor(&t1);
+        let (_, h3) = key.successor(&t2);
+        assert!(!key.later_in_chain(&t0, &h1), "the successor itself is the retry case, not a later link");
+        assert!(key.later_in_chain(&t0, &h2) && key.later_in_chain(&t0, &h3));
+        assert!(!key.later_in_chain(&t2, &h1), "never backwards");
+        assert!(!key.later_in_chain(&new_refresh_token().0, &h3), "another chain");
     }
 
     #[test]

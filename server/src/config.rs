@@ -34,6 +34,16 @@ pub struct Config {
     /// Days a refresh token stays valid without being used (devices are offline for days).
     #[arg(long, env = "PILAR_REFRESH_TOKEN_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub refresh_token_days: u64,
+    /// Days after a village's assignment ends during which a device that held the village may
+    /// still upload its pending work there (households the server had, or that the device created,
+    /// before the end); afterwards such uploads are refused as out of scope.
+    #[arg(long, env = "PILAR_ENDED_ASSIGNMENT_GRACE_DAYS", default_value_t = 14, value_parser = clap::value_parser!(u64).range(0..=365))]
+    pub ended_assignment_grace_days: u64,
+    /// Most bytes all requests together may be decompressing (and holding decoded) at once; a
+    /// compressed body reserves its declared size, or the per-body limit (8 × --max-body-bytes)
+    /// when it declares none. A request that finds no room within 5 s gets 503 with Retry-After.
+    #[arg(long, env = "PILAR_MAX_INFLATING_BYTES", default_value_t = crate::inflate::DEFAULT_MAX_INFLATING_BYTES)]
+    pub max_inflating_bytes: usize,
     /// On SIGTERM or ctrl-c: seconds the requests in flight get to finish before the server exits
     /// anyway (new connections are refused at once; idle connections are closed at once).
     #[arg(long, env = "PILAR_SHUTDOWN_GRACE_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600))]
@@ -50,6 +60,8 @@ impl Config {
             access_token_minutes: 15,
             refresh_token_days: 90,
             shutdown_grace_seconds: 20,
+            max_inflating_bytes: crate::inflate::DEFAULT_MAX_INFLATING_BYTES,
+            ended_assignment_grace_days: 14,
         }
     }
 

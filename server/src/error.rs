@@ -3,8 +3,8 @@
 //! once, here, and the client gets a plain message without details.
 
 use crate::storage::StorageError;
-use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
-use axum::http::StatusCode;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sync_core::protocol::ErrorBody;
 
@@ -56,6 +56,21 @@ pub enum ApiError {
     /// The body is not sent as the content type the endpoint reads.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Too many failed logins for this user name or from this address: wait, then try again.
+    #[error(
+        "too many failed logins for this user or from this address; wait {retry_after} seconds before trying \
+         again (a correct password is refused too until then)"
+    )]
+    TooManyAttempts {
+        /// Seconds until the next attempt is answered (sent as `Retry-After`).
+        retry_after: u64,
+    },
+    /// The server is at a capacity limit (bytes being decompressed at once): try again shortly.
+    #[error("the server is busy with other large requests; try again in {retry_after} seconds")]
+    Busy {
+        /// Seconds to wait before retrying (sent as `Retry-After`).
+        retry_after: u64,
+    },
     /// A bug or an environment failure (database, disk). Logged; the client sees a plain message.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -76,6 +91,8 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -107,7 +124,15 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{e:#}"), "internal error");
         }
         let (status, _) = self.status_and_code();
-        (status, axum::Json(self.body())).into_response()
+        let retry_after = match &self {
+            ApiError::TooManyAttempts { retry_after } | ApiError::Busy { retry_after } => Some(*retry_after),
+            _ => None,
+        };
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 }
 
@@ -162,6 +187,15 @@ impl From<BytesRejection> for ApiError {
     }
 }
 
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::Malformed(format!(
+            "the query string is not valid ({}); see the API description for this endpoint's parameters",
+            rejection.body_text()
+        ))
+    }
+}
+
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> ApiError {
         ApiError::Malformed(format!(
@@ -169,4 +203,55 @@ impl From<PathRejection> for ApiError {
             rejection.body_text()
         ))
     }
+}
+
+/// The code and message of an error response this crate did not make itself (a rejection from a
+/// layer or an extractor that is not wrapped), by status.
+fn generic_error(status: StatusCode) -> (&'static str, String) {
+    let (code, message) = match status {
+        StatusCode::BAD_REQUEST => ("malformed_request", "the request is not valid; see the API description"),
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint; check the server URL and the path"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this path does not accept that HTTP method"),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long to arrive; try again"),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "the request body is larger than this server accepts; send less in one request")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "the body is not sent as the content type this endpoint reads")
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => ("invalid_input", "a value in the request is not acceptable"),
+        StatusCode::TOO_MANY_REQUESTS => ("too_many_attempts", "too many requests; wait and try again"),
+        StatusCode::SERVICE_UNAVAILABLE => ("busy", "the server is busy; try again shortly"),
+        s if s.is_server_error() => {
+            ("internal", "the server failed to handle this request; try again later, and tell the admin if it persists")
+        }
+        _ => ("bad_request", "the request was refused; see the API description"),
+    };
+    (code, message.to_string())
+}
+
+/// Middleware (`axum::middleware::map_response`): every 4xx and 5xx response leaves the server as
+/// the JSON [`ErrorBody`]. Responses made from an [`ApiError`] already are; anything else (a
+/// rejection of an extractor or a layer that no handler wraps) gets the generic body for its
+/// status, keeping its headers (`Retry-After`, `Allow`). Logged, since it marks a gap to close.
+pub async fn json_error_bodies(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    tracing::warn!(status = status.as_u16(), "an error response without the JSON body was given one");
+    let (mut parts, _) = response.into_parts();
+    let (code, message) = generic_error(status);
+    let body = ErrorBody { error: code.to_string(), message, wipe: false };
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default()))
 }

@@ -7,6 +7,8 @@
 //!   way handlers reach storage (tokio's blocking pool, never an async worker).
 //! - [`error`]: [`ApiError`], the one error type, and its status table.
 //! - [`auth`]: passwords, tokens, and the `Caller` / `Admin` extractors.
+//! - [`inflate`]: the server-wide cap on bytes being decompressed at once.
+//! - [`throttle`]: failed logins counted per user name and client address (429 after a few).
 //! - [`routes`]: one file per area of the HTTP API (`/health`, `/v1/login`, `/v1/admin/…`).
 //! - [`storage`]: the object-safe `Storage` trait and its SQLite backend.
 //!
@@ -15,10 +17,12 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod inflate;
 pub mod roster;
 pub mod routes;
 pub mod state;
 pub mod storage;
+pub mod throttle;
 
 pub use config::Config;
 pub use error::ApiError;
@@ -59,6 +63,8 @@ pub fn router(state: AppState) -> Router {
                 .on_failure(()),
         )
         .layer(CatchPanicLayer::custom(panic_response))
+        // Outermost: whatever produced an error response, it leaves as the JSON error body.
+        .layer(axum::middleware::map_response(error::json_error_bodies))
         .with_state(state)
 }
 
@@ -101,6 +107,8 @@ pub async fn serve_until(
         stop.await;
         let _ = stopping.send(true);
     };
+    // The peer address reaches handlers as `ConnectInfo` (login throttling counts per address).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(signal).into_future();
     let running = Arc::clone(&in_flight);
     let deadline = async move {

@@ -1,6 +1,7 @@
-//! The HTTP API's route table under `/v1` (one file per area under `routes/`), and [`ApiJson`],
-//! the JSON extractor whose rejections are [`ApiError`]s (so a malformed body gets an
-//! `ErrorBody`, not axum's plain-text default).
+//! The HTTP API's route table under `/v1` (one file per area under `routes/`), and the extractors
+//! whose rejections are [`ApiError`]s, so a malformed request gets an `ErrorBody`, not axum's
+//! plain-text default: [`ApiJson`] (JSON bodies), [`ApiQuery`] (query strings) and [`ApiBytes`]
+//! (raw bodies, e.g. the compressed sync bodies).
 
 pub mod admin;
 pub mod export;
@@ -13,7 +14,9 @@ pub mod sync;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::{FromRequest, Request};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Serialize;
@@ -71,5 +74,40 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// A query string, parsed into `T`; a malformed one (or an unknown parameter, when `T` denies
+/// them) is 400 `malformed_request` with the JSON error body.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<ApiQuery<T>, ApiError> {
+        let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiQuery(value))
+    }
+}
+
+/// A whole request body as bytes, within the body limit (413 `payload_too_large` with the JSON
+/// error body otherwise).
+#[derive(Debug, Clone)]
+pub struct ApiBytes(pub Bytes);
+
+impl FromRequest<AppState> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<ApiBytes, ApiError> {
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(ApiBytes(bytes)),
+            Err(rejection) => match ApiError::from(rejection) {
+                ApiError::PayloadTooLarge { .. } => {
+                    Err(ApiError::PayloadTooLarge { limit: Some(state.settings.max_body_bytes) })
+                }
+                other => Err(other),
+            },
+        }
     }
 }

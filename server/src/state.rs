@@ -5,7 +5,9 @@
 use crate::auth::{self, REFRESH_KEY_NAME, RefreshKey, TokenKeys};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::inflate::InflateGate;
 use crate::storage::{NewUser, SqliteStorage, Storage};
+use crate::throttle::LoginThrottle;
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -23,6 +25,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long a refresh token stays valid without use.
     pub refresh_token_lifetime: time::Duration,
+    /// How long after an assignment ends a device that held the village may upload pending work.
+    pub ended_assignment_grace: time::Duration,
 }
 
 /// The state shared by every request: cheap to clone (all `Arc`s).
@@ -36,6 +40,10 @@ pub struct AppState {
     pub refresh_key: Arc<RefreshKey>,
     /// Limits and lifetimes.
     pub settings: Arc<Settings>,
+    /// The byte budget for decompressing request bodies, shared by every request.
+    pub inflating: Arc<InflateGate>,
+    /// Failed logins per user name and client address (in memory, per process).
+    pub login_throttle: Arc<LoginThrottle>,
     /// The data directory's lock, held while any clone of the state lives.
     pub data_dir_lock: Arc<DataDirLock>,
 }
@@ -76,12 +84,15 @@ impl AppState {
         let settings = Settings {
             max_body_bytes: config.max_body_bytes,
             refresh_token_lifetime: time::Duration::days(config.refresh_token_days as i64),
+            ended_assignment_grace: time::Duration::days(config.ended_assignment_grace_days as i64),
         };
         let state = AppState {
             storage,
             tokens: Arc::new(tokens),
             refresh_key: Arc::new(refresh_key),
             settings: Arc::new(settings),
+            inflating: Arc::new(InflateGate::new(config.max_inflating_bytes, crate::inflate::DEFAULT_WAIT)),
+            login_throttle: Arc::new(LoginThrottle::default()),
             data_dir_lock: Arc::new(data_dir_lock),
         };
         Ok(Opened { state, generated_admin_password })

@@ -30,6 +30,7 @@ use sync_core::roster::RosterHousehold;
 use sync_core::sync::{PackPage, SyncRequest};
 use uuid::Uuid;
 
+use std::collections::BTreeMap;
 use sync_core::model::DeviceId;
 use sync_core::protocol::Role;
 use time::OffsetDateTime;
@@ -142,9 +143,40 @@ pub struct UserSummary {
 pub struct VillageScope {
     /// Villages with an active assignment, sorted: the device receives these.
     pub active: Vec<String>,
-    /// Villages whose assignment ended and that are not active again, sorted: the device never
-    /// receives them again, but its pending uploads for them may still be accepted.
-    pub ended: Vec<String>,
+    /// Villages whose assignment ended and that are not active again, sorted by village: the
+    /// device never receives them again, but its pending uploads for them may still be accepted
+    /// for a while (see [`EndedVillage`]).
+    pub ended: Vec<EndedAssignment>,
+}
+
+/// A village taken from a user, and when: the latest end among its assignment rows (a village
+/// assigned, ended and assigned again has several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedAssignment {
+    /// The village code.
+    pub village: String,
+    /// When its last assignment to the user ended.
+    pub ended_at: OffsetDateTime,
+}
+
+/// A village whose assignment to the caller ended, as sync treats the calling device's pending
+/// uploads for it. They are accepted only while [`EndedVillage::grace_open`], only from a device
+/// that was handed the village before the end ([`EndedVillage::held_before_end`]), and only for
+/// households that the server stored before the end or that the device created before it (the
+/// time of the household's first change). Everything else is `out_of_scope`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedVillage {
+    /// The village code.
+    pub village: String,
+    /// When the (latest) assignment ended.
+    pub ended_at: OffsetDateTime,
+    /// The end of the grace period for pending uploads (`ended_at` + the configured grace).
+    pub grace_until: OffsetDateTime,
+    /// Whether the grace period is still running for this request.
+    pub grace_open: bool,
+    /// Whether the calling device was handed the village (a login, sync or pack answer listed
+    /// it) at or before `ended_at`.
+    pub held_before_end: bool,
 }
 
 /// Who is syncing and the villages they may read and write (decided by the server).
@@ -158,11 +190,44 @@ pub struct SyncCaller {
     pub device: DeviceId,
     /// Villages the caller may read and write now.
     pub active: Vec<String>,
-    /// Villages whose assignment ended: pending uploads are still accepted, nothing is sent.
-    pub ended: Vec<String>,
+    /// Villages whose assignment ended: nothing is sent, pending uploads are accepted within the
+    /// bounds of [`EndedVillage`].
+    pub ended: Vec<EndedVillage>,
     /// When the calling device was registered (its first login): admission refuses changes dated
     /// much earlier (`forged_writer`).
     pub registered_at: OffsetDateTime,
+}
+
+impl EndedVillage {
+    /// The ended assignment `ended` as sync treats the device that was `handed` these villages
+    /// (first times, see [`Storage::villages_handed`]), with `grace` after the end, at `now`.
+    pub fn new(
+        ended: EndedAssignment,
+        handed: &BTreeMap<String, OffsetDateTime>,
+        grace: time::Duration,
+        now: OffsetDateTime,
+    ) -> EndedVillage {
+        EndedVillage {
+            held_before_end: handed.get(&ended.village).is_some_and(|first| *first <= ended.ended_at),
+            grace_until: ended.ended_at + grace,
+            grace_open: now < ended.ended_at + grace,
+            village: ended.village,
+            ended_at: ended.ended_at,
+        }
+    }
+
+    /// Whether the device may still upload to the village (and read back what it needs to
+    /// repair its copies): within the grace, and it held the village before the end.
+    pub fn accepts_pending_work(&self) -> bool {
+        self.grace_open && self.held_before_end
+    }
+}
+
+impl SyncCaller {
+    /// The ended village `village`, if the caller's assignment to it ended.
+    pub fn ended_village(&self, village: &str) -> Option<&EndedVillage> {
+        self.ended.iter().find(|e| e.village == village)
+    }
 }
 
 /// A registered device, for admins.
@@ -209,7 +274,7 @@ pub enum DeviceRegistration {
 
 /// A refresh-token exchange to record: the caller derives `new_hash` from the presented token, so
 /// a retry with the same token names the same successor.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RefreshRotation<'a> {
     /// The device presenting the token.
     pub device: DeviceId,
@@ -223,6 +288,17 @@ pub struct RefreshRotation<'a> {
     pub retry_until: OffsetDateTime,
     /// The time of the exchange.
     pub now: OffsetDateTime,
+    /// Whether a stored refresh hash belongs to a token further down the presented token's chain
+    /// (a successor of its successor, and so on): then the presented token is an older link,
+    /// reused. The caller can tell (it derives successors); the backend only asks.
+    pub later_in_chain: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+impl std::fmt::Debug for RefreshRotation<'_> {
+    // Hashes only, never tokens; still, they stay out of Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRotation").field("device", &self.device).field("now", &self.now).finish_non_exhaustive()
+    }
 }
 
 /// The outcome of a refresh-token exchange.
@@ -245,11 +321,16 @@ pub enum RefreshOutcome {
     },
     /// The device was revoked; it must wipe.
     Revoked,
-    /// The token was the one just replaced and its successor is still unused, but the retry
-    /// window has closed (or the caller named another successor): kept apart from `Invalid`, so
-    /// that reuse of a replaced token can later revoke the chain. (Once the successor is used,
-    /// the token it replaced is no longer remembered: `Invalid`.)
-    Reused,
+    /// An older token of the device's current chain came back outside the idempotent retry: the
+    /// token just replaced after its window closed or after its successor was used, or a token
+    /// further back ([`RefreshRotation::later_in_chain`]). Reuse means a copy is in other hands,
+    /// so the chain was ended in the same transaction: no refresh token of the device works any
+    /// more, and access tokens issued before now are refused (`sessions_ended_at`). The device
+    /// logs in with its password again.
+    Reused {
+        /// The device's user (for the log).
+        user: String,
+    },
     /// Unknown device, wrong, replaced (by a login) or expired token: log in again.
     Invalid,
 }
@@ -261,6 +342,9 @@ pub enum DeviceAccess {
     Active {
         /// The user's current role (authoritative over the token's copy).
         role: Role,
+        /// Access tokens issued before this time are refused: the device's sessions were ended
+        /// (refresh-token reuse).
+        sessions_ended_at: Option<OffsetDateTime>,
     },
     /// Revoked: the device must wipe.
     Revoked,
@@ -307,6 +391,20 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The user's active kecamatan, sorted.
     fn kecamatan_scope(&self, user: &str) -> Result<Vec<String>, StorageError>;
+
+    /// Record that `device` was handed `villages` (a login, refresh or pack answer listed them)
+    /// at `now`: the first time is kept, so that after an assignment ends the server knows which
+    /// devices held the village before. (A sync answer records its villages in its own
+    /// transaction.)
+    fn note_villages_handed(
+        &self,
+        device: DeviceId,
+        villages: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+
+    /// Every village `device` was ever handed, with the first time.
+    fn villages_handed(&self, device: DeviceId) -> Result<BTreeMap<String, OffsetDateTime>, StorageError>;
 
     // ---- devices and refresh tokens ----
 

@@ -16,7 +16,7 @@
 
 use automerge::{Change, ChangeHash};
 use pilar_server::storage::{
-    Choice, DeviceLogin, DeviceRegistration, NewUser, SqliteStorage, Storage, StorageError, SyncCaller,
+    Choice, DeviceLogin, DeviceRegistration, EndedVillage, NewUser, SqliteStorage, Storage, StorageError, SyncCaller,
 };
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -306,12 +306,14 @@ impl Case {
     fn caller(&self, d: usize) -> SyncCaller {
         let device = &self.devices[d];
         let scope = self.storage().village_scope(&device.user).expect("village scope");
+        let handed = self.storage().villages_handed(device.id).expect("villages handed");
+        let grace = time::Duration::days(14);
         SyncCaller {
             user: device.user.clone(),
             role: Role::Enumerator,
             device: device.id,
             active: scope.active,
-            ended: scope.ended,
+            ended: scope.ended.into_iter().map(|e| EndedVillage::new(e, &handed, grace, self.now)).collect(),
             registered_at: self
                 .storage()
                 .device_registered_at(device.id)
@@ -664,7 +666,10 @@ impl Case {
         let mut answer = DocumentsResponse::default();
         for id in &request.households {
             match found.iter().find(|(h, _, _)| h == id) {
-                Some((_, village, document)) if caller.active.contains(village) || caller.ended.contains(village) => {
+                Some((_, village, document))
+                    if caller.active.contains(village)
+                        || caller.ended_village(village).is_some_and(EndedVillage::accepts_pending_work) =>
+                {
                     answer.households.push(sync::PackedHousehold {
                         household: *id,
                         document: serde_bytes::ByteBuf::from(document.clone()),

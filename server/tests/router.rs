@@ -79,6 +79,10 @@ fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+fn access_token(session: &Value) -> &str {
+    session["access_token"].as_str().expect("access token")
+}
+
 fn error_code(body: &Value) -> &str {
     body["error"].as_str().unwrap_or_else(|| panic!("not an ErrorBody: {body}"))
 }
@@ -130,6 +134,90 @@ async fn a_body_over_the_limit_gets_413_with_an_error_body() {
 }
 
 #[tokio::test]
+async fn every_refusal_is_the_json_error_body() {
+    let api = Api::with_limit(1024);
+    let admin = api.admin().await;
+    let bytes = |method: Method, path: &str, body: Vec<u8>| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+            .header(header::CONTENT_TYPE, "application/vnd.pilar.sync+cbor")
+            .body(Body::from(body))
+            .expect("request")
+    };
+    // The body limit on the raw (compressed) sync bodies.
+    for path in ["/v1/sync", "/v1/documents"] {
+        let (status, body) = api.raw(bytes(Method::POST, path, vec![7u8; 4096])).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"), "{path}");
+        assert!(body["message"].as_str().expect("message").contains("1024 bytes"), "{body}");
+    }
+    // Query strings: a value of the wrong type, an unknown parameter.
+    for path in [
+        "/v1/packs/73.14.01.1001?limit=many",
+        "/v1/packs/73.14.01.1001?after=not-a-uuid",
+        "/v1/packs/73.14.01.1001?limt=10",
+        "/v1/review?area=73.14.01&statu=approved",
+        "/v1/export?area=73.14.01&aproved=true",
+        "/v1/export?area=73.14.01&approved=perhaps",
+    ] {
+        let (status, body) = api.call(Method::GET, path, Some(&admin), None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "malformed_request"), "{path}: {body}");
+    }
+    // Unknown JSON fields, on every kind of JSON endpoint.
+    let calls = [
+        (
+            Method::POST,
+            "/v1/login",
+            json!({ "user": "admin", "password": "x", "device": uuid(), "device_name": "t", "role": "admin" }),
+        ),
+        (Method::POST, "/v1/token/refresh", json!({ "refresh_token": "x", "device": uuid(), "user": "admin" })),
+        (Method::POST, "/v1/admin/users", json!({ "name": "pkh.baru", "role": "enumerator", "admin": true })),
+        (Method::PUT, "/v1/admin/users/admin/villages", json!({ "villages": [], "kecamatan": [] })),
+        (Method::POST, &format!("/v1/roster/{}/commit", uuid()), json!({ "chunks": 1, "force": true })),
+        (Method::PUT, &format!("/v1/roster/{}/chunks/0", uuid()), json!({ "households": [], "village": "x" })),
+        (
+            Method::PUT,
+            &format!("/v1/roster/{}/chunks/0", uuid()),
+            json!({ "households": [{ "row": 2, "family_id": null, "village": "", "answers": {}, "members": [], "extra": 1 }] }),
+        ),
+        (Method::POST, &format!("/v1/households/{}/review", uuid()), json!({ "decision": "approve", "by": "admin" })),
+        (
+            Method::POST,
+            &format!("/v1/households/{}/resolve", uuid()),
+            json!({ "path": "answers.rt", "pick": 1, "x": 1 }),
+        ),
+        (Method::POST, "/v1/duplicates/merge", json!({ "survivor": uuid(), "retired": uuid(), "note": "" })),
+        (Method::POST, "/v1/duplicates/dismiss", json!({ "a": uuid(), "b": uuid(), "c": uuid() })),
+    ];
+    for (method, path, body) in calls {
+        let (status, answer) = api.call(method, path, Some(&admin), Some(body)).await;
+        assert_eq!((status, error_code(&answer)), (StatusCode::BAD_REQUEST, "malformed_request"), "{path}: {answer}");
+        assert!(answer["message"].as_str().expect("message").contains("unknown field"), "{path}: {answer}");
+    }
+    // Bad path parameters and a body that is no JSON at all.
+    let (status, body) =
+        api.call(Method::POST, "/v1/households/not-a-uuid/review", Some(&admin), Some(json!({}))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "malformed_request"), "{body}");
+    let request = Request::post("/v1/duplicates/dismiss")
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("not json"))
+        .expect("request");
+    let (status, body) = api.raw(request).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "malformed_request"), "{body}");
+    // A wrong method on a known path, and paths nobody serves, inside and outside /v1.
+    for (method, path) in [(Method::DELETE, "/v1/sync"), (Method::PUT, "/health")] {
+        let (status, body) = api.call(method, path, Some(&admin), None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"), "{path}");
+    }
+    for path in ["/", "/v2/sync", "/v1/households", "/v1/packs/"] {
+        let (status, body) = api.call(Method::GET, path, Some(&admin), None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"), "{path}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_user_and_wrong_password_get_the_same_401() {
     let api = Api::new();
     let (status, unknown) = api.login("nobody", ADMIN_PASSWORD, &uuid()).await;
@@ -137,6 +225,38 @@ async fn unknown_user_and_wrong_password_get_the_same_401() {
     let (status, wrong) = api.login("admin", "not-the-password", &uuid()).await;
     assert_eq!((status, error_code(&wrong)), (StatusCode::UNAUTHORIZED, "bad_credentials"));
     assert_eq!(unknown, wrong);
+}
+
+#[tokio::test]
+async fn the_sixth_wrong_password_gets_429_with_retry_after_and_so_does_the_right_one() {
+    let api = Api::new();
+    for _ in 0..5 {
+        let (status, body) = api.login("admin", "not-the-password", &uuid()).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "bad_credentials"));
+    }
+    for password in ["not-the-password", ADMIN_PASSWORD] {
+        let body = json!({ "user": "admin", "password": password, "device": uuid(), "device_name": "t" });
+        let request = Request::post("/v1/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        let response = router(api.state.clone()).oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("a Retry-After in seconds");
+        assert!((1..=60).contains(&wait), "{wait}");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(error_code(&body), "too_many_attempts");
+        assert!(body["message"].as_str().expect("message").contains(&format!("{wait} seconds")), "{body}");
+    }
+    // Another user is not affected.
+    let (status, _) = api.login("nobody", "whatever-password", &uuid()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -270,9 +390,6 @@ async fn refresh_rotates_the_token_and_the_old_one_stops_working() {
     let (status, third) =
         api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&second["refresh_token"]))).await;
     assert_eq!(status, StatusCode::OK, "{third}");
-    let (status, body) =
-        api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&first["refresh_token"]))).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
     let token = second["access_token"].as_str().expect("access token");
     let (status, _) = api.call(Method::GET, "/v1/admin/users", Some(token), None).await;
     assert_eq!(status, StatusCode::OK);
@@ -280,6 +397,37 @@ async fn refresh_rotates_the_token_and_the_old_one_stops_working() {
     let elsewhere = json!({ "refresh_token": third["refresh_token"], "device": uuid() });
     let (status, _) = api.call(Method::POST, "/v1/token/refresh", None, Some(elsewhere)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_ends_the_device_chain_and_its_sessions() {
+    let api = Api::new();
+    let device = uuid();
+    let (_, first) = api.login("admin", ADMIN_PASSWORD, &device).await;
+    let refresh = |token: &Value| json!({ "refresh_token": token, "device": device });
+    let (_, second) = api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&first["refresh_token"]))).await;
+    let (status, third) =
+        api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&second["refresh_token"]))).await;
+    assert_eq!(status, StatusCode::OK, "{third}");
+    // The first token again, after its successor was used: someone else holds a copy.
+    let (status, body) =
+        api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&first["refresh_token"]))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    assert!(body["message"].as_str().expect("message").contains("log in again"), "{body}");
+    assert_eq!(body.get("wipe"), None, "the device keeps its data; it logs in again");
+    // Every refresh token and every access token of the chain stopped working.
+    let (status, _) = api.call(Method::POST, "/v1/token/refresh", None, Some(refresh(&third["refresh_token"]))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for session in [&first, &second, &third] {
+        let token = session["access_token"].as_str().expect("access token");
+        let (status, body) = api.call(Method::GET, "/v1/admin/users", Some(token), None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"), "{body}");
+    }
+    // A password login starts again.
+    let (status, fresh) = api.login("admin", ADMIN_PASSWORD, &device).await;
+    assert_eq!(status, StatusCode::OK, "{fresh}");
+    let (status, _) = api.call(Method::GET, "/v1/admin/users", Some(access_token(&fresh)), None).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -1,5 +1,10 @@
 //! Wire types shared by `pilar` and `pilar-server`: accounts, login and errors (JSON), and the
 //! sync messages (see `sync`). Changing a type here changes the protocol: keep old fields readable.
+//!
+//! Every JSON request type denies unknown fields (`#[serde(deny_unknown_fields)]`): a misspelt
+//! field (`comentar`) is refused with 400 instead of silently ignored. Responses and the CBOR sync
+//! messages (`sync::wire`) stay open to fields they do not know, so an older client or server
+//! reads a newer one's answers.
 
 use crate::model::DeviceId;
 use crate::roster::{RosterHousehold, RosterProblem};
@@ -48,6 +53,7 @@ impl fmt::Display for Role {
 
 /// `POST /v1/login`: a password login that also registers the device and its Automerge actor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// User name.
     pub user: String,
@@ -80,6 +86,7 @@ pub struct LoginResponse {
 
 /// `POST /v1/token/refresh`: exchange a refresh token for new tokens (rotating the refresh token).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh.
     pub refresh_token: String,
@@ -106,6 +113,7 @@ pub const CHUNK_HOUSEHOLDS: usize = 1_000;
 
 /// `PUT /v1/roster/{import}/chunks/{n}`: one chunk of a roster, as the CLI read it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RosterChunk {
     /// The chunk's households, in file order.
     pub households: Vec<RosterHousehold>,
@@ -122,6 +130,7 @@ pub struct ChunkReply {
 
 /// `POST /v1/roster/{import}/commit`: apply every staged chunk at once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommitRequest {
     /// How many chunks the import has (numbered from 0); all must be staged.
     pub chunks: u32,
@@ -203,6 +212,7 @@ pub struct HouseholdBrief {
 
 /// `POST /v1/households/{id}/review`: approve or return a household.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
     /// `approve` or `return`.
     pub decision: String,
@@ -255,6 +265,7 @@ pub struct ConflictValue {
 
 /// `POST /v1/households/{id}/resolve`: settle one conflicting field.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     /// The field, as listed.
     pub path: String,
@@ -277,6 +288,7 @@ pub struct DuplicatePair {
 
 /// `POST /v1/duplicates/merge`: fold `retired` into `survivor`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MergeRequest {
     /// The household that stays.
     pub survivor: crate::model::HouseholdId,
@@ -297,6 +309,7 @@ pub struct MergeReply {
 
 /// `POST /v1/duplicates/dismiss`: the two households are different families.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DismissRequest {
     /// One household.
     pub a: crate::model::HouseholdId,

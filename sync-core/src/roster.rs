@@ -31,6 +31,7 @@ const HEAD: i64 = 1;
 
 /// One household read from a roster file, ready to be checked and imported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RosterHousehold {
     /// First source row, 1-based as a spreadsheet shows it (the header is usually row 1).
     pub row: usize,

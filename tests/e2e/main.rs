@@ -14,3 +14,4 @@ mod refresh_retry;
 mod roster;
 mod server_lifecycle;
 mod sync;
+mod trust;

@@ -14,6 +14,7 @@ use sync_core::protocol::{EXPORT_PAGE, ExportFilter, ExportPage, Role};
 
 /// Query of `GET /v1/export`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// Kecamatan (`73.14.01`) or kabupaten (`73.14`) code.
     area: String,

@@ -1,14 +1,19 @@
-//! `POST /v1/login` (password → tokens, registering the device) and `POST /v1/token/refresh`
-//! (refresh token → new tokens, rotating the refresh token; a retry with the token just replaced
-//! gets the same successor back, see [`crate::auth::REFRESH_RETRY_WINDOW`]).
+//! `POST /v1/login` (password → tokens, registering the device; throttled per user name and
+//! client address, see [`crate::throttle`]) and `POST /v1/token/refresh` (refresh token → new
+//! tokens, rotating the refresh token; a retry with the token just replaced gets the same
+//! successor back, see [`crate::auth::REFRESH_RETRY_WINDOW`]; any other reuse of a replaced token
+//! ends the device's chain and sessions).
 
 use crate::auth::{self, REFRESH_RETRY_WINDOW, RefreshKey, TokenKeys};
 use crate::error::ApiError;
 use crate::routes::ApiJson;
 use crate::state::AppState;
 use crate::storage::{DeviceLogin, DeviceRegistration, RefreshOutcome, RefreshRotation, Storage};
+use crate::throttle::{ClientAddress, LoginThrottle, Throttled};
 use axum::extract::State;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use sync_core::model::DeviceId;
 use sync_core::protocol::{LoginRequest, LoginResponse, RefreshRequest, Role};
 use time::OffsetDateTime;
@@ -20,41 +25,123 @@ const MAX_DEVICE_NAME_CHARS: usize = 100;
 const UNNAMED_DEVICE: &str = "unnamed device";
 
 /// Log in with a password from a device: registers the device to the user on first login.
+/// Throttled per user name and client address before the password is checked
+/// ([`crate::throttle`]): a throttled attempt gets 429 with `Retry-After`, right password or not.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<ApiJson<LoginResponse>, ApiError> {
+    let device_name = device_label(&request.device_name)?;
+    // Only well-formed names are counted or logged: a password typed into the name field must
+    // not reach the log (it is kept in memory only while counted, like any name).
+    let name = auth::is_valid_user_name(&request.user).then(|| request.user.clone());
+    // A cheap first look, before a blocking thread is taken; asked again right before argon2.
+    if let Err(throttled) = state.login_throttle.check(name.as_deref(), address, Instant::now()) {
+        return Err(throttled_login(throttled, address, request.device));
+    }
+    let throttle = Arc::clone(&state.login_throttle);
     let tokens = Arc::clone(&state.tokens);
-    state.blocking(move |storage| login_blocking(storage, &tokens, request)).await.map(ApiJson)
+    state
+        .blocking(move |storage| login_blocking(storage, &tokens, &throttle, request, name, device_name, address))
+        .await
+        .map(ApiJson)
 }
 
-fn login_blocking(storage: &dyn Storage, tokens: &TokenKeys, request: LoginRequest) -> Result<LoginResponse, ApiError> {
-    let device_name = device_label(&request.device_name)?;
+/// The refusal of a throttled login (logged without the user name: it may be a password typed
+/// into the wrong field).
+fn throttled_login(throttled: Throttled, address: Option<IpAddr>, device: DeviceId) -> ApiError {
+    let retry_after = throttled.retry_after_seconds();
+    let by = if throttled.by_user { "user name" } else { "address" };
+    tracing::warn!(address = %shown(address), %device, by, retry_after, "login throttled");
+    ApiError::TooManyAttempts { retry_after }
+}
+
+/// A client address for the log (`-` when the server runs without connection info).
+fn shown(address: Option<IpAddr>) -> String {
+    address.map_or_else(|| "-".to_string(), |a| a.to_string())
+}
+
+fn login_blocking(
+    storage: &dyn Storage,
+    tokens: &TokenKeys,
+    throttle: &LoginThrottle,
+    request: LoginRequest,
+    name: Option<String>,
+    device_name: String,
+    address: Option<IpAddr>,
+) -> Result<LoginResponse, ApiError> {
     let now = OffsetDateTime::now_utc();
-    // Only well-formed names are looked up or logged: a password typed into the name field
-    // must not reach the log.
-    let user = if auth::is_valid_user_name(&request.user) { storage.user(&request.user)? } else { None };
-    let Some(user) = user else {
-        auth::verify_password_against_nothing(&request.password);
-        tracing::warn!(device = %request.device, "login refused: unknown user");
-        return Err(ApiError::BadCredentials);
+    let user = match &name {
+        Some(name) => storage.user(name)?,
+        None => None,
     };
-    if !auth::verify_password(&request.password, &user.password_hash) {
-        tracing::warn!(user = user.name, device = %request.device, "login refused: wrong password");
-        return Err(ApiError::BadCredentials);
+    // Asked again once an argon2 slot is held; the outcome is recorded before it is given back.
+    let refused = std::cell::Cell::new(None);
+    let gate = || match throttle.check(name.as_deref(), address, Instant::now()) {
+        Ok(()) => true,
+        Err(throttled) => {
+            refused.set(Some(throttled));
+            false
+        }
+    };
+    let settle = |right: bool| {
+        if right {
+            throttle.succeeded(name.as_deref());
+        } else {
+            throttle.failed(name.as_deref(), address, Instant::now());
+        }
+    };
+    let hash = user.as_ref().map(|u| u.password_hash.as_str());
+    match auth::verify_password_gated(&request.password, hash, &gate, &settle) {
+        None => {
+            let throttled =
+                refused.take().unwrap_or(Throttled { wait: std::time::Duration::from_secs(1), by_user: false });
+            Err(throttled_login(throttled, address, request.device))
+        }
+        Some(false) => {
+            match &user {
+                Some(user) => tracing::warn!(
+                    user = user.name,
+                    address = %shown(address),
+                    device = %request.device,
+                    "login refused: wrong password"
+                ),
+                None => {
+                    tracing::warn!(address = %shown(address), device = %request.device, "login refused: unknown user")
+                }
+            }
+            Err(ApiError::BadCredentials)
+        }
+        Some(true) => match user {
+            Some(user) => register(storage, tokens, &request, &user.name, user.role, &device_name, now),
+            None => Err(ApiError::BadCredentials),
+        },
     }
+}
+
+/// Record a login whose password was right, and answer the session.
+fn register(
+    storage: &dyn Storage,
+    tokens: &TokenKeys,
+    request: &LoginRequest,
+    user: &str,
+    role: Role,
+    device_name: &str,
+    now: OffsetDateTime,
+) -> Result<LoginResponse, ApiError> {
     let (refresh_token, refresh_hash) = auth::new_refresh_token();
     let registration = storage.register_device(&DeviceLogin {
         device: request.device,
-        user: &user.name,
-        name: &device_name,
+        user,
+        name: device_name,
         refresh_hash: &refresh_hash,
         now,
     })?;
     match registration {
         DeviceRegistration::Registered => {}
         DeviceRegistration::RegisteredToAnotherUser => {
-            tracing::warn!(user = user.name, device = %request.device, "login refused: device of another user");
+            tracing::warn!(user, device = %request.device, "login refused: device of another user");
             return Err(ApiError::Conflict {
                 code: "device_in_use",
                 message: "this device is registered to another user, and a device belongs to one user; log in \
@@ -63,12 +150,12 @@ fn login_blocking(storage: &dyn Storage, tokens: &TokenKeys, request: LoginReque
             });
         }
         DeviceRegistration::Revoked => {
-            tracing::warn!(user = user.name, device = %request.device, "login refused: revoked device");
+            tracing::warn!(user, device = %request.device, "login refused: revoked device");
             return Err(ApiError::DeviceRevoked);
         }
     }
-    tracing::info!(user = user.name, role = %user.role, device = %request.device, "login");
-    session(storage, tokens, &user.name, user.role, request.device, refresh_token, now)
+    tracing::info!(user, %role, device = %request.device, "login");
+    session(storage, tokens, user, role, request.device, refresh_token, now)
 }
 
 /// Exchange a refresh token for new tokens. The old refresh token stops working once the device
@@ -101,6 +188,7 @@ fn refresh_blocking(
         issued_after: now - lifetime,
         retry_until: now + REFRESH_RETRY_WINDOW,
         now,
+        later_in_chain: &|stored: &str| key.later_in_chain(&request.refresh_token, stored),
     };
     match storage.rotate_refresh_token(&rotation)? {
         RefreshOutcome::Rotated { user, role } => {
@@ -115,9 +203,19 @@ fn refresh_blocking(
             tracing::warn!(device = %request.device, "refresh refused: revoked device");
             Err(ApiError::DeviceRevoked)
         }
-        RefreshOutcome::Reused => {
-            tracing::warn!(device = %request.device, "refresh refused: a replaced token was presented again");
-            Err(invalid_refresh_token())
+        RefreshOutcome::Reused { user } => {
+            tracing::warn!(
+                user,
+                device = %request.device,
+                "refresh refused: a replaced token was presented again; the device's refresh chain and sessions \
+                 were ended"
+            );
+            Err(ApiError::Unauthorized(
+                "this refresh token was already replaced, and using it again means a copy may be in other hands: \
+                 every session of this device was ended; log in again with `pilar login`, and tell your admin if \
+                 you did not expect this"
+                    .to_string(),
+            ))
         }
         RefreshOutcome::Invalid => {
             tracing::warn!(device = %request.device, "refresh refused: unknown, used or expired token");
@@ -145,6 +243,8 @@ fn session(
     now: OffsetDateTime,
 ) -> Result<LoginResponse, ApiError> {
     let villages = storage.village_scope(user)?.active;
+    // The answer hands these villages to the device (see `Storage::note_villages_handed`).
+    storage.note_villages_handed(device, &villages, now)?;
     let kecamatan = storage.kecamatan_scope(user)?;
     Ok(LoginResponse {
         access_token: tokens.issue(user, role, device, now)?,

@@ -23,6 +23,7 @@ use sync_core::protocol::{
 
 /// Query of the list endpoints: `?area=<kecamatan or kabupaten>&status=<review status>`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AreaQuery {
     /// Village (`73.14.01.1001`), kecamatan (`73.14.01`) or kabupaten (`73.14`); all of the
     /// caller's scope when absent.
@@ -83,8 +84,9 @@ fn may_act(storage: &dyn Storage, caller: &Caller, id: HouseholdId, what: &str) 
         )));
     };
     if !crate::storage::in_areas(&village, scope.as_deref()) {
+        // Nothing of the household (its village, its names) is named: it is outside the caller's scope.
         return Err(ApiError::Forbidden(format!(
-            "household {id} is in village {village}, outside your kecamatan; its own supervisor reviews it"
+            "household {id} is outside your kecamatan; its own supervisor reviews it"
         )));
     }
     Ok(())

@@ -11,6 +11,7 @@ mod merge;
 mod roster;
 pub mod supervise;
 
+use super::EndedAssignment;
 use super::SyncCaller;
 use super::{
     DeviceAccess, DeviceLogin, DeviceRecord, DeviceRegistration, NewUser, RefreshOutcome, RefreshRotation, Storage,
@@ -82,6 +83,36 @@ ALTER TABLE devices ADD COLUMN previous_refresh_until TEXT;
 ALTER TABLE sync_batches ADD COLUMN max_changes INTEGER;
 CREATE INDEX sync_batches_created ON sync_batches (created_at);
 CREATE INDEX roster_imports_staged ON roster_imports (created_at) WHERE committed_at IS NULL;
+"#,
+    // 6: the trust boundary: sessions ended by refresh-token reuse, which device was handed which
+    // village and when, and when each household was first stored (for the grace after an
+    // assignment ends).
+    r#"
+ALTER TABLE devices ADD COLUMN sessions_ended_ms INTEGER;
+CREATE TABLE device_villages (
+    device_id TEXT NOT NULL,
+    village TEXT NOT NULL,
+    first_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, village)
+) WITHOUT ROWID;
+ALTER TABLE households ADD COLUMN created_at TEXT;
+CREATE INDEX changes_household_received ON changes (household_id, received_at);
+UPDATE households SET created_at = COALESCE(
+    (SELECT min(received_at) FROM changes c WHERE c.household_id = households.id), updated_at);
+DROP INDEX changes_household_received;
+-- Devices held what they already wrote to, and (leniently, as before this table) what their user
+-- holds now; assignments that ended before the upgrade keep only the former.
+INSERT OR IGNORE INTO device_villages (device_id, village, first_at, last_at)
+    SELECT device_id, village, min(received_at), max(received_at) FROM changes GROUP BY device_id, village;
+INSERT OR IGNORE INTO device_villages (device_id, village, first_at, last_at)
+    SELECT d.id, a.village, max(a.started_at, d.registered_at), max(a.started_at, d.registered_at)
+    FROM village_assignments a JOIN devices d ON d.user_name = a.user_name
+    WHERE a.ended_at IS NULL AND d.revoked_at IS NULL;
+CREATE TRIGGER households_created_at AFTER INSERT ON households FOR EACH ROW WHEN NEW.created_at IS NULL
+BEGIN
+    UPDATE households SET created_at = NEW.updated_at WHERE id = NEW.id;
+END;
 "#,
 ];
 
@@ -247,6 +278,24 @@ fn replace_assignments(
     Ok(())
 }
 
+/// Record in `tx` that `device` was handed `villages` at `now` (the first time is kept).
+pub(super) fn hand_villages(
+    tx: &rusqlite::Transaction<'_>,
+    device: DeviceId,
+    villages: &[String],
+    now: OffsetDateTime,
+) -> Result<(), StorageError> {
+    let (device, now) = (device.to_string(), stored_time(now));
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO device_villages (device_id, village, first_at, last_at) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (device_id, village) DO UPDATE SET last_at = excluded.last_at WHERE last_at < excluded.last_at",
+    )?;
+    for village in villages {
+        upsert.execute(params![device, village, now])?;
+    }
+    Ok(())
+}
+
 fn active_codes(conn: &Connection, table: &str, column: &str, user: &str) -> Result<Vec<String>, StorageError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {column} FROM {table} WHERE user_name = ?1 AND ended_at IS NULL ORDER BY {column}"
@@ -381,19 +430,48 @@ impl Storage for SqliteStorage {
     fn village_scope(&self, user: &str) -> Result<VillageScope, StorageError> {
         self.read(|conn| {
             let active = active_codes(conn, "village_assignments", "village", user)?;
+            // A village assigned, ended and assigned again has several rows: the latest end counts.
             let mut stmt = conn.prepare(
-                "SELECT DISTINCT village FROM village_assignments a WHERE user_name = ?1 AND ended_at IS NOT NULL
+                "SELECT village, max(ended_at) FROM village_assignments a WHERE user_name = ?1 AND ended_at IS NOT NULL
                  AND NOT EXISTS (SELECT 1 FROM village_assignments b
                                  WHERE b.user_name = a.user_name AND b.village = a.village AND b.ended_at IS NULL)
-                 ORDER BY village",
+                 GROUP BY village ORDER BY village",
             )?;
-            let ended = stmt.query_map(params![user], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            let rows = stmt
+                .query_map(params![user], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let ended = rows
+                .into_iter()
+                .map(|(village, ended_at)| Ok(EndedAssignment { village, ended_at: parse_stored_time(&ended_at)? }))
+                .collect::<Result<_, StorageError>>()?;
             Ok(VillageScope { active, ended })
         })
     }
 
     fn kecamatan_scope(&self, user: &str) -> Result<Vec<String>, StorageError> {
         self.read(|conn| active_codes(conn, "kecamatan_assignments", "kecamatan", user))
+    }
+
+    fn note_villages_handed(
+        &self,
+        device: DeviceId,
+        villages: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        if villages.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| hand_villages(tx, device, villages, now))
+    }
+
+    fn villages_handed(&self, device: DeviceId) -> Result<BTreeMap<String, OffsetDateTime>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT village, first_at FROM device_villages WHERE device_id = ?1")?;
+            let rows = stmt
+                .query_map(params![device.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(|(village, first)| Ok((village, parse_stored_time(&first)?))).collect()
+        })
     }
 
     fn register_device(&self, login: &DeviceLogin<'_>) -> Result<DeviceRegistration, StorageError> {
@@ -471,18 +549,34 @@ impl Storage for SqliteStorage {
                 )?;
                 return Ok(RefreshOutcome::Rotated { user, role: parse_role(&role)? });
             }
-            if previous.as_deref() != Some(rotation.old_hash) {
+            let older_link = match previous.as_deref() {
+                Some(previous) if previous == rotation.old_hash => {
+                    // The token just replaced. Its successor is still current only if the device
+                    // never used it: then the answer to the first exchange was lost, and it is
+                    // given again.
+                    let successor_unused = current.as_deref() == Some(rotation.new_hash);
+                    let window_open = previous_until.is_some_and(|until| until >= now);
+                    if successor_unused && window_open {
+                        tx.execute("UPDATE devices SET last_seen_at = ?2 WHERE id = ?1", params![id, now])?;
+                        return Ok(RefreshOutcome::Retried { user, role: parse_role(&role)? });
+                    }
+                    true
+                }
+                // A token further back in the chain: the current one descends from it.
+                _ => current.as_deref().is_some_and(|current| (rotation.later_in_chain)(current)),
+            };
+            if !older_link {
                 return Ok(RefreshOutcome::Invalid);
             }
-            // The token just replaced. Its successor is still current only if the device never
-            // used it: then the answer to the first exchange was lost, and it is given again.
-            let successor_unused = current.as_deref() == Some(rotation.new_hash);
-            let window_open = previous_until.is_some_and(|until| until >= now);
-            if !(successor_unused && window_open) {
-                return Ok(RefreshOutcome::Reused);
-            }
-            tx.execute("UPDATE devices SET last_seen_at = ?2 WHERE id = ?1", params![id, now])?;
-            Ok(RefreshOutcome::Retried { user, role: parse_role(&role)? })
+            // A replaced token came back outside the retry window: one of the two presenters is
+            // not the device. End the chain and every session of the device; it logs in again.
+            tx.execute(
+                "UPDATE devices SET refresh_hash = NULL, refresh_issued_at = NULL, previous_refresh_hash = NULL,
+                     previous_refresh_until = NULL, sessions_ended_ms = ?2
+                 WHERE id = ?1",
+                params![id, i64::try_from(rotation.now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)],
+            )?;
+            Ok(RefreshOutcome::Reused { user })
         })
     }
 
@@ -505,7 +599,7 @@ impl Storage for SqliteStorage {
         let row = self.read(|conn| {
             Ok(conn
                 .query_row(
-                    "SELECT d.user_name, d.revoked_at, d.last_seen_at, u.role
+                    "SELECT d.user_name, d.revoked_at, d.last_seen_at, u.role, d.sessions_ended_ms
                      FROM devices d JOIN users u ON u.name = d.user_name WHERE d.id = ?1",
                     params![id],
                     |r| {
@@ -514,12 +608,13 @@ impl Storage for SqliteStorage {
                             r.get::<_, Option<String>>(1)?,
                             r.get::<_, String>(2)?,
                             r.get::<_, String>(3)?,
+                            r.get::<_, Option<i64>>(4)?,
                         ))
                     },
                 )
                 .optional()?)
         })?;
-        let Some((owner, revoked_at, last_seen_at, role)) = row else {
+        let Some((owner, revoked_at, last_seen_at, role, sessions_ended_at)) = row else {
             return Ok(DeviceAccess::Unknown);
         };
         if revoked_at.is_some() {
@@ -538,7 +633,13 @@ impl Storage for SqliteStorage {
                 Ok(())
             })?;
         }
-        Ok(DeviceAccess::Active { role: parse_role(&role)? })
+        Ok(DeviceAccess::Active {
+            role: parse_role(&role)?,
+            sessions_ended_at: sessions_ended_at
+                .map(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000))
+                .transpose()
+                .map_err(|_| StorageError::Corrupt("bad sessions_ended_ms".into()))?,
+        })
     }
 
     fn device_registered_at(&self, device: DeviceId) -> Result<Option<OffsetDateTime>, StorageError> {
@@ -825,6 +926,64 @@ mod tests {
         let conn = storage.open_reader().expect("reader");
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
         assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn upgrading_to_the_trust_schema_dates_stored_households_and_the_villages_devices_held() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let path = dir.path().join("server.db");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            let tx = conn.transaction().expect("tx");
+            for sql in &MIGRATIONS[..5] {
+                tx.execute_batch(sql).expect("an older schema");
+            }
+            tx.pragma_update(None, "user_version", 5).expect("version");
+            tx.execute_batch(
+                "INSERT INTO users VALUES ('pkh.lama', 'enumerator', 'x', '2026-01-01T00:00:00Z');
+                 INSERT INTO devices (id, user_name, name, registered_at, last_seen_at)
+                     VALUES ('dev-a', 'pkh.lama', 't', '2026-02-01T00:00:00Z', '2026-02-01T00:00:00Z');
+                 INSERT INTO village_assignments (user_name, village, started_at, ended_at)
+                     VALUES ('pkh.lama', '73.14.01.1001', '2026-01-15T00:00:00Z', '2026-03-01T00:00:00Z'),
+                            ('pkh.lama', '73.14.01.1002', '2026-01-15T00:00:00Z', NULL);
+                 INSERT INTO households VALUES ('h1', '73.14.01.1001', x'00', '', 2, '2026-02-20T00:00:00Z');
+                 INSERT INTO changes (hash, household_id, village, device_id, user_name, bytes, received_at) VALUES
+                     ('c1', 'h1', '73.14.01.1001', 'dev-a', 'pkh.lama', x'00', '2026-02-10T00:00:00Z'),
+                     ('c2', 'h1', '73.14.01.1001', 'dev-a', 'pkh.lama', x'00', '2026-02-20T00:00:00Z');",
+            )
+            .expect("rows of an older server");
+            tx.commit().expect("commit");
+        }
+        let storage = SqliteStorage::open(&path).expect("upgrade");
+        let (created, held): (String, Vec<(String, String)>) = storage
+            .read(|conn| {
+                let created = conn.query_row("SELECT created_at FROM households WHERE id = 'h1'", [], |r| r.get(0))?;
+                let mut stmt =
+                    conn.prepare("SELECT village, first_at FROM device_villages WHERE device_id = 'dev-a' ORDER BY 1")?;
+                let held = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+                Ok((created, held))
+            })
+            .expect("read");
+        assert_eq!(created, "2026-02-10T00:00:00Z", "the first change's arrival");
+        let expected = [
+            ("73.14.01.1001".to_string(), "2026-02-10T00:00:00Z".to_string()),
+            ("73.14.01.1002".to_string(), "2026-02-01T00:00:00Z".to_string()),
+        ];
+        assert_eq!(held, expected, "where it wrote, and its user's active villages");
+        // Households stored from now on are dated by the trigger.
+        storage
+            .write(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO households (id, village, doc, heads, updated_seq, updated_at)
+                     VALUES ('h2', '73.14.01.1002', x'00', '', 3, '2026-04-01T00:00:00Z')",
+                )?;
+                Ok(())
+            })
+            .expect("insert");
+        let created: String = storage
+            .read(|conn| Ok(conn.query_row("SELECT created_at FROM households WHERE id = 'h2'", [], |r| r.get(0))?))
+            .expect("read");
+        assert_eq!(created, "2026-04-01T00:00:00Z");
     }
 
     #[test]

@@ -1,4 +1,9 @@
 //! Sync messages and their encoding: CBOR (binary changes stay bytes) compressed with zstd.
+//!
+//! Unknown fields are ignored in sync messages, both ways, unlike the JSON requests: tablets are
+//! updated weeks apart from the server (offline in the field), and a newer device adding an
+//! optional field must still sync with an older server. Ignoring is safe because nothing of a
+//! sync message is stored but the changes, and every change passes the server's admission checks.
 
 use crate::model::HouseholdId;
 use serde::de::DeserializeOwned;

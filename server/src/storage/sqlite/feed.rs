@@ -60,6 +60,8 @@ pub(super) const STORED_RESPONSE_LIFETIME: time::Duration = time::Duration::days
 const EXPIRED_RESPONSES_PER_SYNC: i64 = 64;
 
 #[cfg(test)]
+mod grace_tests;
+#[cfg(test)]
 mod tests;
 
 fn corrupt(what: impl Into<String>) -> StorageError {
@@ -195,13 +197,12 @@ pub(super) fn decide(
         // (say, after a restore); the full resend carries the village.
         (None, None) => return decision(Outcome::NeedFull),
     };
-    // Pending work in a village whose assignment ended (new households included: the device made
-    // them while it held the assignment) is still accepted; nothing is sent back.
-    if !caller.active.contains(&village) && !caller.ended.contains(&village) {
-        return reject(
-            "out_of_scope",
-            format!("household {} is in village {village}, which is not assigned to you", push.household),
-        );
+    if !caller.active.contains(&village) {
+        match ended_village_refusal(conn, caller, push, &village, existing.is_some())? {
+            EndedCheck::Accept => {}
+            EndedCheck::NeedFull => return decision(Outcome::NeedFull),
+            EndedCheck::Refuse(reason) => return reject("out_of_scope", reason),
+        }
     }
     let is_new = existing.is_none();
     let bytes: Vec<Vec<u8>> = push.changes.iter().map(|c| c.to_vec()).collect();
@@ -231,6 +232,90 @@ pub(super) fn decide(
     }
 }
 
+/// What the scope check says about a push to a village the caller does not hold now.
+enum EndedCheck {
+    /// Pending work the grace covers.
+    Accept,
+    /// A new household pushed without its first change: the full resend will show its time.
+    NeedFull,
+    /// Refused, with the reason for the person at the device.
+    Refuse(String),
+}
+
+/// The bounded grace after an assignment ends (see [`crate::storage::EndedVillage`]): a push to a
+/// village the caller does not hold now is accepted only if the village was taken from the
+/// caller, the grace is running, this device was handed the village before the end, and the
+/// household was stored on the server before the end (`households.created_at`) or created by the
+/// device before it (its first change's time: the device's clock, which the server bounds to a
+/// plausible range, so a device that held the village could still date a creation a little
+/// before the end; it had write access then, and the grace is short).
+///
+/// A refusal names the village only when it was the caller's: a household of a village that was
+/// never theirs is not described at all.
+fn ended_village_refusal(
+    conn: &rusqlite::Connection,
+    caller: &SyncCaller,
+    push: &PushHousehold,
+    village: &str,
+    stored: bool,
+) -> Result<EndedCheck, StorageError> {
+    let ask = "ask your supervisor to assign the village to you again, or to have its work entered by its \
+               enumerator";
+    let Some(ended) = caller.ended_village(village) else {
+        return Ok(EndedCheck::Refuse(format!(
+            "household {} is not in your villages, so this device cannot change it; {ask}",
+            push.household
+        )));
+    };
+    let day = |t: OffsetDateTime| t.date().to_string();
+    let taken = format!("village {village} was taken from you on {}", day(ended.ended_at));
+    if !ended.grace_open {
+        return Ok(EndedCheck::Refuse(format!(
+            "{taken}, and unsent work for it was accepted until {}; {ask}",
+            day(ended.grace_until)
+        )));
+    }
+    if !ended.held_before_end {
+        return Ok(EndedCheck::Refuse(format!(
+            "{taken}, and this device never held it before then: only devices that held the village may send \
+             their unsent work for it; {ask}"
+        )));
+    }
+    let created = if stored {
+        conn.prepare_cached("SELECT created_at FROM households WHERE id = ?1")?
+            .query_row(params![push.household.to_string()], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten()
+            .map(|t| super::parse_stored_time(&t))
+            .transpose()?
+    } else {
+        match first_change_time(push) {
+            Some(t) => Some(t),
+            None => return Ok(EndedCheck::NeedFull),
+        }
+    };
+    if created.is_none_or(|t| t > ended.ended_at) {
+        return Ok(EndedCheck::Refuse(format!(
+            "{taken}, and household {} was created there after that; {ask}",
+            push.household
+        )));
+    }
+    Ok(EndedCheck::Accept)
+}
+
+/// The time of the pushed household's first change (the one without dependencies), if pushed,
+/// in whole seconds like the stored times it is compared with (a creation in the second the
+/// assignment ended counts as before the end).
+fn first_change_time(push: &PushHousehold) -> Option<OffsetDateTime> {
+    push.changes
+        .iter()
+        .filter_map(|bytes| automerge::Change::from_bytes(bytes.to_vec()).ok())
+        .filter(|change| change.deps().is_empty())
+        .map(|change| change.timestamp().div_euclid(1000))
+        .min()
+        .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
+}
+
 /// Whether every pushed change is the caller's own and already in the stored document.
 fn already_stored(household: &Household, push: &PushHousehold, caller: &SyncCaller) -> bool {
     let actor = caller.device.actor();
@@ -254,6 +339,8 @@ pub(super) fn commit(
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, StorageError> {
     let mut response = SyncResponse { villages: caller.active.clone(), ..SyncResponse::default() };
+    // The answer hands these villages to the device (for the grace after an assignment ends).
+    super::hand_villages(tx, caller.device, &caller.active, now)?;
     let received_at = super::stored_time(now);
     for (push, decided) in request.push.iter().zip(decisions) {
         let decided = if stored_heads(tx, push.household)? == decided.heads {
