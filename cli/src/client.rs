@@ -149,6 +149,38 @@ pub struct Client {
     access: Option<(String, Instant)>,
 }
 
+/// How far the tablet's clock may be from the server's before `pilar` warns: the server refuses
+/// changes dated more than 24 hours ahead of its clock (`forged_writer`), so warn well before.
+const CLOCK_WARNING: time::Duration = time::Duration::hours(6);
+
+/// Say once per command when the tablet's clock is far from the server's (its `Date` header):
+/// every save is stamped with the tablet's time, and work dated too far ahead is refused for good.
+fn warn_about_clock(response: &Response) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let Some(server) = response
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|text| httpdate::parse_http_date(text).ok())
+        .map(time::OffsetDateTime::from)
+    else {
+        return;
+    };
+    let Ok(device) = crate::commands::now() else { return };
+    let off = device - server;
+    if off.abs() > CLOCK_WARNING {
+        WARNED.call_once(|| {
+            eprintln!(
+                "warning: this tablet's clock is {:.0} hour(s) {} the server's. Set the date, time and time zone \
+                 (automatic, from the network): every save is stamped with the tablet's time, and the server refuses \
+                 work dated more than 24 hours ahead of its own clock.",
+                off.abs().as_seconds_f64() / 3600.0,
+                if off.is_positive() { "ahead of" } else { "behind" }
+            )
+        });
+    }
+}
+
 impl fmt::Debug for Client {
     // The access token is a credential: keep it out of Debug output.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -316,6 +348,7 @@ impl Client {
 
     /// The response if it succeeded; otherwise the server's error (wiping the store when told to).
     fn accept(&self, response: Response) -> Result<Response> {
+        warn_about_clock(&response);
         let status = response.status();
         if status.is_success() {
             return Ok(response);

@@ -482,3 +482,45 @@ fn members_added_at_once_on_two_devices_get_distinct_numbers_everywhere() {
     assert_eq!(after.last().map(|(n, name)| (*n, name.trim_matches('"').to_string())), Some((5, third)));
     assert!(a.ok(&["show", &id]).contains("2"), "show prints the numbers");
 }
+
+#[test]
+fn a_tablet_whose_clock_runs_days_ahead_is_warned_and_its_future_dated_work_is_refused() {
+    let campaign = Campaign::start();
+    let mut a = campaign.enumerator("pkh.a", &[BILOKKA]);
+    sync(&a);
+    let ahead = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    a.set_now(&ahead.format(&time::format_description::well_known::Rfc3339).expect("time"));
+    add(&a, BILOKKA, "La Sintetis");
+    let out = a.run(&["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("clock is 48 hour(s) ahead of the server's") && err.contains("Set the date"), "{err}");
+    assert_eq!(out.status.code(), Some(4), "the future-dated work is refused: {err}");
+    let pending = a.json(&["pending"]);
+    assert!(
+        pending
+            .as_array()
+            .expect("outbox")
+            .iter()
+            .all(|e| e["rejected"].as_str().is_some_and(|r| r.contains("forged_writer"))
+                || e["rejected_reason"].as_str().is_some_and(|r| r.contains("forged_writer"))),
+        "{pending}"
+    );
+}
+
+#[test]
+fn logging_in_a_store_with_work_older_than_a_day_warns_at_once() {
+    let campaign = Campaign::start();
+    let password = campaign.user("pkh.a", &[BILOKKA]);
+    let mut device = TestDevice::new();
+    let before = time::OffsetDateTime::now_utc() - time::Duration::days(3);
+    device.set_now(&before.format(&time::format_description::well_known::Rfc3339).expect("time"));
+    device.ok(&["init", "--user", "pkh.a", "--village", BILOKKA]);
+    add(&device, BILOKKA, "La Sintetis");
+    let now = time::OffsetDateTime::now_utc();
+    device.set_now(&now.format(&time::format_description::well_known::Rfc3339).expect("time"));
+    let out = device
+        .run_with_stdin(&["login", "--server", campaign.server.url(), "--user", "pkh.a"], &format!("{password}\n"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("1 change(s) on this device were saved more than 24 hours before its first login"), "{err}");
+}

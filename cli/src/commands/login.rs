@@ -55,6 +55,8 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     let password = read_password(&user)?;
     let device_name = args.device_name.unwrap_or_else(default_device_name);
     let mut client = Client::new(&server, home, device)?;
+    // A store made with `pilar init` that logs in for the first time: its device registers now.
+    let never_logged_in = existing.as_ref().is_some_and(|s| matches!(s.session(), Ok(None)));
     // Close our store while the client may wipe it (a revoked device is told to).
     drop(existing);
     let login = client.login(&LoginRequest { user: user.clone(), password, device, device_name })?;
@@ -94,8 +96,32 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         let name = sync_core::ids::DistrictCode::parse_format_only(k).ok().and_then(|c| c.name());
         println!("  kecamatan {k} {}", name.unwrap_or("?"));
     }
+    if never_logged_in {
+        warn_about_old_work(&store)?;
+    }
     if login.villages.is_empty() && login.kecamatan.is_empty() && login.role != sync_core::protocol::Role::Admin {
         println!("no villages or kecamatan are assigned to {} yet; ask the admin to assign them", login.user);
+    }
+    Ok(())
+}
+
+/// Work saved in a store before its device first logged in is dated before the device's
+/// registration; the server accepts it only within 24 hours of that (a change dated earlier could
+/// be a forgery). Say so at once rather than at the next sync.
+fn warn_about_old_work(store: &DeviceStore) -> Result<()> {
+    use time::format_description::well_known::Rfc3339;
+    let limit = super::now()? - time::Duration::hours(24);
+    let old = store
+        .outbox()?
+        .iter()
+        .filter(|e| time::OffsetDateTime::parse(&e.created_at, &Rfc3339).is_ok_and(|at| at < limit))
+        .count();
+    if old > 0 {
+        eprintln!(
+            "warning: {old} change(s) on this device were saved more than 24 hours before its first login; the \
+             server refuses work dated that long before a device registered, so they will be listed as refused \
+             (`pilar pending`). Log a device in before working in the field."
+        );
     }
     Ok(())
 }
