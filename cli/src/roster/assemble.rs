@@ -4,8 +4,8 @@
 //! The file is read twice, row by row, and never held. The first pass ([`Assembler::scan_row`])
 //! finds the layout and the last row of every family; the second ([`Assembler::push_row`]) parses
 //! each row, puts it with its family and checks a household as soon as its last row is read, then
-//! lets it go (or keeps it, when the caller will import it). What stays in memory is one 16-byte
-//! key hash and a row number per family (for the last rows and duplicate family ids), the families
+//! lets it go (or keeps it, when the caller will import it). What stays in memory is a key hash
+//! and a row number per family (for the last rows and duplicate family ids), the families
 //! whose rows are still to come (rows of a family need not be next to each other), and the
 //! problems. Work is linear in the number of cells. Nothing here reads the clock.
 
@@ -112,8 +112,9 @@ struct RowFindings {
 }
 
 /// A family key (`f:` family id or `k:` KK number) as two 64-bit hashes: 16 bytes per family
-/// instead of its text. Two keys share a hash with a chance of about one in 2^128.
-type KeyHash = u128;
+/// instead of its text. Two keys share a hash with a chance of about one in 2^128, so families
+/// are told apart by it.
+type KeyHash = (u64, u64);
 
 fn key_hash(key: &str) -> KeyHash {
     let half = |salt: u8| {
@@ -122,7 +123,12 @@ fn key_hash(key: &str) -> KeyHash {
         key.hash(&mut hasher);
         hasher.finish()
     };
-    (u128::from(half(0)) << 64) | u128::from(half(1))
+    (half(0), half(1))
+}
+
+/// A row number as stored per family (4 bytes; a roster has fewer than 4 billion rows).
+fn compact_row(row: usize) -> u32 {
+    u32::try_from(row).unwrap_or(u32::MAX)
 }
 
 /// A family of a one-row-per-person file whose last row is still to come.
@@ -133,7 +139,7 @@ struct OpenFamily {
 
 /// The first row of a family id in a one-row-per-household file, to report duplicates.
 struct FirstRow {
-    row: usize,
+    row: u32,
     /// The duplicate problem on this first row was already reported.
     reported: bool,
     /// Its household was counted as clean (a later duplicate takes that back).
@@ -157,8 +163,9 @@ pub(super) struct Assembler<'f> {
     keep: bool,
 
     // First pass.
-    /// Key hash → the last row of that family.
-    last_row_of: HashMap<KeyHash, usize>,
+    /// First half of a key hash → the last row of that family. Half a hash is enough here: two
+    /// families sharing it (about one in 2^64) only keep the earlier one open until `finish`.
+    last_row_of: HashMap<u64, u32>,
     /// Some family key is on two rows.
     shared_key: bool,
     /// Some row's person is not the head.
@@ -234,7 +241,7 @@ impl<'f> Assembler<'f> {
             self.non_heads = true;
         }
         if let Some(key) = parsed.group_key()
-            && self.last_row_of.insert(key_hash(&key), row).is_some()
+            && self.last_row_of.insert(key_hash(&key).0, compact_row(row)).is_some()
         {
             self.shared_key = true;
         }
@@ -492,7 +499,7 @@ impl<'f> Assembler<'f> {
         let first = match self.first_row_of.get_mut(&hash) {
             None => None,
             Some(first) => {
-                let earlier = (first.row, !first.reported, first.counted_clean);
+                let earlier = (first.row as usize, !first.reported, first.counted_clean);
                 first.reported = true;
                 first.counted_clean = false;
                 Some(earlier)
@@ -501,7 +508,8 @@ impl<'f> Assembler<'f> {
         match first {
             None => {
                 let clean = self.check(household, 1, progress);
-                self.first_row_of.insert(hash, FirstRow { row: row.row, reported: false, counted_clean: clean });
+                let first = FirstRow { row: compact_row(row.row), reported: false, counted_clean: clean };
+                self.first_row_of.insert(hash, first);
             }
             Some((first, report_first, first_was_clean)) => {
                 if report_first {
@@ -566,10 +574,10 @@ impl<'f> Assembler<'f> {
             self.add_problem(problem);
         }
         // A row the first pass did not see (the file changed in between) waits for `finish`.
-        if self.last_row_of.get(&hash) == Some(&row_number)
+        if self.last_row_of.get(&hash.0) == Some(&compact_row(row_number))
             && let Some(mut family) = self.open.remove(&hash)
         {
-            self.last_row_of.remove(&hash);
+            self.last_row_of.remove(&hash.0);
             family.household.sync_keys();
             self.check(family.household, family.rows, progress);
         }
