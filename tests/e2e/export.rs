@@ -1,5 +1,6 @@
 //! Exports against a real server: a supervisor's kecamatan as XLSX read back cell by cell with
-//! calamine, CSV that Excel opens (BOM, UTF-8 names), the approved-only filter, and who may export.
+//! calamine, CSV that Excel opens (BOM, UTF-8 names), the approved-only filter, who may export, and
+//! times on the village's clock (a visit stored in UTC shows in WITA in `pilar show` and both files).
 
 use calamine::{Data, Reader, Xlsx, open_workbook};
 use pilar_tests::Campaign;
