@@ -106,6 +106,10 @@ fn a_visit_in_sulawesi_shows_in_wita_in_show_and_in_both_exports() {
     let shown = enumerator.ok(&["show", &id]);
     assert!(shown.contains("2026-12-01 21:19 WITA"), "{shown}");
     assert!(!shown.contains("13:19"), "no UTC time is shown: {shown}");
+    let history = enumerator.ok(&["history", &id, "floor_area_m2"]);
+    assert!(history.contains("2026-12-01 21:19 WITA"), "{history}");
+    let pending = enumerator.ok(&["pending"]);
+    assert!(pending.contains("2026-12-01 21:19 WITA") && !pending.contains("13:19"), "{pending}");
     enumerator.json(&["sync"]);
 
     let xlsx = supervisor.home().join("panca.xlsx");
