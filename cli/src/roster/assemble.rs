@@ -4,10 +4,11 @@
 //! The file is read twice, row by row, and never held. The first pass ([`Assembler::scan_row`])
 //! finds the layout and the last row of every family; the second ([`Assembler::push_row`]) parses
 //! each row, puts it with its family and checks a household as soon as its last row is read, then
-//! lets it go (or keeps it, when the caller will import it). What stays in memory is a key hash
-//! and a row number per family (for the last rows and duplicate family ids), the families
-//! whose rows are still to come (rows of a family need not be next to each other), and the
-//! problems. Work is linear in the number of cells. Nothing here reads the clock.
+//! lets it go (or keeps it, when the caller will import it). What stays in memory is an 8-byte
+//! key hash and a 4-byte row per family (each family's last row; dropped after the first pass of
+//! a one-row-per-household file, which needs only the family ids seen twice), the families whose
+//! rows are still to come (rows of a family need not be next to each other), and the problems.
+//! Work is linear in the number of cells. Nothing here reads the clock.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -168,6 +169,9 @@ pub(super) struct Assembler<'f> {
     last_row_of: HashMap<u64, u32>,
     /// Some family key is on two rows.
     shared_key: bool,
+    /// First halves of the hashes of the keys on more than one row (duplicates are rare, so this
+    /// stays small); only these are followed for duplicate family ids.
+    repeated_keys: HashSet<u64>,
     /// Some row's person is not the head.
     non_heads: bool,
     /// Columns without a header that hold a value: column index → first row with a value.
@@ -212,6 +216,7 @@ impl<'f> Assembler<'f> {
             keep,
             last_row_of: HashMap::new(),
             shared_key: false,
+            repeated_keys: HashSet::new(),
             non_heads: false,
             stray: BTreeMap::new(),
             layout: options.layout,
@@ -240,10 +245,12 @@ impl<'f> Assembler<'f> {
         if parsed.relationship().is_some_and(|code| code != HEAD) {
             self.non_heads = true;
         }
-        if let Some(key) = parsed.group_key()
-            && self.last_row_of.insert(key_hash(&key).0, compact_row(row)).is_some()
-        {
-            self.shared_key = true;
+        if let Some(key) = parsed.group_key() {
+            let hash = key_hash(&key).0;
+            if self.last_row_of.insert(hash, compact_row(row)).is_some() {
+                self.shared_key = true;
+                self.repeated_keys.insert(hash);
+            }
         }
     }
 
@@ -491,7 +498,12 @@ impl<'f> Assembler<'f> {
             self.check(household, 1, progress);
             return;
         };
-        let hash = key_hash(&id);
+        // The same key as the first pass's, so only family ids it saw twice are followed.
+        let hash = key_hash(&format!("f:{id}"));
+        if !self.repeated_keys.contains(&hash.0) {
+            self.check(household, 1, progress);
+            return;
+        }
         let family_header = self.columns.names.header(Scope::Household, FAMILY_ID_FIELD).to_owned();
         let hint = "each household appears once in a one-row-per-household file: remove or correct the duplicate \
                     row (if the file has one row per person, add a relationship column or import with layout \
