@@ -17,6 +17,8 @@
 //! - A select-one field is two columns, `<name>` (the code, a number; label `<label> (kode)`) and
 //!   `<name>_label` (its label). A multi-select field is the same pair with codes and labels
 //!   joined by `"; "`.
+//! - Times are on the wall clock of the area's zone (WIB, WITA or WIT by province), named in the
+//!   label of every time column (`Waktu kunjungan (WITA)`); stored times stay UTC.
 //! - NIK and KK numbers are always text; in CSV they (and other digit strings Excel would change)
 //!   are written as `="…"` so Excel shows every digit.
 //!
@@ -34,6 +36,7 @@ pub use xlsx::XlsxExport;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use sync_core::form::FormDefinition;
+use sync_core::ids::LocalZone;
 use sync_core::model::HouseholdState;
 
 /// The file format of an export, as chosen with `--format`.
@@ -78,11 +81,17 @@ pub enum Export {
 }
 
 impl Export {
-    /// Start an export: `output` is the `.xlsx` path, or for CSV the prefix of the three files.
-    pub fn create(format: ExportFormat, output: &Path, form: &FormDefinition) -> Result<Export> {
+    /// Start an export: `output` is the `.xlsx` path, or for CSV the prefix of the three files;
+    /// times are shown on the wall clock of `zone`, the area's (UTC when `None`).
+    pub fn create(
+        format: ExportFormat,
+        output: &Path,
+        form: &FormDefinition,
+        zone: Option<LocalZone>,
+    ) -> Result<Export> {
         Ok(match format {
-            ExportFormat::Xlsx => Export::Xlsx(Box::new(XlsxExport::create(output, form)?)),
-            ExportFormat::Csv => Export::Csv(CsvExport::create(output, form)?),
+            ExportFormat::Xlsx => Export::Xlsx(Box::new(XlsxExport::create(output, form, zone)?)),
+            ExportFormat::Csv => Export::Csv(CsvExport::create(output, form, zone)?),
         })
     }
 

@@ -71,6 +71,13 @@ pub fn line<T: std::fmt::Display>(v: T) -> String {
     text(&v.to_string(), LINE_CHARS)
 }
 
+/// A stored time (RFC 3339, any offset) as a person reads it, on the wall clock of the village
+/// it happened in: `2026-12-01 21:19 WITA` for a village of Sulawesi (`73.…`), labelled `UTC`
+/// when the village is unknown. Made safe for the terminal; stored times stay as they are.
+pub fn local_time(stored: &str, village: &str) -> String {
+    line(sync_core::ids::local_time_text(stored, sync_core::ids::LocalZone::of_region_text(village)))
+}
+
 /// A message of several lines from elsewhere (a server's error): each line made safe and cut to
 /// [`LINE_CHARS`], at most 200 lines.
 pub fn block(s: &str) -> String {
@@ -97,6 +104,15 @@ mod tests {
         assert_eq!(text("a\u{1b}[2Jb\u{7}", 100), "a<U+1B>[2Jb<U+7>");
         assert_eq!(text("\u{202e}abc\u{2069}", 100), "<U+202E>abc<U+2069>");
         assert_eq!(text("La Sintetis 👨‍👩‍👧", 100), "La Sintetis 👨‍👩‍👧");
+    }
+
+    #[test]
+    fn times_are_shown_on_the_villages_clock_with_the_zone_named() {
+        assert_eq!(local_time("2026-12-01T13:19:56Z", "73.14.01.1001"), "2026-12-01 21:19 WITA");
+        assert_eq!(local_time("2026-12-01T13:19:56Z", "31.71.01.1001"), "2026-12-01 20:19 WIB");
+        assert_eq!(local_time("2026-12-01T13:19:56Z", "94.01.01.2001"), "2026-12-01 22:19 WIT");
+        assert_eq!(local_time("2026-12-01T13:19:56Z", ""), "2026-12-01 13:19 UTC");
+        assert_eq!(local_time("not a time\u{1b}", "73"), "not a time<U+1B>");
     }
 
     #[test]

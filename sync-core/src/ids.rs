@@ -19,7 +19,9 @@ pub mod region;
 
 pub use kk::{KkNumber, check_kk};
 pub use nik::{BirthDate, Nik, NikContext, Sex, check_nik};
-pub use region::{DistrictCode, RegencyCode, RegionTable, Village, VillageCode, VillageKind, regions};
+pub use region::{
+    DistrictCode, LocalZone, RegencyCode, RegionTable, Village, VillageCode, VillageKind, local_time_text, regions,
+};
 
 use crate::finding::Finding;
 

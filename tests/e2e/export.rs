@@ -1,5 +1,6 @@
 //! Exports against a real server: a supervisor's kecamatan as XLSX read back cell by cell with
-//! calamine, CSV that Excel opens (BOM, UTF-8 names), the approved-only filter, and who may export.
+//! calamine, CSV that Excel opens (BOM, UTF-8 names), the approved-only filter, who may export, and
+//! times on the village's clock (a visit stored in UTC shows in WITA in `pilar show` and both files).
 
 use calamine::{Data, Reader, Xlsx, open_workbook};
 use pilar_tests::Campaign;
@@ -87,4 +88,53 @@ fn only_supervisors_of_the_area_and_admins_export() {
     let kab = campaign.admin.home().join("kab.xlsx");
     campaign.admin.ok(&["export", "--area", "73.14", "--out", kab.to_str().expect("path")]);
     assert!(kab.exists());
+}
+
+#[test]
+fn a_visit_in_sulawesi_shows_in_wita_in_show_and_in_both_exports() {
+    let campaign = Campaign::start();
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let mut enumerator = campaign.enumerator("pkh.bilokka", &["73.14.01.1001"]);
+    // A tablet whose clock runs in UTC stores the visit at 13:19:56 UTC: 21:19:56 in Bilokka (WITA).
+    enumerator.set_now("2026-12-01T13:19:56Z");
+    let added =
+        enumerator.json(&["add", "--village", "73.14.01.1001", "--head-name", "La Sintetis", "--answer", "rt=003"]);
+    let id = added["household"].as_str().expect("household id").to_string();
+    enumerator.ok(&["visit", &id, "--outcome", "2", "--answer", "floor_area_m2=30"]);
+    let stored = enumerator.json(&["show", &id]);
+    assert_eq!(stored["household"]["visits"][0]["at"], "2026-12-01T13:19:56Z", "stored times stay UTC");
+    let shown = enumerator.ok(&["show", &id]);
+    assert!(shown.contains("2026-12-01 21:19 WITA"), "{shown}");
+    assert!(!shown.contains("13:19"), "no UTC time is shown: {shown}");
+    let history = enumerator.ok(&["history", &id, "floor_area_m2"]);
+    assert!(history.contains("2026-12-01 21:19 WITA"), "{history}");
+    let pending = enumerator.ok(&["pending"]);
+    assert!(pending.contains("2026-12-01 21:19 WITA") && !pending.contains("13:19"), "{pending}");
+    enumerator.json(&["sync"]);
+
+    let xlsx = supervisor.home().join("panca.xlsx");
+    supervisor.ok(&["export", "--area", PANCA_LAUTANG, "--out", xlsx.to_str().expect("path")]);
+    let mut book: Xlsx<_> = open_workbook(&xlsx).expect("open xlsx");
+    let visits = book.worksheet_range("visits").expect("visits sheet");
+    let column = (0..visits.width() as u32)
+        .find(|c| visits.get_value((1, *c)) == Some(&Data::String("visited_at".into())))
+        .expect("visited_at column");
+    assert_eq!(visits.get_value((0, column)), Some(&Data::String("Waktu kunjungan (WITA)".into())));
+    match visits.get_value((2, column)) {
+        Some(Data::DateTime(at)) => {
+            let (y, mo, d, h, mi, s, _) = at.to_ymd_hms_milli();
+            assert_eq!((y, mo, d, h, mi, s), (2026, 12, 1, 21, 19, 56), "an Excel date-time on the WITA clock");
+        }
+        other => panic!("visited_at is not an Excel date-time: {other:?}"),
+    }
+
+    let prefix = supervisor.home().join("panca");
+    supervisor.ok(&["export", "--area", PANCA_LAUTANG, "--format", "csv", "--out", prefix.to_str().expect("path")]);
+    let csv = std::fs::read_to_string(supervisor.home().join("panca-visits.csv")).expect("visits csv");
+    let mut lines = csv.trim_start_matches('\u{feff}').lines();
+    let labels = lines.next().expect("label row");
+    assert!(labels.contains("Waktu kunjungan (WITA)"), "{labels}");
+    assert!(lines.next().expect("name row").contains(",visited_at,"), "machine names stay as they were");
+    let visit = lines.next().expect("the visit");
+    assert!(visit.contains(",2026-12-01 21:19:56,"), "{visit}");
 }

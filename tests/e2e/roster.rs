@@ -1,6 +1,8 @@
 //! The admin's roster import against a real server: a clean roster reaches the devices of its
 //! villages on their next sync, a re-import updates instead of duplicating, a roster with broken
-//! rows imports nothing and names every broken row, and only an admin may import.
+//! rows imports nothing and names every broken row, and only an admin may import. Rosters as Excel
+//! leaves them: identifiers it changed are one error each naming Excel and the fix, RT/RW lose no
+//! leading zero, a column of identifiers all ending in 0 is warned about; the summary prints once.
 
 use pilar_tests::{Campaign, TestDevice};
 use serde_json::Value;
@@ -124,4 +126,102 @@ fn only_an_admin_may_import_a_roster() {
     let sample = sample();
     let err = enumerator.fails(&["roster", "import", sample.to_str().expect("path")]);
     assert!(err.contains("only an admin"), "{err}");
+}
+
+/// A roster as Excel leaves it: NIKs in scientific notation, RT/RW without leading zeros.
+const EXCEL_HEADER: &str = "family_id,village_code,kk_number,rt,rw,full_name,nik,sex,relationship,presence\n";
+
+#[test]
+fn identifiers_excel_changed_are_one_error_each_naming_excel_and_the_fix() {
+    let campaign = Campaign::start();
+    let rows = [
+        "SYN-0201,73.14.01.1001,7314010503159201,001,001,La Sintetis,7314011503809201,1,1,1",
+        // row 3: the NIK as Excel's General format writes a 16-digit number
+        "SYN-0202,73.14.01.1001,7314010503159202,001,001,Wa Contoh,7.31401E+15,2,1,1",
+        // row 4: the KK number with Excel's thousands separators (the 16th digit already 0)
+        "SYN-0203,73.14.01.1001,\"7,314,010,503,159,200\",001,001,Baso Uji,7314011503809203,1,1,1",
+    ];
+    let path = campaign.admin.home().join("from-excel.csv");
+    std::fs::write(&path, format!("{EXCEL_HEADER}{}\n", rows.join("\n"))).expect("write roster");
+    let file = path.to_str().expect("path");
+
+    for check in [true, false] {
+        let mut args = vec!["roster", "import", file];
+        if check {
+            args.push("--check");
+        }
+        let out = campaign.admin.run(&args);
+        assert_eq!(out.status.code(), Some(1), "a roster with errors fails (exit 1): {args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines_of = |row: usize| stderr.lines().filter(|l| l.starts_with(&format!("row {row},"))).count();
+        assert_eq!((lines_of(2), lines_of(3), lines_of(4)), (0, 1, 1), "one line per changed cell: {stderr}");
+        let nik = stderr.lines().find(|l| l.starts_with("row 3, column nik")).expect("the NIK is reported");
+        for needed in
+            ["Excel changed this identifier", "scientific notation", "format the column as Text", "(rule excel_number)"]
+        {
+            assert!(nik.contains(needed), "{needed:?} in {nik}");
+        }
+        let kk = stderr.lines().find(|l| l.starts_with("row 4, column kk_number")).expect("the KK is reported");
+        assert!(kk.contains("thousands separators") && kk.contains("format the column as Text"), "{kk}");
+        let last = stderr.lines().last().unwrap_or_default();
+        let next_step = if check { "fix them and check again" } else { "nothing was imported" };
+        assert!(last.contains(next_step) && last.contains("--good-rows-only"), "{last}");
+    }
+}
+
+#[test]
+fn rt_rw_are_padded_and_identifiers_all_ending_in_zero_are_warned_about_and_imported() {
+    let campaign = Campaign::start();
+    let bilokka = campaign.enumerator("pkh.bilokka", &[BILOKKA]);
+    let rows = [
+        "SYN-0301,73.14.01.1001,7314010503159301,3,1,La Sintetis,7314011503809310,1,1,1",
+        "SYN-0302,73.14.01.1001,7314010503159302,12,2,Wa Contoh,7314014503809320,2,1,1",
+        "SYN-0303,73.14.01.1001,7314010503159303,003,001,Baso Uji,7314011503809330,1,1,1",
+    ];
+    let path = campaign.admin.home().join("padded.csv");
+    std::fs::write(&path, format!("{EXCEL_HEADER}{}\n", rows.join("\n"))).expect("write roster");
+    let out = campaign.admin.run(&["roster", "import", path.to_str().expect("path")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "warnings do not stop an import: {stderr}");
+    let warning = |column: &str| {
+        stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("row 1, column {column},")))
+            .unwrap_or_else(|| panic!("{stderr}"))
+    };
+    assert!(warning("nik").contains("warning: all 3 numbers in this column end in 0"), "{stderr}");
+    assert!(warning("nik").contains("format the column as Text"), "{stderr}");
+    assert!(warning("rt").contains("warning: 2 value(s) in this column had fewer than 3 digits"), "{stderr}");
+    assert!(warning("rw").contains("warning: 2 value(s)"), "{stderr}");
+
+    bilokka.json(&["sync"]);
+    let listed = bilokka.json(&["list", "--rt", "003"]);
+    let mut heads: Vec<&str> =
+        listed.as_array().expect("list").iter().filter_map(|h| h["head_name"].as_str()).collect();
+    heads.sort();
+    assert_eq!(heads, ["Baso Uji", "La Sintetis"], "RT 3 is stored as 003, so the filter finds it");
+}
+
+#[test]
+fn good_rows_only_prints_the_summary_once() {
+    let campaign = Campaign::start();
+    let rows = [
+        "SYN-0401,73.14.01.1001,7314010503159401,001,001,La Sintetis,7314011503809401,1,1,1",
+        "SYN-0402,73.14.99.9999,7314010503159402,001,001,Wa Contoh,7314014503809402,2,1,1",
+    ];
+    let path = campaign.admin.home().join("half.csv");
+    std::fs::write(&path, format!("{EXCEL_HEADER}{}\n", rows.join("\n"))).expect("write roster");
+    let file = path.to_str().expect("path");
+    for (args, exit) in [
+        (vec!["roster", "import", file, "--good-rows-only", "--check"], 0),
+        (vec!["roster", "import", file, "--good-rows-only"], 0),
+        (vec!["roster", "import", file, "--check"], 1),
+    ] {
+        let out = campaign.admin.run(&args);
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let summaries = all.lines().filter(|l| l.contains("data row(s)")).count();
+        assert_eq!(summaries, 1, "{args:?}: {all}");
+        assert!(all.contains("2 data row(s), 2 household(s) (per-household layout): 1 error(s), 0 warning(s); 1 household(s) without errors"), "{all}");
+        assert_eq!(out.status.code(), Some(exit), "{args:?}: {all}");
+    }
 }

@@ -7,6 +7,7 @@ use crate::export::{Export, ExportFormat};
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
 use sync_core::form::FormDefinition;
+use sync_core::ids::LocalZone;
 use sync_core::model::HouseholdId;
 use sync_core::protocol::ExportPage;
 
@@ -64,7 +65,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message("exporting");
-    let mut export = Export::create(args.format, &args.out, form)?;
+    // An area is one kecamatan or kabupaten, so one province and one zone for the whole file.
+    let zone = LocalZone::of_region_text(&args.area);
+    let mut export = Export::create(args.format, &args.out, form, zone)?;
     loop {
         for household in &page.households {
             export.write(household)?;

@@ -1,7 +1,7 @@
 //! `pilar history`: every value one field has had, with who, when and which device.
 
 use super::open_store;
-use crate::render::{cell, line, table};
+use crate::render::{cell, line, local_time, table};
 use anyhow::{Result, bail};
 use std::path::Path;
 use sync_core::form::{FormDefinition, Scope};
@@ -23,7 +23,8 @@ pub struct Args {
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let store = open_store(home)?;
     let id = store.resolve_id(&args.household)?;
-    let household = store.load(id)?.household;
+    let stored = store.load(id)?;
+    let (household, village) = (stored.household, stored.village);
     // Let people write a member by seq or id prefix: resolve it against the document.
     let parts: Vec<&str> = args.field.split('.').collect();
     let path: FieldPath = match parts.as_slice() {
@@ -55,7 +56,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         .iter()
         .map(|h| {
             vec![
-                h.writer.at.clone(),
+                local_time(&h.writer.at, &village),
                 h.writer.user.clone(),
                 h.writer.device.chars().take(8).collect(),
                 cell(h.value.as_ref()).replace('-', "(cleared)"),

@@ -1,7 +1,7 @@
 //! `pilar pending`: what is waiting to be sent, change by change.
 
 use super::open_store;
-use crate::render::{cell, table};
+use crate::render::{cell, local_time, table};
 use anyhow::Result;
 use std::path::Path;
 
@@ -21,13 +21,16 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
     }
+    // Each change's time on the clock of its household's village.
+    let villages: std::collections::HashMap<String, String> =
+        store.household_villages()?.into_iter().map(|(id, village)| (id.to_string(), village)).collect();
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
             vec![
                 e.household.chars().take(8).collect(),
                 e.action.clone(),
-                e.created_at.clone(),
+                local_time(&e.created_at, villages.get(&e.household).map_or("", String::as_str)),
                 e.bytes.to_string(),
                 e.hash.chars().take(12).collect(),
                 cell(e.rejected_reason.as_deref()),

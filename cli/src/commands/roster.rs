@@ -3,8 +3,8 @@
 //! imports nothing unless `--good-rows-only` is given; the report names row, column, value, rule.
 
 use crate::client::Client;
-use crate::roster::report::{render_report, summary};
-use crate::roster::{Layout, RosterOptions, read_roster};
+use crate::roster::report::{render_problems, render_report, summary};
+use crate::roster::{Layout, RosterOptions, check_roster, read_roster};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,9 @@ fn import(home: &Path, args: ImportArgs) -> Result<()> {
         .with_message(format!("reading and checking {}", args.file.display()));
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     let mut shown = 0;
-    let file = read_roster(form, &args.file, &options, &mut |rows| {
+    // A check keeps no household, so its memory stays flat however long the file is.
+    let read = if args.check { check_roster } else { read_roster };
+    let file = read(form, &args.file, &options, &mut |rows| {
         // Called per household with the rows so far: redraw every thousand rows or so.
         if rows >= shown + 1000 {
             shown = rows;
@@ -83,12 +85,19 @@ fn import(home: &Path, args: ImportArgs) -> Result<()> {
         }
     })?;
     bar.finish_and_clear();
-    let report = render_report(&file);
     if let Some(path) = &args.report {
-        std::fs::write(path, &report).with_context(|| format!("cannot write the report to {}", path.display()))?;
+        std::fs::write(path, render_report(&file))
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
+    // The problems, then the summary exactly once: on stdout for a check, else after the problems.
     if !file.problems.is_empty() && !args.json {
-        eprint!("{report}");
+        eprint!("{}", render_problems(&file));
+        if !args.check {
+            eprintln!("{}", summary(&file));
+        }
+    }
+    if args.check && !args.json {
+        println!("{}", summary(&file));
     }
     let households: Vec<&RosterHousehold> =
         if args.good_rows_only { file.clean_households() } else { file.households.iter().collect() };
@@ -96,17 +105,22 @@ fn import(home: &Path, args: ImportArgs) -> Result<()> {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&json!({ "imported": false, "problems": file.problems }))?);
         }
+        if args.check {
+            bail!(
+                "the roster has errors (listed above, one line each); fix them and check again, or import with \
+                 --good-rows-only to import the {} household(s) without errors",
+                file.clean_count
+            );
+        }
         bail!(
             "nothing was imported: the roster has errors (listed above, one line each); fix them and import again, \
              or use --good-rows-only to import the {} household(s) without errors",
-            file.clean_households().len()
+            file.clean_count
         );
     }
     if args.check {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&json!({ "checked": true, "problems": file.problems }))?);
-        } else {
-            println!("{}", summary(&file));
         }
         return Ok(());
     }

@@ -1,7 +1,7 @@
 //! `pilar show`: one household with members, visits, review and conflicting values.
 
 use super::{device_form, open_store};
-use crate::render::{cell, line, table};
+use crate::render::{cell, line, local_time, table};
 use anyhow::Result;
 use std::path::Path;
 use sync_core::form::{FieldKind, FormDefinition, Scope};
@@ -94,7 +94,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 cell(m.answers.get("relationship").map(|v| labelled(form, Scope::Member, "relationship", v))),
                 cell(m.answers.get("nik").and_then(|v| v.as_text()).map(sync_core::store::mask_identifier)),
                 match &m.removed {
-                    Some(r) => format!("removed {} by {}: {}", r.at, r.by, r.reason),
+                    Some(r) => format!("removed {} by {}: {}", local_time(&r.at, &stored.village), r.by, r.reason),
                     None => "-".into(),
                 },
             ]
@@ -115,7 +115,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 (Some(la), Some(lo)) => format!("{la:.6},{lo:.6}"),
                 _ => "-".into(),
             };
-            vec![v.at.clone(), v.user.clone(), cell(outcome), gps, cell(v.note.as_deref())]
+            vec![local_time(&v.at, &stored.village), v.user.clone(), cell(outcome), gps, cell(v.note.as_deref())]
         })
         .collect();
     table(&["AT", "USER", "OUTCOME", "GPS", "NOTE"], &rows);
@@ -125,12 +125,12 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             "review: {} by {} at {}",
             s.as_str(),
             line(cell(state.review.by.as_deref())),
-            line(cell(state.review.at.as_deref()))
+            state.review.at.as_deref().map_or_else(|| "-".to_owned(), |at| local_time(at, &stored.village))
         ),
         None => println!("review: not reviewed"),
     }
     for c in &state.review.comments {
-        println!("  comment by {} at {}: {}", line(&c.by), line(&c.at), line(&c.text));
+        println!("  comment by {} at {}: {}", line(&c.by), local_time(&c.at, &stored.village), line(&c.text));
     }
     if conflicts.is_empty() {
         println!("conflicts: none");
@@ -144,7 +144,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                     line(value),
                     line(&writer.user),
                     line(&writer.device),
-                    line(&writer.at)
+                    local_time(&writer.at, &stored.village)
                 );
             }
         }

@@ -5,7 +5,7 @@
 
 use super::open_store;
 use crate::client::Client;
-use crate::render::{cell, line, table};
+use crate::render::{cell, line, local_time, table};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use sync_core::model::{HouseholdId, ReviewStatus};
@@ -203,13 +203,14 @@ fn brief_row(b: &HouseholdBrief) -> Vec<String> {
         cell(b.review.as_deref()),
         cell(b.last_outcome),
         cell(b.last_visit_by.as_deref()),
+        b.last_visit_at.as_deref().map_or_else(|| "-".to_owned(), |at| local_time(at, &b.village)),
         b.conflicts.to_string(),
         cell(b.comment.as_deref()),
     ]
 }
 
-const BRIEF_HEADER: [&str; 9] =
-    ["household", "village", "rt", "head", "review", "outcome", "visited by", "conflicts", "comment"];
+const BRIEF_HEADER: [&str; 10] =
+    ["household", "village", "rt", "head", "review", "outcome", "visited by", "visited at", "conflicts", "comment"];
 
 /// Run `pilar review …`.
 pub fn review(home: &Path, cmd: ReviewCommand) -> Result<()> {
@@ -294,7 +295,7 @@ pub fn conflicts(home: &Path, cmd: ConflictCommand) -> Result<()> {
                         line(&v.value),
                         line(&v.user),
                         line(&v.device),
-                        line(&v.at)
+                        local_time(&v.at, &item.household.village)
                     );
                 }
             }
@@ -419,6 +420,8 @@ pub fn progress(home: &Path, args: ProgressArgs) -> Result<()> {
     header[1] = "-";
     table(&header, &report.enumerators.iter().map(progress_cells).collect::<Vec<_>>());
     println!();
+    // Last syncs on the clock of the area's province (every village of one area keeps one zone).
+    let area = args.area.area.clone().or_else(|| report.villages.first().map(|v| v.key.clone())).unwrap_or_default();
     let rows: Vec<Vec<String>> = report
         .devices
         .iter()
@@ -427,7 +430,7 @@ pub fn progress(home: &Path, args: ProgressArgs) -> Result<()> {
                 d.user.clone(),
                 d.name.clone(),
                 d.device.clone(),
-                cell(d.last_sync_at.as_deref()),
+                d.last_sync_at.as_deref().map_or_else(|| "-".to_owned(), |at| local_time(at, &area)),
                 if d.revoked { "revoked".into() } else { String::new() },
             ]
         })
@@ -519,11 +522,12 @@ pub fn returned(home: &Path, args: ReturnedArgs) -> Result<()> {
                 text(&r["village"]),
                 text(&r["head_name"]),
                 text(&r["returned_by"]),
+                r["returned_at"].as_str().map_or_else(|| "-".to_owned(), |at| local_time(at, &text(&r["village"]))),
                 text(&r["comment"]),
             ]
         })
         .collect();
-    table(&["household", "village", "head", "returned by", "comment"], &table_rows);
+    table(&["household", "village", "head", "returned by", "returned at", "comment"], &table_rows);
     println!("{} household(s) to fix: visit or edit them, then `pilar sync`.", rows.len());
     Ok(())
 }

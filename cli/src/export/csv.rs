@@ -10,6 +10,11 @@
 //! `-`, `@`: a guard against formula injection through free-text answers). Scripts read such a
 //! cell by stripping the leading `="` and the trailing `"` (and un-doubling inner quotes).
 //!
+//! Date-times are written `2026-12-01 21:19:56`, on the wall clock of the export's zone (the
+//! area's WIB, WITA or WIT, named in the label row: `Waktu kunjungan (WITA)`): ISO 8601 with a
+//! space and no offset is the form Excel and LibreOffice read as a date and time, so the column
+//! sorts and filters by time. RFC 3339 (`2026-12-01T13:19:56Z`) stays text in both.
+//!
 //! Rows go straight through a buffered writer to the `.partial` files, so nothing accumulates.
 
 use super::plan::{Cell, ColumnPlan, Sheet};
@@ -21,7 +26,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use sync_core::form::FormDefinition;
+use sync_core::ids::LocalZone;
 use sync_core::model::HouseholdState;
+use time::PrimitiveDateTime;
 
 /// The UTF-8 byte-order mark Excel needs to read a CSV file as UTF-8.
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -65,8 +72,9 @@ pub fn csv_paths(prefix: &Path) -> Result<[PathBuf; 3]> {
 }
 
 impl CsvExport {
-    /// Start the three files for `form`, named from `prefix` (see [`csv_paths`]).
-    pub fn create(prefix: &Path, form: &FormDefinition) -> Result<CsvExport> {
+    /// Start the three files for `form`, named from `prefix` (see [`csv_paths`]), with times on
+    /// the wall clock of `zone` (UTC when `None`).
+    pub fn create(prefix: &Path, form: &FormDefinition, zone: Option<LocalZone>) -> Result<CsvExport> {
         if prefix.is_dir() {
             anyhow::bail!(
                 "{} is a directory; give a file name prefix inside it, such as {}",
@@ -74,7 +82,7 @@ impl CsvExport {
                 prefix.join("export").display()
             );
         }
-        let plan = ColumnPlan::new(form)?;
+        let plan = ColumnPlan::new(form, zone)?;
         let mut files = Vec::with_capacity(3);
         for (sheet, target) in Sheet::ALL.into_iter().zip(csv_paths(prefix)?) {
             let staged = Staged::new(&target)?;
@@ -143,7 +151,8 @@ pub fn csv_text<'a>(cell: &'a Cell<'a>) -> Cow<'a, str> {
     match cell {
         Cell::Empty => Cow::Borrowed(""),
         Cell::Text(s) if excel_would_change(s) => as_excel_text(s),
-        Cell::Text(s) | Cell::Date(s) | Cell::DateTime(s) => Cow::Borrowed(s),
+        Cell::Text(s) | Cell::Date(s) => Cow::Borrowed(s),
+        Cell::DateTime(at) => Cow::Owned(spreadsheet_datetime(*at)),
         Cell::Identifier(s) if s.is_empty() => Cow::Borrowed(""),
         Cell::Identifier(s) => as_excel_text(s),
         Cell::Int(i) => Cow::Owned(i.to_string()),
@@ -151,6 +160,13 @@ pub fn csv_text<'a>(cell: &'a Cell<'a>) -> Cow<'a, str> {
         Cell::Bool(true) => Cow::Borrowed("TRUE"),
         Cell::Bool(false) => Cow::Borrowed("FALSE"),
     }
+}
+
+/// A wall-clock time as spreadsheets read a date-time typed or opened from CSV: `2026-12-01 21:19:56`.
+pub fn spreadsheet_datetime(at: PrimitiveDateTime) -> String {
+    let (year, month, day) = at.to_calendar_date();
+    let (hour, minute, second) = at.as_hms();
+    format!("{year:04}-{:02}-{day:02} {hour:02}:{minute:02}:{second:02}", u8::from(month))
 }
 
 /// Whether Excel, opening the CSV, would read this text as something else: a formula (leading

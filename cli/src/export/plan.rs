@@ -9,9 +9,11 @@ use anyhow::{Result, bail};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use sync_core::form::{Choice, FieldDef, FieldKind, FormDefinition, Scope};
-use sync_core::ids::{VillageCode, regions};
+use sync_core::ids::{LocalZone, VillageCode, regions};
 use sync_core::model::{HouseholdState, Member, ReviewStatus, VISIT_KEYS, Visit};
 use sync_core::value::FieldValue;
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 /// The three sheets (XLSX) or files (CSV) of an export, in the order they are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +62,7 @@ pub enum ColumnKind {
     Decimal,
     /// A calendar date `YYYY-MM-DD` (possibly with unknown parts `98`).
     Date,
-    /// An RFC 3339 time with its offset.
+    /// A moment, shown on the wall clock of the export's zone (named in the column's label).
     DateTime,
     /// Yes or no.
     Boolean,
@@ -76,7 +78,7 @@ pub struct Column {
     /// What the cells hold (the writers take each cell's type from [`Cell`]; tests check the plan).
     #[cfg_attr(not(test), allow(dead_code))]
     pub kind: ColumnKind,
-    /// A readable width in Excel's character units.
+    /// The narrowest readable width in Excel's character units ([`header_width`]).
     pub width: f64,
     source: Source,
 }
@@ -96,8 +98,8 @@ pub enum Cell<'a> {
     Decimal(f64),
     /// A date as stored, `YYYY-MM-DD`; parts may be `98` (unknown).
     Date(Cow<'a, str>),
-    /// A time as stored, RFC 3339 with offset.
-    DateTime(Cow<'a, str>),
+    /// A stored time on the wall clock of the export's zone (WIB, WITA or WIT; UTC when unknown).
+    DateTime(PrimitiveDateTime),
     /// Yes or no.
     Bool(bool),
 }
@@ -155,6 +157,7 @@ enum Source {
 #[derive(Debug, Clone)]
 pub struct ColumnPlan {
     form_key: String,
+    zone: Option<LocalZone>,
     outcomes: Vec<(i64, String, String)>,
     sheets: [Vec<Column>; 3],
 }
@@ -217,25 +220,23 @@ pub fn review_status_label(status: Option<ReviewStatus>) -> &'static str {
 }
 
 fn column(name: &str, label: &str, kind: ColumnKind, source: Source) -> Column {
-    Column { name: name.to_owned(), label: label.to_owned(), kind, width: width(label, kind, 0), source }
+    Column { name: name.to_owned(), label: label.to_owned(), kind, width: header_width(name, label), source }
 }
 
-/// A width that shows the label on at most two lines and typical values whole, in Excel units.
-fn width(label: &str, kind: ColumnKind, longest_value: usize) -> f64 {
-    let label_chars = label.chars().count();
-    let value_chars = match kind {
-        ColumnKind::Identifier => 18,
-        ColumnKind::Date => 11,
-        ColumnKind::DateTime => 19,
-        ColumnKind::Integer | ColumnKind::Decimal | ColumnKind::Boolean => 8,
-        ColumnKind::Text => longest_value.max(10),
-    };
-    // Labels wrap onto two header lines, so half their length (plus a little) suffices.
-    let wanted = value_chars.max(label_chars.div_ceil(2) + 2);
-    wanted.clamp(8, 40) as f64
+/// The narrowest a column may be, in Excel's character units: the machine name fits on one line
+/// (so the names of neighbouring columns never run into each other) and the label on about two
+/// (it wraps; the header row is as tall as its longest label needs). The XLSX writer widens a
+/// column to its content, up to a bound.
+pub fn header_width(name: &str, label: &str) -> f64 {
+    let name_chars = name.chars().count() + 2;
+    let label_chars = label.chars().count().div_ceil(2) + 3;
+    name_chars.max(label_chars).clamp(MIN_WIDTH, MAX_HEADER_WIDTH) as f64
 }
 
-const UUID_WIDTH: f64 = 37.0;
+/// The narrowest column, in Excel's character units.
+const MIN_WIDTH: usize = 8;
+/// The widest a header alone makes a column; longer labels wrap onto more lines.
+const MAX_HEADER_WIDTH: usize = 40;
 
 /// The form field's columns: one for most kinds, two (code, label) for select fields.
 fn field_columns(field: &FieldDef, wrap: fn(Box<FieldDef>, Part) -> Source) -> Vec<Column> {
@@ -250,65 +251,35 @@ fn field_columns(field: &FieldDef, wrap: fn(Box<FieldDef>, Part) -> Source) -> V
         FieldKind::Boolean => ColumnKind::Boolean,
     };
     match &field.kind {
-        FieldKind::SelectOne { choices } | FieldKind::MultiSelect { choices, .. } => {
-            let longest = choices.iter().map(|c| c.label.chars().count()).max().unwrap_or(0);
-            let code_label = format!("{} (kode)", field.label);
+        FieldKind::SelectOne { .. } | FieldKind::MultiSelect { .. } => {
+            // The code column says so in its title, so the pair never reads as two equal columns.
             vec![
-                Column {
-                    name: field.name.clone(),
-                    width: width(&code_label, value_kind, 6),
-                    label: code_label,
-                    kind: value_kind,
-                    source: wrap(boxed(), Part::Value),
-                },
-                Column {
-                    name: format!("{}_label", field.name),
-                    label: field.label.clone(),
-                    kind: ColumnKind::Text,
-                    width: width(&field.label, ColumnKind::Text, longest),
-                    source: wrap(boxed(), Part::Label),
-                },
+                column(&field.name, &format!("{} (kode)", field.label), value_kind, wrap(boxed(), Part::Value)),
+                column(&format!("{}_label", field.name), &field.label, ColumnKind::Text, wrap(boxed(), Part::Label)),
             ]
         }
-        FieldKind::Text { max_len, .. } => {
-            let typical = max_len.unwrap_or(20).min(30);
-            vec![Column {
-                name: field.name.clone(),
-                label: field.label.clone(),
-                kind: value_kind,
-                width: width(&field.label, value_kind, typical),
-                source: wrap(boxed(), Part::Value),
-            }]
-        }
-        _ => vec![Column {
-            name: field.name.clone(),
-            label: field.label.clone(),
-            kind: value_kind,
-            width: width(&field.label, value_kind, 14),
-            source: wrap(boxed(), Part::Value),
-        }],
+        _ => vec![column(&field.name, &field.label, value_kind, wrap(boxed(), Part::Value))],
     }
 }
 
 fn uuid_column(name: &str, label: &str, source: Source) -> Column {
-    Column { width: UUID_WIDTH, ..column(name, label, ColumnKind::Text, source) }
+    column(name, label, ColumnKind::Text, source)
 }
 
 impl ColumnPlan {
-    /// The columns of all three sheets for `form`; refuses a form whose field names collide with
-    /// the export's own column names (the machine names must stay unique per sheet).
-    pub fn new(form: &FormDefinition) -> Result<ColumnPlan> {
+    /// The columns of all three sheets for `form`, with times on the wall clock of `zone` (the
+    /// area's province; UTC when `None`), named in the time columns' labels: `Waktu kunjungan
+    /// (WITA)`. Refuses a form whose field names collide with the export's own column names (the
+    /// machine names must stay unique per sheet).
+    pub fn new(form: &FormDefinition, zone: Option<LocalZone>) -> Result<ColumnPlan> {
         let household_field = |name: &str| form.field(Scope::Household, name);
 
         let mut households = vec![
             uuid_column("household_id", "ID Keluarga (sistem)", Source::HouseholdId),
             column("regency_code", "Kode Kabupaten/Kota", ColumnKind::Text, Source::RegencyCode),
-            Column {
-                width: 28.0,
-                ..column("regency_name", "Nama Kabupaten/Kota", ColumnKind::Text, Source::RegencyName)
-            },
+            column("regency_name", "Nama Kabupaten/Kota", ColumnKind::Text, Source::RegencyName),
             column("district_code", "Kode Kecamatan", ColumnKind::Text, Source::DistrictCode),
-            Column { width: 22.0, ..column("district_name", "Nama Kecamatan", ColumnKind::Text, Source::DistrictName) },
+            column("district_name", "Nama Kecamatan", ColumnKind::Text, Source::DistrictName),
         ];
         match household_field("village_code") {
             Some(field) => households.extend(field_columns(field, Source::HouseholdAnswer)),
@@ -319,10 +290,7 @@ impl ColumnPlan {
                 Source::HouseholdAnswer(Box::new(village_code_field()), Part::Value),
             )),
         }
-        households.push(Column {
-            width: 22.0,
-            ..column("village_name", "Nama Desa/Kelurahan", ColumnKind::Text, Source::VillageName)
-        });
+        households.push(column("village_name", "Nama Desa/Kelurahan", ColumnKind::Text, Source::VillageName));
         for field in form.fields(Scope::Household).iter().filter(|f| f.name != "village_code") {
             households.extend(field_columns(field, Source::HouseholdAnswer));
         }
@@ -330,10 +298,7 @@ impl ColumnPlan {
             form.field(Scope::Visit, "outcome").map_or_else(|| "Hasil kunjungan".to_owned(), |f| f.label.clone());
         households.extend([
             column("review_status", "Status pemeriksaan (kode)", ColumnKind::Text, Source::ReviewStatusCode),
-            Column {
-                width: 22.0,
-                ..column("review_status_label", "Status pemeriksaan", ColumnKind::Text, Source::ReviewStatusLabel)
-            },
+            column("review_status_label", "Status pemeriksaan", ColumnKind::Text, Source::ReviewStatusLabel),
             column("review_by", "Diperiksa oleh", ColumnKind::Text, Source::ReviewBy),
             column("review_at", "Waktu pemeriksaan", ColumnKind::DateTime, Source::ReviewAt),
             column(
@@ -342,15 +307,12 @@ impl ColumnPlan {
                 ColumnKind::Integer,
                 Source::LastVisitOutcome,
             ),
-            Column {
-                width: 30.0,
-                ..column(
-                    "last_visit_outcome_label",
-                    &format!("{outcome_label} terakhir"),
-                    ColumnKind::Text,
-                    Source::LastVisitOutcomeLabel,
-                )
-            },
+            column(
+                "last_visit_outcome_label",
+                &format!("{outcome_label} terakhir"),
+                ColumnKind::Text,
+                Source::LastVisitOutcomeLabel,
+            ),
             column("last_visit_at", "Waktu kunjungan terakhir", ColumnKind::DateTime, Source::LastVisitAt),
             column("current_member_count", "Jumlah anggota saat ini", ColumnKind::Integer, Source::CurrentMemberCount),
             uuid_column("merged_into", "Digabung ke (ID Keluarga)", Source::Link("merged_into")),
@@ -388,10 +350,7 @@ impl ColumnPlan {
             column("member_status", "Status anggota", ColumnKind::Text, Source::MemberStatus),
             column("removed_at", "Waktu dihapus", ColumnKind::DateTime, Source::RemovedAt),
             column("removed_by", "Dihapus oleh", ColumnKind::Text, Source::RemovedBy),
-            Column {
-                width: 24.0,
-                ..column("removed_reason", "Alasan dihapus", ColumnKind::Text, Source::RemovedReason)
-            },
+            column("removed_reason", "Alasan dihapus", ColumnKind::Text, Source::RemovedReason),
         ]);
 
         let mut visits = vec![
@@ -401,15 +360,12 @@ impl ColumnPlan {
             column("user", "Petugas (pengguna)", ColumnKind::Text, Source::VisitUser),
             uuid_column("device", "Perangkat", Source::VisitDevice),
             column("outcome", &format!("{outcome_label} (kode)"), ColumnKind::Integer, Source::Outcome),
-            Column { width: 30.0, ..column("outcome_label", &outcome_label, ColumnKind::Text, Source::OutcomeLabel) },
-            Column {
-                width: 20.0,
-                ..column("outcome_key", &format!("{outcome_label} (kunci)"), ColumnKind::Text, Source::OutcomeKey)
-            },
+            column("outcome_label", &outcome_label, ColumnKind::Text, Source::OutcomeLabel),
+            column("outcome_key", &format!("{outcome_label} (kunci)"), ColumnKind::Text, Source::OutcomeKey),
             column("lat", "GPS lintang", ColumnKind::Decimal, Source::VisitLat),
             column("lon", "GPS bujur", ColumnKind::Decimal, Source::VisitLon),
             column("accuracy_m", "GPS akurasi (m)", ColumnKind::Decimal, Source::VisitAccuracy),
-            Column { width: 30.0, ..column("note", "Catatan", ColumnKind::Text, Source::VisitNote) },
+            column("note", "Catatan", ColumnKind::Text, Source::VisitNote),
         ];
         // The model keeps its own visit keys (outcome, GPS, note) out of the visit's answers; they
         // have their fixed columns above.
@@ -417,10 +373,17 @@ impl ColumnPlan {
             visits.extend(field_columns(field, Source::VisitAnswer));
         }
 
+        let mut sheets = [households, members, visits];
+        let zone_name = zone.map_or("UTC", LocalZone::abbreviation);
+        for column in sheets.iter_mut().flatten().filter(|c| c.kind == ColumnKind::DateTime) {
+            column.label = format!("{} ({zone_name})", column.label);
+            column.width = header_width(&column.name, &column.label);
+        }
         let plan = ColumnPlan {
             form_key: form.key(),
+            zone,
             outcomes: form.outcomes.iter().map(|o| (o.code, o.key.clone(), o.label.clone())).collect(),
-            sheets: [households, members, visits],
+            sheets,
         };
         for sheet in Sheet::ALL {
             let mut seen = HashSet::new();
@@ -485,6 +448,20 @@ impl ColumnPlan {
         cells.extend(self.columns(sheet).iter().map(|c| self.cell(&c.source, source)));
     }
 
+    /// A stored time on the export zone's wall clock; text that is no RFC 3339 time stays text.
+    fn time_cell<'a>(&self, stored: &'a str) -> Cell<'a> {
+        if stored.is_empty() {
+            return Cell::Empty;
+        }
+        match OffsetDateTime::parse(stored, &Rfc3339) {
+            Ok(at) => {
+                let local = at.to_offset(self.zone.map_or(UtcOffset::UTC, LocalZone::offset));
+                Cell::DateTime(PrimitiveDateTime::new(local.date(), local.time()))
+            }
+            Err(_) => Cell::Text(Cow::Borrowed(stored)),
+        }
+    }
+
     fn outcome(&self, code: i64) -> Option<&(i64, String, String)> {
         self.outcomes.iter().find(|(c, _, _)| *c == code)
     }
@@ -493,7 +470,7 @@ impl ColumnPlan {
         let h = row.household;
         let text = |s: &'a str| Cell::Text(Cow::Borrowed(s));
         let opt_text = |s: Option<&'a str>| s.map_or(Cell::Empty, text);
-        let time = |s: &'a str| if s.is_empty() { Cell::Empty } else { Cell::DateTime(Cow::Borrowed(s)) };
+        let time = |s: &'a str| self.time_cell(s);
         match column {
             Source::HouseholdId => Cell::Text(Cow::Owned(h.id.to_string())),
             Source::RegencyCode => opt_text(Some(row.place.regency_code.as_str()).filter(|s| !s.is_empty())),

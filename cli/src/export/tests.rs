@@ -8,6 +8,7 @@ use calamine::{Data, Range, Reader, Xlsx, open_workbook};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use sync_core::form::Scope;
+use sync_core::ids::LocalZone;
 use sync_core::model::{DeviceId, Editor, Edits, Household, HouseholdId, MemberId, NewVisit, VisitId};
 use sync_core::value::FieldValue;
 use time::macros::datetime;
@@ -18,6 +19,8 @@ const SPOUSE_NIK: &str = "7314014502929002";
 const KK: &str = "7314011203159003";
 const ADDRESS: &str = "Jl. Poros, No. 5 \"Lorong 2\"";
 const NOTE: &str = "Rumah di ujung lorong,\nsebelah masjid";
+/// The zone of the test households' villages (Sulawesi Selatan 73, Nusa Tenggara Timur 53).
+const ZONE: Option<LocalZone> = Some(LocalZone::Wita);
 
 fn text(s: &str) -> FieldValue {
     FieldValue::Text(s.to_owned())
@@ -185,7 +188,7 @@ fn households() -> Vec<HouseholdState> {
 }
 
 fn export_xlsx(path: &Path, households: &[HouseholdState]) -> ExportSummary {
-    let mut export = Export::create(ExportFormat::Xlsx, path, form()).expect("create");
+    let mut export = Export::create(ExportFormat::Xlsx, path, form(), ZONE).expect("create");
     for h in households {
         export.write(h).expect("write");
     }
@@ -364,7 +367,7 @@ fn xlsx_visits_sheet_has_outcome_code_label_key_gps_note_and_visit_fields() {
 fn csv_files_have_bom_crlf_rfc4180_quoting_and_utf8_names_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = dir.path().join("kab-7314");
-    let mut export = Export::create(ExportFormat::Csv, &prefix, form()).expect("create");
+    let mut export = Export::create(ExportFormat::Csv, &prefix, form(), ZONE).expect("create");
     for h in households() {
         export.write(&h).expect("write");
     }
@@ -397,14 +400,14 @@ fn csv_files_have_bom_crlf_rfc4180_quoting_and_utf8_names_byte_for_byte() {
     // Plain numbers and codes stay numbers; dates and times stay ISO text.
     assert!(has(body, b",36,2,keramik,"));
     assert!(has(body, b",2026-01-23,"));
-    assert!(has(body, b",2025-03-02T09:15:00+08:00,"));
+    assert!(has(body, b",2025-03-02 09:15:00,"), "times as spreadsheets read them, on the WITA clock");
 
     let members = std::fs::read(&names[1]).expect("read");
     assert!(members.starts_with(UTF8_BOM));
     assert!(has(&members, format!(",\"=\"\"{HEAD_NIK}\"\"\",").as_bytes()));
     assert!(has(&members, b",Sitti Regapu\xE2\x80\x99u,"));
     assert!(has(&members, b",1; 4,akta lahir; KTP,"), "no comma, no quotes");
-    assert!(has(&members, b",dihapus,2025-03-01T10:30:00+08:00,enum.wette,pindah\r\n"));
+    assert!(has(&members, b",dihapus,2025-03-01 10:30:00,enum.wette,pindah\r\n"));
 
     let visits = std::fs::read(&names[2]).expect("read");
     // The note's own line break stays inside its quoted field; records still end in CRLF.
@@ -417,7 +420,7 @@ fn csv_files_have_bom_crlf_rfc4180_quoting_and_utf8_names_byte_for_byte() {
         let bytes = std::fs::read(path).expect("read");
         let mut reader = ::csv::ReaderBuilder::new().has_headers(false).from_reader(&bytes[UTF8_BOM.len()..]);
         let records: Vec<::csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
-        let plan = ColumnPlan::new(form()).expect("plan");
+        let plan = ColumnPlan::new(form(), ZONE).expect("plan");
         let labels: Vec<&str> = plan.columns(sheet).iter().map(|c| c.label.as_str()).collect();
         assert_eq!(records[0].iter().collect::<Vec<_>>(), labels);
         assert!(records.iter().all(|r| r.len() == labels.len()), "{}", sheet.name());
@@ -434,7 +437,7 @@ fn xlsx_and_csv_have_the_same_columns() {
     let path = dir.path().join("export.xlsx");
     export_xlsx(&path, &[]);
     let prefix = dir.path().join("export");
-    let summary = Export::create(ExportFormat::Csv, &prefix, form()).expect("create").finish().expect("finish");
+    let summary = Export::create(ExportFormat::Csv, &prefix, form(), ZONE).expect("create").finish().expect("finish");
     for (file, sheet_kind) in summary.files.iter().zip(Sheet::ALL) {
         let range = sheet(&path, sheet_kind.name());
         let bytes = std::fs::read(file).expect("read");
@@ -468,7 +471,7 @@ fn many(count: u128) -> impl Iterator<Item = HouseholdState> {
 fn xlsx_writer_flushes_rows_and_does_not_retain_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("big.xlsx");
-    let mut export = XlsxExport::create(&path, form()).expect("create");
+    let mut export = XlsxExport::create(&path, form(), ZONE).expect("create");
     for h in many(5_000) {
         export.write(&h).expect("write");
     }
@@ -495,7 +498,7 @@ fn xlsx_writer_flushes_rows_and_does_not_retain_them() {
 fn csv_writer_streams_rows_to_disk_as_they_arrive() {
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = dir.path().join("big");
-    let mut export = CsvExport::create(&prefix, form()).expect("create");
+    let mut export = CsvExport::create(&prefix, form(), ZONE).expect("create");
     for h in many(5_000) {
         export.write(&h).expect("write");
     }
@@ -516,10 +519,10 @@ fn csv_writer_streams_rows_to_disk_as_they_arrive() {
 #[test]
 fn abandoned_exports_leave_no_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut csv = Export::create(ExportFormat::Csv, &dir.path().join("x"), form()).expect("create");
+    let mut csv = Export::create(ExportFormat::Csv, &dir.path().join("x"), form(), ZONE).expect("create");
     csv.write(&wette_household()).expect("write");
     drop(csv);
-    let mut xlsx = Export::create(ExportFormat::Xlsx, &dir.path().join("x.xlsx"), form()).expect("create");
+    let mut xlsx = Export::create(ExportFormat::Xlsx, &dir.path().join("x.xlsx"), form(), ZONE).expect("create");
     xlsx.write(&wette_household()).expect("write");
     drop(xlsx);
     let left: Vec<_> = std::fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
@@ -531,17 +534,18 @@ fn missing_output_directory_is_named_in_the_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("no-such-dir");
     for format in [ExportFormat::Xlsx, ExportFormat::Csv] {
-        let message = format!("{:#}", Export::create(format, &missing.join("out.xlsx"), form()).expect_err("refused"));
+        let message =
+            format!("{:#}", Export::create(format, &missing.join("out.xlsx"), form(), ZONE).expect_err("refused"));
         assert!(message.contains("no-such-dir") && message.contains("does not exist"), "{message}");
     }
-    let message = format!("{:#}", Export::create(ExportFormat::Xlsx, dir.path(), form()).expect_err("refused"));
+    let message = format!("{:#}", Export::create(ExportFormat::Xlsx, dir.path(), form(), ZONE).expect_err("refused"));
     assert!(message.contains("is a directory"), "{message}");
 }
 
 #[test]
 fn household_of_another_form_is_refused_naming_both_forms() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut export = Export::create(ExportFormat::Csv, &dir.path().join("x"), form()).expect("create");
+    let mut export = Export::create(ExportFormat::Csv, &dir.path().join("x"), form(), ZONE).expect("create");
     let mut other = empty_household();
     other.form = "dtsen-ground-check@2".to_owned();
     let message = format!("{:#}", export.write(&other).expect_err("refused"));
@@ -550,7 +554,7 @@ fn household_of_another_form_is_refused_naming_both_forms() {
 
 #[test]
 fn plan_lists_every_form_field_once_in_form_order_with_unique_names() {
-    let plan = ColumnPlan::new(form()).expect("plan");
+    let plan = ColumnPlan::new(form(), ZONE).expect("plan");
     for (sheet, scope) in [(Sheet::Households, Scope::Household), (Sheet::Members, Scope::Member)] {
         let names: Vec<&str> = plan.columns(sheet).iter().map(|c| c.name.as_str()).collect();
         let position =
@@ -590,4 +594,212 @@ fn csv_text_guards_what_excel_would_change_and_nothing_else() {
     assert_eq!(csv_text(&Cell::Int(12)), "12");
     assert_eq!(csv_text(&Cell::Decimal(-3.9876)), "-3.9876");
     assert_eq!(csv_text(&Cell::Date(Cow::Borrowed("1990-01-01"))), "1990-01-01");
+}
+
+/// One part of a written XLSX file (a zip of XML parts), as text.
+fn xlsx_part(path: &Path, part: &str) -> String {
+    let file = std::fs::File::open(path).expect("open the workbook");
+    let mut archive = zip::ZipArchive::new(file).expect("an xlsx is a zip archive");
+    let mut entry = archive.by_name(part).unwrap_or_else(|_| panic!("no {part} in the workbook"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut text).expect("utf-8 xml");
+    text
+}
+
+/// The value of `attribute` in the first `<element …>` tag of `xml`, if both are there.
+fn xml_attribute<'x>(xml: &'x str, element: &str, attribute: &str) -> Option<&'x str> {
+    let start = xml.find(&format!("<{element} "))?;
+    let tag = &xml[start..start + xml[start..].find('>')?];
+    let key = format!(" {attribute}=\"");
+    let value = &tag[tag.find(&key)? + key.len()..];
+    Some(&value[..value.find('"')?])
+}
+
+/// Every `<col min max width>` of a sheet as (first column, last column, width), 1-based.
+fn xml_columns(xml: &str) -> Vec<(usize, usize, f64)> {
+    xml.split("<col ")
+        .skip(1)
+        .map(|tag| {
+            let tag = format!("<col {}", &tag[..=tag.find('>').expect("closed tag")]);
+            let number = |name: &str| xml_attribute(&tag, "col", name).expect(name).parse::<f64>().expect(name);
+            (number("min") as usize, number("max") as usize, number("width"))
+        })
+        .collect()
+}
+
+/// The width Excel shows column `col` (0-based) with.
+fn column_width(columns: &[(usize, usize, f64)], col: usize) -> f64 {
+    columns.iter().find(|(min, max, _)| (*min..=*max).contains(&(col + 1))).map(|c| c.2).expect("a width")
+}
+
+/// The height of row `row` (1-based) in points.
+fn row_height(xml: &str, row: u32) -> f64 {
+    let tag = xml.split("<row ").skip(1).find(|t| t.starts_with(&format!("r=\"{row}\""))).expect("the row");
+    let tag = format!("<row {}", &tag[..=tag.find('>').expect("closed tag")]);
+    xml_attribute(&tag, "row", "ht").map_or(15.0, |h| h.parse().expect("height"))
+}
+
+#[test]
+fn xlsx_sheets_print_landscape_one_page_wide_with_both_header_rows_on_every_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("export.xlsx");
+    export_xlsx(&path, &households());
+    let workbook = xlsx_part(&path, "xl/workbook.xml");
+    for (index, sheet) in Sheet::ALL.into_iter().enumerate() {
+        let xml = xlsx_part(&path, &format!("xl/worksheets/sheet{}.xml", index + 1));
+        assert_eq!(xml_attribute(&xml, "pageSetUpPr", "fitToPage"), Some("1"), "{}: scaled to fit", sheet.name());
+        assert_eq!(xml_attribute(&xml, "pageSetup", "orientation"), Some("landscape"), "{}", sheet.name());
+        // Excel's default for fitToWidth is 1 (one page wide); 0 pages tall means "as many as needed".
+        assert_eq!(xml_attribute(&xml, "pageSetup", "fitToWidth").unwrap_or("1"), "1", "{}", sheet.name());
+        assert_eq!(xml_attribute(&xml, "pageSetup", "fitToHeight"), Some("0"), "{}", sheet.name());
+        assert_eq!(xml_attribute(&xml, "pageSetup", "paperSize"), Some("9"), "{}: A4", sheet.name());
+        assert!(xml.contains("Halaman &amp;P dari &amp;N"), "{}: page numbers in the footer", sheet.name());
+        // Rows 1 and 2 (labels and machine names) repeat at the top of every printed page.
+        let titles = format!(
+            "<definedName name=\"_xlnm.Print_Titles\" localSheetId=\"{index}\">{}!$1:$2</definedName>",
+            sheet.name()
+        );
+        assert!(workbook.contains(&titles), "{}: {workbook}", sheet.name());
+    }
+}
+
+#[test]
+fn xlsx_header_rows_fit_their_text_and_columns_fit_their_content() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("export.xlsx");
+    let mut long_address = wette_household();
+    long_address.answers.insert("address".into(), text(&"Jl. Poros Bilokka ".repeat(8)));
+    export_xlsx(&path, &[wette_household(), long_address]);
+    let plan = ColumnPlan::new(form(), ZONE).expect("plan");
+    for (index, sheet) in Sheet::ALL.into_iter().enumerate() {
+        let xml = xlsx_part(&path, &format!("xl/worksheets/sheet{}.xml", index + 1));
+        let widths = xml_columns(&xml);
+        let label_row = row_height(&xml, 1);
+        assert_ne!(label_row, 30.0, "no fixed height that cuts a third line");
+        for (col, column) in plan.columns(sheet).iter().enumerate() {
+            let width = column_width(&widths, col);
+            // The machine name fits its column, so neighbouring names never run into each other.
+            assert!(width >= column.name.chars().count() as f64 + 1.0, "{}: {} in {width}", sheet.name(), column.name);
+            // Every label fits the label row when wrapped at spaces, counting a line as two
+            // characters narrower than the column (bold text and padding).
+            let per_line = (width as usize - 2).max(1);
+            let mut lines = 1;
+            let mut used = 0;
+            for word in column.label.split_whitespace() {
+                let len = word.chars().count();
+                if used > 0 && used + 1 + len > per_line {
+                    lines += 1;
+                    used = 0;
+                }
+                lines += len.saturating_sub(1) / per_line;
+                used += len % per_line + usize::from(used > 0);
+            }
+            assert!(
+                label_row >= 15.0 * lines as f64,
+                "{}: label {:?} takes {lines} line(s) at width {width}, the row is {label_row} pt",
+                sheet.name(),
+                column.label
+            );
+        }
+    }
+    let households = xlsx_part(&path, "xl/worksheets/sheet1.xml");
+    let widths = xml_columns(&households);
+    let width_of = |name: &str| {
+        column_width(&widths, plan.columns(Sheet::Households).iter().position(|c| c.name == name).expect(name))
+    };
+    assert!(width_of("household_id") >= 37.0, "a household id is shown whole");
+    // The file stores Excel's width plus its cell padding (0.71 character).
+    let address = width_of("address");
+    assert!((50.0..51.0).contains(&address), "long content widens a column up to the bound: {address}");
+    assert!(width_of("rt") < 12.0, "short content keeps a column narrow: {}", width_of("rt"));
+}
+
+#[test]
+fn every_column_title_is_distinct_and_codes_are_titled_as_codes() {
+    let plan = ColumnPlan::new(form(), ZONE).expect("plan");
+    for sheet in Sheet::ALL {
+        let columns = plan.columns(sheet);
+        let mut seen = std::collections::HashSet::new();
+        for column in columns {
+            assert!(seen.insert(column.label.as_str()), "{}: two columns titled {:?}", sheet.name(), column.label);
+        }
+        for pair in columns.windows(2) {
+            if pair[1].name == format!("{}_label", pair[0].name) {
+                assert_eq!(pair[0].label, format!("{} (kode)", pair[1].label), "{}", sheet.name());
+            }
+        }
+    }
+    let roof = plan.columns(Sheet::Households).iter().find(|c| c.name == "roof_material").expect("roof");
+    assert!(roof.label.ends_with(" (kode)"), "{}", roof.label);
+}
+
+/// A household of Bilokka (73.14.01.1001, Sulawesi Selatan: WITA) visited at 13:19:56 UTC, stored
+/// as UTC the way a device whose clock runs in UTC stores it.
+fn visited_at_utc() -> HouseholdState {
+    let mut household = regapu_household();
+    household.answers.insert("village_code".into(), text("73.14.01.1001"));
+    household.visits.truncate(1);
+    household.visits[0].at = "2026-12-01T13:19:56Z".into();
+    household
+}
+
+/// Whether a spreadsheet opening a CSV reads `text` as a date and time rather than text: Excel's
+/// and LibreOffice's rule for ISO dates, `yyyy-mm-dd` then a space and `hh:mm` or `hh:mm:ss`, each
+/// part in range. `T` between date and time, a `Z` or an offset make it text in Excel.
+fn spreadsheet_reads_as_datetime(text: &str) -> bool {
+    let Some((date, time)) = text.split_once(' ') else { return false };
+    let numbers = |s: &str, sep: char| s.split(sep).map(|p| p.parse::<u32>().ok()).collect::<Option<Vec<u32>>>();
+    let (Some(date), Some(time)) = (numbers(date, '-'), numbers(time, ':')) else { return false };
+    let date_ok = match date.as_slice() {
+        [year, month, day] => {
+            (1900..=9999).contains(year)
+                && time::Month::try_from(*month as u8)
+                    .ok()
+                    .and_then(|m| time::Date::from_calendar_date(*year as i32, m, *day as u8).ok())
+                    .is_some()
+        }
+        _ => false,
+    };
+    let time_ok = match time.as_slice() {
+        [hour, minute] => *hour < 24 && *minute < 60,
+        [hour, minute, second] => *hour < 24 && *minute < 60 && *second < 60,
+        _ => false,
+    };
+    date_ok && time_ok
+}
+
+#[test]
+fn csv_times_are_local_dates_spreadsheets_parse_with_the_zone_in_the_header() {
+    assert!(!spreadsheet_reads_as_datetime("2026-12-01T13:19:56Z"), "the old form stays text");
+    assert!(!spreadsheet_reads_as_datetime("2026-12-01 13:19:56+08:00"));
+    assert!(!spreadsheet_reads_as_datetime("2026-02-30 13:19:56"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = dir.path().join("sulawesi");
+    let mut export = Export::create(ExportFormat::Csv, &prefix, form(), ZONE).expect("create");
+    export.write(&visited_at_utc()).expect("write");
+    let summary = export.finish().expect("finish");
+    let bytes = std::fs::read(&summary.files[2]).expect("visits csv");
+    let mut reader = ::csv::ReaderBuilder::new().has_headers(false).from_reader(&bytes[UTF8_BOM.len()..]);
+    let records: Vec<::csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
+    let column = records[1].iter().position(|n| n == "visited_at").expect("visited_at keeps its machine name");
+    assert_eq!(&records[0][column], "Waktu kunjungan (WITA)", "the zone is named in the header");
+    assert_eq!(&records[2][column], "2026-12-01 21:19:56", "13:19:56 UTC is 21:19:56 WITA");
+    assert!(spreadsheet_reads_as_datetime(&records[2][column]));
+}
+
+#[test]
+fn xlsx_times_are_excel_dates_on_the_villages_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sulawesi.xlsx");
+    export_xlsx(&path, &[visited_at_utc()]);
+    let v = sheet(&path, "visits");
+    assert_eq!(at(&v, 0, "visited_at"), s("Waktu kunjungan (WITA)"));
+    assert_eq!(ymd_hms(&at(&v, 2, "visited_at")), (2026, 12, 1, 21, 19, 56));
+    let h = sheet(&path, "households");
+    assert_eq!(at(&h, 0, "last_visit_at"), s("Waktu kunjungan terakhir (WITA)"));
+    assert_eq!(ymd_hms(&at(&h, 2, "last_visit_at")), (2026, 12, 1, 21, 19, 56));
+    // Without a known zone, times stay UTC and say so.
+    let plan = ColumnPlan::new(form(), None).expect("plan");
+    let visited = plan.columns(Sheet::Visits).iter().find(|c| c.name == "visited_at").expect("visited_at");
+    assert_eq!(visited.label, "Waktu kunjungan (UTC)");
 }

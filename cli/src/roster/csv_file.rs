@@ -1,4 +1,5 @@
-//! CSV bytes → cells, row by row, with the spreadsheet's row numbers.
+//! CSV → cells, row by row, with the spreadsheet's row numbers, streamed from the file: only the
+//! csv reader's buffer and the current record are in memory, never the file.
 //!
 //! The file must be UTF-8 (a byte-order mark is dropped). A cell that is not UTF-8 — typically
 //! Windows-1252 from an older Excel "CSV" save — is not an error for the whole file: that cell
@@ -8,23 +9,33 @@
 //! blank lines count, a quoted cell spanning lines stays one row.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
 
 use csv::{ByteRecord, ReaderBuilder};
-use sync_core::form::FormDefinition;
 use sync_core::roster::RosterProblem;
 
-use super::RosterOptions;
-use super::assemble::{Assembler, Cell, CellIssue};
+use super::assemble::{Cell, CellIssue, RowSink};
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+/// How much of the file start is looked at for the byte-order mark, UTF-16 and the delimiter.
+const START_BYTES: usize = 64 * 1024;
 
-/// Reads a whole CSV file. `Err` is a problem with the file as a whole (empty, UTF-16).
-pub(super) fn read<'f>(
-    form: &'f FormDefinition,
-    bytes: &[u8],
-    options: &RosterOptions,
-) -> Result<Assembler<'f>, RosterProblem> {
-    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+/// Reads a whole CSV file once, handing every row to `sink`. `Err` is a problem with the file as
+/// a whole (empty, UTF-16, unreadable from its first byte).
+pub(super) fn read(input: impl Read, sink: &mut dyn RowSink) -> Result<(), RosterProblem> {
+    let read_error = |row: usize, error: &dyn std::fmt::Display| {
+        RosterProblem::reject(
+            row,
+            "",
+            "",
+            "csv_format",
+            format!("the file could not be read as CSV from this row on ({error}); check the quotes on this row"),
+        )
+    };
+    let mut input = BufReader::with_capacity(START_BYTES, input);
+    let start = input.fill_buf().map_err(|e| read_error(1, &e))?;
+    if start.starts_with(b"\xFF\xFE") || start.starts_with(b"\xFE\xFF") {
         return Err(RosterProblem::reject(
             1,
             "",
@@ -34,22 +45,17 @@ pub(super) fn read<'f>(
              delimited)\" and import it again",
         ));
     }
-    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    let bom = start.starts_with(UTF8_BOM);
+    let delimiter = detect_delimiter(if bom { &start[UTF8_BOM.len()..] } else { start });
+    if bom {
+        input.consume(UTF8_BOM.len());
+    }
     let mut reader =
-        ReaderBuilder::new().has_headers(false).flexible(true).delimiter(detect_delimiter(bytes)).from_reader(bytes);
+        ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(LineBreaks::new(input));
     let mut record = ByteRecord::new();
     let mut rows = RowNumbers::default();
 
-    let read_error = |row: usize, error: csv::Error| {
-        RosterProblem::reject(
-            row,
-            "",
-            "",
-            "csv_format",
-            format!("the file could not be read as CSV from this row on ({error}); check the quotes on this row"),
-        )
-    };
-    let has_header = reader.read_byte_record(&mut record).map_err(|e| read_error(1, e))?;
+    let has_header = reader.read_byte_record(&mut record).map_err(|e| read_error(1, &e))?;
     if !has_header {
         return Err(RosterProblem::reject(
             1,
@@ -59,30 +65,89 @@ pub(super) fn read<'f>(
             "the file is empty; the first row must hold the column headers, then one row per household or person",
         ));
     }
-    let header_row = rows.next(&record, bytes);
+    let header_row = rows.next(&record, reader.get_mut());
     let headers: Vec<Cell<'_>> = record.iter().map(decode).collect();
-    let mut assembler = Assembler::new(form, options, header_row, &headers);
+    sink.header(header_row, &headers);
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(true) => {
-                let row = rows.next(&record, bytes);
+                let row = rows.next(&record, reader.get_mut());
                 let cells: Vec<Cell<'_>> = record.iter().map(decode).collect();
-                assembler.push_row(row, &cells);
+                sink.row(row, &cells);
             }
             Ok(false) => break,
             Err(error) => {
-                assembler.push_problem(read_error(rows.last + 1, error));
+                sink.problem(read_error(rows.last + 1, &error));
                 break;
             }
         }
     }
-    Ok(assembler)
+    Ok(())
+}
+
+/// The file's reader, noting where its runs of line breaks (`\r`, `\n`) are while the csv reader
+/// reads ahead, so a record's row can be told after the csv reader skipped blank lines. Runs
+/// behind the record being numbered are dropped, so this holds about a buffer's worth of them.
+struct LineBreaks<R> {
+    inner: R,
+    /// Bytes read so far (the position of the next byte).
+    offset: u64,
+    runs: VecDeque<BreakRun>,
+}
+
+/// Consecutive line-break bytes `start..end`, and where its `\n`s are.
+struct BreakRun {
+    start: u64,
+    end: u64,
+    newlines: Vec<u64>,
+}
+
+impl<R> LineBreaks<R> {
+    fn new(inner: R) -> Self {
+        LineBreaks { inner, offset: 0, runs: VecDeque::new() }
+    }
+
+    /// How many `\n` follow `start` before its first byte that is not a line break (the blank
+    /// lines a record starting at `start` skipped); forgets the runs before `start`.
+    fn newlines_from(&mut self, start: u64) -> u64 {
+        while self.runs.front().is_some_and(|run| run.end <= start) {
+            self.runs.pop_front();
+        }
+        match self.runs.front() {
+            Some(run) if run.start <= start => run.newlines.iter().filter(|at| **at >= start).count() as u64,
+            _ => 0,
+        }
+    }
+}
+
+impl<R: Read> Read for LineBreaks<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, byte) in buf[..n].iter().enumerate() {
+            if !matches!(byte, b'\r' | b'\n') {
+                continue;
+            }
+            let at = self.offset + i as u64;
+            if self.runs.back().is_none_or(|run| run.end != at) {
+                self.runs.push_back(BreakRun { start: at, end: at, newlines: Vec::new() });
+            }
+            if let Some(run) = self.runs.back_mut() {
+                run.end = at + 1;
+                if *byte == b'\n' {
+                    run.newlines.push(at);
+                }
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 /// Tracks spreadsheet row numbers. The csv reader gives each record the line where it started
 /// looking for it, before the blank lines (and the `\n` of a previous `\r\n`) it skipped; those
-/// are counted from the bytes. A record starting `n` lines after the previous one, minus the line
-/// breaks inside the previous one's quoted cells, is `n` rows further down.
+/// are counted from the line breaks [`LineBreaks`] saw. A record starting `n` lines after the
+/// previous one, minus the line breaks inside the previous one's quoted cells, is `n` rows
+/// further down.
 #[derive(Default)]
 struct RowNumbers {
     last: usize,
@@ -91,14 +156,9 @@ struct RowNumbers {
 }
 
 impl RowNumbers {
-    fn next(&mut self, record: &ByteRecord, bytes: &[u8]) -> usize {
+    fn next<R>(&mut self, record: &ByteRecord, breaks: &mut LineBreaks<R>) -> usize {
         let line = match record.position() {
-            Some(position) => {
-                let start = usize::try_from(position.byte()).unwrap_or(usize::MAX);
-                let skipped = bytes.get(start..).unwrap_or_default();
-                let blank = skipped.iter().take_while(|b| matches!(b, b'\r' | b'\n')).filter(|b| **b == b'\n').count();
-                position.line() + blank as u64
-            }
+            Some(position) => position.line() + breaks.newlines_from(position.byte()),
             None => self.last_line + self.last_breaks + 1,
         };
         let step = if self.last == 0 { line } else { line.saturating_sub(self.last_line + self.last_breaks) };

@@ -10,11 +10,18 @@ use super::RosterFile;
 /// Renders every problem as `row 14, column nik, value "…": <message> (rule …)`, in row order,
 /// followed by one summary line.
 pub fn render_report(file: &RosterFile) -> String {
+    let mut out = render_problems(file);
+    let _ = writeln!(out, "{}", summary(file));
+    out
+}
+
+/// The problem lines of [`render_report`] without its summary, for a screen that prints the
+/// summary once elsewhere.
+pub fn render_problems(file: &RosterFile) -> String {
     let mut out = String::new();
     for problem in &file.problems {
         let _ = writeln!(out, "{problem}");
     }
-    let _ = writeln!(out, "{}", summary(file));
     out
 }
 
@@ -22,12 +29,12 @@ pub fn render_report(file: &RosterFile) -> String {
 pub fn summary(file: &RosterFile) -> String {
     let errors = file.problems.iter().filter(|p| p.is_blocking()).count();
     let warnings = file.problems.len() - errors;
-    let clean = file.clean_households().len();
     format!(
-        "{} data row(s), {} household(s) ({} layout): {errors} error(s), {warnings} warning(s); {clean} household(s) \
+        "{} data row(s), {} household(s) ({} layout): {errors} error(s), {warnings} warning(s); {} household(s) \
          without errors",
         file.rows,
-        file.households.len(),
-        file.layout.describe()
+        file.household_count,
+        file.layout.describe(),
+        file.clean_count
     )
 }

@@ -25,8 +25,23 @@ fn form() -> &'static FormDefinition {
     FormDefinition::default_dtsen()
 }
 
+/// Reads `bytes` as a CSV roster, keeping the households; also checks the same bytes from a file
+/// as `--check` does (streamed, no household kept) and requires the same problems and counts.
 fn read_with(bytes: &[u8], options: &RosterOptions) -> RosterFile {
-    read_csv(form(), bytes, options, &mut |_| {})
+    let file = read_csv(form(), bytes, options, &mut |_| {});
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("roster.csv");
+    std::fs::write(&path, bytes).expect("write roster");
+    let checked = check_roster(form(), &path, options, &mut |_| {}).expect("readable");
+    assert_eq!(checked.problems, file.problems, "a check reports what a read reports");
+    assert!(checked.households.is_empty(), "a check keeps no household");
+    assert_eq!(
+        (checked.rows, checked.household_count, checked.clean_count, checked.layout),
+        (file.rows, file.households.len(), file.clean_households().len(), file.layout),
+        "a check counts what a read keeps"
+    );
+    assert_eq!(file.clean_count, file.clean_households().len());
+    file
 }
 
 fn read(bytes: &[u8]) -> RosterFile {
@@ -276,7 +291,7 @@ fn xlsx_roster_reads_dates_numbers_and_flags_identifiers_stored_as_numbers() {
     let head = &file.households[0].members[0];
     assert_eq!(text(head.get("birth_date")), Some("1980-03-15"));
     assert_eq!(text(head.get("nik")), Some("7314011503809001"));
-    assert_eq!(text(file.households[0].answers.get("rt")), Some("1"));
+    assert_eq!(text(file.households[0].answers.get("rt")), Some("001"), "padded to three digits");
     assert_eq!(head.get("age_years"), Some(&FieldValue::Int(45)), "derived from the birth date");
     assert_eq!(clean_rows(&file), [3]);
 }
@@ -324,4 +339,156 @@ fn report_has_one_line_per_problem_with_row_column_value_and_rule() {
     assert!(lines[1].starts_with(r#"row 3, column nik, value "9101011503809003": warning: "#), "{report}");
     assert!(lines[2].contains("1 error(s), 1 warning(s); 1 household(s) without errors"), "{report}");
     assert_eq!(file.problems[1].severity, Severity::Warn);
+}
+
+/// (row, column, rule, blocking) of every problem, in report order.
+fn all_problems(file: &RosterFile) -> Vec<(usize, &str, &str, bool)> {
+    file.problems.iter().map(|p| (p.row, p.column.as_str(), p.rule.as_str(), p.is_blocking())).collect()
+}
+
+#[test]
+fn an_identifier_excel_wrote_in_scientific_notation_is_one_error_saying_how_to_fix_it() {
+    let csv = "family_id,village_code,kk_number,full_name,nik,sex,presence\n\
+               SYN-1,73.14.01.1001,7314010503159001,Wette'E Bin Ali,7.31401E+15,1,1\n\
+               SYN-2,73.14.01.1001,\"7,31401E+15\",Baso Olimoo'o,7314011503809002,1,1\n\
+               SYN-3,73.14.01.1001,7314010503159003,Kasim Taula'a,\"7,314,011,503,809,000\",1,1\n\
+               SYN-4,73.14.01.1001,7314010503159004,Hasan Baco,7314011503809000.00,1,1\n\
+               SYN-5,73.14.01.1001,7314010503159005,Yusuf Beddu,7314011503809005,1,1\n";
+    let file = read(csv.as_bytes());
+    assert_eq!(
+        errors(&file),
+        [
+            (2, "nik", "excel_number"),
+            (3, "kk_number", "excel_number"),
+            (4, "nik", "excel_number"),
+            (5, "nik", "excel_number")
+        ],
+        "one error per changed cell, no digit rules on what is left of it: {}",
+        render_report(&file)
+    );
+    let scientific = &file.problems[0];
+    assert_eq!(scientific.value, "7.31401E+15", "the value as the file has it");
+    for needed in [
+        "Excel changed this identifier into a number",
+        "scientific notation",
+        "only 6 digit(s)",
+        "format the column as Text",
+        "import this column as Text",
+    ] {
+        assert!(scientific.message.contains(needed), "{needed:?} in {}", scientific.message);
+    }
+    assert!(!scientific.message.contains("7.31401"), "messages never repeat the value");
+    let grouped = &file.problems[2];
+    assert!(
+        grouped.message.contains("thousands separators") && grouped.message.contains("the 16th"),
+        "{}",
+        grouped.message
+    );
+    assert_eq!(clean_rows(&file), [6]);
+}
+
+#[test]
+fn a_column_whose_identifiers_all_end_in_zero_gets_one_warning_on_the_header() {
+    let csv = "family_id,village_code,full_name,nik,sex,presence\n\
+               SYN-1,73.14.01.1001,Wette'E Bin Ali,7314011503809010,1,1\n\
+               SYN-2,73.14.01.1001,Baso Olimoo'o,7314011503809020,1,1\n\
+               SYN-3,73.14.01.1001,Kasim Taula'a,7314011503809030,1,1\n";
+    let file = read(csv.as_bytes());
+    assert_eq!(all_problems(&file), [(1, "nik", "excel_trailing_zeros", false)], "{}", render_report(&file));
+    let warning = &file.problems[0];
+    for needed in ["all 3 numbers in this column end in 0", "Excel keeps only 15 digits", "format the column as Text"] {
+        assert!(warning.message.contains(needed), "{needed:?} in {}", warning.message);
+    }
+    assert_eq!(clean_rows(&file), [2, 3, 4], "a warning blocks nothing");
+
+    // One identifier that does not end in 0 is enough to trust the column; so are too few values.
+    let mixed = csv.replace("7314011503809030", "7314011503809031");
+    assert!(read(mixed.as_bytes()).problems.is_empty());
+    let two: String = csv.lines().take(3).map(|l| format!("{l}\n")).collect();
+    assert!(read(two.as_bytes()).problems.is_empty());
+}
+
+#[test]
+fn rt_and_rw_are_padded_to_three_digits_with_a_warning_counting_them() {
+    let csv = "family_id,village_code,head_name,rt,rw\n\
+               SYN-1,73.14.01.1001,Wette'E Bin Ali,3,1\n\
+               SYN-2,73.14.01.1001,Baso Olimoo'o,12,002\n\
+               SYN-3,73.14.01.1001,Kasim Taula'a,003,3\n";
+    let file = read(csv.as_bytes());
+    let rt: Vec<Option<&str>> = file.households.iter().map(|h| text(h.answers.get("rt"))).collect();
+    let rw: Vec<Option<&str>> = file.households.iter().map(|h| text(h.answers.get("rw"))).collect();
+    assert_eq!(rt, [Some("003"), Some("012"), Some("003")]);
+    assert_eq!(rw, [Some("001"), Some("002"), Some("003")]);
+    assert_eq!(
+        all_problems(&file),
+        [(1, "rt", "rt_rw_padded", false), (1, "rw", "rt_rw_padded", false)],
+        "{}",
+        render_report(&file)
+    );
+    assert!(
+        file.problems[0].message.starts_with("2 value(s) in this column had fewer than 3 digits"),
+        "{}",
+        file.problems[0].message
+    );
+    assert!(file.problems[0].message.contains("padded with zeros to 3 digits (003)"), "{}", file.problems[0].message);
+    assert_eq!(clean_rows(&file), [2, 3, 4]);
+}
+
+#[test]
+fn families_whose_rows_are_apart_are_still_one_household_each() {
+    let csv = "family_id,village_code,full_name,sex,presence,relationship\n\
+               SYN-1,73.14.01.1001,Wette'E Bin Ali,1,1,1\n\
+               SYN-2,73.14.01.1001,Baso Olimoo'o,1,1,1\n\
+               SYN-1,73.14.01.1001,Besse Ratna,2,1,2\n\
+               SYN-3,73.14.01.1001,Kasim Taula'a,1,1,1\n\
+               SYN-2,73.14.01.1001,Nur Aini,2,1,2\n\
+               SYN-1,73.14.01.1001,Andi Contoh,1,1,3\n";
+    let mut seen = Vec::new();
+    let file = read_csv(form(), csv.as_bytes(), &options(), &mut |rows| seen.push(rows));
+    assert!(file.problems.is_empty(), "{}", render_report(&file));
+    assert_eq!(
+        file.households.iter().map(|h| h.rows()).collect::<Vec<_>>(),
+        [vec![2, 4, 7], vec![3, 6], vec![5]],
+        "in file order of their first rows"
+    );
+    // Rows checked so far, after each household: SYN-3 (1 row) at row 5, SYN-2 (2) at row 6, SYN-1 (3) at row 7.
+    assert_eq!(seen, [1, 3, 6], "each household is checked once its last row is read");
+    read(csv.as_bytes());
+}
+
+#[test]
+fn an_xlsx_identifier_stored_as_a_number_is_one_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("roster.xlsx");
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (col, name) in (0u16..).zip(["family_id", "village_code", "full_name", "nik", "sex", "presence"]) {
+        sheet.write_string(0, col, name).expect("header");
+    }
+    sheet.write_string(1, 0, "SYN-1").expect("family id");
+    sheet.write_string(1, 1, "73.14.01.1001").expect("village");
+    sheet.write_string(1, 2, "Wette'E Bin Ali").expect("name");
+    // What Excel keeps of 7314011513809002 (a NIK with month 13, too): 15 digits and a 0.
+    sheet.write_number(1, 3, 7314011513809000.0).expect("nik as a number");
+    sheet.write_number(1, 4, 1.0).expect("sex");
+    sheet.write_number(1, 5, 1.0).expect("presence");
+    workbook.save(&path).expect("saved");
+    let file = read_roster(form(), &path, &options(), &mut |_| {}).expect("readable");
+    assert_eq!(errors(&file), [(2, "nik", "number_precision")], "{}", render_report(&file));
+    let checked = check_roster(form(), &path, &options(), &mut |_| {}).expect("readable");
+    assert_eq!(checked.problems, file.problems);
+    assert_eq!((checked.household_count, checked.clean_count), (1, 0));
+}
+
+#[test]
+fn summary_counts_households_even_when_a_check_keeps_none() {
+    let bytes = synthetic_roster_csv(500);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("roster.csv");
+    std::fs::write(&path, &bytes).expect("write");
+    let read = read_roster(form(), &path, &options(), &mut |_| {}).expect("readable");
+    let checked = check_roster(form(), &path, &options(), &mut |_| {}).expect("readable");
+    assert!(checked.households.is_empty());
+    assert_eq!(report::summary(&checked), report::summary(&read));
+    assert!(report::summary(&checked).starts_with(&format!("500 data row(s), {} household(s)", read.households.len())));
 }

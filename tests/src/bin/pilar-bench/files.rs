@@ -26,16 +26,19 @@ pub struct Settings {
     pub skip_export: bool,
 }
 
-/// A `pilar` run measured from outside: wall time, peak memory (`VmHWM`, sampled every 10 ms
+/// A `pilar` run measured from outside: wall time, peak memory (`VmHWM`, sampled every 2 ms
 /// while it runs, so a peak in its last few milliseconds may be missed), its standard output.
-struct Measured {
-    wall: Duration,
-    peak: u64,
-    stdout: String,
+pub(super) struct Measured {
+    /// Wall time from start to exit.
+    pub wall: Duration,
+    /// Peak resident memory, bytes.
+    pub peak: u64,
+    /// Standard output.
+    pub stdout: String,
 }
 
 /// Run `pilar --home <device> args…` and measure it.
-fn measured(device: &TestDevice, args: &[&str]) -> Result<Measured> {
+pub(super) fn measured(device: &TestDevice, args: &[&str]) -> Result<Measured> {
     let started = Instant::now();
     let mut child = Command::new(binary("pilar"))
         .arg("--home")
@@ -56,7 +59,7 @@ fn measured(device: &TestDevice, args: &[&str]) -> Result<Measured> {
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     };
     let wall = started.elapsed();
     let output = child.wait_with_output()?;
@@ -64,7 +67,8 @@ fn measured(device: &TestDevice, args: &[&str]) -> Result<Measured> {
     Ok(Measured { wall, peak, stdout: String::from_utf8_lossy(&output.stdout).into_owned() })
 }
 
-fn mib(bytes: u64) -> String {
+/// `12.3 MiB`.
+pub(super) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 

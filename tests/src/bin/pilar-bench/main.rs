@@ -3,11 +3,12 @@
 //!
 //! Build first: `cargo build --release --workspace`, then `target/release/pilar-bench store` or
 //! `target/release/pilar-bench sync` or `target/release/pilar-bench files` or
-//! `target/release/pilar-bench load`.
+//! `target/release/pilar-bench load` or `target/release/pilar-bench roster-check`.
 
 mod files;
 mod load;
 mod proxy;
+mod roster_check;
 mod store;
 mod sync;
 
@@ -68,6 +69,13 @@ enum Bench {
         #[arg(long)]
         skip_export: bool,
     },
+    /// `pilar roster import --check` on synthetic rosters of each size: time and peak memory of
+    /// `pilar`, which stays flat as the file grows (no server involved).
+    RosterCheck {
+        /// Roster sizes in MiB, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [10, 50])]
+        sizes_mb: Vec<u64>,
+    },
     /// A real server and N devices (fresh device ids, 10 per enumerator account) syncing at once:
     /// requests prepared in-process and posted by a pool of worker threads; latency
     /// percentiles, requests/s, changes merged/s, server CPU and peak memory; fails on any error,
@@ -103,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Files { rows, households, skip_import, skip_export } => {
             files::run(&files::Settings { rows, households, skip_import, skip_export })
         }
+        Bench::RosterCheck { sizes_mb } => roster_check::run(&sizes_mb),
         Bench::Load { devices, rounds, households_per_device, workers, login_workers, seed } => {
             let settings = pilar_tests::load::Settings {
                 workers,
