@@ -20,6 +20,7 @@ pub mod error;
 pub mod inflate;
 pub mod roster;
 pub mod routes;
+pub mod service;
 pub mod state;
 pub mod storage;
 pub mod throttle;

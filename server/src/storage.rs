@@ -12,8 +12,7 @@
 //!   unused, it gets that same successor (the caller derives it), never a new one.
 //! - A revoked device stays revoked: no login or refresh brings it back.
 
-#[cfg(test)]
-mod conformance;
+pub mod conformance;
 pub mod sqlite;
 
 pub use sqlite::SqliteStorage;
@@ -30,7 +29,7 @@ use sync_core::roster::RosterHousehold;
 use sync_core::sync::{PackPage, SyncRequest};
 use uuid::Uuid;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use sync_core::model::DeviceId;
 use sync_core::protocol::Role;
 use time::OffsetDateTime;
@@ -531,4 +530,476 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Counts per village and enumerator, and each device's last sync.
     fn progress(&self, areas: Option<&[String]>) -> Result<ProgressReport, StorageError>;
+}
+
+// ------------------------------------------------------------------------------------------------
+// The seam: transactions and data operations. Every rule lives above it (`crate::service`).
+// ------------------------------------------------------------------------------------------------
+
+/// A server database: read and write transactions over the data operations of [`ReadTx`] and
+/// [`Tx`]. One implementation per backend module, chosen once at start-up; object-safe, so the
+/// server holds an `Arc<dyn Database>`.
+///
+/// Contract for every backend (checked by `storage::conformance`):
+/// - [`Database::read_tx`] runs on one consistent snapshot and never waits for a writer (SQLite:
+///   a pooled read-only connection under WAL; PostgreSQL: `REPEATABLE READ READ ONLY`).
+/// - [`Database::write_tx`] commits everything the closure did, or nothing (the closure's error
+///   rolls it back). Writers may run concurrently (PostgreSQL) or one at a time (SQLite).
+/// - A backend may run a closure again after a transient failure (a PostgreSQL serialization
+///   failure or deadlock, as Zed's collab layer does): closures must not keep effects outside the
+///   transaction from one run to the next.
+/// - Times are stored to the whole second, truncated (`sessions_ended_at` to the millisecond).
+/// - Blocking: call it from the blocking pool (`AppState::blocking`), never an async worker.
+pub trait Database: Send + Sync + 'static {
+    /// Run `work` in a read-only transaction (prefer [`Transactions::read`]).
+    fn read_tx(&self, work: &mut dyn FnMut(&mut dyn ReadTx) -> Result<(), StorageError>) -> Result<(), StorageError>;
+
+    /// Run `work` in a write transaction and commit it (prefer [`Transactions::write`]).
+    fn write_tx(&self, work: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StorageError>) -> Result<(), StorageError>;
+}
+
+/// Typed results over [`Database`]'s object-safe transactions: `db.read(|tx| ...)` returns what
+/// the closure returns.
+pub trait Transactions {
+    /// Run `work` in a read-only transaction on one snapshot.
+    fn read<T>(&self, work: impl FnMut(&mut dyn ReadTx) -> Result<T, StorageError>) -> Result<T, StorageError>;
+    /// Run `work` in one write transaction; commits when it succeeds.
+    fn write<T>(&self, work: impl FnMut(&mut dyn Tx) -> Result<T, StorageError>) -> Result<T, StorageError>;
+}
+
+impl<D: Database + ?Sized> Transactions for D {
+    fn read<T>(&self, mut work: impl FnMut(&mut dyn ReadTx) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let mut out = None;
+        self.read_tx(&mut |tx| {
+            out = Some(work(tx)?);
+            Ok(())
+        })?;
+        out.ok_or_else(not_run)
+    }
+
+    fn write<T>(&self, mut work: impl FnMut(&mut dyn Tx) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let mut out = None;
+        self.write_tx(&mut |tx| {
+            out = Some(work(tx)?);
+            Ok(())
+        })?;
+        out.ok_or_else(not_run)
+    }
+}
+
+fn not_run() -> StorageError {
+    StorageError::Backend("the database backend returned without running the transaction".into())
+}
+
+/// The two kinds of assignment: villages (enumerators) and kecamatan (supervisors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignmentKind {
+    /// A village (desa/kelurahan) assigned to an enumerator.
+    Village,
+    /// A kecamatan assigned to a supervisor.
+    Kecamatan,
+}
+
+/// One assignment row: assignments are never deleted, an ended one keeps `ended_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The user it is assigned to.
+    pub user: String,
+    /// The village or kecamatan code.
+    pub code: String,
+    /// When it started.
+    pub started_at: OffsetDateTime,
+    /// When it ended (`None`: active).
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// A device's row: registration, refresh-token chain, revocation, sessions.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    /// The device install (also its Automerge actor).
+    pub id: DeviceId,
+    /// The user it is registered to.
+    pub user: String,
+    /// Its label.
+    pub name: String,
+    /// First login.
+    pub registered_at: OffsetDateTime,
+    /// Last login, refresh or authenticated request.
+    pub last_seen_at: OffsetDateTime,
+    /// When an admin revoked it.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// SHA-256 (hex) of the current refresh token (`None`: the chain was ended).
+    pub refresh_hash: Option<String>,
+    /// When the current refresh token was issued.
+    pub refresh_issued_at: Option<OffsetDateTime>,
+    /// SHA-256 (hex) of the refresh token just replaced, retriable until `previous_refresh_until`.
+    pub previous_refresh_hash: Option<String>,
+    /// End of the replaced token's retry window.
+    pub previous_refresh_until: Option<OffsetDateTime>,
+    /// Access tokens issued before this time (milliseconds) are refused.
+    pub sessions_ended_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for DeviceRow {
+    // Hashes of credentials stay out of Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceRow")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .field("registered_at", &self.registered_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored household document with its scope and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HouseholdRow {
+    /// The household.
+    pub id: HouseholdId,
+    /// Its village (the scope unit; never changes).
+    pub village: String,
+    /// The whole Automerge document, saved.
+    pub doc: Vec<u8>,
+    /// Its heads, comma-separated hex (compared to tell whether it moved).
+    pub heads: String,
+    /// When it was first stored (`None` on rows older than that column).
+    pub created_at: Option<OffsetDateTime>,
+}
+
+/// A household document to store (created, or replacing the stored one).
+#[derive(Debug, Clone, Copy)]
+pub struct HouseholdWrite<'a> {
+    /// The household.
+    pub id: HouseholdId,
+    /// Its village (kept from the first write when the household exists).
+    pub village: &'a str,
+    /// The whole document, saved.
+    pub doc: &'a [u8],
+    /// Its heads, comma-separated hex.
+    pub heads: &'a str,
+    /// The feed position of its latest change in its village.
+    pub position: u64,
+    /// The time of the write (`created_at` too when new).
+    pub at: OffsetDateTime,
+}
+
+/// A change to insert into the feed at `position` of its village.
+#[derive(Debug, Clone, Copy)]
+pub struct NewChange<'a> {
+    /// Its position in the village's numbering (see `service::feed`).
+    pub position: u64,
+    /// The change hash (hex): a change is stored once.
+    pub hash: &'a str,
+    /// The household it belongs to.
+    pub household: HouseholdId,
+    /// The household's village.
+    pub village: &'a str,
+    /// The device it is recorded for (a server-side device for server writes).
+    pub device: DeviceId,
+    /// The user who wrote it.
+    pub user: &'a str,
+    /// The raw Automerge change.
+    pub bytes: &'a [u8],
+    /// When it arrived.
+    pub received_at: OffsetDateTime,
+}
+
+/// A change read from the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedChange {
+    /// Its position in its village's numbering.
+    pub position: u64,
+    /// The household it belongs to.
+    pub household: HouseholdId,
+    /// The village.
+    pub village: String,
+    /// The raw Automerge change.
+    pub bytes: Vec<u8>,
+}
+
+/// An encoded sync response remembered under (device, batch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The encoded body, as sent.
+    pub body: Vec<u8>,
+    /// The `max_changes` it was made for (`None` on rows older than that column).
+    pub max_changes: Option<u32>,
+}
+
+/// A roster import: staged until committed, then its summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterImportRow {
+    /// The admin who staged it.
+    pub user: String,
+    /// When its first chunk was staged.
+    pub created_at: OffsetDateTime,
+    /// When it was committed.
+    pub committed_at: Option<OffsetDateTime>,
+    /// The commit's summary (JSON), kept for a retried commit.
+    pub summary: Option<String>,
+}
+
+/// Derived facts of one household, as the supervisor's lists read them (encoded above the seam).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactsRow {
+    /// The household.
+    pub household: HouseholdId,
+    /// Its village.
+    pub village: String,
+    /// The household version the facts were derived from.
+    pub version: u64,
+    /// Its brief (JSON).
+    pub brief: String,
+    /// Its open conflicts (JSON).
+    pub conflicts: String,
+    /// How many conflicts.
+    pub conflict_count: u32,
+    /// Effective review status.
+    pub review: Option<String>,
+    /// The last visit's outcome code when final.
+    pub final_outcome: Option<i64>,
+    /// Who made the last visit.
+    pub last_visit_by: Option<String>,
+    /// Number of visits.
+    pub visits: u32,
+    /// The survivor it was folded into, if it was.
+    pub merged_into: Option<String>,
+}
+
+/// Households sharing one duplicate key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyGroup {
+    /// What the key is made of (`same_kk`, `shared_nik`, `same_head_name`).
+    pub kind: String,
+    /// The households holding it, in id order.
+    pub households: Vec<HouseholdId>,
+}
+
+/// A household folded into another: what was folded so far, and by whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoldRow {
+    /// The household retired into the survivor.
+    pub retired: HouseholdId,
+    /// The household kept.
+    pub survivor: HouseholdId,
+    /// What was folded so far (JSON of `sync_core::model::Fold`).
+    pub fold: String,
+    /// The supervisor who asked for it.
+    pub user: String,
+    /// The server-side device later folds are written under.
+    pub device: DeviceId,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+/// An answer a fold left for the supervisor: the retired household's value differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoldDisagreementRow {
+    /// The survivor.
+    pub survivor: HouseholdId,
+    /// The retired household.
+    pub retired: HouseholdId,
+    /// The field path.
+    pub path: String,
+    /// The retired household's value with its writer (JSON of `Attributed`).
+    pub other: String,
+}
+
+/// Data operations inside a read transaction. Each moves rows, never decides: the rules that use
+/// them live in `crate::service`.
+pub trait ReadTx {
+    // ---- accounts ----
+    /// How many users exist.
+    fn user_count(&mut self) -> Result<u64, StorageError>;
+    /// One user by name.
+    fn user(&mut self, name: &str) -> Result<Option<UserRecord>, StorageError>;
+    /// Every user, by name.
+    fn users(&mut self) -> Result<Vec<UserRecord>, StorageError>;
+    /// Every assignment row of `user` of one kind, ended ones included, by code then start.
+    fn assignments_of(&mut self, kind: AssignmentKind, user: &str) -> Result<Vec<Assignment>, StorageError>;
+    /// Every active assignment of one kind, as (user, code), by user then code.
+    fn active_assignments(&mut self, kind: AssignmentKind) -> Result<Vec<(String, String)>, StorageError>;
+    /// Every village `device` was handed, with the first time.
+    fn villages_handed(&mut self, device: DeviceId) -> Result<BTreeMap<String, OffsetDateTime>, StorageError>;
+    /// One device's row.
+    fn device(&mut self, id: DeviceId) -> Result<Option<DeviceRow>, StorageError>;
+    /// Every device, by user, registration time, id.
+    fn devices(&mut self) -> Result<Vec<DeviceRow>, StorageError>;
+    /// A server secret by name.
+    fn server_secret(&mut self, name: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    // ---- households and the feed ----
+    /// A stored household.
+    fn household(&mut self, id: HouseholdId) -> Result<Option<HouseholdRow>, StorageError>;
+    /// The stored heads of a household (cheaper than the whole row).
+    fn household_heads(&mut self, id: HouseholdId) -> Result<Option<String>, StorageError>;
+    /// The village of a household.
+    fn household_village(&mut self, id: HouseholdId) -> Result<Option<String>, StorageError>;
+    /// Households whose id starts with `prefix` (lowercase), with villages, by id, at most `limit`.
+    fn households_with_prefix(&mut self, prefix: &str, limit: u32) -> Result<Vec<(HouseholdId, String)>, StorageError>;
+    /// Documents of one village after household `after`, by id, at most `limit`.
+    fn village_households(
+        &mut self,
+        village: &str,
+        after: Option<HouseholdId>,
+        limit: u32,
+    ) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError>;
+    /// How many households one village holds.
+    fn village_household_count(&mut self, village: &str) -> Result<u64, StorageError>;
+    /// Documents of the villages under `area` (a kecamatan or kabupaten code: villages starting
+    /// with `area.`) after household `after`, by id, at most `limit`.
+    fn area_households(
+        &mut self,
+        area: &str,
+        after: Option<HouseholdId>,
+        limit: u32,
+    ) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError>;
+    /// How many households the villages under `area` hold.
+    fn area_household_count(&mut self, area: &str) -> Result<u64, StorageError>;
+    /// The village's feed head: the position of its last change, or the feed's floor when it has
+    /// none (0 on a new database; on one upgraded from global sequence numbers, the last of them,
+    /// so that every cursor a device holds from before stays at or below every head).
+    fn feed_head(&mut self, village: &str) -> Result<u64, StorageError>;
+    /// Changes of `village` at positions in `(after, upto]`, not recorded for `exclude`, by
+    /// position, at most `limit`.
+    fn feed_after(
+        &mut self,
+        village: &str,
+        after: u64,
+        upto: u64,
+        exclude: Option<DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<FeedChange>, StorageError>;
+    /// The response remembered for (device, batch).
+    fn stored_response(&mut self, device: DeviceId, batch: Uuid) -> Result<Option<StoredResponse>, StorageError>;
+    /// When each device's remembered response was made (its last sync, while remembered).
+    fn last_responses(&mut self) -> Result<BTreeMap<DeviceId, OffsetDateTime>, StorageError>;
+
+    // ---- roster imports ----
+    /// A roster import.
+    fn roster_import(&mut self, import: Uuid) -> Result<Option<RosterImportRow>, StorageError>;
+    /// How many of chunks `0..below` of an import are staged.
+    fn staged_chunks(&mut self, import: Uuid, below: u32) -> Result<u32, StorageError>;
+    /// One staged chunk's bytes.
+    fn roster_chunk(&mut self, import: Uuid, chunk: u32) -> Result<Option<Vec<u8>>, StorageError>;
+    /// The household a DTSEN family id was imported as.
+    fn family_household(&mut self, family: &str) -> Result<Option<HouseholdId>, StorageError>;
+
+    // ---- supervision ----
+    /// Households whose facts are stale (written since derived), with the version to derive, at
+    /// most `limit`, in no particular order.
+    fn stale_facts(&mut self, limit: u32) -> Result<Vec<(HouseholdId, u64)>, StorageError>;
+    /// Facts of households not folded into another, under `area` (a code: that village, or the
+    /// villages starting with `area.`; `None` everywhere), by village then id.
+    fn live_facts(&mut self, area: Option<&str>) -> Result<Vec<FactsRow>, StorageError>;
+    /// Facts of one household not folded into another.
+    fn live_facts_of(&mut self, id: HouseholdId) -> Result<Option<FactsRow>, StorageError>;
+    /// Duplicate keys held by 2 to `max_households` households, by kind then key.
+    fn shared_keys(&mut self, max_households: u32) -> Result<Vec<KeyGroup>, StorageError>;
+    /// Pairs (a < b by id text) a supervisor said are different families.
+    fn dismissed_pairs(&mut self) -> Result<BTreeSet<(HouseholdId, HouseholdId)>, StorageError>;
+    /// The fold of a retired household.
+    fn fold_of(&mut self, retired: HouseholdId) -> Result<Option<FoldRow>, StorageError>;
+    /// Open fold disagreements (of one survivor, or all), oldest first.
+    fn open_disagreements(&mut self, survivor: Option<HouseholdId>) -> Result<Vec<FoldDisagreementRow>, StorageError>;
+}
+
+/// Data operations inside a write transaction (and every read).
+pub trait Tx: ReadTx {
+    // ---- accounts ----
+    /// Insert a user; `false` (nothing written) when the name is taken.
+    fn insert_user(&mut self, user: &NewUser) -> Result<bool, StorageError>;
+    /// Start an assignment of `code` to `user` at `now` (nothing when one is active).
+    fn start_assignment(
+        &mut self,
+        kind: AssignmentKind,
+        user: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+    /// End the active assignment of `code` to `user` at `now`.
+    fn end_assignment(
+        &mut self,
+        kind: AssignmentKind,
+        user: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+    /// Record that `device` was handed `villages` at `now`: the first time is kept, the last
+    /// only moves forward.
+    fn hand_villages(&mut self, device: DeviceId, villages: &[String], now: OffsetDateTime)
+    -> Result<(), StorageError>;
+    /// Insert a new device row.
+    fn insert_device(&mut self, device: &DeviceRow) -> Result<(), StorageError>;
+    /// Replace a device's row (by id; the user and registration time never change).
+    fn update_device(&mut self, device: &DeviceRow) -> Result<(), StorageError>;
+    /// Move a device's last-seen time forward to `now` (never back).
+    fn touch_device(&mut self, id: DeviceId, now: OffsetDateTime) -> Result<(), StorageError>;
+    /// Insert a server secret unless one of that name exists (the stored one wins).
+    fn insert_server_secret(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError>;
+
+    // ---- households and the feed ----
+    /// Lock the village's feed head until commit and return it (see [`ReadTx::feed_head`]):
+    /// another transaction appending to the village waits here. Villages stay independent.
+    fn lock_feed_head(&mut self, village: &str) -> Result<u64, StorageError>;
+    /// Set the village's feed head (locked by [`Tx::lock_feed_head`] in this transaction).
+    fn set_feed_head(&mut self, village: &str, head: u64) -> Result<(), StorageError>;
+    /// Insert a change unless its hash is stored; whether it was inserted.
+    fn insert_change(&mut self, change: &NewChange<'_>) -> Result<bool, StorageError>;
+    /// Store a household document (created, or replacing it: `village` and `created_at` stay),
+    /// bump its version and mark its facts stale.
+    fn put_household(&mut self, household: &HouseholdWrite<'_>) -> Result<(), StorageError>;
+    /// Forget every remembered response of a device.
+    fn forget_responses(&mut self, device: DeviceId) -> Result<(), StorageError>;
+    /// Forget up to `limit` remembered responses made before `before`, oldest first.
+    fn prune_responses(&mut self, before: OffsetDateTime, limit: u32) -> Result<(), StorageError>;
+    /// Remember a response under (device, batch).
+    fn store_response(
+        &mut self,
+        device: DeviceId,
+        batch: Uuid,
+        response: &StoredResponse,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+
+    // ---- roster imports ----
+    /// Start staging an import.
+    fn insert_roster_import(&mut self, import: Uuid, user: &str, now: OffsetDateTime) -> Result<(), StorageError>;
+    /// Drop imports never committed and started before `before` (and their chunks), except `keep`.
+    fn prune_staged_imports(&mut self, before: OffsetDateTime, keep: Uuid) -> Result<(), StorageError>;
+    /// Stage (or replace) chunk `chunk` of an import.
+    fn put_roster_chunk(&mut self, import: Uuid, chunk: u32, bytes: &[u8]) -> Result<(), StorageError>;
+    /// Mark an import committed with its summary, and drop its chunks.
+    fn finish_roster_import(&mut self, import: Uuid, at: OffsetDateTime, summary: &str) -> Result<(), StorageError>;
+    /// Record the household a DTSEN family id was imported as (the first one stays).
+    fn put_family(&mut self, family: &str, household: HouseholdId) -> Result<(), StorageError>;
+
+    // ---- supervision ----
+    /// Store a household's facts and replace its duplicate keys (kind, keyed hash).
+    fn put_facts(&mut self, facts: &FactsRow, keys: &[(String, String)]) -> Result<(), StorageError>;
+    /// The facts of `id` were derived from `version`: no longer stale, unless written since.
+    fn clear_stale_facts(&mut self, id: HouseholdId, version: u64) -> Result<(), StorageError>;
+    /// Record that `a` and `b` (a < b by id text) are different families.
+    fn dismiss_pair(
+        &mut self,
+        a: HouseholdId,
+        b: HouseholdId,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+    /// Record a first fold.
+    fn insert_fold(&mut self, fold: &FoldRow) -> Result<(), StorageError>;
+    /// Replace what was folded so far for a retired household.
+    fn update_fold(&mut self, retired: HouseholdId, fold: &str) -> Result<(), StorageError>;
+    /// Record a disagreement a fold left.
+    fn insert_disagreement(&mut self, row: &FoldDisagreementRow, now: OffsetDateTime) -> Result<(), StorageError>;
+    /// Close the open disagreements of `survivor` at `path`.
+    fn close_disagreements(
+        &mut self,
+        survivor: HouseholdId,
+        path: &str,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError>;
 }

@@ -9,7 +9,9 @@ mod export;
 mod feed;
 mod merge;
 mod roster;
+mod schema;
 pub mod supervise;
+mod tx;
 
 use super::EndedAssignment;
 use super::SyncCaller;
@@ -28,93 +30,7 @@ use sync_core::sync::{PackPage, SyncRequest};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// The schema, one migration per entry: entry `i` moves the database from `user_version` `i` to
-/// `i + 1`. Never edit an entry that has shipped; append a new one (e.g. the sync tables).
-pub const MIGRATIONS: &[&str] = &[
-    // 1: accounts, assignments (with history), devices and their refresh tokens.
-    r#"
-CREATE TABLE users (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'enumerator')),
-    password_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE village_assignments (
-    id INTEGER PRIMARY KEY,
-    user_name TEXT NOT NULL REFERENCES users (name),
-    village TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT
-);
-CREATE UNIQUE INDEX village_assignments_active ON village_assignments (user_name, village) WHERE ended_at IS NULL;
-CREATE INDEX village_assignments_village ON village_assignments (village, user_name);
-CREATE TABLE kecamatan_assignments (
-    id INTEGER PRIMARY KEY,
-    user_name TEXT NOT NULL REFERENCES users (name),
-    kecamatan TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT
-);
-CREATE UNIQUE INDEX kecamatan_assignments_active ON kecamatan_assignments (user_name, kecamatan) WHERE ended_at IS NULL;
-CREATE INDEX kecamatan_assignments_kecamatan ON kecamatan_assignments (kecamatan, user_name);
-CREATE TABLE devices (
-    id TEXT PRIMARY KEY,
-    user_name TEXT NOT NULL REFERENCES users (name),
-    name TEXT NOT NULL,
-    registered_at TEXT NOT NULL,
-    last_seen_at TEXT NOT NULL,
-    revoked_at TEXT,
-    refresh_hash TEXT UNIQUE,
-    refresh_issued_at TEXT
-) WITHOUT ROWID;
-CREATE INDEX devices_user ON devices (user_name);
-"#,
-    // 2: the sync feed: households, admitted changes with feed sequence numbers, replayable responses.
-    feed::FEED_SCHEMA,
-    // 3: roster imports (staged chunks, the DTSEN family-id index).
-    roster::ROSTER_SCHEMA,
-    // 4: supervision: derived household facts, duplicate keys and dismissals, merges.
-    supervise::SUPERVISE_SCHEMA,
-    // 5: bounded state and retriable refreshes: the replaced refresh token with its retry window,
-    // the page size a stored sync response was made for, and indexes for pruning by age.
-    r#"
-ALTER TABLE devices ADD COLUMN previous_refresh_hash TEXT;
-ALTER TABLE devices ADD COLUMN previous_refresh_until TEXT;
-ALTER TABLE sync_batches ADD COLUMN max_changes INTEGER;
-CREATE INDEX sync_batches_created ON sync_batches (created_at);
-CREATE INDEX roster_imports_staged ON roster_imports (created_at) WHERE committed_at IS NULL;
-"#,
-    // 6: the trust boundary: sessions ended by refresh-token reuse, which device was handed which
-    // village and when, and when each household was first stored (for the grace after an
-    // assignment ends).
-    r#"
-ALTER TABLE devices ADD COLUMN sessions_ended_ms INTEGER;
-CREATE TABLE device_villages (
-    device_id TEXT NOT NULL,
-    village TEXT NOT NULL,
-    first_at TEXT NOT NULL,
-    last_at TEXT NOT NULL,
-    PRIMARY KEY (device_id, village)
-) WITHOUT ROWID;
-ALTER TABLE households ADD COLUMN created_at TEXT;
-CREATE INDEX changes_household_received ON changes (household_id, received_at);
-UPDATE households SET created_at = COALESCE(
-    (SELECT min(received_at) FROM changes c WHERE c.household_id = households.id), updated_at);
-DROP INDEX changes_household_received;
--- Devices held what they already wrote to, and (leniently, as before this table) what their user
--- holds now; assignments that ended before the upgrade keep only the former.
-INSERT OR IGNORE INTO device_villages (device_id, village, first_at, last_at)
-    SELECT device_id, village, min(received_at), max(received_at) FROM changes GROUP BY device_id, village;
-INSERT OR IGNORE INTO device_villages (device_id, village, first_at, last_at)
-    SELECT d.id, a.village, max(a.started_at, d.registered_at), max(a.started_at, d.registered_at)
-    FROM village_assignments a JOIN devices d ON d.user_name = a.user_name
-    WHERE a.ended_at IS NULL AND d.revoked_at IS NULL;
-CREATE TRIGGER households_created_at AFTER INSERT ON households FOR EACH ROW WHEN NEW.created_at IS NULL
-BEGIN
-    UPDATE households SET created_at = NEW.updated_at WHERE id = NEW.id;
-END;
-"#,
-];
+pub use schema::MIGRATIONS;
 
 /// Households whose facts one write transaction recomputes (about 0.1 s of work).
 const FACTS_PER_TRANSACTION: u32 = 200;
@@ -126,19 +42,22 @@ const IDLE_READERS: usize = 4;
 const LAST_SEEN_GRANULARITY: time::Duration = time::Duration::minutes(1);
 
 /// The SQLite backend: a database file in the data directory.
-pub struct SqliteStorage {
+pub struct SqliteDatabase {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
 }
 
-impl std::fmt::Debug for SqliteStorage {
+/// The name the backend had before the seam (the transition keeps both).
+pub type SqliteStorage = SqliteDatabase;
+
+impl std::fmt::Debug for SqliteDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStorage").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SqliteDatabase").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
-impl SqliteStorage {
+impl SqliteDatabase {
     /// Open (creating if needed) the database at `path` and bring its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
         let mut writer = Connection::open(path)?;
@@ -149,7 +68,7 @@ impl SqliteStorage {
         // they are read and written back again and again.
         writer.pragma_update(None, "cache_size", -32768)?;
         migrate(&mut writer)?;
-        Ok(SqliteStorage { path: path.to_path_buf(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteDatabase { path: path.to_path_buf(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
 
     /// Run `f` in one IMMEDIATE transaction on the writer connection; commits when `f` succeeds.
@@ -195,6 +114,28 @@ impl SqliteStorage {
         )?;
         configure(&conn)?;
         Ok(conn)
+    }
+}
+
+impl crate::storage::Database for SqliteDatabase {
+    fn read_tx(
+        &self,
+        work: &mut dyn FnMut(&mut dyn crate::storage::ReadTx) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.read(|conn| {
+            // A deferred transaction: one snapshot for everything `work` reads.
+            let tx = conn.unchecked_transaction()?;
+            work(&mut tx::SqliteTx { conn: &tx })?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn write_tx(
+        &self,
+        work: &mut dyn FnMut(&mut dyn crate::storage::Tx) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| work(&mut tx::SqliteTx { conn: tx }))
     }
 }
 
@@ -900,9 +841,19 @@ mod tests {
         assert_eq!(answers.get("roof_material"), Some(&FieldValue::Int(2)));
     }
 
+    fn fresh() -> conformance::Fresh {
+        let (dir, db) = storage();
+        conformance::Fresh { db: std::sync::Arc::new(db), keep: Box::new(dir) }
+    }
+
+    #[test]
+    fn sqlite_passes_the_conformance_suite() {
+        conformance::run_all(&fresh);
+    }
+
     #[test]
     fn sqlite_passes_the_storage_conformance_suite() {
-        for (name, case) in conformance::CASES {
+        for (name, case) in conformance::accounts::CASES {
             let (_dir, storage) = storage();
             eprintln!("conformance case: {name}");
             case(&storage);

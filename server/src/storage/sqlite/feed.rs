@@ -20,37 +20,6 @@ use sync_core::sync::{
 use sync_core::value::FieldValue;
 use time::OffsetDateTime;
 
-/// Tables of the feed (appended to the server schema).
-pub(super) const FEED_SCHEMA: &str = r#"
-CREATE TABLE households (
-    id TEXT PRIMARY KEY,
-    village TEXT NOT NULL,
-    doc BLOB NOT NULL,
-    heads TEXT NOT NULL,
-    updated_seq INTEGER NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX households_village ON households (village, id);
-CREATE TABLE changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    hash TEXT NOT NULL UNIQUE,
-    household_id TEXT NOT NULL,
-    village TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    user_name TEXT NOT NULL,
-    bytes BLOB NOT NULL,
-    received_at TEXT NOT NULL
-);
-CREATE INDEX changes_village_seq ON changes (village, seq);
-CREATE TABLE sync_batches (
-    device_id TEXT NOT NULL,
-    batch TEXT NOT NULL,
-    response BLOB NOT NULL,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (device_id, batch)
-);
-"#;
-
 /// How long a stored sync response is kept for a device that never comes back to retry or move on
 /// (a lost or retired tablet). A week covers a device offline for days between a lost answer and its
 /// retry; a later retry is handled again instead of replayed, which is safe (see the module doc).

@@ -12,24 +12,6 @@ use sync_core::roster::RosterHousehold;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Tables of roster imports (appended to the server schema).
-pub(super) const ROSTER_SCHEMA: &str = r#"
-CREATE TABLE roster_imports (
-    id TEXT PRIMARY KEY,
-    user_name TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    committed_at TEXT,
-    summary TEXT
-) WITHOUT ROWID;
-CREATE TABLE roster_chunks (
-    import_id TEXT NOT NULL REFERENCES roster_imports (id) ON DELETE CASCADE,
-    chunk INTEGER NOT NULL,
-    households BLOB NOT NULL,
-    PRIMARY KEY (import_id, chunk)
-) WITHOUT ROWID;
-CREATE TABLE roster_keys (family_id TEXT PRIMARY KEY, household_id TEXT NOT NULL) WITHOUT ROWID;
-"#;
-
 /// How long the staged chunks of an import that was never committed are kept: a `pilar roster
 /// import` stages and commits within minutes, so a day-old uncommitted import was abandoned (the
 /// admin's run was cut and they started a new import). Pruned when another import is staged.

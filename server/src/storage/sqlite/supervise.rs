@@ -20,67 +20,6 @@ use sync_core::protocol::{ConflictItem, ConflictValue, DuplicatePair, HouseholdB
 use sync_core::value::FieldValue;
 use time::OffsetDateTime;
 
-/// Tables of supervision (appended to the server schema).
-pub(super) const SUPERVISE_SCHEMA: &str = r#"
-CREATE TABLE household_facts (
-    household_id TEXT PRIMARY KEY,
-    village TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    brief TEXT NOT NULL,
-    conflicts TEXT NOT NULL,
-    conflict_count INTEGER NOT NULL,
-    review TEXT,
-    final_outcome INTEGER,
-    last_visit_by TEXT,
-    visits INTEGER NOT NULL,
-    merged_into TEXT
-);
-CREATE INDEX household_facts_village ON household_facts (village);
-CREATE TABLE household_keys (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    household_id TEXT NOT NULL,
-    PRIMARY KEY (kind, key, household_id)
-) WITHOUT ROWID;
-CREATE INDEX household_keys_household ON household_keys (household_id);
-CREATE TABLE duplicate_dismissals (
-    a TEXT NOT NULL,
-    b TEXT NOT NULL,
-    by_user TEXT NOT NULL,
-    at TEXT NOT NULL,
-    PRIMARY KEY (a, b)
-) WITHOUT ROWID;
-CREATE TABLE merges (
-    retired TEXT PRIMARY KEY,
-    survivor TEXT NOT NULL,
-    fold TEXT NOT NULL,
-    by_user TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE TABLE merge_conflicts (
-    id INTEGER PRIMARY KEY,
-    survivor TEXT NOT NULL,
-    retired TEXT NOT NULL,
-    path TEXT NOT NULL,
-    other TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    resolved_by TEXT,
-    resolved_at TEXT
-);
-CREATE INDEX merge_conflicts_open ON merge_conflicts (survivor) WHERE resolved_at IS NULL;
-CREATE INDEX households_updated ON households (updated_seq, id);
-CREATE TABLE facts_watermark (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    seq INTEGER NOT NULL,
-    household_id TEXT NOT NULL
-);
-CREATE TABLE server_secrets (
-    name TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-) WITHOUT ROWID;
-"#;
-
 /// Households sharing one duplicate key beyond which the key is not taken as evidence (see
 /// [`duplicates`]).
 const MAX_SUSPECT_GROUP: i64 = 8;
