@@ -15,10 +15,10 @@
 //! This crate never logs NIK, names, answers, passwords or tokens: only user names and device ids.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod inflate;
-pub mod roster;
 pub mod routes;
 pub mod service;
 pub mod state;

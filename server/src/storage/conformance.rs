@@ -32,6 +32,11 @@ pub fn run_all(factory: Factory<'_>) {
         let fresh = factory();
         case(fresh.db.as_ref());
     }
+    for (name, case) in accounts::CASES {
+        eprintln!("conformance case: {name}");
+        let fresh = factory();
+        case(&crate::service::Service::new(fresh.db));
+    }
     eprintln!("conformance case: concurrent feed");
     feed::concurrent_writers_and_readers_see_every_change_once(factory, feed::Load::default());
 }

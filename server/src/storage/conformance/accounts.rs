@@ -1,16 +1,17 @@
 //! Account rules every backend must show (users, assignments, devices, refresh tokens, keys), as
-//! cases that take a fresh, empty storage.
+//! cases that take the service over a fresh, empty database (the rules live above the seam, so
+//! they hold on every backend).
 
-use crate::storage::{
-    DeviceAccess, DeviceLogin, DeviceRegistration, EndedAssignment, NewUser, RefreshOutcome, RefreshRotation, Storage,
-    StorageError,
-};
+use crate::service::Service;
+use crate::service::accounts::{DeviceAccess, DeviceLogin, DeviceRegistration, RefreshOutcome, RefreshRotation};
+use crate::service::scope::EndedAssignment;
+use crate::storage::{NewUser, StorageError};
 use sync_core::model::DeviceId;
 use sync_core::protocol::Role;
 use time::OffsetDateTime;
 
-/// A case: its name and the check, given a fresh storage.
-type Case = (&'static str, fn(&dyn Storage));
+/// A case: its name and the check, given the service over a fresh database.
+pub type Case = (&'static str, fn(&Service));
 
 /// Every conformance case.
 pub const CASES: &[Case] = &[
@@ -34,7 +35,7 @@ fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).expect("time")
 }
 
-fn add_user(storage: &dyn Storage, name: &str, role: Role) {
+fn add_user(storage: &Service, name: &str, role: Role) {
     storage
         .create_user(&NewUser { name: name.into(), role, password_hash: "x".into(), created_at: at(0) })
         .expect("create user");
@@ -44,13 +45,7 @@ fn codes(c: &[&str]) -> Vec<String> {
     c.iter().map(|s| s.to_string()).collect()
 }
 
-fn register(
-    storage: &dyn Storage,
-    device: DeviceId,
-    user: &str,
-    hash: &str,
-    now: OffsetDateTime,
-) -> DeviceRegistration {
+fn register(storage: &Service, device: DeviceId, user: &str, hash: &str, now: OffsetDateTime) -> DeviceRegistration {
     storage
         .register_device(&DeviceLogin { device, user, name: "tablet 1", refresh_hash: hash, now })
         .expect("register device")
@@ -58,12 +53,12 @@ fn register(
 
 /// Exchange `old` for `new` on `device` at `now`: tokens expire after 100 s and a replaced
 /// token may be retried for 50 s.
-fn rotate(storage: &dyn Storage, device: DeviceId, old: &str, new: &str, now: OffsetDateTime) -> RefreshOutcome {
+fn rotate(storage: &Service, device: DeviceId, old: &str, new: &str, now: OffsetDateTime) -> RefreshOutcome {
     rotate_issued_after(storage, device, old, new, now - time::Duration::seconds(100), now)
 }
 
 fn rotate_issued_after(
-    storage: &dyn Storage,
+    storage: &Service,
     device: DeviceId,
     old: &str,
     new: &str,
@@ -75,7 +70,7 @@ fn rotate_issued_after(
 
 /// Like [`rotate`], where the tokens `later` come after `new` in `old`'s chain.
 fn rotate_in_chain(
-    storage: &dyn Storage,
+    storage: &Service,
     device: DeviceId,
     old: &str,
     new: &str,
@@ -95,7 +90,7 @@ fn rotate_in_chain(
     storage.rotate_refresh_token(&rotation).expect("rotate refresh token")
 }
 
-fn creating_a_user_twice_is_refused(storage: &dyn Storage) {
+fn creating_a_user_twice_is_refused(storage: &Service) {
     add_user(storage, "pkh.contoh01", Role::Enumerator);
     let again = storage.create_user(&NewUser {
         name: "pkh.contoh01".into(),
@@ -110,7 +105,7 @@ fn creating_a_user_twice_is_refused(storage: &dyn Storage) {
     assert!(storage.user("nobody").expect("read").is_none());
 }
 
-fn removed_villages_end_instead_of_disappearing(storage: &dyn Storage) {
+fn removed_villages_end_instead_of_disappearing(storage: &Service) {
     add_user(storage, "pkh.contoh01", Role::Enumerator);
     storage.set_village_assignments("pkh.contoh01", &codes(&["73.14.01.1001", "73.14.01.1002"]), at(1)).expect("set");
     storage.set_village_assignments("pkh.contoh01", &codes(&["73.14.01.1002", "73.14.01.1003"]), at(2)).expect("set");
@@ -137,14 +132,14 @@ fn removed_villages_end_instead_of_disappearing(storage: &dyn Storage) {
     assert!(storage.kecamatan_scope("pkh.contoh01").expect("scope").is_empty());
 }
 
-fn assigning_to_an_unknown_user_is_refused(storage: &dyn Storage) {
+fn assigning_to_an_unknown_user_is_refused(storage: &Service) {
     let err = storage.set_kecamatan_assignments("nobody", &codes(&["73.14.01"]), at(0));
     assert!(matches!(err, Err(StorageError::NoSuchUser(_))));
     let err = storage.set_village_assignments("nobody", &codes(&["73.14.01.1001"]), at(0));
     assert!(matches!(err, Err(StorageError::NoSuchUser(_))));
 }
 
-fn a_device_belongs_to_one_user(storage: &dyn Storage) {
+fn a_device_belongs_to_one_user(storage: &Service) {
     add_user(storage, "pkh.contoh01", Role::Enumerator);
     add_user(storage, "pkh.contoh02", Role::Enumerator);
     let device = DeviceId::random();
@@ -170,7 +165,7 @@ fn a_device_belongs_to_one_user(storage: &dyn Storage) {
     assert_eq!(storage.device_registered_at(DeviceId::random()).expect("registered at"), None);
 }
 
-fn a_refresh_token_works_once_and_expires(storage: &dyn Storage) {
+fn a_refresh_token_works_once_and_expires(storage: &Service) {
     add_user(storage, "pkh.contoh01", Role::Enumerator);
     let device = DeviceId::random();
     register(storage, device, "pkh.contoh01", "h1", at(10));
@@ -187,7 +182,7 @@ fn a_refresh_token_works_once_and_expires(storage: &dyn Storage) {
     assert!(matches!(rotate(storage, device, "h9", "h10", at(50)), RefreshOutcome::Rotated { .. }));
 }
 
-fn a_replaced_refresh_token_gets_its_successor_again_until_used(storage: &dyn Storage) {
+fn a_replaced_refresh_token_gets_its_successor_again_until_used(storage: &Service) {
     add_user(storage, "pkh.contoh01", Role::Enumerator);
     let device = DeviceId::random();
     register(storage, device, "pkh.contoh01", "h1", at(10));
@@ -207,11 +202,11 @@ fn a_replaced_refresh_token_gets_its_successor_again_until_used(storage: &dyn St
     assert_eq!(rotate(storage, device, "h4", "h5", at(91)), RefreshOutcome::Revoked);
 }
 
-fn a_reused_refresh_token_ends_the_chain_and_the_sessions(storage: &dyn Storage) {
+fn a_reused_refresh_token_ends_the_chain_and_the_sessions(storage: &Service) {
     add_user(storage, "pkh.contoh01", Role::Enumerator);
     let device = DeviceId::random();
     let reused = RefreshOutcome::Reused { user: "pkh.contoh01".into() };
-    let sessions_ended = |storage: &dyn Storage, now| match storage.device_access(device, "pkh.contoh01", now) {
+    let sessions_ended = |storage: &Service, now| match storage.device_access(device, "pkh.contoh01", now) {
         Ok(DeviceAccess::Active { sessions_ended_at, .. }) => sessions_ended_at,
         other => panic!("{other:?}"),
     };
@@ -243,7 +238,7 @@ fn a_reused_refresh_token_ends_the_chain_and_the_sessions(storage: &dyn Storage)
     assert_eq!(rotate(storage, device, "h14", "h15", at(97)), RefreshOutcome::Invalid, "the chain was ended");
 }
 
-fn the_first_time_a_device_is_handed_a_village_is_kept(storage: &dyn Storage) {
+fn the_first_time_a_device_is_handed_a_village_is_kept(storage: &Service) {
     let (device, other) = (DeviceId::random(), DeviceId::random());
     storage.note_villages_handed(device, &codes(&["73.14.01.1001"]), at(10)).expect("note");
     storage.note_villages_handed(device, &codes(&["73.14.01.1001", "73.14.01.1002"]), at(20)).expect("note");
@@ -253,14 +248,14 @@ fn the_first_time_a_device_is_handed_a_village_is_kept(storage: &dyn Storage) {
     assert!(storage.villages_handed(other).expect("handed").is_empty());
 }
 
-fn a_server_key_is_made_once_and_kept(storage: &dyn Storage) {
+fn a_server_key_is_made_once_and_kept(storage: &Service) {
     let key = storage.server_key("refresh_key").expect("key");
     assert_eq!(key.len(), 32);
     assert_eq!(storage.server_key("refresh_key").expect("key again"), key);
     assert_ne!(storage.server_key("another_key").expect("another"), key);
 }
 
-fn a_revoked_device_stays_revoked(storage: &dyn Storage) {
+fn a_revoked_device_stays_revoked(storage: &Service) {
     add_user(storage, "pkh.contoh01", Role::Enumerator);
     let device = DeviceId::random();
     register(storage, device, "pkh.contoh01", "h1", at(10));
@@ -275,7 +270,7 @@ fn a_revoked_device_stays_revoked(storage: &dyn Storage) {
     assert!(storage.revoke_device(DeviceId::random(), at(80)).expect("revoke").is_none());
 }
 
-fn last_seen_is_updated_at_most_once_a_minute(storage: &dyn Storage) {
+fn last_seen_is_updated_at_most_once_a_minute(storage: &Service) {
     add_user(storage, "pkh.contoh01", Role::Enumerator);
     let device = DeviceId::random();
     register(storage, device, "pkh.contoh01", "h1", at(0));

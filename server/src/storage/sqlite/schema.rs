@@ -194,6 +194,8 @@ END;
     // village's numbering continues above the last global number (the floor), so an old cursor is
     // never above a new change. Facts are recomputed for the households in `facts_stale` (marked by
     // every household write with its new version) instead of a watermark over a global sequence.
+    // A household's `updated_pos` is its last change's position in its village. The duplicate
+    // fold's tables are named for it ("merge" is Automerge's word).
     r#"
 ALTER TABLE changes ADD COLUMN pos INTEGER;
 UPDATE changes SET pos = seq;
@@ -218,5 +220,12 @@ CREATE TABLE facts_stale (
 INSERT INTO facts_stale (household_id, version)
     SELECT h.id, h.version FROM households h LEFT JOIN household_facts f ON f.household_id = h.id
     WHERE f.seq IS NULL OR f.seq < h.updated_seq;
+UPDATE household_facts SET seq = 1;
+ALTER TABLE household_facts RENAME COLUMN seq TO version;
+DROP TABLE facts_watermark;
+DROP INDEX households_updated;
+ALTER TABLE households RENAME COLUMN updated_seq TO updated_pos;
+ALTER TABLE merges RENAME TO folds;
+ALTER TABLE merge_conflicts RENAME TO fold_disagreements;
 "#,
 ];

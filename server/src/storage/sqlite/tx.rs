@@ -109,7 +109,7 @@ fn device_row(c: DeviceColumns) -> Result<DeviceRow, StorageError> {
     })
 }
 
-const FACTS_COLUMNS: &str = "household_id, village, seq, brief, conflicts, conflict_count, review, final_outcome, \
+const FACTS_COLUMNS: &str = "household_id, village, version, brief, conflicts, conflict_count, review, final_outcome, \
      last_visit_by, visits, merged_into";
 
 type FactsColumns =
@@ -523,7 +523,7 @@ impl ReadTx for SqliteTx<'_> {
     fn fold_of(&mut self, retired: HouseholdId) -> Result<Option<FoldRow>, StorageError> {
         let row: Option<(String, String, String, String, String)> = self
             .conn
-            .prepare_cached("SELECT survivor, fold, by_user, device_id, at FROM merges WHERE retired = ?1")?
+            .prepare_cached("SELECT survivor, fold, by_user, device_id, at FROM folds WHERE retired = ?1")?
             .query_row(params![retired.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
             .optional()?;
         row.map(|(survivor, fold, user, device, at)| {
@@ -542,7 +542,7 @@ impl ReadTx for SqliteTx<'_> {
     fn open_disagreements(&mut self, survivor: Option<HouseholdId>) -> Result<Vec<FoldDisagreementRow>, StorageError> {
         let only = survivor.map(|h| h.to_string());
         let mut stmt = self.conn.prepare_cached(
-            "SELECT survivor, retired, path, other FROM merge_conflicts
+            "SELECT survivor, retired, path, other FROM fold_disagreements
              WHERE resolved_at IS NULL AND (?1 IS NULL OR survivor = ?1) ORDER BY id",
         )?;
         let rows = stmt
@@ -721,10 +721,10 @@ impl Tx for SqliteTx<'_> {
         let version: i64 = self
             .conn
             .prepare_cached(
-                "INSERT INTO households (id, village, doc, heads, updated_seq, updated_at, created_at, version)
+                "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at, created_at, version)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
                  ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, heads = excluded.heads,
-                     updated_seq = excluded.updated_seq, updated_at = excluded.updated_at,
+                     updated_pos = excluded.updated_pos, updated_at = excluded.updated_at,
                      version = households.version + 1
                  RETURNING version",
             )?
@@ -824,7 +824,7 @@ impl Tx for SqliteTx<'_> {
         self.conn
             .prepare_cached(&format!(
                 "INSERT INTO household_facts ({FACTS_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (household_id) DO UPDATE SET village = excluded.village, seq = excluded.seq,
+                 ON CONFLICT (household_id) DO UPDATE SET village = excluded.village, version = excluded.version,
                      brief = excluded.brief, conflicts = excluded.conflicts, conflict_count = excluded.conflict_count,
                      review = excluded.review, final_outcome = excluded.final_outcome,
                      last_visit_by = excluded.last_visit_by, visits = excluded.visits,
@@ -879,7 +879,7 @@ impl Tx for SqliteTx<'_> {
     fn insert_fold(&mut self, f: &FoldRow) -> Result<(), StorageError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO merges (retired, survivor, fold, by_user, device_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO folds (retired, survivor, fold, by_user, device_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 f.retired.to_string(),
@@ -894,7 +894,7 @@ impl Tx for SqliteTx<'_> {
 
     fn update_fold(&mut self, retired: HouseholdId, fold: &str) -> Result<(), StorageError> {
         self.conn
-            .prepare_cached("UPDATE merges SET fold = ?2 WHERE retired = ?1")?
+            .prepare_cached("UPDATE folds SET fold = ?2 WHERE retired = ?1")?
             .execute(params![retired.to_string(), fold])?;
         Ok(())
     }
@@ -902,7 +902,7 @@ impl Tx for SqliteTx<'_> {
     fn insert_disagreement(&mut self, row: &FoldDisagreementRow, now: OffsetDateTime) -> Result<(), StorageError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO merge_conflicts (survivor, retired, path, other, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO fold_disagreements (survivor, retired, path, other, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![
                 row.survivor.to_string(),
@@ -923,7 +923,7 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<(), StorageError> {
         self.conn
             .prepare_cached(
-                "UPDATE merge_conflicts SET resolved_by = ?3, resolved_at = ?4
+                "UPDATE fold_disagreements SET resolved_by = ?3, resolved_at = ?4
                  WHERE survivor = ?1 AND path = ?2 AND resolved_at IS NULL",
             )?
             .execute(params![survivor.to_string(), path, user, stored_time(now)])?;
