@@ -112,10 +112,14 @@ impl std::fmt::Debug for UserRecord {
 /// - [`Database::read_tx`] runs on one consistent snapshot and never waits for a writer (SQLite:
 ///   a pooled read-only connection under WAL; PostgreSQL: `REPEATABLE READ READ ONLY`).
 /// - [`Database::write_tx`] commits everything the closure did, or nothing (the closure's error
-///   rolls it back). Writers may run concurrently (PostgreSQL) or one at a time (SQLite).
-/// - A backend may run a closure again after a transient failure (a PostgreSQL serialization
-///   failure or deadlock, as Zed's collab layer does): closures must not keep effects outside the
-///   transaction from one run to the next.
+///   rolls it back), and write transactions behave as if they ran one at a time: the rules above
+///   read rows and write them back (a device's refresh chain, an import's state, a household's
+///   document). SQLite has one writer; a backend with concurrent writers runs them `SERIALIZABLE`
+///   and retries on a serialization failure or deadlock, as Zed's collab layer does. The feed
+///   still locks its village head ([`Tx::lock_feed_head`]): sequence generators are not
+///   transactional, and a position must commit in order (`service::feed`).
+/// - A backend may run a closure again after such a failure: closures must not keep effects
+///   outside the transaction from one run to the next.
 /// - Times are stored to the whole second, truncated (`sessions_ended_at` to the millisecond).
 /// - Blocking: call it from the blocking pool (`AppState::blocking`), never an async worker.
 pub trait Database: Send + Sync + 'static {

@@ -1,6 +1,6 @@
 //! Folding a household into another when a supervisor finds they are one family: the first fold
 //! (the supervisor's request) and every later fold (a change that reaches the retired household by
-//! sync, from a device that was offline). The document work is [`Household::combine`]; here is
+//! sync, from a device that was offline). The document work is [`sync_core::model::Household::combine`]; here is
 //! what the server keeps between folds (what was folded so far) and the disagreements it lists for
 //! the supervisor. ("Merge" in the API's `/v1/duplicates/merge` is this fold.)
 
