@@ -96,3 +96,6 @@ fn store_edit(
         at: editor.now,
     })
 }
+
+#[cfg(test)]
+mod tests;

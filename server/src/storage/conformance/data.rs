@@ -33,6 +33,7 @@ pub const CASES: &[Case] = &[
         "a_failed_write_leaves_nothing_and_times_keep_whole_seconds",
         a_failed_write_leaves_nothing_and_times_keep_whole_seconds,
     ),
+    ("a_read_neither_waits_for_nor_sees_an_open_write", a_read_neither_waits_for_nor_sees_an_open_write),
 ];
 
 fn at(seconds: i64) -> OffsetDateTime {
@@ -441,4 +442,35 @@ fn a_failed_write_leaves_nothing_and_times_keep_whole_seconds(db: &dyn Database)
     let precise = at(7) + time::Duration::milliseconds(999);
     write(db, "insert", |tx| tx.insert_user(&NewUser { created_at: precise, ..new_user("pkh.a", Role::Enumerator) }));
     assert_eq!(read(db, "user", |tx| tx.user("pkh.a")).expect("user").created_at, at(7), "truncated");
+}
+
+fn a_read_neither_waits_for_nor_sees_an_open_write(db: &dyn Database) {
+    write(db, "user", |tx| tx.insert_user(&new_user("pkh.a", Role::Enumerator)));
+    let (taken_tx, taken) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            db.write(|tx| {
+                tx.insert_user(&new_user("pkh.b", Role::Enumerator))?;
+                let _ = taken_tx.send(());
+                let _ = release_rx.recv();
+                Ok(())
+            })
+        });
+        taken.recv().expect("the writer holds its transaction");
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let reader = scope.spawn(move || {
+            let seen = db.read(|tx| Ok((tx.user_count()?, tx.user("pkh.b")?.is_some())));
+            let _ = done_tx.send(());
+            seen
+        });
+        // A bound, not a synchronisation: a read that waited for the writer would never finish.
+        let finished = done.recv_timeout(std::time::Duration::from_secs(60));
+        release.send(()).expect("release the writer");
+        writer.join().expect("writer thread").expect("the write commits");
+        let seen = reader.join().expect("reader thread").expect("the read succeeds");
+        assert!(finished.is_ok(), "a read waited for an open write transaction");
+        assert_eq!(seen, (1, false), "a read sees only committed rows");
+    });
+    assert_eq!(read(db, "count", |tx| tx.user_count()), 2);
 }
