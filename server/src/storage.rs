@@ -460,7 +460,8 @@ pub trait ReadTx {
 
     // ---- supervision ----
     /// Households whose facts are stale (written since derived), with the version to derive, at
-    /// most `limit`, in no particular order.
+    /// most `limit`, in no particular order. A backend with concurrent writers skips rows another
+    /// transaction is deriving (`FOR UPDATE SKIP LOCKED`), so several servers share the work.
     fn stale_facts(&mut self, limit: u32) -> Result<Vec<(HouseholdId, u64)>, StorageError>;
     /// Facts of households not folded into another, under `area` (a code: that village, or the
     /// villages starting with `area.`; `None` everywhere), by village then id.
@@ -513,7 +514,9 @@ pub trait Tx: ReadTx {
 
     // ---- households and the feed ----
     /// Lock the village's feed head until commit and return it (see [`ReadTx::feed_head`]):
-    /// another transaction appending to the village waits here. Villages stay independent.
+    /// another transaction appending to the village waits here. Villages stay independent. The
+    /// row is made at the floor on first use (PostgreSQL: `INSERT … ON CONFLICT DO NOTHING`, then
+    /// `SELECT head … FOR UPDATE`).
     fn lock_feed_head(&mut self, village: &str) -> Result<u64, StorageError>;
     /// Set the village's feed head (locked by [`Tx::lock_feed_head`] in this transaction).
     fn set_feed_head(&mut self, village: &str, head: u64) -> Result<(), StorageError>;

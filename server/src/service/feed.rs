@@ -103,3 +103,45 @@ pub fn read(
     };
     Ok(Page { changes, cursor, more })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{SqliteDatabase, Transactions};
+
+    const VILLAGE: &str = "73.14.01.1001";
+
+    fn append_as(db: &SqliteDatabase, device: DeviceId, hashes: &[&str]) -> u64 {
+        let household = HouseholdId(uuid::Uuid::from_u128(1));
+        let entries: Vec<Entry<'_>> =
+            hashes.iter().map(|hash| Entry { hash, household, device, user: "pkh.sintetis", bytes: b"x" }).collect();
+        db.write(|tx| append(tx, VILLAGE, &entries, OffsetDateTime::UNIX_EPOCH)).expect("append")
+    }
+
+    #[test]
+    fn a_reader_pages_skips_its_own_changes_and_restarts_a_cursor_from_elsewhere() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let db = SqliteDatabase::open(&dir.path().join("server.db")).expect("open");
+        let (me, colleague) = (DeviceId(uuid::Uuid::from_u128(7)), DeviceId(uuid::Uuid::from_u128(8)));
+        assert_eq!(append_as(&db, colleague, &["a", "b", "c"]), 3);
+        assert_eq!(append_as(&db, me, &["d", "a"]), 4, "a stored change takes no position");
+        assert_eq!(append_as(&db, colleague, &["e"]), 5);
+        let read_from = |cursor, limit| db.read(|tx| read(tx, VILLAGE, cursor, Some(me), limit)).expect("read");
+        let positions = |page: &Page| page.changes.iter().map(|c| c.position).collect::<Vec<_>>();
+
+        let first = read_from(0, 2);
+        assert_eq!((positions(&first), first.cursor, first.more), (vec![1, 2], 2, true));
+        let rest = read_from(first.cursor, 2);
+        assert_eq!((positions(&rest), rest.cursor, rest.more), (vec![3, 5], 5, false), "position 4 is mine");
+        let nothing = read_from(5, 2);
+        assert_eq!((positions(&nothing), nothing.cursor, nothing.more), (vec![], 5, false));
+        // Only my own change after the cursor: nothing to send, and the cursor passes it.
+        let own = db.read(|tx| read(tx, VILLAGE, 3, Some(me), 1)).expect("read");
+        assert_eq!((own.changes.len(), own.cursor), (1, 5), "position 5 is the colleague's");
+        let mine_only = db.read(|tx| read(tx, VILLAGE, 3, Some(colleague), 10)).expect("read");
+        assert_eq!((positions(&mine_only), mine_only.cursor), (vec![4], 5));
+        // A cursor this numbering never handed out is read again from the start.
+        let foreign = read_from(99, 10);
+        assert_eq!((positions(&foreign), foreign.cursor), (vec![1, 2, 3, 5], 5));
+    }
+}
