@@ -7,8 +7,8 @@
 //! too, so a token never outlives a change of role.
 
 use crate::error::ApiError;
+use crate::service::accounts::DeviceAccess;
 use crate::state::AppState;
-use crate::storage::DeviceAccess;
 use anyhow::{Context, Result, anyhow, bail};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, SaltString};
@@ -361,6 +361,8 @@ impl TokenKeys {
         validation.algorithms = vec![TOKEN_ALGORITHM];
         validation.leeway = 30;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // Expiry is checked against the server's clock (`verify`), not the system's.
+        validation.validate_exp = false;
         TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -387,16 +389,21 @@ impl TokenKeys {
         jsonwebtoken::encode(&Header::new(TOKEN_ALGORITHM), &claims, &self.encoding).map_err(ApiError::internal)
     }
 
-    /// The claims of `token` if it is signed with our key in HS256 and has not expired.
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(
-            |_| {
-                ApiError::Unauthorized(
-                    "the access token is invalid or has expired; refresh it or log in again with `pilar login`"
-                        .to_string(),
-                )
-            },
-        )
+    /// The claims of `token` if it is signed with our key in HS256 and has not expired at `now`
+    /// (with the validation's leeway).
+    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, ApiError> {
+        let refused = || {
+            ApiError::Unauthorized(
+                "the access token is invalid or has expired; refresh it or log in again with `pilar login`".to_string(),
+            )
+        };
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| refused())?;
+        if claims.exp.saturating_add(self.validation.leeway as i64) < now.unix_timestamp() {
+            return Err(refused());
+        }
+        Ok(claims)
     }
 }
 
@@ -428,12 +435,11 @@ impl FromRequestParts<AppState> for Caller {
                         .to_string(),
                 )
             })?;
-        let claims = state.tokens.verify(token)?;
+        let now = state.clock.now();
+        let claims = state.tokens.verify(token, now)?;
         let (user, device) = (claims.sub.clone(), claims.dev);
         let lookup_user = user.clone();
-        let access = state
-            .blocking(move |storage| Ok(storage.device_access(device, &lookup_user, OffsetDateTime::now_utc())?))
-            .await?;
+        let access = state.blocking(move |service| Ok(service.device_access(device, &lookup_user, now)?)).await?;
         match access {
             DeviceAccess::Active { sessions_ended_at: Some(ended), .. }
                 if claims.iat_ms.max(claims.iat.saturating_mul(1000)) < unix_millis(ended) =>
@@ -554,18 +560,20 @@ mod tests {
         let device = DeviceId::random();
         let now = OffsetDateTime::now_utc();
         let token = keys.issue("pkh.contoh01", Role::Enumerator, device, now).expect("issue");
-        let claims = keys.verify(&token).expect("valid");
+        let claims = keys.verify(&token, now).expect("valid");
         assert_eq!((claims.sub.as_str(), claims.dev), ("pkh.contoh01", device));
 
         let other = TokenKeys::new(&[8u8; 64], time::Duration::minutes(15));
-        assert!(other.verify(&token).is_err(), "another key's token is refused");
+        assert!(other.verify(&token, now).is_err(), "another key's token is refused");
 
         let expired = keys.issue("pkh.contoh01", Role::Enumerator, device, now - time::Duration::hours(1));
-        assert!(keys.verify(&expired.expect("issue")).is_err(), "an expired token is refused");
+        let expired = expired.expect("issue");
+        assert!(keys.verify(&expired, now).is_err(), "an expired token is refused");
+        assert!(keys.verify(&expired, now - time::Duration::hours(1)).is_ok(), "by the server's clock");
 
         let hs384 =
             jsonwebtoken::encode(&Header::new(Algorithm::HS384), &claims, &EncodingKey::from_secret(&[7u8; 64]));
-        assert!(keys.verify(&hs384.expect("encode")).is_err(), "only HS256 is accepted");
+        assert!(keys.verify(&hs384.expect("encode"), now).is_err(), "only HS256 is accepted");
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct Config {
     /// anyway (new connections are refused at once; idle connections are closed at once).
     #[arg(long, env = "PILAR_SHUTDOWN_GRACE_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_seconds: u64,
+    /// Start the server's clock at this RFC 3339 time (it runs on from there); for tests and
+    /// demonstrations only, like the CLI's PILAR_NOW.
+    #[arg(long, env = crate::clock::NOW_ENV, hide = true)]
+    pub now: Option<String>,
 }
 
 impl Config {
@@ -62,6 +66,7 @@ impl Config {
             shutdown_grace_seconds: 20,
             max_inflating_bytes: crate::inflate::DEFAULT_MAX_INFLATING_BYTES,
             ended_assignment_grace_days: 14,
+            now: None,
         }
     }
 

@@ -148,6 +148,7 @@ impl From<StorageError> for ApiError {
             }
             StorageError::Refused(message) => ApiError::Invalid(message),
             StorageError::NotFound(message) => ApiError::NotFound(message),
+            StorageError::Forbidden(message) => ApiError::Forbidden(message),
             StorageError::Stale(message) => ApiError::Conflict { code: "stale", message },
             other => ApiError::internal(other),
         }

@@ -1,25 +1,26 @@
-//! `pilar-server`: the sync server. Accounts, village scopes and (next) the sync endpoints, over
-//! HTTP with axum, on SQLite.
+//! `pilar-server`: the sync server. Accounts, village scopes, sync, supervision, roster imports
+//! and exports, over HTTP with axum.
 //!
-//! Crate map:
-//! - [`config`]: flags and environment variables.
-//! - [`state`]: the shared [`AppState`], first-start set-up, and [`AppState::blocking`], the only
-//!   way handlers reach storage (tokio's blocking pool, never an async worker).
-//! - [`error`]: [`ApiError`], the one error type, and its status table.
-//! - [`auth`]: passwords, tokens, and the `Caller` / `Admin` extractors.
-//! - [`inflate`]: the server-wide cap on bytes being decompressed at once.
-//! - [`throttle`]: failed logins counted per user name and client address (429 after a few).
-//! - [`routes`]: one file per area of the HTTP API (`/health`, `/v1/login`, `/v1/admin/…`).
-//! - [`storage`]: the object-safe `Storage` trait and its SQLite backend.
+//! Crate map (three layers; ARCHITECTURE.md has the entry points):
+//! - HTTP: [`config`] (flags and environment variables), [`clock`] (the injected clock),
+//!   [`state`] (the shared [`AppState`], first-start set-up, and [`AppState::blocking`], the only
+//!   way handlers reach the use cases: tokio's blocking pool, never an async worker), [`error`]
+//!   ([`ApiError`] and its status table), [`auth`] (passwords, tokens, the `Caller` / `Admin`
+//!   extractors), [`inflate`] (the cap on bytes being decompressed at once), [`throttle`] (failed
+//!   logins), [`routes`] (one file per area of the HTTP API).
+//! - [`service`]: every use case, written once on the storage seam.
+//! - [`storage`]: the seam (`Database`, `ReadTx`, `Tx`), its SQLite backend, the conformance
+//!   suite every backend runs.
 //!
 //! This crate never logs NIK, names, answers, passwords or tokens: only user names and device ids.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod inflate;
-pub mod roster;
 pub mod routes;
+pub mod service;
 pub mod state;
 pub mod storage;
 pub mod throttle;

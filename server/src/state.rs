@@ -1,19 +1,20 @@
-//! What every handler shares ([`AppState`]: storage, token keys, limits), how blocking work leaves
+//! What every handler shares ([`AppState`]: the use cases, the clock, token keys, limits), how blocking work leaves
 //! the async workers ([`AppState::blocking`]), and the set-up of a data directory: created on first
 //! start, locked for one server process ([`DataDirLock`]).
 
 use crate::auth::{self, REFRESH_KEY_NAME, RefreshKey, TokenKeys};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::inflate::InflateGate;
-use crate::storage::{NewUser, SqliteStorage, Storage};
+use crate::service::Service;
+use crate::storage::{NewUser, SqliteDatabase};
 use crate::throttle::LoginThrottle;
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use sync_core::protocol::Role;
-use time::OffsetDateTime;
 
 /// Name of the account created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -32,8 +33,10 @@ pub struct Settings {
 /// The state shared by every request: cheap to clone (all `Arc`s).
 #[derive(Clone)]
 pub struct AppState {
-    /// The database, behind the backend-neutral trait.
-    pub storage: Arc<dyn Storage>,
+    /// The use cases, over the database chosen at start-up.
+    pub service: Arc<Service>,
+    /// The server's clock (the system clock, or `--now` for tests).
+    pub clock: Arc<dyn Clock>,
     /// Access-token signing and checking.
     pub tokens: Arc<TokenKeys>,
     /// Derives each refresh token's successor (so a retried refresh gets the same one).
@@ -75,19 +78,21 @@ impl AppState {
         // "database is locked" and race the first over the key and the first admin.
         let data_dir_lock = DataDirLock::acquire(&config.lock_path(), &config.data_dir)?;
         let key = auth::load_or_create_signing_key(&config.signing_key_path())?;
-        let storage = SqliteStorage::open(&config.database_path())
+        let clock = crate::clock::from_setting(config.now.as_deref())?;
+        let database = SqliteDatabase::open(&config.database_path())
             .with_context(|| format!("cannot open the database {}", config.database_path().display()))?;
-        let storage: Arc<dyn Storage> = Arc::new(storage);
-        let generated_admin_password = create_first_admin(storage.as_ref(), admin_password)?;
+        let service = Service::new(Arc::new(database));
+        let generated_admin_password = create_first_admin(&service, admin_password, clock.now())?;
         let tokens = TokenKeys::new(&key, time::Duration::minutes(config.access_token_minutes as i64));
-        let refresh_key = RefreshKey::new(&storage.server_key(REFRESH_KEY_NAME)?)?;
+        let refresh_key = RefreshKey::new(&service.server_key(REFRESH_KEY_NAME)?)?;
         let settings = Settings {
             max_body_bytes: config.max_body_bytes,
             refresh_token_lifetime: time::Duration::days(config.refresh_token_days as i64),
             ended_assignment_grace: time::Duration::days(config.ended_assignment_grace_days as i64),
         };
         let state = AppState {
-            storage,
+            service: Arc::new(service),
+            clock,
             tokens: Arc::new(tokens),
             refresh_key: Arc::new(refresh_key),
             settings: Arc::new(settings),
@@ -99,16 +104,16 @@ impl AppState {
     }
 
     /// Run blocking work (database calls, password hashing) on tokio's blocking pool, never on an
-    /// async worker. The closure gets the storage; a panic inside becomes an internal error.
+    /// async worker. The closure gets the use cases; a panic inside becomes an internal error.
     pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn Storage) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&Service) -> Result<T, ApiError> + Send + 'static,
     {
-        let storage = Arc::clone(&self.storage);
+        let service = Arc::clone(&self.service);
         // Keep the request's span, so events logged inside carry its method and path.
         let span = tracing::Span::current();
-        match tokio::task::spawn_blocking(move || span.in_scope(|| f(storage.as_ref()))).await {
+        match tokio::task::spawn_blocking(move || span.in_scope(|| f(service.as_ref()))).await {
             Ok(result) => result,
             Err(join) => Err(ApiError::internal(anyhow::anyhow!("blocking task failed: {join}"))),
         }
@@ -181,8 +186,12 @@ fn create_data_dir(dir: &std::path::Path) -> Result<()> {
 }
 
 /// Create the first admin when the database has no users; returns a generated password.
-fn create_first_admin(storage: &dyn Storage, password: Option<String>) -> Result<Option<String>> {
-    if storage.user_count()? > 0 {
+fn create_first_admin(
+    service: &Service,
+    password: Option<String>,
+    now: time::OffsetDateTime,
+) -> Result<Option<String>> {
+    if service.user_count()? > 0 {
         return Ok(None);
     }
     let (password, generated) = match password.filter(|p| !p.is_empty()) {
@@ -195,11 +204,11 @@ fn create_first_admin(storage: &dyn Storage, password: Option<String>) -> Result
         None => (auth::generate_password(), true),
     };
     let password_hash = auth::hash_password(&password)?;
-    storage.create_user(&NewUser {
+    service.create_user(&NewUser {
         name: FIRST_ADMIN.to_string(),
         role: Role::Admin,
         password_hash,
-        created_at: OffsetDateTime::now_utc(),
+        created_at: now,
     })?;
     tracing::info!(user = FIRST_ADMIN, "created the first admin account");
     Ok(generated.then_some(password))

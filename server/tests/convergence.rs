@@ -6,7 +6,7 @@
 //! is lost: each is in every copy, and each value written is current, a visible concurrent value, or
 //! superseded by a write that saw it.
 //!
-//! No HTTP: the storage and sync-core calls are made exactly as `routes/sync.rs` and
+//! No HTTP: the service and sync-core calls are made exactly as `routes/sync.rs` and
 //! `routes/supervise.rs` make them (scope from the assignments, documents only for the caller's
 //! villages), with request and response bodies encoded and decoded as on the wire.
 //!
@@ -15,9 +15,12 @@
 //! - A failing case prints its seed and its operation log.
 
 use automerge::{Change, ChangeHash};
-use pilar_server::storage::{
-    Choice, DeviceLogin, DeviceRegistration, EndedVillage, NewUser, SqliteStorage, Storage, StorageError, SyncCaller,
-};
+use pilar_server::auth::Caller;
+use pilar_server::service::Service;
+use pilar_server::service::accounts::{DeviceLogin, DeviceRegistration};
+use pilar_server::service::review::Choice;
+use pilar_server::service::scope::{SyncCaller, in_areas};
+use pilar_server::storage::{NewUser, SqliteDatabase, StorageError};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -205,7 +208,7 @@ struct Case {
     rng: StdRng,
     log: Vec<String>,
     server_path: PathBuf,
-    server: Option<SqliteStorage>,
+    server: Option<Service>,
     devices: Vec<Device>,
     supervisor: String,
     supervisor_device: DeviceId,
@@ -217,6 +220,11 @@ struct Case {
     _dir: TempDir,
 }
 
+/// The server's use cases over the SQLite database at `path` (opened again after a restart).
+fn open_server(path: &Path) -> Service {
+    Service::new(std::sync::Arc::new(SqliteDatabase::open(path).expect("open the server database")))
+}
+
 fn id_from(rng: &mut StdRng) -> Uuid {
     uuid::Builder::from_random_bytes(rng.random()).into_uuid()
 }
@@ -226,7 +234,7 @@ impl Case {
         let mut rng = StdRng::seed_from_u64(seed);
         let dir = case_dir();
         let server_path = dir.path().join("server.db");
-        let server = SqliteStorage::open(&server_path).expect("open server storage");
+        let server = open_server(&server_path);
         let now = time::macros::datetime!(2026-11-20 08:00 +8) + time::Duration::seconds(rng.random_range(0..86_400));
         let supervisor = "spv.sintetis".to_string();
         let supervisor_device = DeviceId(id_from(&mut rng));
@@ -262,7 +270,7 @@ impl Case {
         case
     }
 
-    fn storage(&self) -> &SqliteStorage {
+    fn storage(&self) -> &Service {
         self.server.as_ref().expect("the server is running")
     }
 
@@ -302,24 +310,11 @@ impl Case {
         self.devices.push(Device { label, user, id, villages, store, full: Vec::new() });
     }
 
-    /// The caller of a sync as `routes/sync.rs::scope_of` builds it for an enumerator.
+    /// The caller of a sync as `routes/sync.rs` builds it for an enumerator.
     fn caller(&self, d: usize) -> SyncCaller {
         let device = &self.devices[d];
-        let scope = self.storage().village_scope(&device.user).expect("village scope");
-        let handed = self.storage().villages_handed(device.id).expect("villages handed");
-        let grace = time::Duration::days(14);
-        SyncCaller {
-            user: device.user.clone(),
-            role: Role::Enumerator,
-            device: device.id,
-            active: scope.active,
-            ended: scope.ended.into_iter().map(|e| EndedVillage::new(e, &handed, grace, self.now)).collect(),
-            registered_at: self
-                .storage()
-                .device_registered_at(device.id)
-                .expect("registration time")
-                .expect("the device is registered"),
-        }
+        let caller = Caller { user: device.user.clone(), role: Role::Enumerator, device: device.id };
+        self.storage().sync_caller(&caller, time::Duration::days(14), self.now).expect("the caller's scope")
     }
 
     // ---------------------------------------------------------------- the run
@@ -666,10 +661,7 @@ impl Case {
         let mut answer = DocumentsResponse::default();
         for id in &request.households {
             match found.iter().find(|(h, _, _)| h == id) {
-                Some((_, village, document))
-                    if caller.active.contains(village)
-                        || caller.ended_village(village).is_some_and(EndedVillage::accepts_pending_work) =>
-                {
+                Some((_, village, document)) if caller.may_read(village) => {
                     answer.households.push(sync::PackedHousehold {
                         household: *id,
                         document: serde_bytes::ByteBuf::from(document.clone()),
@@ -711,7 +703,7 @@ impl Case {
     fn restart(&mut self) {
         self.stats.restarts += 1;
         self.server = None;
-        self.server = Some(SqliteStorage::open(&self.server_path).expect("reopen the server storage"));
+        self.server = Some(open_server(&self.server_path));
         self.note("server restarted".into());
     }
 
@@ -750,7 +742,7 @@ impl Case {
         let list = self.storage().review_list(Some(&areas), None).expect("review list");
         let Some(brief) = list.choose(&mut self.rng).cloned() else { return };
         let id = brief.household;
-        assert!(pilar_server::storage::in_areas(&brief.village, Some(&areas)), "review list outside the areas");
+        assert!(in_areas(&brief.village, Some(&areas)), "review list outside the areas");
         let decision = if self.rng.random_bool(0.5) { ReviewDecision::Approve } else { ReviewDecision::Return };
         let comment = match decision {
             ReviewDecision::Return => Some("cek lagi luas lantai (sintetis)"),

@@ -22,9 +22,13 @@ impl Api {
     }
 
     fn with_limit(max_body_bytes: usize) -> Api {
+        Api::with_config(|config| config.max_body_bytes = max_body_bytes)
+    }
+
+    fn with_config(change: impl FnOnce(&mut Config)) -> Api {
         let dir = TempDir::new().expect("temp dir");
         let mut config = Config::for_data_dir(dir.path().join("data"));
-        config.max_body_bytes = max_body_bytes;
+        change(&mut config);
         let opened = AppState::open(&config, Some(ADMIN_PASSWORD.to_string())).expect("open data dir");
         assert!(opened.generated_admin_password.is_none());
         Api { state: opened.state, _dir: dir }
@@ -276,6 +280,20 @@ async fn admin_endpoints_need_a_token_and_the_admin_role() {
         let (status, body) = api.call(method, path, Some(&enumerator), None).await;
         assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "forbidden"), "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_server_started_at_another_date_dates_its_records_by_its_clock_and_accepts_its_tokens() {
+    // Years before the real date: an access token checked against the system clock would have
+    // expired long ago.
+    let api = Api::with_config(|config| config.now = Some("2020-01-15T08:00:00+08:00".into()));
+    let admin = api.admin().await;
+    let (status, users) = api.call(Method::GET, "/v1/admin/users", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{users}");
+    let created = users[0]["created_at"].as_str().expect("created_at");
+    assert!(created.starts_with("2020-01-15T00:0"), "the first admin is dated by the server's clock: {created}");
+    let (_, devices) = api.call(Method::GET, "/v1/admin/devices", Some(&admin), None).await;
+    assert!(devices[0]["registered_at"].as_str().is_some_and(|t| t.starts_with("2020-01-15")), "{devices}");
 }
 
 #[tokio::test]

@@ -2,11 +2,13 @@
 //! answers 403 to every other role). Also the JSON shapes of these endpoints.
 
 use crate::auth::{self, Admin};
+use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::routes::ApiJson;
+use crate::service::Service;
+use crate::service::accounts::{DeviceRecord, UserSummary};
 use crate::state::AppState;
-use crate::storage::sqlite::stored_time;
-use crate::storage::{DeviceRecord, NewUser, Storage, UserSummary};
+use crate::storage::NewUser;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use sync_core::ids::{DistrictCode, VillageCode};
 use sync_core::model::DeviceId;
 use sync_core::protocol::Role;
-use time::OffsetDateTime;
 
 /// Longest password accepted, in bytes (argon2 is fed the whole of it).
 const MAX_PASSWORD_BYTES: usize = 1024;
@@ -64,7 +65,7 @@ impl From<UserSummary> for UserView {
         UserView {
             name: u.name,
             role: u.role,
-            created_at: stored_time(u.created_at),
+            created_at: rfc3339(u.created_at),
             villages: u.villages,
             kecamatan: u.kecamatan,
         }
@@ -110,9 +111,9 @@ impl From<DeviceRecord> for DeviceView {
             id: d.id.to_string(),
             name: d.name,
             user: d.user,
-            registered_at: stored_time(d.registered_at),
-            last_seen_at: stored_time(d.last_seen_at),
-            revoked_at: d.revoked_at.map(stored_time),
+            registered_at: rfc3339(d.registered_at),
+            last_seen_at: rfc3339(d.last_seen_at),
+            revoked_at: d.revoked_at.map(rfc3339),
         }
     }
 }
@@ -142,15 +143,11 @@ pub async fn create_user(
         None => (auth::generate_password(), true),
     };
     let (name, role) = (request.name.clone(), request.role);
+    let now = state.clock.now();
     state
-        .blocking(move |storage| {
+        .blocking(move |service| {
             let password_hash = auth::hash_password(&password).map_err(ApiError::Internal)?;
-            storage.create_user(&NewUser {
-                name: name.clone(),
-                role,
-                password_hash,
-                created_at: OffsetDateTime::now_utc(),
-            })?;
+            service.create_user(&NewUser { name: name.clone(), role, password_hash, created_at: now })?;
             tracing::info!(admin = admin.user, user = name, %role, "created user");
             let password = generated.then_some(password);
             Ok((StatusCode::CREATED, ApiJson(CreatedUser { name, role, password })))
@@ -160,7 +157,7 @@ pub async fn create_user(
 
 /// Every user with their active assignments.
 pub async fn list_users(State(state): State<AppState>, _: Admin) -> Result<ApiJson<Vec<UserView>>, ApiError> {
-    let users = state.blocking(|storage| Ok(storage.users()?)).await?;
+    let users = state.blocking(|service| Ok(service.users()?)).await?;
     Ok(ApiJson(users.into_iter().map(UserView::from).collect()))
 }
 
@@ -172,15 +169,16 @@ pub async fn set_villages(
     ApiJson(request): ApiJson<VillagesRequest>,
 ) -> Result<ApiJson<UserView>, ApiError> {
     let Path(name) = name?;
+    let now = state.clock.now();
     state
-        .blocking(move |storage| {
-            require_role(storage, &name, Role::Enumerator, "villages", "kecamatan")?;
+        .blocking(move |service| {
+            require_role(service, &name, Role::Enumerator, "villages", "kecamatan")?;
             let codes = canonical_codes(&request.villages, "village", |raw| {
                 VillageCode::parse(raw).map(|c| c.as_str().to_string())
             })?;
-            storage.set_village_assignments(&name, &codes, OffsetDateTime::now_utc())?;
+            service.set_village_assignments(&name, &codes, now)?;
             tracing::info!(admin = admin.user, user = name, villages = codes.len(), "assigned villages");
-            user_view(storage, &name).map(ApiJson)
+            user_view(service, &name).map(ApiJson)
         })
         .await
 }
@@ -193,22 +191,23 @@ pub async fn set_kecamatan(
     ApiJson(request): ApiJson<KecamatanRequest>,
 ) -> Result<ApiJson<UserView>, ApiError> {
     let Path(name) = name?;
+    let now = state.clock.now();
     state
-        .blocking(move |storage| {
-            require_role(storage, &name, Role::Supervisor, "kecamatan", "villages")?;
+        .blocking(move |service| {
+            require_role(service, &name, Role::Supervisor, "kecamatan", "villages")?;
             let codes = canonical_codes(&request.kecamatan, "kecamatan", |raw| {
                 DistrictCode::parse(raw).map(|c| c.as_str().to_string())
             })?;
-            storage.set_kecamatan_assignments(&name, &codes, OffsetDateTime::now_utc())?;
+            service.set_kecamatan_assignments(&name, &codes, now)?;
             tracing::info!(admin = admin.user, user = name, kecamatan = codes.len(), "assigned kecamatan");
-            user_view(storage, &name).map(ApiJson)
+            user_view(service, &name).map(ApiJson)
         })
         .await
 }
 
 /// Every registered device.
 pub async fn list_devices(State(state): State<AppState>, _: Admin) -> Result<ApiJson<Vec<DeviceView>>, ApiError> {
-    let devices = state.blocking(|storage| Ok(storage.devices()?)).await?;
+    let devices = state.blocking(|service| Ok(service.devices()?)).await?;
     Ok(ApiJson(devices.into_iter().map(DeviceView::from).collect()))
 }
 
@@ -224,7 +223,8 @@ pub async fn revoke_device(
             "{id:?} is not a device id (a UUID such as 3f2b…); list devices with `pilar admin devices`"
         ))
     })?;
-    let record = state.blocking(move |storage| Ok(storage.revoke_device(device, OffsetDateTime::now_utc())?)).await?;
+    let now = state.clock.now();
+    let record = state.blocking(move |service| Ok(service.revoke_device(device, now)?)).await?;
     let Some(record) = record else {
         return Err(ApiError::NotFound(format!(
             "no device {device} is registered; list devices with `pilar admin devices`"
@@ -235,8 +235,8 @@ pub async fn revoke_device(
 }
 
 /// Refuse unless `name` exists with `role` (villages go to enumerators, kecamatan to supervisors).
-fn require_role(storage: &dyn Storage, name: &str, role: Role, what: &str, other: &str) -> Result<(), ApiError> {
-    let user = storage
+fn require_role(service: &Service, name: &str, role: Role, what: &str, other: &str) -> Result<(), ApiError> {
+    let user = service
         .user(name)?
         .ok_or_else(|| ApiError::NotFound(format!("no user named {name}; list users with `pilar admin user list`")))?;
     if user.role != role {
@@ -274,13 +274,13 @@ fn canonical_codes<E: std::fmt::Display>(
     Ok(codes)
 }
 
-fn user_view(storage: &dyn Storage, name: &str) -> Result<UserView, ApiError> {
-    let user = storage.user(name)?.ok_or_else(|| ApiError::NotFound(format!("no user named {name}")))?;
+fn user_view(service: &Service, name: &str) -> Result<UserView, ApiError> {
+    let user = service.user(name)?.ok_or_else(|| ApiError::NotFound(format!("no user named {name}")))?;
     Ok(UserView {
         name: user.name,
         role: user.role,
-        created_at: stored_time(user.created_at),
-        villages: storage.village_scope(name)?.active,
-        kecamatan: storage.kecamatan_scope(name)?,
+        created_at: rfc3339(user.created_at),
+        villages: service.village_scope(name)?.active,
+        kecamatan: service.kecamatan_scope(name)?,
     })
 }

@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use sync_core::ids::{DistrictCode, RegencyCode};
 use sync_core::model::HouseholdId;
-use sync_core::protocol::{EXPORT_PAGE, ExportFilter, ExportPage, Role};
+use sync_core::protocol::{EXPORT_PAGE, ExportFilter, ExportPage};
 
 /// Query of `GET /v1/export`.
 #[derive(Debug, Deserialize)]
@@ -61,24 +61,9 @@ pub async fn export(
         ExportFilter { approved_only: query.approved, from: date("from", query.from)?, to: date("to", query.to)? };
     let after = query.after;
     let page = state
-        .blocking(move |storage| {
-            match caller.role {
-                Role::Admin => {}
-                Role::Supervisor => {
-                    let mine = storage.kecamatan_scope(&caller.user).map_err(ApiError::internal)?;
-                    if !mine.contains(&area) {
-                        return Err(ApiError::Forbidden(format!(
-                            "{area} is not a kecamatan assigned to you; supervisors export their own kecamatan"
-                        )));
-                    }
-                }
-                Role::Enumerator => {
-                    return Err(ApiError::Forbidden(
-                        "enumerators cannot export; ask your kecamatan supervisor".to_string(),
-                    ));
-                }
-            }
-            Ok(storage.export_page(&area, after, EXPORT_PAGE, &filter)?)
+        .blocking(move |service| {
+            service.may_export(&caller, &area)?;
+            Ok(service.export_page(&area, after, EXPORT_PAGE, &filter)?)
         })
         .await?;
     Ok(ApiJson(page))

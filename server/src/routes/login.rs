@@ -7,8 +7,9 @@
 use crate::auth::{self, REFRESH_RETRY_WINDOW, RefreshKey, TokenKeys};
 use crate::error::ApiError;
 use crate::routes::ApiJson;
+use crate::service::Service;
+use crate::service::accounts::{DeviceLogin, DeviceRegistration, RefreshOutcome, RefreshRotation};
 use crate::state::AppState;
-use crate::storage::{DeviceLogin, DeviceRegistration, RefreshOutcome, RefreshRotation, Storage};
 use crate::throttle::{ClientAddress, LoginThrottle, Throttled};
 use axum::extract::State;
 use std::net::IpAddr;
@@ -42,8 +43,9 @@ pub async fn login(
     }
     let throttle = Arc::clone(&state.login_throttle);
     let tokens = Arc::clone(&state.tokens);
+    let now = state.clock.now();
     state
-        .blocking(move |storage| login_blocking(storage, &tokens, &throttle, request, name, device_name, address))
+        .blocking(move |service| login_blocking(service, &tokens, &throttle, request, name, device_name, address, now))
         .await
         .map(ApiJson)
 }
@@ -62,18 +64,19 @@ fn shown(address: Option<IpAddr>) -> String {
     address.map_or_else(|| "-".to_string(), |a| a.to_string())
 }
 
+#[expect(clippy::too_many_arguments, reason = "one login's inputs, passed once from the handler")]
 fn login_blocking(
-    storage: &dyn Storage,
+    service: &Service,
     tokens: &TokenKeys,
     throttle: &LoginThrottle,
     request: LoginRequest,
     name: Option<String>,
     device_name: String,
     address: Option<IpAddr>,
+    now: OffsetDateTime,
 ) -> Result<LoginResponse, ApiError> {
-    let now = OffsetDateTime::now_utc();
     let user = match &name {
-        Some(name) => storage.user(name)?,
+        Some(name) => service.user(name)?,
         None => None,
     };
     // Asked again once an argon2 slot is held; the outcome is recorded before it is given back.
@@ -114,7 +117,7 @@ fn login_blocking(
             Err(ApiError::BadCredentials)
         }
         Some(true) => match user {
-            Some(user) => register(storage, tokens, &request, &user.name, user.role, &device_name, now),
+            Some(user) => register(service, tokens, &request, &user.name, user.role, &device_name, now),
             None => Err(ApiError::BadCredentials),
         },
     }
@@ -122,7 +125,7 @@ fn login_blocking(
 
 /// Record a login whose password was right, and answer the session.
 fn register(
-    storage: &dyn Storage,
+    service: &Service,
     tokens: &TokenKeys,
     request: &LoginRequest,
     user: &str,
@@ -131,7 +134,7 @@ fn register(
     now: OffsetDateTime,
 ) -> Result<LoginResponse, ApiError> {
     let (refresh_token, refresh_hash) = auth::new_refresh_token();
-    let registration = storage.register_device(&DeviceLogin {
+    let registration = service.register_device(&DeviceLogin {
         device: request.device,
         user,
         name: device_name,
@@ -155,7 +158,7 @@ fn register(
         }
     }
     tracing::info!(user, %role, device = %request.device, "login");
-    session(storage, tokens, user, role, request.device, refresh_token, now)
+    session(service, tokens, user, role, request.device, refresh_token, now)
 }
 
 /// Exchange a refresh token for new tokens. The old refresh token stops working once the device
@@ -167,17 +170,18 @@ pub async fn refresh(
     let tokens = Arc::clone(&state.tokens);
     let key = Arc::clone(&state.refresh_key);
     let lifetime = state.settings.refresh_token_lifetime;
-    state.blocking(move |storage| refresh_blocking(storage, &tokens, &key, lifetime, request)).await.map(ApiJson)
+    let now = state.clock.now();
+    state.blocking(move |service| refresh_blocking(service, &tokens, &key, lifetime, request, now)).await.map(ApiJson)
 }
 
 fn refresh_blocking(
-    storage: &dyn Storage,
+    service: &Service,
     tokens: &TokenKeys,
     key: &RefreshKey,
     lifetime: time::Duration,
     request: RefreshRequest,
+    now: OffsetDateTime,
 ) -> Result<LoginResponse, ApiError> {
-    let now = OffsetDateTime::now_utc();
     let old_hash = auth::hash_refresh_token(&request.refresh_token);
     // The successor is derived from the presented token, so a retry names the same one.
     let (refresh_token, new_hash) = key.successor(&request.refresh_token);
@@ -190,14 +194,14 @@ fn refresh_blocking(
         now,
         later_in_chain: &|stored: &str| key.later_in_chain(&request.refresh_token, stored),
     };
-    match storage.rotate_refresh_token(&rotation)? {
+    match service.rotate_refresh_token(&rotation)? {
         RefreshOutcome::Rotated { user, role } => {
             tracing::info!(user, device = %request.device, "token refreshed");
-            session(storage, tokens, &user, role, request.device, refresh_token, now)
+            session(service, tokens, &user, role, request.device, refresh_token, now)
         }
         RefreshOutcome::Retried { user, role } => {
             tracing::info!(user, device = %request.device, "token refresh retried: the same refresh token again");
-            session(storage, tokens, &user, role, request.device, refresh_token, now)
+            session(service, tokens, &user, role, request.device, refresh_token, now)
         }
         RefreshOutcome::Revoked => {
             tracing::warn!(device = %request.device, "refresh refused: revoked device");
@@ -234,7 +238,7 @@ fn invalid_refresh_token() -> ApiError {
 
 /// The tokens and scope of a fresh session.
 fn session(
-    storage: &dyn Storage,
+    service: &Service,
     tokens: &TokenKeys,
     user: &str,
     role: Role,
@@ -242,10 +246,10 @@ fn session(
     refresh_token: String,
     now: OffsetDateTime,
 ) -> Result<LoginResponse, ApiError> {
-    let villages = storage.village_scope(user)?.active;
-    // The answer hands these villages to the device (see `Storage::note_villages_handed`).
-    storage.note_villages_handed(device, &villages, now)?;
-    let kecamatan = storage.kecamatan_scope(user)?;
+    let villages = service.village_scope(user)?.active;
+    // The answer hands these villages to the device (see `Service::note_villages_handed`).
+    service.note_villages_handed(device, &villages, now)?;
+    let kecamatan = service.kecamatan_scope(user)?;
     Ok(LoginResponse {
         access_token: tokens.issue(user, role, device, now)?,
         access_expires_in: tokens.access_lifetime_seconds(),

@@ -2,8 +2,8 @@
 
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::roster::{CHUNK_HOUSEHOLDS, ChunkReply, CommitRequest, ImportSummary, RosterChunk};
 use crate::routes::ApiJson;
+use crate::service::roster::{CHUNK_HOUSEHOLDS, ChunkReply, CommitRequest, ImportSummary, RosterChunk};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -27,10 +27,11 @@ pub async fn stage(
             chunk.households.len()
         )));
     }
+    let now = state.clock.now();
     let reply = state
-        .blocking(move |storage| {
+        .blocking(move |service| {
             let form = sync_core::form::FormDefinition::default_dtsen();
-            let today = time::OffsetDateTime::now_utc().date();
+            let today = now.date();
             let problems: Vec<_> = chunk
                 .households
                 .iter()
@@ -39,7 +40,7 @@ pub async fn stage(
             if problems.iter().any(|p| p.is_blocking()) {
                 return Ok(ChunkReply { staged: false, problems });
             }
-            storage.roster_stage(import, n, &caller.user, &chunk.households, time::OffsetDateTime::now_utc())?;
+            service.roster_stage(import, n, &caller.user, &chunk.households, now)?;
             Ok(ChunkReply { staged: true, problems })
         })
         .await?;
@@ -55,15 +56,14 @@ pub async fn commit(
     ApiJson(request): ApiJson<CommitRequest>,
 ) -> Result<ApiJson<ImportSummary>, ApiError> {
     let Path(import) = path.map_err(|_| ApiError::Malformed("the import must be a UUID".into()))?;
-    let editor =
-        Editor { user: caller.user.clone(), device: caller.device.on_server(), now: time::OffsetDateTime::now_utc() };
-    let summary = state.blocking(move |storage| Ok(storage.roster_commit(import, request.chunks, &editor)?)).await?;
+    let editor = Editor { user: caller.user.clone(), device: caller.device.on_server(), now: state.clock.now() };
+    let summary = state.blocking(move |service| Ok(service.roster_commit(import, request.chunks, &editor)?)).await?;
     tracing::info!(%import, created = summary.created, updated = summary.updated, "roster import committed");
     // Derive the supervisor-list facts of the new households now, in short transactions that
     // syncs interleave with, rather than in the first supervisor's request.
-    let storage = std::sync::Arc::clone(&state.storage);
+    let service = std::sync::Arc::clone(&state.service);
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = storage.refresh_derived() {
+        if let Err(e) = service.refresh_derived() {
             tracing::error!(error = %e, "deriving household facts after a roster import failed");
         }
     });

@@ -9,16 +9,16 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::ApiJson;
+use crate::service::review::Choice;
+use crate::service::scope::in_areas;
 use crate::state::AppState;
-use crate::storage::{Choice, Storage};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
-use sync_core::ids::{DistrictCode, RegencyCode, VillageCode};
 use sync_core::model::{Editor, FieldPath, HouseholdId, ReviewDecision, ReviewStatus};
 use sync_core::protocol::{
     ConflictItem, DismissRequest, DuplicatePair, HouseholdBrief, HouseholdMatches, MergeReply, MergeRequest,
-    ProgressReport, ResolveRequest, ReviewRequest, Role,
+    ProgressReport, ResolveRequest, ReviewRequest,
 };
 
 /// Query of the list endpoints: `?area=<kecamatan or kabupaten>&status=<review status>`.
@@ -32,68 +32,8 @@ pub struct AreaQuery {
     status: Option<String>,
 }
 
-fn forbidden_for_enumerators(what: &str) -> ApiError {
-    ApiError::Forbidden(format!("enumerators cannot {what}; your kecamatan supervisor does"))
-}
-
-/// The areas a supervisor or admin works on for this request: `None` is everywhere (an admin
-/// without `area`). A supervisor may name one of their kecamatan or a village in one.
-fn areas(
-    storage: &dyn Storage,
-    caller: &Caller,
-    area: Option<&str>,
-    what: &str,
-) -> Result<Option<Vec<String>>, ApiError> {
-    let area = match area.map(str::trim).filter(|a| !a.is_empty()) {
-        None => None,
-        Some(a) => Some(match (VillageCode::parse(a), DistrictCode::parse(a), RegencyCode::parse(a)) {
-            (Ok(v), _, _) => v.as_str().to_string(),
-            (_, Ok(k), _) => k.as_str().to_string(),
-            (_, _, Ok(r)) => r.as_str().to_string(),
-            _ => {
-                return Err(ApiError::Invalid(format!(
-                    "area {a:?} is not a village (73.14.01.1001), kecamatan (73.14.01) or kabupaten (73.14) code in \
-                     the region table"
-                )));
-            }
-        }),
-    };
-    match caller.role {
-        Role::Enumerator => Err(forbidden_for_enumerators(what)),
-        Role::Admin => Ok(area.map(|a| vec![a])),
-        Role::Supervisor => {
-            let mine = storage.kecamatan_scope(&caller.user).map_err(ApiError::internal)?;
-            match area {
-                None => Ok(Some(mine)),
-                Some(a) if mine.contains(&a) || crate::storage::in_areas(&a, Some(&mine)) => Ok(Some(vec![a])),
-                Some(a) => Err(ApiError::Forbidden(format!(
-                    "{a} is not a kecamatan assigned to you; supervisors work on their own kecamatan ({})",
-                    if mine.is_empty() { "none assigned yet".to_string() } else { mine.join(", ") }
-                ))),
-            }
-        }
-    }
-}
-
-/// Check that the caller may act on household `id` (its village lies in their areas).
-fn may_act(storage: &dyn Storage, caller: &Caller, id: HouseholdId, what: &str) -> Result<(), ApiError> {
-    let scope = areas(storage, caller, None, what)?;
-    let Some(village) = storage.household_village(id)? else {
-        return Err(ApiError::NotFound(format!(
-            "no household {id} on the server; copy its id from `pilar review list` or `pilar conflicts`"
-        )));
-    };
-    if !crate::storage::in_areas(&village, scope.as_deref()) {
-        // Nothing of the household (its village, its names) is named: it is outside the caller's scope.
-        return Err(ApiError::Forbidden(format!(
-            "household {id} is outside your kecamatan; its own supervisor reviews it"
-        )));
-    }
-    Ok(())
-}
-
-fn editor(caller: &Caller) -> Editor {
-    Editor { user: caller.user.clone(), device: caller.device.on_server(), now: time::OffsetDateTime::now_utc() }
+fn editor(caller: &Caller, now: time::OffsetDateTime) -> Editor {
+    Editor { user: caller.user.clone(), device: caller.device.on_server(), now }
 }
 
 fn query(query: Result<Query<AreaQuery>, QueryRejection>) -> Result<AreaQuery, ApiError> {
@@ -128,13 +68,13 @@ pub async fn find_households(
         ));
     }
     let matches = state
-        .blocking(move |storage| {
-            let scope = areas(storage, &caller, None, "look up households")?;
+        .blocking(move |service| {
+            let scope = service.areas(&caller, None, "look up households")?;
             // Read past households of other areas: a prefix shared with them must not hide ours.
-            let found = storage.households_with_prefix(&prefix, 1000)?;
+            let found = service.households_with_prefix(&prefix, 1000)?;
             Ok(found
                 .into_iter()
-                .filter(|(_, village)| crate::storage::in_areas(village, scope.as_deref()))
+                .filter(|(_, village)| in_areas(village, scope.as_deref()))
                 .map(|(id, _)| id)
                 .take(HouseholdMatches::LIMIT as usize)
                 .collect::<Vec<_>>())
@@ -157,9 +97,9 @@ pub async fn review_list(
         })?),
     };
     let list = state
-        .blocking(move |storage| {
-            let areas = areas(storage, &caller, q.area.as_deref(), "review households")?;
-            Ok(storage.review_list(areas.as_deref(), status)?)
+        .blocking(move |service| {
+            let areas = service.areas(&caller, q.area.as_deref(), "review households")?;
+            Ok(service.review_list(areas.as_deref(), status)?)
         })
         .await?;
     Ok(ApiJson(list))
@@ -184,10 +124,11 @@ pub async fn review(
             "returning a household needs a comment that tells the enumerator what to fix".into(),
         ));
     }
+    let now = state.clock.now();
     let brief = state
-        .blocking(move |storage| {
-            may_act(storage, &caller, id, "approve or return households")?;
-            Ok(storage.review(id, &editor(&caller), decision, comment.as_deref())?)
+        .blocking(move |service| {
+            service.may_act(&caller, id, "approve or return households")?;
+            Ok(service.review(id, &editor(&caller, now), decision, comment.as_deref())?)
         })
         .await?;
     tracing::info!(household = %id, decision = request.decision, "review");
@@ -202,9 +143,9 @@ pub async fn conflicts(
 ) -> Result<ApiJson<Vec<ConflictItem>>, ApiError> {
     let q = query(q)?;
     let list = state
-        .blocking(move |storage| {
-            let areas = areas(storage, &caller, q.area.as_deref(), "see the conflict inbox")?;
-            Ok(storage.conflicts(areas.as_deref())?)
+        .blocking(move |service| {
+            let areas = service.areas(&caller, q.area.as_deref(), "see the conflict inbox")?;
+            Ok(service.conflicts(areas.as_deref())?)
         })
         .await?;
     Ok(ApiJson(list))
@@ -229,10 +170,11 @@ pub async fn resolve(
         (None, Some(v)) => Choice::Value(v),
         _ => return Err(ApiError::Invalid("give exactly one of pick (a listed value's number) or value".into())),
     };
+    let now = state.clock.now();
     let brief = state
-        .blocking(move |storage| {
-            may_act(storage, &caller, id, "resolve conflicts")?;
-            Ok(storage.resolve(id, &editor(&caller), &field, &choice)?)
+        .blocking(move |service| {
+            service.may_act(&caller, id, "resolve conflicts")?;
+            Ok(service.resolve(id, &editor(&caller, now), &field, &choice)?)
         })
         .await?;
     tracing::info!(household = %id, "conflict resolved");
@@ -247,9 +189,9 @@ pub async fn duplicates(
 ) -> Result<ApiJson<Vec<DuplicatePair>>, ApiError> {
     let q = query(q)?;
     let list = state
-        .blocking(move |storage| {
-            let areas = areas(storage, &caller, q.area.as_deref(), "see suspected duplicates")?;
-            Ok(storage.duplicates(areas.as_deref())?)
+        .blocking(move |service| {
+            let areas = service.areas(&caller, q.area.as_deref(), "see suspected duplicates")?;
+            Ok(service.duplicates(areas.as_deref())?)
         })
         .await?;
     Ok(ApiJson(list))
@@ -264,11 +206,12 @@ pub async fn merge(
     if request.survivor == request.retired {
         return Err(ApiError::Invalid("a household cannot be merged into itself; give two different ids".into()));
     }
+    let now = state.clock.now();
     let reply = state
-        .blocking(move |storage| {
-            may_act(storage, &caller, request.survivor, "merge households")?;
-            may_act(storage, &caller, request.retired, "merge households")?;
-            Ok(storage.merge(request.survivor, request.retired, &editor(&caller))?)
+        .blocking(move |service| {
+            service.may_act(&caller, request.survivor, "merge households")?;
+            service.may_act(&caller, request.retired, "merge households")?;
+            Ok(service.fold(request.survivor, request.retired, &editor(&caller, now))?)
         })
         .await?;
     tracing::info!(survivor = %reply.survivor, retired = %reply.retired, disagreements = reply.disagreements, "merge");
@@ -284,11 +227,12 @@ pub async fn dismiss(
     if request.a == request.b {
         return Err(ApiError::Invalid("give two different households".into()));
     }
+    let now = state.clock.now();
     state
-        .blocking(move |storage| {
-            may_act(storage, &caller, request.a, "dismiss duplicate suspicions")?;
-            may_act(storage, &caller, request.b, "dismiss duplicate suspicions")?;
-            Ok(storage.dismiss(request.a, request.b, &caller.user, time::OffsetDateTime::now_utc())?)
+        .blocking(move |service| {
+            service.may_act(&caller, request.a, "dismiss duplicate suspicions")?;
+            service.may_act(&caller, request.b, "dismiss duplicate suspicions")?;
+            Ok(service.dismiss(request.a, request.b, &caller.user, now)?)
         })
         .await?;
     Ok(ApiJson(serde_json::json!({ "dismissed": [request.a, request.b] })))
@@ -302,9 +246,9 @@ pub async fn progress(
 ) -> Result<ApiJson<ProgressReport>, ApiError> {
     let q = query(q)?;
     let report = state
-        .blocking(move |storage| {
-            let areas = areas(storage, &caller, q.area.as_deref(), "see the progress report")?;
-            Ok(storage.progress(areas.as_deref())?)
+        .blocking(move |service| {
+            let areas = service.areas(&caller, q.area.as_deref(), "see the progress report")?;
+            Ok(service.progress(areas.as_deref())?)
         })
         .await?;
     Ok(ApiJson(report))

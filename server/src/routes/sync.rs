@@ -5,17 +5,13 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::{ApiBytes, ApiQuery};
 use crate::state::AppState;
-use crate::storage::{EndedVillage, Storage, SyncCaller};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use sync_core::ids::{DistrictCode, regions};
 use sync_core::model::HouseholdId;
-use sync_core::protocol::Role;
 use sync_core::sync::{self, CONTENT_TYPE, DocumentsRequest, DocumentsResponse, PackedHousehold, SyncRequest};
-use time::OffsetDateTime;
 
 /// Households per pack page (≈ 200 documents, as DESIGN.md plans).
 const PACK_PAGE: u32 = 200;
@@ -24,45 +20,6 @@ const EXPANSION: usize = 8;
 
 fn sync_response(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE), (header::CONTENT_ENCODING, "zstd")], body).into_response()
-}
-
-/// The villages a caller may read and write: enumerators from their village assignments (with
-/// the villages taken from them, bounded by `grace` and by what this device held, see
-/// [`EndedVillage`]), supervisors every village of their kecamatan, admins none (they do not sync).
-fn scope_of(
-    storage: &dyn Storage,
-    caller: &Caller,
-    grace: time::Duration,
-    now: OffsetDateTime,
-) -> Result<SyncCaller, ApiError> {
-    let (active, ended) = match caller.role {
-        Role::Enumerator => {
-            let scope = storage.village_scope(&caller.user).map_err(ApiError::internal)?;
-            let handed = if scope.ended.is_empty() {
-                Default::default()
-            } else {
-                storage.villages_handed(caller.device).map_err(ApiError::internal)?
-            };
-            let ended = scope.ended.into_iter().map(|e| EndedVillage::new(e, &handed, grace, now)).collect();
-            (scope.active, ended)
-        }
-        Role::Supervisor => {
-            let mut villages = Vec::new();
-            for code in storage.kecamatan_scope(&caller.user).map_err(ApiError::internal)? {
-                if let Ok(district) = DistrictCode::parse(&code) {
-                    villages.extend(regions().villages_in_district(&district).map(|v| v.code.to_string()));
-                }
-            }
-            (villages, Vec::new())
-        }
-        Role::Admin => (Vec::new(), Vec::new()),
-    };
-    // The extractor found the device registered; a device row gone since is treated as new.
-    let registered_at = storage
-        .device_registered_at(caller.device)
-        .map_err(ApiError::internal)?
-        .unwrap_or_else(time::OffsetDateTime::now_utc);
-    Ok(SyncCaller { user: caller.user.clone(), role: caller.role, device: caller.device, active, ended, registered_at })
 }
 
 /// Decode a compressed sync body within the decompression budget ([`crate::inflate`]): at most
@@ -89,11 +46,11 @@ pub async fn sync(
     let pushed: usize = request.push.iter().map(|p| p.changes.len()).sum();
     let device = caller.device;
     let grace = state.settings.ended_assignment_grace;
+    let now = state.clock.now();
     let body = state
-        .blocking(move |storage| {
-            let now = OffsetDateTime::now_utc();
-            let who = scope_of(storage, &caller, grace, now)?;
-            let body = storage.sync(&who, &request, now).map_err(ApiError::internal);
+        .blocking(move |service| {
+            let who = service.sync_caller(&caller, grace, now)?;
+            let body = service.sync(&who, &request, now).map_err(ApiError::internal);
             // The decoded request's room in the decompression budget is given back only now.
             drop((request, reservation));
             body
@@ -122,10 +79,10 @@ pub async fn pack(
 ) -> Result<Response, ApiError> {
     let Path(village) = village?;
     let grace = state.settings.ended_assignment_grace;
+    let now = state.clock.now();
     let page = state
-        .blocking(move |storage| {
-            let now = OffsetDateTime::now_utc();
-            let who = scope_of(storage, &caller, grace, now)?;
+        .blocking(move |service| {
+            let who = service.sync_caller(&caller, grace, now)?;
             if !who.active.contains(&village) {
                 return Err(ApiError::Forbidden(format!(
                     "village {village} is not assigned to you; ask your admin for the assignment"
@@ -133,10 +90,10 @@ pub async fn pack(
             }
             if query.after.is_none() {
                 // The first page hands the village to the device.
-                storage.note_villages_handed(caller.device, std::slice::from_ref(&village), now)?;
+                service.note_villages_handed(caller.device, std::slice::from_ref(&village), now)?;
             }
             let limit = query.limit.unwrap_or(PACK_PAGE).clamp(1, PACK_PAGE);
-            storage.pack_page(&village, query.after, limit).map_err(ApiError::internal)
+            service.pack_page(&village, query.after, limit).map_err(ApiError::internal)
         })
         .await?;
     Ok(sync_response(sync::encode(&page)))
@@ -158,15 +115,13 @@ pub async fn documents(
         )));
     }
     let grace = state.settings.ended_assignment_grace;
+    let now = state.clock.now();
     let answer = state
-        .blocking(move |storage| {
-            let who = scope_of(storage, &caller, grace, OffsetDateTime::now_utc())?;
+        .blocking(move |service| {
+            let who = service.sync_caller(&caller, grace, now)?;
             // Villages taken from the caller: only while the device may still upload there.
-            let readable = |village: &String| {
-                who.active.contains(village)
-                    || who.ended_village(village).is_some_and(EndedVillage::accepts_pending_work)
-            };
-            let found = storage.documents(&request.households).map_err(ApiError::internal)?;
+            let readable = |village: &String| who.may_read(village);
+            let found = service.documents(&request.households).map_err(ApiError::internal)?;
             let mut answer = DocumentsResponse::default();
             for id in &request.households {
                 match found.iter().find(|(h, _, _)| h == id) {

@@ -1,10 +1,11 @@
-//! The bounded grace after an assignment ends, on SQLite: pending work of a device that held the
+//! The bounded grace after an assignment ends: pending work of a device that held the
 //! village is accepted within the grace for households that existed before the end; everything
 //! else is `out_of_scope` and stored nowhere, and a refusal names no village that was not the
 //! caller's.
 
-use crate::storage::sqlite::SqliteStorage;
-use crate::storage::{EndedVillage, Storage, SyncCaller};
+use crate::service::Service;
+use crate::service::scope::{EndedVillage, SyncCaller};
+use crate::storage::Transactions;
 use std::collections::BTreeMap;
 use sync_core::model::{DeviceId, Editor, Edits, Household, HouseholdId};
 use sync_core::protocol::Role;
@@ -15,10 +16,8 @@ use time::{Duration, OffsetDateTime};
 const VILLAGE: &str = "73.14.01.1001";
 const OTHER_VILLAGE: &str = "73.14.01.1002";
 
-fn storage() -> (tempfile::TempDir, SqliteStorage) {
-    let dir = tempfile::TempDir::new().expect("temp dir");
-    let storage = SqliteStorage::open(&dir.path().join("server.db")).expect("open");
-    (dir, storage)
+fn storage() -> (tempfile::TempDir, Service) {
+    super::tests::storage()
 }
 
 /// When the device first logged in: well before anything these tests write.
@@ -102,13 +101,24 @@ fn copy(push: &PushHousehold, caller: &SyncCaller) -> Household {
     Household::from_changes(push.household, &changes, caller.device).expect("copy")
 }
 
-fn sync(storage: &SqliteStorage, caller: &SyncCaller, push: Vec<PushHousehold>, now: OffsetDateTime) -> SyncResponse {
+fn sync(storage: &Service, caller: &SyncCaller, push: Vec<PushHousehold>, now: OffsetDateTime) -> SyncResponse {
     let request = SyncRequest { batch: uuid::Uuid::new_v4(), cursors: BTreeMap::new(), push, max_changes: 100 };
     sync_core::sync::decode(&storage.sync(caller, &request, now).expect("sync"), 64 << 20).expect("decode")
 }
 
-fn stored_changes(storage: &SqliteStorage) -> i64 {
-    storage.read(|conn| Ok(conn.query_row("SELECT count(*) FROM changes", [], |r| r.get(0))?)).expect("count")
+/// Changes in the feed of both villages.
+fn stored_changes(storage: &Service) -> usize {
+    storage
+        .database()
+        .read(|tx| {
+            let mut n = 0;
+            for village in [VILLAGE, OTHER_VILLAGE] {
+                let head = tx.feed_head(village)?;
+                n += tx.feed_after(village, 0, head, None, u32::MAX)?.len();
+            }
+            Ok(n)
+        })
+        .expect("count")
 }
 
 fn refusals(response: &SyncResponse) -> Vec<(&str, &str)> {

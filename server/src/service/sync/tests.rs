@@ -1,12 +1,12 @@
-//! Bounded sync state on SQLite: one stored response per device, none older than its lifetime, a
+//! Bounded sync state: one stored response per device, none older than its lifetime, a
 //! retry with a smaller page answered again, stored work acknowledged after a scope change, and
 //! abandoned roster imports pruned.
 
 use super::STORED_RESPONSE_LIFETIME;
-use crate::storage::sqlite::SqliteStorage;
-use crate::storage::sqlite::roster::STAGED_IMPORT_LIFETIME;
-use crate::storage::{Storage, SyncCaller};
-use rusqlite::params;
+use crate::service::Service;
+use crate::service::roster::STAGED_IMPORT_LIFETIME;
+use crate::service::scope::SyncCaller;
+use crate::storage::{SqliteDatabase, Transactions};
 use std::collections::BTreeMap;
 use sync_core::model::{DeviceId, Editor, Edits, Household, HouseholdId};
 use sync_core::protocol::Role;
@@ -16,10 +16,10 @@ use time::OffsetDateTime;
 
 const VILLAGE: &str = "73.14.01.1001";
 
-fn storage() -> (tempfile::TempDir, SqliteStorage) {
+pub(super) fn storage() -> (tempfile::TempDir, Service) {
     let dir = tempfile::TempDir::new().expect("temp dir");
-    let storage = SqliteStorage::open(&dir.path().join("server.db")).expect("open");
-    (dir, storage)
+    let db = SqliteDatabase::open(&dir.path().join("server.db")).expect("open");
+    (dir, Service::new(std::sync::Arc::new(db)))
 }
 
 fn noon() -> OffsetDateTime {
@@ -70,19 +70,9 @@ fn decode(body: &[u8]) -> SyncResponse {
     sync_core::sync::decode(body, 64 * 1024 * 1024).expect("decode response")
 }
 
-fn stored_responses(storage: &SqliteStorage, device: Option<DeviceId>) -> i64 {
-    storage
-        .read(|conn| {
-            Ok(match device {
-                Some(d) => conn.query_row(
-                    "SELECT count(*) FROM sync_batches WHERE device_id = ?1",
-                    params![d.to_string()],
-                    |r| r.get(0),
-                )?,
-                None => conn.query_row("SELECT count(*) FROM sync_batches", [], |r| r.get(0))?,
-            })
-        })
-        .expect("count stored responses")
+/// Whether the response to `batch` of `device` is remembered, and for which page size.
+fn stored(service: &Service, device: DeviceId, batch: uuid::Uuid) -> Option<Option<u32>> {
+    service.database().read(|tx| tx.stored_response(device, batch)).expect("stored response").map(|r| r.max_changes)
 }
 
 #[test]
@@ -91,15 +81,23 @@ fn a_device_keeps_one_stored_response_however_often_it_syncs() {
     let a = enumerator(DeviceId::random());
     let b = enumerator(DeviceId::random());
     storage.sync(&b, &request(vec![new_household(&b, noon())], Some(0), 100), noon()).expect("b syncs");
+    let b_batch = {
+        let sync = request(vec![new_household(&b, noon())], Some(0), 100);
+        storage.sync(&b, &sync, noon()).expect("b syncs again");
+        sync.batch
+    };
     let mut last = None;
+    let mut earlier = Vec::new();
     for round in 0..60 {
         let push = if round % 3 == 0 { vec![new_household(&a, noon())] } else { Vec::new() };
         let sync = request(push, Some(0), 100);
         let body = storage.sync(&a, &sync, noon()).expect("a syncs");
-        assert_eq!(stored_responses(&storage, Some(a.device)), 1, "round {round}");
+        assert!(stored(&storage, a.device, sync.batch).is_some(), "round {round}: the pending batch is kept");
+        assert!(earlier.iter().all(|b| stored(&storage, a.device, *b).is_none()), "round {round}: only that one");
+        earlier.push(sync.batch);
         last = Some((sync, body));
     }
-    assert_eq!(stored_responses(&storage, None), 2, "one row for each device, whatever the number of syncs");
+    assert!(stored(&storage, b.device, b_batch).is_some(), "another device keeps its own");
     // The pending batch is still answered byte for byte.
     let (sync, body) = last.expect("synced");
     assert_eq!(storage.sync(&a, &sync, noon()).expect("retry"), body);
@@ -112,15 +110,15 @@ fn stored_responses_past_their_lifetime_are_dropped() {
     let recent = enumerator(DeviceId::random());
     let active = enumerator(DeviceId::random());
     let expired = noon() - STORED_RESPONSE_LIFETIME - time::Duration::minutes(1);
-    storage.sync(&gone, &request(Vec::new(), Some(0), 100), expired).expect("a tablet that never comes back");
+    let gone_sync = request(Vec::new(), Some(0), 100);
+    storage.sync(&gone, &gone_sync, expired).expect("a tablet that never comes back");
     let recent_sync = request(Vec::new(), Some(0), 100);
     let recent_at = noon() - STORED_RESPONSE_LIFETIME + time::Duration::minutes(1);
     storage.sync(&recent, &recent_sync, recent_at).expect("a tablet offline for days");
-    assert_eq!(stored_responses(&storage, None), 2);
+    assert!(stored(&storage, gone.device, gone_sync.batch).is_some());
     storage.sync(&active, &request(Vec::new(), Some(0), 100), noon()).expect("another device syncs");
-    assert_eq!(stored_responses(&storage, Some(gone.device)), 0, "expired");
-    assert_eq!(stored_responses(&storage, Some(recent.device)), 1, "still within the lifetime");
-    assert_eq!(stored_responses(&storage, None), 2);
+    assert!(stored(&storage, gone.device, gone_sync.batch).is_none(), "expired");
+    assert!(stored(&storage, recent.device, recent_sync.batch).is_some(), "still within the lifetime");
 }
 
 #[test]
@@ -142,7 +140,7 @@ fn a_retry_with_a_smaller_page_is_answered_again_with_fewer_changes() {
     let small = decode(&body);
     assert_eq!((pulled(&small), small.has_more), (4, true), "recomputed, not the stored big answer");
     assert!(small.cursors[VILLAGE] < big.cursors[VILLAGE], "the cursor moves only past what was sent");
-    assert_eq!(stored_responses(&storage, Some(reader.device)), 1, "the smaller answer replaced the big one");
+    assert_eq!(stored(&storage, reader.device, sync.batch), Some(Some(4)), "the smaller answer replaced the big one");
     assert_eq!(storage.sync(&reader, &sync, noon()).expect("retry again"), body, "now replayed byte for byte");
 }
 
@@ -175,17 +173,79 @@ fn an_abandoned_roster_import_is_pruned_when_another_is_staged() {
     storage.roster_stage(abandoned, 1, "admin", &[], started).expect("stage");
     storage.roster_stage(fresh, 0, "admin", &[], noon() - time::Duration::hours(1)).expect("stage");
     storage.roster_stage(next, 0, "admin", &[], noon()).expect("stage another import");
-    let count = |table: &str, column: &str, import: uuid::Uuid| -> i64 {
+    let staged = |import: uuid::Uuid| {
         storage
-            .read(|conn| {
-                Ok(conn.query_row(
-                    &format!("SELECT count(*) FROM {table} WHERE {column} = ?1"),
-                    params![import.to_string()],
-                    |r| r.get(0),
-                )?)
-            })
-            .expect("count")
+            .database()
+            .read(|tx| Ok((tx.roster_import(import)?.is_some(), tx.roster_chunk(import, 0)?.is_some())))
+            .expect("read")
     };
-    assert_eq!((count("roster_imports", "id", abandoned), count("roster_chunks", "import_id", abandoned)), (0, 0));
-    assert_eq!((count("roster_imports", "id", fresh), count("roster_chunks", "import_id", fresh)), (1, 1));
+    assert_eq!(staged(abandoned), (false, false), "dropped with its chunks");
+    assert_eq!(staged(fresh), (true, true), "younger than a day");
+}
+
+#[test]
+fn a_decision_made_before_a_concurrent_write_is_made_again_under_the_lock() {
+    use std::collections::BTreeMap;
+    use sync_core::model::{DeviceId, Editor, Edits, Household};
+    use sync_core::sync::{PushHousehold, SyncRequest};
+    use sync_core::value::FieldValue;
+    let (_dir, storage) = storage();
+    use crate::storage::Transactions;
+    let form = sync_core::form::FormDefinition::default_dtsen();
+    let village = sync_core::ids::VillageCode::parse("73.14.01.1001").expect("Bilokka").to_string();
+    let now = time::macros::datetime!(2026-11-20 09:00 UTC);
+    let caller = |device| SyncCaller {
+        user: "pkh.contoh".into(),
+        role: Role::Enumerator,
+        device,
+        active: vec![village.clone()],
+        ended: Vec::new(),
+        registered_at: now - time::Duration::days(1),
+    };
+    let (a, b) = (caller(DeviceId::random()), caller(DeviceId::random()));
+    let set = |field: &str, value: FieldValue| Edits {
+        answers: BTreeMap::from([(field.to_string(), Some(value))]),
+        ..Edits::default()
+    };
+    let request = |push: PushHousehold| SyncRequest {
+        batch: uuid::Uuid::new_v4(),
+        cursors: BTreeMap::new(),
+        push: vec![push],
+        max_changes: 100,
+    };
+    let editor = |who: &SyncCaller| Editor { user: who.user.clone(), device: who.device, now };
+    let id = HouseholdId::random();
+    let mut created = set("village_code", FieldValue::Text(village.clone()));
+    created.answers.insert("head_name".into(), Some(FieldValue::Text("La Sintetis".into())));
+    let (mut on_a, create) = Household::create(id, &form.key(), &editor(&a), &created).expect("create");
+    let push = |changes: Vec<Vec<u8>>, village: Option<String>| PushHousehold {
+        household: id,
+        village,
+        changes: changes.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+    };
+    storage.sync(&a, &request(push(vec![create.bytes.clone()], Some(village.clone()))), now).expect("create");
+    let mut on_b = Household::from_changes(id, &[create.bytes], b.device).expect("b has it");
+    let edit = |h: &mut Household, who: &SyncCaller, field: &str, value: i64| {
+        let saved = h.apply(&editor(who), "edit", &set(field, FieldValue::Int(value)), |_| Ok::<(), ()>(()));
+        saved.expect("apply").expect("ok").1.expect("a change").bytes
+    };
+    let b_request = request(push(vec![edit(&mut on_b, &b, "floor_area_m2", 36)], None));
+    let a_request = request(push(vec![edit(&mut on_a, &a, "roof_material", 2)], None));
+
+    // B's checks run against the document as it was; A's edit commits before B takes the lock.
+    let decisions = storage
+        .database()
+        .read(|tx| b_request.push.iter().map(|p| super::decide(tx, &b, p, form, now)).collect::<Result<Vec<_>, _>>())
+        .expect("decide");
+    storage.sync(&a, &a_request, now).expect("a commits first");
+    storage
+        .database()
+        .write(|tx| super::commit(tx, &b, &b_request, Some(&decisions), form, 100, now))
+        .expect("b commits");
+
+    // The stored document holds both edits: B's stale decision was made again.
+    let doc: Vec<u8> = storage.documents(&[id]).expect("stored").pop().expect("the household").2;
+    let answers = Household::load(id, &doc, DeviceId::random()).expect("load").state().answers;
+    assert_eq!(answers.get("floor_area_m2"), Some(&FieldValue::Int(36)));
+    assert_eq!(answers.get("roof_material"), Some(&FieldValue::Int(2)));
 }

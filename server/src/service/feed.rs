@@ -1,0 +1,147 @@
+//! The feed: every admitted change of a village, numbered so that a device following a cursor
+//! never skips one, whatever order concurrent transactions commit in.
+//!
+//! The rule (ARCHITECTURE.md, "the feed cursor"): a change's position is counted per village from
+//! the village's head, which the appending transaction locks ([`Tx::lock_feed_head`]) and moves
+//! forward before it commits. Positions of one village are therefore gapless and commit in
+//! order: when a reader sees position `p`, every position below `p` of that village committed
+//! before it. A reader reads the head first and then the changes up to that head, and moves its
+//! cursor only to a position it read or to that head, so it never steps past a change that is not
+//! yet visible to it (a second statement may see more than the first, never less). Villages are
+//! independent: appends to different villages never wait for each other.
+
+use crate::storage::{FeedChange, NewChange, ReadTx, StorageError, Tx};
+use sync_core::model::{DeviceId, HouseholdId};
+use time::OffsetDateTime;
+
+/// A change to append: what it is and who wrote it (its position is given by [`append`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// The change hash (hex).
+    pub hash: &'a str,
+    /// The household it belongs to.
+    pub household: HouseholdId,
+    /// The device it is recorded for.
+    pub device: DeviceId,
+    /// The user who wrote it.
+    pub user: &'a str,
+    /// The raw Automerge change.
+    pub bytes: &'a [u8],
+}
+
+/// Append `entries` (in causal order) to `village`'s feed inside `tx`: each one not stored yet
+/// gets the next position after the village's head, which stays locked until `tx` commits.
+/// Returns the village's head afterwards (the position of the last change appended, or of the
+/// village's last change when every entry was stored already).
+pub fn append(
+    tx: &mut dyn Tx,
+    village: &str,
+    entries: &[Entry<'_>],
+    received_at: OffsetDateTime,
+) -> Result<u64, StorageError> {
+    let head = tx.lock_feed_head(village)?;
+    let mut next = head;
+    for entry in entries {
+        let change = NewChange {
+            position: next + 1,
+            hash: entry.hash,
+            household: entry.household,
+            village,
+            device: entry.device,
+            user: entry.user,
+            bytes: entry.bytes,
+            received_at,
+        };
+        // A change already stored keeps its position and takes none: positions stay gapless.
+        if tx.insert_change(&change)? {
+            next += 1;
+        }
+    }
+    if next != head {
+        tx.set_feed_head(village, next)?;
+    }
+    Ok(next)
+}
+
+/// One read of a village's feed after a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The changes read, by position.
+    pub changes: Vec<FeedChange>,
+    /// The cursor to read from next: the last position returned when more wait, else the head
+    /// read before the changes.
+    pub cursor: u64,
+    /// Whether more changes wait after `cursor`.
+    pub more: bool,
+}
+
+/// Read up to `limit` (at least 1) changes of `village` after `cursor`, leaving out those
+/// recorded for `exclude` (a device never gets its own changes back; its cursor still moves past
+/// them).
+///
+/// A cursor above the village's head did not come from this numbering (a database restored from
+/// an older backup): the village is read again from the start, which is safe, since devices
+/// apply a change they hold as a no-op.
+pub fn read(
+    tx: &mut dyn ReadTx,
+    village: &str,
+    cursor: u64,
+    exclude: Option<DeviceId>,
+    limit: u32,
+) -> Result<Page, StorageError> {
+    let limit = limit.max(1);
+    // The head first: every position up to it committed before this read, so the changes read
+    // next include all of them, whether or not both reads share one snapshot.
+    let head = tx.feed_head(village)?;
+    let after = if cursor > head { 0 } else { cursor };
+    let mut changes = tx.feed_after(village, after, head, exclude, limit + 1)?;
+    let more = changes.len() > limit as usize;
+    changes.truncate(limit as usize);
+    let cursor = match changes.last() {
+        Some(last) if more => last.position,
+        _ => head,
+    };
+    Ok(Page { changes, cursor, more })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{SqliteDatabase, Transactions};
+
+    const VILLAGE: &str = "73.14.01.1001";
+
+    fn append_as(db: &SqliteDatabase, device: DeviceId, hashes: &[&str]) -> u64 {
+        let household = HouseholdId(uuid::Uuid::from_u128(1));
+        let entries: Vec<Entry<'_>> =
+            hashes.iter().map(|hash| Entry { hash, household, device, user: "pkh.sintetis", bytes: b"x" }).collect();
+        db.write(|tx| append(tx, VILLAGE, &entries, OffsetDateTime::UNIX_EPOCH)).expect("append")
+    }
+
+    #[test]
+    fn a_reader_pages_skips_its_own_changes_and_restarts_a_cursor_from_elsewhere() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let db = SqliteDatabase::open(&dir.path().join("server.db")).expect("open");
+        let (me, colleague) = (DeviceId(uuid::Uuid::from_u128(7)), DeviceId(uuid::Uuid::from_u128(8)));
+        assert_eq!(append_as(&db, colleague, &["a", "b", "c"]), 3);
+        assert_eq!(append_as(&db, me, &["d", "a"]), 4, "a stored change takes no position");
+        assert_eq!(append_as(&db, colleague, &["e"]), 5);
+        let read_from = |cursor, limit| db.read(|tx| read(tx, VILLAGE, cursor, Some(me), limit)).expect("read");
+        let positions = |page: &Page| page.changes.iter().map(|c| c.position).collect::<Vec<_>>();
+
+        let first = read_from(0, 2);
+        assert_eq!((positions(&first), first.cursor, first.more), (vec![1, 2], 2, true));
+        let rest = read_from(first.cursor, 2);
+        assert_eq!((positions(&rest), rest.cursor, rest.more), (vec![3, 5], 5, false), "position 4 is mine");
+        let nothing = read_from(5, 2);
+        assert_eq!((positions(&nothing), nothing.cursor, nothing.more), (vec![], 5, false));
+        // Only my own change after the cursor: nothing to send, and the cursor passes it.
+        let own = db.read(|tx| read(tx, VILLAGE, 3, Some(me), 1)).expect("read");
+        assert_eq!((own.changes.len(), own.cursor), (1, 5), "position 5 is the colleague's");
+        let mine_only = db.read(|tx| read(tx, VILLAGE, 3, Some(colleague), 10)).expect("read");
+        assert_eq!((positions(&mine_only), mine_only.cursor), (vec![4], 5));
+        // A cursor this numbering never handed out is read again from the start.
+        let foreign = read_from(99, 10);
+        assert_eq!((positions(&foreign), foreign.cursor), (vec![1, 2, 3, 5], 5));
+    }
+}

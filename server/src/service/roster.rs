@@ -1,0 +1,257 @@
+//! Roster import on the server (the wire types of the two-step import, stage chunks then commit
+//! them at once, are in `sync_core::protocol`): staged chunks, the DTSEN family-id index a
+//! re-import matches on, and the commit that turns a whole import into household documents and
+//! feed changes in one transaction; one roster household becomes a new household document, or one
+//! change to the household a re-import matches.
+//!
+//! An import is staged chunk by chunk (each re-checked with the same rules the CLI applied) and
+//! committed in one write transaction, so a file either imports whole or not at all, and a retried
+//! commit answers what the first one did.
+
+use super::{Service, feed, heads_text};
+use crate::storage::{HouseholdWrite, StorageError, Transactions, Tx};
+use std::collections::{BTreeMap, HashSet};
+use sync_core::form::FormDefinition;
+use sync_core::model::{Editor, Edits, Household, HouseholdId, MemberId, ModelError};
+use sync_core::roster::RosterHousehold;
+use sync_core::value::FieldValue;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use sync_core::protocol::{CHUNK_HOUSEHOLDS, ChunkReply, CommitRequest, ImportSummary, RosterChunk};
+
+/// The save action recorded on documents a re-import updates.
+pub const REIMPORT_ACTION: &str = "roster-update";
+
+/// A household document to store for one roster household.
+pub struct Imported {
+    /// The household's id (new, or the matched one).
+    pub id: HouseholdId,
+    /// The whole document, saved.
+    pub document: Vec<u8>,
+    /// Its heads, comma-separated hex.
+    pub heads: String,
+    /// The new change (hash hex, bytes): `None` when a re-import changed nothing.
+    pub change: Option<(String, Vec<u8>)>,
+}
+
+/// Build the new household document for `roster` (one change, written by `editor`).
+pub fn create(form: &FormDefinition, roster: &RosterHousehold, editor: &Editor) -> Result<Imported, ModelError> {
+    let id = HouseholdId::random();
+    let edits = Edits {
+        answers: roster.answers.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+        add_members: roster.members.iter().map(|m| (MemberId::random(), m.clone())).collect(),
+        ..Edits::default()
+    };
+    let (household, saved) = Household::create(id, &form.key(), editor, &edits)?;
+    Ok(Imported {
+        id,
+        heads: heads(&household),
+        document: household.save(),
+        change: Some((saved.hash.to_string(), saved.bytes)),
+    })
+}
+
+/// Bring the matched household `existing` up to `roster`: household answers that differ are set;
+/// members are matched by NIK, else by full name, and their differing answers set; members the
+/// roster adds are added. Nothing is removed or cleared: field work since the last import (a
+/// member who moved out, an answer corrected on a visit) outranks an old list.
+pub fn update(mut existing: Household, roster: &RosterHousehold, editor: &Editor) -> Result<Imported, ModelError> {
+    let state = existing.state();
+    let mut edits = Edits::default();
+    for (field, value) in &roster.answers {
+        if state.answers.get(field) != Some(value) {
+            edits.answers.insert(field.clone(), Some(value.clone()));
+        }
+    }
+    let current: Vec<_> = state.current_members().collect();
+    let mut taken: Vec<MemberId> = Vec::new();
+    for member in &roster.members {
+        let key = |m: &BTreeMap<String, FieldValue>, field: &str| m.get(field).map(|v| v.to_string().to_lowercase());
+        let matched = current
+            .iter()
+            .filter(|c| !taken.contains(&c.id))
+            .find(|c| key(member, "nik").is_some() && key(&c.answers, "nik") == key(member, "nik"))
+            .or_else(|| {
+                current.iter().filter(|c| !taken.contains(&c.id)).find(|c| {
+                    key(member, "full_name").is_some() && key(&c.answers, "full_name") == key(member, "full_name")
+                })
+            });
+        match matched {
+            Some(c) => {
+                taken.push(c.id);
+                let changed: BTreeMap<String, Option<FieldValue>> = member
+                    .iter()
+                    .filter(|(f, v)| c.answers.get(*f) != Some(*v))
+                    .map(|(f, v)| (f.clone(), Some(v.clone())))
+                    .collect();
+                if !changed.is_empty() {
+                    edits.edit_members.push((c.id, changed));
+                }
+            }
+            None => edits.add_members.push((MemberId::random(), member.clone())),
+        }
+    }
+    let id = existing.id();
+    if edits.is_empty() {
+        return Ok(Imported { id, heads: heads(&existing), document: existing.save(), change: None });
+    }
+    let (_, saved) = existing
+        .apply(editor, REIMPORT_ACTION, &edits, |_| Ok::<(), ()>(()))?
+        .map_err(|()| ModelError::BadChange("a roster update was refused".into()))?;
+    let change = saved.map(|s| (s.hash.to_string(), s.bytes));
+    Ok(Imported { id, heads: heads(&existing), document: existing.save(), change })
+}
+
+fn heads(household: &Household) -> String {
+    heads_text(household)
+}
+
+/// How long the staged chunks of an import that was never committed are kept: a `pilar roster
+/// import` stages and commits within minutes, so a day-old uncommitted import was abandoned (the
+/// admin's run was cut and they started a new import). Pruned when another import is staged.
+pub const STAGED_IMPORT_LIFETIME: time::Duration = time::Duration::days(1);
+
+fn corrupt_json(what: &str, e: serde_json::Error) -> StorageError {
+    StorageError::Corrupt(format!("{what}: {e}"))
+}
+
+impl Service {
+    /// Stage chunk `chunk` of roster import `import` (replacing a chunk of that number), already
+    /// checked. Refused once the import is committed.
+    pub fn roster_stage(
+        &self,
+        import: Uuid,
+        chunk: u32,
+        user: &str,
+        households: &[RosterHousehold],
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let body = serde_json::to_vec(households).map_err(|e| corrupt_json("roster chunk", e))?;
+        let packed = zstd::bulk::compress(&body, 3).map_err(|e| StorageError::Backend(Box::new(e)))?;
+        self.db.write(|tx| {
+            // Abandoned imports (and their chunks) never pile up.
+            tx.prune_staged_imports(now - STAGED_IMPORT_LIFETIME, import)?;
+            match tx.roster_import(import)? {
+                Some(row) if row.committed_at.is_some() => {
+                    return Err(StorageError::Refused(format!(
+                        "roster import {import} is already committed; start a new import to load the file again"
+                    )));
+                }
+                Some(_) => {}
+                None => tx.insert_roster_import(import, user, now)?,
+            }
+            tx.put_roster_chunk(import, chunk, &packed)
+        })
+    }
+
+    /// Apply every staged chunk (`0..chunks`) of an import in one write transaction, as `editor`:
+    /// households matched by DTSEN family id are updated, the others created, and their changes
+    /// enter the feed. A retried commit returns the first commit's summary.
+    pub fn roster_commit(&self, import: Uuid, chunks: u32, editor: &Editor) -> Result<ImportSummary, StorageError> {
+        let form = FormDefinition::default_dtsen();
+        self.db.write(|tx| commit(tx, import, chunks, editor, form))
+    }
+}
+
+/// Commit an import inside `tx`: every chunk `0..chunks` must be staged.
+fn commit(
+    tx: &mut dyn Tx,
+    import: Uuid,
+    chunks: u32,
+    editor: &Editor,
+    form: &FormDefinition,
+) -> Result<ImportSummary, StorageError> {
+    match tx.roster_import(import)? {
+        None => {
+            return Err(StorageError::Refused(format!(
+                "roster import {import} has no staged chunks; send the file again with `pilar roster import`"
+            )));
+        }
+        Some(row) => {
+            if let (Some(_), Some(summary)) = (row.committed_at, row.summary) {
+                return serde_json::from_str(&summary).map_err(|e| corrupt_json("import summary", e));
+            }
+        }
+    }
+    let staged = tx.staged_chunks(import, chunks)?;
+    if staged != chunks {
+        return Err(StorageError::Refused(format!(
+            "roster import {import} has {staged} of its {chunks} chunks staged; send the file again with `pilar roster import`"
+        )));
+    }
+    let mut summary = ImportSummary::default();
+    let mut seen: HashSet<String> = HashSet::new();
+    for chunk in 0..chunks {
+        let packed = tx.roster_chunk(import, chunk)?.ok_or_else(|| {
+            StorageError::Refused(format!(
+                "roster import {import} lost chunk {chunk}; send the file again with `pilar roster import`"
+            ))
+        })?;
+        let body = zstd::stream::decode_all(packed.as_slice()).map_err(|e| StorageError::Backend(Box::new(e)))?;
+        let households: Vec<RosterHousehold> =
+            serde_json::from_slice(&body).map_err(|e| corrupt_json("roster chunk", e))?;
+        for household in &households {
+            if let Some(family) = &household.family_id
+                && !seen.insert(family.clone())
+            {
+                return Err(StorageError::Refused(format!(
+                    "DTSEN family id at row {} appears twice in the roster; keep one row (or one family) per id",
+                    household.row
+                )));
+            }
+            let existing = match &household.family_id {
+                Some(family) => matched(tx, family, editor)?,
+                None => None,
+            };
+            let is_update = existing.is_some();
+            let imported = match existing {
+                Some(found) => update(found, household, editor),
+                None => create(form, household, editor),
+            }
+            .map_err(|e| StorageError::Corrupt(format!("roster row {}: {e}", household.row)))?;
+            match (&imported.change, is_update) {
+                (None, _) => summary.unchanged += 1,
+                (Some(_), true) => summary.updated += 1,
+                (Some(_), false) => summary.created += 1,
+            }
+            store(tx, &imported, household, editor)?;
+        }
+    }
+    let text = serde_json::to_string(&summary).map_err(|e| corrupt_json("import summary", e))?;
+    tx.finish_roster_import(import, editor.now, &text)?;
+    Ok(summary)
+}
+
+/// The household a family id was imported as, loaded.
+fn matched(tx: &mut dyn Tx, family: &str, editor: &Editor) -> Result<Option<Household>, StorageError> {
+    let Some(id) = tx.family_household(family)? else { return Ok(None) };
+    let Some(row) = tx.household(id)? else { return Ok(None) };
+    let household = Household::load(id, &row.doc, editor.device)
+        .map_err(|e| StorageError::Corrupt(format!("household {id}: {e}")))?;
+    Ok(Some(household))
+}
+
+/// Write an imported household: its change into the feed, the document, the family-id index.
+fn store(
+    tx: &mut dyn Tx,
+    imported: &Imported,
+    household: &RosterHousehold,
+    editor: &Editor,
+) -> Result<(), StorageError> {
+    let Some((hash, bytes)) = &imported.change else { return Ok(()) };
+    let entry = feed::Entry { hash, household: imported.id, device: editor.device, user: &editor.user, bytes };
+    let position = feed::append(tx, &household.village, &[entry], editor.now)?;
+    tx.put_household(&HouseholdWrite {
+        id: imported.id,
+        village: &household.village,
+        doc: &imported.document,
+        heads: &imported.heads,
+        position,
+        at: editor.now,
+    })?;
+    if let Some(family) = &household.family_id {
+        tx.put_family(family, imported.id)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! The SQLite schema, one migration per entry, applied in order by `PRAGMA user_version`.
+
+/// The schema, one migration per entry: entry `i` moves the database from `user_version` `i` to
+/// `i + 1`. Never edit an entry that has shipped; append a new one.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: accounts, assignments (with history), devices and their refresh tokens.
+    r#"
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'enumerator')),
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE village_assignments (
+    id INTEGER PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users (name),
+    village TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE UNIQUE INDEX village_assignments_active ON village_assignments (user_name, village) WHERE ended_at IS NULL;
+CREATE INDEX village_assignments_village ON village_assignments (village, user_name);
+CREATE TABLE kecamatan_assignments (
+    id INTEGER PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users (name),
+    kecamatan TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE UNIQUE INDEX kecamatan_assignments_active ON kecamatan_assignments (user_name, kecamatan) WHERE ended_at IS NULL;
+CREATE INDEX kecamatan_assignments_kecamatan ON kecamatan_assignments (kecamatan, user_name);
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users (name),
+    name TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    revoked_at TEXT,
+    refresh_hash TEXT UNIQUE,
+    refresh_issued_at TEXT
+) WITHOUT ROWID;
+CREATE INDEX devices_user ON devices (user_name);
+"#,
+    // 2: the sync feed: households, admitted changes with feed sequence numbers, replayable responses.
+    r#"
+CREATE TABLE households (
+    id TEXT PRIMARY KEY,
+    village TEXT NOT NULL,
+    doc BLOB NOT NULL,
+    heads TEXT NOT NULL,
+    updated_seq INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX households_village ON households (village, id);
+CREATE TABLE changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash TEXT NOT NULL UNIQUE,
+    household_id TEXT NOT NULL,
+    village TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE INDEX changes_village_seq ON changes (village, seq);
+CREATE TABLE sync_batches (
+    device_id TEXT NOT NULL,
+    batch TEXT NOT NULL,
+    response BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, batch)
+);
+"#,
+    // 3: roster imports (staged chunks, the DTSEN family-id index).
+    r#"
+CREATE TABLE roster_imports (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    committed_at TEXT,
+    summary TEXT
+) WITHOUT ROWID;
+CREATE TABLE roster_chunks (
+    import_id TEXT NOT NULL REFERENCES roster_imports (id) ON DELETE CASCADE,
+    chunk INTEGER NOT NULL,
+    households BLOB NOT NULL,
+    PRIMARY KEY (import_id, chunk)
+) WITHOUT ROWID;
+CREATE TABLE roster_keys (family_id TEXT PRIMARY KEY, household_id TEXT NOT NULL) WITHOUT ROWID;
+"#,
+    // 4: supervision: derived household facts, duplicate keys and dismissals, merges.
+    r#"
+CREATE TABLE household_facts (
+    household_id TEXT PRIMARY KEY,
+    village TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    brief TEXT NOT NULL,
+    conflicts TEXT NOT NULL,
+    conflict_count INTEGER NOT NULL,
+    review TEXT,
+    final_outcome INTEGER,
+    last_visit_by TEXT,
+    visits INTEGER NOT NULL,
+    merged_into TEXT
+);
+CREATE INDEX household_facts_village ON household_facts (village);
+CREATE TABLE household_keys (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    household_id TEXT NOT NULL,
+    PRIMARY KEY (kind, key, household_id)
+) WITHOUT ROWID;
+CREATE INDEX household_keys_household ON household_keys (household_id);
+CREATE TABLE duplicate_dismissals (
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    by_user TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
+CREATE TABLE merges (
+    retired TEXT PRIMARY KEY,
+    survivor TEXT NOT NULL,
+    fold TEXT NOT NULL,
+    by_user TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE merge_conflicts (
+    id INTEGER PRIMARY KEY,
+    survivor TEXT NOT NULL,
+    retired TEXT NOT NULL,
+    path TEXT NOT NULL,
+    other TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    resolved_by TEXT,
+    resolved_at TEXT
+);
+CREATE INDEX merge_conflicts_open ON merge_conflicts (survivor) WHERE resolved_at IS NULL;
+CREATE INDEX households_updated ON households (updated_seq, id);
+CREATE TABLE facts_watermark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    household_id TEXT NOT NULL
+);
+CREATE TABLE server_secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+"#,
+    // 5: bounded state and retriable refreshes: the replaced refresh token with its retry window,
+    // the page size a stored sync response was made for, and indexes for pruning by age.
+    r#"
+ALTER TABLE devices ADD COLUMN previous_refresh_hash TEXT;
+ALTER TABLE devices ADD COLUMN previous_refresh_until TEXT;
+ALTER TABLE sync_batches ADD COLUMN max_changes INTEGER;
+CREATE INDEX sync_batches_created ON sync_batches (created_at);
+CREATE INDEX roster_imports_staged ON roster_imports (created_at) WHERE committed_at IS NULL;
+"#,
+    // 6: the trust boundary: sessions ended by refresh-token reuse, which device was handed which
+    // village and when, and when each household was first stored (for the grace after an
+    // assignment ends).
+    r#"
+ALTER TABLE devices ADD COLUMN sessions_ended_ms INTEGER;
+CREATE TABLE device_villages (
+    device_id TEXT NOT NULL,
+    village TEXT NOT NULL,
+    first_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, village)
+) WITHOUT ROWID;
+ALTER TABLE households ADD COLUMN created_at TEXT;
+CREATE INDEX changes_household_received ON changes (household_id, received_at);
+UPDATE households SET created_at = COALESCE(
+    (SELECT min(received_at) FROM changes c WHERE c.household_id = households.id), updated_at);
+DROP INDEX changes_household_received;
+-- Devices held what they already wrote to, and (leniently, as before this table) what their user
+-- holds now; assignments that ended before the upgrade keep only the former.
+INSERT OR IGNORE INTO device_villages (device_id, village, first_at, last_at)
+    SELECT device_id, village, min(received_at), max(received_at) FROM changes GROUP BY device_id, village;
+INSERT OR IGNORE INTO device_villages (device_id, village, first_at, last_at)
+    SELECT d.id, a.village, max(a.started_at, d.registered_at), max(a.started_at, d.registered_at)
+    FROM village_assignments a JOIN devices d ON d.user_name = a.user_name
+    WHERE a.ended_at IS NULL AND d.revoked_at IS NULL;
+CREATE TRIGGER households_created_at AFTER INSERT ON households FOR EACH ROW WHEN NEW.created_at IS NULL
+BEGIN
+    UPDATE households SET created_at = NEW.updated_at WHERE id = NEW.id;
+END;
+"#,
+    // 7: the feed numbered per village, facts derived from a queue (issue 14). A change's position
+    // is counted per village from the village's head row, bumped in the transaction that inserts
+    // the change, so positions commit in order under concurrent writers. Devices keep the cursors
+    // they hold: every existing change keeps its global sequence number as its position, and every
+    // village's numbering continues above the last global number (the floor), so an old cursor is
+    // never above a new change. Facts are recomputed for the households in `facts_stale` (marked by
+    // every household write with its new version) instead of a watermark over a global sequence.
+    // A household's `updated_pos` is its last change's position in its village. The duplicate
+    // fold's tables are named for it ("merge" is Automerge's word).
+    r#"
+ALTER TABLE changes ADD COLUMN pos INTEGER;
+UPDATE changes SET pos = seq;
+CREATE UNIQUE INDEX changes_village_pos ON changes (village, pos);
+DROP INDEX changes_village_seq;
+CREATE TABLE feed_heads (
+    village TEXT PRIMARY KEY,
+    head INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE feed_floor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    floor INTEGER NOT NULL
+);
+INSERT INTO feed_floor (id, floor) VALUES (1, max(
+    COALESCE((SELECT max(seq) FROM changes), 0),
+    COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)));
+ALTER TABLE households ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE facts_stale (
+    household_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO facts_stale (household_id, version)
+    SELECT h.id, h.version FROM households h LEFT JOIN household_facts f ON f.household_id = h.id
+    WHERE f.seq IS NULL OR f.seq < h.updated_seq;
+UPDATE household_facts SET seq = 1;
+ALTER TABLE household_facts RENAME COLUMN seq TO version;
+DROP TABLE facts_watermark;
+DROP INDEX households_updated;
+ALTER TABLE households RENAME COLUMN updated_seq TO updated_pos;
+ALTER TABLE merges RENAME TO folds;
+ALTER TABLE merge_conflicts RENAME TO fold_disagreements;
+"#,
+];

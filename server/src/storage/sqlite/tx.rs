@@ -1,0 +1,932 @@
+//! The data operations of the seam ([`ReadTx`], [`Tx`]) in SQL on one SQLite connection. SQL and
+//! row conversions only: what the rows mean is decided in `crate::service`.
+
+use super::{parse_stored_time, stored_time};
+use crate::storage::{
+    Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, HouseholdRow,
+    HouseholdWrite, KeyGroup, NewChange, NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx,
+    UserRecord,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::{BTreeMap, BTreeSet};
+use sync_core::model::{DeviceId, HouseholdId};
+use sync_core::protocol::Role;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One transaction's view of a connection: the writer inside `BEGIN IMMEDIATE`, or a reader inside
+/// a deferred read transaction (then only [`ReadTx`] is handed out).
+pub(super) struct SqliteTx<'c> {
+    pub(super) conn: &'c Connection,
+}
+
+fn corrupt(what: impl Into<String>) -> StorageError {
+    StorageError::Corrupt(what.into())
+}
+
+fn household_id(text: &str) -> Result<HouseholdId, StorageError> {
+    text.parse().map_err(|_| corrupt(format!("bad household id {text:?}")))
+}
+
+fn device_id(text: &str) -> Result<DeviceId, StorageError> {
+    text.parse().map_err(|_| corrupt(format!("bad device id {text:?}")))
+}
+
+fn role(text: &str) -> Result<Role, StorageError> {
+    Role::parse(text).ok_or_else(|| corrupt(format!("unknown role {text:?}")))
+}
+
+fn time_opt(text: Option<String>) -> Result<Option<OffsetDateTime>, StorageError> {
+    text.as_deref().map(parse_stored_time).transpose()
+}
+
+fn count(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_millis(ms: i64) -> Result<OffsetDateTime, StorageError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|_| corrupt("bad sessions_ended_ms"))
+}
+
+fn table(kind: AssignmentKind) -> (&'static str, &'static str) {
+    match kind {
+        AssignmentKind::Village => ("village_assignments", "village"),
+        AssignmentKind::Kecamatan => ("kecamatan_assignments", "kecamatan"),
+    }
+}
+
+const DEVICE_COLUMNS: &str = "id, user_name, name, registered_at, last_seen_at, revoked_at, refresh_hash, \
+     refresh_issued_at, previous_refresh_hash, previous_refresh_until, sessions_ended_ms";
+
+type DeviceColumns = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+fn device_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceColumns> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    ))
+}
+
+fn device_row(c: DeviceColumns) -> Result<DeviceRow, StorageError> {
+    let (id, user, name, registered_at, last_seen_at, revoked_at, refresh_hash, issued, previous, until, ended) = c;
+    Ok(DeviceRow {
+        id: device_id(&id)?,
+        user,
+        name,
+        registered_at: parse_stored_time(&registered_at)?,
+        last_seen_at: parse_stored_time(&last_seen_at)?,
+        revoked_at: time_opt(revoked_at)?,
+        refresh_hash,
+        refresh_issued_at: time_opt(issued)?,
+        previous_refresh_hash: previous,
+        previous_refresh_until: time_opt(until)?,
+        sessions_ended_at: ended.map(from_millis).transpose()?,
+    })
+}
+
+const FACTS_COLUMNS: &str = "household_id, village, version, brief, conflicts, conflict_count, review, final_outcome, \
+     last_visit_by, visits, merged_into";
+
+type FactsColumns =
+    (String, String, i64, String, String, i64, Option<String>, Option<i64>, Option<String>, i64, Option<String>);
+
+fn facts_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<FactsColumns> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    ))
+}
+
+fn facts_row(c: FactsColumns) -> Result<FactsRow, StorageError> {
+    let (id, village, version, brief, conflicts, conflict_count, review, final_outcome, last_visit_by, visits, merged) =
+        c;
+    Ok(FactsRow {
+        household: household_id(&id)?,
+        village,
+        version: count(version),
+        brief,
+        conflicts,
+        conflict_count: count(conflict_count) as u32,
+        review,
+        final_outcome,
+        last_visit_by,
+        visits: count(visits) as u32,
+        merged_into: merged,
+    })
+}
+
+fn documents(
+    rows: impl Iterator<Item = rusqlite::Result<(String, Vec<u8>)>>,
+) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, doc) = row?;
+        out.push((household_id(&id)?, doc));
+    }
+    Ok(out)
+}
+
+impl ReadTx for SqliteTx<'_> {
+    fn user_count(&mut self) -> Result<u64, StorageError> {
+        Ok(count(self.conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?))
+    }
+
+    fn user(&mut self, name: &str) -> Result<Option<UserRecord>, StorageError> {
+        let row: Option<(String, String, String, String)> = self
+            .conn
+            .prepare_cached("SELECT name, role, password_hash, created_at FROM users WHERE name = ?1")?
+            .query_row(params![name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        row.map(|(name, r, password_hash, created_at)| {
+            Ok(UserRecord { name, role: role(&r)?, password_hash, created_at: parse_stored_time(&created_at)? })
+        })
+        .transpose()
+    }
+
+    fn users(&mut self) -> Result<Vec<UserRecord>, StorageError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT name, role, password_hash, created_at FROM users ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, r, password_hash, created_at) = row?;
+            out.push(UserRecord { name, role: role(&r)?, password_hash, created_at: parse_stored_time(&created_at)? });
+        }
+        Ok(out)
+    }
+
+    fn assignments_of(&mut self, kind: AssignmentKind, user: &str) -> Result<Vec<Assignment>, StorageError> {
+        let (table, column) = table(kind);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {column}, started_at, ended_at FROM {table} WHERE user_name = ?1 ORDER BY {column}, started_at, id"
+        ))?;
+        let rows = stmt.query_map(params![user], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (code, started_at, ended_at) = row?;
+            out.push(Assignment {
+                user: user.to_string(),
+                code,
+                started_at: parse_stored_time(&started_at)?,
+                ended_at: time_opt(ended_at)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn active_assignments(&mut self, kind: AssignmentKind) -> Result<Vec<(String, String)>, StorageError> {
+        let (table, column) = table(kind);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT user_name, {column} FROM {table} WHERE ended_at IS NULL ORDER BY user_name, {column}"
+        ))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn villages_handed(&mut self, device: DeviceId) -> Result<BTreeMap<String, OffsetDateTime>, StorageError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT village, first_at FROM device_villages WHERE device_id = ?1")?;
+        let rows = stmt
+            .query_map(params![device.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|(village, first)| Ok((village, parse_stored_time(&first)?))).collect()
+    }
+
+    fn device(&mut self, id: DeviceId) -> Result<Option<DeviceRow>, StorageError> {
+        let row = self
+            .conn
+            .prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"))?
+            .query_row(params![id.to_string()], device_columns)
+            .optional()?;
+        row.map(device_row).transpose()
+    }
+
+    fn devices(&mut self) -> Result<Vec<DeviceRow>, StorageError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY user_name, registered_at, id"))?;
+        let rows = stmt.query_map([], device_columns)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(device_row).collect()
+    }
+
+    fn server_secret(&mut self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM server_secrets WHERE name = ?1")?
+            .query_row(params![name], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn household(&mut self, id: HouseholdId) -> Result<Option<HouseholdRow>, StorageError> {
+        let row: Option<(String, Vec<u8>, String, Option<String>)> = self
+            .conn
+            .prepare_cached("SELECT village, doc, heads, created_at FROM households WHERE id = ?1")?
+            .query_row(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        row.map(|(village, doc, heads, created_at)| {
+            Ok(HouseholdRow { id, village, doc, heads, created_at: time_opt(created_at)? })
+        })
+        .transpose()
+    }
+
+    fn household_heads(&mut self, id: HouseholdId) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT heads FROM households WHERE id = ?1")?
+            .query_row(params![id.to_string()], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn household_village(&mut self, id: HouseholdId) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT village FROM households WHERE id = ?1")?
+            .query_row(params![id.to_string()], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn households_with_prefix(&mut self, prefix: &str, limit: u32) -> Result<Vec<(HouseholdId, String)>, StorageError> {
+        // Ids are stored as lowercase hyphenated UUIDs: a prefix is a range of them ('g' sorts
+        // after every hex digit and the dash).
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, village FROM households WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![prefix, i64::from(limit)], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, village) = row?;
+            out.push((household_id(&id)?, village));
+        }
+        Ok(out)
+    }
+
+    fn village_households(
+        &mut self,
+        village: &str,
+        after: Option<HouseholdId>,
+        limit: u32,
+    ) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
+        let after = after.map(|a| a.to_string()).unwrap_or_default();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, doc FROM households WHERE village = ?1 AND id > ?2 ORDER BY id LIMIT ?3")?;
+        let rows = stmt.query_map(params![village, after, i64::from(limit)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        documents(rows)
+    }
+
+    fn village_household_count(&mut self, village: &str) -> Result<u64, StorageError> {
+        Ok(count(
+            self.conn
+                .prepare_cached("SELECT count(*) FROM households WHERE village = ?1")?
+                .query_row(params![village], |r| r.get(0))?,
+        ))
+    }
+
+    fn area_households(
+        &mut self,
+        area: &str,
+        after: Option<HouseholdId>,
+        limit: u32,
+    ) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
+        let after = after.map(|a| a.to_string()).unwrap_or_default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, doc FROM households WHERE id > ?1 AND substr(village, 1, length(?2)) = ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows =
+            stmt.query_map(params![after, format!("{area}."), i64::from(limit)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        documents(rows)
+    }
+
+    fn area_household_count(&mut self, area: &str) -> Result<u64, StorageError> {
+        Ok(count(
+            self.conn
+                .prepare_cached("SELECT count(*) FROM households WHERE substr(village, 1, length(?1)) = ?1")?
+                .query_row(params![format!("{area}.")], |r| r.get(0))?,
+        ))
+    }
+
+    fn feed_head(&mut self, village: &str) -> Result<u64, StorageError> {
+        let head: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE((SELECT head FROM feed_heads WHERE village = ?1), (SELECT floor FROM feed_floor), 0)",
+            )?
+            .query_row(params![village], |r| r.get(0))?;
+        Ok(count(head))
+    }
+
+    fn feed_after(
+        &mut self,
+        village: &str,
+        after: u64,
+        upto: u64,
+        exclude: Option<DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<FeedChange>, StorageError> {
+        let exclude = exclude.map(|d| d.to_string()).unwrap_or_default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT pos, household_id, bytes FROM changes
+             WHERE village = ?1 AND pos > ?2 AND pos <= ?3 AND device_id != ?4 ORDER BY pos LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![village, after as i64, upto.min(i64::MAX as u64) as i64, exclude, i64::from(limit)],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?)),
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (position, household, bytes) = row?;
+            out.push(FeedChange {
+                position: count(position),
+                household: household_id(&household)?,
+                village: village.to_string(),
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+
+    fn stored_response(&mut self, device: DeviceId, batch: Uuid) -> Result<Option<StoredResponse>, StorageError> {
+        let row: Option<(Vec<u8>, Option<i64>)> = self
+            .conn
+            .prepare_cached("SELECT response, max_changes FROM sync_batches WHERE device_id = ?1 AND batch = ?2")?
+            .query_row(params![device.to_string(), batch.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(row.map(|(body, max_changes)| StoredResponse {
+            body,
+            max_changes: max_changes.map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
+        }))
+    }
+
+    fn last_responses(&mut self) -> Result<BTreeMap<DeviceId, OffsetDateTime>, StorageError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT device_id, max(created_at) FROM sync_batches GROUP BY device_id")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = BTreeMap::new();
+        for (device, at) in rows {
+            // Rows of a malformed device id (none are written) are skipped rather than failing a report.
+            if let Ok(device) = device.parse() {
+                out.insert(device, parse_stored_time(&at)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn roster_import(&mut self, import: Uuid) -> Result<Option<RosterImportRow>, StorageError> {
+        let row: Option<(String, String, Option<String>, Option<String>)> = self
+            .conn
+            .prepare_cached("SELECT user_name, created_at, committed_at, summary FROM roster_imports WHERE id = ?1")?
+            .query_row(params![import.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        row.map(|(user, created_at, committed_at, summary)| {
+            Ok(RosterImportRow {
+                user,
+                created_at: parse_stored_time(&created_at)?,
+                committed_at: time_opt(committed_at)?,
+                summary,
+            })
+        })
+        .transpose()
+    }
+
+    fn staged_chunks(&mut self, import: Uuid, below: u32) -> Result<u32, StorageError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM roster_chunks WHERE import_id = ?1 AND chunk < ?2")?
+            .query_row(params![import.to_string(), below], |r| r.get(0))?;
+        Ok(count(n) as u32)
+    }
+
+    fn roster_chunk(&mut self, import: Uuid, chunk: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT households FROM roster_chunks WHERE import_id = ?1 AND chunk = ?2")?
+            .query_row(params![import.to_string(), chunk], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn family_household(&mut self, family: &str) -> Result<Option<HouseholdId>, StorageError> {
+        let id: Option<String> = self
+            .conn
+            .prepare_cached("SELECT household_id FROM roster_keys WHERE family_id = ?1")?
+            .query_row(params![family], |r| r.get(0))
+            .optional()?;
+        id.as_deref().map(household_id).transpose()
+    }
+
+    fn stale_facts(&mut self, limit: u32) -> Result<Vec<(HouseholdId, u64)>, StorageError> {
+        let mut stmt = self.conn.prepare_cached("SELECT household_id, version FROM facts_stale LIMIT ?1")?;
+        let rows = stmt
+            .query_map(params![i64::from(limit)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|(id, version)| Ok((household_id(&id)?, count(version)))).collect()
+    }
+
+    fn live_facts(&mut self, area: Option<&str>) -> Result<Vec<FactsRow>, StorageError> {
+        let (exact, prefix) = match area {
+            Some(a) => (Some(a.to_string()), Some(format!("{a}."))),
+            None => (None, None),
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {FACTS_COLUMNS} FROM household_facts WHERE merged_into IS NULL
+                 AND (?1 IS NULL OR village = ?1 OR substr(village, 1, length(?2)) = ?2)
+             ORDER BY village, household_id"
+        ))?;
+        let rows = stmt.query_map(params![exact, prefix], facts_columns)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(facts_row).collect()
+    }
+
+    fn live_facts_of(&mut self, id: HouseholdId) -> Result<Option<FactsRow>, StorageError> {
+        let row = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {FACTS_COLUMNS} FROM household_facts WHERE household_id = ?1 AND merged_into IS NULL"
+            ))?
+            .query_row(params![id.to_string()], facts_columns)
+            .optional()?;
+        row.map(facts_row).transpose()
+    }
+
+    fn shared_keys(&mut self, max_households: u32) -> Result<Vec<KeyGroup>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "WITH shared AS (SELECT kind, key FROM household_keys GROUP BY kind, key HAVING count(*) BETWEEN 2 AND ?1)
+             SELECT k.kind, k.key, k.household_id FROM shared s
+             JOIN household_keys k ON k.kind = s.kind AND k.key = s.key
+             ORDER BY k.kind, k.key, k.household_id",
+        )?;
+        let rows = stmt
+            .query_map(params![i64::from(max_households)], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut groups: Vec<KeyGroup> = Vec::new();
+        let mut last_key: Option<(String, String)> = None;
+        for (kind, key, household) in rows {
+            let household = household_id(&household)?;
+            let same = last_key.as_ref().is_some_and(|(k, v)| *k == kind && *v == key);
+            match groups.last_mut() {
+                Some(group) if same => group.households.push(household),
+                _ => groups.push(KeyGroup { kind: kind.clone(), households: vec![household] }),
+            }
+            last_key = Some((kind, key));
+        }
+        Ok(groups)
+    }
+
+    fn dismissed_pairs(&mut self) -> Result<BTreeSet<(HouseholdId, HouseholdId)>, StorageError> {
+        let mut stmt = self.conn.prepare_cached("SELECT a, b FROM duplicate_dismissals")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|(a, b)| Ok((household_id(&a)?, household_id(&b)?))).collect()
+    }
+
+    fn fold_of(&mut self, retired: HouseholdId) -> Result<Option<FoldRow>, StorageError> {
+        let row: Option<(String, String, String, String, String)> = self
+            .conn
+            .prepare_cached("SELECT survivor, fold, by_user, device_id, at FROM folds WHERE retired = ?1")?
+            .query_row(params![retired.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .optional()?;
+        row.map(|(survivor, fold, user, device, at)| {
+            Ok(FoldRow {
+                retired,
+                survivor: household_id(&survivor)?,
+                fold,
+                user,
+                device: device_id(&device)?,
+                at: parse_stored_time(&at)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn open_disagreements(&mut self, survivor: Option<HouseholdId>) -> Result<Vec<FoldDisagreementRow>, StorageError> {
+        let only = survivor.map(|h| h.to_string());
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT survivor, retired, path, other FROM fold_disagreements
+             WHERE resolved_at IS NULL AND (?1 IS NULL OR survivor = ?1) ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map(params![only], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(s, r, path, other)| {
+                Ok(FoldDisagreementRow { survivor: household_id(&s)?, retired: household_id(&r)?, path, other })
+            })
+            .collect()
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn insert_user(&mut self, user: &NewUser) -> Result<bool, StorageError> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO NOTHING",
+            )?
+            .execute(params![user.name, user.role.as_str(), user.password_hash, stored_time(user.created_at)])?;
+        Ok(inserted == 1)
+    }
+
+    fn start_assignment(
+        &mut self,
+        kind: AssignmentKind,
+        user: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let (table, column) = table(kind);
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {table} (user_name, {column}, started_at) VALUES (?1, ?2, ?3)"
+            ))?
+            .execute(params![user, code, stored_time(now)])?;
+        Ok(())
+    }
+
+    fn end_assignment(
+        &mut self,
+        kind: AssignmentKind,
+        user: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let (table, column) = table(kind);
+        self.conn
+            .prepare_cached(&format!(
+                "UPDATE {table} SET ended_at = ?3 WHERE user_name = ?1 AND {column} = ?2 AND ended_at IS NULL"
+            ))?
+            .execute(params![user, code, stored_time(now)])?;
+        Ok(())
+    }
+
+    fn hand_villages(
+        &mut self,
+        device: DeviceId,
+        villages: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let (device, now) = (device.to_string(), stored_time(now));
+        let mut upsert = self.conn.prepare_cached(
+            "INSERT INTO device_villages (device_id, village, first_at, last_at) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (device_id, village) DO UPDATE SET last_at = excluded.last_at WHERE last_at < excluded.last_at",
+        )?;
+        for village in villages {
+            upsert.execute(params![device, village, now])?;
+        }
+        Ok(())
+    }
+
+    fn insert_device(&mut self, d: &DeviceRow) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))?
+            .execute(params![
+                d.id.to_string(),
+                d.user,
+                d.name,
+                stored_time(d.registered_at),
+                stored_time(d.last_seen_at),
+                d.revoked_at.map(stored_time),
+                d.refresh_hash,
+                d.refresh_issued_at.map(stored_time),
+                d.previous_refresh_hash,
+                d.previous_refresh_until.map(stored_time),
+                d.sessions_ended_at.map(millis),
+            ])?;
+        Ok(())
+    }
+
+    fn update_device(&mut self, d: &DeviceRow) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE devices SET name = ?2, last_seen_at = ?3, revoked_at = ?4, refresh_hash = ?5,
+                     refresh_issued_at = ?6, previous_refresh_hash = ?7, previous_refresh_until = ?8,
+                     sessions_ended_ms = ?9
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                d.id.to_string(),
+                d.name,
+                stored_time(d.last_seen_at),
+                d.revoked_at.map(stored_time),
+                d.refresh_hash,
+                d.refresh_issued_at.map(stored_time),
+                d.previous_refresh_hash,
+                d.previous_refresh_until.map(stored_time),
+                d.sessions_ended_at.map(millis),
+            ])?;
+        Ok(())
+    }
+
+    fn touch_device(&mut self, id: DeviceId, now: OffsetDateTime) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("UPDATE devices SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2")?
+            .execute(params![id.to_string(), stored_time(now)])?;
+        Ok(())
+    }
+
+    fn insert_server_secret(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("INSERT INTO server_secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")?
+            .execute(params![name, value])?;
+        Ok(())
+    }
+
+    fn lock_feed_head(&mut self, village: &str) -> Result<u64, StorageError> {
+        // The writer connection holds SQLite's write lock from BEGIN IMMEDIATE: the head is
+        // already the transaction's alone. The row is made on first use, at the floor.
+        self.conn
+            .prepare_cached(
+                "INSERT INTO feed_heads (village, head) VALUES (?1, COALESCE((SELECT floor FROM feed_floor), 0))
+                 ON CONFLICT (village) DO NOTHING",
+            )?
+            .execute(params![village])?;
+        self.feed_head(village)
+    }
+
+    fn set_feed_head(&mut self, village: &str, head: u64) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("UPDATE feed_heads SET head = ?2 WHERE village = ?1")?
+            .execute(params![village, head as i64])?;
+        Ok(())
+    }
+
+    fn insert_change(&mut self, c: &NewChange<'_>) -> Result<bool, StorageError> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO changes (pos, hash, household_id, village, device_id, user_name, bytes, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (hash) DO NOTHING",
+            )?
+            .execute(params![
+                c.position as i64,
+                c.hash,
+                c.household.to_string(),
+                c.village,
+                c.device.to_string(),
+                c.user,
+                c.bytes,
+                stored_time(c.received_at)
+            ])?;
+        Ok(inserted == 1)
+    }
+
+    fn put_household(&mut self, h: &HouseholdWrite<'_>) -> Result<(), StorageError> {
+        let id = h.id.to_string();
+        let at = stored_time(h.at);
+        let version: i64 = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at, created_at, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
+                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, heads = excluded.heads,
+                     updated_pos = excluded.updated_pos, updated_at = excluded.updated_at,
+                     version = households.version + 1
+                 RETURNING version",
+            )?
+            .query_row(params![id, h.village, h.doc, h.heads, h.position as i64, at], |r| r.get(0))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO facts_stale (household_id, version) VALUES (?1, ?2)
+                 ON CONFLICT (household_id) DO UPDATE SET version = excluded.version",
+            )?
+            .execute(params![id, version])?;
+        Ok(())
+    }
+
+    fn forget_responses(&mut self, device: DeviceId) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("DELETE FROM sync_batches WHERE device_id = ?1")?
+            .execute(params![device.to_string()])?;
+        Ok(())
+    }
+
+    fn prune_responses(&mut self, before: OffsetDateTime, limit: u32) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM sync_batches WHERE rowid IN
+                     (SELECT rowid FROM sync_batches WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+            )?
+            .execute(params![stored_time(before), i64::from(limit)])?;
+        Ok(())
+    }
+
+    fn store_response(
+        &mut self,
+        device: DeviceId,
+        batch: Uuid,
+        response: &StoredResponse,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sync_batches (device_id, batch, response, created_at, max_changes) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (device_id, batch) DO UPDATE SET response = excluded.response,
+                     created_at = excluded.created_at, max_changes = excluded.max_changes",
+            )?
+            .execute(params![
+                device.to_string(),
+                batch.to_string(),
+                response.body,
+                stored_time(now),
+                response.max_changes
+            ])?;
+        Ok(())
+    }
+
+    fn insert_roster_import(&mut self, import: Uuid, user: &str, now: OffsetDateTime) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("INSERT INTO roster_imports (id, user_name, created_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![import.to_string(), user, stored_time(now)])?;
+        Ok(())
+    }
+
+    fn prune_staged_imports(&mut self, before: OffsetDateTime, keep: Uuid) -> Result<(), StorageError> {
+        // Their chunks go with them (ON DELETE CASCADE).
+        self.conn
+            .prepare_cached("DELETE FROM roster_imports WHERE committed_at IS NULL AND created_at < ?1 AND id != ?2")?
+            .execute(params![stored_time(before), keep.to_string()])?;
+        Ok(())
+    }
+
+    fn put_roster_chunk(&mut self, import: Uuid, chunk: u32, bytes: &[u8]) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO roster_chunks (import_id, chunk, households) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (import_id, chunk) DO UPDATE SET households = excluded.households",
+            )?
+            .execute(params![import.to_string(), chunk, bytes])?;
+        Ok(())
+    }
+
+    fn finish_roster_import(&mut self, import: Uuid, at: OffsetDateTime, summary: &str) -> Result<(), StorageError> {
+        let id = import.to_string();
+        self.conn
+            .prepare_cached("UPDATE roster_imports SET committed_at = ?2, summary = ?3 WHERE id = ?1")?
+            .execute(params![id, stored_time(at), summary])?;
+        self.conn.prepare_cached("DELETE FROM roster_chunks WHERE import_id = ?1")?.execute(params![id])?;
+        Ok(())
+    }
+
+    fn put_family(&mut self, family: &str, household: HouseholdId) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO roster_keys (family_id, household_id) VALUES (?1, ?2)")?
+            .execute(params![family, household.to_string()])?;
+        Ok(())
+    }
+
+    fn put_facts(&mut self, f: &FactsRow, keys: &[(String, String)]) -> Result<(), StorageError> {
+        let id = f.household.to_string();
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO household_facts ({FACTS_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (household_id) DO UPDATE SET village = excluded.village, version = excluded.version,
+                     brief = excluded.brief, conflicts = excluded.conflicts, conflict_count = excluded.conflict_count,
+                     review = excluded.review, final_outcome = excluded.final_outcome,
+                     last_visit_by = excluded.last_visit_by, visits = excluded.visits,
+                     merged_into = excluded.merged_into"
+            ))?
+            .execute(params![
+                id,
+                f.village,
+                f.version as i64,
+                f.brief,
+                f.conflicts,
+                i64::from(f.conflict_count),
+                f.review,
+                f.final_outcome,
+                f.last_visit_by,
+                i64::from(f.visits),
+                f.merged_into,
+            ])?;
+        self.conn.prepare_cached("DELETE FROM household_keys WHERE household_id = ?1")?.execute(params![id])?;
+        let mut insert = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO household_keys (kind, key, household_id) VALUES (?1, ?2, ?3)")?;
+        for (kind, key) in keys {
+            insert.execute(params![kind, key, id])?;
+        }
+        Ok(())
+    }
+
+    fn clear_stale_facts(&mut self, id: HouseholdId, version: u64) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("DELETE FROM facts_stale WHERE household_id = ?1 AND version <= ?2")?
+            .execute(params![id.to_string(), version as i64])?;
+        Ok(())
+    }
+
+    fn dismiss_pair(
+        &mut self,
+        a: HouseholdId,
+        b: HouseholdId,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO duplicate_dismissals (a, b, by_user, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (a, b) DO NOTHING",
+            )?
+            .execute(params![a.to_string(), b.to_string(), user, stored_time(now)])?;
+        Ok(())
+    }
+
+    fn insert_fold(&mut self, f: &FoldRow) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO folds (retired, survivor, fold, by_user, device_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                f.retired.to_string(),
+                f.survivor.to_string(),
+                f.fold,
+                f.user,
+                f.device.to_string(),
+                stored_time(f.at)
+            ])?;
+        Ok(())
+    }
+
+    fn update_fold(&mut self, retired: HouseholdId, fold: &str) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("UPDATE folds SET fold = ?2 WHERE retired = ?1")?
+            .execute(params![retired.to_string(), fold])?;
+        Ok(())
+    }
+
+    fn insert_disagreement(&mut self, row: &FoldDisagreementRow, now: OffsetDateTime) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO fold_disagreements (survivor, retired, path, other, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                row.survivor.to_string(),
+                row.retired.to_string(),
+                row.path,
+                row.other,
+                stored_time(now)
+            ])?;
+        Ok(())
+    }
+
+    fn close_disagreements(
+        &mut self,
+        survivor: HouseholdId,
+        path: &str,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE fold_disagreements SET resolved_by = ?3, resolved_at = ?4
+                 WHERE survivor = ?1 AND path = ?2 AND resolved_at IS NULL",
+            )?
+            .execute(params![survivor.to_string(), path, user, stored_time(now)])?;
+        Ok(())
+    }
+}
