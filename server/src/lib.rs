@@ -11,6 +11,8 @@
 //! - [`throttle`]: failed logins counted per user name and client address (429 after a few).
 //! - [`routes`]: one file per area of the HTTP API (`/health`, `/v1/login`, `/v1/admin/…`).
 //! - [`storage`]: the object-safe `Storage` trait and its SQLite backend.
+//! - [`postgres_schema`]: the PostgreSQL schema (`server/migrations/postgres/`) and its migration
+//!   runner, for the PostgreSQL backend.
 //!
 //! This crate never logs NIK, names, answers, passwords or tokens: only user names and device ids.
 
@@ -18,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod inflate;
+pub mod postgres_schema;
 pub mod roster;
 pub mod routes;
 pub mod state;
