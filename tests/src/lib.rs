@@ -7,6 +7,7 @@ pub mod faults;
 pub mod http_framing;
 pub mod load;
 pub mod postgres;
+pub mod sync_http;
 pub mod synthetic;
 
 pub use crate::postgres::Postgres;
