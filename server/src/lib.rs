@@ -11,6 +11,8 @@
 //! - [`service`]: every use case, written once on the storage seam.
 //! - [`storage`]: the seam (`Database`, `ReadTx`, `Tx`), its SQLite backend, the conformance
 //!   suite every backend runs.
+//! - [`postgres_schema`]: the PostgreSQL schema (`server/migrations/postgres/`) and its migration
+//!   runner, for the PostgreSQL backend.
 //!
 //! This crate never logs NIK, names, answers, passwords or tokens: only user names and device ids.
 
@@ -19,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod inflate;
+pub mod postgres_schema;
 pub mod routes;
 pub mod service;
 pub mod state;

@@ -1,5 +1,6 @@
-//! Wire types shared by `pilar` and `pilar-server`: accounts, login and errors (JSON), and the
-//! sync messages (see `sync`). Changing a type here changes the protocol: keep old fields readable.
+//! Wire types shared by `pilar` and `pilar-server`: accounts, login, administration, errors,
+//! roster imports, exports and supervision (JSON), and the sync messages (see `sync`). Changing a
+//! type here changes the protocol: keep old fields readable.
 //!
 //! Every JSON request type denies unknown fields (`#[serde(deny_unknown_fields)]`): a misspelt
 //! field (`comentar`) is refused with 400 instead of silently ignored. Responses and the CBOR sync
@@ -104,6 +105,102 @@ pub struct ErrorBody {
     /// Set when the device must delete its local data (it was revoked).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wipe: bool,
+}
+
+// --- accounts administration (`/v1/admin/...`): users, assignments, devices; admins only ---
+
+/// `POST /v1/admin/users`: a new account.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// Login name: lowercase letters, digits, `.`, `-`, `_`.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// The password; when absent the server generates one and returns it once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for CreateUserRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateUserRequest")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The answer to `POST /v1/admin/users`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CreatedUser {
+    /// Login name.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// The generated password, present only when the request had none (shown once, never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for CreatedUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedUser")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A user with their active assignments (`GET /v1/admin/users` and the assignment endpoints).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    /// Login name.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// When the account was created (RFC 3339, UTC).
+    pub created_at: String,
+    /// Active village assignments.
+    pub villages: Vec<String>,
+    /// Active kecamatan assignments.
+    pub kecamatan: Vec<String>,
+}
+
+/// `PUT /v1/admin/users/{name}/villages`: the complete new set of villages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VillagesRequest {
+    /// Village codes (dotted or 10 digits); replaces the user's active set.
+    pub villages: Vec<String>,
+}
+
+/// `PUT /v1/admin/users/{name}/kecamatan`: the complete new set of kecamatan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KecamatanRequest {
+    /// Kecamatan codes (dotted or 6 digits); replaces the user's active set.
+    pub kecamatan: Vec<String>,
+}
+
+/// A registered device (`GET /v1/admin/devices`, and the answer to
+/// `POST /v1/admin/devices/{id}/revoke`, which takes no body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceView {
+    /// The device id (also its Automerge actor).
+    pub id: String,
+    /// The label given at login.
+    pub name: String,
+    /// The user the device belongs to.
+    pub user: String,
+    /// First login (RFC 3339, UTC).
+    pub registered_at: String,
+    /// Last login, refresh or request (RFC 3339, UTC, to the minute).
+    pub last_seen_at: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
 }
 
 // --- roster import (`/v1/roster/...`): staged chunk by chunk, committed at once ---
@@ -367,4 +464,46 @@ pub struct DeviceProgress {
     pub last_sync_at: Option<String>,
     /// Whether the device was revoked.
     pub revoked: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_requests_refuse_unknown_fields() {
+        let misspelt = r#"{"name": "pkh.a", "role": "enumerator", "is_admin": true}"#;
+        assert!(serde_json::from_str::<CreateUserRequest>(misspelt).is_err());
+        assert!(serde_json::from_str::<VillagesRequest>(r#"{"villages": [], "desa": []}"#).is_err());
+        assert!(serde_json::from_str::<KecamatanRequest>(r#"{"kecamatan": [], "x": 1}"#).is_err());
+        let plain: CreateUserRequest =
+            serde_json::from_str(r#"{"name": "pkh.a", "role": "enumerator"}"#).expect("a request without password");
+        assert_eq!(plain.password, None);
+    }
+
+    #[test]
+    fn admin_types_round_trip_and_leave_out_an_absent_password() {
+        let request = CreateUserRequest { name: "pkh.a".into(), role: Role::Enumerator, password: None };
+        assert_eq!(serde_json::to_string(&request).expect("json"), r#"{"name":"pkh.a","role":"enumerator"}"#);
+        let user = UserView {
+            name: "spv.a".into(),
+            role: Role::Supervisor,
+            created_at: "2026-01-02T03:04:05Z".into(),
+            villages: vec![],
+            kecamatan: vec!["73.14.01".into()],
+        };
+        let back: UserView = serde_json::from_str(&serde_json::to_string(&user).expect("json")).expect("parse");
+        assert_eq!(back, user);
+    }
+
+    #[test]
+    fn passwords_never_show_in_debug_output() {
+        let request =
+            CreateUserRequest { name: "pkh.a".into(), role: Role::Enumerator, password: Some("rahasia-sekali".into()) };
+        let created =
+            CreatedUser { name: "pkh.a".into(), role: Role::Enumerator, password: Some("rahasia-juga".into()) };
+        let shown = format!("{request:?} {created:?}");
+        assert!(!shown.contains("rahasia"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
 }

@@ -20,6 +20,7 @@ pub use client::{
     build_request, repair_request,
 };
 pub use wire::{
-    CONTENT_TYPE, DocumentsRequest, DocumentsResponse, PackPage, PackedHousehold, PullHousehold, PushHousehold,
-    Rejection, SyncRequest, SyncResponse, WireError, decode, encode,
+    CONTENT_ENCODING, CONTENT_TYPE, DOCUMENTS_PATH, DocumentsRequest, DocumentsResponse, PackPage, PackedHousehold,
+    PullHousehold, PushHousehold, REQUEST_HEADERS, Rejection, SYNC_PATH, SyncRequest, SyncResponse, WireError, decode,
+    encode,
 };

@@ -9,6 +9,7 @@ mod hostile_display;
 mod load;
 mod no_loss;
 mod offline_session;
+mod postgres;
 mod readme;
 mod refresh_retry;
 mod roster;

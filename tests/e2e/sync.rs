@@ -175,7 +175,7 @@ use std::collections::BTreeMap;
 use sync_core::model::{DeviceId, Editor, Edits, Household, HouseholdId};
 use sync_core::protocol::{LoginRequest, LoginResponse, RefreshRequest};
 use sync_core::store::{DeviceStore, Session};
-use sync_core::sync::{CONTENT_TYPE, PushHousehold, SyncRequest, SyncResponse};
+use sync_core::sync::{PushHousehold, SyncRequest, SyncResponse};
 use sync_core::value::FieldValue;
 
 pub(crate) fn http_login(server: &TestServer, user: &str, password: &str, device: DeviceId) -> String {
@@ -207,12 +207,7 @@ fn token_of(server: &TestServer, device: &TestDevice) -> String {
 }
 
 pub(crate) fn post_sync(server: &TestServer, token: &str, body: Vec<u8>) -> (reqwest::StatusCode, Vec<u8>) {
-    let response = reqwest::blocking::Client::new()
-        .post(format!("{}/v1/sync", server.url()))
-        .bearer_auth(token)
-        .header("content-type", CONTENT_TYPE)
-        .header("content-encoding", "zstd")
-        .body(body)
+    let response = pilar_tests::sync_http::sync_request(&reqwest::blocking::Client::new(), server.url(), token, body)
         .send()
         .expect("sync request");
     let status = response.status();

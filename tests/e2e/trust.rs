@@ -73,14 +73,10 @@ fn device_id(device: &TestDevice) -> DeviceId {
 
 fn post_sync(server: &TestServer, token: &str, push: Vec<PushHousehold>) -> SyncResponse {
     let request = SyncRequest { batch: uuid::Uuid::new_v4(), cursors: BTreeMap::new(), push, max_changes: 1000 };
-    let response = Client::new()
-        .post(format!("{}/v1/sync", server.url()))
-        .bearer_auth(token)
-        .header("content-type", CONTENT_TYPE)
-        .header("content-encoding", "zstd")
-        .body(sync_core::sync::encode(&request))
-        .send()
-        .expect("sync request");
+    let response =
+        pilar_tests::sync_http::sync_request(&Client::new(), server.url(), token, sync_core::sync::encode(&request))
+            .send()
+            .expect("sync request");
     assert!(response.status().is_success(), "sync: {}", response.status());
     sync_core::sync::decode(&response.bytes().expect("body"), 1 << 24).expect("sync response")
 }

@@ -1,12 +1,16 @@
 //! The end-to-end harness: run the real `pilar` binary on real store directories
 //! ([`TestDevice`]) against a real `pilar-server` process ([`TestServer`]), and make synthetic
 //! households (never real people: domain.md §3). [`faults::FaultProxy`] stands between devices
-//! and a server to break connections on purpose.
+//! and a server to break connections on purpose. [`Postgres`] gives a test its own PostgreSQL database.
 
 pub mod faults;
 pub mod http_framing;
 pub mod load;
+pub mod postgres;
+pub mod sync_http;
 pub mod synthetic;
+
+pub use crate::postgres::Postgres;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

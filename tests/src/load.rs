@@ -40,7 +40,7 @@ use sync_core::form::FormDefinition;
 use sync_core::ids::{DistrictCode, regions};
 use sync_core::model::{DeviceId, Editor, Edits, Household, HouseholdId, MemberId, NewVisit, VisitId};
 use sync_core::protocol::{LoginRequest, LoginResponse};
-use sync_core::sync::{CONTENT_TYPE, PackPage, PushHousehold, SyncRequest, SyncResponse, decode, encode};
+use sync_core::sync::{PackPage, PushHousehold, SyncRequest, SyncResponse, decode, encode};
 use sync_core::value::FieldValue;
 use time::OffsetDateTime;
 
@@ -393,13 +393,7 @@ fn login(client: &Client, base: &str, user: &str, password: &str, device: Device
 
 /// `POST /v1/sync` with an encoded request.
 fn post_sync(client: &Client, base: &str, token: &str, body: &[u8]) -> Result<Timed> {
-    let request = client
-        .post(format!("{base}/v1/sync"))
-        .bearer_auth(token)
-        .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-        .header(reqwest::header::CONTENT_ENCODING, "zstd")
-        .body(body.to_vec());
-    send(request, body.len() as u64)
+    send(crate::sync_http::sync_request(client, base, token, body.to_vec()), body.len() as u64)
 }
 
 /// Every page of `village`'s snapshot pack, in order.

@@ -4,11 +4,11 @@
 use crate::client::Client;
 use crate::render::{cell, table};
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::io::BufRead;
 use std::path::Path;
-use sync_core::protocol::Role;
+use sync_core::protocol::{
+    CreateUserRequest, CreatedUser, DeviceView, KecamatanRequest, Role, UserView, VillagesRequest,
+};
 
 /// `pilar admin` subcommands.
 #[derive(clap::Subcommand)]
@@ -79,36 +79,6 @@ pub struct RevokeArgs {
     device: String,
 }
 
-/// A user as the server lists it (the JSON of `/v1/admin/users`).
-#[derive(Debug, Serialize, Deserialize)]
-struct UserView {
-    name: String,
-    role: Role,
-    created_at: String,
-    villages: Vec<String>,
-    kecamatan: Vec<String>,
-}
-
-/// The server's answer to a user creation.
-#[derive(Debug, Deserialize)]
-struct CreatedUser {
-    name: String,
-    role: Role,
-    #[serde(default)]
-    password: Option<String>,
-}
-
-/// A device as the server lists it (the JSON of `/v1/admin/devices`).
-#[derive(Debug, Serialize, Deserialize)]
-struct DeviceView {
-    id: String,
-    name: String,
-    user: String,
-    registered_at: String,
-    last_seen_at: String,
-    revoked_at: Option<String>,
-}
-
 fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text).ok_or_else(|| format!("{text:?} is not a role; use admin, supervisor or enumerator"))
 }
@@ -126,7 +96,7 @@ pub fn run(home: &Path, command: Command) -> Result<()> {
 }
 
 fn add_user(client: &mut Client, args: AddArgs) -> Result<()> {
-    let mut body = json!({ "name": args.name, "role": args.role });
+    let mut request = CreateUserRequest { name: args.name, role: args.role, password: None };
     if args.password_stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
@@ -134,9 +104,9 @@ fn add_user(client: &mut Client, args: AddArgs) -> Result<()> {
         if password.is_empty() {
             bail!("--password-stdin: the first line of standard input is empty; pipe the password in");
         }
-        body["password"] = json!(password);
+        request.password = Some(password.to_string());
     }
-    let created: CreatedUser = client.post("/v1/admin/users", &body)?;
+    let created: CreatedUser = client.post("/v1/admin/users", &request)?;
     println!("created user {} ({})", created.name, created.role);
     if let Some(password) = created.password {
         println!("password: {password}");
@@ -181,9 +151,10 @@ fn assign(client: &mut Client, args: AssignArgs) -> Result<()> {
         !args.kecamatan.is_empty()
     };
     let user: UserView = if supervisor {
-        client.put(&format!("/v1/admin/users/{}/kecamatan", args.name), &json!({ "kecamatan": args.kecamatan }))?
+        client
+            .put(&format!("/v1/admin/users/{}/kecamatan", args.name), &KecamatanRequest { kecamatan: args.kecamatan })?
     } else {
-        client.put(&format!("/v1/admin/users/{}/villages", args.name), &json!({ "villages": args.villages }))?
+        client.put(&format!("/v1/admin/users/{}/villages", args.name), &VillagesRequest { villages: args.villages })?
     };
     println!("{} ({}) is now assigned:", user.name, user.role);
     for v in &user.villages {
@@ -255,7 +226,8 @@ fn device_id(client: &mut Client, text: &str) -> Result<uuid::Uuid> {
 
 fn revoke(client: &mut Client, args: RevokeArgs) -> Result<()> {
     let id = device_id(client, &args.device)?;
-    let device: DeviceView = client.post(&format!("/v1/admin/devices/{id}/revoke"), &json!({}))?;
+    // The endpoint takes no body; an empty JSON object keeps the request a well-formed JSON POST.
+    let device: DeviceView = client.post(&format!("/v1/admin/devices/{id}/revoke"), &serde_json::Map::new())?;
     println!(
         "device {} ({}, user {}) revoked at {}; it can no longer sync, and deletes its data when it next reaches \
          the server",

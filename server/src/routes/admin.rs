@@ -1,5 +1,6 @@
 //! `/v1/admin/…`: accounts, assignments and devices, for admins only (the [`Admin`] extractor
-//! answers 403 to every other role). Also the JSON shapes of these endpoints.
+//! answers 403 to every other role). The JSON shapes of these endpoints live in
+//! `sync_core::protocol`, shared with `pilar admin`.
 
 use crate::auth::{self, Admin};
 use crate::clock::rfc3339;
@@ -12,53 +13,14 @@ use crate::storage::NewUser;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use sync_core::ids::{DistrictCode, VillageCode};
 use sync_core::model::DeviceId;
-use sync_core::protocol::Role;
+use sync_core::protocol::{
+    CreateUserRequest, CreatedUser, DeviceView, KecamatanRequest, Role, UserView, VillagesRequest,
+};
 
 /// Longest password accepted, in bytes (argon2 is fed the whole of it).
 const MAX_PASSWORD_BYTES: usize = 1024;
-
-/// `POST /v1/admin/users`: a new account.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUserRequest {
-    /// Login name: lowercase letters, digits, `.`, `-`, `_`.
-    pub name: String,
-    /// What the user may do.
-    pub role: Role,
-    /// The password; when absent the server generates one and returns it once.
-    #[serde(default)]
-    pub password: Option<String>,
-}
-
-/// The answer to `POST /v1/admin/users`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CreatedUser {
-    /// Login name.
-    pub name: String,
-    /// What the user may do.
-    pub role: Role,
-    /// The generated password, present only when the request had none (shown once, never stored).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
-}
-
-/// A user with their active assignments (`GET /v1/admin/users` and the assignment endpoints).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UserView {
-    /// Login name.
-    pub name: String,
-    /// What the user may do.
-    pub role: Role,
-    /// When the account was created (RFC 3339, UTC).
-    pub created_at: String,
-    /// Active village assignments.
-    pub villages: Vec<String>,
-    /// Active kecamatan assignments.
-    pub kecamatan: Vec<String>,
-}
 
 impl From<UserSummary> for UserView {
     fn from(u: UserSummary) -> UserView {
@@ -70,39 +32,6 @@ impl From<UserSummary> for UserView {
             kecamatan: u.kecamatan,
         }
     }
-}
-
-/// `PUT /v1/admin/users/{name}/villages`: the complete new set of villages.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VillagesRequest {
-    /// Village codes (dotted or 10 digits); replaces the user's active set.
-    pub villages: Vec<String>,
-}
-
-/// `PUT /v1/admin/users/{name}/kecamatan`: the complete new set of kecamatan.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KecamatanRequest {
-    /// Kecamatan codes (dotted or 6 digits); replaces the user's active set.
-    pub kecamatan: Vec<String>,
-}
-
-/// A registered device (`GET /v1/admin/devices` and revoke).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeviceView {
-    /// The device id (also its Automerge actor).
-    pub id: String,
-    /// The label given at login.
-    pub name: String,
-    /// The user the device belongs to.
-    pub user: String,
-    /// First login (RFC 3339, UTC).
-    pub registered_at: String,
-    /// Last login, refresh or request (RFC 3339, UTC, to the minute).
-    pub last_seen_at: String,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<String>,
 }
 
 impl From<DeviceRecord> for DeviceView {

@@ -15,6 +15,22 @@ use uuid::Uuid;
 /// Media type of every sync body; bodies are always zstd-compressed (`Content-Encoding: zstd`).
 pub const CONTENT_TYPE: &str = "application/vnd.pilar.sync+cbor";
 
+/// `Content-Encoding` of every sync body, request and answer: [`encode`] compresses with zstd.
+pub const CONTENT_ENCODING: &str = "zstd";
+
+/// `POST` a [`SyncRequest`], get a [`SyncResponse`].
+pub const SYNC_PATH: &str = "/v1/sync";
+
+/// `POST` a [`DocumentsRequest`], get a [`DocumentsResponse`] (households listed for repair).
+pub const DOCUMENTS_PATH: &str = "/v1/documents";
+
+/// The sync HTTP framing, written once: the headers of a request that carries a sync body and
+/// wants one back (`POST` [`SYNC_PATH`] and [`DOCUMENTS_PATH`]), besides `Authorization: Bearer
+/// <access token>`. Every client (the CLI, a tablet app, the tests and the benchmark) sets
+/// exactly these; sync-core itself speaks no HTTP.
+pub const REQUEST_HEADERS: [(&str, &str); 3] =
+    [("content-type", CONTENT_TYPE), ("content-encoding", CONTENT_ENCODING), ("accept", CONTENT_TYPE)];
+
 /// zstd level: 3 is zstd's default, fast on a phone and within a few percent of level 9 on
 /// Automerge changes.
 const LEVEL: i32 = 3;

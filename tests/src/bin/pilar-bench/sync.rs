@@ -222,17 +222,17 @@ fn pending_batch(home: &Path) -> Result<(Vec<u8>, String)> {
 }
 
 /// Post one batch when every thread is ready; check that all `m` changes were acknowledged.
-fn post_batch(url: &str, token: &str, body: &[u8], m: usize, start: &std::sync::Barrier) -> Result<(Instant, Instant)> {
+fn post_batch(
+    base: &str,
+    token: &str,
+    body: &[u8],
+    m: usize,
+    start: &std::sync::Barrier,
+) -> Result<(Instant, Instant)> {
     let client = reqwest::blocking::Client::new();
     start.wait();
     let began = Instant::now();
-    let response = client
-        .post(url)
-        .bearer_auth(token)
-        .header("content-type", sync_core::sync::CONTENT_TYPE)
-        .header("content-encoding", "zstd")
-        .body(body.to_vec())
-        .send()?;
+    let response = pilar_tests::sync_http::sync_request(&client, base, token, body.to_vec()).send()?;
     let status = response.status();
     let bytes = response.bytes()?;
     let ended = Instant::now();
@@ -600,15 +600,15 @@ pub fn run(settings: &Settings) -> Result<()> {
     let log_at = campaign.server.log().len();
     let cpu = campaign.cpu();
     let mark = campaign.proxy.mark();
-    let url = format!("{}/v1/sync", campaign.proxy.url());
+    let base = campaign.proxy.url();
     let batches: Vec<(Vec<u8>, String)> = devices.iter().map(|d| pending_batch(d.home())).collect::<Result<_>>()?;
     let start = std::sync::Barrier::new(k);
     let posts: Vec<Result<(Instant, Instant)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = batches
             .iter()
             .map(|(body, token)| {
-                let (start, url) = (&start, &url);
-                scope.spawn(move || post_batch(url, token, body, m, start))
+                let (start, base) = (&start, &base);
+                scope.spawn(move || post_batch(base, token, body, m, start))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a push thread panicked")))).collect()

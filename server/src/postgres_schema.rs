@@ -1,0 +1,92 @@
+//! The PostgreSQL schema and its migration runner, ready for the PostgreSQL storage backend.
+//!
+//! Migrations are numbered like SQLite's (`PRAGMA user_version` there, the table
+//! `pilar_schema_migrations` here): entry `i` of [`MIGRATIONS`] moves a database from version `i`
+//! to `i + 1`, each in its own transaction, and a database newer than this binary is refused.
+//! Several servers may start at once on one database: every migration transaction first takes a
+//! transaction-scoped advisory lock ([`MIGRATION_LOCK`]) and reads the version again under it, so
+//! exactly one of them applies each migration and the others find it applied.
+
+use crate::storage::StorageError;
+
+/// The schema, one migration per entry (the SQL files in `server/migrations/postgres/`). Never
+/// edit an entry that has shipped; append a new file.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: today's SQLite schema (its six migrations), translated column for column.
+    include_str!("../migrations/postgres/0001_schema.sql"),
+    // 2: SQLite's migration 7: the feed numbered per village, facts from a queue, folds.
+    include_str!("../migrations/postgres/0002_feed_per_village.sql"),
+];
+
+/// The advisory lock key every migration transaction holds (the bytes of "pilarmig"), so two
+/// servers starting at once never apply one migration twice.
+pub const MIGRATION_LOCK: i64 = i64::from_be_bytes(*b"pilarmig");
+
+/// The table that records applied migrations (one row per version).
+pub const VERSION_TABLE: &str = "pilar_schema_migrations";
+
+/// Bring the database's schema up to date; returns how many migrations this call applied.
+///
+/// Refuses ([`StorageError::SchemaTooNew`]) a database a newer pilar-server migrated. Runs on a
+/// synchronous client: call it off the async workers (at start-up, or in `spawn_blocking`).
+pub fn migrate(client: &mut postgres::Client) -> Result<usize, StorageError> {
+    let supported = MIGRATIONS.len() as i64;
+    let mut applied = 0;
+    loop {
+        let mut tx = client.transaction().map_err(backend)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).map_err(backend)?;
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
+                 version BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )"
+        ))
+        .map_err(backend)?;
+        let found = version_in(&mut tx)?;
+        if found > supported {
+            return Err(StorageError::SchemaTooNew { found, supported });
+        }
+        if found == supported {
+            tx.commit().map_err(backend)?;
+            return Ok(applied);
+        }
+        let next = found + 1;
+        let sql = MIGRATIONS[found as usize];
+        tx.batch_execute(sql).map_err(|e| migration_failed(next, e))?;
+        tx.execute(&format!("INSERT INTO {VERSION_TABLE} (version) VALUES ($1)"), &[&next]).map_err(backend)?;
+        tx.commit().map_err(|e| migration_failed(next, e))?;
+        applied += 1;
+    }
+}
+
+/// The database's schema version: the newest migration applied, 0 for an empty database.
+pub fn schema_version(client: &mut postgres::Client) -> Result<i64, StorageError> {
+    let exists: bool =
+        client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&VERSION_TABLE]).map_err(backend)?.get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let mut tx = client.transaction().map_err(backend)?;
+    let version = version_in(&mut tx)?;
+    tx.commit().map_err(backend)?;
+    Ok(version)
+}
+
+fn version_in(tx: &mut postgres::Transaction<'_>) -> Result<i64, StorageError> {
+    let row = tx.query_one(&format!("SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}"), &[]).map_err(backend)?;
+    Ok(row.get(0))
+}
+
+fn backend(e: postgres::Error) -> StorageError {
+    StorageError::Backend(Box::new(e))
+}
+
+fn migration_failed(version: i64, e: postgres::Error) -> StorageError {
+    StorageError::Backend(
+        format!(
+            "postgresql schema migration {version} failed and was rolled back (the database stays at version {}): {e}",
+            version - 1
+        )
+        .into(),
+    )
+}

@@ -1,0 +1,298 @@
+//! The PostgreSQL schema and its migration runner, on a fresh database of the test cluster: the
+//! migrations apply, a second run does nothing, a newer database is refused, servers starting at
+//! once apply each migration once, the runner works through a connection pool inside tokio's
+//! `spawn_blocking` (as the backend will call it), and the schema is SQLite's, table for table,
+//! column for column, key for key and index for index.
+
+use pilar_server::postgres_schema::{MIGRATIONS, VERSION_TABLE, migrate, schema_version};
+use pilar_server::storage::StorageError;
+use pilar_tests::Postgres;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier};
+
+#[test]
+fn migrations_apply_on_a_fresh_database_and_a_second_run_does_nothing() {
+    let database = Postgres::database();
+    let mut client = database.connect();
+    assert_eq!(schema_version(&mut client).expect("version of an empty database"), 0);
+
+    let applied = migrate(&mut client).expect("migrate a fresh database");
+    assert_eq!(applied, MIGRATIONS.len());
+    assert_eq!(schema_version(&mut client).expect("version"), MIGRATIONS.len() as i64);
+
+    let again = migrate(&mut client).expect("migrate again");
+    assert_eq!(again, 0, "a second run applies nothing");
+    assert_eq!(schema_version(&mut client).expect("version"), MIGRATIONS.len() as i64);
+
+    // The schema works: a household stored without created_at gets its updated_at, as on SQLite.
+    client
+        .execute(
+            "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&"h-1", &"73.14.01.1001", &vec![0u8], &"", &1i64, &"2026-02-20T00:00:00Z"],
+        )
+        .expect("insert a household");
+    let created: String =
+        client.query_one("SELECT created_at FROM households WHERE id = 'h-1'", &[]).expect("read the household").get(0);
+    assert_eq!(created, "2026-02-20T00:00:00Z");
+}
+
+#[test]
+fn a_database_migrated_by_a_newer_server_is_refused() {
+    let database = Postgres::database();
+    let mut client = database.connect();
+    migrate(&mut client).expect("migrate");
+    let newer = MIGRATIONS.len() as i64 + 1;
+    client.execute(&format!("INSERT INTO {VERSION_TABLE} (version) VALUES ($1)"), &[&newer]).expect("a newer version");
+
+    match migrate(&mut client) {
+        Err(StorageError::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (newer, MIGRATIONS.len() as i64));
+        }
+        other => panic!("a newer database must be refused, got {other:?}"),
+    }
+    let message = migrate(&mut client).expect_err("refused").to_string();
+    assert!(message.contains("upgrade pilar-server"), "the refusal says what to do: {message}");
+}
+
+#[test]
+fn servers_starting_at_once_apply_each_migration_once() {
+    const SERVERS: usize = 4;
+    let database = Postgres::database();
+    let start = Arc::new(Barrier::new(SERVERS));
+    let applied: Vec<usize> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..SERVERS)
+            .map(|_| {
+                let (start, mut client) = (start.clone(), database.connect());
+                scope.spawn(move || {
+                    start.wait();
+                    migrate(&mut client).expect("a concurrent migration")
+                })
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().expect("migration thread")).collect()
+    });
+    assert_eq!(applied.iter().sum::<usize>(), MIGRATIONS.len(), "each migration applied exactly once: {applied:?}");
+    let rows: i64 = database
+        .connect()
+        .query_one(&format!("SELECT count(*) FROM {VERSION_TABLE}"), &[])
+        .expect("count versions")
+        .get(0);
+    assert_eq!(rows, MIGRATIONS.len() as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_through_a_pool_inside_spawn_blocking() {
+    let database = Postgres::database();
+    let url = database.url().to_string();
+    // The pool is built, used and dropped on the blocking pool: `postgres::Client` runs a runtime
+    // of its own (also when it closes), which must never happen on an async worker.
+    let (applied, version) = tokio::task::spawn_blocking(move || {
+        let config: postgres::Config = url.parse().expect("database URL");
+        let manager = r2d2_postgres::PostgresConnectionManager::new(config, postgres::NoTls);
+        let pool = r2d2_postgres::r2d2::Pool::builder().max_size(2).build(manager).expect("pool");
+        let applied = migrate(&mut pool.get().expect("a pooled connection")).expect("migrate");
+        let version = schema_version(&mut pool.get().expect("a pooled connection")).expect("version");
+        (applied, version)
+    })
+    .await
+    .expect("blocking task");
+    assert_eq!((applied, version), (MIGRATIONS.len(), MIGRATIONS.len() as i64));
+}
+
+/// A table's column: name, type (PostgreSQL's spelling), whether NULL is refused.
+type Column = (String, String, String, bool);
+
+/// The schema as both backends can describe it, sorted for comparison.
+struct Shape {
+    /// (table, column, type, not null).
+    columns: BTreeSet<Column>,
+    /// (table, primary key columns).
+    primary_keys: BTreeSet<(String, Vec<String>)>,
+    /// (table, columns) of UNIQUE constraints.
+    unique: BTreeSet<(String, Vec<String>)>,
+    /// (table, `FOREIGN KEY (a) REFERENCES t(b)[ ON DELETE CASCADE]`).
+    foreign_keys: BTreeSet<(String, String)>,
+    /// Explicitly created indexes: (name, table, columns, unique, partial).
+    indexes: BTreeSet<(String, String, Vec<String>, bool, bool)>,
+}
+
+#[test]
+fn postgres_schema_matches_the_sqlite_schema() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("server.db");
+    drop(pilar_server::storage::sqlite::SqliteDatabase::open(&path).expect("a fresh SQLite database"));
+    let sqlite = sqlite_shape(&rusqlite::Connection::open(&path).expect("open SQLite"));
+
+    let database = Postgres::database();
+    let mut client = database.connect();
+    migrate(&mut client).expect("migrate");
+    let postgres = postgres_shape(&mut client);
+    same("columns (table, column, type, not null)", &postgres.columns, &sqlite.columns);
+    same("primary keys", &postgres.primary_keys, &sqlite.primary_keys);
+    same("unique constraints", &postgres.unique, &sqlite.unique);
+    same("foreign keys", &postgres.foreign_keys, &sqlite.foreign_keys);
+    same("indexes (name, table, columns, unique, partial)", &postgres.indexes, &sqlite.indexes);
+
+    let uncollated: Vec<String> = client
+        .query(
+            "SELECT table_name::text || '.' || column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'
+               AND table_name <> $1",
+            &[&VERSION_TABLE],
+        )
+        .expect("collations")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        uncollated.is_empty(),
+        "text columns must compare byte by byte like SQLite's (COLLATE \"C\"): {uncollated:?}"
+    );
+}
+
+/// Fail naming what only one of the schemas has.
+fn same<T: Ord + std::fmt::Debug>(what: &str, postgres: &BTreeSet<T>, sqlite: &BTreeSet<T>) {
+    let only_postgres: Vec<&T> = postgres.difference(sqlite).collect();
+    let only_sqlite: Vec<&T> = sqlite.difference(postgres).collect();
+    assert!(
+        only_postgres.is_empty() && only_sqlite.is_empty(),
+        "the PostgreSQL schema's {what} differ from SQLite's:\nonly in PostgreSQL: {only_postgres:#?}\nonly in SQLite: \
+         {only_sqlite:#?}\n(a new SQLite migration needs its PostgreSQL twin in server/migrations/postgres/)"
+    );
+}
+
+fn sqlite_shape(conn: &rusqlite::Connection) -> Shape {
+    let strings = |sql: &str| -> Vec<String> {
+        let mut statement = conn.prepare(sql).expect("prepare");
+        statement.query_map([], |r| r.get(0)).expect("query").collect::<Result<_, _>>().expect("rows")
+    };
+    let tables =
+        strings("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name");
+    let mut shape = Shape {
+        columns: BTreeSet::new(),
+        primary_keys: BTreeSet::new(),
+        unique: BTreeSet::new(),
+        foreign_keys: BTreeSet::new(),
+        indexes: BTreeSet::new(),
+    };
+    let index_columns = |index: &str| -> Vec<String> {
+        let mut statement = conn.prepare(&format!("PRAGMA index_info(\"{index}\")")).expect("index_info");
+        statement.query_map([], |r| r.get(2)).expect("query").collect::<Result<_, _>>().expect("rows")
+    };
+    for table in &tables {
+        let mut info = conn.prepare(&format!("PRAGMA table_info(\"{table}\")")).expect("table_info");
+        let columns: Vec<(String, String, bool, i64)> = info
+            .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0, r.get(5)?)))
+            .expect("columns")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let mut key: Vec<(i64, String)> = Vec::new();
+        for (name, declared, not_null, pk) in columns {
+            let pg_type = match declared.as_str() {
+                "TEXT" => "text",
+                "INTEGER" => "bigint",
+                "BLOB" => "bytea",
+                other => panic!("{table}.{name} has a type the PostgreSQL translation does not know: {other}"),
+            };
+            // A primary key column is never NULL in PostgreSQL (SQLite allows it outside WITHOUT
+            // ROWID tables, but the server never stores one).
+            shape.columns.insert((table.clone(), name.clone(), pg_type.to_string(), not_null || pk > 0));
+            if pk > 0 {
+                key.push((pk, name));
+            }
+        }
+        key.sort();
+        shape.primary_keys.insert((table.clone(), key.into_iter().map(|(_, c)| c).collect()));
+
+        let mut list = conn.prepare(&format!("PRAGMA index_list(\"{table}\")")).expect("index_list");
+        let indexes: Vec<(String, bool, String, bool)> = list
+            .query_map([], |r| Ok((r.get(1)?, r.get::<_, i64>(2)? != 0, r.get(3)?, r.get::<_, i64>(4)? != 0)))
+            .expect("indexes")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        for (name, unique, origin, partial) in indexes {
+            match origin.as_str() {
+                "c" => {
+                    shape.indexes.insert((name.clone(), table.clone(), index_columns(&name), unique, partial));
+                }
+                "u" => {
+                    shape.unique.insert((table.clone(), index_columns(&name)));
+                }
+                _ => {} // the primary key's own index
+            }
+        }
+
+        let mut keys = conn.prepare(&format!("PRAGMA foreign_key_list(\"{table}\")")).expect("foreign_key_list");
+        let foreign: Vec<(String, String, String, String)> = keys
+            .query_map([], |r| Ok((r.get(2)?, r.get(3)?, r.get(4)?, r.get(6)?)))
+            .expect("foreign keys")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        for (target, from, to, on_delete) in foreign {
+            let cascade = if on_delete == "CASCADE" { " ON DELETE CASCADE" } else { "" };
+            shape
+                .foreign_keys
+                .insert((table.clone(), format!("FOREIGN KEY ({from}) REFERENCES {target}({to}){cascade}")));
+        }
+    }
+    shape
+}
+
+fn postgres_shape(client: &mut postgres::Client) -> Shape {
+    let columns = client
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text, is_nullable = 'NO'
+             FROM information_schema.columns WHERE table_schema = current_schema() AND table_name <> $1",
+            &[&VERSION_TABLE],
+        )
+        .expect("columns")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let mut constraints = |kind: &str| -> BTreeSet<(String, Vec<String>)> {
+        client
+            .query(
+                "SELECT t.relname::text,
+                        array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
+                              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.ord)
+                 FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+                 JOIN pg_namespace n ON n.oid = t.relnamespace
+                 WHERE n.nspname = current_schema() AND c.contype = $1::text::\"char\" AND t.relname <> $2",
+                &[&kind, &VERSION_TABLE],
+            )
+            .expect("constraints")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let primary_keys = constraints("p");
+    let unique = constraints("u");
+    let foreign_keys = client
+        .query(
+            "SELECT t.relname::text, pg_get_constraintdef(c.oid) FROM pg_constraint c
+             JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+             WHERE n.nspname = current_schema() AND c.contype = 'f'",
+            &[],
+        )
+        .expect("foreign keys")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let indexes = client
+        .query(
+            "SELECT i.relname::text, t.relname::text,
+                    array(SELECT a.attname::text FROM unnest(ix.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                          JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = k.attnum ORDER BY k.ord),
+                    ix.indisunique, ix.indpred IS NOT NULL
+             FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid JOIN pg_class t ON t.oid = ix.indrelid
+             JOIN pg_namespace n ON n.oid = t.relnamespace
+             WHERE n.nspname = current_schema()
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = ix.indexrelid)",
+            &[],
+        )
+        .expect("indexes")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    Shape { columns, primary_keys, unique, foreign_keys, indexes }
+}
