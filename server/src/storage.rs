@@ -4,13 +4,16 @@
 //! that move rows and bytes (households and their documents, the feed, users, devices,
 //! assignments, facts, keys, staged imports, remembered responses, secrets). Every rule lives
 //! above it, once, in `crate::service`; a backend module holds SQL and nothing else. SQLite is
-//! [`sqlite`]; the backend is chosen once at start-up.
+//! [`sqlite`], PostgreSQL is [`postgres`]; the backend is chosen once at start-up
+//! ([`open`], from the `--database` URL).
 //!
 //! Every backend runs the one conformance suite, [`conformance`].
 
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PostgresDatabase;
 pub use sqlite::SqliteDatabase;
 
 use std::collections::{BTreeMap, BTreeSet};

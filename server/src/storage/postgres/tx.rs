@@ -1,0 +1,908 @@
+//! The data operations of the seam ([`ReadTx`], [`Tx`]) in SQL on one PostgreSQL transaction.
+//! SQL and row conversions only: what the rows mean is decided in `crate::service`. The SQL is
+//! SQLite's (`storage/sqlite/tx.rs`) translated: `$n` parameters, `ON CONFLICT DO NOTHING` for
+//! `INSERT OR IGNORE`, integers as `BIGINT` (`i64`), and the row locks of a backend with
+//! concurrent writers (the feed head, the facts queue).
+
+use super::FEED_LOCK_SPACE;
+use crate::storage::sqlite::{parse_stored_time, stored_time};
+use crate::storage::{
+    Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, HouseholdRow,
+    HouseholdWrite, KeyGroup, NewChange, NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx,
+    UserRecord,
+};
+use postgres::types::{FromSql, ToSql};
+use postgres::{Row, Statement};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use sync_core::model::{DeviceId, HouseholdId};
+use sync_core::protocol::Role;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Another transaction is appending to this village's feed: the write transaction is run again,
+/// holding the village's lock from its start (see the module `storage::postgres`).
+#[derive(Debug, thiserror::Error)]
+#[error("another transaction is appending to the feed of this village; the transaction is run again")]
+pub(super) struct FeedHeadBusy;
+
+/// One transaction: a write (`SERIALIZABLE`) or a read (`REPEATABLE READ READ ONLY`, then only
+/// [`ReadTx`] is handed out).
+pub(super) struct PgTx<'a, 't> {
+    pub(super) tx: &'a mut postgres::Transaction<'t>,
+    /// The connection's prepared statements, by SQL text.
+    pub(super) statements: &'a mut HashMap<String, Statement>,
+    /// A write transaction (it may lock rows).
+    pub(super) write: bool,
+    /// Villages whose feed lock this session took before `BEGIN`.
+    pub(super) prelocked: &'a BTreeSet<String>,
+    /// Villages whose feed head another transaction held (lock them first on the next attempt).
+    pub(super) contended: &'a mut BTreeSet<String>,
+}
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+impl PgTx<'_, '_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, StorageError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql)?;
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StorageError> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.query(&statement, params)?)
+    }
+
+    fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StorageError> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.query_opt(&statement, params)?)
+    }
+
+    fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, StorageError> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.query_one(&statement, params)?)
+    }
+
+    fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, StorageError> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.execute(&statement, params)?)
+    }
+
+    /// The first column of the row `sql` returns, if any.
+    fn value<T: for<'r> FromSql<'r>>(&mut self, sql: &str, params: Params<'_>) -> Result<Option<T>, StorageError> {
+        self.query_opt(sql, params)?.map(|row| col(&row, 0)).transpose()
+    }
+
+    /// The count (a `BIGINT`) `sql` returns.
+    fn count(&mut self, sql: &str, params: Params<'_>) -> Result<u64, StorageError> {
+        Ok(count(col(&self.query_one(sql, params)?, 0)?))
+    }
+}
+
+/// Column `i` of `row`, or an error naming it (never a panic).
+fn col<T: for<'r> FromSql<'r>>(row: &Row, i: usize) -> Result<T, StorageError> {
+    row.try_get(i).map_err(|e| corrupt(format!("column {i}: {e}")))
+}
+
+fn corrupt(what: impl Into<String>) -> StorageError {
+    StorageError::Corrupt(what.into())
+}
+
+fn household_id(text: &str) -> Result<HouseholdId, StorageError> {
+    text.parse().map_err(|_| corrupt(format!("bad household id {text:?}")))
+}
+
+fn device_id(text: &str) -> Result<DeviceId, StorageError> {
+    text.parse().map_err(|_| corrupt(format!("bad device id {text:?}")))
+}
+
+fn role(text: &str) -> Result<Role, StorageError> {
+    Role::parse(text).ok_or_else(|| corrupt(format!("unknown role {text:?}")))
+}
+
+fn time_opt(text: Option<String>) -> Result<Option<OffsetDateTime>, StorageError> {
+    text.as_deref().map(parse_stored_time).transpose()
+}
+
+fn count(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_millis(ms: i64) -> Result<OffsetDateTime, StorageError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|_| corrupt("bad sessions_ended_ms"))
+}
+
+fn table(kind: AssignmentKind) -> (&'static str, &'static str) {
+    match kind {
+        AssignmentKind::Village => ("village_assignments", "village"),
+        AssignmentKind::Kecamatan => ("kecamatan_assignments", "kecamatan"),
+    }
+}
+
+const DEVICE_COLUMNS: &str = "id, user_name, name, registered_at, last_seen_at, revoked_at, refresh_hash, \
+     refresh_issued_at, previous_refresh_hash, previous_refresh_until, sessions_ended_ms";
+
+fn device_row(r: &Row) -> Result<DeviceRow, StorageError> {
+    Ok(DeviceRow {
+        id: device_id(&col::<String>(r, 0)?)?,
+        user: col(r, 1)?,
+        name: col(r, 2)?,
+        registered_at: parse_stored_time(&col::<String>(r, 3)?)?,
+        last_seen_at: parse_stored_time(&col::<String>(r, 4)?)?,
+        revoked_at: time_opt(col(r, 5)?)?,
+        refresh_hash: col(r, 6)?,
+        refresh_issued_at: time_opt(col(r, 7)?)?,
+        previous_refresh_hash: col(r, 8)?,
+        previous_refresh_until: time_opt(col(r, 9)?)?,
+        sessions_ended_at: col::<Option<i64>>(r, 10)?.map(from_millis).transpose()?,
+    })
+}
+
+const FACTS_COLUMNS: &str = "household_id, village, version, brief, conflicts, conflict_count, review, final_outcome, \
+     last_visit_by, visits, merged_into";
+
+fn facts_row(r: &Row) -> Result<FactsRow, StorageError> {
+    Ok(FactsRow {
+        household: household_id(&col::<String>(r, 0)?)?,
+        village: col(r, 1)?,
+        version: count(col(r, 2)?),
+        brief: col(r, 3)?,
+        conflicts: col(r, 4)?,
+        conflict_count: count(col(r, 5)?).min(u64::from(u32::MAX)) as u32,
+        review: col(r, 6)?,
+        final_outcome: col(r, 7)?,
+        last_visit_by: col(r, 8)?,
+        visits: count(col(r, 9)?).min(u64::from(u32::MAX)) as u32,
+        merged_into: col(r, 10)?,
+    })
+}
+
+fn user_record(r: &Row) -> Result<UserRecord, StorageError> {
+    Ok(UserRecord {
+        name: col(r, 0)?,
+        role: role(&col::<String>(r, 1)?)?,
+        password_hash: col(r, 2)?,
+        created_at: parse_stored_time(&col::<String>(r, 3)?)?,
+    })
+}
+
+fn documents(rows: Vec<Row>) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
+    rows.iter().map(|r| Ok((household_id(&col::<String>(r, 0)?)?, col(r, 1)?))).collect()
+}
+
+impl ReadTx for PgTx<'_, '_> {
+    fn user_count(&mut self) -> Result<u64, StorageError> {
+        self.count("SELECT count(*) FROM users", &[])
+    }
+
+    fn user(&mut self, name: &str) -> Result<Option<UserRecord>, StorageError> {
+        let row =
+            self.query_opt("SELECT name, role, password_hash, created_at FROM users WHERE name = $1", &[&name])?;
+        row.as_ref().map(user_record).transpose()
+    }
+
+    fn users(&mut self) -> Result<Vec<UserRecord>, StorageError> {
+        let rows = self.query("SELECT name, role, password_hash, created_at FROM users ORDER BY name", &[])?;
+        rows.iter().map(user_record).collect()
+    }
+
+    fn assignments_of(&mut self, kind: AssignmentKind, user: &str) -> Result<Vec<Assignment>, StorageError> {
+        let (table, column) = table(kind);
+        let rows = self.query(
+            &format!(
+                "SELECT {column}, started_at, ended_at FROM {table} WHERE user_name = $1 ORDER BY {column}, started_at, id"
+            ),
+            &[&user],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(Assignment {
+                    user: user.to_string(),
+                    code: col(r, 0)?,
+                    started_at: parse_stored_time(&col::<String>(r, 1)?)?,
+                    ended_at: time_opt(col(r, 2)?)?,
+                })
+            })
+            .collect()
+    }
+
+    fn active_assignments(&mut self, kind: AssignmentKind) -> Result<Vec<(String, String)>, StorageError> {
+        let (table, column) = table(kind);
+        let rows = self.query(
+            &format!("SELECT user_name, {column} FROM {table} WHERE ended_at IS NULL ORDER BY user_name, {column}"),
+            &[],
+        )?;
+        rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
+    }
+
+    fn villages_handed(&mut self, device: DeviceId) -> Result<BTreeMap<String, OffsetDateTime>, StorageError> {
+        let rows =
+            self.query("SELECT village, first_at FROM device_villages WHERE device_id = $1", &[&device.to_string()])?;
+        rows.iter().map(|r| Ok((col(r, 0)?, parse_stored_time(&col::<String>(r, 1)?)?))).collect()
+    }
+
+    fn device(&mut self, id: DeviceId) -> Result<Option<DeviceRow>, StorageError> {
+        let row = self.query_opt(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"), &[&id.to_string()])?;
+        row.as_ref().map(device_row).transpose()
+    }
+
+    fn devices(&mut self) -> Result<Vec<DeviceRow>, StorageError> {
+        let rows =
+            self.query(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY user_name, registered_at, id"), &[])?;
+        rows.iter().map(device_row).collect()
+    }
+
+    fn server_secret(&mut self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.value("SELECT value FROM server_secrets WHERE name = $1", &[&name])
+    }
+
+    fn household(&mut self, id: HouseholdId) -> Result<Option<HouseholdRow>, StorageError> {
+        let row =
+            self.query_opt("SELECT village, doc, heads, created_at FROM households WHERE id = $1", &[&id.to_string()])?;
+        row.map(|r| {
+            Ok(HouseholdRow {
+                id,
+                village: col(&r, 0)?,
+                doc: col(&r, 1)?,
+                heads: col(&r, 2)?,
+                created_at: time_opt(col(&r, 3)?)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn household_heads(&mut self, id: HouseholdId) -> Result<Option<String>, StorageError> {
+        self.value("SELECT heads FROM households WHERE id = $1", &[&id.to_string()])
+    }
+
+    fn household_village(&mut self, id: HouseholdId) -> Result<Option<String>, StorageError> {
+        self.value("SELECT village FROM households WHERE id = $1", &[&id.to_string()])
+    }
+
+    fn households_with_prefix(&mut self, prefix: &str, limit: u32) -> Result<Vec<(HouseholdId, String)>, StorageError> {
+        // Ids are stored as lowercase hyphenated UUIDs: a prefix is a range of them ('g' sorts
+        // after every hex digit and the dash, byte by byte under COLLATE "C").
+        let rows = self.query(
+            "SELECT id, village FROM households WHERE id >= $1 AND id < $1 || 'g' ORDER BY id LIMIT $2",
+            &[&prefix, &i64::from(limit)],
+        )?;
+        rows.iter().map(|r| Ok((household_id(&col::<String>(r, 0)?)?, col(r, 1)?))).collect()
+    }
+
+    fn village_households(
+        &mut self,
+        village: &str,
+        after: Option<HouseholdId>,
+        limit: u32,
+    ) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
+        let after = after.map(|a| a.to_string()).unwrap_or_default();
+        let rows = self.query(
+            "SELECT id, doc FROM households WHERE village = $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[&village, &after, &i64::from(limit)],
+        )?;
+        documents(rows)
+    }
+
+    fn village_household_count(&mut self, village: &str) -> Result<u64, StorageError> {
+        self.count("SELECT count(*) FROM households WHERE village = $1", &[&village])
+    }
+
+    fn area_households(
+        &mut self,
+        area: &str,
+        after: Option<HouseholdId>,
+        limit: u32,
+    ) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
+        let after = after.map(|a| a.to_string()).unwrap_or_default();
+        let rows = self.query(
+            "SELECT id, doc FROM households WHERE id > $1 AND substr(village, 1, length($2)) = $2 ORDER BY id LIMIT $3",
+            &[&after, &format!("{area}."), &i64::from(limit)],
+        )?;
+        documents(rows)
+    }
+
+    fn area_household_count(&mut self, area: &str) -> Result<u64, StorageError> {
+        self.count("SELECT count(*) FROM households WHERE substr(village, 1, length($1)) = $1", &[&format!("{area}.")])
+    }
+
+    fn feed_head(&mut self, village: &str) -> Result<u64, StorageError> {
+        let head: i64 = col(
+            &self.query_one(
+                "SELECT COALESCE((SELECT head FROM feed_heads WHERE village = $1), (SELECT floor FROM feed_floor), 0)",
+                &[&village],
+            )?,
+            0,
+        )?;
+        Ok(count(head))
+    }
+
+    fn feed_after(
+        &mut self,
+        village: &str,
+        after: u64,
+        upto: u64,
+        exclude: Option<DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<FeedChange>, StorageError> {
+        let exclude = exclude.map(|d| d.to_string()).unwrap_or_default();
+        let rows = self.query(
+            "SELECT pos, household_id, bytes FROM changes
+             WHERE village = $1 AND pos > $2 AND pos <= $3 AND device_id <> $4 ORDER BY pos LIMIT $5",
+            &[&village, &int(after), &int(upto), &exclude, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(FeedChange {
+                    position: count(col(r, 0)?),
+                    household: household_id(&col::<String>(r, 1)?)?,
+                    village: village.to_string(),
+                    bytes: col(r, 2)?,
+                })
+            })
+            .collect()
+    }
+
+    fn stored_response(&mut self, device: DeviceId, batch: Uuid) -> Result<Option<StoredResponse>, StorageError> {
+        let row = self.query_opt(
+            "SELECT response, max_changes FROM sync_batches WHERE device_id = $1 AND batch = $2",
+            &[&device.to_string(), &batch.to_string()],
+        )?;
+        row.map(|r| {
+            Ok(StoredResponse {
+                body: col(&r, 0)?,
+                max_changes: col::<Option<i64>>(&r, 1)?.map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
+            })
+        })
+        .transpose()
+    }
+
+    fn last_responses(&mut self) -> Result<BTreeMap<DeviceId, OffsetDateTime>, StorageError> {
+        let rows = self.query("SELECT device_id, max(created_at) FROM sync_batches GROUP BY device_id", &[])?;
+        let mut out = BTreeMap::new();
+        for r in &rows {
+            // Rows of a malformed device id (none are written) are skipped rather than failing a report.
+            if let Ok(device) = col::<String>(r, 0)?.parse() {
+                out.insert(device, parse_stored_time(&col::<String>(r, 1)?)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn roster_import(&mut self, import: Uuid) -> Result<Option<RosterImportRow>, StorageError> {
+        let row = self.query_opt(
+            "SELECT user_name, created_at, committed_at, summary FROM roster_imports WHERE id = $1",
+            &[&import.to_string()],
+        )?;
+        row.map(|r| {
+            Ok(RosterImportRow {
+                user: col(&r, 0)?,
+                created_at: parse_stored_time(&col::<String>(&r, 1)?)?,
+                committed_at: time_opt(col(&r, 2)?)?,
+                summary: col(&r, 3)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn staged_chunks(&mut self, import: Uuid, below: u32) -> Result<u32, StorageError> {
+        let n = self.count(
+            "SELECT count(*) FROM roster_chunks WHERE import_id = $1 AND chunk < $2",
+            &[&import.to_string(), &i64::from(below)],
+        )?;
+        Ok(n.min(u64::from(u32::MAX)) as u32)
+    }
+
+    fn roster_chunk(&mut self, import: Uuid, chunk: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        self.value(
+            "SELECT households FROM roster_chunks WHERE import_id = $1 AND chunk = $2",
+            &[&import.to_string(), &i64::from(chunk)],
+        )
+    }
+
+    fn family_household(&mut self, family: &str) -> Result<Option<HouseholdId>, StorageError> {
+        let id: Option<String> = self.value("SELECT household_id FROM roster_keys WHERE family_id = $1", &[&family])?;
+        id.as_deref().map(household_id).transpose()
+    }
+
+    fn stale_facts(&mut self, limit: u32) -> Result<Vec<(HouseholdId, u64)>, StorageError> {
+        // In a write transaction the rows are locked until commit, and rows another transaction
+        // (another server) is deriving are skipped: each stale household is derived once.
+        let sql = if self.write {
+            "SELECT household_id, version FROM facts_stale LIMIT $1 FOR UPDATE SKIP LOCKED"
+        } else {
+            "SELECT household_id, version FROM facts_stale LIMIT $1"
+        };
+        let rows = self.query(sql, &[&i64::from(limit)])?;
+        rows.iter().map(|r| Ok((household_id(&col::<String>(r, 0)?)?, count(col(r, 1)?)))).collect()
+    }
+
+    fn live_facts(&mut self, area: Option<&str>) -> Result<Vec<FactsRow>, StorageError> {
+        let rows = match area {
+            Some(a) => self.query(
+                &format!(
+                    "SELECT {FACTS_COLUMNS} FROM household_facts WHERE merged_into IS NULL
+                         AND (village = $1 OR substr(village, 1, length($2)) = $2)
+                     ORDER BY village, household_id"
+                ),
+                &[&a, &format!("{a}.")],
+            )?,
+            None => self.query(
+                &format!(
+                    "SELECT {FACTS_COLUMNS} FROM household_facts WHERE merged_into IS NULL
+                     ORDER BY village, household_id"
+                ),
+                &[],
+            )?,
+        };
+        rows.iter().map(facts_row).collect()
+    }
+
+    fn live_facts_of(&mut self, id: HouseholdId) -> Result<Option<FactsRow>, StorageError> {
+        let row = self.query_opt(
+            &format!("SELECT {FACTS_COLUMNS} FROM household_facts WHERE household_id = $1 AND merged_into IS NULL"),
+            &[&id.to_string()],
+        )?;
+        row.as_ref().map(facts_row).transpose()
+    }
+
+    fn shared_keys(&mut self, max_households: u32) -> Result<Vec<KeyGroup>, StorageError> {
+        let rows = self.query(
+            "WITH shared AS (SELECT kind, key FROM household_keys GROUP BY kind, key HAVING count(*) BETWEEN 2 AND $1)
+             SELECT k.kind, k.key, k.household_id FROM shared s
+             JOIN household_keys k ON k.kind = s.kind AND k.key = s.key
+             ORDER BY k.kind, k.key, k.household_id",
+            &[&i64::from(max_households)],
+        )?;
+        let mut groups: Vec<KeyGroup> = Vec::new();
+        let mut last_key: Option<(String, String)> = None;
+        for r in &rows {
+            let (kind, key): (String, String) = (col(r, 0)?, col(r, 1)?);
+            let household = household_id(&col::<String>(r, 2)?)?;
+            let same = last_key.as_ref().is_some_and(|(k, v)| *k == kind && *v == key);
+            match groups.last_mut() {
+                Some(group) if same => group.households.push(household),
+                _ => groups.push(KeyGroup { kind: kind.clone(), households: vec![household] }),
+            }
+            last_key = Some((kind, key));
+        }
+        Ok(groups)
+    }
+
+    fn dismissed_pairs(&mut self) -> Result<BTreeSet<(HouseholdId, HouseholdId)>, StorageError> {
+        let rows = self.query("SELECT a, b FROM duplicate_dismissals", &[])?;
+        rows.iter().map(|r| Ok((household_id(&col::<String>(r, 0)?)?, household_id(&col::<String>(r, 1)?)?))).collect()
+    }
+
+    fn fold_of(&mut self, retired: HouseholdId) -> Result<Option<FoldRow>, StorageError> {
+        let row = self.query_opt(
+            "SELECT survivor, fold, by_user, device_id, at FROM folds WHERE retired = $1",
+            &[&retired.to_string()],
+        )?;
+        row.map(|r| {
+            Ok(FoldRow {
+                retired,
+                survivor: household_id(&col::<String>(&r, 0)?)?,
+                fold: col(&r, 1)?,
+                user: col(&r, 2)?,
+                device: device_id(&col::<String>(&r, 3)?)?,
+                at: parse_stored_time(&col::<String>(&r, 4)?)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn open_disagreements(&mut self, survivor: Option<HouseholdId>) -> Result<Vec<FoldDisagreementRow>, StorageError> {
+        let rows = match survivor {
+            Some(s) => self.query(
+                "SELECT survivor, retired, path, other FROM fold_disagreements
+                 WHERE resolved_at IS NULL AND survivor = $1 ORDER BY id",
+                &[&s.to_string()],
+            )?,
+            None => self.query(
+                "SELECT survivor, retired, path, other FROM fold_disagreements WHERE resolved_at IS NULL ORDER BY id",
+                &[],
+            )?,
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(FoldDisagreementRow {
+                    survivor: household_id(&col::<String>(r, 0)?)?,
+                    retired: household_id(&col::<String>(r, 1)?)?,
+                    path: col(r, 2)?,
+                    other: col(r, 3)?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Tx for PgTx<'_, '_> {
+    fn insert_user(&mut self, user: &NewUser) -> Result<bool, StorageError> {
+        let inserted = self.execute(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO NOTHING",
+            &[&user.name, &user.role.as_str(), &user.password_hash, &stored_time(user.created_at)],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    fn start_assignment(
+        &mut self,
+        kind: AssignmentKind,
+        user: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let (table, column) = table(kind);
+        self.execute(
+            &format!(
+                "INSERT INTO {table} (user_name, {column}, started_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+            ),
+            &[&user, &code, &stored_time(now)],
+        )?;
+        Ok(())
+    }
+
+    fn end_assignment(
+        &mut self,
+        kind: AssignmentKind,
+        user: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let (table, column) = table(kind);
+        self.execute(
+            &format!("UPDATE {table} SET ended_at = $3 WHERE user_name = $1 AND {column} = $2 AND ended_at IS NULL"),
+            &[&user, &code, &stored_time(now)],
+        )?;
+        Ok(())
+    }
+
+    fn hand_villages(
+        &mut self,
+        device: DeviceId,
+        villages: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let (device, now) = (device.to_string(), stored_time(now));
+        for village in villages {
+            self.execute(
+                "INSERT INTO device_villages (device_id, village, first_at, last_at) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (device_id, village) DO UPDATE SET last_at = excluded.last_at
+                     WHERE device_villages.last_at < excluded.last_at",
+                &[&device, village, &now],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn insert_device(&mut self, d: &DeviceRow) -> Result<(), StorageError> {
+        self.execute(
+            &format!("INSERT INTO devices ({DEVICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+            &[
+                &d.id.to_string(),
+                &d.user,
+                &d.name,
+                &stored_time(d.registered_at),
+                &stored_time(d.last_seen_at),
+                &d.revoked_at.map(stored_time),
+                &d.refresh_hash,
+                &d.refresh_issued_at.map(stored_time),
+                &d.previous_refresh_hash,
+                &d.previous_refresh_until.map(stored_time),
+                &d.sessions_ended_at.map(millis),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn update_device(&mut self, d: &DeviceRow) -> Result<(), StorageError> {
+        self.execute(
+            "UPDATE devices SET name = $2, last_seen_at = $3, revoked_at = $4, refresh_hash = $5,
+                 refresh_issued_at = $6, previous_refresh_hash = $7, previous_refresh_until = $8,
+                 sessions_ended_ms = $9
+             WHERE id = $1",
+            &[
+                &d.id.to_string(),
+                &d.name,
+                &stored_time(d.last_seen_at),
+                &d.revoked_at.map(stored_time),
+                &d.refresh_hash,
+                &d.refresh_issued_at.map(stored_time),
+                &d.previous_refresh_hash,
+                &d.previous_refresh_until.map(stored_time),
+                &d.sessions_ended_at.map(millis),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn touch_device(&mut self, id: DeviceId, now: OffsetDateTime) -> Result<(), StorageError> {
+        self.execute(
+            "UPDATE devices SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2",
+            &[&id.to_string(), &stored_time(now)],
+        )?;
+        Ok(())
+    }
+
+    fn insert_server_secret(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &value],
+        )?;
+        Ok(())
+    }
+
+    fn lock_feed_head(&mut self, village: &str) -> Result<u64, StorageError> {
+        let locked = self.lock_feed_head_row(village);
+        if locked.is_err() {
+            // Busy, or moved since this transaction's snapshot: the next attempt takes the
+            // village's lock before it begins.
+            self.contended.insert(village.to_string());
+        }
+        locked
+    }
+
+    fn set_feed_head(&mut self, village: &str, head: u64) -> Result<(), StorageError> {
+        self.execute("UPDATE feed_heads SET head = $2 WHERE village = $1", &[&village, &int(head)])?;
+        Ok(())
+    }
+
+    fn insert_change(&mut self, c: &NewChange<'_>) -> Result<bool, StorageError> {
+        let inserted = self.execute(
+            "INSERT INTO changes (pos, hash, household_id, village, device_id, user_name, bytes, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hash) DO NOTHING",
+            &[
+                &int(c.position),
+                &c.hash,
+                &c.household.to_string(),
+                &c.village,
+                &c.device.to_string(),
+                &c.user,
+                &c.bytes,
+                &stored_time(c.received_at),
+            ],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    fn put_household(&mut self, h: &HouseholdWrite<'_>) -> Result<(), StorageError> {
+        let id = h.id.to_string();
+        let at = stored_time(h.at);
+        let version: i64 = col(
+            &self.query_one(
+                "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at, created_at, version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
+                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, heads = excluded.heads,
+                     updated_pos = excluded.updated_pos, updated_at = excluded.updated_at,
+                     version = households.version + 1
+                 RETURNING version",
+                &[&id, &h.village, &h.doc, &h.heads, &int(h.position), &at],
+            )?,
+            0,
+        )?;
+        self.execute(
+            "INSERT INTO facts_stale (household_id, version) VALUES ($1, $2)
+             ON CONFLICT (household_id) DO UPDATE SET version = excluded.version",
+            &[&id, &version],
+        )?;
+        Ok(())
+    }
+
+    fn forget_responses(&mut self, device: DeviceId) -> Result<(), StorageError> {
+        self.execute("DELETE FROM sync_batches WHERE device_id = $1", &[&device.to_string()])?;
+        Ok(())
+    }
+
+    fn prune_responses(&mut self, before: OffsetDateTime, limit: u32) -> Result<(), StorageError> {
+        self.execute(
+            "DELETE FROM sync_batches WHERE (device_id, batch) IN
+                 (SELECT device_id, batch FROM sync_batches WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+            &[&stored_time(before), &i64::from(limit)],
+        )?;
+        Ok(())
+    }
+
+    fn store_response(
+        &mut self,
+        device: DeviceId,
+        batch: Uuid,
+        response: &StoredResponse,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO sync_batches (device_id, batch, response, created_at, max_changes) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (device_id, batch) DO UPDATE SET response = excluded.response,
+                 created_at = excluded.created_at, max_changes = excluded.max_changes",
+            &[
+                &device.to_string(),
+                &batch.to_string(),
+                &response.body,
+                &stored_time(now),
+                &response.max_changes.map(i64::from),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn insert_roster_import(&mut self, import: Uuid, user: &str, now: OffsetDateTime) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO roster_imports (id, user_name, created_at) VALUES ($1, $2, $3)",
+            &[&import.to_string(), &user, &stored_time(now)],
+        )?;
+        Ok(())
+    }
+
+    fn prune_staged_imports(&mut self, before: OffsetDateTime, keep: Uuid) -> Result<(), StorageError> {
+        // Their chunks go with them (ON DELETE CASCADE).
+        self.execute(
+            "DELETE FROM roster_imports WHERE committed_at IS NULL AND created_at < $1 AND id <> $2",
+            &[&stored_time(before), &keep.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn put_roster_chunk(&mut self, import: Uuid, chunk: u32, bytes: &[u8]) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO roster_chunks (import_id, chunk, households) VALUES ($1, $2, $3)
+             ON CONFLICT (import_id, chunk) DO UPDATE SET households = excluded.households",
+            &[&import.to_string(), &i64::from(chunk), &bytes],
+        )?;
+        Ok(())
+    }
+
+    fn finish_roster_import(&mut self, import: Uuid, at: OffsetDateTime, summary: &str) -> Result<(), StorageError> {
+        let id = import.to_string();
+        self.execute(
+            "UPDATE roster_imports SET committed_at = $2, summary = $3 WHERE id = $1",
+            &[&id, &stored_time(at), &summary],
+        )?;
+        self.execute("DELETE FROM roster_chunks WHERE import_id = $1", &[&id])?;
+        Ok(())
+    }
+
+    fn put_family(&mut self, family: &str, household: HouseholdId) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO roster_keys (family_id, household_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&family, &household.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn put_facts(&mut self, f: &FactsRow, keys: &[(String, String)]) -> Result<(), StorageError> {
+        let id = f.household.to_string();
+        self.execute(
+            &format!(
+                "INSERT INTO household_facts ({FACTS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (household_id) DO UPDATE SET village = excluded.village, version = excluded.version,
+                     brief = excluded.brief, conflicts = excluded.conflicts, conflict_count = excluded.conflict_count,
+                     review = excluded.review, final_outcome = excluded.final_outcome,
+                     last_visit_by = excluded.last_visit_by, visits = excluded.visits,
+                     merged_into = excluded.merged_into"
+            ),
+            &[
+                &id,
+                &f.village,
+                &int(f.version),
+                &f.brief,
+                &f.conflicts,
+                &i64::from(f.conflict_count),
+                &f.review,
+                &f.final_outcome,
+                &f.last_visit_by,
+                &i64::from(f.visits),
+                &f.merged_into,
+            ],
+        )?;
+        self.execute("DELETE FROM household_keys WHERE household_id = $1", &[&id])?;
+        for (kind, key) in keys {
+            self.execute(
+                "INSERT INTO household_keys (kind, key, household_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[kind, key, &id],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn clear_stale_facts(&mut self, id: HouseholdId, version: u64) -> Result<(), StorageError> {
+        self.execute(
+            "DELETE FROM facts_stale WHERE household_id = $1 AND version <= $2",
+            &[&id.to_string(), &int(version)],
+        )?;
+        Ok(())
+    }
+
+    fn dismiss_pair(
+        &mut self,
+        a: HouseholdId,
+        b: HouseholdId,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO duplicate_dismissals (a, b, by_user, at) VALUES ($1, $2, $3, $4) ON CONFLICT (a, b) DO NOTHING",
+            &[&a.to_string(), &b.to_string(), &user, &stored_time(now)],
+        )?;
+        Ok(())
+    }
+
+    fn insert_fold(&mut self, f: &FoldRow) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO folds (retired, survivor, fold, by_user, device_id, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &f.retired.to_string(),
+                &f.survivor.to_string(),
+                &f.fold,
+                &f.user,
+                &f.device.to_string(),
+                &stored_time(f.at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn update_fold(&mut self, retired: HouseholdId, fold: &str) -> Result<(), StorageError> {
+        self.execute("UPDATE folds SET fold = $2 WHERE retired = $1", &[&retired.to_string(), &fold])?;
+        Ok(())
+    }
+
+    fn insert_disagreement(&mut self, row: &FoldDisagreementRow, now: OffsetDateTime) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO fold_disagreements (survivor, retired, path, other, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&row.survivor.to_string(), &row.retired.to_string(), &row.path, &row.other, &stored_time(now)],
+        )?;
+        Ok(())
+    }
+
+    fn close_disagreements(
+        &mut self,
+        survivor: HouseholdId,
+        path: &str,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "UPDATE fold_disagreements SET resolved_by = $3, resolved_at = $4
+             WHERE survivor = $1 AND path = $2 AND resolved_at IS NULL",
+            &[&survivor.to_string(), &path, &user, &stored_time(now)],
+        )?;
+        Ok(())
+    }
+}
+
+impl PgTx<'_, '_> {
+    /// The feed head row of `village`, made at the floor on first use and locked until commit.
+    fn lock_feed_head_row(&mut self, village: &str) -> Result<u64, StorageError> {
+        if !self.prelocked.contains(village) {
+            // Another transaction appending to the village holds this lock until it commits;
+            // waiting for it would end in a serialization failure (its head row moved after this
+            // transaction's snapshot), so give up now and run again holding the lock from BEGIN.
+            let free: bool = col(
+                &self.query_one("SELECT pg_try_advisory_xact_lock($1, hashtext($2))", &[&FEED_LOCK_SPACE, &village])?,
+                0,
+            )?;
+            if !free {
+                return Err(StorageError::Backend(Box::new(FeedHeadBusy)));
+            }
+        }
+        self.execute(
+            "INSERT INTO feed_heads (village, head) VALUES ($1, COALESCE((SELECT floor FROM feed_floor), 0))
+             ON CONFLICT (village) DO NOTHING",
+            &[&village],
+        )?;
+        let head: i64 =
+            col(&self.query_one("SELECT head FROM feed_heads WHERE village = $1 FOR UPDATE", &[&village])?, 0)?;
+        Ok(count(head))
+    }
+}
