@@ -117,9 +117,12 @@ impl std::fmt::Debug for UserRecord {
 /// - [`Database::write_tx`] commits everything the closure did, or nothing (the closure's error
 ///   rolls it back), and write transactions behave as if they ran one at a time: the rules above
 ///   read rows and write them back (a device's refresh chain, an import's state, a household's
-///   document). SQLite has one writer; a backend with concurrent writers runs them `SERIALIZABLE`
-///   and retries on a serialization failure or deadlock, as Zed's collab layer does. The feed
-///   still locks its village head ([`Tx::lock_feed_head`]): sequence generators are not
+///   document). SQLite has one writer. A backend with concurrent writers runs them at snapshot
+///   isolation at least (PostgreSQL: `REPEATABLE READ`, `storage::postgres`): of two transactions
+///   that write one row, the later fails and is run again (as after a deadlock), so a rule that
+///   writes back the row it decided on never overwrites another server's write. A rule that
+///   decides on one row and writes another must write (or lock) the row it decided on too. The
+///   feed locks its village head ([`Tx::lock_feed_head`]): sequence generators are not
 ///   transactional, and a position must commit in order (`service::feed`).
 /// - A backend may run a closure again after such a failure: closures must not keep effects
 ///   outside the transaction from one run to the next.

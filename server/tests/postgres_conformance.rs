@@ -59,3 +59,75 @@ fn the_feed_loses_nothing_with_twelve_writers_and_eight_readers_over_six_thousan
     let reads = db.read(|tx| tx.user_count()).expect("the backend still reads");
     assert_eq!(reads, 0);
 }
+
+#[test]
+fn a_row_two_writers_insert_at_once_is_stored_once_and_the_later_writer_runs_again() {
+    use pilar_server::storage::DeviceRow;
+    use std::sync::mpsc::channel;
+    use sync_core::model::DeviceId;
+    let (db, _database) = fresh_backend();
+    let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+    db.write(|tx| {
+        tx.insert_user(&pilar_server::storage::NewUser {
+            name: "pkh.sintetis".into(),
+            role: sync_core::protocol::Role::Enumerator,
+            password_hash: "x".into(),
+            created_at: at,
+        })
+    })
+    .expect("user");
+    let id = DeviceId(uuid::Uuid::from_u128(7));
+    let row = DeviceRow {
+        id,
+        user: "pkh.sintetis".into(),
+        name: "tablet sintetis".into(),
+        registered_at: at,
+        last_seen_at: at,
+        revoked_at: None,
+        refresh_hash: None,
+        refresh_issued_at: None,
+        previous_refresh_hash: None,
+        previous_refresh_until: None,
+        sessions_ended_at: None,
+    };
+    // As two first logins of one device at once: each looks the device up, and inserts it when
+    // it is not there.
+    let (first_inserted, inserted) = channel();
+    let (release_tx, release) = channel::<()>();
+    let (second_looked_tx, second_looked) = channel();
+    let (db, row) = (db.as_ref(), &row);
+    let runs = std::thread::scope(|scope| {
+        let first = scope.spawn(move || {
+            db.write(|tx| {
+                if tx.device(id)?.is_none() {
+                    tx.insert_device(row)?;
+                }
+                let _ = first_inserted.send(());
+                let _ = release.recv();
+                Ok(())
+            })
+        });
+        inserted.recv().expect("the first writer inserted, uncommitted");
+        let second = scope.spawn(move || {
+            let mut runs = 0;
+            let found = db.write(|tx| {
+                runs += 1;
+                let found = tx.device(id)?.is_some();
+                let _ = second_looked_tx.send(());
+                if !found {
+                    tx.insert_device(row)?;
+                }
+                Ok(found)
+            });
+            (runs, found)
+        });
+        second_looked.recv().expect("the second writer looked the device up before the first committed");
+        release_tx.send(()).expect("release the first writer");
+        first.join().expect("first writer").expect("the first insert commits");
+        let (runs, found) = second.join().expect("second writer");
+        assert!(found.expect("the second writer succeeds"), "on its last run it found the device");
+        runs
+    });
+    assert_eq!(runs, 2, "the second writer ran again after the first committed the same row");
+    assert_eq!(db.read(|tx| tx.devices()).expect("devices").len(), 1);
+}

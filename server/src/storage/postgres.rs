@@ -6,18 +6,20 @@
 //! Transactions (the seam's contract, checked by `storage::conformance`):
 //! - A read is `REPEATABLE READ READ ONLY`: one snapshot, never waits for a writer, never fails
 //!   for a concurrent write.
-//! - A write is `SERIALIZABLE`, and is run again from the start (a bounded number of times, with
-//!   a short random pause) when PostgreSQL reports a serialization failure (40001) or a deadlock
-//!   (40P01): every server on the database may write at once, and the rules above the seam still
-//!   see writes one at a time.
+//! - A write is `REPEATABLE READ` (snapshot isolation): of two transactions that write the same
+//!   row, the second fails with a serialization failure (40001), and a deadlock ends one of them
+//!   (40P01); such a transaction is run again from the start, up to [`MAX_WRITE_ATTEMPTS`] times.
+//!   Every rule above the seam that reads a row to decide writes that row back (a household's
+//!   document, a device's refresh chain, an import's state), so it never decides on a row that
+//!   another server changed meanwhile. `SERIALIZABLE` would add predicate locks, whose false
+//!   conflicts on small tables (every village's feed in one index page) made writers to different
+//!   villages fail each other over and over; the feed needs row locks, not predicates.
 //! - The feed head of a village ([`Tx::lock_feed_head`](crate::storage::Tx::lock_feed_head)) is
-//!   its `feed_heads` row, `SELECT … FOR UPDATE`. Under snapshot isolation a transaction that
-//!   waited for that row lock always fails once the holder commits (the row moved after its
-//!   snapshot), so waiting would only waste a transaction: a writer first tries a
-//!   transaction-scoped advisory lock on the village, gives up at once when another writer holds
-//!   it, and runs again holding a session-level advisory lock on that village taken *before*
-//!   `BEGIN`, so its snapshot starts after the previous writer committed. A village's appends
-//!   therefore queue instead of failing over and over; villages never wait for each other.
+//!   its `feed_heads` row, locked `FOR UPDATE` after a transaction-scoped advisory lock on the
+//!   village: appenders to one village queue there. One that waited finds the head moved after
+//!   its snapshot and fails; it runs again holding a session-level advisory lock on that village
+//!   taken *before* `BEGIN`, so its snapshot starts after the previous appender committed and it
+//!   cannot lose the head again. Villages never wait for each other.
 //! - Facts derivation takes its stale households with `FOR UPDATE SKIP LOCKED`, so several
 //!   servers share the work instead of deriving the same households.
 //!
@@ -122,7 +124,7 @@ impl PostgresDatabase {
     }
 
     /// One attempt at a write transaction: the session locks of `prelock` first (in order), then
-    /// `BEGIN … SERIALIZABLE`, `work`, `COMMIT`, and the session locks released. Villages whose
+    /// `BEGIN … REPEATABLE READ`, `work`, `COMMIT`, and the session locks released. Villages whose
     /// feed head was busy are added to `contended`.
     fn attempt_write(
         &self,
@@ -141,7 +143,7 @@ impl PostgresDatabase {
         }
         let result = (|| {
             let Connection { client, statements, .. } = &mut *conn;
-            let mut transaction = client.build_transaction().isolation_level(IsolationLevel::Serializable).start()?;
+            let mut transaction = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).start()?;
             let mut tx = tx::PgTx { tx: &mut transaction, statements, write: true, prelocked: prelock, contended };
             work(&mut tx)?;
             transaction.commit()?;
@@ -209,11 +211,12 @@ impl crate::storage::Database for PostgresDatabase {
                 Err(e) if attempt < MAX_WRITE_ATTEMPTS && retriable(&e) => {
                     self.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(attempt, "a write transaction runs again after a concurrent write");
-                    let waits_for_a_village = contended.iter().any(|v| !prelock.contains(v));
+                    // A transaction that lost a village's feed head takes the village's lock before
+                    // it begins, and cannot lose it again; other conflicts back off a little, at
+                    // random, so that they do not meet again.
+                    let queued = contended.iter().any(|v| !prelock.contains(v));
                     prelock.extend(contended);
-                    // A busy village is waited for by its lock on the next attempt; other
-                    // conflicts back off a little, at random, so that they do not meet again.
-                    if !waits_for_a_village {
+                    if !queued {
                         pause(attempt);
                     }
                     attempt += 1;
@@ -229,7 +232,7 @@ fn retriable(e: &StorageError) -> bool {
     let StorageError::Backend(source) = e else { return false };
     match source.downcast_ref::<postgres::Error>().and_then(postgres::Error::code) {
         Some(code) => *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED,
-        None => source.downcast_ref::<tx::FeedHeadBusy>().is_some(),
+        None => false,
     }
 }
 

@@ -117,8 +117,13 @@ fn write_changes(db: &dyn Database, load: Load, w: usize, now: OffsetDateTime) -
             .iter()
             .map(|hash| Entry { hash, household, device, user: "pkh.sintetis", bytes: hash.as_bytes() })
             .collect();
-        db.write(|tx| feed::append(tx, &village, &entries, now))
-            .unwrap_or_else(|e| panic!("seed {}: writer {w} could not append: {e}", load.seed));
+        // As a sync does: append, then read the village's feed in the same transaction (which
+        // also keeps the transaction open a little after its positions are taken).
+        db.write(|tx| {
+            let head = feed::append(tx, &village, &entries, now)?;
+            feed::read(tx, &village, head.saturating_sub(u64::from(load.page)), Some(device), load.page)
+        })
+        .unwrap_or_else(|e| panic!("seed {}: writer {w} could not append: {e}", load.seed));
         out.extend(hashes.into_iter().map(|h| (village.clone(), h)));
         n += batch;
     }

@@ -19,13 +19,7 @@ use sync_core::protocol::Role;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Another transaction is appending to this village's feed: the write transaction is run again,
-/// holding the village's lock from its start (see the module `storage::postgres`).
-#[derive(Debug, thiserror::Error)]
-#[error("another transaction is appending to the feed of this village; the transaction is run again")]
-pub(super) struct FeedHeadBusy;
-
-/// One transaction: a write (`SERIALIZABLE`) or a read (`REPEATABLE READ READ ONLY`, then only
+/// One transaction: a write (`REPEATABLE READ`) or a read (`REPEATABLE READ READ ONLY`, then only
 /// [`ReadTx`] is handed out).
 pub(super) struct PgTx<'a, 't> {
     pub(super) tx: &'a mut postgres::Transaction<'t>,
@@ -175,6 +169,17 @@ fn user_record(r: &Row) -> Result<UserRecord, StorageError> {
         password_hash: col(r, 2)?,
         created_at: parse_stored_time(&col::<String>(r, 3)?)?,
     })
+}
+
+/// A row inserted with `ON CONFLICT DO NOTHING` where the caller checked it was new: inserted, or
+/// a key already in this transaction's snapshot (a bug above, as SQLite's primary key would
+/// say). A row another transaction inserted meanwhile is a serialization failure instead (the
+/// transaction runs again and finds it), which is why these inserts say `ON CONFLICT`.
+fn stored_once(inserted: u64, what: &str, key: &str) -> Result<(), StorageError> {
+    if inserted == 1 {
+        return Ok(());
+    }
+    Err(StorageError::Backend(format!("{what} {key} is already stored").into()))
 }
 
 fn documents(rows: Vec<Row>) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
@@ -588,8 +593,11 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn insert_device(&mut self, d: &DeviceRow) -> Result<(), StorageError> {
-        self.execute(
-            &format!("INSERT INTO devices ({DEVICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+        let inserted = self.execute(
+            &format!(
+                "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (id) DO NOTHING"
+            ),
             &[
                 &d.id.to_string(),
                 &d.user,
@@ -604,7 +612,7 @@ impl Tx for PgTx<'_, '_> {
                 &d.sessions_ended_at.map(millis),
             ],
         )?;
-        Ok(())
+        stored_once(inserted, "device", &d.id.to_string())
     }
 
     fn update_device(&mut self, d: &DeviceRow) -> Result<(), StorageError> {
@@ -647,8 +655,8 @@ impl Tx for PgTx<'_, '_> {
     fn lock_feed_head(&mut self, village: &str) -> Result<u64, StorageError> {
         let locked = self.lock_feed_head_row(village);
         if locked.is_err() {
-            // Busy, or moved since this transaction's snapshot: the next attempt takes the
-            // village's lock before it begins.
+            // Moved since this transaction's snapshot (or a deadlock): noted, so that a
+            // transaction that keeps losing the village takes its lock before it begins.
             self.contended.insert(village.to_string());
         }
         locked
@@ -737,11 +745,11 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn insert_roster_import(&mut self, import: Uuid, user: &str, now: OffsetDateTime) -> Result<(), StorageError> {
-        self.execute(
-            "INSERT INTO roster_imports (id, user_name, created_at) VALUES ($1, $2, $3)",
+        let inserted = self.execute(
+            "INSERT INTO roster_imports (id, user_name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
             &[&import.to_string(), &user, &stored_time(now)],
         )?;
-        Ok(())
+        stored_once(inserted, "roster import", &import.to_string())
     }
 
     fn prune_staged_imports(&mut self, before: OffsetDateTime, keep: Uuid) -> Result<(), StorageError> {
@@ -838,8 +846,9 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn insert_fold(&mut self, f: &FoldRow) -> Result<(), StorageError> {
-        self.execute(
-            "INSERT INTO folds (retired, survivor, fold, by_user, device_id, at) VALUES ($1, $2, $3, $4, $5, $6)",
+        let inserted = self.execute(
+            "INSERT INTO folds (retired, survivor, fold, by_user, device_id, at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (retired) DO NOTHING",
             &[
                 &f.retired.to_string(),
                 &f.survivor.to_string(),
@@ -849,7 +858,7 @@ impl Tx for PgTx<'_, '_> {
                 &stored_time(f.at),
             ],
         )?;
-        Ok(())
+        stored_once(inserted, "fold of household", &f.retired.to_string())
     }
 
     fn update_fold(&mut self, retired: HouseholdId, fold: &str) -> Result<(), StorageError> {
@@ -885,16 +894,10 @@ impl PgTx<'_, '_> {
     /// The feed head row of `village`, made at the floor on first use and locked until commit.
     fn lock_feed_head_row(&mut self, village: &str) -> Result<u64, StorageError> {
         if !self.prelocked.contains(village) {
-            // Another transaction appending to the village holds this lock until it commits;
-            // waiting for it would end in a serialization failure (its head row moved after this
-            // transaction's snapshot), so give up now and run again holding the lock from BEGIN.
-            let free: bool = col(
-                &self.query_one("SELECT pg_try_advisory_xact_lock($1, hashtext($2))", &[&FEED_LOCK_SPACE, &village])?,
-                0,
-            )?;
-            if !free {
-                return Err(StorageError::Backend(Box::new(FeedHeadBusy)));
-            }
+            // Appenders to one village queue on this lock (and wait for a transaction that holds
+            // it from before its BEGIN, see `storage::postgres`). One that waited finds the head
+            // moved after its snapshot and fails with a serialization failure: it runs again.
+            self.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&FEED_LOCK_SPACE, &village])?;
         }
         self.execute(
             "INSERT INTO feed_heads (village, head) VALUES ($1, COALESCE((SELECT floor FROM feed_floor), 0))
