@@ -1,5 +1,5 @@
-//! Who is calling: argon2id passwords, HS256 access tokens (one accepted algorithm, key in the data
-//! directory with mode 0600), device-bound refresh tokens stored as SHA-256 hashes, and the
+//! Who is calling: argon2id passwords, HS256 access tokens (one accepted algorithm, key in the
+//! database's server secrets), device-bound refresh tokens stored as SHA-256 hashes, and the
 //! [`Caller`] and [`Admin`] extractors that every authenticated handler takes.
 //!
 //! A valid token is not enough: [`Caller`] also checks in storage, on every request, that the
@@ -7,6 +7,7 @@
 //! too, so a token never outlives a change of role.
 
 use crate::error::ApiError;
+use crate::service::Service;
 use crate::service::accounts::DeviceAccess;
 use crate::state::AppState;
 use anyhow::{Context, Result, anyhow, bail};
@@ -19,7 +20,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use sync_core::model::DeviceId;
@@ -44,56 +44,75 @@ const PASSWORD_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 /// The shortest password accepted for a new account.
 pub const MIN_PASSWORD_LEN: usize = 10;
 
-/// Read the signing key, or create it (64 random bytes, mode 0600) when the file does not exist.
-/// An existing key that group or others can read or write is refused: anyone who reads it can
-/// mint tokens for any user.
-pub fn load_or_create_signing_key(path: &Path) -> Result<Vec<u8>> {
-    match std::fs::metadata(path) {
-        Ok(meta) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    bail!(
-                        "the signing key {} is open to group or others (mode {mode:o}); anyone who reads it can sign \
-                         in as any user. Run `chmod 600 {}` and start the server again",
-                        path.display(),
-                        path.display()
-                    );
-                }
-            }
-            let key = std::fs::read(path).with_context(|| format!("cannot read the signing key {}", path.display()))?;
-            if key.len() < MIN_SIGNING_KEY_BYTES {
-                bail!(
-                    "the signing key {} is too short ({} bytes, at least {MIN_SIGNING_KEY_BYTES} needed); delete it to \
-                     have a new one generated (every device must then log in again)",
-                    path.display(),
-                    key.len()
-                );
-            }
-            Ok(key)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = vec![0u8; SIGNING_KEY_BYTES];
-            rand::rng().fill(key.as_mut_slice());
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut file =
-                options.open(path).with_context(|| format!("cannot create the signing key {}", path.display()))?;
-            file.write_all(&key).and_then(|()| file.sync_all()).with_context(|| {
-                format!("cannot write the signing key {}; delete the file and start again", path.display())
-            })?;
-            tracing::info!(path = %path.display(), "created a new signing key");
-            Ok(key)
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot read the signing key {}", path.display())),
+/// The name of the access-token signing key among the server secrets (`server_secrets`).
+pub const SIGNING_KEY_NAME: &str = "signing_key";
+
+/// The access-token signing key. It lives in the database with the other server secrets, so that
+/// every server on one database signs and checks tokens alike and a copied database keeps its
+/// sessions. Made (64 random bytes) on first start; on the data directory of an older server,
+/// which kept it in a file (`legacy_file`, `jwt.key`), that key is adopted instead, so tokens
+/// already issued stay valid, and the file is not read again. A key file that group or others
+/// can read is refused: anyone who read it can mint tokens for any user.
+pub fn signing_key(service: &Service, legacy_file: Option<&Path>) -> Result<Vec<u8>> {
+    if let Some(key) = service.stored_server_key(SIGNING_KEY_NAME)? {
+        return Ok(key);
     }
+    let adopted = match legacy_file {
+        Some(path) => read_signing_key_file(path)?,
+        None => None,
+    };
+    let candidate = adopted.clone().unwrap_or_else(|| {
+        let mut key = vec![0u8; SIGNING_KEY_BYTES];
+        rand::rng().fill(key.as_mut_slice());
+        key
+    });
+    // When several servers start at once, the first key stored wins and all use it.
+    let key = service.adopt_server_key(SIGNING_KEY_NAME, &candidate)?;
+    match (legacy_file, adopted) {
+        (Some(path), Some(adopted)) if adopted == key => tracing::info!(
+            path = %path.display(),
+            "moved the signing key into the database; the file is no longer read (delete it once no older \
+             pilar-server will use this data directory)"
+        ),
+        _ if key == candidate => tracing::info!("created a new signing key in the database"),
+        _ => {}
+    }
+    Ok(key)
+}
+
+/// The key in an older server's signing key file, `None` when there is no such file. A key that
+/// group or others can read or write, or a short one, is refused with what to do.
+fn read_signing_key_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read the signing key {}", path.display())),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "the signing key {} is open to group or others (mode {mode:o}); anyone who reads it can sign in as \
+                 any user. Run `chmod 600 {}` and start the server again",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    let key = std::fs::read(path).with_context(|| format!("cannot read the signing key {}", path.display()))?;
+    if key.len() < MIN_SIGNING_KEY_BYTES {
+        bail!(
+            "the signing key {} is too short ({} bytes, at least {MIN_SIGNING_KEY_BYTES} needed); delete it to have a \
+             new one made (every device must then log in again)",
+            path.display(),
+            key.len()
+        );
+    }
+    Ok(Some(key))
 }
 
 /// Argon2 checks that run at once. Each holds `m = 19 MiB` of working memory; the memory is

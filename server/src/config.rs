@@ -1,12 +1,14 @@
 //! Start-up settings of `pilar-server`: flags with environment-variable fallbacks, and the paths
 //! derived from the data directory.
 
+use crate::storage::{DatabaseLocation, StorageError};
 use std::path::PathBuf;
 
 /// Name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "server.db";
 
-/// Name of the access-token signing key inside the data directory (mode 0600).
+/// Name of the access-token signing key file older servers kept in the data directory (mode
+/// 0600); the key now lives in the database and this file is only read to adopt it.
 pub const SIGNING_KEY_FILE: &str = "jwt.key";
 
 /// Name of the lock file inside the data directory: one server per data directory.
@@ -22,9 +24,16 @@ pub struct Config {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "PILAR_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// Directory holding the database and the signing key; created on first start.
+    /// Directory holding the SQLite database; created on first start (not used with a PostgreSQL
+    /// --database).
     #[arg(long, env = "PILAR_DATA_DIR", default_value = "./pilar-data")]
     pub data_dir: PathBuf,
+    /// The database: empty for the embedded SQLite database in --data-dir (server.db),
+    /// sqlite://PATH for a SQLite file elsewhere, or postgres://USER[:PASSWORD]@HOST[:PORT]/NAME
+    /// for PostgreSQL (15 or newer), which several pilar-server processes can share; the schema
+    /// is created or upgraded on start. The signing and server keys live in the database.
+    #[arg(long, env = "PILAR_DATABASE", value_name = "URL", hide_env_values = true)]
+    pub database: Option<String>,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, env = "PILAR_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -60,6 +69,7 @@ impl Config {
         Config {
             listen: "127.0.0.1:0".to_string(),
             data_dir: data_dir.into(),
+            database: None,
             max_body_bytes: 16 * 1024 * 1024,
             access_token_minutes: 15,
             refresh_token_days: 90,
@@ -70,9 +80,17 @@ impl Config {
         }
     }
 
-    /// Path of the SQLite database.
+    /// Path of the SQLite database in the data directory (the default database).
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(DATABASE_FILE)
+    }
+
+    /// The database chosen with `--database` (the SQLite file in the data directory by default).
+    pub fn database_location(&self) -> Result<DatabaseLocation, StorageError> {
+        match self.database.as_deref().map(str::trim).filter(|url| !url.is_empty()) {
+            None => Ok(DatabaseLocation::Sqlite(self.database_path())),
+            Some(url) => DatabaseLocation::parse(url),
+        }
     }
 
     /// Path of the lock file that keeps a second server off this data directory.
@@ -80,7 +98,8 @@ impl Config {
         self.data_dir.join(LOCK_FILE)
     }
 
-    /// Path of the signing key.
+    /// Path of the signing key file of servers before the key moved into the database (read
+    /// once, on SQLite, when the database holds no signing key yet).
     pub fn signing_key_path(&self) -> PathBuf {
         self.data_dir.join(SIGNING_KEY_FILE)
     }

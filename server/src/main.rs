@@ -30,6 +30,7 @@ fn main() -> ExitCode {
 fn run(config: Config) -> Result<()> {
     let admin_password = std::env::var(ADMIN_PASSWORD_ENV).ok();
     let opened = AppState::open(&config, admin_password)?;
+    let location = config.database_location()?;
     let mut stdout = std::io::stdout().lock();
     if let Some(password) = &opened.generated_admin_password {
         writeln!(
@@ -40,7 +41,7 @@ fn run(config: Config) -> Result<()> {
         )?;
     }
     // Held until the process ends, whatever still runs on the blocking pool.
-    let _lock = std::sync::Arc::clone(&opened.state.data_dir_lock);
+    let _lock = opened.state.data_dir_lock.clone();
     let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
     let served = runtime.block_on(async move {
@@ -51,7 +52,7 @@ fn run(config: Config) -> Result<()> {
         writeln!(stdout, "pilar-server listening on http://{address}")?;
         stdout.flush()?;
         drop(stdout);
-        tracing::info!(%address, data_dir = %config.data_dir.display(), "listening");
+        tracing::info!(%address, database = %location, "listening");
         pilar_server::serve(listener, opened.state, grace).await.context("server failed")
     });
     // Requests cut at the deadline and background work (deriving facts after a roster import)

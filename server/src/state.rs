@@ -1,6 +1,7 @@
 //! What every handler shares ([`AppState`]: the use cases, the clock, token keys, limits), how blocking work leaves
-//! the async workers ([`AppState::blocking`]), and the set-up of a data directory: created on first
-//! start, locked for one server process ([`DataDirLock`]).
+//! the async workers ([`AppState::blocking`]), and the set-up at start: the database chosen with
+//! `--database`, and for SQLite the data directory, created on first start and locked for one
+//! server process ([`DataDirLock`]).
 
 use crate::auth::{self, REFRESH_KEY_NAME, RefreshKey, TokenKeys};
 use crate::clock::Clock;
@@ -8,7 +9,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::inflate::InflateGate;
 use crate::service::Service;
-use crate::storage::{NewUser, SqliteDatabase};
+use crate::storage::{DatabaseLocation, NewUser};
 use crate::throttle::LoginThrottle;
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
@@ -47,8 +48,8 @@ pub struct AppState {
     pub inflating: Arc<InflateGate>,
     /// Failed logins per user name and client address (in memory, per process).
     pub login_throttle: Arc<LoginThrottle>,
-    /// The data directory's lock, held while any clone of the state lives.
-    pub data_dir_lock: Arc<DataDirLock>,
+    /// The data directory's lock, held while any clone of the state lives (SQLite only).
+    pub data_dir_lock: Option<Arc<DataDirLock>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,22 +67,33 @@ pub struct Opened {
 }
 
 impl AppState {
-    /// Open the data directory of `config`, creating it on first start: the directory (0700),
-    /// the signing key (0600), the database and the first admin account.
+    /// Open the database of `config` and make what a first start needs: the schema, the signing
+    /// key (in the database), the first admin account. With SQLite (the default) the data
+    /// directory is created (0700) and locked first; with PostgreSQL nothing is kept on this
+    /// machine's disk, so several servers can share the database.
     ///
     /// The first admin's password is `admin_password` (main reads `PILAR_ADMIN_PASSWORD`) when
     /// given; otherwise one is generated and returned so that the caller prints it once. It is
     /// used only when the database has no users yet.
     pub fn open(config: &Config, admin_password: Option<String>) -> Result<Opened> {
-        create_data_dir(&config.data_dir)?;
-        // Before anything in the directory is read or written: a second server would answer
-        // "database is locked" and race the first over the key and the first admin.
-        let data_dir_lock = DataDirLock::acquire(&config.lock_path(), &config.data_dir)?;
-        let key = auth::load_or_create_signing_key(&config.signing_key_path())?;
+        let location = config.database_location()?;
         let clock = crate::clock::from_setting(config.now.as_deref())?;
-        let database = SqliteDatabase::open(&config.database_path())
-            .with_context(|| format!("cannot open the database {}", config.database_path().display()))?;
-        let service = Service::new(Arc::new(database));
+        let (database, data_dir_lock, key_file) = match &location {
+            DatabaseLocation::Sqlite(_) => {
+                create_data_dir(&config.data_dir)?;
+                // Before anything in the directory is read or written: a second server would
+                // answer "database is locked" and race the first over the first admin.
+                let lock = DataDirLock::acquire(&config.lock_path(), &config.data_dir)?;
+                let database = location.open().with_context(|| format!("cannot open the database {location}"))?;
+                (database, Some(Arc::new(lock)), Some(config.signing_key_path()))
+            }
+            DatabaseLocation::Postgres(_) => {
+                let database = location.open().with_context(|| format!("cannot open the database {location}"))?;
+                (database, None, None)
+            }
+        };
+        let service = Service::new(database);
+        let key = auth::signing_key(&service, key_file.as_deref())?;
         let generated_admin_password = create_first_admin(&service, admin_password, clock.now())?;
         let tokens = TokenKeys::new(&key, time::Duration::minutes(config.access_token_minutes as i64));
         let refresh_key = RefreshKey::new(&service.server_key(REFRESH_KEY_NAME)?)?;
@@ -98,7 +110,7 @@ impl AppState {
             settings: Arc::new(settings),
             inflating: Arc::new(InflateGate::new(config.max_inflating_bytes, crate::inflate::DEFAULT_WAIT)),
             login_throttle: Arc::new(LoginThrottle::default()),
-            data_dir_lock: Arc::new(data_dir_lock),
+            data_dir_lock,
         };
         Ok(Opened { state, generated_admin_password })
     }

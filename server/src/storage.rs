@@ -17,6 +17,8 @@ pub use postgres::PostgresDatabase;
 pub use sqlite::SqliteDatabase;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
 use sync_core::model::{DeviceId, HouseholdId};
 use sync_core::protocol::Role;
 use time::OffsetDateTime;
@@ -68,6 +70,68 @@ pub enum StorageError {
 impl From<rusqlite::Error> for StorageError {
     fn from(e: rusqlite::Error) -> StorageError {
         StorageError::Backend(Box::new(e))
+    }
+}
+
+/// Which backend holds the data, and where: the `--database` URL, parsed once at start-up.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// The embedded SQLite database: a file (`sqlite://PATH`, or `server.db` in the data directory).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…`), which several servers may share.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for DatabaseLocation {
+    // A PostgreSQL URL may carry a password: keep it out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_string())
+    }
+}
+
+impl std::fmt::Display for DatabaseLocation {
+    /// The location as the operator wrote it, without a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseLocation::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseLocation::Postgres(url) => f.write_str(&postgres::redacted(url)),
+        }
+    }
+}
+
+impl DatabaseLocation {
+    /// Parse a `--database` URL: `sqlite://PATH` (a relative path is relative to the working
+    /// directory; `sqlite:///var/lib/pilar/server.db` is absolute) or `postgres://…` /
+    /// `postgresql://…` (libpq's URL form).
+    pub fn parse(url: &str) -> Result<DatabaseLocation, StorageError> {
+        let url = url.trim();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StorageError::Refused(
+                    "--database sqlite:// names no file; write sqlite://PATH (or leave --database out for server.db \
+                     in --data-dir)"
+                        .into(),
+                ));
+            }
+            return Ok(DatabaseLocation::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseLocation::Postgres(url.to_string()));
+        }
+        Err(StorageError::Refused(format!(
+            "--database {} is not a database this server knows; write sqlite://PATH or \
+             postgres://USER@HOST:PORT/NAME",
+            postgres::redacted(url)
+        )))
+    }
+
+    /// Open the database (creating a SQLite file, or PostgreSQL's tables, when new) and bring
+    /// its schema up to date. Blocking: call it before the async runtime starts, or off it.
+    pub fn open(&self) -> Result<Arc<dyn Database>, StorageError> {
+        Ok(match self {
+            DatabaseLocation::Sqlite(path) => Arc::new(SqliteDatabase::open(path)?),
+            DatabaseLocation::Postgres(url) => Arc::new(PostgresDatabase::open(url)?),
+        })
     }
 }
 

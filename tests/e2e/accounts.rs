@@ -82,16 +82,18 @@ fn admin_with_enumerator(server: &TestServer, enumerator: &str, villages: &[&str
 
 #[cfg(unix)]
 #[test]
-fn first_start_creates_a_private_signing_key_and_the_admin() {
+fn first_start_creates_a_signing_key_in_the_database_and_the_admin() {
     use std::os::unix::fs::PermissionsExt;
     let server = TestServer::start();
-    let key = server.data_dir().join("jwt.key");
-    let meta = std::fs::metadata(&key).expect("jwt.key exists");
-    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "the key is private to the server's user");
-    assert_eq!(meta.len(), 64);
-    let dir_mode = std::fs::metadata(server.data_dir()).expect("data dir").permissions().mode() & 0o777;
-    assert_eq!(dir_mode, 0o700);
-    assert!(server.data_dir().join("server.db").exists());
+    assert_eq!(server.signing_key().len(), 64, "the key is a server secret in the database");
+    if server.backend() == pilar_tests::Backend::Sqlite {
+        assert!(!server.data_dir().join("jwt.key").exists(), "no key file beside the database");
+        let dir_mode = std::fs::metadata(server.data_dir()).expect("data dir").permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700, "the database is private to the server's user");
+        assert!(server.data_dir().join("server.db").exists());
+    } else {
+        assert!(!server.data_dir().exists(), "with PostgreSQL nothing is kept on the server's disk");
+    }
     assert!(
         !server.startup_output().iter().any(|l| l.contains("password")),
         "a password from the environment is not printed: {:?}",
@@ -203,7 +205,7 @@ fn expired_tampered_and_wrong_algorithm_tokens_get_401() {
     let (status, _) = http.get("/v1/admin/users", access_token(&session));
     assert_eq!(status, StatusCode::OK, "the genuine token works");
 
-    let key = std::fs::read(server.data_dir().join("jwt.key")).expect("read the signing key");
+    let key = server.signing_key();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = |exp: i64| json!({ "sub": "admin", "role": "admin", "dev": device, "iat": now - 7200, "exp": exp });
     let sign = |alg: Algorithm, claims: &Value| {

@@ -92,14 +92,12 @@ fn map_at(tx: &impl ReadDoc, path: &str) -> ObjId {
 /// Every stored change (hash, writing device) and every household's heads, read beside the
 /// running server from its database (read-only).
 fn server_state(server: &TestServer) -> (BTreeSet<(String, String)>, BTreeMap<String, String>) {
-    let path = server.data_dir().join("server.db");
-    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open server database");
-    let mut changes = conn.prepare("SELECT hash, device_id FROM changes").expect("query");
-    let changes = changes.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("rows").collect::<Result<_, _>>();
-    let mut heads = conn.prepare("SELECT id, heads FROM households").expect("query");
-    let heads = heads.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("rows").collect::<Result<_, _>>();
-    (changes.expect("changes"), heads.expect("households"))
+    let pairs = |sql: &str| -> Vec<(String, String)> {
+        server.query(sql, &[]).iter().map(|r| (r[0].text().to_string(), r[1].text().to_string())).collect()
+    };
+    let changes = pairs("SELECT hash, device_id FROM changes").into_iter().collect();
+    let heads = pairs("SELECT id, heads FROM households").into_iter().collect();
+    (changes, heads)
 }
 
 /// The first pack page of the village, as the hostile device downloads it.

@@ -280,11 +280,7 @@ fn a_pilar_killed_mid_save_or_mid_sync_leaves_an_intact_store_and_whole_saves() 
 
 /// Every change hash the server has stored, read from its database (read-only, beside the server).
 fn server_changes(server: &pilar_tests::TestServer) -> std::collections::BTreeSet<String> {
-    let path = server.data_dir().join("server.db");
-    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open server database");
-    let mut stmt = conn.prepare("SELECT hash FROM changes").expect("query");
-    stmt.query_map([], |r| r.get(0)).expect("rows").collect::<Result<_, _>>().expect("hashes")
+    server.query("SELECT hash FROM changes", &[]).iter().map(|r| r[0].text().to_string()).collect()
 }
 
 fn outbox_hashes(device: &TestDevice) -> std::collections::BTreeSet<String> {

@@ -87,12 +87,7 @@ fn add(device: &TestDevice, village: &str, head: &str) -> String {
 
 /// Rows of the server's database (read while it runs: WAL readers do not disturb it).
 fn server_count(server: &TestServer, sql: &str, household: &str) -> i64 {
-    let conn = rusqlite::Connection::open_with_flags(
-        server.data_dir().join("server.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the server database");
-    conn.query_row(sql, [household], |r| r.get(0)).expect("count")
+    server.query(sql, &[household])[0][0].int()
 }
 
 fn stored_changes(server: &TestServer, household: &str) -> i64 {
@@ -168,16 +163,11 @@ fn a_replaced_refresh_token_presented_after_the_retry_window_ends_the_chain() {
 
     // Age the window: stop the server, move the stored end of the window into the past.
     server.kill();
-    {
-        let conn = rusqlite::Connection::open(server.data_dir().join("server.db")).expect("open the database");
-        let moved = conn
-            .execute(
-                "UPDATE devices SET previous_refresh_until = '2000-01-01T00:00:00Z' WHERE id = ?1",
-                [device.to_string()],
-            )
-            .expect("age the retry window");
-        assert_eq!(moved, 1);
-    }
+    let moved = server.execute(
+        "UPDATE devices SET previous_refresh_until = '2000-01-01T00:00:00Z' WHERE id = ?1",
+        &[&device.to_string()],
+    );
+    assert_eq!(moved, 1, "age the retry window");
     server.restart();
 
     let (status, body) = refresh(&server, &first["refresh_token"], device);
@@ -282,12 +272,7 @@ fn every_refusal_is_the_json_error_body() {
 
 /// An edit of the stored household `id` (from the server's database) made on `device` now.
 fn edit_of_stored(server: &TestServer, id: &str, device: DeviceId, user: &str) -> PushHousehold {
-    let conn = rusqlite::Connection::open_with_flags(
-        server.data_dir().join("server.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the server database");
-    let doc: Vec<u8> = conn.query_row("SELECT doc FROM households WHERE id = ?1", [id], |r| r.get(0)).expect("doc");
+    let doc = server.query("SELECT doc FROM households WHERE id = ?1", &[id])[0][0].bytes().to_vec();
     let household_id: HouseholdId = id.parse().expect("household id");
     let mut household = Household::load(household_id, &doc, device).expect("load");
     let editor = Editor { user: user.into(), device, now: time::OffsetDateTime::now_utc() };

@@ -1,16 +1,19 @@
 //! The end-to-end harness: run the real `pilar` binary on real store directories
 //! ([`TestDevice`]) against a real `pilar-server` process ([`TestServer`]), and make synthetic
 //! households (never real people: domain.md §3). [`faults::FaultProxy`] stands between devices
-//! and a server to break connections on purpose. [`Postgres`] gives a test its own PostgreSQL database.
+//! and a server to break connections on purpose. [`Postgres`] gives a test its own PostgreSQL database;
+//! `PILAR_TEST_BACKEND=postgres` runs every [`TestServer`] on one ([`server_db`]).
 
 pub mod faults;
 pub mod http_framing;
 pub mod load;
 pub mod postgres;
+pub mod server_db;
 pub mod sync_http;
 pub mod synthetic;
 
 pub use crate::postgres::Postgres;
+pub use crate::server_db::{Backend, Cell, backend};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -177,6 +180,11 @@ pub struct TestServer {
     dir: TempDir,
     args: Vec<String>,
     admin_password: Option<String>,
+    /// The server's own PostgreSQL database when the run uses that backend (dropped after the
+    /// server is stopped).
+    _postgres: Option<Postgres>,
+    /// The PostgreSQL database it serves from (its own, or another server's).
+    database_url: Option<String>,
 }
 
 impl TestServer {
@@ -189,12 +197,78 @@ impl TestServer {
     /// generated and printed by the server.
     ///
     /// Waits by reading the server's `listening on` line, never by sleeping.
+    /// On the PostgreSQL backend ([`backend`]) the server gets a fresh database of its own.
     pub fn start_with(args: &[&str], admin_password: Option<&str>) -> TestServer {
         let dir = TempDir::new().expect("temp dir");
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let postgres = match backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let database = Postgres::database();
+                args.extend(["--database".to_string(), database.url().to_string()]);
+                Some(database)
+            }
+        };
         let admin_password = admin_password.map(str::to_string);
         let (child, url, stdout_lines) = spawn_server(dir.path(), "127.0.0.1:0", &args, admin_password.as_deref());
-        TestServer { child, url, stdout_lines, dir, args, admin_password }
+        let database_url = postgres.as_ref().map(|p| p.url().to_string());
+        TestServer { child, url, stdout_lines, dir, args, admin_password, _postgres: postgres, database_url }
+    }
+
+    /// Another server process on this server's database (PostgreSQL: several servers serve the
+    /// same devices), with the same flags; it listens on a port of its own. Drop it before this
+    /// server, which owns the database.
+    ///
+    /// Panics on SQLite, where one data directory belongs to one server.
+    pub fn another_on_the_same_database(&self) -> TestServer {
+        assert!(
+            self.database_url.is_some(),
+            "several servers share one database only on PostgreSQL (run with {}=postgres)",
+            server_db::BACKEND_ENV
+        );
+        let dir = TempDir::new().expect("temp dir");
+        let (child, url, stdout_lines) =
+            spawn_server(dir.path(), "127.0.0.1:0", &self.args, self.admin_password.as_deref());
+        TestServer {
+            child,
+            url,
+            stdout_lines,
+            dir,
+            args: self.args.clone(),
+            admin_password: self.admin_password.clone(),
+            _postgres: None,
+            database_url: self.database_url.clone(),
+        }
+    }
+
+    /// The backend this server runs on.
+    pub fn backend(&self) -> Backend {
+        if self.database_url.is_some() { Backend::Postgres } else { Backend::Sqlite }
+    }
+
+    /// Rows of `sql` on the server's database, read beside the running server (SQLite: a
+    /// read-only connection under WAL; PostgreSQL: a client of its own). Parameters are `?1`,
+    /// `?2`, … and passed as text; write SQL both backends take.
+    pub fn query(&self, sql: &str, params: &[&str]) -> Vec<Vec<Cell>> {
+        match &self.database_url {
+            Some(database) => server_db::postgres(database, sql, params).0,
+            None => server_db::sqlite(&self.data_dir().join("server.db"), sql, params, false).0,
+        }
+    }
+
+    /// Run a statement that changes rows (best with the server stopped); returns how many rows
+    /// it changed.
+    pub fn execute(&self, sql: &str, params: &[&str]) -> u64 {
+        match &self.database_url {
+            Some(database) => server_db::postgres(database, sql, params).1,
+            None => server_db::sqlite(&self.data_dir().join("server.db"), sql, params, true).1,
+        }
+    }
+
+    /// The key the server signs access tokens with (a server secret in its database).
+    pub fn signing_key(&self) -> Vec<u8> {
+        let rows = self.query("SELECT value FROM server_secrets WHERE name = 'signing_key'", &[]);
+        rows.first().map(|row| row[0].bytes().to_vec()).expect("the server stored its signing key")
     }
 
     /// The server process's id (for signals and for its memory and CPU time in /proc; the handle
@@ -248,7 +322,7 @@ impl TestServer {
         &self.url
     }
 
-    /// The server's data directory (database, signing key).
+    /// The server's data directory (SQLite's database; nothing on PostgreSQL).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -301,6 +375,7 @@ fn spawn_server(
         .env("RUST_LOG", "info")
         .env_remove("PILAR_LISTEN")
         .env_remove("PILAR_DATA_DIR")
+        .env_remove("PILAR_DATABASE")
         .env_remove("PILAR_MAX_BODY_BYTES")
         .env_remove("PILAR_SHUTDOWN_GRACE_SECONDS")
         .stdin(Stdio::null())

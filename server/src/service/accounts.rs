@@ -413,6 +413,21 @@ impl Service {
         self.db.write(|tx| secret(tx, name))
     }
 
+    /// The server secret named `name`, when one is stored.
+    pub fn stored_server_key(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db.read(|tx| tx.server_secret(name))
+    }
+
+    /// The server secret named `name`, stored as `value` unless one is stored already (the stored
+    /// one wins, also over another server storing one at the same moment): for a key that
+    /// existed before the database held it.
+    pub fn adopt_server_key(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StorageError> {
+        self.db.write(|tx| {
+            tx.insert_server_secret(name, value)?;
+            tx.server_secret(name)?.ok_or_else(|| StorageError::Corrupt(format!("server secret {name} was not stored")))
+        })
+    }
+
     /// Whether `device` may act for `user`; notes the device as seen (at most once a minute, so
     /// most requests stay read-only).
     pub fn device_access(

@@ -75,11 +75,17 @@ impl PostgresDatabase {
     /// [`PostgresDatabase::open`] with at most `max_connections` connections.
     pub fn open_with(url: &str, max_connections: u32) -> Result<PostgresDatabase, StorageError> {
         let shown = redacted(url);
-        let config: postgres::Config = url.parse().map_err(|e| {
+        let mut config: postgres::Config = url.parse().map_err(|e| {
             StorageError::Backend(
                 format!("the database URL {shown} is not a PostgreSQL connection URL ({e}); write it as postgres://user@host:port/database").into(),
             )
         })?;
+        // PostgreSQL's notices ("relation … already exists, skipping") are not news for the log.
+        let options = match config.get_options() {
+            Some(given) => format!("{given} -c client_min_messages=warning"),
+            None => "-c client_min_messages=warning".to_string(),
+        };
+        config.options(&options);
         let manager = Manager(PostgresConnectionManager::new(config, postgres::NoTls));
         // One connection is made now (a wrong address or password fails the start-up, not the
         // first request); more are made as requests need them.
