@@ -14,5 +14,6 @@ mod readme;
 mod refresh_retry;
 mod roster;
 mod server_lifecycle;
+mod several_servers;
 mod sync;
 mod trust;

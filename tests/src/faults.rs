@@ -121,6 +121,9 @@ pub struct FaultRecord {
     pub duplicate_status: Option<u16>,
     /// Forwarding failed on the server side (not an injected fault): what went wrong.
     pub upstream_error: Option<String>,
+    /// Which server the exchange went to: the index of its URL given to
+    /// [`FaultProxy::start_balanced`] (always 0 for [`FaultProxy::start`]).
+    pub upstream: usize,
 }
 
 impl FaultRecord {
@@ -262,7 +265,8 @@ impl FaultPlan {
 
 /// State shared by the acceptor and the connection threads.
 struct Shared {
-    upstream: SocketAddr,
+    /// The servers, taken in turn by device connections.
+    upstreams: Vec<SocketAddr>,
     plan: Mutex<FaultPlan>,
     log: Mutex<Vec<FaultRecord>>,
     /// A handle on each open device connection, to cut them all when the proxy stops.
@@ -287,17 +291,20 @@ impl FaultProxy {
     /// Listen on 127.0.0.1:0 in front of the server at `server_url` (e.g. `TestServer::url()`,
     /// a loopback address), applying `plan`.
     pub fn start(server_url: &str, plan: FaultPlan) -> FaultProxy {
-        let authority = server_url.trim_start_matches("http://").trim_end_matches('/');
-        let upstream = authority
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addresses| addresses.next())
-            .unwrap_or_else(|| panic!("{server_url} is not an http://host:port address"));
-        assert!(upstream.ip().is_loopback(), "the fault proxy only forwards to loopback, not {upstream}");
+        FaultProxy::start_balanced(&[server_url], plan)
+    }
+
+    /// Listen on 127.0.0.1:0 in front of several servers, as a load balancer would (one address,
+    /// several `pilar-server` processes on one database): device connections go to the servers
+    /// in turn (the first to `server_urls[0]`), every request of a connection to its server;
+    /// each record names its server ([`FaultRecord::upstream`]).
+    pub fn start_balanced(server_urls: &[&str], plan: FaultPlan) -> FaultProxy {
+        assert!(!server_urls.is_empty(), "the fault proxy needs a server to forward to");
+        let upstreams = server_urls.iter().map(|url| loopback_address(url)).collect();
         let listener = TcpListener::bind("127.0.0.1:0").expect("listen for the fault proxy");
         let address = listener.local_addr().expect("proxy address");
         let shared = Arc::new(Shared {
-            upstream,
+            upstreams,
             plan: Mutex::new(plan),
             log: Mutex::new(Vec::new()),
             open: Mutex::new(HashMap::new()),
@@ -350,6 +357,18 @@ impl Drop for FaultProxy {
             let _ = connection.shutdown(Shutdown::Both);
         }
     }
+}
+
+/// The loopback socket address of `server_url` (`http://host:port`).
+fn loopback_address(server_url: &str) -> SocketAddr {
+    let authority = server_url.trim_start_matches("http://").trim_end_matches('/');
+    let upstream = authority
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .unwrap_or_else(|| panic!("{server_url} is not an http://host:port address"));
+    assert!(upstream.ip().is_loopback(), "the fault proxy only forwards to loopback, not {upstream}");
+    upstream
 }
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
@@ -503,6 +522,9 @@ fn serve_connection(shared: &Shared, mut client: TcpStream, id: u64) {
     let _ = client.set_read_timeout(Some(IDLE_TIMEOUT));
     let _ = client.set_nodelay(true);
     let mut requests = MessageReader::new(Side::Request);
+    // Connections are numbered from 1: the first goes to the first server.
+    let server = usize::try_from(id.saturating_sub(1)).unwrap_or(0) % shared.upstreams.len();
+    let address = shared.upstreams[server];
     let mut upstream: Option<Upstream> = None;
     let mut ending = Cut::Close;
     while let Ok(Some(request)) = requests.read(&mut client) {
@@ -519,6 +541,7 @@ fn serve_connection(shared: &Shared, mut client: TcpStream, id: u64) {
                 delivered: 0,
                 duplicate_status: None,
                 upstream_error: None,
+                upstream: server,
             });
             log.len() - 1
         };
@@ -535,7 +558,7 @@ fn serve_connection(shared: &Shared, mut client: TcpStream, id: u64) {
             _ => None,
         };
         let duplicate = (fault == Fault::Duplicate).then(|| {
-            let (address, bytes) = (shared.upstream, request.bytes.clone());
+            let bytes = request.bytes.clone();
             let head = request.head.clone();
             std::thread::spawn(move || {
                 let mut second = Upstream::connect(address).ok()?;
@@ -544,7 +567,7 @@ fn serve_connection(shared: &Shared, mut client: TcpStream, id: u64) {
         });
         let answer = match upstream.take().filter(|up| !up.closed_by_server()) {
             Some(up) => Ok(up),
-            None => Upstream::connect(shared.upstream),
+            None => Upstream::connect(address),
         }
         .and_then(|mut up| up.exchange(&request, throttle).map(|answer| (up, answer)));
         let duplicate_status = duplicate.and_then(|d| d.join().ok().flatten());

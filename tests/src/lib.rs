@@ -199,9 +199,15 @@ impl TestServer {
     /// Waits by reading the server's `listening on` line, never by sleeping.
     /// On the PostgreSQL backend ([`backend`]) the server gets a fresh database of its own.
     pub fn start_with(args: &[&str], admin_password: Option<&str>) -> TestServer {
+        TestServer::start_on(backend(), args, admin_password)
+    }
+
+    /// [`TestServer::start_with`] on the given backend, whatever this run's [`backend`] is (a
+    /// test of several servers on one database runs on PostgreSQL in every run).
+    pub fn start_on(backend: Backend, args: &[&str], admin_password: Option<&str>) -> TestServer {
         let dir = TempDir::new().expect("temp dir");
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let postgres = match backend() {
+        let postgres = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
                 let database = Postgres::database();
@@ -462,7 +468,12 @@ impl Campaign {
 
     /// A server started with extra flags.
     pub fn start_with(args: &[&str]) -> Campaign {
-        let server = TestServer::start_with(args, Some(TEST_ADMIN_PASSWORD));
+        Campaign::start_on(backend(), args)
+    }
+
+    /// A server on the given backend, started with extra flags.
+    pub fn start_on(backend: Backend, args: &[&str]) -> Campaign {
+        let server = TestServer::start_on(backend, args, Some(TEST_ADMIN_PASSWORD));
         let admin = TestDevice::new();
         admin.login(&server, "admin", TEST_ADMIN_PASSWORD);
         Campaign { server, admin }
