@@ -44,7 +44,7 @@ pub fn v1() -> Router<AppState> {
         .route("/conflicts", get(supervise::conflicts))
         .route("/households/{id}/resolve", post(supervise::resolve))
         .route("/duplicates", get(supervise::duplicates))
-        .route("/duplicates/merge", post(supervise::merge))
+        .route("/duplicates/merge", post(supervise::fold))
         .route("/duplicates/dismiss", post(supervise::dismiss))
         .route("/progress", get(supervise::progress))
 }

@@ -10,16 +10,16 @@
 //! - [`roster`]: roster import: households read from an admin's CSV/XLSX list, and their checks.
 //! - [`protocol`]: wire types shared by the CLI and the server (roles, login, errors, sync).
 //! - [`sync`]: the sync protocol: wire messages, the server's admission checks, the device side.
-//! - [`merge`]: moving changes between stores (the core the sync server builds on).
+//! - [`exchange`]: moving changes between stores (the core the sync server builds on).
 //!
 //! This crate knows nothing of HTTP, async runtimes or tokens, and it never reads the wall clock:
 //! callers pass the time in, so every behaviour is deterministic under test.
 
 pub mod entry;
+pub mod exchange;
 pub mod finding;
 pub mod form;
 pub mod ids;
-pub mod merge;
 pub mod model;
 pub mod protocol;
 pub mod roster;

@@ -383,19 +383,20 @@ pub struct DuplicatePair {
     pub reasons: Vec<String>,
 }
 
-/// `POST /v1/duplicates/merge`: fold `retired` into `survivor`.
+/// `POST /v1/duplicates/merge`: fold `retired` into `survivor` ("merge" is the supervisor's word
+/// for it on the wire and in `pilar`; inside the code it is a fold).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MergeRequest {
+pub struct FoldRequest {
     /// The household that stays.
     pub survivor: crate::model::HouseholdId,
     /// The household marked `merged_into` the survivor.
     pub retired: crate::model::HouseholdId,
 }
 
-/// What a merge did.
+/// What a fold (a supervisor's merge of duplicates) did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MergeReply {
+pub struct FoldReply {
     /// The household that stays.
     pub survivor: crate::model::HouseholdId,
     /// The retired household.

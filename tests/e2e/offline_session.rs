@@ -148,10 +148,10 @@ fn two_devices_merged_directly_keep_both_values_of_a_conflicting_field() {
     let id = id_of(&a.json(&["add", "--village", BILOKKA, "--head-name", "La Sintetis"]));
     let home_a = a.home().to_str().expect("path").to_string();
     let home_b = b.home().to_str().expect("path").to_string();
-    b.ok(&["debug", "merge", "--from", &home_a]);
+    b.ok(&["debug", "exchange", "--from", &home_a]);
     a.ok(&["visit", &id, "--outcome", "2", "--answer", "floor_area_m2=30"]);
     b.ok(&["visit", &id, "--outcome", "2", "--answer", "floor_area_m2=45"]);
-    a.ok(&["debug", "merge", "--from", &home_b]);
+    a.ok(&["debug", "exchange", "--from", &home_b]);
     let shown = a.json(&["show", &id]);
     assert_eq!(
         conflict_writers(&shown),

@@ -1,16 +1,16 @@
-//! `pilar debug`: developer tools, hidden from help (direct store-to-store merge, synthetic
+//! `pilar debug`: developer tools, hidden from help (direct store-to-store exchange, synthetic
 //! rosters for the benchmark).
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};
-use sync_core::merge::merge_stores;
+use sync_core::exchange::pull_from_store;
 use sync_core::store::DeviceStore;
 
 /// The debug subcommands.
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Pull every change another device store has into this one (no server involved).
-    Merge {
+    Exchange {
         /// The other device's home directory.
         #[arg(long)]
         from: PathBuf,
@@ -35,15 +35,15 @@ pub enum Command {
 /// Run a debug subcommand.
 pub fn run(home: &Path, cmd: Command) -> Result<()> {
     match cmd {
-        Command::Merge { from, json } => {
+        Command::Exchange { from, json } => {
             let mut into = DeviceStore::open(home)?;
             let other = DeviceStore::open(&from)?;
-            let report = merge_stores(&other, &mut into, super::now()?)?;
+            let report = pull_from_store(&other, &mut into, super::now()?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!(
-                    "merged {} change(s) into {} household(s) ({} new); {} new conflict(s)",
+                    "received {} change(s) into {} household(s) ({} new); {} new conflict(s)",
                     report.changes_applied, report.households_changed, report.households_new, report.new_conflicts
                 );
             }

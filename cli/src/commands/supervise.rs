@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use sync_core::model::{HouseholdId, ReviewStatus};
 use sync_core::protocol::{
-    ConflictItem, DismissRequest, DuplicatePair, HouseholdBrief, HouseholdMatches, MergeReply, MergeRequest,
+    ConflictItem, DismissRequest, DuplicatePair, FoldReply, FoldRequest, HouseholdBrief, HouseholdMatches,
     ProgressReport, ProgressRow, ResolveRequest, ReviewRequest,
 };
 
@@ -347,11 +347,11 @@ pub fn duplicates(home: &Path, cmd: DuplicateCommand) -> Result<()> {
             Ok(())
         }
         DuplicateCommand::Merge(args) => {
-            let request = MergeRequest {
+            let request = FoldRequest {
                 survivor: household(&mut client, &args.keep)?,
                 retired: household(&mut client, &args.retire)?,
             };
-            let reply: MergeReply = client.post("/v1/duplicates/merge", &request)?;
+            let reply: FoldReply = client.post("/v1/duplicates/merge", &request)?;
             if args.json {
                 return print_json(&reply);
             }

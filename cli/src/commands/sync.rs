@@ -16,7 +16,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use sync_core::model::HouseholdId;
 use sync_core::store::{DeviceStore, PageSizes};
-use sync_core::sync::{self, CONTENT_TYPE, DocumentsResponse, PackPage, SyncResponse};
+use sync_core::sync::{
+    self, CONTENT_TYPE, DOCUMENTS_PATH, DocumentsResponse, PackPage, REQUEST_HEADERS, SYNC_PATH, SyncResponse,
+};
 
 /// Arguments of `pilar sync`.
 #[derive(clap::Args)]
@@ -175,18 +177,17 @@ fn download_packs(
     Ok(())
 }
 
+/// A sync or documents request with the headers the protocol asks for (`sync::REQUEST_HEADERS`).
+fn with_sync_headers(request: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+    REQUEST_HEADERS.iter().fold(request, |request, (name, value)| request.header(*name, *value))
+}
+
 /// Restore households listed for repair from the server's whole documents.
 fn repair(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary) -> Result<()> {
     while let Some(request) = sync::repair_request(store)? {
         let body = sync::encode(&request);
-        let url = client.url("/v1/documents");
-        let response = client.send(|http| {
-            http.post(&url)
-                .header("content-type", CONTENT_TYPE)
-                .header("content-encoding", "zstd")
-                .header("accept", CONTENT_TYPE)
-                .body(body.clone())
-        })?;
+        let url = client.url(DOCUMENTS_PATH);
+        let response = client.send(|http| with_sync_headers(http.post(&url)).body(body.clone()))?;
         let reply = client.body(response)?;
         summary.round_trips += 1;
         summary.bytes_sent += body.len();
@@ -226,17 +227,10 @@ fn exchange(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary)
         let fresh = uuid::Uuid::new_v4();
         let request = sync::build_request(store, &full, fresh, sizes.pull_changes, super::now()?)?;
         let body = sync::encode(&request);
-        let url = client.url("/v1/sync");
+        let url = client.url(SYNC_PATH);
         let started = Instant::now();
-        let reply = client
-            .send(|http| {
-                http.post(&url)
-                    .header("content-type", CONTENT_TYPE)
-                    .header("content-encoding", "zstd")
-                    .header("accept", CONTENT_TYPE)
-                    .body(body.clone())
-            })
-            .and_then(|r| client.body(r));
+        let reply =
+            client.send(|http| with_sync_headers(http.post(&url)).body(body.clone())).and_then(|r| client.body(r));
         let reply = match reply {
             Ok(reply) => reply,
             Err(e) => {

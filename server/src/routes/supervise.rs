@@ -17,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use sync_core::model::{Editor, FieldPath, HouseholdId, ReviewDecision, ReviewStatus};
 use sync_core::protocol::{
-    ConflictItem, DismissRequest, DuplicatePair, HouseholdBrief, HouseholdMatches, MergeReply, MergeRequest,
+    ConflictItem, DismissRequest, DuplicatePair, FoldReply, FoldRequest, HouseholdBrief, HouseholdMatches,
     ProgressReport, ResolveRequest, ReviewRequest,
 };
 
@@ -198,11 +198,11 @@ pub async fn duplicates(
 }
 
 /// `POST /v1/duplicates/merge`: fold one household into another.
-pub async fn merge(
+pub async fn fold(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(request): ApiJson<MergeRequest>,
-) -> Result<ApiJson<MergeReply>, ApiError> {
+    ApiJson(request): ApiJson<FoldRequest>,
+) -> Result<ApiJson<FoldReply>, ApiError> {
     if request.survivor == request.retired {
         return Err(ApiError::Invalid("a household cannot be merged into itself; give two different ids".into()));
     }
@@ -214,7 +214,7 @@ pub async fn merge(
             Ok(service.fold(request.survivor, request.retired, &editor(&caller, now))?)
         })
         .await?;
-    tracing::info!(survivor = %reply.survivor, retired = %reply.retired, disagreements = reply.disagreements, "merge");
+    tracing::info!(survivor = %reply.survivor, retired = %reply.retired, disagreements = reply.disagreements, "fold");
     Ok(ApiJson(reply))
 }
 

@@ -19,7 +19,7 @@ const PACK_PAGE: u32 = 200;
 const EXPANSION: usize = 8;
 
 fn sync_response(body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, CONTENT_TYPE), (header::CONTENT_ENCODING, "zstd")], body).into_response()
+    ([(header::CONTENT_TYPE, CONTENT_TYPE), (header::CONTENT_ENCODING, sync::CONTENT_ENCODING)], body).into_response()
 }
 
 /// Decode a compressed sync body within the decompression budget ([`crate::inflate`]): at most

@@ -7,7 +7,7 @@
 use super::{Service, corrupt, load_for_edit, store_edit};
 use crate::storage::{FoldDisagreementRow, FoldRow, StorageError, Transactions, Tx};
 use sync_core::model::{Disagreement, Editor, Fold, HouseholdId};
-use sync_core::protocol::MergeReply;
+use sync_core::protocol::FoldReply;
 use time::OffsetDateTime;
 
 fn record_disagreements(
@@ -36,7 +36,7 @@ impl Service {
         survivor: HouseholdId,
         retired: HouseholdId,
         editor: &Editor,
-    ) -> Result<MergeReply, StorageError> {
+    ) -> Result<FoldReply, StorageError> {
         self.db.write(|tx| {
             if let Some(into) = tx.fold_of(retired)? {
                 return Err(StorageError::Stale(format!(
@@ -69,7 +69,7 @@ impl Service {
                 at: editor.now,
             })?;
             record_disagreements(tx, survivor, retired, &combined.disagreements, editor.now)?;
-            Ok(MergeReply { survivor, retired, disagreements: combined.disagreements.len() as u32 })
+            Ok(FoldReply { survivor, retired, disagreements: combined.disagreements.len() as u32 })
         })
     }
 }

@@ -1,11 +1,11 @@
-//! Merging device stores through the public API: nothing a field worker saved is ever lost.
+//! Exchanging changes between device stores through the public API: nothing a field worker saved is ever lost.
 
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use sync_core::entry;
+use sync_core::exchange::pull_from_store;
 use sync_core::form::FormDefinition;
 use sync_core::ids::VillageCode;
-use sync_core::merge::merge_stores;
 use sync_core::model::{DeviceId, Edits, FieldPath, HouseholdId, MemberId, NewVisit, VisitId};
 use sync_core::store::{DeviceIdentity, DeviceStore};
 use sync_core::value::FieldValue;
@@ -75,7 +75,7 @@ fn two_devices_sharing_a_household() -> (Device, Device, HouseholdId) {
     let mut a = device("pkh.a");
     let mut b = device("tksk.b");
     let id = add_household(&mut a, "Wa Ode Sintetis");
-    merge_stores(&a.store, &mut b.store, datetime!(2026-11-02 10:00 +8)).expect("merge");
+    pull_from_store(&a.store, &mut b.store, datetime!(2026-11-02 10:00 +8)).expect("exchange");
     (a, b, id)
 }
 
@@ -87,11 +87,11 @@ fn different_fields_edited_on_two_stores_both_survive_in_either_order() {
         set(&mut b, id, "roof_material", FieldValue::Int(3), datetime!(2026-11-03 09:05 +8));
         let now = datetime!(2026-11-04 09:00 +8);
         if a_first {
-            merge_stores(&a.store, &mut b.store, now).expect("a→b");
-            merge_stores(&b.store, &mut a.store, now).expect("b→a");
+            pull_from_store(&a.store, &mut b.store, now).expect("a→b");
+            pull_from_store(&b.store, &mut a.store, now).expect("b→a");
         } else {
-            merge_stores(&b.store, &mut a.store, now).expect("b→a");
-            merge_stores(&a.store, &mut b.store, now).expect("a→b");
+            pull_from_store(&b.store, &mut a.store, now).expect("b→a");
+            pull_from_store(&a.store, &mut b.store, now).expect("a→b");
         }
         for d in [&a, &b] {
             assert_eq!(answer(d, id, "floor_area_m2"), Some(FieldValue::Int(36)), "a_first={a_first}");
@@ -107,9 +107,9 @@ fn same_field_edited_on_two_stores_keeps_both_values_with_writer_until_resolved(
     set(&mut a, id, "floor_area_m2", FieldValue::Int(36), datetime!(2026-11-03 09:00 +8));
     set(&mut b, id, "floor_area_m2", FieldValue::Int(42), datetime!(2026-11-03 10:30 +8));
     let now = datetime!(2026-11-04 09:00 +8);
-    let report = merge_stores(&b.store, &mut a.store, now).expect("b→a");
+    let report = pull_from_store(&b.store, &mut a.store, now).expect("b→a");
     assert_eq!(report.new_conflicts, 1);
-    merge_stores(&a.store, &mut b.store, now).expect("a→b");
+    pull_from_store(&a.store, &mut b.store, now).expect("a→b");
 
     let path = FieldPath::Answer("floor_area_m2".into());
     for d in [&a, &b] {
@@ -133,7 +133,7 @@ fn same_field_edited_on_two_stores_keeps_both_values_with_writer_until_resolved(
 
     // A later write on either device resolves it, and the resolution travels.
     set(&mut a, id, "floor_area_m2", FieldValue::Int(40), datetime!(2026-11-05 09:00 +8));
-    merge_stores(&a.store, &mut b.store, datetime!(2026-11-05 10:00 +8)).expect("a→b");
+    pull_from_store(&a.store, &mut b.store, datetime!(2026-11-05 10:00 +8)).expect("a→b");
     for d in [&a, &b] {
         let household = d.store.load(id).expect("load").household;
         let values = household.field_values(&path).expect("values");
@@ -153,8 +153,8 @@ fn member_added_on_each_store_concurrently_gives_two_members() {
     let ma = add_member(&mut a, id, "Andi Sintetis", datetime!(2026-11-03 09:00 +8));
     let mb = add_member(&mut b, id, "Becce Sintetis", datetime!(2026-11-03 09:01 +8));
     let now = datetime!(2026-11-04 09:00 +8);
-    merge_stores(&a.store, &mut b.store, now).expect("a→b");
-    merge_stores(&b.store, &mut a.store, now).expect("b→a");
+    pull_from_store(&a.store, &mut b.store, now).expect("a→b");
+    pull_from_store(&b.store, &mut a.store, now).expect("b→a");
     for d in [&a, &b] {
         let state = d.store.load(id).expect("load").household.state();
         let mut ids: Vec<MemberId> = state.current_members().map(|m| m.id).collect();
@@ -170,7 +170,7 @@ fn merging_the_same_changes_twice_changes_nothing() {
     let (mut a, mut b, id) = two_devices_sharing_a_household();
     set(&mut a, id, "floor_area_m2", FieldValue::Int(36), datetime!(2026-11-03 09:00 +8));
     let now = datetime!(2026-11-04 09:00 +8);
-    let first = merge_stores(&a.store, &mut b.store, now).expect("first");
+    let first = pull_from_store(&a.store, &mut b.store, now).expect("first");
     assert_eq!(first.changes_applied, 1);
     let heads = b.store.heads_by_household().expect("heads");
     let bytes = b.store.load(id).expect("load").household.save();
@@ -196,7 +196,7 @@ fn a_removed_member_keeps_a_concurrent_edit_made_elsewhere() {
     let (mut a, mut b, id) = two_devices_sharing_a_household();
     let m = add_member(&mut a, id, "Cahya Sintetis", datetime!(2026-11-03 09:00 +8));
     let now = datetime!(2026-11-03 12:00 +8);
-    merge_stores(&a.store, &mut b.store, now).expect("a→b");
+    pull_from_store(&a.store, &mut b.store, now).expect("a→b");
     let remove = Edits { remove_members: vec![(m, "pindah".into())], ..Edits::default() };
     entry::save(&mut a.store, form(), id, "member-remove", &remove, datetime!(2026-11-04 09:00 +8)).expect("remove");
     let edit = Edits {
@@ -204,7 +204,7 @@ fn a_removed_member_keeps_a_concurrent_edit_made_elsewhere() {
         ..Edits::default()
     };
     entry::save(&mut b.store, form(), id, "member-edit", &edit, datetime!(2026-11-04 09:30 +8)).expect("edit");
-    merge_stores(&b.store, &mut a.store, now).expect("b→a");
+    pull_from_store(&b.store, &mut a.store, now).expect("b→a");
     let state = a.store.load(id).expect("load").household.state();
     let member = state.members.iter().find(|x| x.id == m).expect("member still in the document");
     assert!(member.removed.is_some());
@@ -218,13 +218,13 @@ fn a_member_removed_on_two_devices_at_once_is_removed_without_a_conflict() {
     let (mut a, mut b, id) = two_devices_sharing_a_household();
     let m = add_member(&mut a, id, "Cahya Sintetis", datetime!(2026-11-03 09:00 +8));
     let now = datetime!(2026-11-03 12:00 +8);
-    merge_stores(&a.store, &mut b.store, now).expect("a→b");
+    pull_from_store(&a.store, &mut b.store, now).expect("a→b");
     let remove = |reason: &str| Edits { remove_members: vec![(m, reason.into())], ..Edits::default() };
     entry::save(&mut a.store, form(), id, "member-remove", &remove("pindah"), datetime!(2026-11-04 09:00 +8))
         .expect("remove on a");
     entry::save(&mut b.store, form(), id, "member-remove", &remove("meninggal"), datetime!(2026-11-04 09:30 +8))
         .expect("remove on b");
-    merge_stores(&b.store, &mut a.store, now).expect("b→a");
+    pull_from_store(&b.store, &mut a.store, now).expect("b→a");
     let household = a.store.load(id).expect("load").household;
     let member = household.state().members.into_iter().find(|x| x.id == m).expect("member");
     assert!(member.removed.is_some());
@@ -240,7 +240,7 @@ enum Step {
     Set { device: usize, field: usize, value: i64 },
     AddMember { device: usize },
     Visit { device: usize, outcome: i64 },
-    Merge { from: usize, into: usize },
+    Exchange { from: usize, into: usize },
 }
 
 const FIELDS: [&str; 4] = ["floor_area_m2", "bedrooms", "livestock_goat_sheep", "livestock_cattle"];
@@ -250,11 +250,11 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (0..3usize, 0..FIELDS.len(), 1..=20i64).prop_map(|(device, field, value)| Step::Set { device, field, value }),
         1 => (0..3usize).prop_map(|device| Step::AddMember { device }),
         1 => (0..3usize, prop::sample::select(vec![2i64, 3, 4, 7])).prop_map(|(device, outcome)| Step::Visit { device, outcome }),
-        3 => (0..3usize, 1..3usize).prop_map(|(from, k)| Step::Merge { from, into: (from + k) % 3 }),
+        3 => (0..3usize, 1..3usize).prop_map(|(from, k)| Step::Exchange { from, into: (from + k) % 3 }),
     ]
 }
 
-fn merge_pair(devices: &mut [Device], from: usize, into: usize, now: OffsetDateTime) {
+fn exchange_pair(devices: &mut [Device], from: usize, into: usize, now: OffsetDateTime) {
     let (src, dst) = if from < into {
         let (l, r) = devices.split_at_mut(into);
         (&l[from], &mut r[0])
@@ -262,7 +262,7 @@ fn merge_pair(devices: &mut [Device], from: usize, into: usize, now: OffsetDateT
         let (l, r) = devices.split_at_mut(from);
         (&r[0], &mut l[into])
     };
-    merge_stores(&src.store, &mut dst.store, now).expect("merge");
+    pull_from_store(&src.store, &mut dst.store, now).expect("exchange");
 }
 
 /// The property tests' seed: `PILAR_TEST_SEED` when set, else fresh; printed so a failure can be
@@ -283,12 +283,12 @@ fn seeded_config(cases: u32) -> ProptestConfig {
 proptest! {
     #![proptest_config(seeded_config(24))]
     #[test]
-    fn random_edits_and_merges_on_three_stores_converge(steps in prop::collection::vec(step(), 1..30)) {
+    fn random_edits_and_exchanges_between_three_stores_converge(steps in prop::collection::vec(step(), 1..30)) {
         let mut devices = vec![device("u0"), device("u1"), device("u2")];
         let id = add_household(&mut devices[0], "Sintetis Tiga");
         let mut clock = datetime!(2026-11-02 10:00 +8);
         for i in 1..3 {
-            merge_pair(&mut devices, 0, i, clock);
+            exchange_pair(&mut devices, 0, i, clock);
         }
         for s in &steps {
             clock += time::Duration::minutes(1);
@@ -302,13 +302,13 @@ proptest! {
                     };
                     entry::save(&mut devices[device].store, form(), id, "visit", &edits, clock).expect("visit");
                 }
-                Step::Merge { from, into } => merge_pair(&mut devices, from, into, clock),
+                Step::Exchange { from, into } => exchange_pair(&mut devices, from, into, clock),
             }
         }
         // Everyone exchanges everything, in a ring, twice.
         for _ in 0..2 {
             for i in 0..3 {
-                merge_pair(&mut devices, i, (i + 1) % 3, clock);
+                exchange_pair(&mut devices, i, (i + 1) % 3, clock);
             }
         }
         let states: Vec<_> = devices.iter().map(|d| d.store.load(id).expect("load").household).collect();

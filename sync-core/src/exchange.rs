@@ -1,7 +1,7 @@
 //! Moving changes between stores: what one store has that another lacks, and applying it.
 //!
 //! This is the core the sync server builds on; between two device stores it also serves as a
-//! direct merge (`pilar debug merge`). Changes travel per household, each batch applied at once.
+//! direct exchange (`pilar debug exchange`). Changes travel per household, each batch applied at once.
 
 use crate::model::{Household, HouseholdId};
 use crate::store::{DeviceStore, StoreError, StoreTx};
@@ -26,14 +26,14 @@ pub struct HouseholdChanges {
 
 /// What applying a batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct MergeReport {
+pub struct ExchangeReport {
     /// Changes that were new to the receiving store.
     pub changes_applied: usize,
     /// Households that changed (new ones included).
     pub households_changed: usize,
     /// Households the receiving store did not have before.
     pub households_new: usize,
-    /// Fields that hold conflicting values after the merge and did not before.
+    /// Fields that hold conflicting values after the exchange and did not before.
     pub new_conflicts: usize,
 }
 
@@ -83,8 +83,8 @@ impl DeviceStore {
         &mut self,
         batch: &[HouseholdChanges],
         now: OffsetDateTime,
-    ) -> Result<MergeReport, StoreError> {
-        let mut report = MergeReport::default();
+    ) -> Result<ExchangeReport, StoreError> {
+        let mut report = ExchangeReport::default();
         let tx = self.write()?;
         for incoming in batch {
             let Some(received) = tx.receive(incoming.household, &incoming.changes)? else { continue };
@@ -134,11 +134,11 @@ impl StoreTx<'_> {
 }
 
 /// Bring `into` up to date with everything `from` has (one direction).
-pub fn merge_stores(
+pub fn pull_from_store(
     from: &DeviceStore,
     into: &mut DeviceStore,
     now: OffsetDateTime,
-) -> Result<MergeReport, StoreError> {
+) -> Result<ExchangeReport, StoreError> {
     let theirs = into.heads_by_household()?;
     let batch = from.changes_missing_from(&theirs)?;
     into.apply_incoming(&batch, now)
