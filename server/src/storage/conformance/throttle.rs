@@ -80,7 +80,7 @@ fn login_failures_are_stored_replaced_and_cleared(db: &dyn Database) {
         "a user and an address of the same text are two rows"
     );
     let replaced = row(User, "a", 6, Some(120_000), 1_000_000);
-    put(db, &[replaced.clone()]);
+    put(db, std::slice::from_ref(&replaced));
     assert_eq!(db.read(|tx| tx.login_failures(User, "a")).expect("read"), Some(replaced));
     assert_eq!(db.read(|tx| tx.login_failure_rows()).expect("count"), 2);
 
