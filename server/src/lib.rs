@@ -6,8 +6,8 @@
 //!   [`state`] (the shared [`AppState`], first-start set-up, and [`AppState::blocking`], the only
 //!   way handlers reach the use cases: tokio's blocking pool, never an async worker), [`error`]
 //!   ([`ApiError`] and its status table), [`auth`] (passwords, tokens, the `Caller` / `Admin`
-//!   extractors), [`inflate`] (the cap on bytes being decompressed at once), [`throttle`] (failed
-//!   logins), [`routes`] (one file per area of the HTTP API).
+//!   extractors), [`inflate`] (the cap on bytes being decompressed at once), [`throttle`] (the
+//!   client address failed logins are counted by), [`routes`] (one file per area of the HTTP API).
 //! - [`service`]: every use case, written once on the storage seam.
 //! - [`storage`]: the seam (`Database`, `ReadTx`, `Tx`), its SQLite backend, the conformance
 //!   suite every backend runs.

@@ -16,6 +16,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_schema.sql"),
     // 2: SQLite's migration 7: the feed numbered per village, facts from a queue, folds.
     include_str!("../migrations/postgres/0002_feed_per_village.sql"),
+    // 3: SQLite's migration 8: failed logins, shared by every server on the database.
+    include_str!("../migrations/postgres/0003_login_failures.sql"),
 ];
 
 /// The advisory lock key every migration transaction holds (the bytes of "pilarmig"), so two

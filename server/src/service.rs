@@ -1,7 +1,7 @@
 //! The server's use cases, written once above the storage seam ([`Database`]): sync with its
 //! admission flow and remembered responses, packs and documents, roster imports, review and
-//! conflicts, duplicates and their folds, progress, exports, derived facts, accounts. Every rule
-//! lives here; a backend only moves rows.
+//! conflicts, duplicates and their folds, progress, exports, derived facts, accounts, login
+//! throttling. Every rule lives here; a backend only moves rows.
 //!
 //! [`Service`] is what handlers hold: one method per use case, each one or a few transactions.
 //! Methods block; handlers call them through `AppState::blocking`. Callers pass `now` (the
@@ -18,6 +18,7 @@ pub mod review;
 pub mod roster;
 pub mod scope;
 pub mod sync;
+pub mod throttle;
 
 use crate::storage::{Database, HouseholdWrite, StorageError, Tx};
 use std::sync::Arc;

@@ -9,8 +9,8 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::inflate::InflateGate;
 use crate::service::Service;
+use crate::service::throttle::{LoginThrottle, Policy};
 use crate::storage::{DatabaseLocation, NewUser};
-use crate::throttle::LoginThrottle;
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -46,7 +46,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The byte budget for decompressing request bodies, shared by every request.
     pub inflating: Arc<InflateGate>,
-    /// Failed logins per user name and client address (in memory, per process).
+    /// The login throttle's rule and key (the failed-login counts are in the database).
     pub login_throttle: Arc<LoginThrottle>,
     /// The data directory's lock, held while any clone of the state lives (SQLite only).
     pub data_dir_lock: Option<Arc<DataDirLock>>,
@@ -97,6 +97,7 @@ impl AppState {
         let generated_admin_password = create_first_admin(&service, admin_password, clock.now())?;
         let tokens = TokenKeys::new(&key, time::Duration::minutes(config.access_token_minutes as i64));
         let refresh_key = RefreshKey::new(&service.server_key(REFRESH_KEY_NAME)?)?;
+        let login_throttle = LoginThrottle::open(&service, Policy::default())?;
         let settings = Settings {
             max_body_bytes: config.max_body_bytes,
             refresh_token_lifetime: time::Duration::days(config.refresh_token_days as i64),
@@ -109,7 +110,7 @@ impl AppState {
             refresh_key: Arc::new(refresh_key),
             settings: Arc::new(settings),
             inflating: Arc::new(InflateGate::new(config.max_inflating_bytes, crate::inflate::DEFAULT_WAIT)),
-            login_throttle: Arc::new(LoginThrottle::default()),
+            login_throttle: Arc::new(login_throttle),
             data_dir_lock,
         };
         Ok(Opened { state, generated_admin_password })

@@ -190,7 +190,8 @@ impl std::fmt::Debug for UserRecord {
 ///   transactional, and a position must commit in order (`service::feed`).
 /// - A backend may run a closure again after such a failure: closures must not keep effects
 ///   outside the transaction from one run to the next.
-/// - Times are stored to the whole second, truncated (`sessions_ended_at` to the millisecond).
+/// - Times are stored to the whole second, truncated (`sessions_ended_at` and the times of
+///   [`LoginFailureRow`] to the millisecond).
 /// - Blocking: call it from the blocking pool (`AppState::blocking`), never an async worker.
 pub trait Database: Send + Sync + 'static {
     /// Run `work` in a read-only transaction (prefer [`Transactions::read`]).
@@ -448,6 +449,52 @@ pub struct FoldDisagreementRow {
     pub other: String,
 }
 
+/// What a row of failed logins counts: a user name or a client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LoginSubjectKind {
+    /// A user name, stored as a keyed hash (`service::throttle`).
+    User,
+    /// A client address (IPv6 per /64).
+    Address,
+}
+
+impl LoginSubjectKind {
+    /// The stored name of the kind (`user`, `address`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginSubjectKind::User => "user",
+            LoginSubjectKind::Address => "address",
+        }
+    }
+
+    /// The kind a stored name names.
+    pub fn parse(text: &str) -> Option<LoginSubjectKind> {
+        match text {
+            "user" => Some(LoginSubjectKind::User),
+            "address" => Some(LoginSubjectKind::Address),
+            _ => None,
+        }
+    }
+}
+
+/// The failed logins of one user name or client address, as the throttle rule left them
+/// (`service::throttle` decides every value; the backend stores them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginFailureRow {
+    /// What is counted.
+    pub kind: LoginSubjectKind,
+    /// The keyed hash of the user name, or the counted address.
+    pub subject: String,
+    /// Failures counted.
+    pub failures: u32,
+    /// The last failure (stored to the millisecond).
+    pub last_failure: OffsetDateTime,
+    /// The next attempt waits until then (`None`: it does not wait).
+    pub blocked_until: Option<OffsetDateTime>,
+    /// From then on the row is of no use and may be pruned.
+    pub forget_at: OffsetDateTime,
+}
+
 /// Data operations inside a read transaction. Each moves rows, never decides: the rules that use
 /// them live in `crate::service`.
 pub trait ReadTx {
@@ -546,6 +593,16 @@ pub trait ReadTx {
     fn fold_of(&mut self, retired: HouseholdId) -> Result<Option<FoldRow>, StorageError>;
     /// Open fold disagreements (of one survivor, or all), oldest first.
     fn open_disagreements(&mut self, survivor: Option<HouseholdId>) -> Result<Vec<FoldDisagreementRow>, StorageError>;
+
+    // ---- login throttling ----
+    /// The failed logins of one user name (keyed hash) or address.
+    fn login_failures(
+        &mut self,
+        kind: LoginSubjectKind,
+        subject: &str,
+    ) -> Result<Option<LoginFailureRow>, StorageError>;
+    /// How many rows of failed logins are stored.
+    fn login_failure_rows(&mut self) -> Result<u64, StorageError>;
 }
 
 /// Data operations inside a write transaction (and every read).
@@ -647,4 +704,16 @@ pub trait Tx: ReadTx {
         user: &str,
         now: OffsetDateTime,
     ) -> Result<(), StorageError>;
+
+    // ---- login throttling ----
+    /// Store a row of failed logins (inserted, or replacing the row of its kind and subject).
+    fn put_login_failures(&mut self, row: &LoginFailureRow) -> Result<(), StorageError>;
+    /// Forget the failed logins of one user name (keyed hash) or address.
+    fn clear_login_failures(&mut self, kind: LoginSubjectKind, subject: &str) -> Result<(), StorageError>;
+    /// Forget up to `limit` rows whose `forget_at` is at or before `now`, soonest first; returns
+    /// how many.
+    fn prune_login_failures(&mut self, now: OffsetDateTime, limit: u32) -> Result<u64, StorageError>;
+    /// Forget `count` rows: first those whose `blocked_until` is not after `now` (not waiting),
+    /// then those waiting; within each, soonest `forget_at` first.
+    fn evict_login_failures(&mut self, now: OffsetDateTime, count: u64) -> Result<(), StorageError>;
 }

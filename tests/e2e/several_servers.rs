@@ -3,10 +3,12 @@
 //! through a load balancer that sends its connections to the two servers in turn. One sync's
 //! answer is lost after the server committed it; the retry reaches the other server, which
 //! answers with the remembered response. In the end every store holds the server's documents:
-//! nothing lost, nothing doubled. Runs on PostgreSQL whatever `PILAR_TEST_BACKEND` says.
+//! nothing lost, nothing doubled. And failed logins are counted in the database: guesses spread
+//! over both servers throttle the user on both. Runs on PostgreSQL whatever `PILAR_TEST_BACKEND`
+//! says.
 
 use pilar_tests::faults::{Cut, Fault, FaultPlan, FaultProxy, FaultRecord};
-use pilar_tests::{Backend, Campaign, TestDevice, seed_from_env};
+use pilar_tests::{Backend, Campaign, TEST_ADMIN_PASSWORD, TestDevice, TestServer, seed_from_env};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -192,4 +194,42 @@ fn three_enumerators_alternating_between_two_servers_on_one_database_converge_wi
     let doubled = campaign.server.query("SELECT count(*) - count(DISTINCT hash) FROM changes", &[]);
     assert_eq!(doubled[0][0].int(), 0);
     drop((fresh, devices, proxies, second));
+}
+
+/// `POST /v1/login` for `user` on `server`: the status and `Retry-After`.
+fn login_status(server: &str, user: &str, password: &str) -> (reqwest::StatusCode, Option<String>) {
+    let device = sync_core::model::DeviceId::random();
+    let body = serde_json::json!({ "user": user, "password": password, "device": device, "device_name": "tablet uji" });
+    let response =
+        reqwest::blocking::Client::new().post(format!("{server}/v1/login")).json(&body).send().expect("login request");
+    let retry_after = response.headers().get("retry-after").map(|v| v.to_str().expect("ascii").to_string());
+    (response.status(), retry_after)
+}
+
+#[test]
+fn wrong_passwords_on_one_server_then_the_other_throttle_the_user_on_both() {
+    let first = TestServer::start_on(Backend::Postgres, &[], Some(TEST_ADMIN_PASSWORD));
+    let second = first.another_on_the_same_database();
+    let wrong: Vec<String> = (0..8).map(|i| format!("tebakan-salah-{i}")).collect();
+    // Three guesses on the first server, two on the second: five in all, each answered.
+    for (i, password) in wrong.iter().take(5).enumerate() {
+        let server = if i < 3 { first.url() } else { second.url() };
+        let (status, _) = login_status(server, "admin", password);
+        assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "guess {} is answered", i + 1);
+    }
+    // The sixth waits on the second server, which saw only two of them.
+    let (status, retry_after) = login_status(second.url(), "admin", &wrong[5]);
+    assert_eq!(status, reqwest::StatusCode::TOO_MANY_REQUESTS, "the sixth guess, on the second server");
+    let wait: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    // And on the first, the right password included.
+    let (status, retry_after) = login_status(first.url(), "admin", TEST_ADMIN_PASSWORD);
+    assert_eq!(status, reqwest::StatusCode::TOO_MANY_REQUESTS, "the right password waits on the first server");
+    assert!(retry_after.is_some());
+    // Five failures were counted, once each, under a keyed hash of the name.
+    let rows = first.query("SELECT kind, subject, failures FROM login_failures ORDER BY kind", &[]);
+    let counts: Vec<(String, i64)> = rows.iter().map(|r| (r[0].text().to_string(), r[2].int())).collect();
+    assert_eq!(counts, [("address".to_string(), 5), ("user".to_string(), 5)]);
+    assert!(rows.iter().all(|r| !r[1].text().contains("admin")), "no user name in the table");
+    drop(second);
 }

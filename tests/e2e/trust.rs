@@ -124,6 +124,25 @@ fn the_sixth_wrong_password_within_a_minute_gets_429_and_the_log_holds_no_passwo
     }
 }
 
+#[test]
+fn a_restarted_server_keeps_a_throttled_user_waiting() {
+    let mut server = TestServer::start();
+    for i in 0..5 {
+        let (status, _, body) = login(&server, "admin", &format!("salah-sandi-{i}"), DeviceId::random());
+        assert_error_body(status, &body, StatusCode::UNAUTHORIZED, "bad_credentials", &format!("attempt {}", i + 1));
+    }
+    // The counts are in the database: a restart (SIGKILL, then a new process) forgets none.
+    server.restart();
+    let (status, retry_after, body) = login(&server, "admin", TEST_ADMIN_PASSWORD, DeviceId::random());
+    assert_error_body(status, &body, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "after the restart");
+    let wait: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    // The user name is counted as a keyed hash, never as typed.
+    let subjects = server.query("SELECT subject FROM login_failures WHERE kind = 'user'", &[]);
+    assert_eq!(subjects.len(), 1);
+    assert!(!subjects[0][0].text().contains("admin"), "{:?}", subjects[0][0]);
+}
+
 // --- refresh-token reuse ---
 
 #[test]

@@ -1,20 +1,22 @@
 //! `POST /v1/login` (password → tokens, registering the device; throttled per user name and
-//! client address, see [`crate::throttle`]) and `POST /v1/token/refresh` (refresh token → new
+//! client address, see [`crate::service::throttle`]) and `POST /v1/token/refresh` (refresh token → new
 //! tokens, rotating the refresh token; a retry with the token just replaced gets the same
 //! successor back, see [`crate::auth::REFRESH_RETRY_WINDOW`]; any other reuse of a replaced token
 //! ends the device's chain and sessions).
 
 use crate::auth::{self, REFRESH_RETRY_WINDOW, RefreshKey, TokenKeys};
+use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::routes::ApiJson;
 use crate::service::Service;
 use crate::service::accounts::{DeviceLogin, DeviceRegistration, RefreshOutcome, RefreshRotation};
+use crate::service::throttle::{LoginSubjects, LoginThrottle, Throttled};
 use crate::state::AppState;
-use crate::throttle::{ClientAddress, LoginThrottle, Throttled};
+use crate::throttle::ClientAddress;
 use axum::extract::State;
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 use sync_core::model::DeviceId;
 use sync_core::protocol::{LoginRequest, LoginResponse, RefreshRequest, Role};
 use time::OffsetDateTime;
@@ -27,7 +29,8 @@ const UNNAMED_DEVICE: &str = "unnamed device";
 
 /// Log in with a password from a device: registers the device to the user on first login.
 /// Throttled per user name and client address before the password is checked
-/// ([`crate::throttle`]): a throttled attempt gets 429 with `Retry-After`, right password or not.
+/// ([`crate::service::throttle`], counts shared by every server on the database): a throttled
+/// attempt gets 429 with `Retry-After`, right password or not.
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
@@ -35,19 +38,29 @@ pub async fn login(
 ) -> Result<ApiJson<LoginResponse>, ApiError> {
     let device_name = device_label(&request.device_name)?;
     // Only well-formed names are counted or logged: a password typed into the name field must
-    // not reach the log (it is kept in memory only while counted, like any name).
+    // not reach the log (it is counted only as a keyed hash, like any name).
     let name = auth::is_valid_user_name(&request.user).then(|| request.user.clone());
-    // A cheap first look, before a blocking thread is taken; asked again right before argon2.
-    if let Err(throttled) = state.login_throttle.check(name.as_deref(), address, Instant::now()) {
-        return Err(throttled_login(throttled, address, request.device));
-    }
     let throttle = Arc::clone(&state.login_throttle);
     let tokens = Arc::clone(&state.tokens);
-    let now = state.clock.now();
+    let clock = Arc::clone(&state.clock);
     state
-        .blocking(move |service| login_blocking(service, &tokens, &throttle, request, name, device_name, address, now))
+        .blocking(move |service| {
+            let subjects = throttle.subjects(name.as_deref(), address);
+            let attempt = Attempt { name, address, subjects };
+            login_blocking(service, &tokens, &throttle, clock.as_ref(), request, attempt, device_name)
+        })
         .await
         .map(ApiJson)
+}
+
+/// Who a login attempt is counted as.
+struct Attempt {
+    /// The user name, when well-formed.
+    name: Option<String>,
+    /// The client address.
+    address: Option<IpAddr>,
+    /// What the throttle counts it as.
+    subjects: LoginSubjects,
 }
 
 /// The refusal of a throttled login (logged without the user name: it may be a password typed
@@ -64,39 +77,59 @@ fn shown(address: Option<IpAddr>) -> String {
     address.map_or_else(|| "-".to_string(), |a| a.to_string())
 }
 
-#[expect(clippy::too_many_arguments, reason = "one login's inputs, passed once from the handler")]
 fn login_blocking(
     service: &Service,
     tokens: &TokenKeys,
     throttle: &LoginThrottle,
+    clock: &dyn Clock,
     request: LoginRequest,
-    name: Option<String>,
+    attempt: Attempt,
     device_name: String,
-    address: Option<IpAddr>,
-    now: OffsetDateTime,
 ) -> Result<LoginResponse, ApiError> {
+    let Attempt { name, address, subjects } = attempt;
+    // A first look before the user is read and an argon2 slot is waited for; asked again once a
+    // slot is held, and the outcome is recorded before it is given back.
+    if let Err(throttled) = service.check_login(&subjects, clock.now())? {
+        return Err(throttled_login(throttled, address, request.device));
+    }
     let user = match &name {
         Some(name) => service.user(name)?,
         None => None,
     };
-    // Asked again once an argon2 slot is held; the outcome is recorded before it is given back.
-    let refused = std::cell::Cell::new(None);
-    let gate = || match throttle.check(name.as_deref(), address, Instant::now()) {
-        Ok(()) => true,
-        Err(throttled) => {
+    let refused = Cell::new(None);
+    let user_has_failures = Cell::new(false);
+    let failed = RefCell::new(None);
+    let gate = || match service.check_login(&subjects, clock.now()) {
+        Ok(Ok(cleared)) => {
+            user_has_failures.set(cleared.user_has_failures);
+            true
+        }
+        Ok(Err(throttled)) => {
             refused.set(Some(throttled));
+            false
+        }
+        Err(e) => {
+            failed.replace(Some(e));
             false
         }
     };
     let settle = |right: bool| {
-        if right {
-            throttle.succeeded(name.as_deref());
-        } else {
-            throttle.failed(name.as_deref(), address, Instant::now());
+        let recorded = match right {
+            // Nothing counted, nothing to clear: a correct login writes nothing here.
+            true if !user_has_failures.get() => Ok(()),
+            true => service.login_succeeded(&subjects),
+            false => service.login_failed(throttle, &subjects, clock.now()),
+        };
+        if let Err(e) = recorded {
+            failed.replace(Some(e));
         }
     };
     let hash = user.as_ref().map(|u| u.password_hash.as_str());
-    match auth::verify_password_gated(&request.password, hash, &gate, &settle) {
+    let outcome = auth::verify_password_gated(&request.password, hash, &gate, &settle);
+    if let Some(e) = failed.take() {
+        return Err(e.into());
+    }
+    match outcome {
         None => {
             let throttled =
                 refused.take().unwrap_or(Throttled { wait: std::time::Duration::from_secs(1), by_user: false });
@@ -117,7 +150,7 @@ fn login_blocking(
             Err(ApiError::BadCredentials)
         }
         Some(true) => match user {
-            Some(user) => register(service, tokens, &request, &user.name, user.role, &device_name, now),
+            Some(user) => register(service, tokens, &request, &user.name, user.role, &device_name, clock.now()),
             None => Err(ApiError::BadCredentials),
         },
     }

@@ -1,11 +1,13 @@
 //! The one conformance suite every storage backend runs: each data operation of the seam
-//! ([`data`]), the concurrent feed ([`feed`]) and the account rules ([`accounts`]), as functions
+//! ([`data`]), the concurrent feed ([`feed`]), the account rules ([`accounts`]) and login
+//! throttling ([`throttle`]: its data operations and concurrent failures), as functions
 //! that take a factory of fresh, empty databases. A backend's tests call [`run_all`] with its
 //! factory (SQLite: `storage::sqlite::tests`); that one line is all a new backend adds.
 
 pub mod accounts;
 pub mod data;
 pub mod feed;
+pub mod throttle;
 
 use crate::storage::Database;
 use std::sync::Arc;
@@ -32,7 +34,12 @@ pub fn run_all(factory: Factory<'_>) {
         let fresh = factory();
         case(fresh.db.as_ref());
     }
-    for (name, case) in accounts::CASES {
+    for (name, case) in throttle::CASES {
+        eprintln!("conformance case: {name}");
+        let fresh = factory();
+        case(fresh.db.as_ref());
+    }
+    for (name, case) in accounts::CASES.iter().chain(throttle::RULE_CASES) {
         eprintln!("conformance case: {name}");
         let fresh = factory();
         case(&crate::service::Service::new(fresh.db));

@@ -8,8 +8,8 @@ use super::FEED_LOCK_SPACE;
 use crate::storage::sqlite::{parse_stored_time, stored_time};
 use crate::storage::{
     Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, HouseholdRow,
-    HouseholdWrite, KeyGroup, NewChange, NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx,
-    UserRecord,
+    HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange, NewUser, ReadTx, RosterImportRow,
+    StorageError, StoredResponse, Tx, UserRecord,
 };
 use postgres::types::{FromSql, ToSql};
 use postgres::{Row, Statement};
@@ -115,6 +115,12 @@ fn millis(t: OffsetDateTime) -> i64 {
 
 fn from_millis(ms: i64) -> Result<OffsetDateTime, StorageError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|_| corrupt("bad sessions_ended_ms"))
+}
+
+/// A time of [`LoginFailureRow`] from its stored milliseconds.
+fn throttle_time(ms: i64) -> Result<OffsetDateTime, StorageError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|_| corrupt(format!("bad time in login_failures: {ms}")))
 }
 
 fn table(kind: AssignmentKind) -> (&'static str, &'static str) {
@@ -530,6 +536,33 @@ impl ReadTx for PgTx<'_, '_> {
             })
             .collect()
     }
+
+    fn login_failures(
+        &mut self,
+        kind: LoginSubjectKind,
+        subject: &str,
+    ) -> Result<Option<LoginFailureRow>, StorageError> {
+        let row = self.query_opt(
+            "SELECT failures, last_failure_ms, blocked_until_ms, forget_at_ms FROM login_failures
+             WHERE kind = $1 AND subject = $2",
+            &[&kind.as_str(), &subject],
+        )?;
+        row.map(|r| {
+            Ok(LoginFailureRow {
+                kind,
+                subject: subject.to_string(),
+                failures: u32::try_from(col::<i64>(&r, 0)?.max(0)).unwrap_or(u32::MAX),
+                last_failure: throttle_time(col(&r, 1)?)?,
+                blocked_until: col::<Option<i64>>(&r, 2)?.map(throttle_time).transpose()?,
+                forget_at: throttle_time(col(&r, 3)?)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn login_failure_rows(&mut self) -> Result<u64, StorageError> {
+        self.count("SELECT count(*) FROM login_failures", &[])
+    }
 }
 
 impl Tx for PgTx<'_, '_> {
@@ -885,6 +918,51 @@ impl Tx for PgTx<'_, '_> {
             "UPDATE fold_disagreements SET resolved_by = $3, resolved_at = $4
              WHERE survivor = $1 AND path = $2 AND resolved_at IS NULL",
             &[&survivor.to_string(), &path, &user, &stored_time(now)],
+        )?;
+        Ok(())
+    }
+
+    fn put_login_failures(&mut self, row: &LoginFailureRow) -> Result<(), StorageError> {
+        // At REPEATABLE READ a row another transaction wrote (or inserted) after this one's
+        // snapshot fails this one with a serialization failure, and it runs again: two servers
+        // counting a failure of one user at once both count.
+        self.execute(
+            "INSERT INTO login_failures (kind, subject, failures, last_failure_ms, blocked_until_ms, forget_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (kind, subject) DO UPDATE SET failures = excluded.failures,
+                 last_failure_ms = excluded.last_failure_ms, blocked_until_ms = excluded.blocked_until_ms,
+                 forget_at_ms = excluded.forget_at_ms",
+            &[
+                &row.kind.as_str(),
+                &row.subject,
+                &i64::from(row.failures),
+                &millis(row.last_failure),
+                &row.blocked_until.map(millis),
+                &millis(row.forget_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn clear_login_failures(&mut self, kind: LoginSubjectKind, subject: &str) -> Result<(), StorageError> {
+        self.execute("DELETE FROM login_failures WHERE kind = $1 AND subject = $2", &[&kind.as_str(), &subject])?;
+        Ok(())
+    }
+
+    fn prune_login_failures(&mut self, now: OffsetDateTime, limit: u32) -> Result<u64, StorageError> {
+        self.execute(
+            "DELETE FROM login_failures WHERE (kind, subject) IN
+                 (SELECT kind, subject FROM login_failures WHERE forget_at_ms <= $1 ORDER BY forget_at_ms LIMIT $2)",
+            &[&millis(now), &i64::from(limit)],
+        )
+    }
+
+    fn evict_login_failures(&mut self, now: OffsetDateTime, count: u64) -> Result<(), StorageError> {
+        self.execute(
+            "DELETE FROM login_failures WHERE (kind, subject) IN
+                 (SELECT kind, subject FROM login_failures
+                  ORDER BY COALESCE(blocked_until_ms > $1, false), forget_at_ms LIMIT $2)",
+            &[&millis(now), &int(count)],
         )?;
         Ok(())
     }

@@ -228,4 +228,20 @@ ALTER TABLE households RENAME COLUMN updated_seq TO updated_pos;
 ALTER TABLE merges RENAME TO folds;
 ALTER TABLE merge_conflicts RENAME TO fold_disagreements;
 "#,
+    // 8: failed logins in the database (issue 14), so every server on one database counts the
+    // same failures and a restart forgets none. One row per user name (a keyed hash, never the
+    // name typed) or client address (IPv6 per /64); times in milliseconds; `forget_at_ms` is when
+    // the row may be pruned (decided above the seam, `service::throttle`).
+    r#"
+CREATE TABLE login_failures (
+    kind TEXT NOT NULL CHECK (kind IN ('user', 'address')),
+    subject TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    last_failure_ms INTEGER NOT NULL,
+    blocked_until_ms INTEGER,
+    forget_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (kind, subject)
+) WITHOUT ROWID;
+CREATE INDEX login_failures_forget ON login_failures (forget_at_ms);
+"#,
 ];

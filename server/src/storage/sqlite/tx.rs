@@ -4,8 +4,8 @@
 use super::{parse_stored_time, stored_time};
 use crate::storage::{
     Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, HouseholdRow,
-    HouseholdWrite, KeyGroup, NewChange, NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx,
-    UserRecord,
+    HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange, NewUser, ReadTx, RosterImportRow,
+    StorageError, StoredResponse, Tx, UserRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +50,12 @@ fn millis(t: OffsetDateTime) -> i64 {
 
 fn from_millis(ms: i64) -> Result<OffsetDateTime, StorageError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|_| corrupt("bad sessions_ended_ms"))
+}
+
+/// A time of [`LoginFailureRow`] from its stored milliseconds.
+fn throttle_time(ms: i64) -> Result<OffsetDateTime, StorageError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|_| corrupt(format!("bad time in login_failures: {ms}")))
 }
 
 fn table(kind: AssignmentKind) -> (&'static str, &'static str) {
@@ -556,6 +562,39 @@ impl ReadTx for SqliteTx<'_> {
             })
             .collect()
     }
+
+    fn login_failures(
+        &mut self,
+        kind: LoginSubjectKind,
+        subject: &str,
+    ) -> Result<Option<LoginFailureRow>, StorageError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT failures, last_failure_ms, blocked_until_ms, forget_at_ms FROM login_failures
+                 WHERE kind = ?1 AND subject = ?2",
+            )?
+            .query_row(params![kind.as_str(), subject], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, i64>(3)?))
+            })
+            .optional()?;
+        row.map(|(failures, last, blocked, forget)| {
+            Ok(LoginFailureRow {
+                kind,
+                subject: subject.to_string(),
+                failures: u32::try_from(failures.max(0)).unwrap_or(u32::MAX),
+                last_failure: throttle_time(last)?,
+                blocked_until: blocked.map(throttle_time).transpose()?,
+                forget_at: throttle_time(forget)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn login_failure_rows(&mut self) -> Result<u64, StorageError> {
+        let n: i64 = self.conn.prepare_cached("SELECT count(*) FROM login_failures")?.query_row([], |r| r.get(0))?;
+        Ok(count(n))
+    }
 }
 
 impl Tx for SqliteTx<'_> {
@@ -927,6 +966,55 @@ impl Tx for SqliteTx<'_> {
                  WHERE survivor = ?1 AND path = ?2 AND resolved_at IS NULL",
             )?
             .execute(params![survivor.to_string(), path, user, stored_time(now)])?;
+        Ok(())
+    }
+
+    fn put_login_failures(&mut self, row: &LoginFailureRow) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO login_failures (kind, subject, failures, last_failure_ms, blocked_until_ms, forget_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (kind, subject) DO UPDATE SET failures = excluded.failures,
+                     last_failure_ms = excluded.last_failure_ms, blocked_until_ms = excluded.blocked_until_ms,
+                     forget_at_ms = excluded.forget_at_ms",
+            )?
+            .execute(params![
+                row.kind.as_str(),
+                row.subject,
+                i64::from(row.failures),
+                millis(row.last_failure),
+                row.blocked_until.map(millis),
+                millis(row.forget_at)
+            ])?;
+        Ok(())
+    }
+
+    fn clear_login_failures(&mut self, kind: LoginSubjectKind, subject: &str) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("DELETE FROM login_failures WHERE kind = ?1 AND subject = ?2")?
+            .execute(params![kind.as_str(), subject])?;
+        Ok(())
+    }
+
+    fn prune_login_failures(&mut self, now: OffsetDateTime, limit: u32) -> Result<u64, StorageError> {
+        let pruned = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM login_failures WHERE (kind, subject) IN
+                     (SELECT kind, subject FROM login_failures WHERE forget_at_ms <= ?1 ORDER BY forget_at_ms LIMIT ?2)",
+            )?
+            .execute(params![millis(now), i64::from(limit)])?;
+        Ok(pruned as u64)
+    }
+
+    fn evict_login_failures(&mut self, now: OffsetDateTime, count: u64) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM login_failures WHERE (kind, subject) IN
+                     (SELECT kind, subject FROM login_failures
+                      ORDER BY COALESCE(blocked_until_ms > ?1, 0), forget_at_ms LIMIT ?2)",
+            )?
+            .execute(params![millis(now), i64::try_from(count).unwrap_or(i64::MAX)])?;
         Ok(())
     }
 }
