@@ -263,3 +263,33 @@ fn lock_source(source: &Source) -> Result<DataDirLock, MigrateError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_is_a_data_directory_or_a_sqlite_url_and_its_lock_is_beside_the_file_unless_told() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let file = dir.path().join(crate::config::DATABASE_FILE);
+        std::fs::write(&file, b"").expect("a file");
+
+        let source = Source::parse(dir.path().to_str().expect("utf-8"), None).expect("a data directory");
+        assert_eq!((source.database.as_path(), source.data_dir.as_path()), (file.as_path(), dir.path()));
+
+        let url = format!("sqlite://{}", file.display());
+        let source = Source::parse(&url, None).expect("sqlite://PATH");
+        assert_eq!((source.database.as_path(), source.data_dir.as_path()), (file.as_path(), dir.path()));
+        let elsewhere = Path::new("/var/lib/pilar");
+        let source = Source::parse(&url, Some(elsewhere)).expect("sqlite://PATH with --data-dir");
+        assert_eq!(source.data_dir, elsewhere);
+
+        let missing =
+            Source::parse(dir.path().join("nothing").to_str().expect("utf-8"), None).expect_err("no database");
+        assert!(missing.to_string().contains("there is no SQLite database"), "{missing}");
+        let postgres = Source::parse("postgres://u:secret@h/db", None).expect_err("not SQLite");
+        assert!(postgres.to_string().contains("is not a SQLite server"), "{postgres}");
+        assert!(!postgres.to_string().contains("secret"), "no password in messages: {postgres}");
+        assert!(Source::parse("sqlite://", None).is_err());
+    }
+}

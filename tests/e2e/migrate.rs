@@ -111,17 +111,27 @@ fn a_campaign_moved_from_sqlite_to_postgres_is_the_same_server_to_every_device()
     let conflicts = supervisor.json(&["conflicts", "list", "--area", PANCA_LAUTANG]);
     let changes = campaign.server.query("SELECT count(*) FROM changes", &[])[0][0].int();
 
-    // Stop the server, move it, start the new one.
-    campaign.server.terminate();
+    // Not while the server runs; then stop it, move it, start the new one.
     let target = Postgres::database();
-    let out = Command::new(binary("pilar-server"))
-        .arg("migrate")
-        .arg("--from")
-        .arg(campaign.server.data_dir())
-        .args(["--to", target.url()])
-        .env_remove("PILAR_MIGRATE_TO")
-        .output()
-        .expect("run pilar-server migrate");
+    let data_dir = campaign.server.data_dir();
+    let migrate = || {
+        Command::new(binary("pilar-server"))
+            .arg("migrate")
+            .arg("--from")
+            .arg(&data_dir)
+            .args(["--to", target.url()])
+            .env_remove("PILAR_MIGRATE_TO")
+            .output()
+            .expect("run pilar-server migrate")
+    };
+    let refused = migrate();
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "refused while the server runs: {message}");
+    assert!(message.contains("stop that server first"), "{message}");
+    let tables = target.connect().query("SELECT 1 FROM information_schema.tables WHERE table_schema = 'public'", &[]);
+    assert!(tables.expect("tables").is_empty(), "nothing written to the target");
+    campaign.server.terminate();
+    let out = migrate();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "migrate failed:\nstdout: {stdout}\nstderr: {stderr}");
     assert!(stderr.contains(&format!("copied households: {0}/{0} rows", households.len())), "progress: {stderr}");
