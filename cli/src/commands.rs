@@ -15,6 +15,7 @@ pub mod pending;
 pub mod repair;
 pub mod roster;
 pub mod search;
+pub mod server;
 pub mod show;
 pub mod status;
 pub mod supervise;

@@ -49,6 +49,8 @@ enum Command {
     Form(commands::form::Args),
     /// Log in to a server (once, online): registers this device and keeps the session.
     Login(commands::login::Args),
+    /// Show the server address this device syncs with, or change it after the server moved.
+    Server(commands::server::Args),
     /// Admin tasks on the server: users, assignments, devices.
     #[command(subcommand)]
     Admin(commands::admin::Command),
@@ -125,6 +127,7 @@ fn run() -> ExitCode {
         Command::Pending(args) => commands::pending::run(&home, args),
         Command::Form(args) => commands::form::run(&home, args),
         Command::Login(args) => commands::login::run(&home, args),
+        Command::Server(args) => commands::server::run(&home, args),
         Command::Admin(cmd) => commands::admin::run(&home, cmd),
         Command::Export(args) => commands::export::run(&home, args),
         Command::Roster(cmd) => commands::roster::run(&home, cmd),

@@ -13,6 +13,7 @@
 //!   suite every backend runs.
 //! - [`postgres_schema`]: the PostgreSQL schema (`server/migrations/postgres/`) and its migration
 //!   runner, for the PostgreSQL backend.
+//! - [`migrate`]: `pilar-server migrate`, a whole server copied from SQLite to PostgreSQL.
 //!
 //! This crate never logs NIK, names, answers, passwords or tokens: only user names and device ids.
 
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod inflate;
+pub mod migrate;
 pub mod postgres_schema;
 pub mod routes;
 pub mod service;

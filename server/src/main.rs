@@ -1,5 +1,6 @@
 //! `pilar-server`: parse the configuration, open (and lock) the data directory, bind, print the
-//! address, serve until SIGTERM or ctrl-c, stop within the grace period.
+//! address, serve until SIGTERM or ctrl-c, stop within the grace period. `pilar-server migrate`
+//! copies a SQLite server into PostgreSQL instead (`pilar_server::migrate`).
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -9,8 +10,25 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// The command line: the server's flags, or a subcommand.
+#[derive(clap::Parser)]
+#[command(name = "pilar-server", version, about = "Pilar's sync server", max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Copy this server from SQLite into a new, empty PostgreSQL database (stop the server first),
+    /// verify the copy and commit it; then start pilar-server --database postgres://… on it.
+    Migrate(pilar_server::migrate::Args),
+}
+
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let Cli { config, command } = Cli::parse();
     // Logs go to stderr (stdout carries the one-time admin password and the listening line);
     // RUST_LOG filters them, default info.
     tracing_subscriber::fmt()
@@ -18,13 +36,36 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match run(config) {
+    let result = match command {
+        None => run(config),
+        Some(Command::Migrate(args)) => migrate(&args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn migrate(args: &pilar_server::migrate::Args) -> Result<()> {
+    use pilar_server::migrate::{self, BarProgress, LineProgress, Progress, Source};
+    let source = Source::parse(&args.from, args.data_dir.as_deref())?;
+    let mut progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
+        Box::new(BarProgress::default())
+    } else {
+        Box::new(LineProgress::default())
+    };
+    let summary = migrate::run(&source, &args.to, progress.as_mut())?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{summary}")?;
+    writeln!(
+        stdout,
+        "next: start pilar-server --database {} and point the devices' address at it",
+        pilar_server::storage::postgres::redacted(&args.to)
+    )?;
+    Ok(())
 }
 
 fn run(config: Config) -> Result<()> {

@@ -141,10 +141,40 @@ pub struct DataDirLock {
     _file: std::fs::File,
 }
 
+/// Who holds a data directory's lock when [`DataDirLock::try_acquire`] finds it taken.
+#[derive(Debug)]
+pub struct LockHeld {
+    /// The holder's pid as it wrote it in the lock file (it may not have written it yet).
+    pub pid: Option<String>,
+}
+
+impl std::fmt::Display for LockHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.pid {
+            Some(pid) => write!(f, "another pilar-server (pid {pid})"),
+            None => f.write_str("another pilar-server"),
+        }
+    }
+}
+
 impl DataDirLock {
     /// Take the lock at `path` (the lock file of data directory `dir`), or fail at once naming the
     /// directory and the pid of the server holding it.
     pub fn acquire(path: &Path, dir: &Path) -> Result<DataDirLock> {
+        match DataDirLock::try_acquire(path) {
+            Ok(Ok(lock)) => Ok(lock),
+            Ok(Err(other)) => bail!(
+                "data directory {} is in use by {other}; stop that server first, or give this one another \
+                 --data-dir",
+                dir.display()
+            ),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Take the lock at `path`, or say who holds it (`Ok(Err(_))`); `Err` when the file cannot be
+    /// opened or locked at all. `pilar-server migrate` uses it to keep a server off its source.
+    pub fn try_acquire(path: &Path) -> Result<Result<DataDirLock, LockHeld>> {
         let mut options = std::fs::OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
@@ -158,21 +188,14 @@ impl DataDirLock {
                 file.set_len(0)
                     .and_then(|()| writeln!(file, "{}", std::process::id()))
                     .with_context(|| format!("cannot write the lock file {}", path.display()))?;
-                Ok(DataDirLock { _file: file })
+                Ok(Ok(DataDirLock { _file: file }))
             }
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 // The pid is for the message only; the other server may not have written it yet.
                 let _ = file.read_to_string(&mut holder);
-                let other = match holder.trim() {
-                    "" => "another pilar-server".to_string(),
-                    pid => format!("another pilar-server (pid {pid})"),
-                };
-                bail!(
-                    "data directory {} is in use by {other}; stop that server first, or give this one another \
-                     --data-dir",
-                    dir.display()
-                )
+                let pid = Some(holder.trim().to_string()).filter(|pid| !pid.is_empty());
+                Ok(Err(LockHeld { pid }))
             }
             Err(std::fs::TryLockError::Error(e)) => Err(e)
                 .with_context(|| format!("cannot lock {}; check the data directory's permissions", path.display())),

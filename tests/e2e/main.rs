@@ -7,6 +7,7 @@ mod faults;
 mod hostile;
 mod hostile_display;
 mod load;
+mod migrate;
 mod no_loss;
 mod offline_session;
 mod postgres;

@@ -221,6 +221,18 @@ impl TestServer {
         TestServer { child, url, stdout_lines, dir, args, admin_password, _postgres: postgres, database_url }
     }
 
+    /// A server on a PostgreSQL database the test owns (e.g. one `pilar-server migrate` filled),
+    /// with extra flags; drop it before the database.
+    pub fn start_on_postgres(database: &Postgres, args: &[&str], admin_password: Option<&str>) -> TestServer {
+        let dir = TempDir::new().expect("temp dir");
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend(["--database".to_string(), database.url().to_string()]);
+        let admin_password = admin_password.map(str::to_string);
+        let (child, url, stdout_lines) = spawn_server(dir.path(), "127.0.0.1:0", &args, admin_password.as_deref());
+        let database_url = Some(database.url().to_string());
+        TestServer { child, url, stdout_lines, dir, args, admin_password, _postgres: None, database_url }
+    }
+
     /// Another server process on this server's database (PostgreSQL: several servers serve the
     /// same devices), with the same flags; it listens on a port of its own. Drop it before this
     /// server, which owns the database.

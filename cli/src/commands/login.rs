@@ -150,7 +150,8 @@ fn default_device_name() -> String {
         .unwrap_or_else(|| "pilar".to_string())
 }
 
-fn is_loopback(server: &str) -> bool {
+/// Whether `server` is on this machine (plain http:// is then no risk).
+pub(crate) fn is_loopback(server: &str) -> bool {
     reqwest::Url::parse(server).ok().and_then(|u| u.host_str().map(str::to_string)).is_some_and(|host| {
         host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || host == "[::1]"
     })
