@@ -694,6 +694,11 @@ pub trait Tx: ReadTx {
     fn insert_fold(&mut self, fold: &FoldRow) -> Result<(), StorageError>;
     /// Replace what was folded so far for a retired household.
     fn update_fold(&mut self, retired: HouseholdId, fold: &str) -> Result<(), StorageError>;
+    /// Count household `id` as written by this transaction without changing it: two transactions
+    /// that each decide on one household (an approval that found no open disagreement, a fold that
+    /// records one; two folds sharing a household) then cannot both commit where writers run
+    /// concurrently (PostgreSQL fails the later one, which runs again).
+    fn touch_household(&mut self, id: HouseholdId) -> Result<(), StorageError>;
     /// Record a disagreement a fold left.
     fn insert_disagreement(&mut self, row: &FoldDisagreementRow, now: OffsetDateTime) -> Result<(), StorageError>;
     /// Close the open disagreements of `survivor` at `path`.

@@ -170,6 +170,9 @@ fn fill_every_table(path: &Path, seed: u64) {
                     if table == "users" && column == "role" {
                         return Value::Text(["admin", "supervisor", "enumerator"][i % 3].to_string());
                     }
+                    if table == "login_failures" && column == "kind" {
+                        return Value::Text(["user", "address"][i % 2].to_string());
+                    }
                     if table == "feed_floor" && column == "id" {
                         return Value::Integer(1);
                     }

@@ -17,6 +17,10 @@ fn record_disagreements(
     disagreements: &[Disagreement],
     now: OffsetDateTime,
 ) -> Result<(), StorageError> {
+    if !disagreements.is_empty() {
+        // An approval decides on the survivor's open disagreements: meet it on the survivor's row.
+        tx.touch_household(survivor)?;
+    }
     for d in disagreements {
         let other = serde_json::to_string(&d.other).map_err(|e| corrupt(format!("cannot encode a value: {e}")))?;
         tx.insert_disagreement(&FoldDisagreementRow { survivor, retired, path: d.path.to_string(), other }, now)?;
@@ -50,6 +54,9 @@ impl Service {
                     "household {survivor} was itself merged into {into}; keep {into} instead"
                 )));
             }
+            // Two folds that share a household (A into B while B goes into C) meet on its row, so
+            // the later one runs again and sees the other; a fold always writes the retired one.
+            tx.touch_household(survivor)?;
             let (mut kept, kept_village) = load_for_edit(tx, survivor, editor)?;
             let (mut gone, gone_village) = load_for_edit(tx, retired, editor)?;
             let combined =

@@ -30,6 +30,10 @@ pub const CASES: &[Case] = &[
     ("facts_keys_and_dismissals_are_read_by_area", facts_keys_and_dismissals_are_read_by_area),
     ("folds_and_their_disagreements_are_kept", folds_and_their_disagreements_are_kept),
     (
+        "writers_deciding_on_a_touched_household_decide_one_at_a_time",
+        writers_deciding_on_a_touched_household_decide_one_at_a_time,
+    ),
+    (
         "a_failed_write_leaves_nothing_and_times_keep_whole_seconds",
         a_failed_write_leaves_nothing_and_times_keep_whole_seconds,
     ),
@@ -430,6 +434,42 @@ fn folds_and_their_disagreements_are_kept(db: &dyn Database) {
     assert_eq!(open, [row(hid(1), "answers.rt"), row(hid(3), "answers.rw"), row(hid(1), "answers.rw")], "oldest first");
     write(db, "close", |tx| tx.close_disagreements(hid(1), "answers.rt", "spv.a", at(20)));
     assert_eq!(read(db, "open", |tx| tx.open_disagreements(Some(hid(1)))), [row(hid(1), "answers.rw")]);
+}
+
+/// Writers that each record a disagreement only when their household has none (the shape of an
+/// approval racing a fold) meet on the household's row: on every backend, and whatever order
+/// they commit in, each household ends with exactly one.
+fn writers_deciding_on_a_touched_household_decide_one_at_a_time(db: &dyn Database) {
+    const WRITERS: u8 = 8;
+    const HOUSEHOLDS: u8 = 6;
+    write(db, "households", |tx| {
+        (1..=HOUSEHOLDS).try_for_each(|n| put(tx, hid(n), "73.14.01.1001", &[n], u64::from(n), 1))
+    });
+    for n in 1..=HOUSEHOLDS {
+        let start = std::sync::Barrier::new(usize::from(WRITERS));
+        std::thread::scope(|s| {
+            for w in 0..WRITERS {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    write(db, "decide", |tx| {
+                        tx.touch_household(hid(n))?;
+                        if tx.open_disagreements(Some(hid(n)))?.is_empty() {
+                            let path = format!("answers.writer_{w}");
+                            let row =
+                                FoldDisagreementRow { survivor: hid(n), retired: hid(200), path, other: "1".into() };
+                            tx.insert_disagreement(&row, at(2))?;
+                        }
+                        Ok(())
+                    })
+                });
+            }
+        });
+        let open = read(db, "open", |tx| tx.open_disagreements(Some(hid(n))));
+        assert_eq!(open.len(), 1, "household {n}: {} writers each saw none open: {open:?}", open.len());
+    }
+    let untouched = read(db, "document", |tx| tx.household(hid(1)));
+    assert_eq!(untouched.map(|d| d.doc), Some(vec![1]), "touching changes nothing");
 }
 
 fn a_failed_write_leaves_nothing_and_times_keep_whole_seconds(db: &dyn Database) {

@@ -899,6 +899,12 @@ impl Tx for PgTx<'_, '_> {
         Ok(())
     }
 
+    fn touch_household(&mut self, id: HouseholdId) -> Result<(), StorageError> {
+        // A new row version: a concurrent transaction that writes or touches it fails (40001).
+        self.execute("UPDATE households SET id = id WHERE id = $1", &[&id.to_string()])?;
+        Ok(())
+    }
+
     fn insert_disagreement(&mut self, row: &FoldDisagreementRow, now: OffsetDateTime) -> Result<(), StorageError> {
         self.execute(
             "INSERT INTO fold_disagreements (survivor, retired, path, other, created_at) VALUES ($1, $2, $3, $4, $5)",

@@ -938,6 +938,11 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn touch_household(&mut self, id: HouseholdId) -> Result<(), StorageError> {
+        self.conn.prepare_cached("UPDATE households SET id = id WHERE id = ?1")?.execute([id.to_string()])?;
+        Ok(())
+    }
+
     fn insert_disagreement(&mut self, row: &FoldDisagreementRow, now: OffsetDateTime) -> Result<(), StorageError> {
         self.conn
             .prepare_cached(
