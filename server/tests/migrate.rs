@@ -25,16 +25,20 @@ fn run(dir: &Path, target: &Postgres) -> Result<Summary, MigrateError> {
     migrate::run(&source, target.url(), &mut QuietProgress)
 }
 
-/// Every table of the SQLite database with its rows.
-fn sqlite_rows(path: &Path) -> BTreeMap<String, Rows> {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+/// The names of the SQLite database's own tables.
+fn table_names(conn: &rusqlite::Connection) -> Vec<String> {
+    conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
         .expect("tables")
         .query_map([], |r| r.get(0))
         .expect("tables")
         .collect::<Result<_, _>>()
-        .expect("tables");
+        .expect("tables")
+}
+
+/// Every table of the SQLite database with its rows.
+fn sqlite_rows(path: &Path) -> BTreeMap<String, Rows> {
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
+    let tables = table_names(&conn);
     tables
         .into_iter()
         .map(|table| {
@@ -131,13 +135,7 @@ fn fill_every_table(path: &Path, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.pragma_update(None, "foreign_keys", "ON").expect("foreign keys");
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-        .expect("tables")
-        .query_map([], |r| r.get(0))
-        .expect("tables")
-        .collect::<Result<_, _>>()
-        .expect("tables");
+    let tables = table_names(&conn);
     // Parents first: users and roster_imports are referenced by others.
     let mut ordered: Vec<&String> = tables.iter().filter(|t| *t == "users" || *t == "roster_imports").collect();
     ordered.extend(tables.iter().filter(|t| *t != "users" && *t != "roster_imports"));

@@ -7,24 +7,12 @@
 //! who may do what (403 for enumerators, supervisors only in their kecamatan).
 
 use crate::export::sheet;
-use pilar_tests::{Campaign, TestDevice};
+use pilar_tests::{Campaign, TestDevice, example_roster};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 
 const PANCA_LAUTANG: &str = "73.14.01";
 const BILOKKA: &str = "73.14.01.1001";
 const WANIO: &str = "73.14.01.2004";
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/roster.csv")
-}
-
-/// The id of the household whose head is `head`, as the device lists it.
-fn by_head(device: &TestDevice, head: &str) -> String {
-    let listed = device.json(&["list"]);
-    let found = listed.as_array().expect("list").iter().find(|h| h["head_name"] == head);
-    found.unwrap_or_else(|| panic!("{head} not on the device: {listed}"))["id"].as_str().expect("id").to_string()
-}
 
 fn review_of(supervisor: &TestDevice, id: &str) -> Option<String> {
     let list = supervisor.json(&["review", "list", "--area", PANCA_LAUTANG]);
@@ -45,13 +33,13 @@ fn a_small_campaign_runs_from_roster_to_approved_export() {
     budi.set_now(&sync_core::model::rfc3339_seconds(wita - time::Duration::minutes(30)));
 
     // 1. The roster of two villages reaches both enumerators.
-    campaign.admin.ok(&["roster", "import", sample().to_str().expect("path")]);
+    campaign.admin.ok(&["roster", "import", example_roster().to_str().expect("path")]);
     ani.json(&["sync"]);
     budi.json(&["sync"]);
-    let wette = by_head(&ani, "Wette'E Bin Ali");
-    let sitti = by_head(&ani, "Sitti Regapu’u");
-    let kasim = by_head(&ani, "Kasim Taula'a");
-    assert_eq!(by_head(&budi, "Wette'E Bin Ali"), wette, "both devices hold the same household");
+    let wette = ani.household_headed_by("Wette'E Bin Ali");
+    let sitti = ani.household_headed_by("Sitti Regapu’u");
+    let kasim = ani.household_headed_by("Kasim Taula'a");
+    assert_eq!(budi.household_headed_by("Wette'E Bin Ali"), wette, "both devices hold the same household");
 
     // 2. Offline: both visit Wette'E and measure the floor differently; both register the same
     //    new family; Ani visits Sitti and Kasim.
@@ -275,12 +263,12 @@ fn enumerators_get_403_and_supervisors_stay_in_their_kecamatan() {
     let ani = campaign.enumerator("pkh.ani", &[BILOKKA]);
     let panca = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
     let other = campaign.supervisor("spv.tellu", &["73.14.02"]);
-    campaign.admin.ok(&["roster", "import", sample().to_str().expect("path")]);
+    campaign.admin.ok(&["roster", "import", example_roster().to_str().expect("path")]);
     ani.json(&["sync"]);
-    let id = by_head(&ani, "Wette'E Bin Ali");
+    let id = ani.household_headed_by("Wette'E Bin Ali");
     ani.ok(&["visit", &id, "--outcome", "2", "--answer", "floor_area_m2=30"]);
     ani.json(&["sync"]);
-    let other_id = by_head(&ani, "Baso Olimoo'o");
+    let other_id = ani.household_headed_by("Baso Olimoo'o");
 
     for args in [
         vec!["review", "list"],

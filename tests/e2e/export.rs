@@ -3,15 +3,11 @@
 //! times on the village's clock (a visit stored in UTC shows in WITA in `pilar show` and both files).
 
 use calamine::{Data, Reader, Xlsx, open_workbook};
-use pilar_tests::Campaign;
+use pilar_tests::{Campaign, example_roster};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const PANCA_LAUTANG: &str = "73.14.01";
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/roster.csv")
-}
 
 /// A sheet as rows of (machine name → cell text), using the second header row's names.
 pub(crate) fn sheet(path: &Path, name: &str) -> Vec<BTreeMap<String, String>> {
@@ -37,7 +33,7 @@ pub(crate) fn sheet(path: &Path, name: &str) -> Vec<BTreeMap<String, String>> {
 fn a_supervisor_exports_the_kecamatan_as_xlsx_and_csv() {
     let campaign = Campaign::start();
     let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
-    campaign.admin.ok(&["roster", "import", sample().to_str().expect("path")]);
+    campaign.admin.ok(&["roster", "import", example_roster().to_str().expect("path")]);
 
     let out = supervisor.home().join("panca.xlsx");
     let done = supervisor.json(&["export", "--area", PANCA_LAUTANG, "--out", out.to_str().expect("path")]);

@@ -6,26 +6,14 @@
 //! household's document is the same, the supervisor's lists and progress are the same, and new
 //! work syncs on. Runs on PostgreSQL whatever `PILAR_TEST_BACKEND` says.
 
-use pilar_tests::{Backend, Campaign, Postgres, TEST_ADMIN_PASSWORD, TestDevice, TestServer, binary};
+use pilar_tests::{Backend, Campaign, Postgres, TEST_ADMIN_PASSWORD, TestDevice, TestServer, binary, example_roster};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const PANCA_LAUTANG: &str = "73.14.01";
 const BILOKKA: &str = "73.14.01.1001";
 const WANIO: &str = "73.14.01.2004";
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/roster.csv")
-}
-
-/// The id of the household whose head is `head`, as the device lists it.
-fn by_head(device: &TestDevice, head: &str) -> String {
-    let listed = device.json(&["list"]);
-    let found = listed.as_array().expect("list").iter().find(|h| h["head_name"] == head);
-    found.unwrap_or_else(|| panic!("{head} not on the device: {listed}"))["id"].as_str().expect("id").to_string()
-}
 
 /// Every household the server holds: its heads (the document's hashes) and its document's bytes.
 fn server_households(server: &TestServer) -> BTreeMap<String, (String, Vec<u8>)> {
@@ -53,13 +41,13 @@ fn a_campaign_moved_from_sqlite_to_postgres_is_the_same_server_to_every_device()
     let enumerators = [("pkh.ani", &ani), ("pkh.budi", &budi), ("pkh.cici", &cici)];
 
     // The roster reaches the devices; visits, a field measured twice, a family registered twice.
-    campaign.admin.ok(&["roster", "import", sample().to_str().expect("path")]);
+    campaign.admin.ok(&["roster", "import", example_roster().to_str().expect("path")]);
     for (who, device) in enumerators {
         sync(device, who);
     }
-    let wette = by_head(&ani, "Wette'E Bin Ali");
-    let sitti = by_head(&ani, "Sitti Regapu’u");
-    let kasim = by_head(&ani, "Kasim Taula'a");
+    let wette = ani.household_headed_by("Wette'E Bin Ali");
+    let sitti = ani.household_headed_by("Sitti Regapu’u");
+    let kasim = ani.household_headed_by("Kasim Taula'a");
     ani.ok(&["visit", &wette, "--outcome", "2", "--answer", "floor_area_m2=36"]);
     budi.ok(&["visit", &wette, "--outcome", "2", "--answer", "floor_area_m2=42"]);
     ani.ok(&["visit", &kasim, "--outcome", "2", "--answer", "floor_area_m2=54"]);

@@ -4,16 +4,11 @@
 //! leaves them: identifiers it changed are one error each naming Excel and the fix, RT/RW lose no
 //! leading zero, a column of identifiers all ending in 0 is warned about; the summary prints once.
 
-use pilar_tests::{Campaign, TestDevice};
+use pilar_tests::{Campaign, TestDevice, example_roster};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 
 const BILOKKA: &str = "73.14.01.1001";
 const WANIO: &str = "73.14.01.2004";
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/roster.csv")
-}
 
 fn heads(device: &TestDevice) -> Vec<String> {
     let mut names: Vec<String> = device
@@ -32,7 +27,7 @@ fn an_imported_roster_reaches_the_devices_of_its_villages_and_a_reimport_updates
     let campaign = Campaign::start();
     let bilokka = campaign.enumerator("pkh.bilokka", &[BILOKKA]);
     let wanio = campaign.enumerator("pkh.wanio", &[WANIO]);
-    let sample = sample();
+    let sample = example_roster();
     let file = sample.to_str().expect("path");
 
     let done = campaign.admin.json(&["roster", "import", file]);
@@ -123,7 +118,7 @@ fn a_roster_with_broken_rows_imports_nothing_and_names_every_broken_row() {
 fn only_an_admin_may_import_a_roster() {
     let campaign = Campaign::start();
     let enumerator = campaign.enumerator("pkh.bilokka", &[BILOKKA]);
-    let sample = sample();
+    let sample = example_roster();
     let err = enumerator.fails(&["roster", "import", sample.to_str().expect("path")]);
     assert!(err.contains("only an admin"), "{err}");
 }

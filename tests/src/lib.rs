@@ -149,6 +149,19 @@ impl TestDevice {
         );
         String::from_utf8(out.stderr).expect("utf-8 stderr")
     }
+
+    /// The id of the household whose head is `head`, as this device lists it (tests find
+    /// households by their synthetic heads' names).
+    pub fn household_headed_by(&self, head: &str) -> String {
+        let listed = self.json(&["list"]);
+        let found = listed.as_array().expect("list").iter().find(|h| h["head_name"] == head);
+        found.unwrap_or_else(|| panic!("{head} not on the device: {listed}"))["id"].as_str().expect("id").to_string()
+    }
+}
+
+/// The example roster of docs/examples (synthetic), which several scenarios import.
+pub fn example_roster() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/roster.csv")
 }
 
 /// The seed of a randomised test: `$var` when set (to replay a failure), else a fresh one. Tests
