@@ -93,6 +93,8 @@ const PACK_PAGE: usize = 200;
 /// zstd level of the floors: the level the sync bodies use.
 const ZSTD_LEVEL: i32 = 3;
 const KB: u64 = 1024;
+/// How long a batch posted at once may take before the bench gives up on it.
+const POST_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One `pilar sync --json` run.
 struct SyncRun {
@@ -311,7 +313,8 @@ fn post_batch(
     m: usize,
     start: &std::sync::Barrier,
 ) -> Result<(Instant, Instant)> {
-    let client = reqwest::blocking::Client::new();
+    // A slow answer is a figure, not a failure: wait far longer than reqwest's default 30 s.
+    let client = reqwest::blocking::Client::builder().timeout(POST_TIMEOUT).build()?;
     start.wait();
     let began = Instant::now();
     let response = pilar_tests::sync_http::sync_request(&client, base, token, body.to_vec()).send()?;
