@@ -77,6 +77,26 @@ impl Drop for Postgres {
     }
 }
 
+/// Whether [`Postgres::database`] can have a cluster, so that a caller (the benchmark) can choose
+/// another backend instead of panicking: `Ok` when `PILAR_TEST_POSTGRES` names one, or PostgreSQL's
+/// programs are installed here (and, as root, the `postgres` user exists to run them); else why not.
+pub fn available() -> Result<(), String> {
+    if std::env::var(CLUSTER_ENV).is_ok_and(|url| !url.trim().is_empty()) {
+        return Ok(());
+    }
+    if postgres_bin_dir().is_none() {
+        return Err(format!(
+            "PostgreSQL is not installed here (no initdb in /usr/lib/postgresql/*/bin or on PATH) and {CLUSTER_ENV} \
+             names no cluster: install Debian's postgresql-15 package, or set {CLUSTER_ENV}=postgres://… to a \
+             cluster you run"
+        ));
+    }
+    if running_as_root()? {
+        id_of("-u")?;
+    }
+    Ok(())
+}
+
 /// The URL of the cluster tests create their databases on: `PILAR_TEST_POSTGRES`, or a cluster
 /// this process starts on first use (and stops when it exits).
 fn cluster_url() -> String {

@@ -37,7 +37,8 @@ enum Bench {
         seed: u64,
     },
     /// A real server on loopback behind a byte-counting proxy, N households in 10 villages and K
-    /// devices: first, routine, idle and concurrent sync, bytes on the wire against their floors.
+    /// devices: first, routine, idle and concurrent sync, bytes on the wire against their floors;
+    /// on SQLite and PostgreSQL side by side, and two servers on one PostgreSQL.
     Sync {
         /// Households seeded on the server (all in every device's scope).
         #[arg(long, default_value_t = 3000)]
@@ -51,6 +52,10 @@ enum Bench {
         /// Seed for the synthetic households and the edits.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Backends to measure, one after another in this run [default: both when a PostgreSQL
+        /// can be had (a throwaway cluster started here, or PILAR_TEST_POSTGRES), else sqlite].
+        #[arg(long, value_enum)]
+        database: Option<sync::Databases>,
     },
     /// Real servers on loopback: import a synthetic roster of N person rows with `pilar roster
     /// import`, then export M households of a fresh server with `pilar export` as XLSX and CSV
@@ -105,8 +110,8 @@ enum Bench {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Store { households, runs, seed } => store::run(households, runs, seed),
-        Bench::Sync { households, devices, edits, seed } => {
-            sync::run(&sync::Settings { households, devices, edits, seed })
+        Bench::Sync { households, devices, edits, seed, database } => {
+            sync::run(&sync::Settings { households, devices, edits, seed, database })
         }
         Bench::Files { rows, households, skip_import, skip_export } => {
             files::run(&files::Settings { rows, households, skip_import, skip_export })

@@ -3,12 +3,14 @@
 //! sync, routine sync after M edits per device, a sync with nothing to do and K concurrent syncs:
 //! bytes on the wire both ways (HTTP framing included), requests, round trips and seconds, each
 //! beside its physical floor (the zstd-compressed size of the data that had to move), computed in
-//! the same run; plus the server's peak memory.
+//! the same run; plus the server's peak memory. Runs on SQLite, on PostgreSQL (a throwaway cluster
+//! of its own, as the tests start one) or on both in one run, then prints their figures side by
+//! side; on PostgreSQL it also posts the concurrent batches to two servers on one database.
 
 use crate::proxy::{Proxy, Traffic};
 use anyhow::{Context, Result, anyhow, ensure};
 use pilar_tests::synthetic::Generator;
-use pilar_tests::{TEST_ADMIN_PASSWORD, TestDevice, TestServer, binary};
+use pilar_tests::{Backend, Cell, TEST_ADMIN_PASSWORD, TestDevice, TestServer, binary};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -37,6 +39,51 @@ pub struct Settings {
     pub edits: usize,
     /// Seed for households and edits.
     pub seed: u64,
+    /// Which backends to measure; `None`: both when a PostgreSQL can be had, else SQLite.
+    pub database: Option<Databases>,
+}
+
+/// The backends `pilar-bench sync --database` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Databases {
+    /// SQLite in the server's data directory (the default server).
+    Sqlite,
+    /// PostgreSQL: a throwaway cluster the bench starts (or `PILAR_TEST_POSTGRES`).
+    Postgres,
+    /// SQLite, then PostgreSQL, in one run; the figures side by side.
+    Both,
+}
+
+/// The backends to run, in order, and a note when the choice was made for the user.
+fn backends(choice: Option<Databases>) -> Result<(Vec<Backend>, Option<String>)> {
+    let postgres = pilar_tests::postgres::available();
+    match choice {
+        Some(Databases::Sqlite) => Ok((vec![Backend::Sqlite], None)),
+        Some(Databases::Postgres | Databases::Both) => {
+            postgres.map_err(|why| anyhow!("--database postgres needs a PostgreSQL: {why}"))?;
+            let list = if choice == Some(Databases::Both) {
+                vec![Backend::Sqlite, Backend::Postgres]
+            } else {
+                vec![Backend::Postgres]
+            };
+            Ok((list, None))
+        }
+        None => match postgres {
+            Ok(()) => Ok((vec![Backend::Sqlite, Backend::Postgres], None)),
+            Err(why) => Ok((
+                vec![Backend::Sqlite],
+                Some(format!("note: SQLite only, no PostgreSQL figures in this run: {why}")),
+            )),
+        },
+    }
+}
+
+/// `SQLite` or `PostgreSQL`.
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "PostgreSQL",
+    }
 }
 
 /// Panca Lautang, Sidenreng Rappang: 10 villages.
@@ -46,6 +93,8 @@ const PACK_PAGE: usize = 200;
 /// zstd level of the floors: the level the sync bodies use.
 const ZSTD_LEVEL: i32 = 3;
 const KB: u64 = 1024;
+/// How long a batch posted at once may take before the bench gives up on it.
+const POST_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One `pilar sync --json` run.
 struct SyncRun {
@@ -70,6 +119,7 @@ impl SyncRun {
 
 /// A server, the proxy in front of it and an admin device (which talks to the server directly).
 struct Campaign {
+    backend: Backend,
     server: TestServer,
     proxy: Proxy,
     admin: TestDevice,
@@ -79,23 +129,17 @@ struct Campaign {
 }
 
 impl Campaign {
-    fn start() -> Result<Campaign> {
+    fn start(backend: Backend) -> Result<Campaign> {
         // Panics (with the server's log) if the server does not come up; waits on its listening line.
-        let server = TestServer::start();
-        let address: SocketAddr = server
-            .url()
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("unexpected server URL {}", server.url()))?
-            .parse()
-            .with_context(|| format!("server address in {}", server.url()))?;
-        let proxy = Proxy::start(address)?;
+        let server = TestServer::start_on(backend, &[], Some(TEST_ADMIN_PASSWORD));
+        let proxy = proxy_in_front(&server)?;
         let admin = TestDevice::new();
         login(&admin, server.url(), "admin", TEST_ADMIN_PASSWORD)?;
         let district = DistrictCode::parse(KECAMATAN)?;
         let villages: Vec<VillageCode> = regions().villages_in_district(&district).map(|v| v.code).collect();
         ensure!(!villages.is_empty(), "kecamatan {KECAMATAN} has no villages in the region table");
-        let pid = server_pid(&server.data_dir());
-        Ok(Campaign { server, proxy, admin, villages, pid })
+        let pid = Some(server.pid());
+        Ok(Campaign { backend, server, proxy, admin, villages, pid })
     }
 
     /// An enumerator assigned every village of the kecamatan, logged in through the proxy.
@@ -135,6 +179,46 @@ impl Campaign {
     fn cpu(&self) -> Option<Duration> {
         self.pid.and_then(cpu_time)
     }
+
+    /// On PostgreSQL, the CPU time each of the cluster's processes serving this database (its
+    /// backends, and the background processes of no database: WAL writer, checkpointer, …) has
+    /// used so far, by pid; `None` on SQLite, which runs inside the server.
+    fn database_cpu(&self) -> Option<BTreeMap<u32, Duration>> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        let rows = self.server.query(
+            "SELECT pid FROM pg_stat_activity WHERE (datname = current_database() OR datname IS NULL) \
+             AND pid <> pg_backend_pid()",
+            &[],
+        );
+        let pids = rows.iter().filter_map(|row| match row.first() {
+            Some(Cell::Int(pid)) => u32::try_from(*pid).ok(),
+            _ => None,
+        });
+        Some(pids.filter_map(|pid| Some((pid, cpu_time(pid)?))).collect())
+    }
+}
+
+/// The CPU time PostgreSQL's processes used between two [`Campaign::database_cpu`] snapshots (a
+/// process that started in between counts whole; one that ended in between is missed).
+fn database_cpu_since(
+    before: &Option<BTreeMap<u32, Duration>>,
+    after: &Option<BTreeMap<u32, Duration>>,
+) -> Option<Duration> {
+    let (before, after) = (before.as_ref()?, after.as_ref()?);
+    Some(after.iter().map(|(pid, cpu)| cpu.saturating_sub(before.get(pid).copied().unwrap_or_default())).sum())
+}
+
+/// A byte-counting proxy in front of `server`.
+fn proxy_in_front(server: &TestServer) -> Result<Proxy> {
+    let address: SocketAddr = server
+        .url()
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("unexpected server URL {}", server.url()))?
+        .parse()
+        .with_context(|| format!("server address in {}", server.url()))?;
+    Proxy::start(address)
 }
 
 /// One measured `pilar sync`.
@@ -229,7 +313,8 @@ fn post_batch(
     m: usize,
     start: &std::sync::Barrier,
 ) -> Result<(Instant, Instant)> {
-    let client = reqwest::blocking::Client::new();
+    // A slow answer is a figure, not a failure: wait far longer than reqwest's default 30 s.
+    let client = reqwest::blocking::Client::builder().timeout(POST_TIMEOUT).build()?;
     start.wait();
     let began = Instant::now();
     let response = pilar_tests::sync_http::sync_request(&client, base, token, body.to_vec()).send()?;
@@ -405,6 +490,8 @@ struct Concurrent {
     push_traffic: Traffic,
     push_wall: Duration,
     push_cpu: Option<Duration>,
+    /// PostgreSQL's CPU time meanwhile (none on SQLite).
+    push_db_cpu: Option<Duration>,
     /// Then K `pilar sync` processes at once (each gets its batch's response replayed and applies
     /// it, pulling the others' changes).
     traffic: Traffic,
@@ -432,6 +519,31 @@ impl Concurrent {
     }
 }
 
+/// The same K batches posted at once, split round robin across several servers on one PostgreSQL
+/// database (each device's next batch, after a catch-up, on households no phase edited before).
+struct Several {
+    /// Servers, each behind a proxy of its own.
+    servers: usize,
+    /// Bytes through all proxies.
+    traffic: Traffic,
+    /// First send to last response.
+    wall: Duration,
+    merges: u64,
+    /// Changes each server logged as pushed.
+    per_server: Vec<u64>,
+    /// CPU time of all servers, and of PostgreSQL, meanwhile.
+    server_cpu: Option<Duration>,
+    db_cpu: Option<Duration>,
+    /// Peak memory (`VmHWM`) of the servers started for this phase, at its end.
+    extra_peaks: Vec<u64>,
+}
+
+impl Several {
+    fn rate(&self) -> f64 {
+        self.merges as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
 /// Where the routine sync's bytes go, for the first device (push only).
 struct RoutineBreakdown {
     /// The request's framing without the changes (household ids, villages, cursors, batch id),
@@ -439,8 +551,9 @@ struct RoutineBreakdown {
     request_framing: u64,
 }
 
-/// Everything measured.
+/// Everything measured on one backend.
 struct Results {
+    backend: Backend,
     settings: (usize, usize, usize, u64),
     villages: usize,
     began: OffsetDateTime,
@@ -454,6 +567,8 @@ struct Results {
     breakdown: RoutineBreakdown,
     idle: Vec<Measured>,
     concurrent: Concurrent,
+    /// PostgreSQL only: the concurrent batches across two servers.
+    several: Option<Several>,
     /// The server's memory, if its process was found.
     memory: Option<ServerMemory>,
 }
@@ -469,12 +584,30 @@ struct ServerMemory {
     steps: Vec<(String, u64)>,
 }
 
-/// Run the whole benchmark and print its tables.
+/// Run the whole benchmark on each chosen backend, print each one's tables, then their figures
+/// side by side.
 pub fn run(settings: &Settings) -> Result<()> {
-    let Settings { households: n, devices: k, edits: m, seed } = *settings;
+    let (backends, note) = backends(settings.database)?;
+    if let Some(note) = &note {
+        eprintln!("{note}");
+    }
+    let mut all = Vec::with_capacity(backends.len());
+    for backend in backends {
+        let results = run_on(settings, backend)?;
+        print(&results);
+        println!();
+        all.push(results);
+    }
+    print_side_by_side(&all, note.as_deref());
+    Ok(())
+}
+
+/// Run the whole benchmark on one backend (a server of its own, dropped at the end).
+fn run_on(settings: &Settings, backend: Backend) -> Result<Results> {
+    let Settings { households: n, devices: k, edits: m, seed, .. } = *settings;
     ensure!(n > 0 && k > 0 && m > 0 && m <= n, "need households > 0, devices > 0 and 0 < edits ≤ households");
     let began = OffsetDateTime::now_utc();
-    let campaign = Campaign::start()?;
+    let campaign = Campaign::start(backend)?;
     let pid = campaign.pid;
     let mut peaks: Vec<(String, u64)> = Vec::new();
     let mut note_peak = |label: &str| {
@@ -484,7 +617,8 @@ pub fn run(settings: &Settings) -> Result<()> {
     };
     note_peak("after start");
     eprintln!(
-        "pilar-bench sync: server {} behind proxy {}; seeding {n} households",
+        "pilar-bench sync on {}: server {} behind proxy {}; seeding {n} households",
+        backend_name(backend),
         campaign.server.url(),
         campaign.proxy.url()
     );
@@ -599,24 +733,15 @@ pub fn run(settings: &Settings) -> Result<()> {
     // which gets its batch's stored response replayed and applies it.
     let log_at = campaign.server.log().len();
     let cpu = campaign.cpu();
+    let db_cpu = campaign.database_cpu();
     let mark = campaign.proxy.mark();
     let base = campaign.proxy.url();
     let batches: Vec<(Vec<u8>, String)> = devices.iter().map(|d| pending_batch(d.home())).collect::<Result<_>>()?;
-    let start = std::sync::Barrier::new(k);
-    let posts: Vec<Result<(Instant, Instant)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = batches
-            .iter()
-            .map(|(body, token)| {
-                let (start, base) = (&start, &base);
-                scope.spawn(move || post_batch(base, token, body, m, start))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a push thread panicked")))).collect()
-    });
-    let posts: Vec<(Instant, Instant)> = posts.into_iter().collect::<Result<_>>()?;
+    let posts = post_at_once(&batches, &[base.as_str()], m)?;
     let push_traffic = campaign.proxy.since(mark);
     let push_cpu = campaign.cpu().zip(cpu).map(|(after, before)| after.saturating_sub(before));
-    let push_wall = posts.iter().map(|p| p.1).max().zip(posts.iter().map(|p| p.0).min()).map(|(e, s)| e - s);
+    let push_db_cpu = database_cpu_since(&db_cpu, &campaign.database_cpu());
+    let push_wall = span(&posts);
     let push_log = campaign.server.log().get(log_at..).unwrap_or_default().to_string();
     let merges = (k * m) as u64;
     let pushed = logged_pushed(&push_log);
@@ -625,21 +750,30 @@ pub fn run(settings: &Settings) -> Result<()> {
     let log_at = campaign.server.log().len();
     let cpu = campaign.cpu();
     let mark = campaign.proxy.mark();
-    let runs: Vec<Result<SyncRun>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = devices.iter().map(|d| scope.spawn(move || sync(d.home()))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a sync thread panicked")))).collect()
-    });
+    let runs = sync_at_once(&devices);
     let traffic = campaign.proxy.since(mark);
     let server_cpu = campaign.cpu().zip(cpu).map(|(after, before)| after.saturating_sub(before));
-    let runs: Vec<SyncRun> = runs.into_iter().collect::<Result<_>>()?;
+    let runs: Vec<SyncRun> = runs?;
     let log = campaign.server.log().get(log_at..).unwrap_or_default().to_string();
     let first_start = runs.iter().map(|r| r.start).min().unwrap_or_else(Instant::now);
     let last_end = runs.iter().map(|r| r.end).max().unwrap_or(first_start);
     let (server_union, server_sum, server_requests) = server_sync_time(&logged_requests(&log));
     note_peak("after concurrent syncs");
+
+    // --- Several servers (PostgreSQL): the next K batches split across two servers.
+    let several = if backend == Backend::Postgres && k >= 2 {
+        let edited: Vec<Vec<HouseholdId>> =
+            (0..k).map(|d| (0..m).map(|j| ids[(2 * k * m + d * m + j) % n]).collect()).collect();
+        let several = several_servers(&campaign, &devices, &edited, &mut rng, m)?;
+        note_peak("after the two-server phase");
+        Some(several)
+    } else {
+        None
+    };
     let memory = pid.and_then(|pid| memory(pid).map(|(peak, rss)| ServerMemory { pid, peak, rss, steps: peaks }));
 
-    let results = Results {
+    Ok(Results {
+        backend,
         settings: (n, k, m, seed),
         villages: campaign.villages.len(),
         began,
@@ -653,8 +787,9 @@ pub fn run(settings: &Settings) -> Result<()> {
         idle,
         concurrent: Concurrent {
             push_traffic,
-            push_wall: push_wall.unwrap_or_default(),
+            push_wall,
             push_cpu,
+            push_db_cpu,
             traffic,
             runs,
             merges,
@@ -664,10 +799,101 @@ pub fn run(settings: &Settings) -> Result<()> {
             server_requests,
             server_cpu,
         },
+        several,
         memory,
-    };
-    print(&results);
-    Ok(())
+    })
+}
+
+/// Post each batch (body, access token) from a thread of its own, all released at once; batch
+/// `i` goes to `bases[i % bases.len()]`. Returns each post's send and answer instants.
+fn post_at_once(batches: &[(Vec<u8>, String)], bases: &[&str], m: usize) -> Result<Vec<(Instant, Instant)>> {
+    ensure!(!bases.is_empty(), "no server to post to");
+    let start = std::sync::Barrier::new(batches.len());
+    let posts: Vec<Result<(Instant, Instant)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = batches
+            .iter()
+            .enumerate()
+            .map(|(i, (body, token))| {
+                let (start, base) = (&start, bases[i % bases.len()]);
+                scope.spawn(move || post_batch(base, token, body, m, start))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a push thread panicked")))).collect()
+    });
+    posts.into_iter().collect()
+}
+
+/// First send to last answer.
+fn span(posts: &[(Instant, Instant)]) -> Duration {
+    let first = posts.iter().map(|p| p.0).min();
+    let last = posts.iter().map(|p| p.1).max();
+    last.zip(first).map(|(e, s)| e - s).unwrap_or_default()
+}
+
+/// `pilar sync` on every device at once.
+fn sync_at_once(devices: &[TestDevice]) -> Result<Vec<SyncRun>> {
+    let runs: Vec<Result<SyncRun>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = devices.iter().map(|d| scope.spawn(move || sync(d.home()))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a sync thread panicked")))).collect()
+    });
+    runs.into_iter().collect()
+}
+
+/// Start a second server on the campaign's PostgreSQL database (a proxy of its own in front),
+/// let every device catch up, edit `edited[d]` on device `d`, then post the K batches at once,
+/// round robin across the two servers. Afterwards (not measured) every device syncs through the
+/// first server, which replays the stored response of a batch the second one merged.
+fn several_servers(
+    campaign: &Campaign,
+    devices: &[TestDevice],
+    edited: &[Vec<HouseholdId>],
+    rng: &mut StdRng,
+    m: usize,
+) -> Result<Several> {
+    let k = devices.len();
+    eprintln!("several servers: a second pilar-server on the same database; {k} batches of {m} split across both");
+    let second = campaign.server.another_on_the_same_database();
+    let second_proxy = proxy_in_front(&second)?;
+    for device in devices {
+        sync(device.home())?;
+    }
+    for (device, ids) in devices.iter().zip(edited) {
+        edit(device.home(), ids, rng)?;
+    }
+    let servers = [&campaign.server, &second];
+    let proxies = [&campaign.proxy, &second_proxy];
+    let pids = [campaign.server.pid(), second.pid()];
+    let cpu = |pids: &[u32]| pids.iter().map(|&pid| cpu_time(pid)).sum::<Option<Duration>>();
+    let batches: Vec<(Vec<u8>, String)> = devices.iter().map(|d| pending_batch(d.home())).collect::<Result<_>>()?;
+    let log_at: Vec<usize> = servers.iter().map(|s| s.log().len()).collect();
+    let marks: Vec<_> = proxies.iter().map(|p| p.mark()).collect();
+    let cpu_before = cpu(&pids);
+    let db_before = campaign.database_cpu();
+    let bases: Vec<String> = proxies.iter().map(|p| p.url()).collect();
+    let posts = post_at_once(&batches, &bases.iter().map(String::as_str).collect::<Vec<_>>(), m)?;
+    let wall = span(&posts);
+    let server_cpu = cpu(&pids).zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+    let db_cpu = database_cpu_since(&db_before, &campaign.database_cpu());
+    let mut traffic = Traffic::default();
+    for (proxy, mark) in proxies.iter().zip(marks) {
+        let t = proxy.since(mark);
+        traffic.up += t.up;
+        traffic.down += t.down;
+        traffic.connections += t.connections;
+        traffic.exchanges.extend(t.exchanges);
+    }
+    let per_server: Vec<u64> =
+        servers.iter().zip(&log_at).map(|(s, &at)| logged_pushed(s.log().get(at..).unwrap_or_default())).collect();
+    let merges = (k * m) as u64;
+    ensure!(
+        per_server.iter().sum::<u64>() == merges,
+        "the servers logged {per_server:?} pushed changes, not {merges} in all"
+    );
+    // Every batch's answer is remembered in the database: the devices sync through the first
+    // server, which replays what the second answered.
+    sync_at_once(devices)?;
+    let extra_peaks = memory(second.pid()).map(|(peak, _)| vec![peak]).unwrap_or_default();
+    Ok(Several { servers: servers.len(), traffic, wall, merges, per_server, server_cpu, db_cpu, extra_peaks })
 }
 
 /// `1.23`, or `?` when unknown.
@@ -683,7 +909,9 @@ fn ratio(bytes: u64, floor: u64) -> f64 {
 fn print(r: &Results) {
     let (n, k, m, seed) = r.settings;
     println!(
-        "pilar-bench sync: {n} households (seed {seed}) in {} villages of kecamatan {KECAMATAN}, {k} devices, {m} edits each",
+        "pilar-bench sync on {}: {n} households (seed {seed}) in {} villages of kecamatan {KECAMATAN}, {k} devices, {m} \
+         edits each",
+        backend_name(r.backend),
         r.villages
     );
     println!("run started {}", r.began.format(&Rfc3339).unwrap_or_default());
@@ -831,7 +1059,7 @@ fn print(r: &Results) {
     let c = &r.concurrent;
     println!(
         "server merges: {k} batches of {m} posted at once: {} merges in {:.3} s, first send to last response = {:.0} \
-         merges/s (target ≥ 1,000: {}); {} B up, {} B down; server CPU {} s",
+         merges/s (target ≥ 1,000: {}); {} B up, {} B down; server CPU {} s{}",
         c.merges,
         c.push_wall.as_secs_f64(),
         c.push_rate(),
@@ -839,7 +1067,25 @@ fn print(r: &Results) {
         thousands(c.push_traffic.up),
         thousands(c.push_traffic.down),
         secs(c.push_cpu),
+        database_cpu_text(c.push_db_cpu, c.push_cpu, c.push_wall),
     );
+    if let Some(x) = &r.several {
+        println!(
+            "several servers: {k} batches of {m} posted at once, round robin across {} servers on one database \
+             (merged {}): {} merges in {:.3} s = {:.0} merges/s (one server: {:.0}/s); {} B up, {} B down; servers' \
+             CPU {} s{}",
+            x.servers,
+            x.per_server.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" + "),
+            x.merges,
+            x.wall.as_secs_f64(),
+            x.rate(),
+            c.push_rate(),
+            thousands(x.traffic.up),
+            thousands(x.traffic.down),
+            secs(x.server_cpu),
+            database_cpu_text(x.db_cpu, x.server_cpu, x.wall),
+        );
+    }
     println!(
         "then {k} `pilar sync` processes at once (replayed responses applied, colleagues' changes pulled): {:.2} s \
          wall, first process start to last exit ({:.0} merges/s as seen by the devices); the server's {} sync \
@@ -865,6 +1111,15 @@ fn print(r: &Results) {
         }
         None => println!("server peak memory: the server's process was not found in /proc"),
     }
+    if let Some(x) = &r.several {
+        let peaks: Vec<String> = x.extra_peaks.iter().map(|b| mib(*b)).collect();
+        println!("the second server's peak memory: VmHWM {}", peaks.join(", "));
+    }
+    if r.backend == Backend::Postgres {
+        println!(
+            "(the server's memory only: PostgreSQL's own processes, a throwaway cluster with fsync off, are not counted)"
+        );
+    }
     let missed: Vec<&str> = rows.iter().filter(|row| row.pass == Some(false)).map(|row| row.phase.as_str()).collect();
     if missed.is_empty() {
         println!("all targets met");
@@ -873,8 +1128,23 @@ fn print(r: &Results) {
     }
 }
 
+/// `; PostgreSQL CPU 0.80 s (servers and PostgreSQL together 1.7 of 2 cores)`, or nothing on
+/// SQLite.
+fn database_cpu_text(db: Option<Duration>, servers: Option<Duration>, wall: Duration) -> String {
+    let Some(db) = db else { return String::new() };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let busy = servers.map(|s| (s + db).as_secs_f64() / wall.as_secs_f64().max(1e-9));
+    format!(
+        "; PostgreSQL CPU {:.2} s (servers and PostgreSQL together {} of {cores} cores)",
+        db.as_secs_f64(),
+        busy.map(|b| format!("{b:.2}")).unwrap_or_else(|| "?".into())
+    )
+}
+
 /// One line of the summary table.
 struct Row {
+    /// The phase, the same on every backend (the side-by-side table matches rows by it).
+    key: String,
     phase: String,
     traffic: Traffic,
     floor: Option<u64>,
@@ -882,11 +1152,14 @@ struct Row {
     pass: Option<bool>,
     round_trips: u64,
     seconds: f64,
+    /// Merges per second, for the phases that merge batches posted at once.
+    rate: Option<f64>,
 }
 
 fn summary_rows(r: &Results) -> Vec<Row> {
     let (n, k, m, _) = r.settings;
     let mut rows = vec![Row {
+        key: format!("seed upload ({n} new households)"),
         phase: format!("seed upload ({n} new households)"),
         traffic: r.seed.traffic.clone(),
         floor: Some(r.seed_floor),
@@ -894,8 +1167,10 @@ fn summary_rows(r: &Results) -> Vec<Row> {
         pass: None,
         round_trips: r.seed.run.round_trips(),
         seconds: r.seed.run.seconds(),
+        rate: None,
     }];
     let first_row = |phase: String, x: &Measured| Row {
+        key: phase.clone(),
         phase,
         traffic: x.traffic.clone(),
         floor: Some(r.first_floor),
@@ -903,6 +1178,7 @@ fn summary_rows(r: &Results) -> Vec<Row> {
         pass: Some(ratio(x.traffic.total(), r.first_floor) <= 1.3 && x.run.round_trips() <= r.first_rt_limit),
         round_trips: x.run.round_trips(),
         seconds: x.run.seconds(),
+        rate: None,
     };
     if let Some(x) = r.first.first() {
         rows.push(first_row("first sync, device 1".into(), x));
@@ -910,7 +1186,8 @@ fn summary_rows(r: &Results) -> Vec<Row> {
     if let Some(x) = r.first.iter().max_by_key(|x| x.traffic.total()) {
         rows.push(first_row(format!("first sync, largest of {k}"), x));
     }
-    let routine_row = |phase: String, x: &Measured, floor: u64| Row {
+    let routine_row = |key: String, phase: String, x: &Measured, floor: u64| Row {
+        key,
         phase,
         traffic: x.traffic.clone(),
         floor: Some(floor),
@@ -922,9 +1199,11 @@ fn summary_rows(r: &Results) -> Vec<Row> {
         ),
         round_trips: x.run.round_trips(),
         seconds: x.run.seconds(),
+        rate: None,
     };
     if let Some((x, push_floor, _)) = r.routine.first() {
-        rows.push(routine_row(format!("routine, push only ({m} edits, dev 1)"), x, *push_floor));
+        let phase = format!("routine, push only ({m} edits, dev 1)");
+        rows.push(routine_row(phase.clone(), phase, x, *push_floor));
     }
     // Devices 2..K also pull the changes of the devices that synced before them.
     let worst = r
@@ -934,13 +1213,17 @@ fn summary_rows(r: &Results) -> Vec<Row> {
         .skip(1)
         .max_by(|(_, a), (_, b)| ratio(a.0.traffic.total(), a.2).total_cmp(&ratio(b.0.traffic.total(), b.2)));
     if let Some((d, (x, _, full_floor))) = worst {
-        rows.push(routine_row(format!("routine, with pulls (worst: device {})", d + 1), x, *full_floor));
+        let (key, phase) =
+            ("routine, with pulls (worst)".to_string(), format!("routine, with pulls (worst: device {})", d + 1));
+        rows.push(routine_row(key, phase, x, *full_floor));
     }
-    if let Some((x, _, full_floor)) = r.routine.last().filter(|_| k > 1 && worst.map(|(d, _)| d + 1) != Some(k)) {
-        rows.push(routine_row(format!("routine, with pulls (device {k})"), x, *full_floor));
+    if let Some((x, _, full_floor)) = r.routine.last().filter(|_| k > 1) {
+        let phase = format!("routine, with pulls (device {k})");
+        rows.push(routine_row(phase.clone(), phase, x, *full_floor));
     }
     if let Some(x) = r.idle.iter().max_by_key(|x| x.traffic.total()) {
         rows.push(Row {
+            key: format!("idle sync (largest of {k})"),
             phase: format!("idle sync (largest of {k})"),
             traffic: x.traffic.clone(),
             floor: None,
@@ -948,10 +1231,12 @@ fn summary_rows(r: &Results) -> Vec<Row> {
             pass: Some(x.traffic.total() < KB),
             round_trips: x.run.round_trips(),
             seconds: x.run.seconds(),
+            rate: None,
         });
     }
     let c = &r.concurrent;
     rows.push(Row {
+        key: format!("{k} batches at once, one server"),
         phase: format!("{k} batches at once, server ({} merges, {:.0}/s)", c.merges, c.push_rate()),
         traffic: c.push_traffic.clone(),
         floor: None,
@@ -959,8 +1244,10 @@ fn summary_rows(r: &Results) -> Vec<Row> {
         pass: Some(c.push_rate() >= 1000.0),
         round_trips: k as u64,
         seconds: c.push_wall.as_secs_f64(),
+        rate: Some(c.push_rate()),
     });
     rows.push(Row {
+        key: format!("then {k} `pilar sync` at once"),
         phase: format!("then {k} `pilar sync` at once (replays applied)"),
         traffic: c.traffic.clone(),
         floor: None,
@@ -968,8 +1255,97 @@ fn summary_rows(r: &Results) -> Vec<Row> {
         pass: None,
         round_trips: c.runs.iter().map(SyncRun::round_trips).sum(),
         seconds: c.wall.as_secs_f64(),
+        rate: None,
     });
+    if let Some(x) = &r.several {
+        rows.push(Row {
+            key: format!("{k} batches at once, {} servers", x.servers),
+            phase: format!("{k} batches at once, {} servers ({} merges, {:.0}/s)", x.servers, x.merges, x.rate()),
+            traffic: x.traffic.clone(),
+            floor: None,
+            target: "≥1000 merges/s".into(),
+            pass: Some(x.rate() >= 1000.0),
+            round_trips: k as u64,
+            seconds: x.wall.as_secs_f64(),
+            rate: Some(x.rate()),
+        });
+    }
     rows
+}
+
+/// The figures of every backend side by side, one row per phase (a Markdown table, as README
+/// shows it), then each backend's server memory.
+fn print_side_by_side(all: &[Results], note: Option<&str>) {
+    let Some(first) = all.first() else { return };
+    let (n, k, m, seed) = first.settings;
+    let tables: Vec<(Backend, Vec<Row>)> = all.iter().map(|r| (r.backend, summary_rows(r))).collect();
+    let mut keys: Vec<&str> = Vec::new();
+    for (_, rows) in &tables {
+        for row in rows {
+            if !keys.contains(&row.key.as_str()) {
+                keys.push(&row.key);
+            }
+        }
+    }
+    println!(
+        "side by side: {n} households (seed {seed}), {k} devices, {m} edits each; total = bytes both ways on the wire; \
+         s = seconds (merges/s for batches posted at once)"
+    );
+    if let Some(note) = note {
+        println!("{note}");
+    }
+    let mut head = vec!["sync".to_string(), "floor (B)".into()];
+    for (backend, _) in &tables {
+        let name = backend_name(*backend);
+        head.extend([format!("{name} total (B)"), "× floor".into(), format!("{name} s")]);
+    }
+    head.extend(["requests".to_string(), "target".into(), "met".into()]);
+    println!("| {} |", head.join(" | "));
+    println!("|{}", "---|".repeat(head.len()));
+    for key in keys {
+        let found: Vec<Option<&Row>> = tables.iter().map(|(_, rows)| rows.iter().find(|r| r.key == key)).collect();
+        let Some(any) = found.iter().flatten().next() else { continue };
+        let mut cells = vec![key.to_string(), any.floor.map(thousands).unwrap_or_else(|| "–".into())];
+        for row in &found {
+            match row {
+                Some(row) => {
+                    let seconds = match row.rate {
+                        Some(rate) => format!("{:.2} ({}/s)", row.seconds, thousands(rate.round() as u64)),
+                        None => format!("{:.2}", row.seconds),
+                    };
+                    cells.extend([
+                        thousands(row.traffic.total()),
+                        row.floor
+                            .map(|f| format!("{:.2}", ratio(row.traffic.total(), f)))
+                            .unwrap_or_else(|| "–".into()),
+                        seconds,
+                    ]);
+                }
+                None => cells.extend(["–".to_string(), "–".into(), "–".into()]),
+            }
+        }
+        let mut requests: Vec<String> = found.iter().flatten().map(|r| r.traffic.requests_text()).collect();
+        requests.dedup();
+        cells.push(requests.join(" / "));
+        cells.push(any.target.clone());
+        let verdicts: Vec<&str> = found.iter().flatten().map(|r| verdict(r.pass)).collect();
+        cells.push(if verdicts.iter().all(|v| *v == verdicts[0]) {
+            verdicts[0].to_string()
+        } else {
+            verdicts.join(" / ")
+        });
+        println!("| {} |", cells.join(" | "));
+    }
+    for r in all {
+        let name = backend_name(r.backend);
+        match &r.memory {
+            Some(memory) => {
+                let steps: Vec<String> = memory.steps.iter().map(|(label, b)| format!("{label} {}", mib(*b))).collect();
+                println!("{name}: server peak memory (VmHWM) {}; {}", mib(memory.peak), steps.join(", "));
+            }
+            None => println!("{name}: the server's process was not found in /proc"),
+        }
+    }
 }
 
 #[cfg(test)]
