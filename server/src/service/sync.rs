@@ -12,7 +12,7 @@ use super::scope::SyncCaller;
 use super::{Service, corrupt, feed, fold};
 use crate::storage::{HouseholdWrite, ReadTx, StorageError, StoredResponse, Transactions, Tx};
 use serde_bytes::ByteBuf;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use sync_core::form::FormDefinition;
 use sync_core::model::{Household, HouseholdId};
 use sync_core::sync::{
@@ -326,6 +326,21 @@ pub(super) fn commit(
     let mut response = SyncResponse { villages: caller.active.clone(), ..SyncResponse::default() };
     // The answer hands these villages to the device (for the grace after an assignment ends).
     tx.hand_villages(caller.device, &caller.active, now)?;
+    // Lock the feed heads of the villages this request will append to in one order (sorted) before
+    // appending to any: two requests over the same villages then queue instead of each holding one
+    // head and waiting for the other (a deadlock PostgreSQL ends only after a second, then runs
+    // one again). A decision made again below locks its village when it appends, as before.
+    let villages: BTreeSet<&str> = decisions
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| match &d.outcome {
+            Outcome::Store { village, .. } => Some(village.as_str()),
+            _ => None,
+        })
+        .collect();
+    for village in villages {
+        tx.lock_feed_head(village)?;
+    }
     for (i, push) in request.push.iter().enumerate() {
         let made_again;
         let decided = match decisions.and_then(|d| d.get(i)) {

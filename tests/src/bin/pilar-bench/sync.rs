@@ -274,10 +274,19 @@ struct Outbox {
     framing: SyncRequest,
 }
 
-/// The device's next request, built as `pilar sync` builds it. Building it records the batch as
-/// pending, so the measured `pilar sync` sends this very batch.
+/// The device's next request, built as `pilar sync` builds it, on a copy of its store (the
+/// measured `pilar sync` then builds the same batch itself, as in the field).
 fn outbox(home: &Path) -> Result<Outbox> {
-    let mut store = DeviceStore::open(home)?;
+    // Building a request records it as the pending batch, which the device's next `pilar sync`
+    // would then send as a retry (and follow with a fresh batch): build it on a copy of the store.
+    let scratch = tempfile::tempdir()?;
+    for entry in std::fs::read_dir(home)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), scratch.path().join(entry.file_name()))?;
+        }
+    }
+    let mut store = DeviceStore::open(scratch.path())?;
     let mut framing =
         sync_core::sync::build_request(&mut store, &[], uuid::Uuid::new_v4(), 5000, time::OffsetDateTime::now_utc())?;
     let mut bytes = Vec::new();
