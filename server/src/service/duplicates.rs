@@ -6,7 +6,7 @@ use super::Service;
 use super::review::live_brief;
 use super::scope::in_areas;
 use crate::storage::{StorageError, Transactions};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use sync_core::model::HouseholdId;
 use sync_core::protocol::{DuplicatePair, HouseholdBrief};
 use time::OffsetDateTime;
@@ -16,9 +16,10 @@ use time::OffsetDateTime;
 /// households is n² work.
 const MAX_SUSPECT_GROUP: u32 = 8;
 
-/// Ids compare as the text the API shows (lowercase hyphenated), which is also their byte order.
+/// Ids compare as the text the API shows (lowercase hyphenated), which is also their byte order,
+/// the order of the UUID they hold.
 fn ordered(a: HouseholdId, b: HouseholdId) -> (HouseholdId, HouseholdId) {
-    if a.to_string() < b.to_string() { (a, b) } else { (b, a) }
+    if a < b { (a, b) } else { (b, a) }
 }
 
 impl Service {
@@ -35,29 +36,37 @@ impl Service {
     }
 }
 
+/// Pairs of households sharing a key held by a few, not dismissed, by (a, b) id, each with the
+/// kinds of key they share (sorted). Whether both are still live is for the caller to check.
+fn candidate_pairs(
+    tx: &mut dyn crate::storage::ReadTx,
+) -> Result<BTreeMap<(HouseholdId, HouseholdId), Vec<String>>, StorageError> {
+    let dismissed = tx.dismissed_pairs()?;
+    let mut grouped: BTreeMap<(HouseholdId, HouseholdId), Vec<String>> = BTreeMap::new();
+    for group in tx.shared_keys(MAX_SUSPECT_GROUP)? {
+        for (i, a) in group.households.iter().enumerate() {
+            for b in &group.households[i + 1..] {
+                let pair = ordered(*a, *b);
+                if !dismissed.contains(&pair) {
+                    grouped.entry(pair).or_default().push(group.kind.clone());
+                }
+            }
+        }
+    }
+    for reasons in grouped.values_mut() {
+        reasons.sort();
+    }
+    Ok(grouped)
+}
+
 /// The suspected pairs, by (a, b) id, each with the kinds of key they share.
 pub(super) fn suspected(
     tx: &mut dyn crate::storage::ReadTx,
     areas: Option<&[String]>,
 ) -> Result<Vec<DuplicatePair>, StorageError> {
-    let dismissed = tx.dismissed_pairs()?;
-    let mut grouped: BTreeMap<(String, String), (HouseholdId, HouseholdId, Vec<String>)> = BTreeMap::new();
-    for group in tx.shared_keys(MAX_SUSPECT_GROUP)? {
-        for (i, a) in group.households.iter().enumerate() {
-            for b in &group.households[i + 1..] {
-                let (a, b) = ordered(*a, *b);
-                if dismissed.contains(&(a, b)) {
-                    continue;
-                }
-                let entry = grouped.entry((a.to_string(), b.to_string())).or_insert((a, b, Vec::new()));
-                entry.2.push(group.kind.clone());
-            }
-        }
-    }
     let mut briefs: HashMap<HouseholdId, Option<(String, HouseholdBrief)>> = HashMap::new();
     let mut out = Vec::new();
-    for (a, b, mut reasons) in grouped.into_values() {
-        reasons.sort();
+    for ((a, b), reasons) in candidate_pairs(tx)? {
         for id in [a, b] {
             if let std::collections::hash_map::Entry::Vacant(slot) = briefs.entry(id) {
                 slot.insert(live_brief(tx, id)?);
@@ -68,6 +77,40 @@ pub(super) fn suspected(
             continue;
         }
         out.push(DuplicatePair { a: ba.clone(), b: bb.clone(), reasons });
+    }
+    Ok(out)
+}
+
+/// The households of `live` (the live households of an area) that [`suspected`] would list in a
+/// pair for that area, without reading the brief of each: a pair counts when both are live and one
+/// is in the area, so only a partner outside `live` is looked up.
+pub(super) fn suspected_among(
+    tx: &mut dyn crate::storage::ReadTx,
+    live: &HashSet<HouseholdId>,
+) -> Result<BTreeSet<HouseholdId>, StorageError> {
+    let mut elsewhere: HashMap<HouseholdId, bool> = HashMap::new();
+    let mut out = BTreeSet::new();
+    for (a, b) in candidate_pairs(tx)?.into_keys() {
+        let (inside, other) = match (live.contains(&a), live.contains(&b)) {
+            (true, true) => {
+                out.extend([a, b]);
+                continue;
+            }
+            (true, false) => (a, b),
+            (false, true) => (b, a),
+            (false, false) => continue,
+        };
+        let other_live = match elsewhere.get(&other) {
+            Some(known) => *known,
+            None => {
+                let known = tx.live_facts_of(other)?.is_some();
+                elsewhere.insert(other, known);
+                known
+            }
+        };
+        if other_live {
+            out.insert(inside);
+        }
     }
     Ok(out)
 }

@@ -2,12 +2,12 @@
 //! facts on a read transaction (a report never holds up a sync).
 
 use super::Service;
-use super::duplicates::suspected;
+use super::duplicates::suspected_among;
 use super::review::{Facts, facts};
 use super::scope::in_areas;
 use crate::clock::rfc3339;
 use crate::storage::{AssignmentKind, StorageError, Transactions};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use sync_core::model::HouseholdId;
 use sync_core::protocol::{DeviceProgress, ProgressReport, ProgressRow};
 
@@ -18,8 +18,8 @@ impl Service {
         self.refresh_derived()?;
         self.db.read(|tx| {
             let live = facts(tx, areas)?;
-            let in_duplicates: BTreeSet<HouseholdId> =
-                suspected(tx, areas)?.iter().flat_map(|p| [p.a.household, p.b.household]).collect();
+            let ids: HashSet<HouseholdId> = live.iter().map(|f| f.brief.household).collect();
+            let in_duplicates = suspected_among(tx, &ids)?;
             let count = |row: &mut ProgressRow, f: &Facts| {
                 row.total += 1;
                 if f.visits > 0 {
@@ -48,13 +48,16 @@ impl Service {
                     enumerator_villages.entry(user).or_default().insert(village);
                 }
             }
+            let mut by_village: HashMap<&str, Vec<&Facts>> = HashMap::new();
             for f in &live {
                 count(villages.entry(f.village.clone()).or_default(), f);
+                by_village.entry(f.village.as_str()).or_default().push(f);
             }
             let mut enumerators: Vec<ProgressRow> = Vec::new();
             for (user, theirs) in &enumerator_villages {
                 let mut row = ProgressRow { key: user.clone(), ..ProgressRow::default() };
-                for f in live.iter().filter(|f| theirs.contains(&f.village)) {
+                let theirs = theirs.iter().filter_map(|v| by_village.get(v.as_str())).flatten();
+                for f in theirs {
                     row.total += 1;
                     if f.last_visit_by.as_deref() == Some(user.as_str()) {
                         let total = row.total;

@@ -69,7 +69,9 @@ pub(super) fn facts(tx: &mut dyn ReadTx, areas: Option<&[String]>) -> Result<Vec
     let open = open_disagreement_counts(tx)?;
     let rows = match areas {
         None => tx.live_facts(None)?,
+        Some([area]) => tx.live_facts(Some(area))?,
         Some(areas) => {
+            // Areas may overlap (a kecamatan and one of its villages): each household once.
             let mut by_key: BTreeMap<(String, HouseholdId), FactsRow> = BTreeMap::new();
             for area in areas {
                 for row in tx.live_facts(Some(area))? {

@@ -107,3 +107,72 @@ fn lists_reports_exports_and_checks_run_while_a_write_transaction_is_open() {
     reader.join().expect("a read failed");
     assert!(finished.is_ok(), "a read waited for the open write transaction");
 }
+
+/// A household in `village` with these answers, created and synced by the enumerator.
+fn synced(service: &Service, enumerator: &Caller, village: &str, answers: &[(&str, &str)]) -> HouseholdId {
+    let editor = Editor { user: enumerator.user.clone(), device: enumerator.device, now: noon() };
+    let mut all = BTreeMap::from([("village_code".to_string(), Some(FieldValue::Text(village.to_string())))]);
+    for (field, value) in answers {
+        all.insert(field.to_string(), Some(FieldValue::Text(value.to_string())));
+    }
+    let edits = Edits { answers: all, ..Edits::default() };
+    let id = HouseholdId::random();
+    let form = sync_core::form::FormDefinition::default_dtsen();
+    let (_, change) = Household::create(id, &form.key(), &editor, &edits).expect("create");
+    let push = PushHousehold { household: id, village: Some(village.into()), changes: vec![change.bytes.into()] };
+    let request =
+        SyncRequest { batch: uuid::Uuid::new_v4(), cursors: BTreeMap::new(), push: vec![push], max_changes: 100 };
+    let scope = service.sync_caller(enumerator, time::Duration::days(14), noon()).expect("scope");
+    let reply = service.sync(&scope, &request, noon()).expect("sync");
+    let reply: sync_core::sync::SyncResponse = sync_core::sync::decode(&reply, 1 << 20).expect("reply");
+    assert!(reply.rejected.is_empty(), "{village}: {:?}", reply.rejected);
+    id
+}
+
+#[test]
+fn progress_counts_exactly_the_area_households_the_duplicate_list_shows() {
+    const OTHER_KECAMATAN: &str = "73.14.02.1001";
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let db = crate::storage::SqliteDatabase::open(&dir.path().join("server.db")).expect("open");
+    let service = Service::new(std::sync::Arc::new(db));
+    let (enumerator, supervisor, _) = campaign(&service);
+    service.set_village_assignments("pkh.sintetis", &[VILLAGE.into(), OTHER_KECAMATAN.into()], noon()).expect("both");
+    let kk = |n: u32| format!("731401010100{n:04}");
+    // A pair inside the area (same head name and RT).
+    let twin_a = synced(&service, &enumerator, VILLAGE, &[("head_name", "La Kembar"), ("rt", "001")]);
+    let twin_b = synced(&service, &enumerator, VILLAGE, &[("head_name", "la  kembar"), ("rt", "1")]);
+    // A pair across the area's edge (same KK number): only its inside half is counted here.
+    let inside = synced(&service, &enumerator, VILLAGE, &[("kk_number", &kk(1))]);
+    let outside = synced(&service, &enumerator, OTHER_KECAMATAN, &[("kk_number", &kk(1))]);
+    // A dismissed pair, and a pair whose outside partner was folded into another household.
+    let dismissed_a = synced(&service, &enumerator, VILLAGE, &[("kk_number", &kk(2))]);
+    let dismissed_b = synced(&service, &enumerator, VILLAGE, &[("kk_number", &kk(2))]);
+    service.dismiss(dismissed_a, dismissed_b, "spv.sintetis", noon()).expect("dismiss");
+    let orphan = synced(&service, &enumerator, VILLAGE, &[("kk_number", &kk(3))]);
+    let folded = synced(&service, &enumerator, OTHER_KECAMATAN, &[("kk_number", &kk(3))]);
+    let keeper = synced(&service, &enumerator, OTHER_KECAMATAN, &[("kk_number", &kk(4))]);
+    service.refresh_derived().expect("facts");
+    let editor = Editor { user: supervisor.user.clone(), device: supervisor.device, now: noon() };
+    service.fold(keeper, folded, &editor).expect("fold");
+
+    let areas = Some(vec!["73.14.01".to_string()]);
+    let pairs = service.duplicates(areas.as_deref()).expect("duplicates");
+    let listed: std::collections::BTreeSet<HouseholdId> = pairs
+        .iter()
+        .flat_map(|p| [&p.a, &p.b])
+        .filter(|b| b.village.starts_with("73.14.01."))
+        .map(|b| b.household)
+        .collect();
+    let report = service.progress(areas.as_deref()).expect("progress");
+    let counted: u64 = report.villages.iter().map(|v| v.duplicates).sum();
+    assert_eq!(counted, listed.len() as u64, "progress counts {counted}, the duplicate list shows {listed:?}");
+    for id in [twin_a, twin_b, inside] {
+        assert!(listed.contains(&id), "{id} is in a suspected pair in the area");
+    }
+    let across = pairs.iter().any(|p| [p.a.household, p.b.household] == [inside.min(outside), inside.max(outside)]);
+    assert!(across, "the pair across the area's edge is listed");
+    // Dismissed, or paired only with a household folded away (no longer live).
+    for id in [dismissed_a, dismissed_b, orphan] {
+        assert!(!listed.contains(&id), "{id} is not in a suspected pair");
+    }
+}
