@@ -12,6 +12,7 @@ mod no_loss;
 mod offline_session;
 mod postgres;
 mod readme;
+mod reconfirm;
 mod refresh_retry;
 mod roster;
 mod server_lifecycle;
