@@ -134,7 +134,8 @@ fn print(r: &LoadReport) {
         v.households_in_packs, v.changes_in_documents, v.changes_in_feed, v.requests
     );
     println!(
-        "issue 15 target: server peak memory (VmHWM) of the whole run {} ≤ 100 MB: {} (printed, never the exit code)",
+        "issue 15 target: server peak memory (VmHWM) of the whole run {} (target ≤ 100 MB): {} (printed, never the \
+         exit code)",
         mib(m.peak_overall),
         crate::sync::verdict(m.peak_overall.map(|peak| peak <= crate::sync::MEMORY_TARGET))
     );
