@@ -292,13 +292,13 @@ pub fn run(settings: &Settings) -> Result<()> {
     let packs = time_pack_apply(&pages, &villages, runs)?;
     ensure!(packs.households == n, "the packs held {} households, not {n}", packs.households);
     println!(
-        "first sync on a fresh device: {} households in {} pack pages applied in {} = {:.0} households/s, {:.0} per CPU second \
+        "first sync on a fresh device: {} households in {} pack pages applied in {} = {} households/s, {} per CPU second \
          (target ≥ {}: {})",
         packs.households,
         packs.pages,
         runs_text(packs.median(), &packs.runs, &packs.cpu),
-        packs.rate(),
-        packs.cpu_rate(),
+        thousands(packs.rate().round() as u64),
+        thousands(packs.cpu_rate().round() as u64),
         thousands(PACK_TARGET as u64),
         crate::sync::verdict(Some(packs.rate() >= PACK_TARGET))
     );
@@ -315,13 +315,13 @@ pub fn run(settings: &Settings) -> Result<()> {
     ensure!(pull.changes() == m, "the pull brought {} changes, not {m}", pull.changes());
     let pulled = time_pull_apply(packs.device.path(), &pull, runs)?;
     println!(
-        "pulled changes on a device holding all {n} households: {} changes in {} households applied in {} = {:.0} \
-         changes/s, {:.0} per CPU second (target ≥ {}: {})",
+        "pulled changes on a device holding all {n} households: {} changes in {} households applied in {} = {} \
+         changes/s, {} per CPU second (target ≥ {}: {})",
         pulled.changes,
         pulled.households,
         runs_text(pulled.median(), &pulled.runs, &pulled.cpu),
-        pulled.rate(),
-        pulled.cpu_rate(),
+        thousands(pulled.rate().round() as u64),
+        thousands(pulled.cpu_rate().round() as u64),
         thousands(PULL_TARGET as u64),
         crate::sync::verdict(Some(pulled.rate() >= PULL_TARGET))
     );
