@@ -133,5 +133,11 @@ fn print(r: &LoadReport) {
          exactly their {} changes and the feed from cursor 0 holds {} changes, each once ({} requests)",
         v.households_in_packs, v.changes_in_documents, v.changes_in_feed, v.requests
     );
+    println!(
+        "issue 15 target: server peak memory (VmHWM) of the whole run {} (target ≤ 100 MB): {} (printed, never the \
+         exit code)",
+        mib(m.peak_overall),
+        crate::sync::verdict(m.peak_overall.map(|peak| peak <= crate::sync::MEMORY_TARGET))
+    );
     println!("whole run {:.1} s (server start to the end of the checks)", r.total.as_secs_f64());
 }

@@ -3,9 +3,12 @@
 //!
 //! Build first: `cargo build --release --workspace`, then `target/release/pilar-bench store` or
 //! `target/release/pilar-bench sync` or `target/release/pilar-bench files` or
-//! `target/release/pilar-bench load` or `target/release/pilar-bench roster-check`.
+//! `target/release/pilar-bench load` or `target/release/pilar-bench roster-check` or
+//! `target/release/pilar-bench apply`.
 
+mod apply;
 mod files;
+mod floor;
 mod load;
 mod proxy;
 mod roster_check;
@@ -56,6 +59,23 @@ enum Bench {
         /// can be had (a throwaway cluster started here, or PILAR_TEST_POSTGRES), else sqlite].
         #[arg(long, value_enum)]
         database: Option<sync::Databases>,
+    },
+    /// A device's apply speed alone, in-process (no process start, no network in the timing): a
+    /// server on SQLite with N households; their pack pages applied to a fresh device store, then
+    /// a response pulling a colleague's edits of M households applied to a device holding all.
+    Apply {
+        /// Households seeded on the server (the fresh device downloads them all).
+        #[arg(long, default_value_t = 3000)]
+        households: usize,
+        /// Households a colleague edits (one change each): the changes the timed pull brings.
+        #[arg(long, default_value_t = 1000)]
+        changes: usize,
+        /// Timed runs per figure (the median is reported).
+        #[arg(long, default_value_t = apply::RUNS)]
+        runs: usize,
+        /// Seed for the synthetic households and the edits.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
     /// Real servers on loopback: import a synthetic roster of N person rows with `pilar roster
     /// import`, then export M households of a fresh server with `pilar export` as XLSX and CSV
@@ -117,6 +137,9 @@ fn main() -> anyhow::Result<()> {
             files::run(&files::Settings { rows, households, skip_import, skip_export })
         }
         Bench::RosterCheck { sizes_mb } => roster_check::run(&sizes_mb),
+        Bench::Apply { households, changes, runs, seed } => {
+            apply::run(&apply::Settings { households, changes, runs, seed })
+        }
         Bench::Load { devices, rounds, households_per_device, workers, login_workers, seed } => {
             let settings = pilar_tests::load::Settings {
                 workers,

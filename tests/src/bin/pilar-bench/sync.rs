@@ -7,6 +7,8 @@
 //! of its own, as the tests start one) or on both in one run, then prints their figures side by
 //! side; on PostgreSQL it also posts the concurrent batches to two servers on one database.
 
+use crate::apply::{self, PackApply, PullApply, copy_store};
+use crate::floor;
 use crate::proxy::{Proxy, Traffic};
 use anyhow::{Context, Result, anyhow, ensure};
 use pilar_tests::synthetic::Generator;
@@ -97,7 +99,7 @@ const KB: u64 = 1024;
 const POST_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One `pilar sync --json` run.
-struct SyncRun {
+pub(crate) struct SyncRun {
     summary: Value,
     start: Instant,
     end: Instant,
@@ -118,18 +120,19 @@ impl SyncRun {
 }
 
 /// A server, the proxy in front of it and an admin device (which talks to the server directly).
-struct Campaign {
+pub(crate) struct Campaign {
     backend: Backend,
-    server: TestServer,
+    pub(crate) server: TestServer,
     proxy: Proxy,
     admin: TestDevice,
-    villages: Vec<VillageCode>,
+    pub(crate) villages: Vec<VillageCode>,
     /// The server's process id, if found in /proc.
     pid: Option<u32>,
 }
 
 impl Campaign {
-    fn start(backend: Backend) -> Result<Campaign> {
+    /// A server on `backend` with the proxy in front, the admin logged in, the kecamatan's villages.
+    pub(crate) fn start(backend: Backend) -> Result<Campaign> {
         // Panics (with the server's log) if the server does not come up; waits on its listening line.
         let server = TestServer::start_on(backend, &[], Some(TEST_ADMIN_PASSWORD));
         let proxy = proxy_in_front(&server)?;
@@ -143,7 +146,7 @@ impl Campaign {
     }
 
     /// An enumerator assigned every village of the kecamatan, logged in through the proxy.
-    fn enumerator(&self, name: &str) -> Result<TestDevice> {
+    pub(crate) fn enumerator(&self, name: &str) -> Result<TestDevice> {
         let password = format!("sandi-{name}-bench");
         let out = self.admin.run_with_stdin(
             &["admin", "user", "add", name, "--role", "enumerator", "--password-stdin"],
@@ -173,6 +176,43 @@ impl Campaign {
         let server = logged.iter().map(|r| r.latency).sum();
         let server_sync = logged.iter().filter(|r| r.path == "/v1/sync").map(|r| r.latency).sum();
         Ok(Measured { run, traffic, server, server_sync, server_cpu })
+    }
+
+    /// The server's bytes on disk now.
+    fn disk(&self) -> Result<DiskUse> {
+        match self.backend {
+            Backend::Sqlite => {
+                let dir = self.server.data_dir();
+                let mut parts = Vec::new();
+                let mut bytes = 0;
+                for name in ["server.db", "server.db-wal", "server.db-shm"] {
+                    let size = std::fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0);
+                    bytes += size;
+                    parts.push(format!("{name} {}", thousands(size)));
+                }
+                Ok(DiskUse { bytes, detail: parts.join(" + ") })
+            }
+            Backend::Postgres => {
+                let rows = self.server.query(
+                    "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint,                      pg_database_size(current_database())::bigint                      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace                      WHERE c.relkind IN ('r', 'm') AND n.nspname = current_schema()",
+                    &[],
+                );
+                let (Some(Cell::Int(tables)), Some(Cell::Int(database))) =
+                    (rows.first().and_then(|r| r.first()), rows.first().and_then(|r| r.get(1)))
+                else {
+                    return Err(anyhow!("PostgreSQL gave no relation sizes: {rows:?}"));
+                };
+                let tables = u64::try_from(*tables).unwrap_or(0);
+                Ok(DiskUse {
+                    bytes: tables,
+                    detail: format!(
+                        "the schema's tables with indexes and TOAST; pg_database_size {} with the catalogs, WAL \
+                         not counted",
+                        thousands(u64::try_from(*database).unwrap_or(0))
+                    ),
+                })
+            }
+        }
     }
 
     /// CPU time the server has used so far (user + system).
@@ -240,7 +280,7 @@ fn login(device: &TestDevice, url: &str, user: &str, password: &str) -> Result<(
 }
 
 /// `pilar --home HOME sync --json`; an error unless everything was sent and nothing refused.
-fn sync(home: &Path) -> Result<SyncRun> {
+pub(crate) fn sync(home: &Path) -> Result<SyncRun> {
     let start = Instant::now();
     let out = Command::new(binary("pilar"))
         .arg("--home")
@@ -280,12 +320,7 @@ fn outbox(home: &Path) -> Result<Outbox> {
     // Building a request records it as the pending batch, which the device's next `pilar sync`
     // would then send as a retry (and follow with a fresh batch): build it on a copy of the store.
     let scratch = tempfile::tempdir()?;
-    for entry in std::fs::read_dir(home)? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            std::fs::copy(entry.path(), scratch.path().join(entry.file_name()))?;
-        }
-    }
+    copy_store(home, scratch.path())?;
     let mut store = DeviceStore::open(scratch.path())?;
     let mut framing =
         sync_core::sync::build_request(&mut store, &[], uuid::Uuid::new_v4(), 5000, time::OffsetDateTime::now_utc())?;
@@ -306,12 +341,37 @@ fn pending_batch(home: &Path) -> Result<(Vec<u8>, String)> {
     let mut store = DeviceStore::open(home)?;
     let request =
         sync_core::sync::build_request(&mut store, &[], uuid::Uuid::new_v4(), 5000, time::OffsetDateTime::now_utc())?;
+    drop(store);
+    Ok((encode(&request), access_token(home)?))
+}
+
+/// The access token the device in `home` keeps; an error if it expires within a minute (the
+/// bench then takes longer than a token lives: sync the device first).
+pub(crate) fn access_token(home: &Path) -> Result<String> {
+    let store = DeviceStore::open(home)?;
     let (token, expires_at) = store.access_token()?.ok_or_else(|| anyhow!("the device keeps no access token"))?;
     ensure!(
         expires_at > OffsetDateTime::now_utc().unix_timestamp() + 60,
-        "the device's access token expires within a minute"
+        "the device's access token expires within a minute; sync it to get a fresh one"
     );
-    Ok((encode(&request), token))
+    Ok(token)
+}
+
+/// Add `n` synthetic households (from `seed`) to the device store in `home`, in-process, spread
+/// over `villages` in turn.
+pub(crate) fn seed_households(home: &Path, villages: &[VillageCode], n: usize, seed: u64) -> Result<()> {
+    ensure!(!villages.is_empty(), "no village to seed households in");
+    let mut store = DeviceStore::open(home)?;
+    let form = FormDefinition::default_dtsen();
+    let now = OffsetDateTime::now_utc();
+    let mut generator = Generator::new(seed);
+    for i in 0..n {
+        let village = &villages[i % villages.len()];
+        let h = generator.household(village, i);
+        entry::add_household(&mut store, form, village, h.answers, h.members, now)
+            .map_err(|e| anyhow!("seeding household {i}: {e:?}"))?;
+    }
+    Ok(())
 }
 
 /// Post one batch when every thread is ready; check that all `m` changes were acknowledged.
@@ -351,17 +411,30 @@ fn routine_edits(rng: &mut StdRng) -> Edits {
     Edits { answers, ..Edits::default() }
 }
 
+/// What an edit round wrote, for the information floors of the syncs that move it.
+#[derive(Default)]
+pub(crate) struct Written {
+    /// One [`floor::written_line`] per save action: the fields written and their values.
+    pub(crate) fields: Vec<String>,
+    /// One [`floor::household_line`] per edited household, after the edit.
+    pub(crate) states: Vec<String>,
+}
+
 /// Edit `ids` on the device in-process, one save action each.
-fn edit(home: &Path, ids: &[HouseholdId], rng: &mut StdRng) -> Result<()> {
+pub(crate) fn edit(home: &Path, ids: &[HouseholdId], rng: &mut StdRng) -> Result<Written> {
     let mut store = DeviceStore::open(home)?;
     let form = FormDefinition::default_dtsen();
     let now = OffsetDateTime::now_utc();
+    let mut written = Written::default();
     for id in ids {
-        let saved = entry::save(&mut store, form, *id, "edit", &routine_edits(rng), now)
+        let edits = routine_edits(rng);
+        let saved = entry::save(&mut store, form, *id, "edit", &edits, now)
             .map_err(|e| anyhow!("editing household {id}: {e:?}"))?;
         ensure!(saved.change.is_some(), "editing household {id} changed nothing");
+        written.fields.push(floor::written_line(*id, &edits.answers));
+        written.states.push(floor::household_line(&store.load(*id)?.household));
     }
-    Ok(())
+    Ok(written)
 }
 
 /// One request as the server logged it (`finished processing request`).
@@ -473,8 +546,17 @@ pub(crate) fn memory(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// `load average 6.02 4.10 3.55 (1, 5, 15 min) on 2 cores`, from /proc/loadavg (other work on a
+/// shared machine slows every figure).
+pub(crate) fn load_average() -> String {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let three: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!("load average {} (1, 5, 15 min) on {cores} cores", three.join(" "))
+}
+
 /// `1,234,567`.
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let groups: Vec<&str> =
         digits.as_bytes().rchunks(3).rev().map(|g| std::str::from_utf8(g).unwrap_or_default()).collect();
@@ -485,7 +567,7 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-fn verdict(pass: Option<bool>) -> &'static str {
+pub(crate) fn verdict(pass: Option<bool>) -> &'static str {
     match pass {
         Some(true) => "PASS",
         Some(false) => "MISSED",
@@ -566,13 +648,25 @@ struct Results {
     settings: (usize, usize, usize, u64),
     villages: usize,
     began: OffsetDateTime,
+    /// [`load_average`] when the backend's run began.
+    load_at_start: String,
     seed: Measured,
     seed_floor: u64,
     first_floor: u64,
+    /// The information floor of a first sync: every household's state line ([`floor`]).
+    first_information_floor: u64,
     first_rt_limit: u64,
     first: Vec<Measured>,
-    /// Each device's routine sync with its push floor and full floor (push + pulled changes).
-    routine: Vec<(Measured, u64, u64)>,
+    /// A fresh device applying the first sync's pack pages, in-process.
+    pack_apply: PackApply,
+    /// A device holding every household applying a pull: of the changes of every device but the
+    /// last (what the last device pulls), then of every routine change.
+    pull_apply: Vec<PullApply>,
+    /// The server's bytes on disk beside the floor of what it keeps, after the seed upload and at
+    /// the end.
+    disk: [DiskFigure; 2],
+    /// Each device's routine sync with its floors.
+    routine: Vec<(Measured, RoutineFloors)>,
     breakdown: RoutineBreakdown,
     idle: Vec<Measured>,
     concurrent: Concurrent,
@@ -580,6 +674,70 @@ struct Results {
     several: Option<Several>,
     /// The server's memory, if its process was found.
     memory: Option<ServerMemory>,
+}
+
+/// The floors of one device's routine sync.
+struct RoutineFloors {
+    /// zstd-3 of the device's own changes.
+    push: u64,
+    /// zstd-3 of the changes pushed and pulled (the devices before it pushed them).
+    full: u64,
+    /// Information floor of the fields the device's save actions wrote ([`floor::written_line`]).
+    push_information: u64,
+    /// Information floor of the fields written by this device and the devices before it.
+    full_information: u64,
+    /// Not a floor, a comparison: zstd-19 of the state lines of every household that changed.
+    full_state_lines: u64,
+}
+
+/// Target of issue 15: the server's peak memory (VmHWM), bytes (100 MB).
+pub(crate) const MEMORY_TARGET: u64 = 100_000_000;
+/// Target of issue 15: the server's bytes on disk ÷ the floor of what it keeps.
+const DISK_TARGET: f64 = 1.5;
+/// Target of issue 15: first-sync bytes ÷ the information floor.
+const FIRST_INFORMATION_TARGET: f64 = 1.2;
+
+/// The server's bytes on disk.
+struct DiskUse {
+    /// SQLite: the database file, its WAL and shared-memory files; PostgreSQL: every table of the
+    /// server's schema with its indexes and TOAST (`pg_total_relation_size`).
+    bytes: u64,
+    /// What `bytes` is made of, for the printout.
+    detail: String,
+}
+
+/// The server's bytes on disk at one moment, beside the floor of what it keeps then.
+struct DiskFigure {
+    when: &'static str,
+    disk: DiskUse,
+    /// zstd-3 of every document's `save()` plus zstd-3 of every change in the feed.
+    floor: u64,
+}
+
+/// What the server must keep, from a device holding all of it.
+struct KeptFloor {
+    /// zstd-3 of every document's `save()` (one stream) plus zstd-3 of every change (another).
+    floor: u64,
+    /// Changes in all documents: every change the feed holds.
+    changes: usize,
+}
+
+/// The floor of what a server must keep, computed from the device store in `home` that holds every
+/// household and every change (the feed holds each change of each document once; this bench
+/// writes no change on the server). Level 3, not 19: a server compresses as it writes, at a level
+/// it can afford on every sync, and 3 is the level the sync bodies use.
+fn kept_floor(home: &Path) -> Result<KeptFloor> {
+    let store = DeviceStore::open(home)?;
+    let (mut documents, mut changes, mut count) = (Vec::new(), Vec::new(), 0);
+    for (id, _) in store.household_villages()? {
+        let household = store.load(id)?.household;
+        documents.extend(household.save());
+        for change in household.changes_since(&[]) {
+            changes.extend(change);
+            count += 1;
+        }
+    }
+    Ok(KeptFloor { floor: zstd_size(&documents)? + zstd_size(&changes)?, changes: count })
 }
 
 /// The server's memory use.
@@ -616,6 +774,7 @@ fn run_on(settings: &Settings, backend: Backend) -> Result<Results> {
     let Settings { households: n, devices: k, edits: m, seed, .. } = *settings;
     ensure!(n > 0 && k > 0 && m > 0 && m <= n, "need households > 0, devices > 0 and 0 < edits ≤ households");
     let began = OffsetDateTime::now_utc();
+    let load_at_start = load_average();
     let campaign = Campaign::start(backend)?;
     let pid = campaign.pid;
     let mut peaks: Vec<(String, u64)> = Vec::new();
@@ -634,37 +793,32 @@ fn run_on(settings: &Settings, backend: Backend) -> Result<Results> {
 
     // --- Seed: one enumerator adds N households in-process, then uploads them with `pilar sync`.
     let seeder = campaign.enumerator("bench.seeder")?;
-    {
-        let mut store = DeviceStore::open(seeder.home())?;
-        let form = FormDefinition::default_dtsen();
-        let now = OffsetDateTime::now_utc();
-        let mut generator = Generator::new(seed);
-        for i in 0..n {
-            let village = &campaign.villages[i % campaign.villages.len()];
-            let h = generator.household(village, i);
-            entry::add_household(&mut store, form, village, h.answers, h.members, now)
-                .map_err(|e| anyhow!("seeding household {i}: {e:?}"))?;
-        }
-    }
+    seed_households(seeder.home(), &campaign.villages, n, seed)?;
     let seed_outbox = outbox(seeder.home())?;
     ensure!(seed_outbox.count == n, "the seeder's outbox holds {} changes, not {n}", seed_outbox.count);
     let seed_floor = zstd_size(&seed_outbox.bytes)?;
     let seeded = campaign.measured_sync(&seeder)?;
     ensure!(seeded.run.field("changes_sent") == n as u64, "seed upload sent {}", seeded.run.summary);
     note_peak("after seed upload");
+    let disk_after_seed = campaign.disk()?;
 
     // The first-sync floor: every document's save(), as the seeder holds them, compressed together.
     let store = DeviceStore::open(seeder.home())?;
     let ids = store.household_villages()?;
     ensure!(ids.len() == n, "the seeder holds {} households, not {n}", ids.len());
     let mut documents = Vec::new();
+    let mut lines = Vec::with_capacity(n);
     let mut per_village: BTreeMap<String, usize> = campaign.villages.iter().map(|v| (v.to_string(), 0)).collect();
     for (id, village) in &ids {
-        documents.extend(store.load(*id)?.household.save());
+        let household = store.load(*id)?.household;
+        documents.extend(household.save());
+        lines.push(floor::household_line(&household));
         *per_village.entry(village.clone()).or_default() += 1;
     }
     drop(store);
     let first_floor = zstd_size(&documents)?;
+    let first_information_floor = floor::information_floor(&lines)?;
+    drop((documents, lines));
     let pack_pages: u64 = per_village.values().map(|&c| c.div_ceil(PACK_PAGE).max(1) as u64).sum();
     let ids: Vec<HouseholdId> = ids.into_iter().map(|(id, _)| id).collect();
 
@@ -686,13 +840,24 @@ fn run_on(settings: &Settings, backend: Backend) -> Result<Results> {
     }
     note_peak("after first syncs");
 
+    // --- A fresh device's apply, in-process: the pack pages fetched once (from the server, not
+    // through the proxy), then applied to a new store per run.
+    eprintln!("timing a fresh device's apply of the pack pages ({} runs)", apply::RUNS);
+    let token = access_token(seeder.home())?;
+    let village_codes: Vec<String> = campaign.villages.iter().map(ToString::to_string).collect();
+    let pages = apply::fetch_pack_pages(campaign.server.url(), &token, &village_codes)?;
+    let pack_apply = apply::time_pack_apply(&pages, &village_codes, apply::RUNS)?;
+    drop(pages);
+    ensure!(pack_apply.households == n, "the pack pages held {} households, not {n}", pack_apply.households);
+
     // --- Routine: every device edits M households offline, then they sync one after another.
     eprintln!("routine sync: {k} devices edit {m} households each, then sync one after another");
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_ed17);
     let mut outboxes = Vec::with_capacity(k);
+    let mut written = Vec::with_capacity(k);
     for (d, device) in devices.iter().enumerate() {
         let mine: Vec<HouseholdId> = (0..m).map(|j| ids[(d * m + j) % n]).collect();
-        edit(device.home(), &mine, &mut rng)?;
+        written.push(edit(device.home(), &mine, &mut rng)?);
         let o = outbox(device.home())?;
         ensure!(o.count == m, "device {} has {} changes to send, not {m}", d + 1, o.count);
         outboxes.push(o);
@@ -703,15 +868,39 @@ fn run_on(settings: &Settings, backend: Backend) -> Result<Results> {
     };
     let mut routine = Vec::with_capacity(k);
     let mut moved: Vec<u8> = Vec::new();
-    for (device, o) in devices.iter().zip(&outboxes) {
+    let (mut moved_fields, mut moved_states): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    // The fresh device's store (every household, cursors at the seed) pulls, as the seeder (who
+    // wrote none of the edits), what the devices before the last one pushed, and then everything.
+    let mut pull_before_last = None;
+    for (d, ((device, o), w)) in devices.iter().zip(&outboxes).zip(&written).enumerate() {
+        if d + 1 == k && k > 1 {
+            pull_before_last = Some(apply::fetch_pull(pack_apply.device.path(), campaign.server.url(), &token)?);
+        }
         // What had to move: this device's changes up, and those of the devices before it down.
         moved.extend_from_slice(&o.bytes);
-        let push_floor = zstd_size(&o.bytes)?;
-        let full_floor = zstd_size(&moved)?;
+        moved_fields.extend(w.fields.iter().map(String::as_str));
+        moved_states.extend(w.states.iter().map(String::as_str));
+        let floors = RoutineFloors {
+            push: zstd_size(&o.bytes)?,
+            full: zstd_size(&moved)?,
+            push_information: floor::information_floor(&w.fields)?,
+            full_information: floor::information_floor(&moved_fields)?,
+            full_state_lines: floor::information_floor(&moved_states)?,
+        };
         let measured = campaign.measured_sync(device)?;
         ensure!(measured.run.field("changes_sent") == m as u64, "routine sync sent {}", measured.run.summary);
-        routine.push((measured, push_floor, full_floor));
+        routine.push((measured, floors));
     }
+    let pull_all = apply::fetch_pull(pack_apply.device.path(), campaign.server.url(), &token)?;
+    eprintln!("timing a device's apply of pulled changes ({} runs each)", apply::RUNS);
+    let mut pull_apply = Vec::new();
+    for pull in pull_before_last.iter().chain([&pull_all]) {
+        pull_apply.push(apply::time_pull_apply(pack_apply.device.path(), pull, apply::RUNS)?);
+    }
+    drop((pull_before_last, pull_all));
+    let expected: Vec<usize> = if k > 1 { vec![(k - 1) * m, k * m] } else { vec![m] };
+    let pulled: Vec<usize> = pull_apply.iter().map(|p| p.changes).collect();
+    ensure!(pulled == expected, "the timed pulls brought {pulled:?} changes, not {expected:?}");
     // Catch up (not measured), so that every device has everything before the idle sync.
     for device in &devices {
         sync(device.home())?;
@@ -781,14 +970,35 @@ fn run_on(settings: &Settings, backend: Backend) -> Result<Results> {
     };
     let memory = pid.and_then(|pid| memory(pid).map(|(peak, rss)| ServerMemory { pid, peak, rss, steps: peaks }));
 
+    // --- What the server keeps, beside its floor: the seeder catches up (not measured) and then
+    // holds every document and every change the feed holds.
+    let disk_at_end = campaign.disk()?;
+    sync(seeder.home())?;
+    let kept = kept_floor(seeder.home())?;
+    let edits_pushed = k * m * if several.is_some() { 3 } else { 2 };
+    ensure!(
+        kept.changes == n + edits_pushed,
+        "the caught-up seeder holds {} changes, not the {} the server admitted",
+        kept.changes,
+        n + edits_pushed
+    );
+
     Ok(Results {
         backend,
         settings: (n, k, m, seed),
         villages: campaign.villages.len(),
         began,
+        load_at_start,
         seed: seeded,
         seed_floor,
         first_floor,
+        first_information_floor,
+        pack_apply,
+        pull_apply,
+        disk: [
+            DiskFigure { when: "after the seed upload", disk: disk_after_seed, floor: first_floor + seed_floor },
+            DiskFigure { when: "at the end", disk: disk_at_end, floor: kept.floor },
+        ],
         first_rt_limit: pack_pages + 2,
         first,
         routine,
@@ -923,7 +1133,7 @@ fn print(r: &Results) {
         backend_name(r.backend),
         r.villages
     );
-    println!("run started {}", r.began.format(&Rfc3339).unwrap_or_default());
+    println!("run started {}; {}", r.began.format(&Rfc3339).unwrap_or_default(), r.load_at_start);
     println!(
         "bytes: counted at a TCP proxy on 127.0.0.1 in both directions, HTTP framing included; requests: HTTP request \
          heads parsed at the proxy (Content-Length/chunked framing); rt: `round_trips` from `pilar sync --json` (pack \
@@ -932,20 +1142,24 @@ fn print(r: &Results) {
     );
     println!();
     println!(
-        "first sync, per device (floor {} B = zstd-{ZSTD_LEVEL} of all {n} documents' save() concatenated):",
-        thousands(r.first_floor)
+        "first sync, per device (floor {} B = zstd-{ZSTD_LEVEL} of all {n} documents' save() concatenated; information \
+         floor {} B = zstd-{} of every household's current state as newline-delimited JSON, no history):",
+        thousands(r.first_floor),
+        thousands(r.first_information_floor),
+        floor::INFORMATION_LEVEL
     );
     println!(
-        "{:>6} {:>10} {:>12} {:>7} {:>4} {:>4} {:>7} {:>8} {:>7}  requests",
-        "device", "up", "down", "×floor", "rt", "conn", "s", "server s", "srv cpu"
+        "{:>6} {:>10} {:>12} {:>7} {:>7} {:>4} {:>4} {:>7} {:>8} {:>7}  requests",
+        "device", "up", "down", "×floor", "×info", "rt", "conn", "s", "server s", "srv cpu"
     );
     for (d, x) in r.first.iter().enumerate() {
         println!(
-            "{:>6} {:>10} {:>12} {:>7.3} {:>4} {:>4} {:>7.2} {:>8.3} {:>7}  {}",
+            "{:>6} {:>10} {:>12} {:>7.3} {:>7.3} {:>4} {:>4} {:>7.2} {:>8.3} {:>7}  {}",
             d + 1,
             thousands(x.traffic.up),
             thousands(x.traffic.down),
             ratio(x.traffic.total(), r.first_floor),
+            ratio(x.traffic.total(), r.first_information_floor),
             x.run.round_trips(),
             x.traffic.connections,
             x.run.seconds(),
@@ -957,21 +1171,42 @@ fn print(r: &Results) {
     println!();
     println!(
         "routine sync after {m} edits per device, in sync order (device d also pulls the changes of devices 1..d-1; \
-         full floor = zstd of the changes pushed and pulled):"
+         full floor = zstd-{ZSTD_LEVEL} of the changes pushed and pulled; info = information floor, zstd-{} of the \
+         fields those save actions wrote, one NDJSON line per save: household id, field, value; state lines = zstd-{} \
+         of the whole state lines of the households they changed, for comparison):",
+        floor::INFORMATION_LEVEL,
+        floor::INFORMATION_LEVEL
     );
     println!(
-        "{:>6} {:>8} {:>8} {:>10} {:>10} {:>7} {:>4} {:>6} {:>8} {:>7}  requests",
-        "device", "up", "down", "push floor", "full floor", "×full", "rt", "s", "server s", "srv cpu"
+        "{:>6} {:>8} {:>8} {:>10} {:>10} {:>7} {:>9} {:>9} {:>7} {:>11} {:>4} {:>6} {:>8} {:>7}  requests",
+        "device",
+        "up",
+        "down",
+        "push floor",
+        "full floor",
+        "×full",
+        "push info",
+        "full info",
+        "×info",
+        "state lines",
+        "rt",
+        "s",
+        "server s",
+        "srv cpu"
     );
-    for (d, (x, push_floor, full_floor)) in r.routine.iter().enumerate() {
+    for (d, (x, f)) in r.routine.iter().enumerate() {
         println!(
-            "{:>6} {:>8} {:>8} {:>10} {:>10} {:>7.3} {:>4} {:>6.2} {:>8.3} {:>7}  {}",
+            "{:>6} {:>8} {:>8} {:>10} {:>10} {:>7.3} {:>9} {:>9} {:>7.3} {:>11} {:>4} {:>6.2} {:>8.3} {:>7}  {}",
             d + 1,
             thousands(x.traffic.up),
             thousands(x.traffic.down),
-            thousands(*push_floor),
-            thousands(*full_floor),
-            ratio(x.traffic.total(), *full_floor),
+            thousands(f.push),
+            thousands(f.full),
+            ratio(x.traffic.total(), f.full),
+            thousands(f.push_information),
+            thousands(f.full_information),
+            ratio(x.traffic.total(), f.full_information),
+            thousands(f.full_state_lines),
             x.run.round_trips(),
             x.run.seconds(),
             x.server.as_secs_f64(),
@@ -1003,18 +1238,22 @@ fn print(r: &Results) {
     let rows = summary_rows(r);
     println!();
     println!(
-        "{:<40} {:>9} {:>9} {:>9} {:>9} {:>6} {:>17} {:>3} {:>6} {:>6}  requests",
-        "phase", "up", "down", "total", "floor", "×floor", "target", "rt", "s", "result"
+        "{:<40} {:>9} {:>9} {:>9} {:>9} {:>6} {:>9} {:>6} {:>17} {:>3} {:>6} {:>6}  requests",
+        "phase", "up", "down", "total", "floor", "×floor", "info", "×info", "target", "rt", "s", "result"
     );
     for row in &rows {
         println!(
-            "{:<40} {:>9} {:>9} {:>9} {:>9} {:>6} {:>17} {:>3} {:>6.2} {:>6}  {}",
+            "{:<40} {:>9} {:>9} {:>9} {:>9} {:>6} {:>9} {:>6} {:>17} {:>3} {:>6.2} {:>6}  {}",
             row.phase,
             thousands(row.traffic.up),
             thousands(row.traffic.down),
             thousands(row.traffic.total()),
             row.floor.map(thousands).unwrap_or_else(|| "-".into()),
             row.floor.map(|f| format!("{:.3}", ratio(row.traffic.total(), f))).unwrap_or_else(|| "-".into()),
+            row.information_floor.map(thousands).unwrap_or_else(|| "-".into()),
+            row.information_floor
+                .map(|f| format!("{:.3}", ratio(row.traffic.total(), f)))
+                .unwrap_or_else(|| "-".into()),
             row.target,
             row.round_trips,
             row.seconds,
@@ -1033,7 +1272,7 @@ fn print(r: &Results) {
         n as f64 / seed.server_sync.as_secs_f64().max(1e-9),
         secs(seed.server_cpu),
     );
-    if let Some((x, push_floor, _)) = r.routine.first() {
+    if let Some((x, RoutineFloors { push: push_floor, .. })) = r.routine.first() {
         let (up_head, down_head) = x.traffic.heads();
         let b = &r.breakdown;
         println!(
@@ -1057,7 +1296,7 @@ fn print(r: &Results) {
             x.traffic.count("refresh")
         );
     }
-    let routine_server: Duration = r.routine.iter().map(|(x, _, _)| x.server_sync).sum();
+    let routine_server: Duration = r.routine.iter().map(|(x, _)| x.server_sync).sum();
     println!(
         "routine, one device at a time: {} merges in {:.3} s of the server's sync request time = {:.0} merges/s \
          server-side without contention (pulls included)",
@@ -1129,12 +1368,128 @@ fn print(r: &Results) {
             "(the server's memory only: PostgreSQL's own processes, a throwaway cluster with fsync off, are not counted)"
         );
     }
+    println!();
+    let p = &r.pack_apply;
+    println!(
+        "fresh device, in-process: {} households in {} pack pages through apply_pack_page in {} = {:.0} households/s \
+         (fetched once over HTTP, then each run into a new store; `pilar sync` as a whole process took {} s for the \
+         first device)",
+        thousands(p.households as u64),
+        p.pages,
+        apply::runs_text(p.median(), &p.runs, &p.cpu),
+        p.rate(),
+        r.first.first().map(|x| format!("{:.2}", x.run.seconds())).unwrap_or_else(|| "?".into()),
+    );
+    for pull in &r.pull_apply {
+        println!(
+            "device holding all {n} households, in-process: a response pulling {} changes in {} households through \
+             apply_response in {} = {:.0} changes/s (each run on a fresh copy of the store)",
+            thousands(pull.changes as u64),
+            thousands(pull.households as u64),
+            apply::runs_text(pull.median(), &pull.runs, &pull.cpu),
+            pull.rate()
+        );
+    }
+    for d in &r.disk {
+        println!(
+            "server on disk {}: {} B ({}) beside its floor {} B (zstd-{ZSTD_LEVEL} of every document's save() plus \
+             zstd-{ZSTD_LEVEL} of every change in the feed) = {:.2}×",
+            d.when,
+            thousands(d.disk.bytes),
+            d.disk.detail,
+            thousands(d.floor),
+            ratio(d.disk.bytes, d.floor)
+        );
+    }
     let missed: Vec<&str> = rows.iter().filter(|row| row.pass == Some(false)).map(|row| row.phase.as_str()).collect();
     if missed.is_empty() {
         println!("all targets met");
     } else {
         println!("targets MISSED: {}", missed.join("; "));
     }
+    println!();
+    println!("issue 15 targets (printed, never the exit code):");
+    let goals = issue15_goals(r);
+    for goal in &goals {
+        println!("{:<58} {:>44}  target {:<10} {}", goal.key, goal.value, goal.target, verdict(goal.pass));
+    }
+    let missed: Vec<&str> = goals.iter().filter(|g| g.pass == Some(false)).map(|g| g.key.as_str()).collect();
+    if missed.is_empty() {
+        println!("issue 15: all targets met");
+    } else {
+        println!("issue 15: targets MISSED: {}", missed.join("; "));
+    }
+}
+
+/// One figure of issue 15 beside its target.
+struct Goal {
+    /// The figure, the same on every backend (the side-by-side table matches goals by it).
+    key: String,
+    value: String,
+    target: String,
+    pass: Option<bool>,
+}
+
+/// The figures issue 15 sets targets for, measured in this run.
+fn issue15_goals(r: &Results) -> Vec<Goal> {
+    let (_, k, _, _) = r.settings;
+    let mut goals = Vec::new();
+    let information = r.first_information_floor;
+    let mut first = |key: String, x: &Measured| {
+        let times = ratio(x.traffic.total(), information);
+        goals.push(Goal {
+            key,
+            value: format!("{times:.2} ({} B)", thousands(x.traffic.total())),
+            target: format!("≤ {FIRST_INFORMATION_TARGET}"),
+            pass: Some(times <= FIRST_INFORMATION_TARGET),
+        });
+    };
+    if let Some(x) = r.first.first() {
+        first("first sync bytes ÷ information floor, device 1".into(), x);
+    }
+    if let Some(x) = r.first.iter().max_by_key(|x| x.traffic.total()) {
+        first(format!("first sync bytes ÷ information floor, largest of {k}"), x);
+    }
+    let p = &r.pack_apply;
+    goals.push(Goal {
+        key: "first sync: households/s applied on a fresh device".into(),
+        value: format!(
+            "{}/s ({:.3} s; {}/s of CPU)",
+            thousands(p.rate().round() as u64),
+            p.median().as_secs_f64(),
+            thousands(p.cpu_rate().round() as u64)
+        ),
+        target: format!("≥ {}", thousands(apply::PACK_TARGET as u64)),
+        pass: Some(p.rate() >= apply::PACK_TARGET),
+    });
+    for pull in &r.pull_apply {
+        goals.push(Goal {
+            key: format!("pulled changes applied/s ({} changes)", thousands(pull.changes as u64)),
+            value: format!(
+                "{}/s ({:.3} s; {}/s of CPU)",
+                thousands(pull.rate().round() as u64),
+                pull.median().as_secs_f64(),
+                thousands(pull.cpu_rate().round() as u64)
+            ),
+            target: format!("≥ {}", thousands(apply::PULL_TARGET as u64)),
+            pass: Some(pull.rate() >= apply::PULL_TARGET),
+        });
+    }
+    goals.push(Goal {
+        key: "server peak memory (VmHWM), whole sync run".into(),
+        value: r.memory.as_ref().map(|m| mib(m.peak)).unwrap_or_else(|| "?".into()),
+        target: "≤ 100 MB".into(),
+        pass: r.memory.as_ref().map(|m| m.peak <= MEMORY_TARGET),
+    });
+    for d in &r.disk {
+        goals.push(Goal {
+            key: format!("server disk ÷ its floor, {}", d.when),
+            value: format!("{:.2} ({} B)", ratio(d.disk.bytes, d.floor), thousands(d.disk.bytes)),
+            target: format!("≤ {DISK_TARGET}"),
+            pass: Some(ratio(d.disk.bytes, d.floor) <= DISK_TARGET),
+        });
+    }
+    goals
 }
 
 /// `; PostgreSQL CPU 0.80 s (servers and PostgreSQL together 1.7 of 2 cores)`, or nothing on
@@ -1157,6 +1512,8 @@ struct Row {
     phase: String,
     traffic: Traffic,
     floor: Option<u64>,
+    /// The information floor of the same bytes ([`floor`]).
+    information_floor: Option<u64>,
     target: String,
     pass: Option<bool>,
     round_trips: u64,
@@ -1172,6 +1529,7 @@ fn summary_rows(r: &Results) -> Vec<Row> {
         phase: format!("seed upload ({n} new households)"),
         traffic: r.seed.traffic.clone(),
         floor: Some(r.seed_floor),
+        information_floor: Some(r.first_information_floor),
         target: "side figure".into(),
         pass: None,
         round_trips: r.seed.run.round_trips(),
@@ -1183,6 +1541,7 @@ fn summary_rows(r: &Results) -> Vec<Row> {
         phase,
         traffic: x.traffic.clone(),
         floor: Some(r.first_floor),
+        information_floor: Some(r.first_information_floor),
         target: format!("≤1.3×, rt≤{}", r.first_rt_limit),
         pass: Some(ratio(x.traffic.total(), r.first_floor) <= 1.3 && x.run.round_trips() <= r.first_rt_limit),
         round_trips: x.run.round_trips(),
@@ -1195,11 +1554,12 @@ fn summary_rows(r: &Results) -> Vec<Row> {
     if let Some(x) = r.first.iter().max_by_key(|x| x.traffic.total()) {
         rows.push(first_row(format!("first sync, largest of {k}"), x));
     }
-    let routine_row = |key: String, phase: String, x: &Measured, floor: u64| Row {
+    let routine_row = |key: String, phase: String, x: &Measured, floor: u64, information_floor: u64| Row {
         key,
         phase,
         traffic: x.traffic.clone(),
         floor: Some(floor),
+        information_floor: Some(information_floor),
         target: "≤1.5×+1KB, 1 sync".into(),
         pass: Some(
             x.traffic.total() as f64 <= 1.5 * floor as f64 + KB as f64
@@ -1210,25 +1570,23 @@ fn summary_rows(r: &Results) -> Vec<Row> {
         seconds: x.run.seconds(),
         rate: None,
     };
-    if let Some((x, push_floor, _)) = r.routine.first() {
+    if let Some((x, f)) = r.routine.first() {
         let phase = format!("routine, push only ({m} edits, dev 1)");
-        rows.push(routine_row(phase.clone(), phase, x, *push_floor));
+        rows.push(routine_row(phase.clone(), phase, x, f.push, f.push_information));
     }
     // Devices 2..K also pull the changes of the devices that synced before them.
-    let worst = r
-        .routine
-        .iter()
-        .enumerate()
-        .skip(1)
-        .max_by(|(_, a), (_, b)| ratio(a.0.traffic.total(), a.2).total_cmp(&ratio(b.0.traffic.total(), b.2)));
-    if let Some((d, (x, _, full_floor))) = worst {
+    let worst =
+        r.routine.iter().enumerate().skip(1).max_by(|(_, a), (_, b)| {
+            ratio(a.0.traffic.total(), a.1.full).total_cmp(&ratio(b.0.traffic.total(), b.1.full))
+        });
+    if let Some((d, (x, f))) = worst {
         let (key, phase) =
             ("routine, with pulls (worst)".to_string(), format!("routine, with pulls (worst: device {})", d + 1));
-        rows.push(routine_row(key, phase, x, *full_floor));
+        rows.push(routine_row(key, phase, x, f.full, f.full_information));
     }
-    if let Some((x, _, full_floor)) = r.routine.last().filter(|_| k > 1) {
+    if let Some((x, f)) = r.routine.last().filter(|_| k > 1) {
         let phase = format!("routine, with pulls (device {k})");
-        rows.push(routine_row(phase.clone(), phase, x, *full_floor));
+        rows.push(routine_row(phase.clone(), phase, x, f.full, f.full_information));
     }
     if let Some(x) = r.idle.iter().max_by_key(|x| x.traffic.total()) {
         rows.push(Row {
@@ -1236,6 +1594,7 @@ fn summary_rows(r: &Results) -> Vec<Row> {
             phase: format!("idle sync (largest of {k})"),
             traffic: x.traffic.clone(),
             floor: None,
+            information_floor: None,
             target: "<1KB".into(),
             pass: Some(x.traffic.total() < KB),
             round_trips: x.run.round_trips(),
@@ -1249,6 +1608,7 @@ fn summary_rows(r: &Results) -> Vec<Row> {
         phase: format!("{k} batches at once, server ({} merges, {:.0}/s)", c.merges, c.push_rate()),
         traffic: c.push_traffic.clone(),
         floor: None,
+        information_floor: None,
         target: "≥1000 merges/s".into(),
         pass: Some(c.push_rate() >= 1000.0),
         round_trips: k as u64,
@@ -1260,6 +1620,7 @@ fn summary_rows(r: &Results) -> Vec<Row> {
         phase: format!("then {k} `pilar sync` at once (replays applied)"),
         traffic: c.traffic.clone(),
         floor: None,
+        information_floor: None,
         target: "-".into(),
         pass: None,
         round_trips: c.runs.iter().map(SyncRun::round_trips).sum(),
@@ -1272,6 +1633,7 @@ fn summary_rows(r: &Results) -> Vec<Row> {
             phase: format!("{k} batches at once, {} servers ({} merges, {:.0}/s)", x.servers, x.merges, x.rate()),
             traffic: x.traffic.clone(),
             floor: None,
+            information_floor: None,
             target: "≥1000 merges/s".into(),
             pass: Some(x.rate() >= 1000.0),
             round_trips: k as u64,
@@ -1303,10 +1665,10 @@ fn print_side_by_side(all: &[Results], note: Option<&str>) {
     if let Some(note) = note {
         println!("{note}");
     }
-    let mut head = vec!["sync".to_string(), "floor (B)".into()];
+    let mut head = vec!["sync".to_string(), "floor (B)".into(), "info floor (B)".into()];
     for (backend, _) in &tables {
         let name = backend_name(*backend);
-        head.extend([format!("{name} total (B)"), "× floor".into(), format!("{name} s")]);
+        head.extend([format!("{name} total (B)"), "× floor".into(), "× info".into(), format!("{name} s")]);
     }
     head.extend(["requests".to_string(), "target".into(), "met".into()]);
     println!("| {} |", head.join(" | "));
@@ -1314,7 +1676,11 @@ fn print_side_by_side(all: &[Results], note: Option<&str>) {
     for key in keys {
         let found: Vec<Option<&Row>> = tables.iter().map(|(_, rows)| rows.iter().find(|r| r.key == key)).collect();
         let Some(any) = found.iter().flatten().next() else { continue };
-        let mut cells = vec![key.to_string(), any.floor.map(thousands).unwrap_or_else(|| "–".into())];
+        let mut cells = vec![
+            key.to_string(),
+            any.floor.map(thousands).unwrap_or_else(|| "–".into()),
+            any.information_floor.map(thousands).unwrap_or_else(|| "–".into()),
+        ];
         for row in &found {
             match row {
                 Some(row) => {
@@ -1322,15 +1688,17 @@ fn print_side_by_side(all: &[Results], note: Option<&str>) {
                         Some(rate) => format!("{:.2} ({}/s)", row.seconds, thousands(rate.round() as u64)),
                         None => format!("{:.2}", row.seconds),
                     };
+                    let times = |floor: Option<u64>| {
+                        floor.map(|f| format!("{:.2}", ratio(row.traffic.total(), f))).unwrap_or_else(|| "–".into())
+                    };
                     cells.extend([
                         thousands(row.traffic.total()),
-                        row.floor
-                            .map(|f| format!("{:.2}", ratio(row.traffic.total(), f)))
-                            .unwrap_or_else(|| "–".into()),
+                        times(row.floor),
+                        times(row.information_floor),
                         seconds,
                     ]);
                 }
-                None => cells.extend(["–".to_string(), "–".into(), "–".into()]),
+                None => cells.extend(["–".to_string(), "–".into(), "–".into(), "–".into()]),
             }
         }
         let mut requests: Vec<String> = found.iter().flatten().map(|r| r.traffic.requests_text()).collect();
@@ -1338,6 +1706,35 @@ fn print_side_by_side(all: &[Results], note: Option<&str>) {
         cells.push(requests.join(" / "));
         cells.push(any.target.clone());
         let verdicts: Vec<&str> = found.iter().flatten().map(|r| verdict(r.pass)).collect();
+        cells.push(if verdicts.iter().all(|v| *v == verdicts[0]) {
+            verdicts[0].to_string()
+        } else {
+            verdicts.join(" / ")
+        });
+        println!("| {} |", cells.join(" | "));
+    }
+    println!();
+    let goals: Vec<(Backend, Vec<Goal>)> = all.iter().map(|r| (r.backend, issue15_goals(r))).collect();
+    let mut head = vec!["issue 15 figure".to_string()];
+    head.extend(goals.iter().map(|(backend, _)| backend_name(*backend).to_string()));
+    head.extend(["target".to_string(), "met".into()]);
+    println!("| {} |", head.join(" | "));
+    println!("|{}", "---|".repeat(head.len()));
+    let mut keys: Vec<&str> = Vec::new();
+    for (_, list) in &goals {
+        for goal in list {
+            if !keys.contains(&goal.key.as_str()) {
+                keys.push(&goal.key);
+            }
+        }
+    }
+    for key in keys {
+        let found: Vec<Option<&Goal>> = goals.iter().map(|(_, list)| list.iter().find(|g| g.key == key)).collect();
+        let Some(any) = found.iter().flatten().next() else { continue };
+        let mut cells = vec![key.to_string()];
+        cells.extend(found.iter().map(|g| g.map(|g| g.value.clone()).unwrap_or_else(|| "–".into())));
+        cells.push(any.target.clone());
+        let verdicts: Vec<&str> = found.iter().flatten().map(|g| verdict(g.pass)).collect();
         cells.push(if verdicts.iter().all(|v| *v == verdicts[0]) {
             verdicts[0].to_string()
         } else {
