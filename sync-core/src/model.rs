@@ -358,6 +358,12 @@ impl Household {
         self.doc.save()
     }
 
+    /// The full document without Automerge's DEFLATE of large columns: a snapshot pack page
+    /// compresses many of these as one zstd stream, which finds what DEFLATE hides.
+    pub fn save_nocompress(&self) -> Vec<u8> {
+        self.doc.save_nocompress()
+    }
+
     /// The document's current heads: the version a review approves, and what a peer compares.
     pub fn heads(&self) -> Vec<ChangeHash> {
         self.doc.get_heads()
