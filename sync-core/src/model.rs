@@ -329,6 +329,21 @@ impl Household {
         Ok(household)
     }
 
+    /// Build a household from changes known to be well-formed: a snapshot pack's, rebuilt from
+    /// its rows and checked against the server's heads (the same trust as a pack's document,
+    /// which is loaded as it is). Changes from anywhere else go through [`Household::from_changes`].
+    pub fn from_trusted_changes(
+        id: HouseholdId,
+        changes: Vec<Change>,
+        device: DeviceId,
+    ) -> Result<Household, ModelError> {
+        let mut doc = Automerge::new().with_actor(device.actor());
+        doc.apply_changes(changes)?;
+        let household = Household { id, doc };
+        household.check_layout()?;
+        Ok(household)
+    }
+
     /// An empty document to apply a new household's first changes to (the server's view of a
     /// household it has not seen yet); check [`Household::check_layout`] after applying.
     pub fn empty(id: HouseholdId, device: DeviceId) -> Household {
