@@ -314,14 +314,23 @@ impl CompactPageBuilder {
         i
     }
 
-    /// Add a household from its stored document. A document that does not load is an error (the
-    /// caller decides); one whose changes rows cannot carry goes whole.
-    pub fn push(&mut self, id: HouseholdId, document: &[u8]) -> Result<(), automerge::AutomergeError> {
-        let doc = Automerge::load(document)?;
+    /// Add a household from its stored document. One whose changes rows cannot carry goes whole,
+    /// and so does one that does not load (with no heads in the digest): the device lists it for
+    /// repair, as it does a format-1 page's.
+    pub fn push(&mut self, id: HouseholdId, document: &[u8]) {
+        let Ok(doc) = Automerge::load(document) else {
+            digest_household(&mut self.hasher, id, &mut []);
+            self.households.push(CompactHousehold {
+                id: Some(id),
+                changes: Vec::new(),
+                document: Some(ByteBuf::from(document.to_vec())),
+            });
+            return;
+        };
         let mut heads = doc.get_heads();
         digest_household(&mut self.hasher, id, &mut heads);
         let changes = doc.get_changes(&[]);
-        // Rows are built on copies of the builder's state, kept only if every change fits.
+        // Rows are built on the builder's state, rolled back unless every change fits.
         let (actors_before, last_time_before) = (self.actors.len(), self.last_time);
         match self.rows(&changes) {
             Some(rows) => {
@@ -340,7 +349,6 @@ impl CompactPageBuilder {
                 });
             }
         }
-        Ok(())
     }
 
     /// The rows of a document's changes, or `None` when one of them cannot be carried exactly.
@@ -515,9 +523,8 @@ impl CompactPackPage {
         for household in &self.households {
             if let Some(document) = &household.document {
                 let id = household.id.ok_or_else(|| PackError::Malformed("a document without its household".into()))?;
-                let mut heads = Automerge::load(document)
-                    .map_err(|_| PackError::Malformed("a document does not load".into()))?
-                    .get_heads();
+                // A document that does not load is stored for repair, as from a format-1 page.
+                let mut heads = Automerge::load(document).map(|d| d.get_heads()).unwrap_or_default();
                 digest_household(&mut hasher, id, &mut heads);
                 out.push(Unpacked::Document { id, document: document.to_vec() });
                 continue;
