@@ -163,6 +163,25 @@ pub fn apply_response(
     let tx = store.write()?;
     for pull in &response.pull {
         let changes: Vec<Vec<u8>> = pull.changes.iter().map(|c| c.to_vec()).collect();
+        // Into the household's log without loading its document when it can; else the slow way.
+        let appended = match tx.append_received(pull.household, &pull.village, &changes, now) {
+            Ok(appended) => appended,
+            Err(StoreError::Model(e)) => {
+                let village = tx.village_of(pull.household)?.unwrap_or_else(|| pull.village.clone());
+                tx.mark_repair(pull.household, &village, &crate::store::damage_reason(&e), now)?;
+                outcome.repairs += 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(appended) = appended {
+            if appended.applied > 0 {
+                outcome.received += appended.applied;
+                outcome.households_changed += 1;
+                outcome.new_conflicts += appended.new_conflicts;
+            }
+            continue;
+        }
         match tx.receive(pull.household, &changes) {
             Ok(None) => {}
             Ok(Some(received)) => {
@@ -248,6 +267,8 @@ pub fn apply_compact_pack_page(
     for household in households {
         let id = household.id();
         let stored = match household {
+            // New here and nothing unsent: stored from its changes as they are.
+            Unpacked::Changes { id, changes } if tx.store_new_from_changes(id, &page.village, &changes, now)? => Ok(0),
             Unpacked::Changes { id, changes } => tx.merge_changes(id, &page.village, changes, now),
             Unpacked::Document { id, document } => tx.merge_document(id, &page.village, &document, now),
         };
