@@ -489,8 +489,8 @@ impl Case {
                     return;
                 };
                 self.stats.saves += 1;
-                // Only writes that took effect are tracked: a save of the value a field already
-                // holds (alone) writes nothing there.
+                // Only writes that took effect are tracked: a save writes every answer it names,
+                // even unchanged (a confirmation), but clearing an empty field writes nothing.
                 let household = self.devices[d].store.load(id).expect("load the saved household").household;
                 let effective: Vec<(FieldPath, FieldValue)> = writes
                     .into_iter()

@@ -350,6 +350,11 @@ pub fn add_household_with_ids(
 }
 
 /// Apply one save action to an existing household: answers, members, a visit.
+///
+/// Every answer the save carries is the enumerator's confirmation and is written even when the
+/// field already holds it ([`Edits::confirmed`] is set here, whatever the caller passed): a visit
+/// that re-enters a value a colleague changed at the same time leaves both values as a conflict.
+/// Fields the save does not name are not written.
 pub fn save(
     store: &mut DeviceStore,
     form: &FormDefinition,
@@ -379,6 +384,7 @@ pub fn save(
         return Err(EntryError::FormMismatch { household_form, device_form: form.key() });
     }
     let mut derived = edits.clone();
+    derived.confirmed = true;
     derive_ages(&mut derived, now.date());
     let edits = &derived;
     let touched = touched_by(edits);

@@ -25,7 +25,7 @@ mod replay;
 mod supervise;
 mod untrusted;
 
-pub use attribution::{Attributed, FieldChange, Writer};
+pub use attribution::{Attributed, FieldChange, Writer, values_disagree};
 pub use combine::{Combined, Disagreement, Fold, MERGE_ACTION, MERGE_FOLD_ACTION};
 pub use edit::{Edits, NewVisit};
 pub use inspect::{Place, RecordKeys, Write, WrittenOp};
@@ -523,13 +523,16 @@ impl Household {
         Ok(count)
     }
 
-    /// Every value a field holds right now: one when settled, several when concurrent edits
-    /// conflict (the one shown today first). Each comes with the user, device and time that wrote it.
+    /// Every value a field holds right now: one when settled, several after concurrent writes
+    /// (the one shown today first), which conflict when they differ ([`values_disagree`]). Each
+    /// comes with the user, device and time that wrote it.
     pub fn field_values(&self, path: &FieldPath) -> Result<Vec<Attributed>, ModelError> {
         attribution::field_values(&self.doc, path)
     }
 
-    /// Every field that holds more than one concurrent value.
+    /// Every field whose concurrent values differ ([`values_disagree`]): the one place conflicts
+    /// are computed, so the device's lists, `pilar show`, the server's facts, its inbox and the
+    /// approval check agree. Equal concurrent values are no conflict.
     pub fn conflicts(&self) -> Vec<(FieldPath, Vec<Attributed>)> {
         attribution::conflicts(&self.doc)
     }

@@ -303,7 +303,7 @@ pub struct HouseholdBrief {
     pub last_visit_by: Option<String>,
     /// When (RFC 3339).
     pub last_visit_at: Option<String>,
-    /// Open conflicts (fields with several values, and merge disagreements).
+    /// Open conflicts (fields whose concurrent values differ, and merge disagreements).
     pub conflicts: u32,
 }
 

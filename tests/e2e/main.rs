@@ -13,6 +13,7 @@ mod offline_session;
 mod packs;
 mod postgres;
 mod readme;
+mod reconfirm;
 mod refresh_retry;
 mod roster;
 mod server_lifecycle;

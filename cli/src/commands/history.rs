@@ -5,7 +5,7 @@ use crate::render::{cell, line, local_time, table};
 use anyhow::{Result, bail};
 use std::path::Path;
 use sync_core::form::{FormDefinition, Scope};
-use sync_core::model::{FieldPath, MEMBER_REMOVAL_KEYS, VISIT_KEYS};
+use sync_core::model::{FieldPath, MEMBER_REMOVAL_KEYS, VISIT_KEYS, values_disagree};
 
 /// Arguments of `pilar history`.
 #[derive(clap::Args)]
@@ -65,7 +65,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         .collect();
     println!("history of {}:", line(&path));
     table(&["AT", "USER", "DEVICE", "VALUE"], &rows);
-    if current.len() > 1 {
+    if values_disagree(&current) {
         println!("CONFLICT: {} concurrent values right now; a new value resolves them", current.len());
     }
     Ok(())

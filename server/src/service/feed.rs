@@ -39,28 +39,79 @@ pub fn append(
     entries: &[Entry<'_>],
     received_at: OffsetDateTime,
 ) -> Result<u64, StorageError> {
-    let head = tx.lock_feed_head(village)?;
-    let mut next = head;
-    for entry in entries {
-        let change = NewChange {
-            position: next + 1,
-            hash: entry.hash,
-            household: entry.household,
-            village,
-            device: entry.device,
-            user: entry.user,
-            bytes: entry.bytes,
-            received_at,
-        };
-        // A change already stored keeps its position and takes none: positions stay gapless.
-        if tx.insert_change(&change)? {
-            next += 1;
+    let mut appender = Appender::default();
+    let head = appender.append(tx, village, entries, received_at)?;
+    appender.flush(tx)?;
+    Ok(head)
+}
+
+/// Many appends in one transaction (a sync request's households): each village's head is locked
+/// and read once and written once, at [`Appender::flush`], instead of three statements per
+/// household. Until it is flushed the heads it moved exist only here, so nothing else in the
+/// transaction may append (or read a head) in between: flush first.
+#[derive(Debug, Default)]
+pub struct Appender {
+    /// Per village locked: (head as stored, head after the appends so far).
+    heads: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+impl Appender {
+    /// Lock these villages' heads now, in sorted order, so two transactions over the same villages
+    /// queue instead of each holding one head and waiting for the other.
+    pub fn lock<'a>(tx: &mut dyn Tx, villages: impl IntoIterator<Item = &'a str>) -> Result<Appender, StorageError> {
+        let sorted: std::collections::BTreeSet<&str> = villages.into_iter().collect();
+        let mut appender = Appender::default();
+        for village in sorted {
+            let head = tx.lock_feed_head(village)?;
+            appender.heads.insert(village.to_string(), (head, head));
         }
+        Ok(appender)
     }
-    if next != head {
-        tx.set_feed_head(village, next)?;
+
+    /// [`append`] without writing the head yet (a village not locked yet is locked now).
+    pub fn append(
+        &mut self,
+        tx: &mut dyn Tx,
+        village: &str,
+        entries: &[Entry<'_>],
+        received_at: OffsetDateTime,
+    ) -> Result<u64, StorageError> {
+        let next = match self.heads.get_mut(village) {
+            Some((_, next)) => next,
+            None => {
+                let head = tx.lock_feed_head(village)?;
+                &mut self.heads.entry(village.to_string()).or_insert((head, head)).1
+            }
+        };
+        for entry in entries {
+            let change = NewChange {
+                position: *next + 1,
+                hash: entry.hash,
+                household: entry.household,
+                village,
+                device: entry.device,
+                user: entry.user,
+                bytes: entry.bytes,
+                received_at,
+            };
+            // A change already stored keeps its position and takes none: positions stay gapless.
+            if tx.insert_change(&change)? {
+                *next += 1;
+            }
+        }
+        Ok(*next)
     }
-    Ok(next)
+
+    /// Write every head that moved (the locks stay held until the transaction ends); afterwards
+    /// the next append reads the heads again.
+    pub fn flush(&mut self, tx: &mut dyn Tx) -> Result<(), StorageError> {
+        for (village, (stored, next)) in std::mem::take(&mut self.heads) {
+            if next != stored {
+                tx.set_feed_head(&village, next)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One read of a village's feed after a cursor.

@@ -81,11 +81,11 @@ impl Service {
     }
 }
 
-/// After a sync stored new changes of `household`: if it was folded into another, fold what is
-/// new into the survivor (as the supervisor who asked for the fold, under the same server-side
-/// device), in the same transaction.
-pub(super) fn refold(tx: &mut dyn Tx, household: HouseholdId, now: OffsetDateTime) -> Result<(), StorageError> {
-    let Some(row) = tx.fold_of(household)? else { return Ok(()) };
+/// After a sync stored new changes of a household folded into another (`row`, its fold): fold
+/// what is new into the survivor (as the supervisor who asked for the fold, under the same
+/// server-side device), in the same transaction.
+pub(super) fn refold(tx: &mut dyn Tx, row: FoldRow, now: OffsetDateTime) -> Result<(), StorageError> {
+    let household = row.retired;
     let fold: Fold =
         serde_json::from_str(&row.fold).map_err(|e| corrupt(format!("stored fold is not readable: {e}")))?;
     let editor = Editor { user: row.user, device: row.device, now };

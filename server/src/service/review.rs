@@ -8,7 +8,9 @@ use super::{Service, corrupt, load_for_edit, store_edit};
 use crate::storage::{FactsRow, ReadTx, StorageError, Transactions};
 use std::collections::{BTreeMap, HashMap};
 use sync_core::form::{FormDefinition, Scope};
-use sync_core::model::{Attributed, DeviceId, Editor, FieldPath, Household, HouseholdId, ReviewDecision, ReviewStatus};
+use sync_core::model::{
+    Attributed, DeviceId, Editor, FieldPath, Household, HouseholdId, ReviewDecision, ReviewStatus, values_disagree,
+};
 use sync_core::protocol::{ConflictItem, ConflictValue, HouseholdBrief};
 use sync_core::value::FieldValue;
 
@@ -292,14 +294,15 @@ impl Service {
                 return Err(StorageError::Stale(note));
             }
             let text = path.to_string();
-            let mut values: Vec<FieldValue> =
-                household.field_values(path).unwrap_or_default().into_iter().map(|a| a.value).collect();
+            let attributed = household.field_values(path).unwrap_or_default();
+            let in_conflict = values_disagree(&attributed);
+            let mut values: Vec<FieldValue> = attributed.into_iter().map(|a| a.value).collect();
             let mut others = Vec::new();
             for row in tx.open_disagreements(Some(id))?.into_iter().filter(|r| r.path == text) {
                 let other: Attributed = from_json(&row.other)?;
                 others.push(other.value);
             }
-            if values.len() < 2 && others.is_empty() {
+            if !in_conflict && others.is_empty() {
                 return Err(StorageError::Stale(format!(
                     "{text} of household {id} is not in conflict (any more); list open conflicts with `pilar conflicts`"
                 )));

@@ -12,7 +12,7 @@ use super::scope::SyncCaller;
 use super::{Service, corrupt, feed, fold};
 use crate::storage::{HouseholdWrite, ReadTx, StorageError, StoredResponse, Transactions, Tx};
 use serde_bytes::ByteBuf;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use sync_core::form::FormDefinition;
 use sync_core::model::{Household, HouseholdId};
 use sync_core::sync::{
@@ -368,17 +368,11 @@ pub(super) fn commit(
     // appending to any: two requests over the same villages then queue instead of each holding one
     // head and waiting for the other (a deadlock PostgreSQL ends only after a second, then runs
     // one again). A decision made again below locks its village when it appends, as before.
-    let villages: BTreeSet<&str> = decisions
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|d| match &d.outcome {
-            Outcome::Store { village, .. } => Some(village.as_str()),
-            _ => None,
-        })
-        .collect();
-    for village in villages {
-        tx.lock_feed_head(village)?;
-    }
+    let villages = decisions.unwrap_or_default().iter().filter_map(|d| match &d.outcome {
+        Outcome::Store { village, .. } => Some(village.as_str()),
+        _ => None,
+    });
+    let mut appender = feed::Appender::lock(tx, villages)?;
     for (i, push) in request.push.iter().enumerate() {
         let made_again;
         let decided = match decisions.and_then(|d| d.get(i)) {
@@ -400,7 +394,7 @@ pub(super) fn commit(
                         bytes,
                     })
                     .collect();
-                let position = feed::append(tx, village, &entries, now)?;
+                let position = appender.append(tx, village, &entries, now)?;
                 tx.put_household(&HouseholdWrite {
                     id: push.household,
                     village,
@@ -410,8 +404,11 @@ pub(super) fn commit(
                     at: now,
                 })?;
                 // Work that reaches a household folded into another is folded into its survivor
-                // now, so the pull below already carries it.
-                fold::refold(tx, push.household, now)?;
+                // now, so the pull below already carries it (the fold appends too: heads first).
+                if let Some(folded) = tx.fold_of(push.household)? {
+                    appender.flush(tx)?;
+                    fold::refold(tx, folded, now)?;
+                }
                 response.acknowledged += push.changes.len() as u32;
             }
             Outcome::Known => response.acknowledged += push.changes.len() as u32,
@@ -423,6 +420,7 @@ pub(super) fn commit(
             }),
         }
     }
+    appender.flush(tx)?;
     pull(tx, caller, request, max_changes, &mut response)?;
     let body = sync_core::sync::encode(&response);
     remember(tx, caller, request, &body, now)?;

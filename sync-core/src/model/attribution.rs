@@ -93,6 +93,14 @@ fn values_at(doc: &Automerge, obj: &ObjId, key: &str) -> Vec<Attributed> {
         .collect()
 }
 
+/// Whether concurrent values are a conflict: at least two of them differ. Two devices that wrote
+/// the same value at once (two enumerators confirming one answer) agree, and a supervisor has
+/// nothing to decide; their writers stay in [`field_values`](super::Household::field_values) and
+/// the field's history.
+pub fn values_disagree(values: &[Attributed]) -> bool {
+    values.split_first().is_some_and(|(first, rest)| rest.iter().any(|a| a.value != first.value))
+}
+
 pub(super) fn field_values(doc: &Automerge, path: &FieldPath) -> Result<Vec<Attributed>, ModelError> {
     Ok(match locate(doc, path)? {
         Some((obj, key)) => values_at(doc, &obj, &key),
@@ -104,10 +112,14 @@ pub(super) fn conflicts(doc: &Automerge) -> Vec<(FieldPath, Vec<Attributed>)> {
     let Ok(roots) = root_objects(doc) else { return Vec::new() };
     let mut out = Vec::new();
     let mut scan = |obj: &ObjId, make: &dyn Fn(String) -> FieldPath, skip: &[&str]| {
-        // One pass that flags keys holding several values; only those are read in full.
+        // One pass that flags keys holding several values; only those are read in full, and
+        // listed when their values differ.
         for item in doc.map_range(obj, ..) {
             if item.conflict && !skip.contains(&item.key.as_ref()) {
-                out.push((make(item.key.to_string()), values_at(doc, obj, &item.key)));
+                let values = values_at(doc, obj, &item.key);
+                if values_disagree(&values) {
+                    out.push((make(item.key.to_string()), values));
+                }
             }
         }
     };

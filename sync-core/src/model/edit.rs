@@ -26,6 +26,12 @@ pub struct Edits {
     /// Review fields to set or clear (`status`, `approved_heads`...): supervisors only; the server
     /// refuses an enumerator's change that writes here.
     pub review: BTreeMap<String, Option<FieldValue>>,
+    /// Whether the values set in `answers` and `edit_members` are a person's confirmations (a
+    /// visit's answers, a correction naming the field): each is written even when the field
+    /// already holds it, so a colleague's concurrent different value becomes a conflict instead of
+    /// silently winning. Without it (roster updates, folds, resolutions) an unchanged value writes
+    /// nothing. Fields the edits do not name are never written either way.
+    pub confirmed: bool,
 }
 
 impl Edits {
@@ -77,20 +83,27 @@ pub(super) fn commit_options(editor: &Editor, action: &str) -> CommitOptions {
     CommitOptions::default().with_message(message).with_time(millis)
 }
 
-/// Set `key` to `value` unless it already holds exactly that single value. A put over several
-/// concurrent values resolves the conflict, so conflicting keys are always written.
-fn put_if_changed<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str, value: &FieldValue) -> Result<(), ModelError> {
+/// Set `key` to `value`. A key already holding only that value is left alone, unless `confirm`.
+fn put_value<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    key: &str,
+    value: &FieldValue,
+    confirm: bool,
+) -> Result<(), ModelError> {
     let current = tx.get_all(obj, key)?;
-    let same = current.len() == 1 && to_field_value(&current[0].0).as_ref() == Some(value);
-    if !same {
-        if current.len() > 1 {
-            // Automerge 0.12 records a put of the value that already wins a conflict as deletions
-            // of the other values only: the resolution would not be a write of its own, and a
-            // concurrent edit would silently replace it. Clearing first makes it a real put.
-            tx.delete(obj, key)?;
-        }
-        tx.put(obj, key, scalar(value))?;
+    let holds_value = !current.is_empty() && current.iter().all(|(v, _)| to_field_value(v).as_ref() == Some(value));
+    if holds_value && !confirm {
+        return Ok(());
     }
+    if current.len() > 1 || holds_value {
+        // Automerge 0.12 turns a put of the value a key already shows into nothing (one value
+        // there) or into deletions of the other values only (several): neither is a write of its
+        // own, so a concurrent different value would silently replace the confirmation or the
+        // resolution. Clearing first makes it a real put, concurrent with a colleague's.
+        tx.delete(obj, key)?;
+    }
+    tx.put(obj, key, scalar(value))?;
     Ok(())
 }
 
@@ -99,9 +112,12 @@ fn set_or_clear<T: Transactable>(
     obj: &ObjId,
     key: &str,
     value: &Option<FieldValue>,
+    confirm: bool,
 ) -> Result<(), ModelError> {
     match value {
-        Some(v) => put_if_changed(tx, obj, key, v),
+        Some(v) => put_value(tx, obj, key, v, confirm),
+        // A confirmed absence writes nothing: there is no value to write, and a deletion of
+        // nothing is no change.
         None => {
             if !tx.get_all(obj, key)?.is_empty() {
                 tx.delete(obj, key)?;
@@ -128,7 +144,7 @@ pub(super) fn write<T: Transactable>(
     let roots = root_objects(&*tx).map_err(|detail| ModelError::Layout { household, detail })?;
     let now = super::rfc3339_seconds(editor.now);
     for (k, v) in &edits.answers {
-        set_or_clear(tx, &roots["answers"], k, v)?;
+        set_or_clear(tx, &roots["answers"], k, v, edits.confirmed)?;
     }
     for (id, answers) in &edits.add_members {
         let obj = tx.put_object(&roots["members"], id.to_string().as_str(), ObjType::Map)?;
@@ -142,7 +158,7 @@ pub(super) fn write<T: Transactable>(
         let obj = member_obj(tx, &roots["members"], *id)?;
         for (k, v) in answers {
             if !MEMBER_REMOVAL_KEYS.contains(&k.as_str()) {
-                set_or_clear(tx, &obj, k, v)?;
+                set_or_clear(tx, &obj, k, v, edits.confirmed)?;
             }
         }
     }
@@ -173,10 +189,10 @@ pub(super) fn write<T: Transactable>(
         }
     }
     for (k, v) in &edits.links {
-        set_or_clear(tx, &roots["links"], k, v)?;
+        set_or_clear(tx, &roots["links"], k, v, false)?;
     }
     for (k, v) in &edits.review {
-        set_or_clear(tx, &roots["review"], k, v)?;
+        set_or_clear(tx, &roots["review"], k, v, false)?;
     }
     Ok(())
 }

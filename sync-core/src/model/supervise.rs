@@ -69,7 +69,7 @@ impl Household {
     /// Write `value` at `path` (`None` clears it) as one change, superseding every concurrent
     /// value there: this is how a conflict is resolved. A conflicting key is written even when the
     /// chosen value is the current winner (the new write is what replaces the others); a settled
-    /// key that already holds `value` gives no change (`None`).
+    /// key that already holds `value` (once, or several times concurrently) gives no change (`None`).
     pub fn resolve(
         &mut self,
         editor: &Editor,
@@ -94,8 +94,8 @@ impl Household {
                 )));
             }
         }
-        // A conflicting key is always written (see `put_if_changed`); a settled key already
-        // holding `value` needs no change.
+        // A conflicting key is always written (see `edit::put_value`); a settled key already
+        // holding `value` (alone, or as equal concurrent values) needs no change.
         let (_, saved) = self
             .apply(editor, RESOLVE_ACTION, &edits, |_| Ok::<(), ()>(()))?
             .map_err(|()| ModelError::BadPath(format!("{path} could not be written")))?;
