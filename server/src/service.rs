@@ -13,6 +13,7 @@ pub mod export;
 pub mod facts;
 pub mod feed;
 pub mod fold;
+pub mod pack_cache;
 pub mod progress;
 pub mod review;
 pub mod roster;
@@ -28,6 +29,8 @@ use sync_core::model::{Editor, Household, HouseholdId, Saved};
 #[derive(Clone)]
 pub struct Service {
     db: Arc<dyn Database>,
+    /// Encoded compact pack pages, kept while their village does not change.
+    packs: Arc<pack_cache::PackCache>,
 }
 
 impl std::fmt::Debug for Service {
@@ -39,7 +42,7 @@ impl std::fmt::Debug for Service {
 impl Service {
     /// The use cases over `db`.
     pub fn new(db: Arc<dyn Database>) -> Service {
-        Service { db }
+        Service { db, packs: Arc::new(pack_cache::PackCache::default()) }
     }
 
     /// The database underneath (tests and tools look at rows directly).

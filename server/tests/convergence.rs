@@ -38,7 +38,7 @@ use sync_core::model::{
 };
 use sync_core::protocol::Role;
 use sync_core::store::{DeviceIdentity, DeviceStore};
-use sync_core::sync::{self, DocumentsRequest, DocumentsResponse, PackPage, SyncRequest, SyncResponse};
+use sync_core::sync::{self, DocumentsRequest, DocumentsResponse, SyncRequest, SyncResponse};
 use sync_core::value::FieldValue;
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -631,7 +631,18 @@ impl Case {
             .map(|a| a.parse::<HouseholdId>().expect("pack position"));
         let caller = self.caller(d);
         assert!(caller.active.iter().any(|v| v == village), "{label}: downloads village {village} it does not hold");
-        let body = sync::encode(&self.storage().pack_page(village, after, limit.clamp(1, 200)).expect("pack page"));
+        // Half the devices ask for compact pages (format 2), half are older ones (format 1).
+        let compact = d.is_multiple_of(2);
+        let (content_type, body) = if compact {
+            let body =
+                self.storage().compact_pack_page(village, after, limit.clamp(1, 500)).expect("compact pack page");
+            (sync::PACK_CONTENT_TYPE, body.as_ref().clone())
+        } else {
+            (
+                sync::CONTENT_TYPE,
+                sync::encode(&self.storage().pack_page(village, after, limit.clamp(1, 200)).expect("pack page")),
+            )
+        };
         if faults {
             self.maybe_interleave(d);
             if self.rng.random_bool(0.15) {
@@ -640,12 +651,14 @@ impl Case {
                 return false;
             }
         }
-        let page: PackPage = sync::decode(&body, BODY_LIMIT).expect("decode pack page");
+        let page = sync::decode_pack(Some(content_type), &body, BODY_LIMIT).expect("decode pack page");
         let now = self.now;
-        let progress = sync::apply_pack_page(&mut self.devices[d].store, &page, now).expect("apply pack page");
+        let progress = sync::apply_pack(&mut self.devices[d].store, &page, now).expect("apply pack page");
         self.note(format!(
-            "{label}: pack page of {village}: {} household(s), seq {}, next {:?}",
-            progress.households, page.seq, progress.next_after
+            "{label}: pack page of {village} ({}): {} household(s), next {:?}",
+            if compact { "rows" } else { "documents" },
+            progress.households,
+            progress.next_after
         ));
         progress.households > 0
     }

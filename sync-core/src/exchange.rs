@@ -87,6 +87,17 @@ impl DeviceStore {
         let mut report = ExchangeReport::default();
         let tx = self.write()?;
         for incoming in batch {
+            // A household held here takes the changes into its log when it can (its village stays).
+            if let Some(village) = tx.village_of(incoming.household)?
+                && let Some(appended) = tx.append_received(incoming.household, &village, &incoming.changes, now)?
+            {
+                if appended.applied > 0 {
+                    report.changes_applied += appended.applied;
+                    report.households_changed += 1;
+                    report.new_conflicts += appended.new_conflicts;
+                }
+                continue;
+            }
             let Some(received) = tx.receive(incoming.household, &incoming.changes)? else { continue };
             report.households_new += usize::from(received.stored_village.is_none());
             report.changes_applied += received.applied;

@@ -20,6 +20,7 @@ mod edit;
 mod inspect;
 mod read;
 mod record;
+mod registers;
 mod replay;
 mod supervise;
 mod untrusted;
@@ -33,6 +34,7 @@ pub use record::{
     LATITUDE_RANGE, LONGITUDE_RANGE, NOTE_MAX_CHARS, REMOVAL_REASON_MAX_CHARS, Record, RecordProblem,
     check_record_value, record_time,
 };
+pub use registers::{Registers, Unsupported};
 pub use replay::Replayed;
 pub use supervise::{RESOLVE_ACTION, REVIEW_ACTION, ReviewDecision};
 
@@ -321,10 +323,45 @@ impl Household {
         Ok(household)
     }
 
+    /// Load a stored document followed by changes received after it was stored (the device
+    /// store's log), checked like every change from elsewhere. An empty document is a household
+    /// that came as changes alone.
+    pub fn load_with_log(
+        id: HouseholdId,
+        bytes: &[u8],
+        log: &[Vec<u8>],
+        device: DeviceId,
+    ) -> Result<Household, ModelError> {
+        if log.is_empty() {
+            return Household::load(id, bytes, device);
+        }
+        let doc =
+            Automerge::load(bytes).map_err(|source| ModelError::Load { household: id, source: Box::new(source) })?;
+        let mut household = Household { id, doc: doc.with_actor(device.actor()) };
+        household.apply_changes(log)?;
+        household.check_layout()?;
+        Ok(household)
+    }
+
     /// Build a household from changes alone (a household first seen through a merge or sync).
     pub fn from_changes(id: HouseholdId, changes: &[Vec<u8>], device: DeviceId) -> Result<Household, ModelError> {
         let mut household = Household { id, doc: Automerge::new().with_actor(device.actor()) };
         household.apply_changes(changes)?;
+        household.check_layout()?;
+        Ok(household)
+    }
+
+    /// Build a household from changes known to be well-formed: a snapshot pack's, rebuilt from
+    /// its rows and checked against the server's heads (the same trust as a pack's document,
+    /// which is loaded as it is). Changes from anywhere else go through [`Household::from_changes`].
+    pub fn from_trusted_changes(
+        id: HouseholdId,
+        changes: Vec<Change>,
+        device: DeviceId,
+    ) -> Result<Household, ModelError> {
+        let mut doc = Automerge::new().with_actor(device.actor());
+        doc.apply_changes(changes)?;
+        let household = Household { id, doc };
         household.check_layout()?;
         Ok(household)
     }
@@ -356,6 +393,18 @@ impl Household {
     /// The full document, compacted, for storage or a snapshot pack.
     pub fn save(&self) -> Vec<u8> {
         self.doc.save()
+    }
+
+    /// The full document without Automerge's DEFLATE of large columns: a snapshot pack page
+    /// compresses many of these as one zstd stream, which finds what DEFLATE hides.
+    pub fn save_nocompress(&self) -> Vec<u8> {
+        self.doc.save_nocompress()
+    }
+
+    /// The document's current values without its history ([`Registers`]), for the device store
+    /// to keep beside it.
+    pub fn registers(&self) -> Result<Registers, Unsupported> {
+        Registers::of_document(&self.doc)
     }
 
     /// The document's current heads: the version a review approves, and what a peer compares.

@@ -8,16 +8,23 @@
 //!   of one overwriting the other's document.
 //! - Every save is one SQLite transaction that writes the document, its search columns and its
 //!   outbox row together; a crash mid-save leaves the previous state.
-//! - Search columns are derived from the document on every write, never edited on their own.
-//! - Loading one household reads one row; nothing keeps documents in memory.
+//! - Search columns are derived from the household's current values on every write, never edited
+//!   on their own: from the document, or, for changes received from the server, from the
+//!   registers kept beside it (`households.registers`, the same reading of the same values).
+//! - A household is its stored document followed by its logged changes (`household_log`, changes
+//!   received since the document was stored); loading one reads its row and its log, and applies
+//!   the log with the checks every change from elsewhere passes, so a damaged logged change is
+//!   found like a damaged document. Nothing keeps documents in memory.
 
 mod households;
 mod query;
+mod received;
 mod repair;
 mod syncing;
 
 pub use households::{OutboxEntry, StoredHousehold, name_key};
 pub use query::{ListFilter, Summary, mask_identifier};
+pub use received::{Appended, LOG_LIMIT};
 pub(crate) use repair::damage_reason;
 pub use repair::{Repair, StoreCheck};
 pub use syncing::{OutgoingChange, PageSizes, SyncCommit};
@@ -33,15 +40,32 @@ pub const DB_FILE: &str = "pilar.db";
 
 /// Schema version written at creation; older stores are upgraded by [`UPGRADES`] on open, newer
 /// ones refused rather than misread.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Upgrades from each older version to the next, in order (index 0 upgrades version 1 to 2).
-const UPGRADES: [&str; 2] = [
+const UPGRADES: [&str; 3] = [
     // 2: outbox rows remember the sync batch they went out in; a response acknowledges the batch.
     "ALTER TABLE outbox ADD COLUMN batch TEXT; CREATE INDEX outbox_batch ON outbox (batch);",
     // 3: households waiting to be restored from the server, and page sizes that follow the link.
     SCHEMA_3,
+    // 4: changes received after a household's stored document, and its registers. A household
+    // stored before has none of either: its first received change takes the slow way once.
+    SCHEMA_4,
 ];
+
+/// Added in schema 4 (also part of a new store): a household is its stored document (`doc`,
+/// empty for one that came as changes) followed by the changes in `household_log`, in order;
+/// `registers` holds its current values without history ([`crate::model::Registers`]), so a
+/// received change updates the search columns without loading the document. Any write that loads
+/// the document stores it whole again and empties its log.
+const SCHEMA_4: &str = r#"
+ALTER TABLE households ADD COLUMN registers BLOB;
+CREATE TABLE household_log (
+    household_id TEXT NOT NULL REFERENCES households (id) ON DELETE CASCADE,
+    change BLOB NOT NULL
+);
+CREATE INDEX household_log_household ON household_log (household_id);
+"#;
 
 /// Tables added in schema 3 (also part of a new store).
 const SCHEMA_3: &str = r#"
@@ -219,6 +243,7 @@ impl DeviceStore {
         let tx = conn.transaction()?;
         tx.execute_batch(SCHEMA)?;
         tx.execute_batch(SCHEMA_3)?;
+        tx.execute_batch(SCHEMA_4)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.execute(
             "INSERT INTO device (id, device_id, user_name, form, created_at) VALUES (1, ?1, ?2, ?3, ?4)",

@@ -302,6 +302,9 @@ fn a_first_sync_of_hundreds_of_households_over_2g_resumes_after_a_cut() {
 
     let proxy = FaultProxy::start(campaign.server.url(), FaultPlan::pass());
     let device = campaign.enumerator_at("pkh.bilokka", &[BILOKKA], &proxy.url());
+    // Two pages of 150 (a compact page would hold the whole village).
+    let pages = sync_core::store::PageSizes { pull_changes: 1000, pack_households: 150 };
+    sync_core::store::DeviceStore::open(device.home()).expect("store").set_page_sizes(pages).expect("page sizes");
     // 2G all the way; the second pack page's answer is lost on the first attempt.
     let two_g = Fault::Throttle(Throttle::two_g());
     proxy.set_plan(FaultPlan::scripted([two_g, Fault::DropAnswer(Cut::Reset)]).then(two_g).only(&FAULTED));

@@ -10,6 +10,7 @@ mod load;
 mod migrate;
 mod no_loss;
 mod offline_session;
+mod packs;
 mod postgres;
 mod readme;
 mod reconfirm;

@@ -144,13 +144,18 @@ fn saves_during_a_sync_on_the_same_device_are_all_kept_and_every_later_sync_succ
     assert_eq!(status["unsent_changes"], 0, "{status}");
 }
 
-/// Replace a household's stored document on a device, as a crash or an old bug could leave it.
+/// Replace a household's stored copy on a device with `document`, as a crash or an old bug could
+/// leave it: the document, without the changes logged after it or the registers read from them.
 fn overwrite_document(device: &TestDevice, id: HouseholdId, document: &[u8]) {
     let conn = rusqlite::Connection::open(device.home().join(sync_core::store::DB_FILE)).expect("open store");
     let n = conn
-        .execute("UPDATE households SET doc = ?2 WHERE id = ?1", rusqlite::params![id.to_string(), document])
+        .execute(
+            "UPDATE households SET doc = ?2, registers = NULL WHERE id = ?1",
+            rusqlite::params![id.to_string(), document],
+        )
         .expect("overwrite");
     assert_eq!(n, 1);
+    conn.execute("DELETE FROM household_log WHERE household_id = ?1", [id.to_string()]).expect("empty the log");
 }
 
 fn stored_document(device: &TestDevice, id: HouseholdId) -> Vec<u8> {

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use sync_core::model::HouseholdId;
 use sync_core::store::{DeviceStore, PageSizes};
 use sync_core::sync::{
-    self, CONTENT_TYPE, DOCUMENTS_PATH, DocumentsResponse, PackPage, REQUEST_HEADERS, SYNC_PATH, SyncResponse,
+    self, CONTENT_TYPE, ClientError, DOCUMENTS_PATH, DocumentsResponse, PACK_CONTENT_TYPE, REQUEST_HEADERS, SYNC_PATH,
+    SyncResponse,
 };
 
 /// Arguments of `pilar sync`.
@@ -130,6 +131,8 @@ fn download_packs(
     bar.set_position(store.households_in(village)?);
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     summary.download_interrupted = Some((village.to_string(), 0));
+    // Compact pages (format 2) when the server has them; an older server answers format 1.
+    let mut accept = format!("{PACK_CONTENT_TYPE}, {CONTENT_TYPE};q=0.5");
     loop {
         let sizes = store.page_sizes()?;
         let limit = sizes.pack_households;
@@ -139,9 +142,12 @@ fn download_packs(
         };
         let url = client.url(&path);
         let started = Instant::now();
-        let body = match client.send(|http| http.get(&url).header("accept", CONTENT_TYPE)).and_then(|r| client.body(r))
-        {
-            Ok(body) => body,
+        let answer = client.send(|http| http.get(&url).header("accept", accept.as_str())).and_then(|r| {
+            let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+            client.body(r).map(|body| (content_type, body))
+        });
+        let (content_type, body) = match answer {
+            Ok(answer) => answer,
             Err(e) => {
                 adapt_after_failure(store, sizes, &e)?;
                 return Err(e);
@@ -149,14 +155,27 @@ fn download_packs(
         };
         summary.round_trips += 1;
         summary.bytes_received += body.len();
-        let page: PackPage = match decode(client, &body, "pack page") {
+        let page = match sync::decode_pack(content_type.as_deref(), &body, MAX_BODY) {
             Ok(page) => page,
             Err(e) => {
+                // Cut or damaged on the way (a proxy, a broken link): the request is made again.
+                let e =
+                    anyhow::Error::new(NetworkFailure::broken_answer(client.server(), format_args!("pack page: {e}")));
                 adapt_after_failure(store, sizes, &e)?;
                 return Err(e);
             }
         };
-        let progress = sync::apply_pack_page(store, &page, super::now()?)?;
+        let progress = match sync::apply_pack(store, &page, super::now()?) {
+            Ok(progress) => progress,
+            // A compact page that does not rebuild into the server's households (a version
+            // mismatch): nothing of it was stored; the rest of the village comes as documents.
+            Err(ClientError::Pack(e)) if accept.starts_with(PACK_CONTENT_TYPE) => {
+                eprintln!("note: {e}; downloading the rest of village {village} as whole documents");
+                accept = CONTENT_TYPE.to_string();
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if started.elapsed() < FAST_ROUND_TRIP && progress.next_after.is_some() {
             store.set_page_sizes(sizes.after_fast())?;
         }
@@ -166,7 +185,7 @@ fn download_packs(
             *kept += progress.households;
         }
         bar.inc(progress.households as u64);
-        bar.set_length(page.total.max(bar.position()));
+        bar.set_length(page.total().max(bar.position()));
         match progress.next_after {
             Some(next) => after = Some(next.to_string()),
             None => break,

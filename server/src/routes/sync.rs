@@ -7,7 +7,7 @@ use crate::routes::{ApiBytes, ApiQuery};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sync_core::model::HouseholdId;
@@ -70,14 +70,26 @@ pub struct PackQuery {
     limit: Option<u32>,
 }
 
-/// `GET /v1/packs/{village}`: one page of a village's snapshot pack.
+/// Whether a request's `Accept` asks for compact (format 2) pack pages.
+fn accepts_compact_pack(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',')
+            .any(|t| t.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(sync::PACK_CONTENT_TYPE)))
+    })
+}
+
+/// `GET /v1/packs/{village}`: one page of a village's snapshot pack, in the compact form (format
+/// 2, `sync::CompactPackPage`, up to `sync::MAX_COMPACT_PACK` households) when `Accept` names
+/// `sync::PACK_CONTENT_TYPE`, else as documents (format 1, up to [`PACK_PAGE`]).
 pub async fn pack(
     State(state): State<AppState>,
     caller: Caller,
     village: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<PackQuery>,
 ) -> Result<Response, ApiError> {
     let Path(village) = village?;
+    let compact = accepts_compact_pack(&headers);
     let grace = state.settings.ended_assignment_grace;
     let now = state.clock.now();
     let page = state
@@ -92,11 +104,26 @@ pub async fn pack(
                 // The first page hands the village to the device.
                 service.note_villages_handed(caller.device, std::slice::from_ref(&village), now)?;
             }
+            if compact {
+                let limit = query.limit.unwrap_or(sync::MAX_COMPACT_PACK).clamp(1, sync::MAX_COMPACT_PACK);
+                let body = service.compact_pack_page(&village, query.after, limit).map_err(ApiError::internal)?;
+                return Ok(body.as_ref().clone());
+            }
             let limit = query.limit.unwrap_or(PACK_PAGE).clamp(1, PACK_PAGE);
-            service.pack_page(&village, query.after, limit).map_err(ApiError::internal)
+            let page = service.pack_page(&village, query.after, limit).map_err(ApiError::internal)?;
+            Ok(sync::encode(&page))
         })
         .await?;
-    Ok(sync_response(sync::encode(&page)))
+    let content_type = if compact { sync::PACK_CONTENT_TYPE } else { CONTENT_TYPE };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_ENCODING, sync::CONTENT_ENCODING),
+            (header::VARY, "accept"),
+        ],
+        page,
+    )
+        .into_response())
 }
 
 /// `POST /v1/documents`: whole documents of households a device must restore (its copy could not

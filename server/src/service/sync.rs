@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use sync_core::form::FormDefinition;
 use sync_core::model::{Household, HouseholdId};
 use sync_core::sync::{
-    PackPage, PackedHousehold, PullHousehold, PushHousehold, Pusher, Rejection, SyncRequest, SyncResponse, Verdict,
-    admit,
+    CompactPageBuilder, PackPage, PackedHousehold, PullHousehold, PushHousehold, Pusher, Rejection, SyncRequest,
+    SyncResponse, Verdict, admit, encode_compact,
 };
 use sync_core::value::FieldValue;
 use time::OffsetDateTime;
@@ -87,6 +87,44 @@ impl Service {
             let total = tx.village_household_count(village)?;
             Ok(PackPage { village: village.to_string(), seq, households, next_after, total })
         })
+    }
+
+    /// One page of a village's snapshot pack in the compact form (format 2), encoded: each
+    /// household's changes as rows, one zstd stream (`sync_core::sync::CompactPackPage`). The
+    /// documents are read in one read transaction with the village's feed head; turning them
+    /// into rows and compressing happen after it. A page already encoded at the current head is
+    /// answered from [`pack_cache`](super::pack_cache) without reading the documents.
+    pub fn compact_pack_page(
+        &self,
+        village: &str,
+        after: Option<HouseholdId>,
+        limit: u32,
+    ) -> Result<std::sync::Arc<Vec<u8>>, StorageError> {
+        use super::pack_cache::PageKey;
+        let key = |seq| PageKey { village: village.to_string(), after, limit, seq };
+        let head = self.db.read(|tx| tx.feed_head(village))?;
+        if let Some(body) = self.packs.get(&key(head)) {
+            return Ok(body);
+        }
+        let (seq, mut documents, total) = self.db.read(|tx| {
+            let seq = tx.feed_head(village)?;
+            let documents = tx.village_households(village, after, limit.saturating_add(1))?;
+            Ok((seq, documents, tx.village_household_count(village)?))
+        })?;
+        let next_after = if documents.len() > limit as usize {
+            documents.truncate(limit as usize);
+            documents.last().map(|(h, _)| *h)
+        } else {
+            None
+        };
+        let mut builder = CompactPageBuilder::new();
+        for (household, document) in &documents {
+            builder.push(*household, document);
+        }
+        drop(documents);
+        let body = std::sync::Arc::new(encode_compact(&builder.finish(village, seq, next_after, total)));
+        self.packs.put(key(seq), body.clone());
+        Ok(body)
     }
 
     /// The stored documents of these households with their villages (unknown ids are left out):

@@ -252,13 +252,72 @@ fn unique_numbers(members: &mut [Member]) {
     }
 }
 
+/// Where a household's current values are read from: a document (through Automerge) or the
+/// registers the device keeps beside it ([`super::Registers`]). One reading of the layout,
+/// [`state_of`], serves both, so the two never read a household differently.
+pub(crate) trait Source {
+    /// A map.
+    type Obj: Clone;
+    /// The root map.
+    fn root(&self) -> Self::Obj;
+    /// The map shown at `key` of `obj`, if a map is shown there.
+    fn map_at(&self, obj: &Self::Obj, key: &str) -> Option<Self::Obj>;
+    /// The value shown at `key` of `obj`, if a value an answer reads is shown there.
+    fn value_at(&self, obj: &Self::Obj, key: &str) -> Option<FieldValue>;
+    /// The values shown in `obj`, by key.
+    fn scalars(&self, obj: &Self::Obj) -> BTreeMap<String, FieldValue>;
+    /// The maps shown in `obj`, by key, in key order.
+    fn children(&self, obj: &Self::Obj) -> Vec<(String, Self::Obj)>;
+}
+
+/// A document read through Automerge.
+pub(crate) struct Doc<'a, R>(pub &'a R);
+
+impl<R: ReadDoc> Source for Doc<'_, R> {
+    type Obj = ObjId;
+
+    fn root(&self) -> ObjId {
+        ROOT
+    }
+
+    fn map_at(&self, obj: &ObjId, key: &str) -> Option<ObjId> {
+        match self.0.get(obj, key) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn value_at(&self, obj: &ObjId, key: &str) -> Option<FieldValue> {
+        match self.0.get(obj, key) {
+            Ok(Some((v, _))) => to_field_value(&v),
+            _ => None,
+        }
+    }
+
+    fn scalars(&self, obj: &ObjId) -> BTreeMap<String, FieldValue> {
+        scalar_map(self.0, obj)
+    }
+
+    fn children(&self, obj: &ObjId) -> Vec<(String, ObjId)> {
+        child_maps(self.0, obj)
+    }
+}
+
+/// The top-level maps of `source`, if all are there.
+pub(crate) fn root_objects_of<S: Source>(source: &S) -> Option<BTreeMap<&'static str, S::Obj>> {
+    let root = source.root();
+    ROOT_MAPS.iter().map(|key| source.map_at(&root, key).map(|obj| (*key, obj))).collect()
+}
+
 /// Read the whole current state of a household document.
 pub(super) fn state<R: ReadDoc>(doc: &R, id: HouseholdId) -> HouseholdState {
-    let form = match doc.get(ROOT, "form") {
-        Ok(Some((v, _))) => to_field_value(&v).map(|v| v.to_string()).unwrap_or_default(),
-        _ => String::new(),
-    };
-    let Ok(roots) = root_objects(doc) else {
+    state_of(&Doc(doc), id)
+}
+
+/// Read the whole current state of a household from `source`.
+pub(crate) fn state_of<S: Source>(source: &S, id: HouseholdId) -> HouseholdState {
+    let form = source.value_at(&source.root(), "form").map(|v| v.to_string()).unwrap_or_default();
+    let Some(roots) = root_objects_of(source) else {
         return HouseholdState {
             id,
             form,
@@ -269,12 +328,13 @@ pub(super) fn state<R: ReadDoc>(doc: &R, id: HouseholdId) -> HouseholdState {
             links: BTreeMap::new(),
         };
     };
-    let answers = scalar_map(doc, &roots["answers"]);
-    let mut members: Vec<Member> = child_maps(doc, &roots["members"])
+    let answers = source.scalars(&roots["answers"]);
+    let mut members: Vec<Member> = source
+        .children(&roots["members"])
         .into_iter()
         .filter_map(|(key, obj)| {
             let id: MemberId = key.parse().ok()?;
-            let mut answers = scalar_map(doc, &obj);
+            let mut answers = source.scalars(&obj);
             let removed = answers.contains_key("removed_at").then(|| Removal {
                 at: text(&answers, "removed_at").unwrap_or_default(),
                 by: text(&answers, "removed_by").unwrap_or_default(),
@@ -288,11 +348,12 @@ pub(super) fn state<R: ReadDoc>(doc: &R, id: HouseholdId) -> HouseholdState {
         .collect();
     unique_numbers(&mut members);
     members.sort_by_key(|m| (m.seq().unwrap_or(i64::MAX), m.id));
-    let mut visits: Vec<Visit> = child_maps(doc, &roots["visits"])
+    let mut visits: Vec<Visit> = source
+        .children(&roots["visits"])
         .into_iter()
         .filter_map(|(key, obj)| {
             let id: VisitId = key.parse().ok()?;
-            let mut fields = scalar_map(doc, &obj);
+            let mut fields = source.scalars(&obj);
             let visit = Visit {
                 id,
                 at: text(&fields, "at").unwrap_or_default(),
@@ -312,16 +373,15 @@ pub(super) fn state<R: ReadDoc>(doc: &R, id: HouseholdId) -> HouseholdState {
         })
         .collect();
     visits.sort_by(|a, b| visit_instant(a).cmp(&visit_instant(b)).then(a.id.cmp(&b.id)));
-    let review_map = scalar_map(doc, &roots["review"]);
-    let mut comments: Vec<Comment> = doc
-        .get(&roots["review"], "comments")
-        .ok()
-        .flatten()
-        .map(|(_, obj)| {
-            child_maps(doc, &obj)
+    let review_map = source.scalars(&roots["review"]);
+    let mut comments: Vec<Comment> = source
+        .map_at(&roots["review"], "comments")
+        .map(|obj| {
+            source
+                .children(&obj)
                 .into_iter()
                 .map(|(_, c)| {
-                    let m = scalar_map(doc, &c);
+                    let m = source.scalars(&c);
                     Comment {
                         by: text(&m, "by").unwrap_or_default(),
                         at: text(&m, "at").unwrap_or_default(),
@@ -341,7 +401,7 @@ pub(super) fn state<R: ReadDoc>(doc: &R, id: HouseholdId) -> HouseholdState {
             .unwrap_or_default(),
         comments,
     };
-    let links = scalar_map(doc, &roots["links"]);
+    let links = source.scalars(&roots["links"]);
     HouseholdState { id, form, answers, members, visits, review, links }
 }
 

@@ -2,7 +2,8 @@
 
 use super::{DeviceStore, StoreError, StoreTx};
 use crate::model::rfc3339_seconds as rfc3339;
-use crate::model::{DeviceId, Household, HouseholdId, HouseholdState, Saved};
+use crate::model::{DeviceId, Household, HouseholdId, HouseholdState, Registers, Saved};
+use automerge::ChangeHash;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -55,7 +56,166 @@ fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-/// Write the household row and its people rows from the document (search columns derived here).
+/// The search columns of a household, derived from its current values.
+pub(super) struct Columns {
+    rt: Option<String>,
+    head_name: Option<String>,
+    name_key: Option<String>,
+    kk_number: Option<String>,
+    last_outcome: Option<i64>,
+    last_visit_at: Option<String>,
+    visit_count: i64,
+    member_count: i64,
+    review_status: Option<&'static str>,
+    conflict_count: i64,
+    heads: String,
+}
+
+impl Columns {
+    pub(super) fn of(state: &HouseholdState, conflicts: usize, heads: &[ChangeHash]) -> Columns {
+        let last = state.last_visit();
+        let head_name = state.answer_text("head_name");
+        Columns {
+            rt: state.answer_text("rt"),
+            name_key: head_name.as_deref().map(name_key),
+            head_name,
+            kk_number: state.answer_text("kk_number").map(|k| digits(&k)),
+            last_outcome: last.and_then(|v| v.outcome),
+            last_visit_at: last.map(|v| v.at.clone()),
+            visit_count: state.visits.len() as i64,
+            member_count: state.current_members().count() as i64,
+            review_status: state.review.status.map(|s| s.as_str()),
+            conflict_count: conflicts as i64,
+            heads: heads.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
+        }
+    }
+}
+
+/// The people rows of a household: (member id, name key, NIK digits) of every current member.
+pub(super) fn people_of(state: &HouseholdState) -> Vec<(String, Option<String>, Option<String>)> {
+    state
+        .current_members()
+        .map(|m| (m.id.to_string(), m.name().map(name_key), m.answers.get("nik").map(|v| digits(&v.to_string()))))
+        .collect()
+}
+
+pub(super) fn write_people(
+    tx: &Connection,
+    id: &str,
+    people: &[(String, Option<String>, Option<String>)],
+) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM people WHERE household_id = ?1")?.execute(params![id])?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO people (household_id, member_id, name_key, nik) VALUES (?1, ?2, ?3, ?4)")?;
+    for (member, name, nik) in people {
+        insert.execute(params![id, member, name, nik])?;
+    }
+    Ok(())
+}
+
+/// Write a household's row: search columns, document, registers (its people rows are
+/// [`write_people`]).
+pub(super) fn write_row(
+    tx: &Connection,
+    id: &str,
+    village: &str,
+    columns: &Columns,
+    doc: &[u8],
+    registers: Option<&[u8]>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let c = columns;
+    tx.prepare_cached(
+        "INSERT INTO households (id, village, rt, head_name, name_key, kk_number, last_outcome, last_visit_at,
+             visit_count, member_count, review_status, conflict_count, doc, heads, updated_at, registers)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (id) DO UPDATE SET village = excluded.village, rt = excluded.rt,
+             head_name = excluded.head_name, name_key = excluded.name_key, kk_number = excluded.kk_number,
+             last_outcome = excluded.last_outcome, last_visit_at = excluded.last_visit_at,
+             visit_count = excluded.visit_count, member_count = excluded.member_count,
+             review_status = excluded.review_status, conflict_count = excluded.conflict_count,
+             doc = excluded.doc, heads = excluded.heads, updated_at = excluded.updated_at,
+             registers = excluded.registers",
+    )?
+    .execute(params![
+        id,
+        village,
+        c.rt,
+        c.head_name,
+        c.name_key,
+        c.kk_number,
+        c.last_outcome,
+        c.last_visit_at,
+        c.visit_count,
+        c.member_count,
+        c.review_status,
+        c.conflict_count,
+        doc,
+        c.heads,
+        rfc3339(now),
+        registers,
+    ])?;
+    Ok(())
+}
+
+/// Update a household's search columns and registers, leaving its document as it is (changes
+/// received after it are in its log).
+pub(super) fn update_row(
+    tx: &Connection,
+    id: &str,
+    village: &str,
+    columns: &Columns,
+    registers: &[u8],
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let c = columns;
+    tx.prepare_cached(
+        "UPDATE households SET village = ?2, rt = ?3, head_name = ?4, name_key = ?5, kk_number = ?6,
+             last_outcome = ?7, last_visit_at = ?8, visit_count = ?9, member_count = ?10, review_status = ?11,
+             conflict_count = ?12, heads = ?13, updated_at = ?14, registers = ?15
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        village,
+        c.rt,
+        c.head_name,
+        c.name_key,
+        c.kk_number,
+        c.last_outcome,
+        c.last_visit_at,
+        c.visit_count,
+        c.member_count,
+        c.review_status,
+        c.conflict_count,
+        c.heads,
+        rfc3339(now),
+        registers,
+    ])?;
+    Ok(())
+}
+
+/// Registers as stored: CBOR. (zstd level 1 saved a third of their bytes and cost a third of a
+/// received change's time: a compression context per household.)
+pub(super) fn encode_registers(registers: &Registers) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Serialising plain structs into a Vec cannot fail.
+    let _ = ciborium::into_writer(registers, &mut out);
+    out
+}
+
+/// Stored registers, or `None` when they do not read (the slow way stores them again).
+pub(super) fn decode_registers(blob: &[u8]) -> Option<Registers> {
+    ciborium::from_reader(blob).ok()
+}
+
+/// Write the household row and its people rows from the whole document (search columns and
+/// registers derived here), and empty its log: the document now holds every change.
+///
+/// The document is stored without Automerge's DEFLATE of large columns: setting up a DEFLATE
+/// stream per column made `save()` about five times the cost of `save_nocompress()` and loading
+/// slower too, for a document of a few KB that SQLite stores either way (the store grows by about
+/// a quarter). Documents stored compressed by earlier versions load as they are.
 pub(super) fn upsert(
     tx: &Connection,
     household: &Household,
@@ -63,55 +223,33 @@ pub(super) fn upsert(
     village: &str,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let last = state.last_visit();
-    let head = state.answer_text("head_name");
-    let heads = household.heads().iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
-    tx.execute(
-        "INSERT INTO households (id, village, rt, head_name, name_key, kk_number, last_outcome, last_visit_at,
-             visit_count, member_count, review_status, conflict_count, doc, heads, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-         ON CONFLICT (id) DO UPDATE SET village = excluded.village, rt = excluded.rt,
-             head_name = excluded.head_name, name_key = excluded.name_key, kk_number = excluded.kk_number,
-             last_outcome = excluded.last_outcome, last_visit_at = excluded.last_visit_at,
-             visit_count = excluded.visit_count, member_count = excluded.member_count,
-             review_status = excluded.review_status, conflict_count = excluded.conflict_count,
-             doc = excluded.doc, heads = excluded.heads, updated_at = excluded.updated_at",
-        params![
-            household.id().to_string(),
-            village,
-            state.answer_text("rt"),
-            head,
-            head.as_deref().map(name_key),
-            state.answer_text("kk_number").map(|k| digits(&k)),
-            last.and_then(|v| v.outcome),
-            last.map(|v| v.at.clone()),
-            state.visits.len() as i64,
-            state.current_members().count() as i64,
-            state.review.status.map(|s| s.as_str()),
-            household.conflicts().len() as i64,
-            household.save(),
-            heads,
-            rfc3339(now),
-        ],
-    )?;
-    tx.execute("DELETE FROM people WHERE household_id = ?1", params![household.id().to_string()])?;
-    let mut insert =
-        tx.prepare_cached("INSERT INTO people (household_id, member_id, name_key, nik) VALUES (?1, ?2, ?3, ?4)")?;
-    for m in state.current_members() {
-        let nik = m.answers.get("nik").map(|v| digits(&v.to_string()));
-        insert.execute(params![household.id().to_string(), m.id.to_string(), m.name().map(name_key), nik])?;
-    }
+    let id = household.id().to_string();
+    let columns = Columns::of(state, household.conflicts().len(), &household.heads());
+    // A document the registers cannot follow is stored without them: its received changes take the slow way.
+    let registers = household.registers().ok().map(|r| encode_registers(&r));
+    write_row(tx, &id, village, &columns, &household.save_nocompress(), registers.as_deref(), now)?;
+    write_people(tx, &id, &people_of(state))?;
+    tx.prepare_cached("DELETE FROM household_log WHERE household_id = ?1")?.execute(params![id])?;
     Ok(())
 }
 
-/// Load one household through `conn`; `device` becomes the actor of edits made to it.
+/// Changes received after a household's stored document, in order.
+fn log_of(conn: &Connection, id: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT change FROM household_log WHERE household_id = ?1 ORDER BY rowid")?;
+    let rows = stmt.query_map(params![id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Load one household through `conn`: its document, then its logged changes (checked as every
+/// change from elsewhere is); `device` becomes the actor of edits made to it.
 fn load_from(conn: &Connection, id: HouseholdId, device: DeviceId) -> Result<StoredHousehold, StoreError> {
+    let key = id.to_string();
     let (doc, village) = conn
         .prepare_cached("SELECT doc, village FROM households WHERE id = ?1")?
-        .query_row(params![id.to_string()], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
+        .query_row(params![key], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
         .optional()?
-        .ok_or_else(|| StoreError::NoSuchHousehold(id.to_string()))?;
-    Ok(StoredHousehold { household: Household::load(id, &doc, device)?, village })
+        .ok_or_else(|| StoreError::NoSuchHousehold(key.clone()))?;
+    Ok(StoredHousehold { household: Household::load_with_log(id, &doc, &log_of(conn, &key)?, device)?, village })
 }
 
 fn contains_in(conn: &Connection, id: HouseholdId) -> Result<bool, StoreError> {

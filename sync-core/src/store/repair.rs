@@ -126,7 +126,32 @@ impl StoreTx<'_> {
         document: &[u8],
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
-        let mut household = Household::load(id, document, self.identity().device)?;
+        let household = Household::load(id, document, self.identity().device)?;
+        self.merge_household(household, village, now)
+    }
+
+    /// [`StoreTx::merge_document`] for a household the server sent as changes (a compact pack
+    /// page's, already checked against the server's heads).
+    pub fn merge_changes(
+        &self,
+        id: HouseholdId,
+        village: &str,
+        changes: Vec<automerge::Change>,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let household = Household::from_trusted_changes(id, changes, self.identity().device)?;
+        self.merge_household(household, village, now)
+    }
+
+    /// Store the server's copy of a household merged with the stored copy's changes and the
+    /// unsent outbox changes.
+    fn merge_household(
+        &self,
+        mut household: Household,
+        village: &str,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let id = household.id();
         let stored_village = self.village_of(id)?;
         if stored_village.is_some()
             && let Ok(local) = self.load(id)

@@ -246,8 +246,9 @@ impl PageSizes {
     pub const MAX_PULL: u32 = 5000;
     /// Smallest sync page.
     pub const MIN_PULL: u32 = 50;
-    /// Largest pack page (the server's page).
-    pub const MAX_PACK: u32 = 200;
+    /// Largest pack page: a compact (format-2) page's most; a server sending format 1 answers
+    /// at most 200.
+    pub const MAX_PACK: u32 = crate::sync::MAX_COMPACT_PACK;
     /// Smallest pack page.
     pub const MIN_PACK: u32 = 10;
 
@@ -287,7 +288,7 @@ mod tests {
     fn pages_shrink_after_a_cut_and_grow_back_while_fast_within_bounds() {
         let start = PageSizes::default();
         let cut = start.after_cut();
-        assert_eq!(cut, PageSizes { pull_changes: 250, pack_households: 50 });
+        assert_eq!(cut, PageSizes { pull_changes: 250, pack_households: PageSizes::MAX_PACK / 4 });
         let floor = cut.after_cut().after_cut().after_cut();
         assert_eq!(floor, PageSizes { pull_changes: PageSizes::MIN_PULL, pack_households: PageSizes::MIN_PACK });
         let mut grown = floor;

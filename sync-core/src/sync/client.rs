@@ -1,6 +1,7 @@
 //! The device side of sync: build a request from the store, apply a response or a pack page in
 //! one transaction. The caller moves the bytes and loops while there is more.
 
+use super::pack::{CompactPackPage, Pack, PackError, Unpacked};
 use super::wire::{DocumentsRequest, DocumentsResponse, PackPage, PushHousehold, SyncRequest, SyncResponse};
 use crate::model::{CREATE_ACTION, HouseholdId, ModelError};
 use crate::store::{DeviceStore, StoreError, SyncCommit};
@@ -19,6 +20,9 @@ pub enum ClientError {
     /// A received document or change could not be applied.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// A compact pack page could not be read back into the server's households.
+    #[error(transparent)]
+    Pack(#[from] PackError),
 }
 
 /// What one response did on the device.
@@ -159,6 +163,25 @@ pub fn apply_response(
     let tx = store.write()?;
     for pull in &response.pull {
         let changes: Vec<Vec<u8>> = pull.changes.iter().map(|c| c.to_vec()).collect();
+        // Into the household's log without loading its document when it can; else the slow way.
+        let appended = match tx.append_received(pull.household, &pull.village, &changes, now) {
+            Ok(appended) => appended,
+            Err(StoreError::Model(e)) => {
+                let village = tx.village_of(pull.household)?.unwrap_or_else(|| pull.village.clone());
+                tx.mark_repair(pull.household, &village, &crate::store::damage_reason(&e), now)?;
+                outcome.repairs += 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(appended) = appended {
+            if appended.applied > 0 {
+                outcome.received += appended.applied;
+                outcome.households_changed += 1;
+                outcome.new_conflicts += appended.new_conflicts;
+            }
+            continue;
+        }
         match tx.receive(pull.household, &changes) {
             Ok(None) => {}
             Ok(Some(received)) => {
@@ -225,6 +248,47 @@ pub fn apply_pack_page(
     tx.record_sync(&commit)?;
     tx.commit()?;
     Ok(PackProgress { households: page.households.len(), next_after: page.next_after })
+}
+
+/// Apply one compact (format 2) pack page: rebuild its households' changes, check them against
+/// the server's heads, then store (or merge) them and record the progress in one transaction.
+/// Nothing is stored from a page that does not check.
+pub fn apply_compact_pack_page(
+    store: &mut DeviceStore,
+    page: &CompactPackPage,
+    now: OffsetDateTime,
+) -> Result<PackProgress, ClientError> {
+    let households = page.unpack()?;
+    let commit = SyncCommit {
+        pack: Some((page.village.clone(), page.next_after.map(|h| h.to_string()), page.seq)),
+        ..SyncCommit::default()
+    };
+    let tx = store.write()?;
+    for household in households {
+        let id = household.id();
+        let stored = match household {
+            // New here and nothing unsent: stored from its changes as they are.
+            Unpacked::Changes { id, changes } if tx.store_new_from_changes(id, &page.village, &changes, now)? => Ok(0),
+            Unpacked::Changes { id, changes } => tx.merge_changes(id, &page.village, changes, now),
+            Unpacked::Document { id, document } => tx.merge_document(id, &page.village, &document, now),
+        };
+        match stored {
+            Ok(_) => {}
+            Err(StoreError::Model(e)) => tx.mark_repair(id, &page.village, &crate::store::damage_reason(&e), now)?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tx.record_sync(&commit)?;
+    tx.commit()?;
+    Ok(PackProgress { households: page.households.len(), next_after: page.next_after })
+}
+
+/// Apply a pack page of either format ([`apply_pack_page`], [`apply_compact_pack_page`]).
+pub fn apply_pack(store: &mut DeviceStore, page: &Pack, now: OffsetDateTime) -> Result<PackProgress, ClientError> {
+    match page {
+        Pack::Documents(page) => apply_pack_page(store, page, now),
+        Pack::Changes(page) => apply_compact_pack_page(store, page, now),
+    }
 }
 
 /// Most households asked for in one repair request.
