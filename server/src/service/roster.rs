@@ -38,12 +38,8 @@ pub struct Imported {
 /// Build the new household document for `roster` (one change, written by `editor`).
 pub fn create(form: &FormDefinition, roster: &RosterHousehold, editor: &Editor) -> Result<Imported, ModelError> {
     let id = HouseholdId::random();
-    let edits = Edits {
-        answers: roster.answers.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
-        add_members: roster.members.iter().map(|m| (MemberId::random(), m.clone())).collect(),
-        ..Edits::default()
-    };
-    let (household, saved) = Household::create(id, &form.key(), editor, &edits)?;
+    let members: Vec<_> = roster.members.iter().map(|m| (MemberId::random(), m.clone())).collect();
+    let (household, saved) = Household::create_batched(id, &form.key(), editor, &roster.answers, &members)?;
     Ok(Imported {
         id,
         heads: heads(&household),
