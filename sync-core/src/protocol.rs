@@ -216,13 +216,68 @@ pub struct RosterChunk {
     pub households: Vec<RosterHousehold>,
 }
 
-/// The answer to a staged chunk.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Most problems of one rule (and severity) a chunk's reply lists; the rest are only counted, so
+/// a reply stays small however many rows share a problem. The admin's full report is made on
+/// the admin's side: `pilar` checks every row with the same rules before it uploads anything.
+pub const REPLY_PROBLEMS_PER_RULE: usize = 5;
+
+/// The answer to a staged chunk: counts, and the first few problems of each rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkReply {
     /// Whether the chunk was staged (false when the server's re-check found blocking problems).
     pub staged: bool,
-    /// What the server's re-check found (blocking problems and warnings).
+    /// The first problems of each rule the server's re-check found (at most
+    /// [`REPLY_PROBLEMS_PER_RULE`] per rule and severity), in row order.
     pub problems: Vec<RosterProblem>,
+    /// How many problems of each rule the re-check found in all, listed or not (absent from a
+    /// server that listed every problem).
+    #[serde(default)]
+    pub counts: Vec<RuleCount>,
+}
+
+/// How many problems of one rule a chunk's re-check found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleCount {
+    /// The rule's stable code (`nik_region_unknown`, …).
+    pub rule: String,
+    /// Whether these problems block the import.
+    pub severity: crate::finding::Severity,
+    /// Problems of this rule and severity in the chunk.
+    pub count: u64,
+}
+
+impl ChunkReply {
+    /// The reply for a chunk whose re-check found `problems`: every rule counted, the first
+    /// [`REPLY_PROBLEMS_PER_RULE`] problems of each rule listed (by row).
+    pub fn new(staged: bool, mut problems: Vec<RosterProblem>) -> ChunkReply {
+        problems.sort_by_key(|p| p.row);
+        let mut counts: Vec<RuleCount> = Vec::new();
+        let mut listed = Vec::new();
+        for problem in problems {
+            let position = counts.iter().position(|c| c.rule == problem.rule && c.severity == problem.severity);
+            let count = match position {
+                Some(i) => &mut counts[i],
+                None => {
+                    counts.push(RuleCount { rule: problem.rule.clone(), severity: problem.severity, count: 0 });
+                    let last = counts.len() - 1;
+                    &mut counts[last]
+                }
+            };
+            count.count += 1;
+            if count.count <= REPLY_PROBLEMS_PER_RULE as u64 {
+                listed.push(problem);
+            }
+        }
+        ChunkReply { staged, problems: listed, counts }
+    }
+
+    /// Problems the re-check found beyond those listed, by rule: `(rule, severity, how many)`.
+    pub fn unlisted(&self) -> impl Iterator<Item = (&str, crate::finding::Severity, u64)> {
+        self.counts.iter().filter_map(|c| {
+            let listed = self.problems.iter().filter(|p| p.rule == c.rule && p.severity == c.severity).count() as u64;
+            (c.count > listed).then(|| (c.rule.as_str(), c.severity, c.count - listed))
+        })
+    }
 }
 
 /// `POST /v1/roster/{import}/commit`: apply every staged chunk at once.
@@ -470,6 +525,29 @@ pub struct DeviceProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_reply_lists_the_first_problems_of_each_rule_and_counts_them_all() {
+        use crate::finding::Severity;
+        let warning = |row: usize| RosterProblem {
+            severity: Severity::Warn,
+            ..RosterProblem::reject(row, "nik", "9101011503809001", "nik_region_unknown", "region prefix unknown")
+        };
+        let mut problems: Vec<RosterProblem> = (2..40).rev().map(warning).collect();
+        problems.push(RosterProblem::reject(7, "sex", "x", "choice", "not a code"));
+        let reply = ChunkReply::new(false, problems);
+        let rows = |rule: &str| reply.problems.iter().filter(|p| p.rule == rule).map(|p| p.row).collect::<Vec<_>>();
+        assert_eq!(rows("nik_region_unknown"), [2, 3, 4, 5, 6]);
+        assert_eq!(rows("choice"), [7]);
+        let counts: Vec<(&str, Severity, u64)> =
+            reply.counts.iter().map(|c| (c.rule.as_str(), c.severity, c.count)).collect();
+        assert_eq!(counts, [("nik_region_unknown", Severity::Warn, 38), ("choice", Severity::Reject, 1)]);
+        assert_eq!(reply.unlisted().collect::<Vec<_>>(), [("nik_region_unknown", Severity::Warn, 33)]);
+
+        // A reply from a server that listed every problem and counted none still reads.
+        let old: ChunkReply = serde_json::from_str(r#"{"staged": true, "problems": []}"#).expect("an older reply");
+        assert!(old.counts.is_empty() && old.unlisted().next().is_none());
+    }
 
     #[test]
     fn admin_requests_refuse_unknown_fields() {

@@ -8,6 +8,7 @@ use crate::roster::{Layout, RosterOptions, check_roster, read_roster};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use sync_core::finding::Severity;
 use sync_core::form::FormDefinition;
 use sync_core::protocol::{CHUNK_HOUSEHOLDS, ChunkReply, CommitRequest, ImportSummary, RosterChunk};
 use sync_core::roster::RosterHousehold;
@@ -143,6 +144,9 @@ fn import(home: &Path, args: ImportArgs) -> Result<()> {
             bar.finish_and_clear();
             for problem in reply.problems.iter().filter(|p| p.is_blocking()) {
                 eprintln!("{problem}");
+            }
+            for (rule, _, more) in reply.unlisted().filter(|(_, severity, _)| *severity == Severity::Reject) {
+                eprintln!("… and {more} more problem(s) of rule {rule} in this chunk of {} household(s)", chunk.len());
             }
             bail!(
                 "nothing was imported: the server refused rows this pilar accepted (listed above); the server and \

@@ -7,11 +7,13 @@ use crate::service::roster::{CHUNK_HOUSEHOLDS, ChunkReply, CommitRequest, Import
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use sync_core::finding::Severity;
 use sync_core::model::Editor;
 use sync_core::roster::{RosterColumns, validate_roster_household};
 
 /// `PUT /v1/roster/{import}/chunks/{n}`: re-check a chunk with the CLI's rules and stage it.
-/// A chunk with blocking problems is not staged; the reply lists them.
+/// A chunk with blocking problems is not staged. The reply counts the problems of each rule and
+/// lists the first few of each (`ChunkReply::new`), so it stays small.
 pub async fn stage(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -37,14 +39,24 @@ pub async fn stage(
                 .iter()
                 .flat_map(|h| validate_roster_household(form, h, &RosterColumns::default(), today))
                 .collect();
+            // The reply counts every problem and lists the first few of each rule: the admin's
+            // `pilar` checked every row itself and holds the full report.
             if problems.iter().any(|p| p.is_blocking()) {
-                return Ok(ChunkReply { staged: false, problems });
+                return Ok(ChunkReply::new(false, problems));
             }
             service.roster_stage(import, n, &caller.user, &chunk.households, now)?;
-            Ok(ChunkReply { staged: true, problems })
+            Ok(ChunkReply::new(true, problems))
         })
         .await?;
-    tracing::info!(%import, chunk = n, staged = reply.staged, problems = reply.problems.len(), "roster chunk");
+    let counted = |severity| reply.counts.iter().filter(|c| c.severity == severity).map(|c| c.count).sum::<u64>();
+    tracing::info!(
+        %import,
+        chunk = n,
+        staged = reply.staged,
+        errors = counted(Severity::Reject),
+        warnings = counted(Severity::Warn),
+        "roster chunk"
+    );
     Ok(ApiJson(reply))
 }
 
