@@ -6,11 +6,19 @@
 //!
 //! An import is staged chunk by chunk (each re-checked with the same rules the CLI applied) and
 //! committed in one write transaction, so a file either imports whole or not at all, and a retried
-//! commit answers what the first one did.
+//! commit answers what the first one did. A staged chunk sent again replaces the one staged under
+//! its number, so a retried upload stages nothing twice.
+//!
+//! The commit is where a large import spends its time (building the Automerge documents), so it
+//! works chunk by chunk: the chunk's matched households are read, its documents built on every
+//! core at once ([`build_chunk`]; nothing there touches the database), then written with one
+//! feed append per village. The villages' feed heads are locked first, all of them, in sorted
+//! order, as a sync request locks them, so an import and a sync never wait for each other in a
+//! circle.
 
 use super::{Service, feed, heads_text};
 use crate::storage::{HouseholdWrite, StorageError, Transactions, Tx};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use sync_core::form::FormDefinition;
 use sync_core::model::{Editor, Edits, Household, HouseholdId, MemberId, ModelError};
 use sync_core::roster::RosterHousehold;
@@ -27,12 +35,20 @@ pub const REIMPORT_ACTION: &str = "roster-update";
 pub struct Imported {
     /// The household's id (new, or the matched one).
     pub id: HouseholdId,
+    /// What to write: `None` when a re-import changed nothing.
+    pub written: Option<Written>,
+}
+
+/// A household document that changed, with its one new change.
+pub struct Written {
     /// The whole document, saved.
     pub document: Vec<u8>,
     /// Its heads, comma-separated hex.
     pub heads: String,
-    /// The new change (hash hex, bytes): `None` when a re-import changed nothing.
-    pub change: Option<(String, Vec<u8>)>,
+    /// The new change's hash, hex.
+    pub hash: String,
+    /// The new change's bytes.
+    pub change: Vec<u8>,
 }
 
 /// Build the new household document for `roster` (one change, written by `editor`).
@@ -40,12 +56,13 @@ pub fn create(form: &FormDefinition, roster: &RosterHousehold, editor: &Editor) 
     let id = HouseholdId::random();
     let members: Vec<_> = roster.members.iter().map(|m| (MemberId::random(), m.clone())).collect();
     let (household, saved) = Household::create_batched(id, &form.key(), editor, &roster.answers, &members)?;
-    Ok(Imported {
-        id,
-        heads: heads(&household),
+    let written = Written {
         document: household.save(),
-        change: Some((saved.hash.to_string(), saved.bytes)),
-    })
+        heads: heads(&household),
+        hash: saved.hash.to_string(),
+        change: saved.bytes,
+    };
+    Ok(Imported { id, written: Some(written) })
 }
 
 /// Bring the matched household `existing` up to `roster`: household answers that differ are set;
@@ -90,13 +107,18 @@ pub fn update(mut existing: Household, roster: &RosterHousehold, editor: &Editor
     }
     let id = existing.id();
     if edits.is_empty() {
-        return Ok(Imported { id, heads: heads(&existing), document: existing.save(), change: None });
+        return Ok(Imported { id, written: None });
     }
     let (_, saved) = existing
         .apply(editor, REIMPORT_ACTION, &edits, |_| Ok::<(), ()>(()))?
         .map_err(|()| ModelError::BadChange("a roster update was refused".into()))?;
-    let change = saved.map(|s| (s.hash.to_string(), s.bytes));
-    Ok(Imported { id, heads: heads(&existing), document: existing.save(), change })
+    let written = saved.map(|s| Written {
+        document: existing.save(),
+        heads: heads(&existing),
+        hash: s.hash.to_string(),
+        change: s.bytes,
+    });
+    Ok(Imported { id, written })
 }
 
 fn heads(household: &Household) -> String {
@@ -176,17 +198,23 @@ fn commit(
             "roster import {import} has {staged} of its {chunks} chunks staged; send the file again with `pilar roster import`"
         )));
     }
+    // Every village's feed head, locked in one order before any is appended to.
+    let mut villages: BTreeSet<String> = BTreeSet::new();
+    for chunk in 0..chunks {
+        let body = staged_chunk(tx, import, chunk)?;
+        let keys: Vec<VillageOnly> = serde_json::from_slice(&body).map_err(|e| corrupt_json("roster chunk", e))?;
+        villages.extend(keys.into_iter().map(|k| k.village));
+    }
+    for village in &villages {
+        tx.lock_feed_head(village)?;
+    }
     let mut summary = ImportSummary::default();
     let mut seen: HashSet<String> = HashSet::new();
     for chunk in 0..chunks {
-        let packed = tx.roster_chunk(import, chunk)?.ok_or_else(|| {
-            StorageError::Refused(format!(
-                "roster import {import} lost chunk {chunk}; send the file again with `pilar roster import`"
-            ))
-        })?;
-        let body = zstd::stream::decode_all(packed.as_slice()).map_err(|e| StorageError::Backend(Box::new(e)))?;
+        let body = staged_chunk(tx, import, chunk)?;
         let households: Vec<RosterHousehold> =
             serde_json::from_slice(&body).map_err(|e| corrupt_json("roster chunk", e))?;
+        let mut existing = Vec::with_capacity(households.len());
         for household in &households {
             if let Some(family) = &household.family_id
                 && !seen.insert(family.clone())
@@ -196,58 +224,149 @@ fn commit(
                     household.row
                 )));
             }
-            let existing = match &household.family_id {
-                Some(family) => matched(tx, family, editor)?,
+            existing.push(match &household.family_id {
+                Some(family) => matched(tx, family)?,
                 None => None,
-            };
-            let is_update = existing.is_some();
-            let imported = match existing {
-                Some(found) => update(found, household, editor),
-                None => create(form, household, editor),
-            }
-            .map_err(|e| StorageError::Corrupt(format!("roster row {}: {e}", household.row)))?;
-            match (&imported.change, is_update) {
+            });
+        }
+        let built = build_chunk(form, &households, existing, editor)?;
+        for one in &built {
+            match (&one.imported.written, one.is_update) {
                 (None, _) => summary.unchanged += 1,
                 (Some(_), true) => summary.updated += 1,
                 (Some(_), false) => summary.created += 1,
             }
-            store(tx, &imported, household, editor)?;
         }
+        store_chunk(tx, &households, &built, editor)?;
     }
     let text = serde_json::to_string(&summary).map_err(|e| corrupt_json("import summary", e))?;
     tx.finish_roster_import(import, editor.now, &text)?;
     Ok(summary)
 }
 
-/// The household a family id was imported as, loaded.
-fn matched(tx: &mut dyn Tx, family: &str, editor: &Editor) -> Result<Option<Household>, StorageError> {
-    let Some(id) = tx.family_household(family)? else { return Ok(None) };
-    let Some(row) = tx.household(id)? else { return Ok(None) };
-    let household = Household::load(id, &row.doc, editor.device)
-        .map_err(|e| StorageError::Corrupt(format!("household {id}: {e}")))?;
-    Ok(Some(household))
+/// A staged household's village alone, read before the commit locks the villages' feed heads.
+#[derive(serde::Deserialize)]
+struct VillageOnly {
+    village: String,
 }
 
-/// Write an imported household: its change into the feed, the document, the family-id index.
-fn store(
+/// Chunk `chunk` of `import` as staged (JSON).
+fn staged_chunk(tx: &mut dyn Tx, import: Uuid, chunk: u32) -> Result<Vec<u8>, StorageError> {
+    let packed = tx.roster_chunk(import, chunk)?.ok_or_else(|| {
+        StorageError::Refused(format!(
+            "roster import {import} lost chunk {chunk}; send the file again with `pilar roster import`"
+        ))
+    })?;
+    zstd::stream::decode_all(packed.as_slice()).map_err(|e| StorageError::Backend(Box::new(e)))
+}
+
+/// A household a family id was imported as: its id and stored document.
+type Stored = (HouseholdId, Vec<u8>);
+
+/// The household a family id was imported as: its id and stored document.
+fn matched(tx: &mut dyn Tx, family: &str) -> Result<Option<Stored>, StorageError> {
+    let Some(id) = tx.family_household(family)? else { return Ok(None) };
+    Ok(tx.household(id)?.map(|row| (id, row.doc)))
+}
+
+/// One roster household's document, built, and whether it updates a household matched by
+/// family id.
+struct Built {
+    imported: Imported,
+    is_update: bool,
+}
+
+/// Build the documents of one chunk's households (`existing`: the stored document each one's
+/// family id matched, if any), on every core at once: this is where an import spends its CPU,
+/// and nothing here reads or writes the database.
+fn build_chunk(
+    form: &FormDefinition,
+    households: &[RosterHousehold],
+    existing: Vec<Option<Stored>>,
+    editor: &Editor,
+) -> Result<Vec<Built>, StorageError> {
+    let build = |household: &RosterHousehold, existing: Option<Stored>| {
+        let is_update = existing.is_some();
+        let imported = match existing {
+            Some((id, doc)) => {
+                Household::load(id, &doc, editor.device).and_then(|found| update(found, household, editor))
+            }
+            None => create(form, household, editor),
+        }
+        .map_err(|e| StorageError::Corrupt(format!("roster row {}: {e}", household.row)))?;
+        Ok(Built { imported, is_update })
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, households.len().max(1));
+    let per_thread = households.len().div_ceil(threads).max(1);
+    let mut existing = existing.into_iter();
+    let parts: Vec<(&[RosterHousehold], Vec<Option<Stored>>)> =
+        households.chunks(per_thread).map(|part| (part, existing.by_ref().take(part.len()).collect())).collect();
+    let built: Vec<Result<Vec<Built>, StorageError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = parts
+            .into_iter()
+            .map(|(part, existing)| scope.spawn(move || part.iter().zip(existing).map(|(h, e)| build(h, e)).collect()))
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker.join().unwrap_or_else(|_| {
+                    Err(StorageError::Corrupt("building a roster chunk's documents panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(households.len());
+    for part in built {
+        all.extend(part?);
+    }
+    Ok(all)
+}
+
+/// Write one chunk's built households: their changes into the feed, one append per village (in
+/// file order within it), then each document with its own change's position, and the
+/// family-id index.
+fn store_chunk(
     tx: &mut dyn Tx,
-    imported: &Imported,
-    household: &RosterHousehold,
+    households: &[RosterHousehold],
+    built: &[Built],
     editor: &Editor,
 ) -> Result<(), StorageError> {
-    let Some((hash, bytes)) = &imported.change else { return Ok(()) };
-    let entry = feed::Entry { hash, household: imported.id, device: editor.device, user: &editor.user, bytes };
-    let position = feed::append(tx, &household.village, &[entry], editor.now)?;
-    tx.put_household(&HouseholdWrite {
-        id: imported.id,
-        village: &household.village,
-        doc: &imported.document,
-        heads: &imported.heads,
-        position,
-        at: editor.now,
-    })?;
-    if let Some(family) = &household.family_id {
-        tx.put_family(family, imported.id)?;
+    let mut by_village: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, (household, built)) in households.iter().zip(built).enumerate() {
+        if built.imported.written.is_some() {
+            by_village.entry(household.village.as_str()).or_default().push(i);
+        }
+    }
+    for (village, indexes) in by_village {
+        let entries: Vec<feed::Entry<'_>> = indexes
+            .iter()
+            .filter_map(|&i| {
+                let written = built[i].imported.written.as_ref()?;
+                Some(feed::Entry {
+                    hash: &written.hash,
+                    household: built[i].imported.id,
+                    device: editor.device,
+                    user: &editor.user,
+                    bytes: &written.change,
+                })
+            })
+            .collect();
+        let appended = feed::append_each(tx, village, &entries, editor.now)?;
+        for (&i, position) in indexes.iter().zip(appended.positions) {
+            let Some(written) = &built[i].imported.written else { continue };
+            tx.put_household(&HouseholdWrite {
+                id: built[i].imported.id,
+                village,
+                doc: &written.document,
+                heads: &written.heads,
+                // A change stored already (never, for a change just made) keeps its position.
+                position: position.unwrap_or(appended.head),
+                at: editor.now,
+            })?;
+            if let Some(family) = &households[i].family_id {
+                tx.put_family(family, built[i].imported.id)?;
+            }
+        }
     }
     Ok(())
 }
