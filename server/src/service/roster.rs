@@ -9,10 +9,10 @@
 //! commit answers what the first one did. A staged chunk sent again replaces the one staged under
 //! its number, so a retried upload stages nothing twice.
 //!
-//! The commit is where a large import spends its time (building the Automerge documents), so it
-//! works chunk by chunk: the chunk's matched households are read, its documents built on every
-//! core at once ([`build_chunk`]; nothing there touches the database), then written with one
-//! feed append per village. The villages' feed heads are locked first, all of them, in sorted
+//! The commit is where a large import spends its time (building the Automerge documents, in one
+//! batch each: `Household::create_batched`). It works chunk by chunk: the chunk's matched
+//! households are read, its documents built ([`build_chunk`]; nothing there touches the
+//! database), then written with one feed append per village. The villages' feed heads are locked first, all of them, in sorted
 //! order, as a sync request locks them, so an import and a sync never wait for each other in a
 //! circle.
 
@@ -277,49 +277,31 @@ struct Built {
 }
 
 /// Build the documents of one chunk's households (`existing`: the stored document each one's
-/// family id matched, if any), on every core at once: this is where an import spends its CPU,
-/// and nothing here reads or writes the database.
+/// family id matched, if any): this is where an import spends its CPU, and nothing here reads or
+/// writes the database. One thread: on two busy cores, building on two threads took more CPU
+/// (each new thread's allocations fault in fresh pages for every DEFLATE state Automerge makes)
+/// and more time (50,000 rows: 7.0-12.4 s on one thread, 9.6-17.7 s on two, alternating runs).
 fn build_chunk(
     form: &FormDefinition,
     households: &[RosterHousehold],
     existing: Vec<Option<Stored>>,
     editor: &Editor,
 ) -> Result<Vec<Built>, StorageError> {
-    let build = |household: &RosterHousehold, existing: Option<Stored>| {
-        let is_update = existing.is_some();
-        let imported = match existing {
-            Some((id, doc)) => {
-                Household::load(id, &doc, editor.device).and_then(|found| update(found, household, editor))
+    households
+        .iter()
+        .zip(existing)
+        .map(|(household, existing)| {
+            let is_update = existing.is_some();
+            let imported = match existing {
+                Some((id, doc)) => {
+                    Household::load(id, &doc, editor.device).and_then(|found| update(found, household, editor))
+                }
+                None => create(form, household, editor),
             }
-            None => create(form, household, editor),
-        }
-        .map_err(|e| StorageError::Corrupt(format!("roster row {}: {e}", household.row)))?;
-        Ok(Built { imported, is_update })
-    };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, households.len().max(1));
-    let per_thread = households.len().div_ceil(threads).max(1);
-    let mut existing = existing.into_iter();
-    let parts: Vec<(&[RosterHousehold], Vec<Option<Stored>>)> =
-        households.chunks(per_thread).map(|part| (part, existing.by_ref().take(part.len()).collect())).collect();
-    let built: Vec<Result<Vec<Built>, StorageError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = parts
-            .into_iter()
-            .map(|(part, existing)| scope.spawn(move || part.iter().zip(existing).map(|(h, e)| build(h, e)).collect()))
-            .collect();
-        workers
-            .into_iter()
-            .map(|worker| {
-                worker.join().unwrap_or_else(|_| {
-                    Err(StorageError::Corrupt("building a roster chunk's documents panicked".into()))
-                })
-            })
-            .collect()
-    });
-    let mut all = Vec::with_capacity(households.len());
-    for part in built {
-        all.extend(part?);
-    }
-    Ok(all)
+            .map_err(|e| StorageError::Corrupt(format!("roster row {}: {e}", household.row)))?;
+            Ok(Built { imported, is_update })
+        })
+        .collect()
 }
 
 /// Write one chunk's built households: their changes into the feed, one append per village (in
