@@ -19,6 +19,7 @@
 use super::{Service, feed, heads_text};
 use crate::storage::{HouseholdWrite, StorageError, Transactions, Tx};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ops::Range;
 use sync_core::form::FormDefinition;
 use sync_core::model::{Editor, Edits, Household, HouseholdId, MemberId, ModelError};
 use sync_core::roster::RosterHousehold;
@@ -215,7 +216,8 @@ fn commit(
     let mut summary = ImportSummary::default();
     std::thread::scope(|scope| {
         let (jobs, queued) = std::sync::mpsc::sync_channel::<Job>(1);
-        let (done, finished) = std::sync::mpsc::sync_channel::<(Vec<RosterHousehold>, BuiltChunk)>(1);
+        let (done, finished) =
+            std::sync::mpsc::sync_channel::<(Vec<RosterHousehold>, Result<BuiltChunk, StorageError>)>(1);
         scope.spawn(move || {
             for (households, existing) in queued {
                 let built = build_chunk(form, &households, existing, editor);
@@ -250,9 +252,6 @@ fn commit(
 /// One chunk for the builder: its households and the stored document each one's family id
 /// matched, if any.
 type Job = (Vec<RosterHousehold>, Vec<Option<Stored>>);
-
-/// A chunk's documents, built (or why not).
-type BuiltChunk = Result<Vec<Built>, StorageError>;
 
 /// The builder thread stopped early: it panicked.
 fn builder_gone() -> StorageError {
@@ -308,11 +307,51 @@ fn matched(tx: &mut dyn Tx, family: &str) -> Result<Option<Stored>, StorageError
     Ok(tx.household(id)?.map(|row| (id, row.doc)))
 }
 
-/// One roster household's document, built, and whether it updates a household matched by
-/// family id.
+/// One chunk's households as built, every byte in one buffer: a chunk's thousand documents and
+/// changes kept as allocations of their own, each made while Automerge allocated and freed its
+/// large DEFLATE buffers around it, scattered glibc's heaps (a 100,000-row import's server held
+/// 350 MB with 66 MB in use, 120 MB before documents were built in a batch).
+struct BuiltChunk {
+    /// Documents, heads, change hashes and changes, one after the other.
+    bytes: Vec<u8>,
+    /// Each household, in the chunk's order.
+    households: Vec<Built>,
+}
+
+/// One roster household as built: where its bytes are in [`BuiltChunk::bytes`].
 struct Built {
-    imported: Imported,
+    /// The household's id (new, or the matched one).
+    id: HouseholdId,
+    /// Whether it updates a household matched by family id.
     is_update: bool,
+    /// The saved document, its heads, the new change's hash and bytes; `None` when a re-import
+    /// changed nothing.
+    written: Option<[Range<usize>; 4]>,
+}
+
+/// What to write for one household of a [`BuiltChunk`].
+struct WrittenBytes<'a> {
+    document: &'a [u8],
+    heads: &'a str,
+    hash: &'a str,
+    change: &'a [u8],
+}
+
+impl BuiltChunk {
+    /// What to write for the household at `index`, if it changed.
+    fn written(&self, index: usize) -> Result<Option<WrittenBytes<'_>>, StorageError> {
+        let Some([document, heads, hash, change]) = &self.households[index].written else { return Ok(None) };
+        let text = |range: &Range<usize>| {
+            std::str::from_utf8(&self.bytes[range.clone()])
+                .map_err(|_| StorageError::Corrupt("a built roster household's heads are not text".into()))
+        };
+        Ok(Some(WrittenBytes {
+            document: &self.bytes[document.clone()],
+            heads: text(heads)?,
+            hash: text(hash)?,
+            change: &self.bytes[change.clone()],
+        }))
+    }
 }
 
 /// Build the documents of one chunk's households (`existing`: the stored document each one's
@@ -326,22 +365,32 @@ fn build_chunk(
     households: &[RosterHousehold],
     existing: Vec<Option<Stored>>,
     editor: &Editor,
-) -> Result<Vec<Built>, StorageError> {
-    households
-        .iter()
-        .zip(existing)
-        .map(|(household, existing)| {
-            let is_update = existing.is_some();
-            let imported = match existing {
-                Some((id, doc)) => {
-                    Household::load(id, &doc, editor.device).and_then(|found| update(found, household, editor))
-                }
-                None => create(form, household, editor),
+) -> Result<BuiltChunk, StorageError> {
+    // About 1.3 KB a new household (document and change); room reserved up front.
+    let mut chunk = BuiltChunk {
+        bytes: Vec::with_capacity(households.len() * 2048),
+        households: Vec::with_capacity(households.len()),
+    };
+    for (household, existing) in households.iter().zip(existing) {
+        let is_update = existing.is_some();
+        let imported = match existing {
+            Some((id, doc)) => {
+                Household::load(id, &doc, editor.device).and_then(|found| update(found, household, editor))
             }
-            .map_err(|e| StorageError::Corrupt(format!("roster row {}: {e}", household.row)))?;
-            Ok(Built { imported, is_update })
-        })
-        .collect()
+            None => create(form, household, editor),
+        }
+        .map_err(|e| StorageError::Corrupt(format!("roster row {}: {e}", household.row)))?;
+        let mut keep = |bytes: &[u8]| {
+            let start = chunk.bytes.len();
+            chunk.bytes.extend_from_slice(bytes);
+            start..chunk.bytes.len()
+        };
+        let written = imported
+            .written
+            .map(|w| [keep(&w.document), keep(w.heads.as_bytes()), keep(w.hash.as_bytes()), keep(&w.change)]);
+        chunk.households.push(Built { id: imported.id, is_update, written });
+    }
+    Ok(chunk)
 }
 
 /// Write one chunk's built households: their changes into the feed, one append per village (in
@@ -350,51 +399,47 @@ fn build_chunk(
 fn store_chunk(
     tx: &mut dyn Tx,
     households: &[RosterHousehold],
-    built: &[Built],
+    built: &BuiltChunk,
     editor: &Editor,
     summary: &mut ImportSummary,
 ) -> Result<(), StorageError> {
-    for one in built {
-        match (&one.imported.written, one.is_update) {
+    for one in &built.households {
+        match (&one.written, one.is_update) {
             (None, _) => summary.unchanged += 1,
             (Some(_), true) => summary.updated += 1,
             (Some(_), false) => summary.created += 1,
         }
     }
     let mut by_village: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, (household, built)) in households.iter().zip(built).enumerate() {
-        if built.imported.written.is_some() {
+    for (i, (household, one)) in households.iter().zip(&built.households).enumerate() {
+        if one.written.is_some() {
             by_village.entry(household.village.as_str()).or_default().push(i);
         }
     }
     for (village, indexes) in by_village {
-        let entries: Vec<feed::Entry<'_>> = indexes
-            .iter()
-            .filter_map(|&i| {
-                let written = built[i].imported.written.as_ref()?;
-                Some(feed::Entry {
-                    hash: &written.hash,
-                    household: built[i].imported.id,
-                    device: editor.device,
-                    user: &editor.user,
-                    bytes: &written.change,
-                })
-            })
-            .collect();
+        let mut entries = Vec::with_capacity(indexes.len());
+        for &i in &indexes {
+            if let Some(written) = built.written(i)? {
+                let household = built.households[i].id;
+                let (hash, bytes) = (written.hash, written.change);
+                entries.push(feed::Entry { hash, household, device: editor.device, user: &editor.user, bytes });
+            }
+        }
         let appended = feed::append_each(tx, village, &entries, editor.now)?;
         for (&i, position) in indexes.iter().zip(appended.positions) {
-            let Some(written) = &built[i].imported.written else { continue };
+            let Some(written) = built.written(i)? else { continue };
+            let id = built.households[i].id;
             tx.put_household(&HouseholdWrite {
-                id: built[i].imported.id,
+                id,
                 village,
-                doc: &written.document,
-                heads: &written.heads,
+                doc: written.document,
+                heads: written.heads,
                 // A change stored already (never, for a change just made) keeps its position.
                 position: position.unwrap_or(appended.head),
                 at: editor.now,
             })?;
             if let Some(family) = &households[i].family_id {
-                tx.put_family(family, built[i].imported.id)?;
+                tx.put_family(family, id)?;
             }
         }
     }
