@@ -445,3 +445,133 @@ fn store_chunk(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The commit on a real SQLite database: several chunks over several villages, a re-import,
+    //! and a family id used twice. Synthetic households only (domain.md §3).
+
+    use super::*;
+    use crate::storage::SqliteDatabase;
+    use sync_core::model::DeviceId;
+
+    fn storage() -> (tempfile::TempDir, Service) {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let db = SqliteDatabase::open(&dir.path().join("server.db")).expect("open");
+        (dir, Service::new(std::sync::Arc::new(db)))
+    }
+
+    const VILLAGES: [&str; 3] = ["73.14.01.1001", "73.14.01.1002", "73.14.01.2004"];
+
+    fn now() -> OffsetDateTime {
+        time::macros::datetime!(2026-11-20 12:00 UTC)
+    }
+
+    /// Household `n` of a synthetic roster, its village chosen by `n`, with `address` as written.
+    fn household(n: usize, address: &str) -> RosterHousehold {
+        let text = |s: &str| FieldValue::Text(s.to_string());
+        let mut household = RosterHousehold::new(n + 2);
+        household.answers = BTreeMap::from([
+            ("dtsen_family_id".to_string(), text(&format!("SYN-{n:04}"))),
+            ("village_code".to_string(), text(VILLAGES[n % VILLAGES.len()])),
+            ("head_name".to_string(), text("La Sintetis")),
+            ("address".to_string(), text(address)),
+        ]);
+        household.push_member(
+            n + 2,
+            BTreeMap::from([
+                ("full_name".to_string(), text("La Sintetis")),
+                ("sex".to_string(), FieldValue::Int(1)),
+                ("relationship".to_string(), FieldValue::Int(1)),
+                ("presence".to_string(), FieldValue::Int(1)),
+            ]),
+        );
+        household.sync_keys();
+        household
+    }
+
+    /// Stage `households` in chunks of 7 and commit them as one import.
+    fn import(
+        service: &Service,
+        households: &[RosterHousehold],
+        editor: &Editor,
+    ) -> Result<ImportSummary, StorageError> {
+        let import = Uuid::new_v4();
+        let chunks: Vec<&[RosterHousehold]> = households.chunks(7).collect();
+        for (n, chunk) in chunks.iter().enumerate() {
+            service.roster_stage(import, n as u32, &editor.user, chunk, now()).expect("stage");
+        }
+        service.roster_commit(import, chunks.len() as u32, editor)
+    }
+
+    /// Every village's feed: (position, household) in position order.
+    fn feeds(service: &Service) -> BTreeMap<&'static str, Vec<(u64, HouseholdId)>> {
+        VILLAGES
+            .iter()
+            .map(|village| {
+                let changes = service
+                    .database()
+                    .read(|tx| {
+                        let head = tx.feed_head(village)?;
+                        tx.feed_after(village, 0, head, None, 1000)
+                    })
+                    .expect("feed");
+                (*village, changes.iter().map(|c| (c.position, c.household)).collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_roster_of_several_chunks_and_villages_commits_whole_and_a_reimport_adds_only_what_changed() {
+        let (_dir, service) = storage();
+        let editor = Editor { user: "admin".into(), device: DeviceId::random().on_server(), now: now() };
+        let roster: Vec<RosterHousehold> = (0..20).map(|n| household(n, "Jl. Contoh No. 1")).collect();
+        let summary = import(&service, &roster, &editor).expect("commit");
+        assert_eq!(summary, ImportSummary { created: 20, updated: 0, unchanged: 0 });
+
+        // Each village's feed is gapless from 1 and holds its households in file order, once.
+        let first = feeds(&service);
+        for (i, village) in VILLAGES.iter().enumerate() {
+            let positions: Vec<u64> = first[village].iter().map(|(p, _)| *p).collect();
+            let expected = roster.iter().skip(i).step_by(VILLAGES.len()).count() as u64;
+            assert_eq!(positions, (1..=expected).collect::<Vec<_>>(), "{village}");
+        }
+        let family = |n: usize| {
+            let id = service.database().read(|tx| tx.family_household(&format!("SYN-{n:04}"))).expect("read");
+            id.expect("the family id is indexed")
+        };
+        assert_eq!(first[VILLAGES[1]][0].1, family(1), "row order within a village");
+        assert_eq!(first[VILLAGES[1]][1].1, family(4));
+        for n in [0, 13, 19] {
+            let row = service.database().read(|tx| tx.household(family(n))).expect("read").expect("stored");
+            let state = Household::load(family(n), &row.doc, editor.device).expect("loads").state();
+            assert_eq!(state.answers.get("dtsen_family_id"), Some(&FieldValue::Text(format!("SYN-{n:04}"))));
+            assert_eq!(row.village, VILLAGES[n % VILLAGES.len()]);
+        }
+
+        // The same roster again writes nothing; one changed address is one change.
+        let again = import(&service, &roster, &editor).expect("re-import");
+        assert_eq!(again, ImportSummary { created: 0, updated: 0, unchanged: 20 });
+        assert_eq!(feeds(&service), first);
+        let mut edited = roster.clone();
+        edited[13] = household(13, "Jl. Contoh No. 5");
+        let updated = import(&service, &edited, &editor).expect("re-import with a change");
+        assert_eq!(updated, ImportSummary { created: 0, updated: 1, unchanged: 19 });
+        let village = VILLAGES[13 % VILLAGES.len()];
+        let last = feeds(&service)[village].last().copied().expect("a change");
+        assert_eq!(last, (first[village].len() as u64 + 1, family(13)));
+    }
+
+    #[test]
+    fn a_family_id_in_two_chunks_refuses_the_whole_import() {
+        let (_dir, service) = storage();
+        let editor = Editor { user: "admin".into(), device: DeviceId::random().on_server(), now: now() };
+        let mut roster: Vec<RosterHousehold> = (0..10).map(|n| household(n, "Jl. Contoh No. 1")).collect();
+        roster[9] = household(2, "Jl. Contoh No. 2");
+        let refused = import(&service, &roster, &editor).expect_err("refused");
+        assert!(refused.to_string().contains("appears twice"), "{refused}");
+        assert!(feeds(&service).values().all(Vec::is_empty), "nothing was stored");
+        let stored = service.database().read(|tx| tx.family_household("SYN-0000")).expect("read");
+        assert_eq!(stored, None);
+    }
+}
