@@ -327,6 +327,25 @@ impl Client {
         self.decode(response)
     }
 
+    /// `PUT path` with a body already encoded (`content_type`, and `encoding` as its
+    /// `Content-Encoding`) → JSON.
+    pub fn put_encoded<T: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        encoding: &str,
+        body: &[u8],
+    ) -> Result<T> {
+        let url = self.url(path);
+        let response = self.send(|http| {
+            http.put(&url)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .header(reqwest::header::CONTENT_ENCODING, encoding)
+                .body(body.to_vec())
+        })?;
+        self.decode(response)
+    }
+
     fn decode<T: DeserializeOwned>(&self, response: Response) -> Result<T> {
         let body = self.body(response)?;
         serde_json::from_slice(&body)

@@ -485,3 +485,48 @@ async fn a_revoked_device_is_refused_everywhere_and_told_to_wipe() {
     let (status, body) = api.call(Method::POST, "/v1/admin/devices/not-a-uuid/revoke", Some(&admin), None).await;
     assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
 }
+
+#[tokio::test]
+async fn a_roster_chunk_is_read_compressed_or_plain_and_a_zstd_bomb_is_refused() {
+    let api = Api::with_limit(64 * 1024);
+    let admin = api.admin().await;
+    let put = |body: Vec<u8>, content_type: &'static str, encoding: Option<&'static str>| {
+        let mut request = Request::put(format!("/v1/roster/{}/chunks/0", uuid()))
+            .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+            .header(header::CONTENT_TYPE, content_type);
+        if let Some(encoding) = encoding {
+            request = request.header(header::CONTENT_ENCODING, encoding);
+        }
+        request.body(Body::from(body)).expect("request")
+    };
+    let empty = br#"{"households": []}"#.to_vec();
+    let compressed = zstd::bulk::compress(&empty, 3).expect("compress");
+    for (what, request) in [
+        ("plain JSON", put(empty.clone(), "application/json", None)),
+        ("zstd JSON", put(compressed.clone(), "application/json", Some("zstd"))),
+    ] {
+        let (status, body) = api.raw(request).await;
+        assert_eq!((status, &body["staged"]), (StatusCode::OK, &json!(true)), "{what}: {body}");
+    }
+    // 8 × the 64 KiB body limit is the most a chunk may expand to.
+    let bomb = zstd::bulk::compress(&vec![b' '; 8 * 64 * 1024 + 1], 3).expect("compress");
+    let refusals = [
+        ("a bomb", put(bomb, "application/json", Some("zstd")), StatusCode::BAD_REQUEST, "malformed_request"),
+        (
+            "not zstd",
+            put(empty.clone(), "application/json", Some("zstd")),
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        ),
+        (
+            "not JSON",
+            put(compressed, "text/plain", Some("zstd")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ];
+    for (what, request, expected, code) in refusals {
+        let (status, body) = api.raw(request).await;
+        assert_eq!((status, error_code(&body)), (expected, code), "{what}: {body}");
+    }
+}

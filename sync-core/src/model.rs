@@ -38,8 +38,10 @@ pub use registers::{Registers, Unsupported};
 pub use replay::Replayed;
 pub use supervise::{RESOLVE_ACTION, REVIEW_ACTION, ReviewDecision};
 
-use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, transaction::Transactable};
+use crate::value::FieldValue;
+use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, hydrate, transaction::Transactable};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 use time::OffsetDateTime;
@@ -307,6 +309,49 @@ impl Household {
             tx.put_object(ROOT, key, ObjType::Map)?;
         }
         edit::write(&mut tx, id, editor, edits)?;
+        let (hash, _) = tx.commit_with(edit::commit_options(editor, CREATE_ACTION));
+        let hash = hash.ok_or_else(|| ModelError::Layout { household: id, detail: "empty create".into() })?;
+        let household = Household { id, doc };
+        let saved = household.saved(hash)?;
+        Ok((household, saved))
+    }
+
+    /// Create a household whose first change only sets household answers and adds members (a
+    /// roster import's new household), building the whole document in one batch: the same
+    /// document as [`Household::create`] with those edits, several times faster, which is what
+    /// a kabupaten's import of tens of thousands of households spends its time on.
+    pub fn create_batched(
+        id: HouseholdId,
+        form_key: &str,
+        editor: &Editor,
+        answers: &BTreeMap<String, FieldValue>,
+        members: &[(MemberId, BTreeMap<String, FieldValue>)],
+    ) -> Result<(Household, Saved), ModelError> {
+        let scalar = |v: &FieldValue| hydrate::Value::Scalar(edit::scalar(v));
+        let mut root: HashMap<String, hydrate::Value> = HashMap::new();
+        root.insert("schema".into(), hydrate::Value::Scalar(SCHEMA_VERSION.into()));
+        root.insert("form".into(), hydrate::Value::Scalar(form_key.into()));
+        root.insert("household_id".into(), hydrate::Value::Scalar(id.to_string().into()));
+        for key in ROOT_MAPS {
+            root.insert(key.into(), hydrate::Value::map());
+        }
+        let answers: HashMap<String, hydrate::Value> = answers.iter().map(|(k, v)| (k.clone(), scalar(v))).collect();
+        root.insert("answers".into(), hydrate::Map::from(answers).into());
+        let members: HashMap<String, hydrate::Value> = members
+            .iter()
+            .map(|(member, answers)| {
+                let answers: HashMap<String, hydrate::Value> = answers
+                    .iter()
+                    .filter(|(k, _)| !MEMBER_REMOVAL_KEYS.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), scalar(v)))
+                    .collect();
+                (member.to_string(), hydrate::Map::from(answers).into())
+            })
+            .collect();
+        root.insert("members".into(), hydrate::Map::from(members).into());
+        let mut doc = Automerge::new().with_actor(editor.device.actor());
+        let mut tx = doc.transaction();
+        tx.init_root_from_hydrate(&hydrate::Map::from(root))?;
         let (hash, _) = tx.commit_with(edit::commit_options(editor, CREATE_ACTION));
         let hash = hash.ok_or_else(|| ModelError::Layout { household: id, detail: "empty create".into() })?;
         let household = Household { id, doc };

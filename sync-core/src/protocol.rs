@@ -208,7 +208,9 @@ pub struct DeviceView {
 /// Most households in one staged chunk: keeps a chunk's body near 1 MB.
 pub const CHUNK_HOUSEHOLDS: usize = 1_000;
 
-/// `PUT /v1/roster/{import}/chunks/{n}`: one chunk of a roster, as the CLI read it.
+/// `PUT /v1/roster/{import}/chunks/{n}`: one chunk of a roster, as the CLI read it. The body is
+/// JSON, plain or (what `pilar` sends) zstd-compressed with `Content-Encoding:`
+/// [`ROSTER_CHUNK_ENCODING`]: a 100,000-row roster is 24 MB of JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RosterChunk {
@@ -216,13 +218,118 @@ pub struct RosterChunk {
     pub households: Vec<RosterHousehold>,
 }
 
-/// The answer to a staged chunk.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The `Content-Encoding` of a compressed roster chunk.
+pub const ROSTER_CHUNK_ENCODING: &str = "zstd";
+
+/// zstd level of a compressed roster chunk: JSON of repeated field names compresses tenfold at
+/// level 3 in a few milliseconds a chunk.
+const ROSTER_CHUNK_LEVEL: i32 = 3;
+
+/// Why a compressed roster chunk could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkBodyError {
+    /// The body expands beyond what the server accepts.
+    #[error("the compressed chunk expands to more than {limit} bytes; send chunks of fewer households")]
+    TooLarge {
+        /// The most a chunk may expand to.
+        limit: usize,
+    },
+    /// The body is not zstd data.
+    #[error(
+        "the chunk is not zstd-compressed ({0}); send it compressed with zstd, or as plain JSON without Content-Encoding"
+    )]
+    Compression(String),
+    /// The JSON inside is not a roster chunk.
+    #[error("the chunk is not the JSON of a roster chunk ({0}); see docs/roster.md")]
+    Json(#[from] serde_json::Error),
+}
+
+impl RosterChunk {
+    /// The chunk as zstd-compressed JSON, the body to send with [`ROSTER_CHUNK_ENCODING`].
+    pub fn to_compressed(&self) -> Result<Vec<u8>, ChunkBodyError> {
+        let json = serde_json::to_vec(self)?;
+        zstd::bulk::compress(&json, ROSTER_CHUNK_LEVEL).map_err(|e| ChunkBodyError::Compression(e.to_string()))
+    }
+
+    /// A chunk from zstd-compressed JSON, refusing a body that expands beyond `limit` bytes (a
+    /// zstd bomb) before it has expanded further.
+    pub fn from_compressed(body: &[u8], limit: usize) -> Result<RosterChunk, ChunkBodyError> {
+        use std::io::Read;
+        let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| ChunkBodyError::Compression(e.to_string()))?;
+        let mut json = Vec::new();
+        let read = decoder
+            .take(limit as u64 + 1)
+            .read_to_end(&mut json)
+            .map_err(|e| ChunkBodyError::Compression(e.to_string()))?;
+        if read > limit {
+            return Err(ChunkBodyError::TooLarge { limit });
+        }
+        Ok(serde_json::from_slice(&json)?)
+    }
+}
+
+/// Most problems of one rule (and severity) a chunk's reply lists; the rest are only counted, so
+/// a reply stays small however many rows share a problem. The admin's full report is made on
+/// the admin's side: `pilar` checks every row with the same rules before it uploads anything.
+pub const REPLY_PROBLEMS_PER_RULE: usize = 5;
+
+/// The answer to a staged chunk: counts, and the first few problems of each rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkReply {
     /// Whether the chunk was staged (false when the server's re-check found blocking problems).
     pub staged: bool,
-    /// What the server's re-check found (blocking problems and warnings).
+    /// The first problems of each rule the server's re-check found (at most
+    /// [`REPLY_PROBLEMS_PER_RULE`] per rule and severity), in row order.
     pub problems: Vec<RosterProblem>,
+    /// How many problems of each rule the re-check found in all, listed or not (absent from a
+    /// server that listed every problem).
+    #[serde(default)]
+    pub counts: Vec<RuleCount>,
+}
+
+/// How many problems of one rule a chunk's re-check found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleCount {
+    /// The rule's stable code (`nik_region_unknown`, …).
+    pub rule: String,
+    /// Whether these problems block the import.
+    pub severity: crate::finding::Severity,
+    /// Problems of this rule and severity in the chunk.
+    pub count: u64,
+}
+
+impl ChunkReply {
+    /// The reply for a chunk whose re-check found `problems`: every rule counted, the first
+    /// [`REPLY_PROBLEMS_PER_RULE`] problems of each rule listed (by row).
+    pub fn new(staged: bool, mut problems: Vec<RosterProblem>) -> ChunkReply {
+        problems.sort_by_key(|p| p.row);
+        let mut counts: Vec<RuleCount> = Vec::new();
+        let mut listed = Vec::new();
+        for problem in problems {
+            let position = counts.iter().position(|c| c.rule == problem.rule && c.severity == problem.severity);
+            let count = match position {
+                Some(i) => &mut counts[i],
+                None => {
+                    counts.push(RuleCount { rule: problem.rule.clone(), severity: problem.severity, count: 0 });
+                    let last = counts.len() - 1;
+                    &mut counts[last]
+                }
+            };
+            count.count += 1;
+            if count.count <= REPLY_PROBLEMS_PER_RULE as u64 {
+                listed.push(problem);
+            }
+        }
+        ChunkReply { staged, problems: listed, counts }
+    }
+
+    /// Problems the re-check found beyond those listed, by rule: `(rule, severity, how many)`.
+    pub fn unlisted(&self) -> impl Iterator<Item = (&str, crate::finding::Severity, u64)> {
+        self.counts.iter().filter_map(|c| {
+            let listed = self.problems.iter().filter(|p| p.rule == c.rule && p.severity == c.severity).count() as u64;
+            (c.count > listed).then(|| (c.rule.as_str(), c.severity, c.count - listed))
+        })
+    }
 }
 
 /// `POST /v1/roster/{import}/commit`: apply every staged chunk at once.
@@ -470,6 +577,48 @@ pub struct DeviceProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compressed_roster_chunk_round_trips_and_a_bomb_is_refused_at_the_limit() {
+        let mut household = RosterHousehold::new(2);
+        household.answers.insert("head_name".into(), crate::value::FieldValue::Text("La Sintetis".into()));
+        let chunk = RosterChunk { households: vec![household; 200] };
+        let body = chunk.to_compressed().expect("compressed");
+        let json = serde_json::to_vec(&chunk).expect("json");
+        assert!(body.len() * 10 < json.len(), "{} compressed bytes of {} JSON bytes", body.len(), json.len());
+        let back = RosterChunk::from_compressed(&body, json.len()).expect("read back");
+        assert_eq!(back.households, chunk.households);
+        let refused = RosterChunk::from_compressed(&body, json.len() - 1).expect_err("over the limit");
+        assert!(matches!(refused, ChunkBodyError::TooLarge { .. }), "{refused}");
+        let plain = RosterChunk::from_compressed(&json, json.len()).expect_err("plain JSON is not zstd");
+        assert!(matches!(plain, ChunkBodyError::Compression(_)), "{plain}");
+        let unknown = zstd::bulk::compress(br#"{"households": [], "village": "x"}"#, 3).expect("compress");
+        let refused = RosterChunk::from_compressed(&unknown, 1000).expect_err("unknown field");
+        assert!(refused.to_string().contains("unknown field"), "{refused}");
+    }
+
+    #[test]
+    fn a_chunk_reply_lists_the_first_problems_of_each_rule_and_counts_them_all() {
+        use crate::finding::Severity;
+        let warning = |row: usize| RosterProblem {
+            severity: Severity::Warn,
+            ..RosterProblem::reject(row, "nik", "9101011503809001", "nik_region_unknown", "region prefix unknown")
+        };
+        let mut problems: Vec<RosterProblem> = (2..40).rev().map(warning).collect();
+        problems.push(RosterProblem::reject(7, "sex", "x", "choice", "not a code"));
+        let reply = ChunkReply::new(false, problems);
+        let rows = |rule: &str| reply.problems.iter().filter(|p| p.rule == rule).map(|p| p.row).collect::<Vec<_>>();
+        assert_eq!(rows("nik_region_unknown"), [2, 3, 4, 5, 6]);
+        assert_eq!(rows("choice"), [7]);
+        let counts: Vec<(&str, Severity, u64)> =
+            reply.counts.iter().map(|c| (c.rule.as_str(), c.severity, c.count)).collect();
+        assert_eq!(counts, [("nik_region_unknown", Severity::Warn, 38), ("choice", Severity::Reject, 1)]);
+        assert_eq!(reply.unlisted().collect::<Vec<_>>(), [("nik_region_unknown", Severity::Warn, 33)]);
+
+        // A reply from a server that listed every problem and counted none still reads.
+        let old: ChunkReply = serde_json::from_str(r#"{"staged": true, "problems": []}"#).expect("an older reply");
+        assert!(old.counts.is_empty() && old.unlisted().next().is_none());
+    }
 
     #[test]
     fn admin_requests_refuse_unknown_fields() {

@@ -3,9 +3,17 @@
 //! rows imports nothing and names every broken row, and only an admin may import. Rosters as Excel
 //! leaves them: identifiers it changed are one error each naming Excel and the fix, RT/RW lose no
 //! leading zero, a column of identifiers all ending in 0 is warned about; the summary prints once.
+//! A chunk's reply counts its problems and lists only the first few of each rule, while the
+//! admin's own report lists every one.
 
-use pilar_tests::{Campaign, TestDevice, example_roster};
-use serde_json::Value;
+use pilar_tests::{Campaign, TEST_ADMIN_PASSWORD, TestDevice, example_roster};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use sync_core::finding::Severity;
+use sync_core::model::DeviceId;
+use sync_core::protocol::{ChunkReply, LoginResponse, REPLY_PROBLEMS_PER_RULE, RosterChunk};
+use sync_core::roster::RosterHousehold;
+use sync_core::value::FieldValue;
 
 const BILOKKA: &str = "73.14.01.1001";
 const WANIO: &str = "73.14.01.2004";
@@ -219,4 +227,89 @@ fn good_rows_only_prints_the_summary_once() {
         assert!(all.contains("2 data row(s), 2 household(s) (per-household layout): 1 error(s), 0 warning(s); 1 household(s) without errors"), "{all}");
         assert_eq!(out.status.code(), Some(exit), "{args:?}: {all}");
     }
+}
+
+/// Households whose head's NIK carries the region prefix 91.01.01 (Merauke before its split): a
+/// warning each (`nik_region_unknown`), which blocks nothing.
+const OLD_PREFIX_FAMILIES: usize = 40;
+
+#[test]
+fn a_chunk_reply_lists_the_first_warnings_of_a_rule_and_counts_them_while_the_admins_report_has_all() {
+    let campaign = Campaign::start();
+    let rows: Vec<String> = (0..OLD_PREFIX_FAMILIES)
+        .map(|i| {
+            format!("SYN-05{i:02},73.14.01.1001,73140105031595{i:02},001,001,La Sintetis,91010115038095{i:02},1,1,1")
+        })
+        .collect();
+    let path = campaign.admin.home().join("old-prefixes.csv");
+    std::fs::write(&path, format!("{EXCEL_HEADER}{}\n", rows.join("\n"))).expect("write roster");
+    let file = path.to_str().expect("path");
+
+    // The admin's report is complete: every warning in --json, in --report's file and on screen.
+    let report = campaign.admin.home().join("report.txt");
+    let done = campaign.admin.json(&["roster", "import", file, "--report", report.to_str().expect("path")]);
+    assert_eq!(done["created"].as_u64(), Some(OLD_PREFIX_FAMILIES as u64), "{done}");
+    let warned = done["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter(|p| p["rule"] == "nik_region_unknown" && p["severity"] == "warn")
+        .count();
+    assert_eq!(warned, OLD_PREFIX_FAMILIES, "--json lists every warning: {done}");
+    let written = std::fs::read_to_string(&report).expect("report");
+    assert_eq!(written.lines().filter(|l| l.ends_with("(rule nik_region_unknown)")).count(), OLD_PREFIX_FAMILIES);
+    let again = campaign.admin.run(&["roster", "import", file]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(0), "{stderr}");
+    let shown = stderr.lines().filter(|l| l.contains("warning: ") && l.ends_with("(rule nik_region_unknown)")).count();
+    assert_eq!(shown, OLD_PREFIX_FAMILIES, "the screen shows every warning: {stderr}");
+
+    // The server's reply to the same households in one chunk: the first few, and the count.
+    let households: Vec<RosterHousehold> = (0..OLD_PREFIX_FAMILIES)
+        .map(|i| {
+            let text = |s: String| FieldValue::Text(s);
+            let mut household = RosterHousehold::new(i + 2);
+            household.answers = BTreeMap::from([
+                ("dtsen_family_id".to_string(), text(format!("SYN-06{i:02}"))),
+                ("village_code".to_string(), text("73.14.01.1001".into())),
+                ("head_name".to_string(), text("La Sintetis".into())),
+            ]);
+            household.push_member(
+                i + 2,
+                BTreeMap::from([
+                    ("full_name".to_string(), text("La Sintetis".into())),
+                    ("nik".to_string(), text(format!("91010115038096{i:02}"))),
+                    ("sex".to_string(), FieldValue::Int(1)),
+                    ("relationship".to_string(), FieldValue::Int(1)),
+                    ("presence".to_string(), FieldValue::Int(1)),
+                ]),
+            );
+            household.sync_keys();
+            household
+        })
+        .collect();
+    let client = reqwest::blocking::Client::new();
+    let login: LoginResponse = client
+        .post(format!("{}/v1/login", campaign.server.url()))
+        .json(&json!({ "user": "admin", "password": TEST_ADMIN_PASSWORD, "device": DeviceId::random(), "device_name": "laptop uji" }))
+        .send()
+        .expect("login")
+        .json()
+        .expect("login answer");
+    let response = client
+        .put(format!("{}/v1/roster/{}/chunks/0", campaign.server.url(), uuid::Uuid::new_v4()))
+        .bearer_auth(&login.access_token)
+        .json(&RosterChunk { households })
+        .send()
+        .expect("stage");
+    assert!(response.status().is_success(), "{}", response.status());
+    let body = response.bytes().expect("reply");
+    let reply: ChunkReply = serde_json::from_slice(&body).expect("a chunk reply");
+    assert!(reply.staged, "warnings do not stop a chunk");
+    let listed: Vec<usize> = reply.problems.iter().map(|p| p.row).collect();
+    assert_eq!(listed, (2..2 + REPLY_PROBLEMS_PER_RULE).collect::<Vec<_>>(), "the first rows of the rule, in order");
+    let counted: Vec<(&str, Severity, u64)> =
+        reply.counts.iter().map(|c| (c.rule.as_str(), c.severity, c.count)).collect();
+    assert_eq!(counted, [("nik_region_unknown", Severity::Warn, OLD_PREFIX_FAMILIES as u64)]);
+    assert!(body.len() < 4096, "a small reply: {} bytes", body.len());
 }

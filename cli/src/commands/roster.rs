@@ -2,14 +2,17 @@
 //! chunks that the server re-checks, stages and commits at once (admin only). A file with errors
 //! imports nothing unless `--good-rows-only` is given; the report names row, column, value, rule.
 
-use crate::client::Client;
+use crate::client::{Client, ServerRefused};
 use crate::roster::report::{render_problems, render_report, summary};
 use crate::roster::{Layout, RosterOptions, check_roster, read_roster};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use sync_core::finding::Severity;
 use sync_core::form::FormDefinition;
-use sync_core::protocol::{CHUNK_HOUSEHOLDS, ChunkReply, CommitRequest, ImportSummary, RosterChunk};
+use sync_core::protocol::{
+    CHUNK_HOUSEHOLDS, ChunkReply, CommitRequest, ImportSummary, ROSTER_CHUNK_ENCODING, RosterChunk,
+};
 use sync_core::roster::RosterHousehold;
 
 /// `pilar roster` subcommands.
@@ -60,6 +63,11 @@ pub fn run(home: &Path, command: Command) -> Result<()> {
 fn phase_style() -> indicatif::ProgressStyle {
     indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+}
+
+/// Whether the server refused a request as malformed (an older server reading only plain JSON).
+fn is_malformed(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<ServerRefused>().is_some_and(|refused| refused.body.error == "malformed_request")
 }
 
 fn import(home: &Path, args: ImportArgs) -> Result<()> {
@@ -136,13 +144,32 @@ fn import(home: &Path, args: ImportArgs) -> Result<()> {
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         )
         .with_message(format!("uploading {} chunk(s)", chunks.len()));
+    // Chunks go up as zstd-compressed JSON (a tenth of the bytes); a server that reads only plain
+    // JSON (older than this pilar) refuses the first one as malformed, and gets plain JSON.
+    let mut compress = true;
     for (n, chunk) in chunks.iter().enumerate() {
         let body = RosterChunk { households: chunk.iter().map(|h| (*h).clone()).collect() };
-        let reply: ChunkReply = client.put(&format!("/v1/roster/{import}/chunks/{n}"), &body)?;
+        let path = format!("/v1/roster/{import}/chunks/{n}");
+        let mut sent = None;
+        if compress {
+            let packed = body.to_compressed().context("cannot compress a roster chunk")?;
+            match client.put_encoded::<ChunkReply>(&path, "application/json", ROSTER_CHUNK_ENCODING, &packed) {
+                Ok(reply) => sent = Some(reply),
+                Err(e) if n == 0 && is_malformed(&e) => compress = false,
+                Err(e) => return Err(e),
+            }
+        }
+        let reply: ChunkReply = match sent {
+            Some(reply) => reply,
+            None => client.put(&path, &body)?,
+        };
         if !reply.staged {
             bar.finish_and_clear();
             for problem in reply.problems.iter().filter(|p| p.is_blocking()) {
                 eprintln!("{problem}");
+            }
+            for (rule, _, more) in reply.unlisted().filter(|(_, severity, _)| *severity == Severity::Reject) {
+                eprintln!("… and {more} more problem(s) of rule {rule} in this chunk of {} household(s)", chunk.len());
             }
             bail!(
                 "nothing was imported: the server refused rows this pilar accepted (listed above); the server and \

@@ -45,6 +45,31 @@ pub fn append(
     Ok(head)
 }
 
+/// What [`append_each`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The village's head afterwards, as [`append`] returns it.
+    pub head: u64,
+    /// Each entry's new position, in the order given; `None` for an entry stored already (it
+    /// keeps the position it has).
+    pub positions: Vec<Option<u64>>,
+}
+
+/// [`append`], also saying where each entry went: for writers that append many households'
+/// changes under one lock of the head (a roster import) and store each household with its own
+/// change's position.
+pub fn append_each(
+    tx: &mut dyn Tx,
+    village: &str,
+    entries: &[Entry<'_>],
+    received_at: OffsetDateTime,
+) -> Result<Appended, StorageError> {
+    let mut appender = Appender::default();
+    let appended = appender.append_each(tx, village, entries, received_at)?;
+    appender.flush(tx)?;
+    Ok(appended)
+}
+
 /// Many appends in one transaction (a sync request's households): each village's head is locked
 /// and read once and written once, at [`Appender::flush`], instead of three statements per
 /// household. Until it is flushed the heads it moved exist only here, so nothing else in the
@@ -76,6 +101,17 @@ impl Appender {
         entries: &[Entry<'_>],
         received_at: OffsetDateTime,
     ) -> Result<u64, StorageError> {
+        Ok(self.append_each(tx, village, entries, received_at)?.head)
+    }
+
+    /// [`append_each`] without writing the head yet (a village not locked yet is locked now).
+    pub fn append_each(
+        &mut self,
+        tx: &mut dyn Tx,
+        village: &str,
+        entries: &[Entry<'_>],
+        received_at: OffsetDateTime,
+    ) -> Result<Appended, StorageError> {
         let next = match self.heads.get_mut(village) {
             Some((_, next)) => next,
             None => {
@@ -83,6 +119,7 @@ impl Appender {
                 &mut self.heads.entry(village.to_string()).or_insert((head, head)).1
             }
         };
+        let mut positions = Vec::with_capacity(entries.len());
         for entry in entries {
             let change = NewChange {
                 position: *next + 1,
@@ -97,9 +134,12 @@ impl Appender {
             // A change already stored keeps its position and takes none: positions stay gapless.
             if tx.insert_change(&change)? {
                 *next += 1;
+                positions.push(Some(*next));
+            } else {
+                positions.push(None);
             }
         }
-        Ok(*next)
+        Ok(Appended { head: *next, positions })
     }
 
     /// Write every head that moved (the locks stay held until the transaction ends); afterwards
@@ -167,6 +207,20 @@ mod tests {
         let entries: Vec<Entry<'_>> =
             hashes.iter().map(|hash| Entry { hash, household, device, user: "pkh.sintetis", bytes: b"x" }).collect();
         db.write(|tx| append(tx, VILLAGE, &entries, OffsetDateTime::UNIX_EPOCH)).expect("append")
+    }
+
+    #[test]
+    fn append_each_says_where_each_change_went_and_a_stored_one_takes_no_position() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let db = SqliteDatabase::open(&dir.path().join("server.db")).expect("open");
+        let device = DeviceId(uuid::Uuid::from_u128(7));
+        assert_eq!(append_as(&db, device, &["a"]), 1);
+        let household = HouseholdId(uuid::Uuid::from_u128(2));
+        let entries: Vec<Entry<'_>> =
+            ["b", "a", "c"].iter().map(|hash| Entry { hash, household, device, user: "admin", bytes: b"x" }).collect();
+        let appended =
+            db.write(|tx| append_each(tx, VILLAGE, &entries, OffsetDateTime::UNIX_EPOCH)).expect("append each");
+        assert_eq!(appended, Appended { head: 3, positions: vec![Some(2), None, Some(3)] });
     }
 
     #[test]

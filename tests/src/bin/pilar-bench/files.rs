@@ -2,11 +2,14 @@
 //! loopback. The import phase imports a synthetic roster of `rows` person rows (families of 1–5)
 //! through `pilar roster import`; the export phase imports `households` one-person households into
 //! a fresh server and exports the kabupaten with `pilar export`, as XLSX and as CSV. Each phase
-//! reports the wall time and the peak memory of the `pilar` process and of the server.
+//! reports the wall time and the peak memory of the `pilar` process and of the server; the import
+//! also the bytes on the wire (through the byte-counting proxy) and the server's CPU time.
 
+use super::proxy::Proxy;
 use super::sync::{memory, server_pid};
 use anyhow::{Context, Result, ensure};
 use pilar_tests::{TEST_ADMIN_PASSWORD, TestDevice, TestServer, binary};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -77,6 +80,16 @@ fn server_peak(pid: Option<u32>) -> String {
     pid.and_then(memory).map(|(hwm, _)| mib(hwm)).unwrap_or_else(|| "?".into())
 }
 
+/// User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15, in ticks of
+/// 10 ms).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// Reset the server's `VmHWM` to its current resident memory (Linux `clear_refs` 5), so the next
 /// reading is the peak of what follows. Returns whether it worked; if not, later readings are the
 /// peak since the server started.
@@ -99,8 +112,10 @@ pub fn run(settings: &Settings) -> Result<()> {
 fn import_phase(rows: usize) -> Result<()> {
     let server = TestServer::start_with(&[], Some(TEST_ADMIN_PASSWORD));
     let pid = server_pid(&server.data_dir());
+    let address: SocketAddr = server.url().trim_start_matches("http://").parse().context("server address")?;
+    let proxy = Proxy::start(address)?;
     let admin = TestDevice::new();
-    admin.login(&server, "admin", TEST_ADMIN_PASSWORD);
+    admin.login_at(&proxy.url(), "admin", TEST_ADMIN_PASSWORD);
     let dir = tempfile::TempDir::new()?;
     let roster = dir.path().join("roster.csv");
     let roster_text = roster.to_str().context("temp path")?;
@@ -110,15 +125,23 @@ fn import_phase(rows: usize) -> Result<()> {
         "pilar-bench files: a synthetic roster of {rows} person rows ({size} bytes, families of 1–5) on a server on 127.0.0.1"
     );
 
+    let mark = proxy.mark();
+    let cpu_before = pid.and_then(cpu_time);
     let import = measured(&admin, &["roster", "import", roster_text, "--json"])?;
+    let server_cpu = pid.and_then(cpu_time).zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+    let traffic = proxy.since(mark);
     let outcome: serde_json::Value = serde_json::from_str(&import.stdout).context("import output")?;
     let created = outcome["created"].as_u64().unwrap_or(0);
     ensure!(created > 0, "the import created nothing: {outcome}");
     println!(
         "roster import: {rows} rows = {created} households in {:.1} s ({:.0} rows/s), check + upload + commit; \
-         pilar peak memory {}; server peak memory {}",
+         {} requests, {} bytes up, {} bytes down; server CPU {}; pilar peak memory {}; server peak memory {}",
         import.wall.as_secs_f64(),
         rows as f64 / import.wall.as_secs_f64().max(1e-9),
+        traffic.exchanges.len(),
+        traffic.up,
+        traffic.down,
+        server_cpu.map_or_else(|| "?".into(), |cpu| format!("{:.1} s", cpu.as_secs_f64())),
         mib(import.peak),
         server_peak(pid)
     );
