@@ -190,7 +190,11 @@ impl Campaign {
                     bytes += size;
                     parts.push(format!("{name} {}", thousands(size)));
                 }
-                Ok(DiskUse { bytes, detail: parts.join(" + ") })
+                let mut detail = parts.join(" + ");
+                if let Some(tables) = sqlite_tables(&dir.join("server.db")) {
+                    detail.push_str(&format!("; in server.db: {tables}"));
+                }
+                Ok(DiskUse { bytes, detail })
             }
             Backend::Postgres => {
                 let rows = self.server.query(
@@ -704,6 +708,19 @@ struct DiskUse {
     bytes: u64,
     /// What `bytes` is made of, for the printout.
     detail: String,
+}
+
+/// Where a SQLite database's pages go: the largest tables and indexes with their bytes (SQLite's
+/// `dbstat`, read-only beside the running server), or `None` if it cannot be read.
+fn sqlite_tables(path: &Path) -> Option<String> {
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    let mut statement = conn
+        .prepare("SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC LIMIT 10")
+        .ok()?;
+    let rows = statement
+        .query_map([], |row| Ok(format!("{} {}", row.get::<_, String>(0)?, thousands(row.get::<_, i64>(1)? as u64))))
+        .ok()?;
+    Some(rows.collect::<Result<Vec<_>, _>>().ok()?.join(", "))
 }
 
 /// The server's bytes on disk at one moment, beside the floor of what it keeps then.
