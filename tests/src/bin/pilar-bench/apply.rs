@@ -1,5 +1,5 @@
 //! How fast a device stores what a sync brings, timed in-process: the pack pages of a first sync
-//! applied to a fresh device store (`sync_core::sync::apply_pack_page`, as `pilar sync` calls it),
+//! applied to a fresh device store (`sync_core::sync::apply_pack`, as `pilar sync` calls it),
 //! and a sync response pulling colleagues' changes applied to a device holding every household
 //! (`sync_core::sync::apply_response`). The bytes are fetched over HTTP once, framed as `pilar`
 //! frames them; each timed run starts from a fresh copy of the store, so only the device's work
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use sync_core::form::FormDefinition;
 use sync_core::model::{DeviceId, HouseholdId};
 use sync_core::store::{DeviceIdentity, DeviceStore};
-use sync_core::sync::{CONTENT_TYPE, PackPage, SyncRequest, SyncResponse};
+use sync_core::sync::{CONTENT_TYPE, PACK_CONTENT_TYPE, Pack, SyncRequest, SyncResponse};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
@@ -26,8 +26,8 @@ pub const RUNS: usize = 5;
 pub const PACK_TARGET: f64 = 6_000.0;
 /// Target of issue 15: pulled changes a device applies per second.
 pub const PULL_TARGET: f64 = 10_000.0;
-/// Households a pack page asks for (the server's page size).
-const PACK_LIMIT: usize = 200;
+/// Households a pack page asks for: `pilar`'s page size before any failure shrinks it.
+const PACK_LIMIT: u32 = sync_core::store::PageSizes::MAX_PACK;
 /// The most changes one timed pull asks for (the pull is one response, whatever its size).
 const PULL_LIMIT: u32 = 20_000;
 /// What a decoded body may grow to (as `pilar` allows).
@@ -57,10 +57,12 @@ pub fn copy_store(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Every pack page of `villages`, as `pilar sync` asks for them on a first sync (GET with the sync
-/// content type, 200 households a page, `after` the last one), decoded.
-pub fn fetch_pack_pages(base: &str, token: &str, villages: &[String]) -> Result<Vec<PackPage>> {
+/// Every pack page of `villages`, as `pilar sync` asks for them on a first sync (GET accepting
+/// compact pages, format 2, before documents; `pilar`'s page size; `after` the last one), decoded
+/// by the type the server answered with.
+pub fn fetch_pack_pages(base: &str, token: &str, villages: &[String]) -> Result<Vec<Pack>> {
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
+    let accept = format!("{PACK_CONTENT_TYPE}, {CONTENT_TYPE};q=0.5");
     let mut pages = Vec::new();
     for village in villages {
         let mut after: Option<HouseholdId> = None;
@@ -69,14 +71,14 @@ pub fn fetch_pack_pages(base: &str, token: &str, villages: &[String]) -> Result<
                 Some(a) => format!("/v1/packs/{village}?after={a}&limit={PACK_LIMIT}"),
                 None => format!("/v1/packs/{village}?limit={PACK_LIMIT}"),
             };
-            let response =
-                client.get(format!("{base}{path}")).bearer_auth(token).header("accept", CONTENT_TYPE).send()?;
+            let response = client.get(format!("{base}{path}")).bearer_auth(token).header("accept", &accept).send()?;
             let status = response.status();
+            let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
             let body = response.bytes()?;
             ensure!(status.is_success(), "the server answered {status} to {path}");
-            let page: PackPage =
-                sync_core::sync::decode(&body, MAX_BODY).with_context(|| format!("decoding {path}"))?;
-            after = page.next_after;
+            let page = sync_core::sync::decode_pack(content_type.as_deref(), &body, MAX_BODY)
+                .with_context(|| format!("decoding {path}"))?;
+            after = page.next_after();
             pages.push(page);
             if after.is_none() {
                 break;
@@ -134,8 +136,8 @@ fn fresh_device(villages: &[String]) -> Result<TempDir> {
 }
 
 /// Apply `pages` to a fresh device store `runs` times (each run on a new store), timing each run's
-/// `apply_pack_page` calls and nothing else.
-pub fn time_pack_apply(pages: &[PackPage], villages: &[String], runs: usize) -> Result<PackApply> {
+/// `apply_pack` calls and nothing else.
+pub fn time_pack_apply(pages: &[Pack], villages: &[String], runs: usize) -> Result<PackApply> {
     ensure!(runs > 0, "need at least one run");
     let (mut times, mut cpu) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     let mut last = None;
@@ -146,8 +148,8 @@ pub fn time_pack_apply(pages: &[PackPage], villages: &[String], runs: usize) -> 
         let cpu_before = thread_cpu();
         let started = Instant::now();
         for page in pages {
-            sync_core::sync::apply_pack_page(&mut store, page, now)
-                .map_err(|e| anyhow!("applying a pack page of {}: {e}", page.village))?;
+            sync_core::sync::apply_pack(&mut store, page, now)
+                .map_err(|e| anyhow!("applying a pack page of {}: {e}", page.village()))?;
         }
         times.push(started.elapsed());
         cpu.push(thread_cpu().saturating_sub(cpu_before));
@@ -155,7 +157,7 @@ pub fn time_pack_apply(pages: &[PackPage], villages: &[String], runs: usize) -> 
         last = Some(dir);
     }
     let device = last.ok_or_else(|| anyhow!("no run"))?;
-    let households = pages.iter().map(|p| p.households.len()).sum();
+    let households = pages.iter().map(Pack::households).sum();
     Ok(PackApply { households, pages: pages.len(), runs: times, cpu, device })
 }
 

@@ -1388,7 +1388,7 @@ fn print(r: &Results) {
     println!();
     let p = &r.pack_apply;
     println!(
-        "fresh device, in-process: {} households in {} pack pages through apply_pack_page in {} = {:.0} households/s \
+        "fresh device, in-process: {} households in {} pack pages through apply_pack in {} = {:.0} households/s \
          (fetched once over HTTP, then each run into a new store; `pilar sync` as a whole process took {} s for the \
          first device)",
         thousands(p.households as u64),
