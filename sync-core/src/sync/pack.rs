@@ -334,7 +334,7 @@ impl CompactPageBuilder {
         let (actors_before, last_time_before) = (self.actors.len(), self.last_time);
         match self.rows(&changes) {
             Some(rows) => {
-                let named = first_household_id(&changes) == Some(id);
+                let named = first_household_id(&rows) == Some(id);
                 self.households.push(CompactHousehold { id: (!named).then_some(id), changes: rows, document: None });
             }
             None => {
@@ -430,11 +430,12 @@ fn rows_hashes(rows: &[ChangeRow], changes: &[Change]) -> Vec<ChangeHash> {
     changes.iter().take(rows.len()).map(Change::hash).collect()
 }
 
-/// The household a document's first change files itself under (its root `household_id`).
-fn first_household_id(changes: &[Change]) -> Option<HouseholdId> {
-    let first = changes.first()?.decode();
-    first.operations.iter().find_map(|op| match (&op.obj, &op.key, &op.action) {
-        (ObjectId::Root, Key::Map(k), OpType::Put(ScalarValue::Str(v))) if k == "household_id" => v.parse().ok(),
+/// The household a household's first row files itself under: the root `household_id` its first
+/// change puts. Read from the rows (the rebuilt change holds the same operations), so a device
+/// does not decode that change once more only to find its household (a sixth of a page's apply).
+fn first_household_id(rows: &[ChangeRow]) -> Option<HouseholdId> {
+    rows.first()?.6.iter().find_map(|OpRow(obj_counter, _, key, action, _)| match action {
+        RowAction::Text(v) if *obj_counter == 0 && key == "household_id" => v.parse().ok(),
         _ => None,
     })
 }
@@ -539,7 +540,7 @@ impl CompactPackPage {
             }
             let id = match household.id {
                 Some(id) => id,
-                None => first_household_id(&changes)
+                None => first_household_id(&household.changes)
                     .ok_or_else(|| PackError::Malformed("a household without its id".into()))?,
             };
             let depended: HashSet<ChangeHash> = changes.iter().flat_map(|c| c.deps().to_vec()).collect();
