@@ -136,3 +136,65 @@ fn a_damaged_logged_change_is_found_like_a_damaged_document() {
     assert!(refused.is_err(), "a save waits for the repair");
     assert!(b.store.awaits_repair(id).expect("repairs"), "listed for repair from the server");
 }
+
+#[test]
+fn received_member_changes_reach_the_people_search_at_once() {
+    let (mut a, mut b, id) = shared();
+    let member = sync_core::model::MemberId::random();
+    let fields = |name: &str| {
+        BTreeMap::from([
+            ("seq".to_string(), FieldValue::Int(1)),
+            ("full_name".to_string(), text(name)),
+            ("sex".to_string(), FieldValue::Int(2)),
+            ("relationship".to_string(), FieldValue::Int(1)),
+            ("presence".to_string(), FieldValue::Int(1)),
+        ])
+    };
+    let found = |d: &Device, name: &str| d.store.search(name, 10).expect("search").len();
+    let save = |d: &mut Device, edits: Edits, at: OffsetDateTime| {
+        entry::save(&mut d.store, FormDefinition::default_dtsen(), id, "member", &edits, at).expect("save");
+    };
+    let add = Edits { add_members: vec![(member, fields("Besse Rekaan"))], ..Edits::default() };
+    save(&mut a, add, datetime!(2026-11-02 11:00 +8));
+    pull_from_store(&a.store, &mut b.store, datetime!(2026-11-02 11:30 +8)).expect("exchange");
+    assert_eq!(logged(&b, id), 1, "the member came through the log");
+    assert_eq!(found(&b, "besse rekaan"), 1, "an added member is searchable");
+    // A change that writes no member leaves the people rows as they are.
+    set(&mut a, id, "bedrooms", FieldValue::Int(2), datetime!(2026-11-02 12:00 +8));
+    pull_from_store(&a.store, &mut b.store, datetime!(2026-11-02 12:30 +8)).expect("exchange");
+    assert_eq!(found(&b, "besse rekaan"), 1);
+    let rename = Edits {
+        edit_members: vec![(member, BTreeMap::from([("full_name".to_string(), Some(text("Besse Contoh")))]))],
+        ..Edits::default()
+    };
+    save(&mut a, rename, datetime!(2026-11-02 13:00 +8));
+    pull_from_store(&a.store, &mut b.store, datetime!(2026-11-02 13:30 +8)).expect("exchange");
+    assert_eq!(
+        (found(&b, "besse rekaan"), found(&b, "besse contoh")),
+        (0, 1),
+        "a renamed member is found by the new name"
+    );
+    let remove = Edits { remove_members: vec![(member, "pindah".to_string())], ..Edits::default() };
+    save(&mut a, remove, datetime!(2026-11-02 14:00 +8));
+    pull_from_store(&a.store, &mut b.store, datetime!(2026-11-02 14:30 +8)).expect("exchange");
+    assert_eq!(logged(&b, id), 4, "every change came through the log");
+    assert_eq!(found(&b, "besse contoh"), 0, "a removed member is no longer found");
+}
+
+#[test]
+fn registers_stored_as_cbor_by_an_earlier_version_still_take_received_changes_into_the_log() {
+    let (mut a, mut b, id) = shared();
+    // Write b's registers as earlier versions stored them (CBOR of the same registers).
+    {
+        let registers = b.store.load(id).expect("load").household.registers().expect("registers");
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&registers, &mut cbor).expect("cbor");
+        let conn = rusqlite::Connection::open(b.dir.path().join(DB_FILE)).expect("open");
+        assert_eq!(conn.execute("UPDATE households SET registers = ?1", [cbor]).expect("update"), 1);
+    }
+    set(&mut a, id, "head_name", text("La Sintetis"), datetime!(2026-11-02 11:00 +8));
+    pull_from_store(&a.store, &mut b.store, datetime!(2026-11-02 12:00 +8)).expect("exchange");
+    assert_eq!(logged(&b, id), 1, "the change went into the log: the CBOR registers were read");
+    assert_eq!(b.store.search("la sintetis", 10).expect("search").len(), 1);
+    assert_eq!(b.store.load(id).expect("load").household.state(), a.store.load(id).expect("load").household.state());
+}

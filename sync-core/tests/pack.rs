@@ -193,8 +193,17 @@ proptest! {
         prop_assert!(page.households.iter().all(|h| h.document.is_none()), "every household travels as rows");
         let unpacked = page.unpack().expect("unpack");
         for (id, got) in ids.iter().zip(unpacked) {
-            let Unpacked::Changes { id: got_id, changes } = got else { panic!("rows expected") };
+            let Unpacked::Changes { id: got_id, changes, expanded } = got else { panic!("rows expected") };
             prop_assert_eq!(*id, got_id);
+            // The operations carried beside each change are the ones it holds (the device reads
+            // them instead of decoding the change).
+            prop_assert_eq!(changes.len(), expanded.len());
+            for (change, carried) in changes.iter().zip(&expanded) {
+                let decoded = change.decode();
+                prop_assert_eq!(&decoded.operations, &carried.operations);
+                prop_assert_eq!(&decoded.actor_id, &carried.actor_id);
+                prop_assert_eq!(decoded.start_op, carried.start_op);
+            }
             let original = devices[0].store.load(*id).expect("load").household;
             let rebuilt = Household::from_trusted_changes(*id, changes, DeviceId::random()).expect("rebuild");
             prop_assert_eq!(original.heads(), rebuilt.heads());
@@ -249,6 +258,17 @@ proptest! {
             incremental.apply(&change, &change.decode()).expect("a pilar change");
         }
         prop_assert_eq!(&(incremental.state(ids[0]), incremental.conflict_count(), incremental.heads()), &want);
+        // As the store keeps them: read back whole, and the CBOR of earlier versions is no
+        // registers in this layout.
+        prop_assert_eq!(Registers::from_bytes(&incremental.to_bytes()), Some(incremental.clone()));
+        prop_assert_eq!(Registers::from_bytes(&of_document.to_bytes()), Some(of_document.clone()));
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&incremental, &mut cbor).expect("cbor");
+        prop_assert_eq!(Registers::from_bytes(&cbor), None);
+        let bytes = incremental.to_bytes();
+        for cut in [1, bytes.len() / 2, bytes.len() - 1] {
+            prop_assert_eq!(Registers::from_bytes(&bytes[..cut]), None, "cut at {}", cut);
+        }
     }
 }
 

@@ -90,7 +90,7 @@ fn both_pack_formats_carry_the_server_s_households_and_a_fresh_device_stores_the
     for household in unpacked {
         let id = household.id();
         let rebuilt = match household {
-            Unpacked::Changes { id, changes } => {
+            Unpacked::Changes { id, changes, .. } => {
                 Household::from_trusted_changes(id, changes, DeviceId::random()).expect("rebuilt")
             }
             Unpacked::Document { id, document } => {

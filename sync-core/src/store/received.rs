@@ -12,7 +12,7 @@
 use super::households::{Columns, decode_registers, encode_registers, people_of, update_row, write_people, write_row};
 use super::{StoreError, StoreTx};
 use crate::model::{HouseholdId, ModelError, Registers};
-use automerge::{Change, ChangeHash};
+use automerge::{Change, ChangeHash, ExpandedChange};
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
@@ -33,15 +33,21 @@ pub struct Appended {
 impl StoreTx<'_> {
     /// Store a household the device does not hold, and has no unsent work for, from its changes
     /// (a compact pack page's, checked against the server's heads): an empty document, the
-    /// changes in its log, its registers and search columns. `false` (nothing stored) when the
-    /// household is here already or its changes are not plain Pilar writes.
+    /// changes in its log, its registers and search columns. `expanded[i]` is `changes[i]`
+    /// decoded (a pack page rebuilds changes from their operations, so it has them already).
+    /// `false` (nothing stored) when the household is here already or its changes are not plain
+    /// Pilar writes.
     pub fn store_new_from_changes(
         &self,
         id: HouseholdId,
         village: &str,
         changes: &[Change],
+        expanded: &[ExpandedChange],
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        if changes.len() != expanded.len() {
+            return Ok(false);
+        }
         let key = id.to_string();
         let conn = self.conn();
         let held = conn.prepare_cached("SELECT 1 FROM households WHERE id = ?1")?.query_row(params![key], |_| Ok(()));
@@ -52,10 +58,8 @@ impl StoreTx<'_> {
             return Ok(false);
         }
         let mut registers = Registers::new();
-        for change in changes {
-            if change.deps().iter().any(|d| !registers.has_change(d))
-                || registers.apply(change, &change.decode()).is_err()
-            {
+        for (change, ops) in changes.iter().zip(expanded) {
+            if change.deps().iter().any(|d| !registers.has_change(d)) || registers.apply(change, ops).is_err() {
                 return Ok(false);
             }
         }
@@ -101,7 +105,9 @@ impl StoreTx<'_> {
         }
         let Some(mut registers) = decode_registers(&blob) else { return Ok(None) };
         let before = registers.conflict_count();
-        let people_before = people_of(&registers.state(id));
+        // The people rows before these changes, read just before the first change that may
+        // touch a member (the changes before it leave them as they were); `None` while none has.
+        let mut people_before = None;
         let mut new: Vec<&Vec<u8>> = Vec::with_capacity(changes.len());
         let mut seen: Vec<ChangeHash> = Vec::with_capacity(changes.len());
         for bytes in changes {
@@ -116,7 +122,11 @@ impl StoreTx<'_> {
                 // it), or nowhere (the slow way says so).
                 return Ok(None);
             }
-            if registers.apply(&change, &change.decode()).is_err() {
+            let expanded = change.decode();
+            if people_before.is_none() && registers.touches_members(&expanded) {
+                people_before = Some(people_of(&registers.state(id)));
+            }
+            if registers.apply(&change, &expanded).is_err() {
                 return Ok(None);
             }
             seen.push(hash);
@@ -129,9 +139,11 @@ impl StoreTx<'_> {
         let conflicts = registers.conflict_count();
         let columns = Columns::of(&state, conflicts, &registers.heads());
         update_row(conn, &key, village, &columns, &encode_registers(&registers), now)?;
-        let people = people_of(&state);
-        if people != people_before {
-            write_people(conn, &key, &people)?;
+        if let Some(people_before) = people_before {
+            let people = people_of(&state);
+            if people != people_before {
+                write_people(conn, &key, &people)?;
+            }
         }
         let mut log = conn.prepare_cached("INSERT INTO household_log (household_id, change) VALUES (?1, ?2)")?;
         for bytes in &new {

@@ -268,8 +268,12 @@ pub fn apply_compact_pack_page(
         let id = household.id();
         let stored = match household {
             // New here and nothing unsent: stored from its changes as they are.
-            Unpacked::Changes { id, changes } if tx.store_new_from_changes(id, &page.village, &changes, now)? => Ok(0),
-            Unpacked::Changes { id, changes } => tx.merge_changes(id, &page.village, changes, now),
+            Unpacked::Changes { id, changes, expanded }
+                if tx.store_new_from_changes(id, &page.village, &changes, &expanded, now)? =>
+            {
+                Ok(0)
+            }
+            Unpacked::Changes { id, changes, .. } => tx.merge_changes(id, &page.village, changes, now),
             Unpacked::Document { id, document } => tx.merge_document(id, &page.village, &document, now),
         };
         match stored {

@@ -206,6 +206,10 @@ pub enum Unpacked {
         id: HouseholdId,
         /// The rebuilt changes.
         changes: Vec<Change>,
+        /// Each rebuilt change as the rows gave it (`changes[i]` is `expanded[i]` encoded), so
+        /// the device reads its operations without decoding the change again (decoding was a
+        /// quarter of a new household's apply).
+        expanded: Vec<ExpandedChange>,
     },
     /// Its whole document.
     Document {
@@ -455,6 +459,17 @@ fn actor_at(actors: &[ActorId], i: u32) -> Result<&ActorId, PackError> {
 /// The change a row stands for; `time_base` is the time of the page's previous change and `done`
 /// the hashes of the household's changes before it.
 fn rebuild(row: &ChangeRow, actors: &[ActorId], time_base: i64, done: &[ChangeHash]) -> Result<Change, PackError> {
+    rebuild_expanded(row, actors, time_base, done).map(|(change, _)| change)
+}
+
+/// [`rebuild`], also giving the change's operations as built (Automerge encodes them in the order
+/// given, so they are what `change.decode()` would give).
+fn rebuild_expanded(
+    row: &ChangeRow,
+    actors: &[ActorId],
+    time_base: i64,
+    done: &[ChangeHash],
+) -> Result<(Change, ExpandedChange), PackError> {
     let ChangeRow(actor, seq, start_op, time, message, deps, ops) = row;
     let start_op = NonZeroU64::new(*start_op).ok_or_else(|| PackError::Malformed("operation number 0".into()))?;
     let deps = deps
@@ -509,8 +524,9 @@ fn rebuild(row: &ChangeRow, actors: &[ActorId], time_base: i64, done: &[ChangeHa
     };
     // Automerge's encoder panics on operations it cannot order (the server never sends such);
     // a page that makes it is refused, not a crash.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Change::from(expanded)))
-        .map_err(|_| PackError::Malformed("operations cannot be encoded".into()))
+    let change = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Change::from(expanded.clone())))
+        .map_err(|_| PackError::Malformed("operations cannot be encoded".into()))?;
+    Ok((change, expanded))
 }
 
 impl CompactPackPage {
@@ -531,12 +547,14 @@ impl CompactPackPage {
                 continue;
             }
             let mut changes: Vec<Change> = Vec::with_capacity(household.changes.len());
+            let mut expanded: Vec<ExpandedChange> = Vec::with_capacity(household.changes.len());
             let mut hashes: Vec<ChangeHash> = Vec::with_capacity(household.changes.len());
             for row in &household.changes {
-                let change = rebuild(row, &actors, last_time, &hashes)?;
+                let (change, ops) = rebuild_expanded(row, &actors, last_time, &hashes)?;
                 last_time = change.timestamp();
                 hashes.push(change.hash());
                 changes.push(change);
+                expanded.push(ops);
             }
             let id = match household.id {
                 Some(id) => id,
@@ -546,7 +564,7 @@ impl CompactPackPage {
             let depended: HashSet<ChangeHash> = changes.iter().flat_map(|c| c.deps().to_vec()).collect();
             let mut heads: Vec<ChangeHash> = hashes.iter().copied().filter(|h| !depended.contains(h)).collect();
             digest_household(&mut hasher, id, &mut heads);
-            out.push(Unpacked::Changes { id, changes });
+            out.push(Unpacked::Changes { id, changes, expanded });
         }
         if hasher.finalize()[..] != self.digest[..] {
             return Err(PackError::Digest);
