@@ -24,10 +24,13 @@ pub enum Command {
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum KindArg {
     /// The front of the house.
+    #[value(name = "house_front")]
     HouseFront,
     /// Inside the house.
+    #[value(name = "house_inside")]
     HouseInside,
     /// The family card (Kartu Keluarga).
+    #[value(name = "kk_card")]
     KkCard,
     /// Anything else.
     Other,
