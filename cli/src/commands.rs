@@ -12,6 +12,7 @@ pub mod list;
 pub mod login;
 pub mod member;
 pub mod pending;
+pub mod photo;
 pub mod repair;
 pub mod roster;
 pub mod search;

@@ -41,6 +41,9 @@ enum Command {
     /// Add, edit or remove household members.
     #[command(subcommand)]
     Member(commands::member::Command),
+    /// Attach photos to a household, list them, export them with an index.
+    #[command(subcommand)]
+    Photo(commands::photo::Command),
     /// Show every value a field has had: who wrote it, when, from which device.
     History(commands::history::Args),
     /// Show what is waiting to be sent to the server.
@@ -123,6 +126,7 @@ fn run() -> ExitCode {
         Command::Edit(args) => commands::edit::run(&home, args),
         Command::Visit(args) => commands::visit::run(&home, args),
         Command::Member(cmd) => commands::member::run(&home, cmd),
+        Command::Photo(cmd) => commands::photo::run(&home, cmd),
         Command::History(args) => commands::history::run(&home, args),
         Command::Pending(args) => commands::pending::run(&home, args),
         Command::Form(args) => commands::form::run(&home, args),

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod export;
 pub mod health;
 pub mod login;
+pub mod photos;
 pub mod roster;
 pub mod supervise;
 pub mod sync;
@@ -47,6 +48,9 @@ pub fn v1() -> Router<AppState> {
         .route("/duplicates/merge", post(supervise::fold))
         .route("/duplicates/dismiss", post(supervise::dismiss))
         .route("/progress", get(supervise::progress))
+        .route("/households/{id}/photos", get(photos::list))
+        .route("/households/{id}/photos/{sha256}", get(photos::photo).put(photos::chunk))
+        .route("/households/{id}/photos/{sha256}/status", get(photos::status))
 }
 
 /// A JSON request body or response. As an extractor (always the last argument of a handler) it

@@ -14,6 +14,7 @@ pub mod facts;
 pub mod feed;
 pub mod fold;
 pub mod pack_cache;
+pub mod photos;
 pub mod progress;
 pub mod review;
 pub mod roster;

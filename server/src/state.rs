@@ -52,6 +52,9 @@ pub struct AppState {
     pub data_dir_lock: Option<Arc<DataDirLock>>,
     /// Turns for blocking work ([`AppState::blocking`]): how many run at once ([`blocking_turns`]).
     pub blocking_turns: Arc<tokio::sync::Semaphore>,
+    /// Photo bytes (`photos/` in the data directory on SQLite); `None` where no photo store is
+    /// built yet (PostgreSQL): the photo endpoints then refuse and devices keep their photos.
+    pub photos: Option<Arc<dyn crate::storage::photos::PhotoStore>>,
 }
 
 /// How many blocking tasks (database work, password checks) run at once: four per core, at least
@@ -91,18 +94,23 @@ impl AppState {
     pub fn open(config: &Config, admin_password: Option<String>) -> Result<Opened> {
         let location = config.database_location()?;
         let clock = crate::clock::from_setting(config.now.as_deref())?;
-        let (database, data_dir_lock, key_file) = match &location {
+        let (database, data_dir_lock, key_file, photos) = match &location {
             DatabaseLocation::Sqlite(_) => {
                 create_data_dir(&config.data_dir)?;
                 // Before anything in the directory is read or written: a second server would
                 // answer "database is locked" and race the first over the first admin.
                 let lock = DataDirLock::acquire(&config.lock_path(), &config.data_dir)?;
                 let database = location.open().with_context(|| format!("cannot open the database {location}"))?;
-                (database, Some(Arc::new(lock)), Some(config.signing_key_path()))
+                let photos_dir = config.data_dir.join("photos");
+                let photos: Arc<dyn crate::storage::photos::PhotoStore> = Arc::new(
+                    crate::storage::photos::FilePhotoStore::open(&photos_dir)
+                        .with_context(|| format!("cannot use the photo directory {}", photos_dir.display()))?,
+                );
+                (database, Some(Arc::new(lock)), Some(config.signing_key_path()), Some(photos))
             }
             DatabaseLocation::Postgres(_) => {
                 let database = location.open().with_context(|| format!("cannot open the database {location}"))?;
-                (database, None, None)
+                (database, None, None, None)
             }
         };
         let service = Service::new(database);
@@ -126,6 +134,7 @@ impl AppState {
             login_throttle: Arc::new(login_throttle),
             data_dir_lock,
             blocking_turns: Arc::new(tokio::sync::Semaphore::new(blocking_turns())),
+            photos,
         };
         Ok(Opened { state, generated_admin_password })
     }

@@ -10,6 +10,7 @@
 //! Every backend runs the one conformance suite, [`conformance`].
 
 pub mod conformance;
+pub mod photos;
 pub mod postgres;
 pub mod sqlite;
 

@@ -9,8 +9,9 @@ use crate::form::{FormDefinition, MemberAnswers, Problem, Report, Scope, Validat
 use crate::form::{validate_household, validate_visit};
 use crate::ids::VillageCode;
 use crate::model::{
-    Edits, Household, HouseholdId, HouseholdState, MemberId, ModelError, Record, VisitId, check_record_value,
+    Edits, Household, HouseholdId, HouseholdState, MemberId, ModelError, NewPhoto, Record, VisitId, check_record_value,
 };
+use crate::photo::{Mime, PhotoId, PhotoKind};
 use crate::store::{DeviceStore, StoreError};
 use crate::value::FieldValue;
 use serde::Serialize;
@@ -54,6 +55,9 @@ pub enum EntryError {
         "household {0} cannot be read on this device, so nothing was saved; it is listed for repair: run `pilar sync` (or `pilar repair`) to restore it from the server, then save again"
     )]
     AwaitsRepair(HouseholdId),
+    /// The file is not a photo Pilar keeps (type by content, size, damaged header).
+    #[error("nothing was attached: {0}")]
+    Photo(#[from] crate::photo::PhotoError),
     /// The device store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -401,6 +405,79 @@ pub fn save(
         None => None,
     };
     Ok(Saved { household: id, change, warnings, members_added, visit })
+}
+
+/// What attaching a photo did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhotoAdded {
+    /// The household it is attached to.
+    pub household: HouseholdId,
+    /// Its content address.
+    pub photo: PhotoId,
+    /// What it shows.
+    pub kind: PhotoKind,
+    /// Its type, from its content.
+    pub mime: Mime,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Width and height in pixels, from its header.
+    pub size_px: (u32, u32),
+    /// The EXIF GPS position the camera wrote, reported and never stored or trusted.
+    pub exif_gps: Option<(f64, f64)>,
+    /// The change recording the reference, or `None` when the household already referenced it.
+    pub change: Option<String>,
+    /// Whether the store already held these bytes (attached elsewhere): they are kept once.
+    pub bytes_already_kept: bool,
+}
+
+/// Attach a photo to a household: check the file by its content, keep its bytes as given under
+/// its SHA-256, record the reference (`photos.<sha256>`) as one change, and queue it for upload,
+/// all in one write transaction.
+pub fn add_photo(
+    store: &mut DeviceStore,
+    id: HouseholdId,
+    kind: PhotoKind,
+    bytes: &[u8],
+    now: OffsetDateTime,
+) -> Result<PhotoAdded, EntryError> {
+    let inspected = crate::photo::inspect(bytes)?;
+    let photo = PhotoId::of_bytes(bytes);
+    let editor = store.editor(now);
+    let tx = store.write()?;
+    let stored = match tx.load(id) {
+        Ok(stored) => stored,
+        Err(StoreError::Model(e)) => {
+            let village = tx.village_of(id)?.unwrap_or_default();
+            tx.mark_repair(id, &village, &crate::store::damage_reason(&e), now)?;
+            tx.commit()?;
+            return Err(EntryError::AwaitsRepair(id));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut household = stored.household;
+    let edits = Edits {
+        add_photos: vec![NewPhoto { id: photo.clone(), kind, bytes: bytes.len() as u64, mime: inspected.mime }],
+        ..Edits::default()
+    };
+    let ((), saved) = household
+        .apply(&editor, "photo", &edits, |_| Ok::<(), std::convert::Infallible>(()))?
+        .unwrap_or_else(|never| match never {});
+    if let Some(saved) = &saved {
+        tx.save_local(&household, &stored.village, saved, "photo", now)?;
+    }
+    let new_bytes = tx.keep_photo(id, &photo, inspected.mime, kind, bytes, now)?;
+    tx.commit()?;
+    Ok(PhotoAdded {
+        household: id,
+        photo,
+        kind,
+        mime: inspected.mime,
+        bytes: bytes.len() as u64,
+        size_px: (inspected.width, inspected.height),
+        exif_gps: inspected.exif_gps,
+        change: saved.map(|s| s.hash.to_string()),
+        bytes_already_kept: !new_bytes,
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! - [`form`]: questionnaires as data (versioned JSON definitions) and their validation.
 //! - [`value`], [`finding`]: the scalar answer type and the verdict type shared by both.
 //! - [`model`]: the household document on Automerge: answers, members, visits, review, links.
+//! - [`photo`]: photo files (JPEG/PNG checked by content), their SHA-256 address and kinds.
 //! - [`store`]: the device store on SQLite: documents, search columns, outbox, cursors.
 //! - [`entry`]: one save action → one validated change in the store (what the CLI and app call).
 //! - [`roster`]: roster import: households read from an admin's CSV/XLSX list, and their checks.
@@ -21,6 +22,7 @@ pub mod finding;
 pub mod form;
 pub mod ids;
 pub mod model;
+pub mod photo;
 pub mod protocol;
 pub mod roster;
 pub mod store;

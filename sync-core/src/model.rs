@@ -8,7 +8,7 @@
 //!   visits:  { <visit uuid>: { at, user, device, outcome, lat?, lon?, accuracy_m?, note?, <visit field>: scalar } },
 //!   review:  { status?, by?, at?, approved_heads?, comments: { <uuid>: { by, at, text } } },
 //!   links:   { duplicate_of?, merged_into? },
-//!   photos:  { <sha256>: { kind, bytes, mime, taken_at } } }
+//!   photos:  { <sha256>: { kind, bytes, mime, taken_at, by, device } } }
 //! ```
 //! Only the device that creates a household creates these top-level maps, so they never conflict.
 //! Members are removed softly (`removed_at`): deleting the map would silently drop a colleague's
@@ -27,9 +27,11 @@ mod untrusted;
 
 pub use attribution::{Attributed, FieldChange, Writer, values_disagree};
 pub use combine::{Combined, Disagreement, Fold, MERGE_ACTION, MERGE_FOLD_ACTION};
-pub use edit::{Edits, NewVisit};
+pub use edit::{Edits, NewPhoto, NewVisit};
 pub use inspect::{Place, RecordKeys, Write, WrittenOp};
-pub use read::{HouseholdState, MEMBER_REMOVAL_KEYS, Member, ROOT_MAPS, Review, ReviewStatus, VISIT_KEYS, Visit};
+pub use read::{
+    HouseholdState, MEMBER_REMOVAL_KEYS, Member, PhotoRef, ROOT_MAPS, Review, ReviewStatus, VISIT_KEYS, Visit,
+};
 pub use record::{
     LATITUDE_RANGE, LONGITUDE_RANGE, NOTE_MAX_CHARS, REMOVAL_REASON_MAX_CHARS, Record, RecordProblem,
     check_record_value, record_time,

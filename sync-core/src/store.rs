@@ -1,5 +1,5 @@
 //! The device store: one SQLite file (WAL) holding the device's households, search columns,
-//! outbox, sync cursors and identity.
+//! outbox, sync cursors, identity and photos (their bytes and upload queue).
 //!
 //! Invariants:
 //! - Every read-modify-write of a stored household (a save, an applied pull, a pack page, a
@@ -17,12 +17,14 @@
 //!   found like a damaged document. Nothing keeps documents in memory.
 
 mod households;
+mod photos;
 mod query;
 mod received;
 mod repair;
 mod syncing;
 
 pub use households::{OutboxEntry, StoredHousehold, name_key};
+pub use photos::{PendingPhoto, StoredPhoto};
 pub use query::{ListFilter, Summary, mask_identifier};
 pub use received::{Appended, LOG_LIMIT};
 pub(crate) use repair::damage_reason;
@@ -40,10 +42,10 @@ pub const DB_FILE: &str = "pilar.db";
 
 /// Schema version written at creation; older stores are upgraded by [`UPGRADES`] on open, newer
 /// ones refused rather than misread.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Upgrades from each older version to the next, in order (index 0 upgrades version 1 to 2).
-const UPGRADES: [&str; 3] = [
+const UPGRADES: [&str; 4] = [
     // 2: outbox rows remember the sync batch they went out in; a response acknowledges the batch.
     "ALTER TABLE outbox ADD COLUMN batch TEXT; CREATE INDEX outbox_batch ON outbox (batch);",
     // 3: households waiting to be restored from the server, and page sizes that follow the link.
@@ -51,6 +53,8 @@ const UPGRADES: [&str; 3] = [
     // 4: changes received after a household's stored document, and its registers. A household
     // stored before has none of either: its first received change takes the slow way once.
     SCHEMA_4,
+    // 5: photos (bytes, the households referencing them, the upload queue).
+    photos::SCHEMA_5,
 ];
 
 /// Added in schema 4 (also part of a new store): a household is its stored document (`doc`,
@@ -244,6 +248,7 @@ impl DeviceStore {
         tx.execute_batch(SCHEMA)?;
         tx.execute_batch(SCHEMA_3)?;
         tx.execute_batch(SCHEMA_4)?;
+        tx.execute_batch(photos::SCHEMA_5)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.execute(
             "INSERT INTO device (id, device_id, user_name, form, created_at) VALUES (1, ?1, ?2, ?3, ?4)",

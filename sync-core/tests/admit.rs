@@ -292,6 +292,22 @@ fn each_forbidden_write_gets_its_code_and_what_devices_write_is_admitted() {
             tx.put(&v, "outcome", 3).expect("outcome");
         })
     };
+    let photo_by = |user: &str, photo_device: String, kind: &str, whole: bool| {
+        let (user, kind) = (user.to_string(), kind.to_string());
+        crafted(&stored, device, Some(OWN), at, move |tx| {
+            let photos = obj(tx, "photos");
+            let sha = sync_core::photo::PhotoId::of_bytes(kind.as_bytes());
+            let p = tx.put_object(&photos, sha.as_str(), ObjType::Map).expect("photo");
+            tx.put(&p, "kind", kind.as_str()).expect("kind");
+            if whole {
+                tx.put(&p, "bytes", 120_000).expect("bytes");
+                tx.put(&p, "mime", "image/jpeg").expect("mime");
+                tx.put(&p, "taken_at", sync_core::model::rfc3339_seconds(now)).expect("taken_at");
+                tx.put(&p, "by", user.as_str()).expect("by");
+                tx.put(&p, "device", photo_device.as_str()).expect("device");
+            }
+        })
+    };
     let hours = |h: i64| time::Duration::hours(h);
     let registered = pusher(device).registered_at;
     let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
@@ -364,12 +380,33 @@ fn each_forbidden_write_gets_its_code_and_what_devices_write_is_admitted() {
         ),
         ("writing review", put("review", "status", FieldValue::Text("approved".into())), Some("review_forbidden")),
         (
-            "writing photos",
+            "a photo reference not keyed by a SHA-256",
             crafted(&stored, device, Some(OWN), at, |tx| {
                 let p = obj(tx, "photos");
                 tx.put_object(&p, "ab12", ObjType::Map).expect("photo");
             }),
-            Some("photos_not_supported"),
+            Some("invalid_layout"),
+        ),
+        ("an own photo reference", photo_by("pkh.a", device.to_string(), "kk_card", true), None),
+        (
+            "a photo reference by a colleague",
+            photo_by("pkh.b", device.to_string(), "kk_card", true),
+            Some("forged_writer"),
+        ),
+        (
+            "a photo reference naming another device",
+            photo_by("pkh.a", DeviceId::random().to_string(), "kk_card", true),
+            Some("forged_writer"),
+        ),
+        (
+            "a photo reference of an unknown kind",
+            photo_by("pkh.a", device.to_string(), "selfie", true),
+            Some("invalid_value"),
+        ),
+        (
+            "a photo reference lacking keys",
+            photo_by("pkh.a", device.to_string(), "other", false),
+            Some("invalid_layout"),
         ),
         ("deleting a member map", delete("members", &member.to_string()), Some("invalid_layout")),
         ("deleting a visit map", delete("visits", &visit.to_string()), Some("invalid_layout")),

@@ -11,6 +11,7 @@ mod migrate;
 mod no_loss;
 mod offline_session;
 mod packs;
+mod photos;
 mod postgres;
 mod readme;
 mod reconfirm;

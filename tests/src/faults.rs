@@ -127,7 +127,7 @@ pub struct FaultRecord {
 }
 
 impl FaultRecord {
-    /// What the request was for: `refresh`, `login`, `pack`, `sync` or `other`.
+    /// What the request was for: `refresh`, `login`, `pack`, `sync`, `photo` or `other`.
     pub fn kind(&self) -> &'static str {
         request_kind(&self.method, &self.path)
     }

@@ -247,13 +247,14 @@ impl Parser {
     }
 }
 
-/// What a request is for, by method and path: `refresh`, `login`, `pack`, `sync` or `other`.
+/// What a request is for, by method and path: `refresh`, `login`, `pack`, `sync`, `photo` or `other`.
 pub fn request_kind(method: &str, path: &str) -> &'static str {
     match (method, path) {
         ("POST", "/v1/token/refresh") => "refresh",
         ("POST", "/v1/login") => "login",
         ("POST", "/v1/sync") => "sync",
         ("GET", p) if p.starts_with("/v1/packs/") => "pack",
+        (_, p) if p.starts_with("/v1/households/") && p.contains("/photos") => "photo",
         _ => "other",
     }
 }

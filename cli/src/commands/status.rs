@@ -23,6 +23,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     let unsent = outbox.iter().filter(|e| e.rejected_reason.is_none()).count();
     let rejected = outbox.len() - unsent;
     let repairs = store.repairs()?;
+    let (unsent_photos, unsent_photo_bytes) = store.unsent_photos()?;
     let mut villages = Vec::new();
     for v in store.villages()? {
         let households = store.list(&ListFilter { village: Some(v.clone()), ..ListFilter::default() })?.len();
@@ -38,6 +39,8 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             "unsent_changes": unsent,
             "rejected_changes": rejected,
             "awaiting_repair": repairs,
+            "unsent_photos": unsent_photos,
+            "unsent_photo_bytes": unsent_photo_bytes,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -61,11 +64,17 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         })
         .collect();
     table(&["VILLAGE", "NAME", "HOUSEHOLDS", "CURSOR"], &rows);
-    if unsent == 0 && rejected == 0 {
+    if unsent == 0 && rejected == 0 && unsent_photos == 0 {
         println!("nothing unsent");
     }
     if unsent > 0 {
         println!("{unsent} change(s) unsent: the next `pilar sync` sends them");
+    }
+    if unsent_photos > 0 {
+        println!(
+            "{unsent_photos} photo(s) not yet uploaded ({unsent_photo_bytes} bytes): the next `pilar sync` uploads them \
+             after the household data, resuming where an earlier upload stopped"
+        );
     }
     if rejected > 0 {
         println!(

@@ -161,7 +161,7 @@ pub struct ReturnedArgs {
 /// supervisor's device holds the kecamatan after `pilar sync`).
 /// The household a full id or its first characters name, looked up on the server among the
 /// caller's households (the office laptop keeps no copy of the kecamatan).
-fn household(client: &mut Client, text: &str) -> Result<HouseholdId> {
+pub fn household(client: &mut Client, text: &str) -> Result<HouseholdId> {
     let text = text.trim();
     if let Ok(id) = text.parse() {
         return Ok(id);

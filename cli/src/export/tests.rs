@@ -167,6 +167,7 @@ fn regapu_household() -> HouseholdState {
             ..Default::default()
         },
         links: answers(&[("merged_into", text(&Uuid::from_u128(1).to_string()))]),
+        photos: BTreeMap::new(),
     }
 }
 
@@ -180,6 +181,7 @@ fn empty_household() -> HouseholdState {
         visits: Vec::new(),
         review: Default::default(),
         links: BTreeMap::new(),
+        photos: BTreeMap::new(),
     }
 }
 

@@ -15,6 +15,9 @@
 //!   its own member id; removed retired members stay behind;
 //! - every retired visit the survivor lacks is copied key for key, so the enumerator who made it
 //!   stays its author;
+//! - every retired photo reference the survivor lacks is copied key for key (the photo follows the
+//!   survivor: its uploader and time stay as recorded, and the server serves it to whoever may
+//!   see the survivor);
 //! - the retired document records `links.merged_into = <survivor id>`.
 //!
 //! **Later folds** look only at what changes written after the saved retired heads wrote: such an
@@ -22,10 +25,10 @@
 //! wrote that field in the survivor after the last fold with a different value (then it is a
 //! disagreement, and the survivor keeps its value). New members are paired or added as above, a
 //! member removed in the retired household is removed in the survivor with the same time, user and
-//! reason, and new visits are copied. The retired document is not written.
+//! reason, and new visits and photo references are copied. The retired document is not written.
 //!
 //! Each call makes at most one change per document, by the office [`Editor`]; calling again with
-//! the returned [`Fold`] and nothing new writes nothing. Photos, review and links other than
+//! the returned [`Fold`] and nothing new writes nothing. Review and links other than
 //! `merged_into` stay with the retired document, which remains readable through the link.
 
 use super::attribution::Attributed;
@@ -126,6 +129,7 @@ impl Household {
             folding.take_newer(&retired_heads, &survivor_heads)?;
         }
         folding.take_missing_visits();
+        folding.take_missing_photos();
         let Folding { writes, members, disagreements, .. } = folding;
 
         let action = if first { MERGE_ACTION } else { MERGE_FOLD_ACTION };
@@ -197,6 +201,12 @@ impl Household {
                 tx.put(&obj, key.as_str(), edit::scalar(value))?;
             }
         }
+        for (photo, fields) in &writes.photos {
+            let obj = tx.put_object(&roots["photos"], photo.as_str(), ObjType::Map)?;
+            for (key, value) in fields {
+                tx.put(&obj, key.as_str(), edit::scalar(value))?;
+            }
+        }
         if tx.pending_ops() == 0 {
             tx.rollback();
             return Ok(None);
@@ -216,6 +226,8 @@ struct Writes {
     removals: BTreeMap<MemberId, BTreeMap<String, FieldValue>>,
     /// Retired visits the survivor lacks, every stored key as it is.
     visits: BTreeMap<VisitId, BTreeMap<String, FieldValue>>,
+    /// Retired photo references the survivor lacks (by SHA-256), every stored key as it is.
+    photos: BTreeMap<String, BTreeMap<String, FieldValue>>,
 }
 
 impl Writes {
@@ -355,6 +367,25 @@ impl<'a> Folding<'a> {
             if let Ok(id) = key.parse::<VisitId>() {
                 self.writes.visits.insert(id, read::scalar_map(&self.retired.doc, &obj));
             }
+        }
+    }
+
+    /// Copy every retired photo reference the survivor lacks, key for key: the photo follows the
+    /// survivor, its uploader and time as recorded.
+    fn take_missing_photos(&mut self) {
+        for (key, photo) in &self.retired_state.photos {
+            if self.survivor_state.photos.contains_key(key) || key.parse::<crate::photo::PhotoId>().is_err() {
+                continue;
+            }
+            let fields = BTreeMap::from([
+                ("kind".to_string(), FieldValue::Text(photo.kind.clone())),
+                ("bytes".to_string(), FieldValue::Int(photo.bytes)),
+                ("mime".to_string(), FieldValue::Text(photo.mime.clone())),
+                ("taken_at".to_string(), FieldValue::Text(photo.taken_at.clone())),
+                ("by".to_string(), FieldValue::Text(photo.by.clone())),
+                ("device".to_string(), FieldValue::Text(photo.device.clone())),
+            ]);
+            self.writes.photos.insert(key.clone(), fields);
         }
     }
 

@@ -1,4 +1,4 @@
-//! Writing a save action into a household document: answers, members, a visit, links.
+//! Writing a save action into a household document: answers, members, a visit, links, photos.
 
 use super::read::{MEMBER_REMOVAL_KEYS, VISIT_KEYS, root_objects, to_field_value};
 use super::{Editor, MemberId, ModelError, VisitId};
@@ -26,6 +26,9 @@ pub struct Edits {
     /// Review fields to set or clear (`status`, `approved_heads`...): supervisors only; the server
     /// refuses an enumerator's change that writes here.
     pub review: BTreeMap<String, Option<FieldValue>>,
+    /// Photos to attach (a reference each; the bytes live in the device store). A photo the
+    /// household already references is left as it is.
+    pub add_photos: Vec<NewPhoto>,
     /// Whether the values set in `answers` and `edit_members` are a person's confirmations (a
     /// visit's answers, a correction naming the field): each is written even when the field
     /// already holds it, so a colleague's concurrent different value becomes a conflict instead of
@@ -44,7 +47,21 @@ impl Edits {
             && self.visit.is_none()
             && self.links.is_empty()
             && self.review.is_empty()
+            && self.add_photos.is_empty()
     }
+}
+
+/// A photo attached by this save: what the household document records of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPhoto {
+    /// Its content address.
+    pub id: crate::photo::PhotoId,
+    /// What it shows.
+    pub kind: crate::photo::PhotoKind,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its type, from its content.
+    pub mime: crate::photo::Mime,
 }
 
 /// A visit as the enumerator records it.
@@ -193,6 +210,19 @@ pub(super) fn write<T: Transactable>(
     }
     for (k, v) in &edits.review {
         set_or_clear(tx, &roots["review"], k, v, false)?;
+    }
+    for photo in &edits.add_photos {
+        // A reference is written once: creating it again would replace the first writer's record.
+        if tx.get(&roots["photos"], photo.id.as_str())?.is_some() {
+            continue;
+        }
+        let obj = tx.put_object(&roots["photos"], photo.id.as_str(), ObjType::Map)?;
+        tx.put(&obj, "kind", photo.kind.as_str())?;
+        tx.put(&obj, "bytes", i64::try_from(photo.bytes).unwrap_or(i64::MAX))?;
+        tx.put(&obj, "mime", photo.mime.as_str())?;
+        tx.put(&obj, "taken_at", now.as_str())?;
+        tx.put(&obj, "by", editor.user.as_str())?;
+        tx.put(&obj, "device", editor.device.to_string())?;
     }
     Ok(())
 }

@@ -22,8 +22,8 @@ pub enum Place {
     Review,
     /// `links`.
     Links,
-    /// `photos` or below.
-    Photos,
+    /// `photos.<sha256>` (or `photos` itself when the key is `None`).
+    Photo(Option<String>),
     /// An object that is not part of the layout.
     Unknown,
 }
@@ -60,6 +60,8 @@ pub struct RecordKeys {
     pub members: HashSet<String>,
     /// Keys of `visits`.
     pub visits: HashSet<String>,
+    /// Keys of `photos`.
+    pub photos: HashSet<String>,
 }
 
 impl Household {
@@ -67,7 +69,7 @@ impl Household {
     pub fn record_keys(&self) -> RecordKeys {
         let Ok(roots) = root_objects(&self.doc) else { return RecordKeys::default() };
         let keys = |top: &str| child_maps(&self.doc, &roots[top]).into_iter().map(|(k, _)| k).collect();
-        RecordKeys { members: keys("members"), visits: keys("visits") }
+        RecordKeys { members: keys("members"), visits: keys("visits"), photos: keys("photos") }
     }
 
     /// Every operation in `changes`, placed in the layout. The changes must already be applied to
@@ -82,23 +84,23 @@ impl Household {
             }
             places.insert(roots["members"].to_string(), Place::Member(None));
             places.insert(roots["visits"].to_string(), Place::Visit(None));
-            places.insert(roots["photos"].to_string(), Place::Photos);
+            places.insert(roots["photos"].to_string(), Place::Photo(None));
+            for (key, obj) in child_maps(&self.doc, &roots["photos"]) {
+                places.insert(obj.to_string(), Place::Photo(Some(key)));
+            }
             for (key, obj) in child_maps(&self.doc, &roots["members"]) {
                 places.insert(obj.to_string(), key.parse().map(|m| Place::Member(Some(m))).unwrap_or(Place::Unknown));
             }
             for (key, obj) in child_maps(&self.doc, &roots["visits"]) {
                 places.insert(obj.to_string(), key.parse().map(|v| Place::Visit(Some(v))).unwrap_or(Place::Unknown));
             }
-            // Everything below review and photos belongs to them.
-            for top in ["review", "photos"] {
-                let mut stack = vec![roots[top].clone()];
-                while let Some(obj) = stack.pop() {
-                    for key in self.doc.keys(&obj) {
-                        if let Ok(Some((Value::Object(_), child))) = self.doc.get(&obj, key.as_str()) {
-                            places
-                                .insert(child.to_string(), if top == "review" { Place::Review } else { Place::Photos });
-                            stack.push(child);
-                        }
+            // Everything below review belongs to it.
+            let mut stack = vec![roots["review"].clone()];
+            while let Some(obj) = stack.pop() {
+                for key in self.doc.keys(&obj) {
+                    if let Ok(Some((Value::Object(_), child))) = self.doc.get(&obj, key.as_str()) {
+                        places.insert(child.to_string(), Place::Review);
+                        stack.push(child);
                     }
                 }
             }

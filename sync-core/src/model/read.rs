@@ -30,6 +30,27 @@ pub struct HouseholdState {
     pub review: Review,
     /// Links to other households (`duplicate_of`, `merged_into`).
     pub links: BTreeMap<String, FieldValue>,
+    /// Photos attached to the household, by content address (SHA-256 hex).
+    #[serde(default)]
+    pub photos: BTreeMap<String, PhotoRef>,
+}
+
+/// A photo attached to a household: the reference the document holds (`photos.<sha256>`); the
+/// bytes travel separately (the device store's photo table, `PUT /v1/photos/{sha256}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhotoRef {
+    /// What it shows (`house_front`, `house_inside`, `kk_card`, `other`).
+    pub kind: String,
+    /// Its size in bytes.
+    pub bytes: i64,
+    /// `image/jpeg` or `image/png`.
+    pub mime: String,
+    /// When it was attached (RFC 3339, the device's clock).
+    pub taken_at: String,
+    /// The user who attached it.
+    pub by: String,
+    /// The device it was attached on.
+    pub device: String,
 }
 
 impl HouseholdState {
@@ -326,6 +347,7 @@ pub(crate) fn state_of<S: Source>(source: &S, id: HouseholdId) -> HouseholdState
             visits: Vec::new(),
             review: Review::default(),
             links: BTreeMap::new(),
+            photos: BTreeMap::new(),
         };
     };
     let answers = source.scalars(&roots["answers"]);
@@ -402,7 +424,23 @@ pub(crate) fn state_of<S: Source>(source: &S, id: HouseholdId) -> HouseholdState
         comments,
     };
     let links = source.scalars(&roots["links"]);
-    HouseholdState { id, form, answers, members, visits, review, links }
+    let photos = source
+        .children(&roots["photos"])
+        .into_iter()
+        .map(|(key, obj)| {
+            let m = source.scalars(&obj);
+            let photo = PhotoRef {
+                kind: text(&m, "kind").unwrap_or_default(),
+                bytes: m.get("bytes").and_then(FieldValue::as_int).unwrap_or(0),
+                mime: text(&m, "mime").unwrap_or_default(),
+                taken_at: text(&m, "taken_at").unwrap_or_default(),
+                by: text(&m, "by").unwrap_or_default(),
+                device: text(&m, "device").unwrap_or_default(),
+            };
+            (key, photo)
+        })
+        .collect();
+    HouseholdState { id, form, answers, members, visits, review, links, photos }
 }
 
 /// A visit's time as an instant for ordering (offsets differ across Indonesia's time zones).

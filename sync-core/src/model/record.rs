@@ -24,6 +24,8 @@ pub enum Record {
     Visit,
     /// A member map's removal keys (`removed_at`, `removed_by`, `removed_reason`).
     Member,
+    /// A photo reference (`kind`, `bytes`, `mime`, `taken_at`, `by`, `device`).
+    Photo,
 }
 
 /// One broken rule of a record key: a stable rule name and a lowercase sentence without the value.
@@ -74,15 +76,32 @@ pub fn check_record_value(record: Record, key: &str, value: &FieldValue) -> Resu
         },
         (Record::Visit, "note") => text(Some(NOTE_MAX_CHARS)),
         (Record::Member, "removed_reason") => text(Some(REMOVAL_REASON_MAX_CHARS)),
-        (Record::Visit, "user") | (Record::Member, "removed_by") => text(Some(64)),
-        (Record::Visit, "device") => match value.as_text().map(|t| t.parse::<DeviceId>()) {
+        (Record::Visit, "user") | (Record::Member, "removed_by") | (Record::Photo, "by") => text(Some(64)),
+        (Record::Visit | Record::Photo, "device") => match value.as_text().map(|t| t.parse::<DeviceId>()) {
             Some(Ok(_)) => Ok(()),
-            _ => problem("type", "visit device must be a device id".into()),
+            _ => problem("type", format!("{key} must be a device id")),
         },
-        (Record::Visit, "at") | (Record::Member, "removed_at") => match record_time(value) {
+        (Record::Photo, "kind") => match value.as_text().and_then(crate::photo::PhotoKind::parse) {
             Some(_) => Ok(()),
-            None => problem("time", format!("{key} must be a time in RFC 3339 (2026-11-20T09:00:00+08:00)")),
+            None => problem("choice", "photo kind must be house_front, house_inside, kk_card or other".into()),
         },
+        (Record::Photo, "mime") => match value.as_text().and_then(crate::photo::Mime::parse) {
+            Some(_) => Ok(()),
+            None => problem("choice", "photo mime must be image/jpeg or image/png".into()),
+        },
+        (Record::Photo, "bytes") => match value.as_int() {
+            Some(n) if n >= 1 && n as u64 <= crate::photo::MAX_PHOTO_BYTES => Ok(()),
+            _ => problem(
+                "range",
+                format!("photo bytes must be a whole number from 1 to {}", crate::photo::MAX_PHOTO_BYTES),
+            ),
+        },
+        (Record::Visit, "at") | (Record::Member, "removed_at") | (Record::Photo, "taken_at") => {
+            match record_time(value) {
+                Some(_) => Ok(()),
+                None => problem("time", format!("{key} must be a time in RFC 3339 (2026-11-20T09:00:00+08:00)")),
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -115,6 +134,11 @@ mod tests {
         assert_eq!(rule(Record::Visit, "device", Text("../../etc/passwd".into())), Some("type"));
         assert_eq!(rule(Record::Member, "removed_reason", Text("  ".into())), Some("empty"));
         assert_eq!(rule(Record::Member, "full_name", Int(3)), None, "form fields are the form's");
+        assert_eq!(rule(Record::Photo, "kind", Text("kk_card".into())), None);
+        assert_eq!(rule(Record::Photo, "kind", Text("selfie".into())), Some("choice"));
+        assert_eq!(rule(Record::Photo, "mime", Text("image/gif".into())), Some("choice"));
+        assert_eq!(rule(Record::Photo, "bytes", Int(0)), Some("range"));
+        assert_eq!(rule(Record::Photo, "bytes", Int(2_000_000)), None);
     }
 
     #[test]

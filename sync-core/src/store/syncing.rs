@@ -108,8 +108,8 @@ impl DeviceStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Delete a village's households, cursor and pack progress, unless some of its households
-    /// still have changes not acknowledged by the server. Returns how many were purged, or `None`
+    /// Delete a village's households, cursor, pack progress and photos, unless some of its
+    /// households still have changes not acknowledged by the server or photos not uploaded. Returns how many were purged, or `None`
     /// when unsent work keeps the village on the device for now.
     pub fn purge_village(&mut self, village: &str) -> Result<Option<usize>, StoreError> {
         let store_tx = self.write()?;
@@ -119,10 +119,11 @@ impl DeviceStore {
             params![village],
             |r| r.get(0),
         )?;
-        if unsent > 0 {
+        if unsent > 0 || super::photos::unsent_in_village(tx, village)? > 0 {
             return Ok(None);
         }
         let purged = tx.execute("DELETE FROM households WHERE village = ?1", params![village])?;
+        super::photos::drop_unreferenced(tx)?;
         tx.execute("DELETE FROM cursors WHERE village = ?1", params![village])?;
         tx.execute("DELETE FROM pack_progress WHERE village = ?1", params![village])?;
         tx.execute("DELETE FROM repairs WHERE village = ?1", params![village])?;

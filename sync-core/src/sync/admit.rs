@@ -20,6 +20,7 @@ use crate::model::{
     DeviceId, Household, HouseholdId, MEMBER_REMOVAL_KEYS, ModelError, Place, ROOT_MAPS, Record, RecordKeys,
     VISIT_KEYS, Write, WrittenOp, check_record_value,
 };
+use crate::photo::{BadPhotoId, PHOTO_KEYS, PhotoId};
 use crate::value::FieldValue;
 use automerge::{Change, ObjType};
 use std::collections::HashSet;
@@ -125,6 +126,23 @@ pub fn admit(
     if let Some((code, reason)) = batch.check_ops(&ops) {
         return reject(code, format!("household {id}: {reason}"));
     }
+    // A photo reference is whole when it is recorded: every key, so the server can size, type and
+    // attribute the upload that follows.
+    let state = household.state();
+    for (key, photo) in state.photos.iter().filter(|(key, _)| !batch.before.photos.contains(*key)) {
+        let whole = !photo.kind.is_empty()
+            && !photo.mime.is_empty()
+            && photo.bytes > 0
+            && !photo.taken_at.is_empty()
+            && !photo.by.is_empty()
+            && !photo.device.is_empty();
+        if !whole {
+            return reject(
+                "invalid_layout",
+                format!("household {id}: photos.{key} lacks keys; a photo reference holds {}", PHOTO_KEYS.join(", ")),
+            );
+        }
+    }
     let new_changes = changes.iter().zip(bytes).map(|(c, b)| (c.hash().to_string(), b)).collect();
     Verdict::Admit(Box::new(Admitted { household, new_changes }))
 }
@@ -201,15 +219,37 @@ impl Batch<'_> {
                     Ok(())
                 }
             }
+            Permission::NewPhotoKey => {
+                if op.key.parse::<PhotoId>().is_err() {
+                    Err((
+                        "invalid_layout",
+                        format!("{path}: photos is a map keyed by each photo's SHA-256 ({BadPhotoId})"),
+                    ))
+                } else if self.before.photos.contains(&op.key) || !created.insert((area, op.key.clone())) {
+                    Err((
+                        "invalid_layout",
+                        format!(
+                            "{path}{} is created again; a photo is referenced once, and creating the reference again would replace its writer",
+                            op.key
+                        ),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
             Permission::Field | Permission::FieldOrRecordKey | Permission::NewRecordOnly => {
                 let permission = path_rule(area).permission(operation);
+                let recorded = match &op.place {
+                    Place::Visit(Some(visit)) => self.before.visits.contains(&visit.to_string()).then_some("a visit"),
+                    Place::Photo(Some(photo)) => self.before.photos.contains(photo).then_some("a photo reference"),
+                    _ => None,
+                };
                 if permission == Permission::NewRecordOnly
-                    && let Place::Visit(Some(visit)) = &op.place
-                    && self.before.visits.contains(&visit.to_string())
+                    && let Some(what) = recorded
                 {
                     return Err((
                         "invalid_layout",
-                        format!("{path}{}: a visit is recorded once and never edited", op.key),
+                        format!("{path}{}: {what} is recorded once and never edited", op.key),
                     ));
                 }
                 self.check_key(op, &path, permission)
@@ -222,10 +262,12 @@ impl Batch<'_> {
         let (scope, record, record_keys): (Scope, Option<Record>, &[&str]) = match op.place {
             Place::Member(_) => (Scope::Member, Some(Record::Member), &MEMBER_REMOVAL_KEYS),
             Place::Visit(_) => (Scope::Visit, Some(Record::Visit), &VISIT_KEYS),
+            Place::Photo(_) => (Scope::Household, Some(Record::Photo), &PHOTO_KEYS),
             _ => (Scope::Household, None, &[]),
         };
         let key = op.key.as_str();
-        if let Some(def) = self.form.field(scope, key) {
+        let form_field = if record == Some(Record::Photo) { None } else { self.form.field(scope, key) };
+        if let Some(def) = form_field {
             if !def.device_editable {
                 return Err((
                     "not_device_editable",
@@ -256,6 +298,10 @@ impl Batch<'_> {
             (Some(_), true) => Err((
                 "invalid_layout",
                 format!("{path}{key} records a removal, which a device never undoes or rewrites"),
+            )),
+            _ if record == Some(Record::Photo) => Err((
+                "invalid_layout",
+                format!("{path}{key} is not a key of a photo reference ({})", PHOTO_KEYS.join(", ")),
             )),
             _ => Err((
                 "unknown_field",
@@ -309,7 +355,8 @@ fn place_path(place: &Place) -> String {
         Place::Visit(Some(v)) => format!("visits.{v}."),
         Place::Review => "review.".into(),
         Place::Links => "links.".into(),
-        Place::Photos => "photos.".into(),
+        Place::Photo(None) => "photos.".into(),
+        Place::Photo(Some(p)) => format!("photos.{p}."),
         Place::Unknown => "(outside the layout) ".into(),
     }
 }

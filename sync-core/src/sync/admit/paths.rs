@@ -27,8 +27,10 @@ pub enum Area {
     Review,
     /// `links`.
     Links,
-    /// `photos` and everything below it.
+    /// `photos` itself: one map per photo, keyed by its SHA-256.
     Photos,
+    /// `photos.<sha256>.<key>`: a photo reference's record keys.
+    Photo,
     /// Any object that is not part of the layout.
     Outside,
 }
@@ -45,7 +47,8 @@ impl Area {
             Place::Visit(Some(_)) => Area::Visit,
             Place::Review => Area::Review,
             Place::Links => Area::Links,
-            Place::Photos => Area::Photos,
+            Place::Photo(None) => Area::Photos,
+            Place::Photo(Some(_)) => Area::Photo,
             Place::Unknown => Area::Outside,
         }
     }
@@ -71,6 +74,9 @@ pub enum Permission {
     /// A map at a uuid key the household has never held (a new member or visit); creating one
     /// again would replace it and hide every edit made to it.
     NewUuidKey,
+    /// A map at a photo's SHA-256 (64 lowercase hex digits) the household has never held: a
+    /// photo reference is recorded once, with its writer, and never replaced.
+    NewPhotoKey,
     /// Never from a device.
     Refused {
         /// The refusal code.
@@ -128,12 +134,14 @@ const LINKS: Permission = refused(
     "not_device_editable",
     "links are written by the server when a supervisor merges households (POST /v1/duplicates/merge), never pushed by a device",
 );
-const PHOTOS: Permission =
-    refused("photos_not_supported", "photos cannot be sent yet (photo support is issue 16); keep them on the device");
+const PHOTO_RECORD: Permission = refused(
+    "invalid_layout",
+    "a photo reference is recorded once (kind, bytes, mime, taken_at, by, device) and never edited or deleted",
+);
 const OUTSIDE: Permission = refused("invalid_layout", "the change writes outside the household layout");
 
 /// The path policy, one row per place; see the module doc.
-pub const PATH_RULES: [PathRule; 10] = [
+pub const PATH_RULES: [PathRule; 11] = [
     PathRule {
         area: Area::Root,
         put: Permission::NewHousehold,
@@ -165,7 +173,13 @@ pub const PATH_RULES: [PathRule; 10] = [
     },
     PathRule { area: Area::Review, put: REVIEW, delete: REVIEW, create: REVIEW },
     PathRule { area: Area::Links, put: LINKS, delete: LINKS, create: LINKS },
-    PathRule { area: Area::Photos, put: PHOTOS, delete: PHOTOS, create: PHOTOS },
+    PathRule {
+        area: Area::Photos,
+        put: refused("invalid_layout", "photos holds one map per photo, keyed by its SHA-256"),
+        delete: PHOTO_RECORD,
+        create: Permission::NewPhotoKey,
+    },
+    PathRule { area: Area::Photo, put: Permission::NewRecordOnly, delete: PHOTO_RECORD, create: PLAIN },
     PathRule { area: Area::Outside, put: OUTSIDE, delete: OUTSIDE, create: OUTSIDE },
 ];
 
@@ -179,7 +193,7 @@ pub fn path_rule(area: Area) -> &'static PathRule {
 mod tests {
     use super::*;
 
-    const AREAS: [Area; 10] = [
+    const AREAS: [Area; 11] = [
         Area::Root,
         Area::Answers,
         Area::Members,
@@ -189,6 +203,7 @@ mod tests {
         Area::Review,
         Area::Links,
         Area::Photos,
+        Area::Photo,
         Area::Outside,
     ];
 
@@ -201,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn links_review_and_photos_are_never_a_devices_and_nothing_structural_is_deleted() {
+    fn links_and_review_are_never_a_devices_and_nothing_structural_is_deleted() {
         let code = |p: Permission| match p {
             Permission::Refused { code, .. } => Some(code),
             _ => None,
@@ -209,9 +224,8 @@ mod tests {
         for op in [Operation::Put, Operation::Delete, Operation::Create] {
             assert_eq!(code(path_rule(Area::Review).permission(op)), Some("review_forbidden"));
             assert_eq!(code(path_rule(Area::Links).permission(op)), Some("not_device_editable"));
-            assert_eq!(code(path_rule(Area::Photos).permission(op)), Some("photos_not_supported"));
         }
-        for area in [Area::Root, Area::Members, Area::Visits, Area::Visit] {
+        for area in [Area::Root, Area::Members, Area::Visits, Area::Visit, Area::Photos, Area::Photo] {
             assert_eq!(code(path_rule(area).delete), Some("invalid_layout"), "{area:?}");
         }
         // What entry writes on a device stays allowed.
@@ -219,5 +233,7 @@ mod tests {
         assert_eq!(path_rule(Area::Member).put, Permission::FieldOrRecordKey, "a soft removal");
         assert_eq!(path_rule(Area::Members).create, Permission::NewUuidKey, "a new member");
         assert_eq!(path_rule(Area::Visit).put, Permission::NewRecordOnly, "a new visit");
+        assert_eq!(path_rule(Area::Photos).create, Permission::NewPhotoKey, "a new photo reference");
+        assert_eq!(path_rule(Area::Photo).put, Permission::NewRecordOnly, "a new photo reference's keys");
     }
 }

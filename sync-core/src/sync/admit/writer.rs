@@ -53,24 +53,26 @@ pub(super) fn check_record_key(
     pusher: &Pusher<'_>,
 ) -> Result<(), String> {
     match (record, key) {
-        (Record::Visit, "user") | (Record::Member, "removed_by") => match value.as_text() {
+        (Record::Visit, "user") | (Record::Member, "removed_by") | (Record::Photo, "by") => match value.as_text() {
             Some(user) if user == pusher.user => Ok(()),
             _ => Err(format!(
                 "{path}.{key} names another user than {}, who is signed in on this device; a device records only its own user's work",
                 pusher.user
             )),
         },
-        (Record::Visit, "device") => match value.as_text().and_then(|t| t.parse::<DeviceId>().ok()) {
+        (Record::Visit | Record::Photo, "device") => match value.as_text().and_then(|t| t.parse::<DeviceId>().ok()) {
             Some(device) if device == pusher.device => Ok(()),
             _ => Err(format!(
-                "{path}.device names another device than {}, the one sending; a device records only its own visits",
+                "{path}.device names another device than {}, the one sending; a device records only its own visits and photos",
                 pusher.device
             )),
         },
-        (Record::Visit, "at") | (Record::Member, "removed_at") => match crate::model::record_time(value) {
-            Some(at) => plausible(at, pusher).map_err(|why| format!("{path}.{key} is {why}")),
-            None => Err(format!("{path}.{key} is not an RFC 3339 time")),
-        },
+        (Record::Visit, "at") | (Record::Member, "removed_at") | (Record::Photo, "taken_at") => {
+            match crate::model::record_time(value) {
+                Some(at) => plausible(at, pusher).map_err(|why| format!("{path}.{key} is {why}")),
+                None => Err(format!("{path}.{key} is not an RFC 3339 time")),
+            }
+        }
         _ => Ok(()),
     }
 }
