@@ -18,6 +18,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0002_feed_per_village.sql"),
     // 3: SQLite's migration 8: failed logins, shared by every server on the database.
     include_str!("../migrations/postgres/0003_login_failures.sql"),
+    // 4: SQLite's migration 9: the dictionaries documents and changes are compressed with.
+    include_str!("../migrations/postgres/0004_kept_dictionaries.sql"),
 ];
 
 /// The advisory lock key every migration transaction holds (the bytes of "pilarmig"), so two

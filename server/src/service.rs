@@ -13,6 +13,7 @@ pub mod export;
 pub mod facts;
 pub mod feed;
 pub mod fold;
+pub mod kept;
 pub mod pack_cache;
 pub mod photos;
 pub mod progress;
@@ -91,7 +92,7 @@ fn store_edit(
         bytes: &saved.bytes,
     };
     let position = feed::append(tx, village, &[entry], editor.now)?;
-    let (doc, heads) = (household.save(), heads_text(household));
+    let (doc, heads) = (household.save_nocompress(), heads_text(household));
     tx.put_household(&HouseholdWrite {
         id: household.id(),
         village,

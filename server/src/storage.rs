@@ -9,6 +9,7 @@
 //!
 //! Every backend runs the one conformance suite, [`conformance`].
 
+pub mod at_rest;
 pub mod conformance;
 pub mod photos;
 pub mod postgres;
@@ -520,6 +521,11 @@ pub trait ReadTx {
     fn server_secret(&mut self, name: &str) -> Result<Option<Vec<u8>>, StorageError>;
 
     // ---- households and the feed ----
+    /// The dictionary documents and changes are compressed with now (the last one stored), if
+    /// any: its id (see [`at_rest`]).
+    fn current_kept_dictionary(&mut self) -> Result<Option<u32>, StorageError>;
+    /// A compression dictionary's bytes by id.
+    fn kept_dictionary(&mut self, id: u32) -> Result<Option<Vec<u8>>, StorageError>;
     /// A stored household.
     fn household(&mut self, id: HouseholdId) -> Result<Option<HouseholdRow>, StorageError>;
     /// The stored heads of a household (cheaper than the whole row).
@@ -641,6 +647,9 @@ pub trait Tx: ReadTx {
     fn insert_server_secret(&mut self, name: &str, value: &[u8]) -> Result<(), StorageError>;
 
     // ---- households and the feed ----
+    /// Store a trained compression dictionary (unless one with its id is stored): documents and
+    /// changes written after it in this transaction and later are compressed with it.
+    fn insert_kept_dictionary(&mut self, id: u32, dictionary: &[u8], at: OffsetDateTime) -> Result<(), StorageError>;
     /// Lock the village's feed head until commit and return it (see [`ReadTx::feed_head`]):
     /// another transaction appending to the village waits here. Villages stay independent. The
     /// row is made at the floor on first use (PostgreSQL: `INSERT … ON CONFLICT DO NOTHING`, then

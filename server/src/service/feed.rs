@@ -121,6 +121,7 @@ impl Appender {
         };
         let mut positions = Vec::with_capacity(entries.len());
         for entry in entries {
+            let bytes = super::kept::uncompressed_change(entry.bytes);
             let change = NewChange {
                 position: *next + 1,
                 hash: entry.hash,
@@ -128,7 +129,7 @@ impl Appender {
                 village,
                 device: entry.device,
                 user: entry.user,
-                bytes: entry.bytes,
+                bytes: &bytes,
                 received_at,
             };
             // A change already stored keeps its position and takes none: positions stay gapless.

@@ -58,7 +58,7 @@ pub fn create(form: &FormDefinition, roster: &RosterHousehold, editor: &Editor) 
     let members: Vec<_> = roster.members.iter().map(|m| (MemberId::random(), m.clone())).collect();
     let (household, saved) = Household::create_batched(id, &form.key(), editor, &roster.answers, &members)?;
     let written = Written {
-        document: household.save(),
+        document: household.save_nocompress(),
         heads: heads(&household),
         hash: saved.hash.to_string(),
         change: saved.bytes,
@@ -114,7 +114,7 @@ pub fn update(mut existing: Household, roster: &RosterHousehold, editor: &Editor
         .apply(editor, REIMPORT_ACTION, &edits, |_| Ok::<(), ()>(()))?
         .map_err(|()| ModelError::BadChange("a roster update was refused".into()))?;
     let written = saved.map(|s| Written {
-        document: existing.save(),
+        document: existing.save_nocompress(),
         heads: heads(&existing),
         hash: s.hash.to_string(),
         change: s.bytes,
@@ -409,6 +409,20 @@ fn store_chunk(
             (Some(_), true) => summary.updated += 1,
             (Some(_), false) => summary.created += 1,
         }
+    }
+    // The first import trains the database's compression dictionary (`service::kept`) on its
+    // documents and changes.
+    let mut written = Vec::with_capacity(built.households.len());
+    for i in 0..built.households.len() {
+        if let Some(w) = built.written(i)? {
+            written.push(w);
+        }
+    }
+    if written.len() * 2 >= super::kept::MIN_SAMPLES && tx.current_kept_dictionary()?.is_none() {
+        let changes: Vec<_> = written.iter().map(|w| super::kept::uncompressed_change(w.change)).collect();
+        let samples: Vec<&[u8]> =
+            written.iter().map(|w| w.document).chain(changes.iter().map(|c| c.as_ref())).collect();
+        super::kept::train_dictionary_if_none(tx, &samples, editor.now)?;
     }
     let mut by_village: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, (household, one)) in households.iter().zip(&built.households).enumerate() {

@@ -251,7 +251,7 @@ pub(super) fn decide(
             decision(Outcome::Store {
                 village,
                 heads: super::heads_text(&admitted.household),
-                document: admitted.household.save(),
+                document: admitted.household.save_nocompress(),
                 new_changes: admitted.new_changes,
             })
         }
@@ -339,6 +339,28 @@ fn first_change_time(push: &PushHousehold) -> Option<OffsetDateTime> {
         .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
 }
 
+/// A write that stores many households (a device's first upload) trains the database's compression
+/// dictionary when it has none ([`super::kept`]) from the documents and changes it stores.
+fn train_dictionary(tx: &mut dyn Tx, decisions: &[Decision], now: OffsetDateTime) -> Result<(), StorageError> {
+    let stored = decisions.iter().filter_map(|d| match &d.outcome {
+        Outcome::Store { document, new_changes, .. } => Some((document, new_changes)),
+        _ => None,
+    });
+    if stored.clone().map(|(_, changes)| 1 + changes.len()).sum::<usize>() < super::kept::MIN_SAMPLES
+        || tx.current_kept_dictionary()?.is_some()
+    {
+        return Ok(());
+    }
+    let changes: Vec<std::borrow::Cow<'_, [u8]>> = stored
+        .clone()
+        .flat_map(|(_, changes)| changes.iter().map(|(_, c)| super::kept::uncompressed_change(c)))
+        .collect();
+    let samples: Vec<&[u8]> =
+        stored.map(|(document, _)| document.as_slice()).chain(changes.iter().map(|c| c.as_ref())).collect();
+    super::kept::train_dictionary_if_none(tx, &samples, now)?;
+    Ok(())
+}
+
 /// Whether every pushed change is the caller's own and already in the stored document.
 fn already_stored(household: &Household, push: &PushHousehold, caller: &SyncCaller) -> bool {
     let actor = caller.device.actor();
@@ -364,6 +386,7 @@ pub(super) fn commit(
     let mut response = SyncResponse { villages: caller.active.clone(), ..SyncResponse::default() };
     // The answer hands these villages to the device (for the grace after an assignment ends).
     tx.hand_villages(caller.device, &caller.active, now)?;
+    train_dictionary(tx, decisions.unwrap_or_default(), now)?;
     // Lock the feed heads of the villages this request will append to in one order (sorted) before
     // appending to any: two requests over the same villages then queue instead of each holding one
     // head and waiting for the other (a deadlock PostgreSQL ends only after a second, then runs

@@ -326,6 +326,49 @@ mod tests {
     }
 
     #[test]
+    fn documents_and_changes_stored_uncompressed_by_an_older_server_are_read_as_they_were() {
+        use sync_core::model::{DeviceId, Editor, Household, HouseholdId};
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let path = dir.path().join("server.db");
+        let device = DeviceId(uuid::Uuid::from_u128(7));
+        let editor = Editor { user: "pkh.lama".into(), device, now: time::OffsetDateTime::UNIX_EPOCH };
+        let id = HouseholdId(uuid::Uuid::from_u128(1));
+        let form = sync_core::form::FormDefinition::default_dtsen().key();
+        let (household, saved) = Household::create_batched(id, &form, &editor, &std::collections::BTreeMap::new(), &[])
+            .expect("a household");
+        let (doc, change) = (household.save(), saved.bytes);
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            let tx = conn.transaction().expect("tx");
+            for sql in &MIGRATIONS[..8] {
+                tx.execute_batch(sql).expect("an older schema");
+            }
+            tx.pragma_update(None, "user_version", 8).expect("version");
+            tx.execute(
+                "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at, created_at)
+                 VALUES (?1, '73.14.01.1001', ?2, '', 1, '2026-02-20T00:00:00Z', '2026-02-20T00:00:00Z')",
+                rusqlite::params![id.to_string(), doc],
+            )
+            .expect("a household of an older server");
+            tx.execute(
+                "INSERT INTO changes (hash, household_id, village, device_id, user_name, bytes, received_at, pos)
+                 VALUES ('c1', ?1, '73.14.01.1001', ?2, 'pkh.lama', ?3, '2026-02-20T00:00:00Z', 1)",
+                rusqlite::params![id.to_string(), device.to_string(), change],
+            )
+            .expect("a change of an older server");
+            tx.commit().expect("commit");
+        }
+        let storage = SqliteDatabase::open(&path).expect("upgrade");
+        let (row, feed) = Transactions::read(&storage, |tx| {
+            Ok((tx.household(id)?.expect("stored"), tx.feed_after("73.14.01.1001", 0, 1, None, 10)?))
+        })
+        .expect("read");
+        assert_eq!(row.doc, doc, "the document as the older server stored it");
+        assert_eq!(Household::load(id, &row.doc, device).expect("loads").heads(), household.heads());
+        assert_eq!(feed.into_iter().map(|c| c.bytes).collect::<Vec<_>>(), [change]);
+    }
+
+    #[test]
     fn upgrading_to_village_numbering_keeps_every_cursor_devices_hold_valid() {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let path = dir.path().join("server.db");

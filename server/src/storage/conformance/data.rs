@@ -38,6 +38,10 @@ pub const CASES: &[Case] = &[
         a_failed_write_leaves_nothing_and_times_keep_whole_seconds,
     ),
     ("a_read_neither_waits_for_nor_sees_an_open_write", a_read_neither_waits_for_nor_sees_an_open_write),
+    (
+        "documents_and_changes_read_back_as_written_before_and_after_a_dictionary",
+        documents_and_changes_read_back_as_written_before_and_after_a_dictionary,
+    ),
 ];
 
 fn at(seconds: i64) -> OffsetDateTime {
@@ -513,4 +517,42 @@ fn a_read_neither_waits_for_nor_sees_an_open_write(db: &dyn Database) {
         assert_eq!(seen, (1, false), "a read sees only committed rows");
     });
     assert_eq!(read(db, "count", |tx| tx.user_count()), 2);
+}
+
+/// A synthetic document-like value: field names shared by every one, values of its own.
+fn synthetic_value(n: u32) -> Vec<u8> {
+    format!("household_size={} roof=tile wall=brick water=well full_name=Synthetic Person {n} nik=0000{n:012}", n % 9)
+        .into_bytes()
+}
+
+fn documents_and_changes_read_back_as_written_before_and_after_a_dictionary(db: &dyn Database) {
+    let village = "73.14.01.1001";
+    assert_eq!(read(db, "no dictionary", |tx| tx.current_kept_dictionary()), None);
+    let before = synthetic_value(1);
+    write(db, "before", |tx| {
+        put(tx, hid(1), village, &before, 1, 10)?;
+        tx.insert_change(&NewChange { bytes: &before, ..change(1, "c1", village, did(1)) })?;
+        Ok(())
+    });
+    let samples: Vec<Vec<u8>> = (0..300).map(synthetic_value).collect();
+    let refs: Vec<&[u8]> = samples.iter().map(|s| s.as_slice()).collect();
+    let (id, dictionary) = crate::storage::at_rest::train(&refs).expect("trained");
+    let after = synthetic_value(2);
+    write(db, "after", |tx| {
+        tx.insert_kept_dictionary(id, &dictionary, at(20))?;
+        tx.insert_kept_dictionary(id, b"another", at(21))?;
+        put(tx, hid(2), village, &after, 2, 20)?;
+        tx.insert_change(&NewChange { bytes: &after, ..change(2, "c2", village, did(1)) })?;
+        Ok(())
+    });
+    assert_eq!(read(db, "current", |tx| tx.current_kept_dictionary()), Some(id));
+    assert_eq!(read(db, "kept once", |tx| tx.kept_dictionary(id)).as_deref(), Some(dictionary.as_slice()));
+    assert_eq!(read(db, "doc 1", |tx| tx.household(hid(1))).expect("stored").doc, before);
+    assert_eq!(read(db, "doc 2", |tx| tx.household(hid(2))).expect("stored").doc, after);
+    let listed = read(db, "listed", |tx| tx.village_households(village, None, 10));
+    assert_eq!(listed, [(hid(1), before.clone()), (hid(2), after.clone())]);
+    assert_eq!(read(db, "area", |tx| tx.area_households("73.14.01", None, 10)), listed);
+    let feed: Vec<Vec<u8>> =
+        read(db, "feed", |tx| tx.feed_after(village, 0, 2, None, 10)).into_iter().map(|c| c.bytes).collect();
+    assert_eq!(feed, [before, after]);
 }

@@ -5,6 +5,7 @@
 //! concurrent writers (the feed head, the facts queue).
 
 use super::FEED_LOCK_SPACE;
+use crate::storage::at_rest;
 use crate::storage::sqlite::{parse_stored_time, stored_time};
 use crate::storage::{
     Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, HouseholdRow,
@@ -73,6 +74,38 @@ impl PgTx<'_, '_> {
     /// The count (a `BIGINT`) `sql` returns.
     fn count(&mut self, sql: &str, params: Params<'_>) -> Result<u64, StorageError> {
         Ok(count(col(&self.query_one(sql, params)?, 0)?))
+    }
+
+    /// A compression dictionary's bytes by id.
+    fn dictionary_bytes(&mut self, id: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        self.value("SELECT dictionary FROM kept_dictionaries WHERE id = $1", &[&i64::from(id)])
+    }
+
+    /// The id of the dictionary values are compressed with now: the last one stored.
+    fn current_dictionary(&mut self) -> Result<Option<u32>, StorageError> {
+        let id: Option<i64> =
+            self.value("SELECT id FROM kept_dictionaries ORDER BY created_at DESC, id DESC LIMIT 1", &[])?;
+        id.map(|id| {
+            u32::try_from(id)
+                .map_err(|_| StorageError::Corrupt(format!("compression dictionary id {id} is out of range")))
+        })
+        .transpose()
+    }
+
+    /// A stored document or change as it was given ([`at_rest::decode`]).
+    fn decode(&mut self, stored: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+        at_rest::decode(stored, &mut |id| self.dictionary_bytes(id))
+    }
+
+    /// A document or change as it is kept ([`at_rest::encode`], with the current dictionary).
+    fn encode(&mut self, value: &[u8]) -> Result<Vec<u8>, StorageError> {
+        let current = self.current_dictionary()?;
+        at_rest::encode(value, current, &mut |id| self.dictionary_bytes(id))
+    }
+
+    /// Households' ids and documents from rows of (id, doc).
+    fn documents(&mut self, rows: Vec<Row>) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
+        rows.iter().map(|r| Ok((household_id(&col::<String>(r, 0)?)?, self.decode(col(r, 1)?)?))).collect()
     }
 }
 
@@ -188,10 +221,6 @@ fn stored_once(inserted: u64, what: &str, key: &str) -> Result<(), StorageError>
     Err(StorageError::Backend(format!("{what} {key} is already stored").into()))
 }
 
-fn documents(rows: Vec<Row>) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
-    rows.iter().map(|r| Ok((household_id(&col::<String>(r, 0)?)?, col(r, 1)?))).collect()
-}
-
 impl ReadTx for PgTx<'_, '_> {
     fn user_count(&mut self) -> Result<u64, StorageError> {
         self.count("SELECT count(*) FROM users", &[])
@@ -258,6 +287,14 @@ impl ReadTx for PgTx<'_, '_> {
         self.value("SELECT value FROM server_secrets WHERE name = $1", &[&name])
     }
 
+    fn current_kept_dictionary(&mut self) -> Result<Option<u32>, StorageError> {
+        self.current_dictionary()
+    }
+
+    fn kept_dictionary(&mut self, id: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        self.dictionary_bytes(id)
+    }
+
     fn household(&mut self, id: HouseholdId) -> Result<Option<HouseholdRow>, StorageError> {
         let row =
             self.query_opt("SELECT village, doc, heads, created_at FROM households WHERE id = $1", &[&id.to_string()])?;
@@ -265,7 +302,7 @@ impl ReadTx for PgTx<'_, '_> {
             Ok(HouseholdRow {
                 id,
                 village: col(&r, 0)?,
-                doc: col(&r, 1)?,
+                doc: self.decode(col(&r, 1)?)?,
                 heads: col(&r, 2)?,
                 created_at: time_opt(col(&r, 3)?)?,
             })
@@ -302,7 +339,7 @@ impl ReadTx for PgTx<'_, '_> {
             "SELECT id, doc FROM households WHERE village = $1 AND id > $2 ORDER BY id LIMIT $3",
             &[&village, &after, &i64::from(limit)],
         )?;
-        documents(rows)
+        self.documents(rows)
     }
 
     fn village_household_count(&mut self, village: &str) -> Result<u64, StorageError> {
@@ -320,7 +357,7 @@ impl ReadTx for PgTx<'_, '_> {
             "SELECT id, doc FROM households WHERE id > $1 AND substr(village, 1, length($2)) = $2 ORDER BY id LIMIT $3",
             &[&after, &format!("{area}."), &i64::from(limit)],
         )?;
-        documents(rows)
+        self.documents(rows)
     }
 
     fn area_household_count(&mut self, area: &str) -> Result<u64, StorageError> {
@@ -358,7 +395,7 @@ impl ReadTx for PgTx<'_, '_> {
                     position: count(col(r, 0)?),
                     household: household_id(&col::<String>(r, 1)?)?,
                     village: village.to_string(),
-                    bytes: col(r, 2)?,
+                    bytes: self.decode(col(r, 2)?)?,
                 })
             })
             .collect()
@@ -700,7 +737,16 @@ impl Tx for PgTx<'_, '_> {
         Ok(())
     }
 
+    fn insert_kept_dictionary(&mut self, id: u32, dictionary: &[u8], at: OffsetDateTime) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO kept_dictionaries (id, dictionary, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+            &[&i64::from(id), &dictionary, &stored_time(at)],
+        )?;
+        Ok(())
+    }
+
     fn insert_change(&mut self, c: &NewChange<'_>) -> Result<bool, StorageError> {
+        let bytes = self.encode(c.bytes)?;
         let inserted = self.execute(
             "INSERT INTO changes (pos, hash, household_id, village, device_id, user_name, bytes, received_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hash) DO NOTHING",
@@ -711,7 +757,7 @@ impl Tx for PgTx<'_, '_> {
                 &c.village,
                 &c.device.to_string(),
                 &c.user,
-                &c.bytes,
+                &bytes,
                 &stored_time(c.received_at),
             ],
         )?;
@@ -721,6 +767,7 @@ impl Tx for PgTx<'_, '_> {
     fn put_household(&mut self, h: &HouseholdWrite<'_>) -> Result<(), StorageError> {
         let id = h.id.to_string();
         let at = stored_time(h.at);
+        let doc = self.encode(h.doc)?;
         let version: i64 = col(
             &self.query_one(
                 "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at, created_at, version)
@@ -729,7 +776,7 @@ impl Tx for PgTx<'_, '_> {
                      updated_pos = excluded.updated_pos, updated_at = excluded.updated_at,
                      version = households.version + 1
                  RETURNING version",
-                &[&id, &h.village, &h.doc, &h.heads, &int(h.position), &at],
+                &[&id, &h.village, &doc, &h.heads, &int(h.position), &at],
             )?,
             0,
         )?;

@@ -244,4 +244,14 @@ CREATE TABLE login_failures (
 ) WITHOUT ROWID;
 CREATE INDEX login_failures_forget ON login_failures (forget_at_ms);
 "#,
+    // 9: documents and changes kept as zstd frames (issue 15, server disk): the dictionaries they
+    // are compressed with, by zstd's id for each (which every frame names), in the order they were
+    // trained. Rows written before stay readable as they are (`storage/at_rest.rs`).
+    r#"
+CREATE TABLE kept_dictionaries (
+    id INTEGER PRIMARY KEY,
+    dictionary BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+"#,
 ];

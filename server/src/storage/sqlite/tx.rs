@@ -2,6 +2,7 @@
 //! row conversions only: what the rows mean is decided in `crate::service`.
 
 use super::{parse_stored_time, stored_time};
+use crate::storage::at_rest;
 use crate::storage::{
     Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, HouseholdRow,
     HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange, NewUser, ReadTx, RosterImportRow,
@@ -156,14 +157,43 @@ fn facts_row(c: FactsColumns) -> Result<FactsRow, StorageError> {
 }
 
 fn documents(
+    conn: &Connection,
     rows: impl Iterator<Item = rusqlite::Result<(String, Vec<u8>)>>,
 ) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
     let mut out = Vec::new();
     for row in rows {
         let (id, doc) = row?;
-        out.push((household_id(&id)?, doc));
+        out.push((household_id(&id)?, decode(conn, doc)?));
     }
     Ok(out)
+}
+
+/// A compression dictionary's bytes by id.
+fn kept_dictionary(conn: &Connection, id: u32) -> Result<Option<Vec<u8>>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT dictionary FROM kept_dictionaries WHERE id = ?1")?
+        .query_row(params![i64::from(id)], |r| r.get(0))
+        .optional()?)
+}
+
+/// A stored document or change as it was given ([`at_rest::decode`]).
+fn decode(conn: &Connection, stored: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+    at_rest::decode(stored, &mut |id| kept_dictionary(conn, id))
+}
+
+/// The id of the dictionary values are compressed with now: the last one stored.
+fn current_dictionary(conn: &Connection) -> Result<Option<u32>, StorageError> {
+    let id: Option<i64> = conn
+        .prepare_cached("SELECT id FROM kept_dictionaries ORDER BY created_at DESC, id DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    id.map(|id| u32::try_from(id).map_err(|_| corrupt(format!("compression dictionary id {id}")))).transpose()
+}
+
+/// A document or change as it is kept ([`at_rest::encode`], with the current dictionary).
+fn encode(conn: &Connection, value: &[u8]) -> Result<Vec<u8>, StorageError> {
+    let current = current_dictionary(conn)?;
+    at_rest::encode(value, current, &mut |id| kept_dictionary(conn, id))
 }
 
 impl ReadTx for SqliteTx<'_> {
@@ -261,6 +291,14 @@ impl ReadTx for SqliteTx<'_> {
             .optional()?)
     }
 
+    fn current_kept_dictionary(&mut self) -> Result<Option<u32>, StorageError> {
+        current_dictionary(self.conn)
+    }
+
+    fn kept_dictionary(&mut self, id: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        kept_dictionary(self.conn, id)
+    }
+
     fn household(&mut self, id: HouseholdId) -> Result<Option<HouseholdRow>, StorageError> {
         let row: Option<(String, Vec<u8>, String, Option<String>)> = self
             .conn
@@ -268,7 +306,7 @@ impl ReadTx for SqliteTx<'_> {
             .query_row(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
         row.map(|(village, doc, heads, created_at)| {
-            Ok(HouseholdRow { id, village, doc, heads, created_at: time_opt(created_at)? })
+            Ok(HouseholdRow { id, village, doc: decode(self.conn, doc)?, heads, created_at: time_opt(created_at)? })
         })
         .transpose()
     }
@@ -315,7 +353,7 @@ impl ReadTx for SqliteTx<'_> {
             .conn
             .prepare_cached("SELECT id, doc FROM households WHERE village = ?1 AND id > ?2 ORDER BY id LIMIT ?3")?;
         let rows = stmt.query_map(params![village, after, i64::from(limit)], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        documents(rows)
+        documents(self.conn, rows)
     }
 
     fn village_household_count(&mut self, village: &str) -> Result<u64, StorageError> {
@@ -338,7 +376,7 @@ impl ReadTx for SqliteTx<'_> {
         )?;
         let rows =
             stmt.query_map(params![after, format!("{area}."), i64::from(limit)], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        documents(rows)
+        documents(self.conn, rows)
     }
 
     fn area_household_count(&mut self, area: &str) -> Result<u64, StorageError> {
@@ -383,7 +421,7 @@ impl ReadTx for SqliteTx<'_> {
                 position: count(position),
                 household: household_id(&household)?,
                 village: village.to_string(),
-                bytes,
+                bytes: decode(self.conn, bytes)?,
             });
         }
         Ok(out)
@@ -734,7 +772,18 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn insert_kept_dictionary(&mut self, id: u32, dictionary: &[u8], at: OffsetDateTime) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO kept_dictionaries (id, dictionary, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![i64::from(id), dictionary, stored_time(at)])?;
+        Ok(())
+    }
+
     fn insert_change(&mut self, c: &NewChange<'_>) -> Result<bool, StorageError> {
+        let bytes = encode(self.conn, c.bytes)?;
         let inserted = self
             .conn
             .prepare_cached(
@@ -748,7 +797,7 @@ impl Tx for SqliteTx<'_> {
                 c.village,
                 c.device.to_string(),
                 c.user,
-                c.bytes,
+                bytes,
                 stored_time(c.received_at)
             ])?;
         Ok(inserted == 1)
@@ -757,6 +806,7 @@ impl Tx for SqliteTx<'_> {
     fn put_household(&mut self, h: &HouseholdWrite<'_>) -> Result<(), StorageError> {
         let id = h.id.to_string();
         let at = stored_time(h.at);
+        let doc = encode(self.conn, h.doc)?;
         let version: i64 = self
             .conn
             .prepare_cached(
@@ -767,7 +817,7 @@ impl Tx for SqliteTx<'_> {
                      version = households.version + 1
                  RETURNING version",
             )?
-            .query_row(params![id, h.village, h.doc, h.heads, h.position as i64, at], |r| r.get(0))?;
+            .query_row(params![id, h.village, doc, h.heads, h.position as i64, at], |r| r.get(0))?;
         self.conn
             .prepare_cached(
                 "INSERT INTO facts_stale (household_id, version) VALUES (?1, ?2)
