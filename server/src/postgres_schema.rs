@@ -20,7 +20,13 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0003_login_failures.sql"),
     // 4: SQLite's migration 9: the dictionaries documents and changes are compressed with.
     include_str!("../migrations/postgres/0004_kept_dictionaries.sql"),
+    // 5: photo bytes (PostgreSQL only: a SQLite server keeps them as files).
+    include_str!("../migrations/postgres/0005_photos.sql"),
 ];
+
+/// Tables only PostgreSQL has: photo bytes, which a SQLite server keeps as files in its data
+/// directory (`pilar-server migrate` fills them from those files).
+pub const POSTGRES_ONLY_TABLES: &[&str] = &["photo_uploads", "photo_chunks"];
 
 /// The advisory lock key every migration transaction holds (the bytes of "pilarmig"), so two
 /// servers starting at once never apply one migration twice.

@@ -54,7 +54,7 @@ pub struct AppState {
     pub blocking_turns: Arc<tokio::sync::Semaphore>,
     /// Photo bytes (`photos/` in the data directory on SQLite); `None` where no photo store is
     /// built yet (PostgreSQL): the photo endpoints then refuse and devices keep their photos.
-    pub photos: Option<Arc<dyn crate::storage::photos::PhotoStore>>,
+    pub photos: Arc<dyn crate::storage::photos::PhotoStore>,
 }
 
 /// How many blocking tasks (database work, password checks) run at once: four per core, at least
@@ -106,11 +106,15 @@ impl AppState {
                     crate::storage::photos::FilePhotoStore::open(&photos_dir)
                         .with_context(|| format!("cannot use the photo directory {}", photos_dir.display()))?,
                 );
-                (database, Some(Arc::new(lock)), Some(config.signing_key_path()), Some(photos))
+                (database, Some(Arc::new(lock)), Some(config.signing_key_path()), photos)
             }
-            DatabaseLocation::Postgres(_) => {
+            DatabaseLocation::Postgres(url) => {
                 let database = location.open().with_context(|| format!("cannot open the database {location}"))?;
-                (database, None, None, None)
+                let photos: Arc<dyn crate::storage::photos::PhotoStore> = Arc::new(
+                    crate::storage::postgres::photos::PostgresPhotoStore::open(url)
+                        .with_context(|| format!("cannot use the photo tables of {location}"))?,
+                );
+                (database, None, None, photos)
             }
         };
         let service = Service::new(database);

@@ -21,6 +21,14 @@ fn fresh() -> Fresh {
 }
 
 #[test]
+fn postgres_keeps_photos_as_the_file_store_does() {
+    let database = Postgres::database();
+    drop(PostgresDatabase::open(database.url()).expect("migrate a fresh database"));
+    let store = pilar_server::storage::postgres::photos::PostgresPhotoStore::open(database.url()).expect("photo store");
+    pilar_server::storage::photos::check_photo_store(&store);
+}
+
+#[test]
 fn postgres_passes_the_conformance_suite() {
     conformance::run_all(&fresh);
 }

@@ -126,7 +126,15 @@ fn postgres_schema_matches_the_sqlite_schema() {
     let database = Postgres::database();
     let mut client = database.connect();
     migrate(&mut client).expect("migrate");
-    let postgres = postgres_shape(&mut client);
+    let mut postgres = postgres_shape(&mut client);
+    // Photo bytes: a SQLite server keeps them as files in its data directory, PostgreSQL in
+    // these tables (migration 0005), so that several servers share them.
+    let postgres_only = |table: &String| table == "photo_uploads" || table == "photo_chunks";
+    postgres.columns.retain(|c| !postgres_only(&c.0));
+    postgres.primary_keys.retain(|k| !postgres_only(&k.0));
+    postgres.unique.retain(|k| !postgres_only(&k.0));
+    postgres.foreign_keys.retain(|k| !postgres_only(&k.0));
+    postgres.indexes.retain(|i| !postgres_only(&i.1));
     same("columns (table, column, type, not null)", &postgres.columns, &sqlite.columns);
     same("primary keys", &postgres.primary_keys, &sqlite.primary_keys);
     same("unique constraints", &postgres.unique, &sqlite.unique);

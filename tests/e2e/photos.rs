@@ -2,7 +2,7 @@
 //! household; uploaded in chunks after the data, resumed after a cut, verified, served only in
 //! scope, purged with the village.
 
-use pilar_tests::TestDevice;
+use pilar_tests::{Backend, Cell, TestDevice};
 use std::path::{Path, PathBuf};
 use sync_core::photo::synthetic;
 
@@ -92,19 +92,36 @@ fn an_attached_photo_is_kept_byte_for_byte_once_and_referenced_in_the_household(
 const PANCA_LAUTANG: &str = "73.14.01";
 const WANIO: &str = "73.14.01.2004";
 
-/// Whole photo files the server keeps (not uploads in progress).
-fn photos_on_server(server: &pilar_tests::TestServer) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let root = server.data_dir().join("photos");
-    for dir in std::fs::read_dir(&root).expect("photo dir").flatten() {
-        if dir.file_name() == "partial" {
-            continue;
+/// The bytes of each whole photo the server keeps (not uploads in progress), by SHA-256: files
+/// in the data directory on SQLite, chunk rows on PostgreSQL.
+fn photos_on_server(server: &pilar_tests::TestServer) -> Vec<Vec<u8>> {
+    let mut out: std::collections::BTreeMap<String, Vec<u8>> = std::collections::BTreeMap::new();
+    match server.backend() {
+        Backend::Postgres => {
+            let rows = server.query(
+                "SELECT u.photo, c.bytes FROM photo_uploads u JOIN photo_chunks c ON c.photo = u.photo
+                 WHERE u.whole ORDER BY u.photo, c.start",
+                &[],
+            );
+            for row in rows {
+                let (Cell::Text(photo), Cell::Bytes(bytes)) = (&row[0], &row[1]) else { panic!("photo row {row:?}") };
+                out.entry(photo.clone()).or_default().extend_from_slice(bytes);
+            }
         }
-        for f in std::fs::read_dir(dir.path()).expect("photo subdir").flatten() {
-            out.push(f.path());
+        Backend::Sqlite => {
+            let root = server.data_dir().join("photos");
+            for dir in std::fs::read_dir(&root).expect("photo dir").flatten() {
+                if dir.file_name() == "partial" {
+                    continue;
+                }
+                for f in std::fs::read_dir(dir.path()).expect("photo subdir").flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    out.insert(name, std::fs::read(f.path()).expect("stored photo"));
+                }
+            }
         }
     }
-    out
+    out.into_values().collect()
 }
 
 /// A household added on `device` in Bilokka and synced, with its id.
@@ -262,7 +279,7 @@ fn an_upload_cut_off_halfway_resumes_without_resending_the_first_half_and_the_da
     assert_eq!(ani.json(&["status"])["unsent_photos"], 0);
     let on_server = photos_on_server(&campaign.server);
     assert_eq!(on_server.len(), 1);
-    assert_eq!(std::fs::read(&on_server[0]).expect("stored"), photo, "verified byte for byte");
+    assert_eq!(on_server[0], photo, "verified byte for byte");
 }
 
 #[test]

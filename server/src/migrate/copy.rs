@@ -142,7 +142,10 @@ pub(super) fn check_no_other_tables(
     shown: &str,
 ) -> Result<(), MigrateError> {
     let copied: BTreeSet<&str> = source.iter().map(|t| t.name.as_str()).collect();
-    let extra: Vec<String> = target_tables(tx, shown)?.into_iter().filter(|t| !copied.contains(t.as_str())).collect();
+    let extra: Vec<String> = target_tables(tx, shown)?
+        .into_iter()
+        .filter(|t| !copied.contains(t.as_str()) && !crate::postgres_schema::POSTGRES_ONLY_TABLES.contains(&t.as_str()))
+        .collect();
     if extra.is_empty() {
         return Ok(());
     }
@@ -294,4 +297,89 @@ pub(super) fn move_identities_past_copied_rows(
         .map_err(|e| target_error(shown, e))?;
     }
     Ok(())
+}
+
+/// Photos copied from the source's data directory into the target's photo tables.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CopiedPhotos {
+    /// Whole photos copied, each verified by its SHA-256 as read.
+    pub(super) photos: u64,
+    /// Their bytes.
+    pub(super) bytes: u64,
+    /// Files whose bytes do not match their SHA-256 name: not copied (the device that sent the
+    /// photo sends it again if it still holds it).
+    pub(super) damaged: u64,
+}
+
+/// Copy every whole photo a SQLite server keeps as a file (`photos/<ab>/<sha256>`) into the
+/// target's `photo_uploads`/`photo_chunks`, in the copy's transaction, 1 MiB a row (memory stays
+/// one chunk). Uploads in progress (`photos/partial`) are left: devices resume them from 0.
+pub(super) fn copy_photos(
+    data_dir: &Path,
+    tx: &mut postgres::Transaction<'_>,
+    shown: &str,
+    progress: &mut dyn super::Progress,
+) -> Result<CopiedPhotos, MigrateError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let root = data_dir.join("photos");
+    let mut copied = CopiedPhotos::default();
+    let Ok(dirs) = std::fs::read_dir(&root) else { return Ok(copied) };
+    let source_error =
+        |path: &Path, e: std::io::Error| MigrateError::Usage(format!("cannot read the photo {}: {e}", path.display()));
+    let mut files = Vec::new();
+    for dir in dirs.flatten() {
+        if dir.file_name() == "partial" || !dir.path().is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(dir.path()).map_err(|e| source_error(&dir.path(), e))?.flatten() {
+            files.push(file.path());
+        }
+    }
+    files.sort();
+    if !files.is_empty() {
+        progress.step(&format!("copying {} photos from {}", files.len(), root.display()));
+    }
+    for path in files {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+        if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let mut file = std::fs::File::open(&path).map_err(|e| source_error(&path, e))?;
+        tx.execute("INSERT INTO photo_uploads (photo, held, whole) VALUES ($1, 0, FALSE)", &[&name])
+            .map_err(|e| target_error(shown, e))?;
+        let mut hasher = Sha256::new();
+        let mut block = vec![0u8; 1024 * 1024];
+        let mut start: i64 = 0;
+        loop {
+            let mut filled = 0;
+            while filled < block.len() {
+                let n = file.read(&mut block[filled..]).map_err(|e| source_error(&path, e))?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                break;
+            }
+            hasher.update(&block[..filled]);
+            tx.execute(
+                "INSERT INTO photo_chunks (photo, start, bytes) VALUES ($1, $2, $3)",
+                &[&name, &start, &&block[..filled]],
+            )
+            .map_err(|e| target_error(shown, e))?;
+            start += filled as i64;
+        }
+        if hex::encode(hasher.finalize()) == name {
+            tx.execute("UPDATE photo_uploads SET held = $2, whole = TRUE WHERE photo = $1", &[&name, &start])
+                .map_err(|e| target_error(shown, e))?;
+            copied.photos += 1;
+            copied.bytes += start as u64;
+        } else {
+            tx.execute("DELETE FROM photo_uploads WHERE photo = $1", &[&name]).map_err(|e| target_error(shown, e))?;
+            copied.damaged += 1;
+        }
+    }
+    Ok(copied)
 }

@@ -8,8 +8,8 @@
 //! (`photos/<ab>/<sha256>`, uploads in progress in `photos/partial/`): a chunk is appended and
 //! fsynced before it is acknowledged; a whole photo is written to a temporary file, fsynced,
 //! verified and renamed into place (and the directory fsynced), so a crash never leaves a
-//! half-written photo under its address. Several servers on one PostgreSQL database would need
-//! the bytes in the database (chunked `bytea` rows): not built yet, see ARCHITECTURE.md.
+//! half-written photo under its address. On PostgreSQL the bytes live in the database, shared by
+//! every server on it (`storage/postgres/photos.rs`).
 
 use super::StorageError;
 use std::fs::{File, OpenOptions};
@@ -156,6 +156,35 @@ impl PhotoStore for FilePhotoStore {
     }
 }
 
+/// The rules every [`PhotoStore`] keeps, run by each backend's tests (the file store's below,
+/// PostgreSQL's in `server/tests/postgres_conformance.rs`): an upload grows only at its end, a
+/// repeated chunk or a gap changes nothing, promotion makes it whole, a discard drops only an
+/// upload in progress, and ranges read back exactly.
+pub fn check_photo_store(store: &dyn PhotoStore) {
+    let photo = PhotoId::of_bytes(b"abcdef");
+    assert_eq!(store.held(&photo).expect("held"), Held::Partial(0));
+    assert_eq!(store.append(&photo, 0, b"abc").expect("append"), Held::Partial(3));
+    assert_eq!(store.append(&photo, 0, b"abc").expect("repeat"), Held::Partial(3), "a repeated chunk is ignored");
+    assert_eq!(store.append(&photo, 5, b"f").expect("gap"), Held::Partial(3), "a gap is refused");
+    assert_eq!(store.append(&photo, 3, b"def").expect("append"), Held::Partial(6));
+    let mut seen = Vec::new();
+    store.read_partial(&photo, &mut |b| seen.extend_from_slice(b)).expect("read");
+    assert_eq!(seen, b"abcdef");
+    store.promote(&photo).expect("promote");
+    assert_eq!(store.held(&photo).expect("held"), Held::Whole(6));
+    assert_eq!(store.read_whole(&photo, 2, 3).expect("read"), b"cde");
+    assert_eq!(store.read_whole(&photo, 0, 100).expect("read"), b"abcdef");
+    assert_eq!(store.read_whole(&photo, 4, 100).expect("read"), b"ef");
+    assert_eq!(store.append(&photo, 0, b"zzz").expect("whole"), Held::Whole(6));
+    store.discard_partial(&photo).expect("discard of a whole photo");
+    assert_eq!(store.held(&photo).expect("held"), Held::Whole(6), "a discard never drops a whole photo");
+
+    let damaged = PhotoId::of_bytes(b"xyz");
+    assert_eq!(store.append(&damaged, 0, b"xy").expect("append"), Held::Partial(2));
+    store.discard_partial(&damaged).expect("discard");
+    assert_eq!(store.held(&damaged).expect("held"), Held::Partial(0), "a discarded upload starts again");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,18 +193,6 @@ mod tests {
     fn an_upload_grows_only_at_its_end_and_becomes_whole_when_promoted() {
         let dir = tempfile::tempdir().expect("dir");
         let store = FilePhotoStore::open(dir.path()).expect("store");
-        let photo = PhotoId::of_bytes(b"abcdef");
-        assert_eq!(store.held(&photo).expect("held"), Held::Partial(0));
-        assert_eq!(store.append(&photo, 0, b"abc").expect("append"), Held::Partial(3));
-        assert_eq!(store.append(&photo, 0, b"abc").expect("repeat"), Held::Partial(3), "a repeated chunk is ignored");
-        assert_eq!(store.append(&photo, 5, b"f").expect("gap"), Held::Partial(3), "a gap is refused");
-        assert_eq!(store.append(&photo, 3, b"def").expect("append"), Held::Partial(6));
-        let mut seen = Vec::new();
-        store.read_partial(&photo, &mut |b| seen.extend_from_slice(b)).expect("read");
-        assert_eq!(seen, b"abcdef");
-        store.promote(&photo).expect("promote");
-        assert_eq!(store.held(&photo).expect("held"), Held::Whole(6));
-        assert_eq!(store.read_whole(&photo, 2, 3).expect("read"), b"cde");
-        assert_eq!(store.append(&photo, 0, b"zzz").expect("whole"), Held::Whole(6));
+        check_photo_store(&store);
     }
 }

@@ -26,6 +26,7 @@
 //! Times are stored as SQLite stores them (RFC 3339 UTC text, whole seconds, `COLLATE "C"`), so
 //! both backends hold the same values and text order is time order.
 
+pub mod photos;
 mod tx;
 
 use super::StorageError;
