@@ -56,14 +56,21 @@ pub enum EntryError {
     )]
     AwaitsRepair(HouseholdId),
     /// The file is not a photo Pilar keeps (type by content, size, damaged header).
+    /// (Not a `#[from]`/source: the message carries the cause, which a chain would repeat.)
     #[error("nothing was attached: {0}")]
-    Photo(#[from] crate::photo::PhotoError),
+    Photo(crate::photo::PhotoError),
     /// The device store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The document could not be edited.
     #[error(transparent)]
     Model(#[from] ModelError),
+}
+
+impl From<crate::photo::PhotoError> for EntryError {
+    fn from(e: crate::photo::PhotoError) -> EntryError {
+        EntryError::Photo(e)
+    }
 }
 
 fn problem(field: String, rule: &str, value: Option<String>, message: String) -> Problem {

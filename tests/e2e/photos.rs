@@ -31,6 +31,7 @@ fn a_file_named_jpg_with_other_content_is_refused_on_the_device() {
     let err = device.fails(&["photo", "add", &household, &fake, "--kind", "house_front"]);
     assert!(err.contains("not a JPEG or PNG image by its content (text)"), "{err}");
     assert!(err.contains("nothing was attached"), "{err}");
+    assert_eq!(err.matches("by its content").count(), 1, "the cause is said once: {err}");
     let mut damaged = synthetic::jpeg(640, 480, 2_000, 1, None);
     damaged.truncate(25);
     let damaged = file(dir.path(), "cut.jpg", &damaged);

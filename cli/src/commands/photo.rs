@@ -125,7 +125,7 @@ fn add(home: &Path, args: AddArgs) -> Result<()> {
     if let Some((lat, lon)) = added.exif_gps {
         println!(
             "note: the photo's EXIF says it was taken at {lat:.5}, {lon:.5}; this is reported only and not stored \
-             (record the house's position with `pilar visit --lat --lon`)"
+             (record the house's position with `pilar visit --gps LAT,LON,ACCURACY`)"
         );
     }
     println!("it is uploaded by the next `pilar sync`");
