@@ -84,13 +84,7 @@ fn store_edit(
     editor: &Editor,
 ) -> Result<(), StorageError> {
     let hash = saved.hash.to_string();
-    let entry = feed::Entry {
-        hash: &hash,
-        household: household.id(),
-        device: editor.device,
-        user: &editor.user,
-        bytes: &saved.bytes,
-    };
+    let entry = feed::Entry { hash: &hash, household: household.id(), device: editor.device, user: &editor.user };
     let position = feed::append(tx, village, &[entry], editor.now)?;
     let (doc, heads) = (household.save_nocompress(), heads_text(household));
     tx.put_household(&HouseholdWrite {

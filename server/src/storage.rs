@@ -359,7 +359,10 @@ pub struct FeedChange {
     pub household: HouseholdId,
     /// The village.
     pub village: String,
-    /// The raw Automerge change.
+    /// The change hash (hex).
+    pub hash: String,
+    /// The raw Automerge change as it was stored: empty where the feed keeps only its place and
+    /// its household's document holds it (`service::feed::read` fills it in).
     pub bytes: Vec<u8>,
 }
 

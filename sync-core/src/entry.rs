@@ -378,16 +378,9 @@ pub fn save(
     // Read, change and store the household inside one write transaction: a sync applying received
     // changes in another process waits, and so does this save for it; neither overwrites the other.
     let tx = store.write()?;
-    let stored = match tx.load(id) {
-        Ok(stored) => stored,
-        Err(StoreError::Model(e)) => {
-            // A damaged copy: listed so the next sync restores it from the server.
-            let village = tx.village_of(id)?.unwrap_or_default();
-            tx.mark_repair(id, &village, &crate::store::damage_reason(&e), now)?;
-            tx.commit()?;
-            return Err(EntryError::AwaitsRepair(id));
-        }
-        Err(e) => return Err(e.into()),
+    let Some(stored) = tx.load_or_list_for_repair(id, now)? else {
+        tx.commit()?;
+        return Err(EntryError::AwaitsRepair(id));
     };
     let mut household = stored.household;
     let household_form = household.form_key();
@@ -451,15 +444,9 @@ pub fn add_photo(
     let photo = PhotoId::of_bytes(bytes);
     let editor = store.editor(now);
     let tx = store.write()?;
-    let stored = match tx.load(id) {
-        Ok(stored) => stored,
-        Err(StoreError::Model(e)) => {
-            let village = tx.village_of(id)?.unwrap_or_default();
-            tx.mark_repair(id, &village, &crate::store::damage_reason(&e), now)?;
-            tx.commit()?;
-            return Err(EntryError::AwaitsRepair(id));
-        }
-        Err(e) => return Err(e.into()),
+    let Some(stored) = tx.load_or_list_for_repair(id, now)? else {
+        tx.commit()?;
+        return Err(EntryError::AwaitsRepair(id));
     };
     let mut household = stored.household;
     let edits = Edits {

@@ -533,6 +533,12 @@ impl Household {
         self.doc.get_changes(&known).into_iter().map(|mut c| c.bytes().into_owned()).collect()
     }
 
+    /// The bytes of the change with `hash`, if this document holds it (the server's feed keeps
+    /// only a change's place and takes its bytes from the document, which holds every change).
+    pub fn change_bytes(&self, hash: &ChangeHash) -> Option<Vec<u8>> {
+        self.doc.get_change_by_hash(hash).map(|mut c| c.bytes().into_owned())
+    }
+
     /// Whether this document already contains the change with `hash`.
     pub fn has_change(&self, hash: &ChangeHash) -> bool {
         self.doc.get_change_by_hash(hash).is_some()

@@ -11,10 +11,13 @@
 //! independent: appends to different villages never wait for each other.
 
 use crate::storage::{FeedChange, NewChange, ReadTx, StorageError, Tx};
-use sync_core::model::{DeviceId, HouseholdId};
+use automerge::ChangeHash;
+use sync_core::model::{DeviceId, Household, HouseholdId};
 use time::OffsetDateTime;
 
-/// A change to append: what it is and who wrote it (its position is given by [`append`]).
+/// A change to append: what it is and who wrote it (its position is given by [`append`]). The
+/// writer stores the household's document, which holds the change, in the same transaction: the
+/// feed keeps no second copy of the change's bytes (issue 15, server disk).
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
     /// The change hash (hex).
@@ -25,8 +28,6 @@ pub struct Entry<'a> {
     pub device: DeviceId,
     /// The user who wrote it.
     pub user: &'a str,
-    /// The raw Automerge change.
-    pub bytes: &'a [u8],
 }
 
 /// Append `entries` (in causal order) to `village`'s feed inside `tx`: each one not stored yet
@@ -121,7 +122,6 @@ impl Appender {
         };
         let mut positions = Vec::with_capacity(entries.len());
         for entry in entries {
-            let bytes = super::kept::uncompressed_change(entry.bytes);
             let change = NewChange {
                 position: *next + 1,
                 hash: entry.hash,
@@ -129,7 +129,9 @@ impl Appender {
                 village,
                 device: entry.device,
                 user: entry.user,
-                bytes: &bytes,
+                // Its household's document, stored in the same transaction by every writer,
+                // holds it: the feed keeps its place, `read` takes its bytes from the document.
+                bytes: &[],
                 received_at,
             };
             // A change already stored keeps its position and takes none: positions stay gapless.
@@ -158,7 +160,7 @@ impl Appender {
 /// One read of a village's feed after a cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
-    /// The changes read, by position.
+    /// The changes read, by position (bytes empty where the document holds them: [`fill_bytes`]).
     pub changes: Vec<FeedChange>,
     /// The cursor to read from next: the last position returned when more wait, else the head
     /// read before the changes.
@@ -196,6 +198,33 @@ pub fn read(
     Ok(Page { changes, cursor, more })
 }
 
+/// Give every change of `changes` read with empty bytes (the feed kept only its place) its bytes
+/// from its household's stored document, each document loaded once. A document that lacks a
+/// change its feed lists is damage, said as such.
+pub fn fill_bytes(tx: &mut dyn ReadTx, changes: &mut [FeedChange]) -> Result<(), StorageError> {
+    let mut wanted: std::collections::BTreeMap<HouseholdId, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, change) in changes.iter().enumerate() {
+        if change.bytes.is_empty() {
+            wanted.entry(change.household).or_default().push(i);
+        }
+    }
+    for (id, indexes) in wanted {
+        let damaged = |what: String| StorageError::Corrupt(format!("household {id}: {what}"));
+        let row = tx.household(id)?.ok_or_else(|| damaged("its feed lists changes but it is not stored".into()))?;
+        let household = Household::load(id, &row.doc, DeviceId(uuid::Uuid::nil()))
+            .map_err(|e| damaged(format!("its stored document does not load: {e}")))?;
+        for i in indexes {
+            let change = &mut changes[i];
+            let hash: ChangeHash =
+                change.hash.parse().map_err(|_| damaged(format!("its feed names change {:?}", change.hash)))?;
+            change.bytes = household
+                .change_bytes(&hash)
+                .ok_or_else(|| damaged(format!("its document lacks change {} of its feed", change.hash)))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,7 +235,7 @@ mod tests {
     fn append_as(db: &SqliteDatabase, device: DeviceId, hashes: &[&str]) -> u64 {
         let household = HouseholdId(uuid::Uuid::from_u128(1));
         let entries: Vec<Entry<'_>> =
-            hashes.iter().map(|hash| Entry { hash, household, device, user: "pkh.sintetis", bytes: b"x" }).collect();
+            hashes.iter().map(|hash| Entry { hash, household, device, user: "pkh.sintetis" }).collect();
         db.write(|tx| append(tx, VILLAGE, &entries, OffsetDateTime::UNIX_EPOCH)).expect("append")
     }
 
@@ -218,7 +247,7 @@ mod tests {
         assert_eq!(append_as(&db, device, &["a"]), 1);
         let household = HouseholdId(uuid::Uuid::from_u128(2));
         let entries: Vec<Entry<'_>> =
-            ["b", "a", "c"].iter().map(|hash| Entry { hash, household, device, user: "admin", bytes: b"x" }).collect();
+            ["b", "a", "c"].iter().map(|hash| Entry { hash, household, device, user: "admin" }).collect();
         let appended =
             db.write(|tx| append_each(tx, VILLAGE, &entries, OffsetDateTime::UNIX_EPOCH)).expect("append each");
         assert_eq!(appended, Appended { head: 3, positions: vec![Some(2), None, Some(3)] });

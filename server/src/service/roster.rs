@@ -46,10 +46,8 @@ pub struct Written {
     pub document: Vec<u8>,
     /// Its heads, comma-separated hex.
     pub heads: String,
-    /// The new change's hash, hex.
+    /// The new change's hash, hex (its bytes are in the document).
     pub hash: String,
-    /// The new change's bytes.
-    pub change: Vec<u8>,
 }
 
 /// Build the new household document for `roster` (one change, written by `editor`).
@@ -57,12 +55,8 @@ pub fn create(form: &FormDefinition, roster: &RosterHousehold, editor: &Editor) 
     let id = HouseholdId::random();
     let members: Vec<_> = roster.members.iter().map(|m| (MemberId::random(), m.clone())).collect();
     let (household, saved) = Household::create_batched(id, &form.key(), editor, &roster.answers, &members)?;
-    let written = Written {
-        document: household.save_nocompress(),
-        heads: heads(&household),
-        hash: saved.hash.to_string(),
-        change: saved.bytes,
-    };
+    let written =
+        Written { document: household.save_nocompress(), heads: heads(&household), hash: saved.hash.to_string() };
     Ok(Imported { id, written: Some(written) })
 }
 
@@ -117,7 +111,6 @@ pub fn update(mut existing: Household, roster: &RosterHousehold, editor: &Editor
         document: existing.save_nocompress(),
         heads: heads(&existing),
         hash: s.hash.to_string(),
-        change: s.bytes,
     });
     Ok(Imported { id, written })
 }
@@ -312,7 +305,8 @@ fn matched(tx: &mut dyn Tx, family: &str) -> Result<Option<Stored>, StorageError
 /// large DEFLATE buffers around it, scattered glibc's heaps (a 100,000-row import's server held
 /// 350 MB with 66 MB in use, 120 MB before documents were built in a batch).
 struct BuiltChunk {
-    /// Documents, heads, change hashes and changes, one after the other.
+    /// Documents, heads and change hashes, one after the other (the feed takes a change's bytes
+    /// from its document).
     bytes: Vec<u8>,
     /// Each household, in the chunk's order.
     households: Vec<Built>,
@@ -324,9 +318,9 @@ struct Built {
     id: HouseholdId,
     /// Whether it updates a household matched by family id.
     is_update: bool,
-    /// The saved document, its heads, the new change's hash and bytes; `None` when a re-import
-    /// changed nothing.
-    written: Option<[Range<usize>; 4]>,
+    /// The saved document, its heads and the new change's hash; `None` when a re-import changed
+    /// nothing.
+    written: Option<[Range<usize>; 3]>,
 }
 
 /// What to write for one household of a [`BuiltChunk`].
@@ -334,23 +328,17 @@ struct WrittenBytes<'a> {
     document: &'a [u8],
     heads: &'a str,
     hash: &'a str,
-    change: &'a [u8],
 }
 
 impl BuiltChunk {
     /// What to write for the household at `index`, if it changed.
     fn written(&self, index: usize) -> Result<Option<WrittenBytes<'_>>, StorageError> {
-        let Some([document, heads, hash, change]) = &self.households[index].written else { return Ok(None) };
+        let Some([document, heads, hash]) = &self.households[index].written else { return Ok(None) };
         let text = |range: &Range<usize>| {
             std::str::from_utf8(&self.bytes[range.clone()])
                 .map_err(|_| StorageError::Corrupt("a built roster household's heads are not text".into()))
         };
-        Ok(Some(WrittenBytes {
-            document: &self.bytes[document.clone()],
-            heads: text(heads)?,
-            hash: text(hash)?,
-            change: &self.bytes[change.clone()],
-        }))
+        Ok(Some(WrittenBytes { document: &self.bytes[document.clone()], heads: text(heads)?, hash: text(hash)? }))
     }
 }
 
@@ -385,9 +373,7 @@ fn build_chunk(
             chunk.bytes.extend_from_slice(bytes);
             start..chunk.bytes.len()
         };
-        let written = imported
-            .written
-            .map(|w| [keep(&w.document), keep(w.heads.as_bytes()), keep(w.hash.as_bytes()), keep(&w.change)]);
+        let written = imported.written.map(|w| [keep(&w.document), keep(w.heads.as_bytes()), keep(w.hash.as_bytes())]);
         chunk.households.push(Built { id: imported.id, is_update, written });
     }
     Ok(chunk)
@@ -411,17 +397,15 @@ fn store_chunk(
         }
     }
     // The first import trains the database's compression dictionary (`service::kept`) on its
-    // documents and changes.
+    // documents.
     let mut written = Vec::with_capacity(built.households.len());
     for i in 0..built.households.len() {
         if let Some(w) = built.written(i)? {
             written.push(w);
         }
     }
-    if written.len() * 2 >= super::kept::MIN_SAMPLES && tx.current_kept_dictionary()?.is_none() {
-        let changes: Vec<_> = written.iter().map(|w| super::kept::uncompressed_change(w.change)).collect();
-        let samples: Vec<&[u8]> =
-            written.iter().map(|w| w.document).chain(changes.iter().map(|c| c.as_ref())).collect();
+    if written.len() >= super::kept::MIN_SAMPLES && tx.current_kept_dictionary()?.is_none() {
+        let samples: Vec<&[u8]> = written.iter().map(|w| w.document).collect();
         super::kept::train_dictionary_if_none(tx, &samples, editor.now)?;
     }
     let mut by_village: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -435,8 +419,7 @@ fn store_chunk(
         for &i in &indexes {
             if let Some(written) = built.written(i)? {
                 let household = built.households[i].id;
-                let (hash, bytes) = (written.hash, written.change);
-                entries.push(feed::Entry { hash, household, device: editor.device, user: &editor.user, bytes });
+                entries.push(feed::Entry { hash: written.hash, household, device: editor.device, user: &editor.user });
             }
         }
         let appended = feed::append_each(tx, village, &entries, editor.now)?;

@@ -340,23 +340,18 @@ fn first_change_time(push: &PushHousehold) -> Option<OffsetDateTime> {
 }
 
 /// A write that stores many households (a device's first upload) trains the database's compression
-/// dictionary when it has none ([`super::kept`]) from the documents and changes it stores.
+/// dictionary when it has none ([`super::kept`]) from the documents it stores.
 fn train_dictionary(tx: &mut dyn Tx, decisions: &[Decision], now: OffsetDateTime) -> Result<(), StorageError> {
-    let stored = decisions.iter().filter_map(|d| match &d.outcome {
-        Outcome::Store { document, new_changes, .. } => Some((document, new_changes)),
-        _ => None,
-    });
-    if stored.clone().map(|(_, changes)| 1 + changes.len()).sum::<usize>() < super::kept::MIN_SAMPLES
-        || tx.current_kept_dictionary()?.is_some()
-    {
+    let samples: Vec<&[u8]> = decisions
+        .iter()
+        .filter_map(|d| match &d.outcome {
+            Outcome::Store { document, .. } => Some(document.as_slice()),
+            _ => None,
+        })
+        .collect();
+    if samples.len() < super::kept::MIN_SAMPLES || tx.current_kept_dictionary()?.is_some() {
         return Ok(());
     }
-    let changes: Vec<std::borrow::Cow<'_, [u8]>> = stored
-        .clone()
-        .flat_map(|(_, changes)| changes.iter().map(|(_, c)| super::kept::uncompressed_change(c)))
-        .collect();
-    let samples: Vec<&[u8]> =
-        stored.map(|(document, _)| document.as_slice()).chain(changes.iter().map(|c| c.as_ref())).collect();
     super::kept::train_dictionary_if_none(tx, &samples, now)?;
     Ok(())
 }
@@ -409,12 +404,11 @@ pub(super) fn commit(
             Outcome::Store { village, new_changes, document, heads } => {
                 let entries: Vec<feed::Entry<'_>> = new_changes
                     .iter()
-                    .map(|(hash, bytes)| feed::Entry {
+                    .map(|(hash, _)| feed::Entry {
                         hash,
                         household: push.household,
                         device: caller.device,
                         user: &caller.user,
-                        bytes,
                     })
                     .collect();
                 let position = appender.append(tx, village, &entries, now)?;
@@ -469,12 +463,13 @@ fn pull(
             continue;
         }
         // A full page still moves the cursors of villages with nothing new to their heads.
-        let page = feed::read(tx, village, *cursor, Some(caller.device), room.max(1))?;
+        let mut page = feed::read(tx, village, *cursor, Some(caller.device), room.max(1))?;
         if room == 0 && !page.changes.is_empty() {
             response.has_more = true;
             cursors.insert(village.clone(), *cursor);
             continue;
         }
+        feed::fill_bytes(tx, &mut page.changes)?;
         room -= page.changes.len() as u32;
         response.has_more |= page.more;
         cursors.insert(village.clone(), page.cursor);

@@ -75,6 +75,10 @@ pub fn encode(
     current: Option<u32>,
     load: &mut dyn FnMut(u32) -> Result<Option<Vec<u8>>, StorageError>,
 ) -> Result<Vec<u8>, StorageError> {
+    // Nothing stays nothing (a feed row whose bytes its document holds): no frame around it.
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
     let compressed = match current {
         None => zstd::bulk::compress(value, LEVEL),
         Some(id) => {

@@ -47,6 +47,13 @@ impl SqliteDatabase {
     /// Open (creating if needed) the database at `path` and bring its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteDatabase, StorageError> {
         let mut writer = Connection::open(path)?;
+        // Pages freed inside the file (a remembered response replaced, a row rewritten smaller)
+        // go back to the file system (`return_free_pages`), so the file follows the data: only
+        // settable before the first table exists, so a database created before this keeps its
+        // free pages for reuse (`VACUUM` with the server stopped converts it: ARCHITECTURE.md).
+        if writer.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? == 0 {
+            writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        }
         writer.pragma_update(None, "journal_mode", "WAL")?;
         configure(&writer)?;
         // 8 MiB of page cache for the writer (SQLite's default is 2 MiB): deriving the facts of
@@ -77,6 +84,7 @@ impl SqliteDatabase {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
+        return_free_pages(&conn);
         self.cut_wal(&conn);
         Ok(value)
     }
@@ -147,6 +155,30 @@ impl crate::storage::Database for SqliteDatabase {
         work: &mut dyn FnMut(&mut dyn crate::storage::Tx) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         self.write_conn(|tx| work(&mut tx::SqliteTx { conn: tx }))
+    }
+}
+
+/// Free pages a database may hold before [`return_free_pages`] gives them all back (128 KiB at
+/// 4 KiB pages): fewer are soon reused, and moving pages costs writes.
+const FREE_PAGES_KEPT: i64 = 32;
+
+/// After a commit that left more than [`FREE_PAGES_KEPT`] pages free inside the database file,
+/// give them back to the file system (`PRAGMA incremental_vacuum`, a no-op on a database made
+/// without incremental auto-vacuum). A failure only leaves the pages free, so it is logged.
+fn return_free_pages(conn: &Connection) {
+    let vacuum = || -> Result<(), rusqlite::Error> {
+        let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+        if free > FREE_PAGES_KEPT {
+            // Each step frees one page: step it to the end.
+            // Each step frees one page: step it to the end.
+            let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+        }
+        Ok(())
+    };
+    if let Err(e) = vacuum() {
+        tracing::warn!(error = %e, "cannot give free pages back after a commit; they stay for reuse");
     }
 }
 
@@ -245,6 +277,36 @@ mod tests {
             .expect("small write");
         storage.write_conn(|tx| Ok(tx.execute("UPDATE sync_batches SET created_at = 'u'", [])?)).expect("write");
         assert!(wal() <= WAL_LIMIT_BYTES, "the WAL is {} B after the large transaction was checkpointed", wal());
+    }
+
+    #[test]
+    fn pages_freed_by_a_commit_go_back_to_the_file_system() {
+        let (dir, storage) = storage();
+        let size = || {
+            let writer = storage.writer.lock().expect("writer");
+            writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).expect("checkpoint");
+            std::fs::metadata(dir.path().join("server.db")).expect("db").len()
+        };
+        let empty = size();
+        // Responses remembered for 200 devices (4 MiB), then forgotten (each device's next batch).
+        storage
+            .write_conn(|tx| {
+                for n in 0..200 {
+                    tx.execute(
+                        "INSERT INTO sync_batches (device_id, batch, response, created_at) VALUES (?1, 'b', ?2, 't')",
+                        params![format!("d{n}"), vec![n as u8; 20 << 10]],
+                    )?;
+                }
+                Ok(())
+            })
+            .expect("remember");
+        assert!(size() > empty + (4 << 20), "the responses are on disk");
+        storage.write_conn(|tx| Ok(tx.execute("DELETE FROM sync_batches", [])?)).expect("forget");
+        let free: i64 = storage
+            .write_conn(|tx| Ok(tx.pragma_query_value(None, "freelist_count", |r| r.get(0))?))
+            .expect("free pages");
+        assert!(free <= FREE_PAGES_KEPT, "{free} pages stay free inside the file");
+        assert!(size() < empty + (256 << 10), "the file is {} B after the responses went (empty: {empty} B)", size());
     }
 
     #[test]
@@ -415,7 +477,6 @@ mod tests {
             household: sync_core::model::HouseholdId(uuid::Uuid::nil()),
             device: sync_core::model::DeviceId(uuid::Uuid::nil()),
             user: "u",
-            bytes: b"6",
         };
         let head = Transactions::write(&db, |tx| {
             crate::service::feed::append(tx, "73.14.01.1003", &[entry], OffsetDateTime::UNIX_EPOCH)

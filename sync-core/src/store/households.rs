@@ -268,6 +268,25 @@ impl StoreTx<'_> {
         load_from(self.conn(), id, self.identity.device)
     }
 
+    /// Load one household to change it, or, when its stored copy is damaged, list it for repair
+    /// (the next sync restores it from the server) and answer `None`: the caller commits that and
+    /// tells the user the household awaits its repair.
+    pub fn load_or_list_for_repair(
+        &self,
+        id: HouseholdId,
+        now: OffsetDateTime,
+    ) -> Result<Option<StoredHousehold>, StoreError> {
+        match self.load(id) {
+            Ok(stored) => Ok(Some(stored)),
+            Err(StoreError::Model(e)) => {
+                let village = self.village_of(id)?.unwrap_or_default();
+                self.mark_repair(id, &village, &super::damage_reason(&e), now)?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether the store holds this household.
     pub fn contains(&self, id: HouseholdId) -> Result<bool, StoreError> {
         contains_in(self.conn(), id)

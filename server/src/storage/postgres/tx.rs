@@ -385,7 +385,7 @@ impl ReadTx for PgTx<'_, '_> {
     ) -> Result<Vec<FeedChange>, StorageError> {
         let exclude = exclude.map(|d| d.to_string()).unwrap_or_default();
         let rows = self.query(
-            "SELECT pos, household_id, bytes FROM changes
+            "SELECT pos, household_id, bytes, hash FROM changes
              WHERE village = $1 AND pos > $2 AND pos <= $3 AND device_id <> $4 ORDER BY pos LIMIT $5",
             &[&village, &int(after), &int(upto), &exclude, &i64::from(limit)],
         )?;
@@ -395,6 +395,7 @@ impl ReadTx for PgTx<'_, '_> {
                     position: count(col(r, 0)?),
                     household: household_id(&col::<String>(r, 1)?)?,
                     village: village.to_string(),
+                    hash: col(r, 3)?,
                     bytes: self.decode(col(r, 2)?)?,
                 })
             })

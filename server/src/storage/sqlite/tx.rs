@@ -407,20 +407,21 @@ impl ReadTx for SqliteTx<'_> {
     ) -> Result<Vec<FeedChange>, StorageError> {
         let exclude = exclude.map(|d| d.to_string()).unwrap_or_default();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT pos, household_id, bytes FROM changes
+            "SELECT pos, household_id, bytes, hash FROM changes
              WHERE village = ?1 AND pos > ?2 AND pos <= ?3 AND device_id != ?4 ORDER BY pos LIMIT ?5",
         )?;
         let rows = stmt.query_map(
             params![village, after as i64, upto.min(i64::MAX as u64) as i64, exclude, i64::from(limit)],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?)),
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, String>(3)?)),
         )?;
         let mut out = Vec::new();
         for row in rows {
-            let (position, household, bytes) = row?;
+            let (position, household, bytes, hash) = row?;
             out.push(FeedChange {
                 position: count(position),
                 household: household_id(&household)?,
                 village: village.to_string(),
+                hash,
                 bytes: decode(self.conn, bytes)?,
             });
         }
