@@ -307,3 +307,35 @@ fn a_revoked_devices_photos_are_wiped() {
         }
     }
 }
+
+#[test]
+fn a_large_photo_downloads_byte_for_byte_streamed_from_storage() {
+    let campaign = pilar_tests::Campaign::start();
+    let ani = campaign.enumerator("pkh.ani", &[BILOKKA]);
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let household = synced_household(&ani, "Foto Besar Sintetis");
+    let dir = tempfile::tempdir().expect("dir");
+    // Near the 10 MiB limit, in many of the server's download blocks, not a multiple of any.
+    let photo = synthetic::png(4000, 3000, 10 * 1024 * 1024 - 4099, 29);
+    ani.ok(&["photo", "add", &household, &file(dir.path(), "besar.png", &photo), "--kind", "house_inside"]);
+    let synced = ani.json(&["sync", "--chunk-kib", "1024"]);
+    assert_eq!(synced["outcome"], "complete", "{synced}");
+
+    let id = sync_core::photo::PhotoId::of_bytes(&photo);
+    let served = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/households/{household}/photos/{id}", campaign.server.url()))
+        .bearer_auth(token(&ani))
+        .send()
+        .expect("get");
+    assert_eq!(served.status().as_u16(), 200);
+    assert_eq!(served.content_length(), Some(photo.len() as u64), "the length is announced before the bytes");
+    assert_eq!(served.headers()["content-type"], "image/png");
+    let body = served.bytes().expect("bytes");
+    assert!(body[..] == photo[..], "byte for byte ({} bytes served of {})", body.len(), photo.len());
+
+    let out = dir.path().join("spv");
+    supervisor.ok(&["photo", "export", &household, out.to_str().expect("path")]);
+    let index = std::fs::read_to_string(out.join("photos.csv")).expect("index");
+    let row: Vec<&str> = index.lines().nth(1).expect("a row").split(',').collect();
+    assert!(std::fs::read(out.join(row[2])).expect("photo") == photo, "the supervisor's export is byte for byte");
+}

@@ -159,9 +159,10 @@ impl Service {
         Ok(status(photo, &reference, now_held))
     }
 
-    /// The whole bytes of `photo` of household `id`, for a caller allowed that household; not
-    /// found until the whole photo has arrived and verified.
-    pub fn photo_bytes(
+    /// The reference and size of `photo` of household `id`, for a caller allowed that household,
+    /// once the whole photo has arrived and verified (not found before): what a download needs
+    /// before it streams the bytes from the store, a block at a time.
+    pub fn photo_download(
         &self,
         photos: &dyn PhotoStore,
         caller: &Caller,
@@ -169,10 +170,10 @@ impl Service {
         photo: &PhotoId,
         grace: time::Duration,
         now: OffsetDateTime,
-    ) -> Result<(PhotoRef, Vec<u8>), StorageError> {
+    ) -> Result<(PhotoRef, u64), StorageError> {
         let reference = self.photo_reference(caller, id, photo, grace, now)?;
         match photos.held(photo)? {
-            Held::Whole(size) => Ok((reference, photos.read_whole(photo, 0, size)?)),
+            Held::Whole(size) => Ok((reference, size)),
             Held::Partial(_) => Err(StorageError::NotFound(format!(
                 "photo {photo} of household {id} has not reached the server yet; the device that took it uploads it on its next sync"
             ))),
