@@ -339,3 +339,76 @@ fn a_large_photo_downloads_byte_for_byte_streamed_from_storage() {
     let row: Vec<&str> = index.lines().nth(1).expect("a row").split(',').collect();
     assert!(std::fs::read(out.join(row[2])).expect("photo") == photo, "the supervisor's export is byte for byte");
 }
+
+/// The ids of the households on `device`, sorted.
+fn household_ids(device: &TestDevice) -> Vec<String> {
+    let listed = device.json(&["list"]);
+    let mut ids: Vec<String> =
+        listed.as_array().expect("list").iter().map(|h| h["id"].as_str().expect("id").to_string()).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_merged_households_photo_follows_the_surviving_household() {
+    let campaign = pilar_tests::Campaign::start();
+    let ani = campaign.enumerator("pkh.ani", &[BILOKKA]);
+    let budi = campaign.enumerator("pkh.budi", &[BILOKKA]);
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    // One family registered twice; only Budi's copy has the KK photo.
+    let family = ["--village", BILOKKA, "--head-name", "Rahmat Sintetis", "--answer", "rt=004"];
+    let kk_number = ["--answer", "kk_number=7314011010109020"];
+    let add = |device: &TestDevice| {
+        let mut args = vec!["add"];
+        args.extend(family);
+        args.extend(kk_number);
+        device.json(&args)["household"].as_str().expect("id").to_string()
+    };
+    let survivor = add(&ani);
+    let retired = add(&budi);
+    let dir = tempfile::tempdir().expect("dir");
+    let kk = synthetic::jpeg(1600, 1000, 60_000, 21, None);
+    budi.ok(&["photo", "add", &retired, &file(dir.path(), "kk.jpg", &kk), "--kind", "kk_card"]);
+    assert_eq!(ani.json(&["sync"])["outcome"], "complete");
+    let synced = budi.json(&["sync"]);
+    assert_eq!((synced["outcome"].as_str(), synced["photos_uploaded"].as_u64()), (Some("complete"), Some(1)));
+
+    let merged = supervisor.json(&["duplicates", "merge", "--keep", &survivor, "--retire", &retired]);
+    assert_eq!(merged["survivor"], survivor.as_str(), "{merged}");
+
+    // The survivor references the photo, and the server serves it through the survivor.
+    let photo = sync_core::photo::PhotoId::of_bytes(&kk).to_string();
+    ani.json(&["sync"]);
+    let shown = ani.json(&["show", &survivor]);
+    assert_eq!(shown["household"]["photos"][&photo]["kind"], "kk_card", "{shown}");
+    assert_eq!(shown["household"]["photos"][&photo]["by"], "pkh.budi", "the reference keeps its writer");
+    let out = dir.path().join("spv");
+    supervisor.ok(&["photo", "export", &survivor, out.to_str().expect("path")]);
+    let index = std::fs::read_to_string(out.join("photos.csv")).expect("index");
+    let row: Vec<&str> = index.lines().nth(1).expect("a row").split(',').collect();
+    assert_eq!((row[0], row[1], row[3]), (survivor.as_str(), "kk_card", photo.as_str()), "{index}");
+    assert_eq!(std::fs::read(out.join(row[2])).expect("photo"), kk, "downloaded byte for byte through the survivor");
+    let served = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/households/{survivor}/photos/{photo}", campaign.server.url()))
+        .bearer_auth(token(&ani))
+        .send()
+        .expect("get");
+    assert_eq!(served.status().as_u16(), 200, "an enumerator of the village reads it through the survivor");
+    assert_eq!(served.bytes().expect("bytes").to_vec(), kk);
+
+    // `pilar photo list` of the survivor shows it, on the device that took it and on another.
+    budi.json(&["sync"]);
+    for (device, on_device) in [(&budi, true), (&ani, false)] {
+        let listed = device.json(&["photo", "list", &survivor]);
+        let listed = listed.as_array().expect("list");
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(
+            (listed[0]["id"].as_str(), listed[0]["household"].as_str()),
+            (Some(photo.as_str()), Some(survivor.as_str()))
+        );
+        assert_eq!(listed[0]["kind"], "kk_card");
+        assert_eq!(listed[0]["on_this_device"], on_device, "{listed:?}");
+    }
+    let text = ani.ok(&["photo", "list", &survivor]);
+    assert!(text.contains("taken on another device"), "{text}");
+}
