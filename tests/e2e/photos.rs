@@ -412,3 +412,56 @@ fn a_merged_households_photo_follows_the_surviving_household() {
     let text = ani.ok(&["photo", "list", &survivor]);
     assert!(text.contains("taken on another device"), "{text}");
 }
+
+#[test]
+fn a_village_whose_assignment_ended_stays_on_the_device_until_its_photo_is_uploaded() {
+    use pilar_tests::faults::{Fault, FaultPlan, FaultProxy};
+    const WETTEE: &str = "73.14.01.1002";
+    let campaign = pilar_tests::Campaign::start();
+    // Photo exchanges fail until the link lets them; the household data goes through.
+    let proxy = FaultProxy::start(campaign.server.url(), FaultPlan::always(Fault::DropRequest).only(&["photo"]));
+    let ani = campaign.enumerator_at("pkh.ani", &[BILOKKA, WETTEE], &proxy.url());
+    assert_eq!(ani.json(&["sync"])["outcome"], "complete");
+    let kept = ani.json(&["add", "--village", BILOKKA, "--head-name", "La Sintetis"])["household"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let leaving = ani.json(&["add", "--village", WETTEE, "--head-name", "Wa Ode Sintetis"])["household"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let dir = tempfile::tempdir().expect("dir");
+    let front = synthetic::jpeg(1200, 900, 40_000, 17, None);
+    ani.ok(&["photo", "add", &leaving, &file(dir.path(), "depan.jpg", &front), "--kind", "house_front"]);
+    // The admin takes Wette'E away before the device syncs.
+    campaign.admin.ok(&["admin", "assign", "pkh.ani", "--village", BILOKKA]);
+
+    let out = ani.run(&["sync", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "the photo could not go: {}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["still_unsent"], 0, "the household data went first: {summary}");
+    assert_eq!(summary["photos_unsent"], 1, "{summary}");
+    let mut both = vec![kept.clone(), leaving.clone()];
+    both.sort();
+    assert_eq!(household_ids(&ani), both, "Wette'E stays while its photo is not uploaded");
+    let listed = ani.json(&["photo", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["household"], leaving.as_str());
+    let status = ani.json(&["status"]);
+    assert_eq!(
+        (status["unsent_photos"].as_u64(), status["unsent_photo_bytes"].as_u64()),
+        (Some(1), Some(front.len() as u64))
+    );
+
+    // Once the link lets the photo through, it is uploaded and then the village is purged.
+    proxy.set_plan(FaultPlan::pass());
+    let synced = ani.json(&["sync"]);
+    assert_eq!(synced["outcome"], "complete", "{synced}");
+    assert_eq!(synced["photos_uploaded"], 1, "{synced}");
+    assert_eq!(synced["villages_removed"], serde_json::json!([WETTEE]), "{synced}");
+    assert_eq!(household_ids(&ani), vec![kept], "Wette'E's households are gone from the device");
+    assert_eq!(ani.json(&["photo", "list"]), serde_json::json!([]), "and its photo with them");
+    assert_eq!(ani.json(&["status"])["unsent_photos"], 0);
+    let on_server = photos_on_server(&campaign.server);
+    assert_eq!(on_server, vec![front], "the photo reached the server whole before the purge");
+}
