@@ -1,12 +1,14 @@
 //! Exports of household states for the kabupaten admin and kecamatan supervisor: an XLSX workbook
-//! or three CSV files, written one household at a time so a 100,000-household export never sits
+//! or four CSV files, written one household at a time so a 100,000-household export never sits
 //! in memory. `docs/export.md` is the user-facing description of the layout.
 //!
 //! Code map:
 //! - `plan`: the column plan derived from the form ([`ColumnPlan`]) and the typed [`Cell`]s of
 //!   each row; both writers take their layout from it, so XLSX and CSV always have the same columns.
-//! - `xlsx`: [`XlsxExport`], three constant-memory worksheets (households, members, visits).
-//! - `csv`: [`CsvExport`], `<prefix>-households.csv`, `-members.csv`, `-visits.csv`, for Excel
+//! - `xlsx`: [`XlsxExport`], four constant-memory worksheets (households, members, visits,
+//!   photos: the photo index).
+//! - `csv`: [`CsvExport`], `<prefix>-households.csv`, `-members.csv`, `-visits.csv`,
+//!   `-photos.csv`, for Excel
 //!   (UTF-8 with BOM, CRLF, RFC 4180 quoting, identifiers kept as text).
 //! - here: [`ExportFormat`] and [`Export`], so the caller picks a writer by `--format`, and the
 //!   staging of output files.
@@ -42,9 +44,9 @@ use sync_core::model::HouseholdState;
 /// The file format of an export, as chosen with `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
-    /// One workbook with the sheets households, members and visits.
+    /// One workbook with the sheets households, members, visits and photos.
     Xlsx,
-    /// Three CSV files `<prefix>-households.csv`, `-members.csv`, `-visits.csv`.
+    /// Four CSV files `<prefix>-households.csv`, `-members.csv`, `-visits.csv`, `-photos.csv`.
     Csv,
 }
 
@@ -57,6 +59,8 @@ pub struct ExportSummary {
     pub members: u64,
     /// Visits written.
     pub visits: u64,
+    /// Photo references written (rows of the photos sheet).
+    pub photos: u64,
     /// The complete files, under their final names.
     pub files: Vec<PathBuf>,
 }
@@ -67,6 +71,7 @@ impl ExportSummary {
             Sheet::Households => self.households += 1,
             Sheet::Members => self.members += 1,
             Sheet::Visits => self.visits += 1,
+            Sheet::Photos => self.photos += 1,
         }
     }
 }
@@ -76,12 +81,12 @@ impl ExportSummary {
 pub enum Export {
     /// An XLSX workbook (boxed: rust_xlsxwriter's workbook is large).
     Xlsx(Box<XlsxExport>),
-    /// Three CSV files.
-    Csv(CsvExport),
+    /// Four CSV files (boxed too: four writers with their buffers' bookkeeping).
+    Csv(Box<CsvExport>),
 }
 
 impl Export {
-    /// Start an export: `output` is the `.xlsx` path, or for CSV the prefix of the three files;
+    /// Start an export: `output` is the `.xlsx` path, or for CSV the prefix of the four files;
     /// times are shown on the wall clock of `zone`, the area's (UTC when `None`).
     pub fn create(
         format: ExportFormat,
@@ -91,11 +96,11 @@ impl Export {
     ) -> Result<Export> {
         Ok(match format {
             ExportFormat::Xlsx => Export::Xlsx(Box::new(XlsxExport::create(output, form, zone)?)),
-            ExportFormat::Csv => Export::Csv(CsvExport::create(output, form, zone)?),
+            ExportFormat::Csv => Export::Csv(Box::new(CsvExport::create(output, form, zone)?)),
         })
     }
 
-    /// Write one household: its row, one row per member, one row per visit.
+    /// Write one household: its row, one row per member, one row per visit, one row per photo.
     pub fn write(&mut self, household: &HouseholdState) -> Result<()> {
         match self {
             Export::Xlsx(x) => x.write(household),
@@ -107,7 +112,7 @@ impl Export {
     pub fn finish(self) -> Result<ExportSummary> {
         match self {
             Export::Xlsx(x) => (*x).finish(),
-            Export::Csv(c) => c.finish(),
+            Export::Csv(c) => (*c).finish(),
         }
     }
 }

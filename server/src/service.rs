@@ -15,6 +15,7 @@ pub mod feed;
 pub mod fold;
 pub mod kept;
 pub mod pack_cache;
+pub mod photo_refs;
 pub mod photos;
 pub mod progress;
 pub mod review;
@@ -33,6 +34,8 @@ pub struct Service {
     db: Arc<dyn Database>,
     /// Encoded compact pack pages, kept while their village does not change.
     packs: Arc<pack_cache::PackCache>,
+    /// Households' photo references, kept while their document does not change.
+    photo_refs: Arc<photo_refs::PhotoRefCache>,
 }
 
 impl std::fmt::Debug for Service {
@@ -44,7 +47,11 @@ impl std::fmt::Debug for Service {
 impl Service {
     /// The use cases over `db`.
     pub fn new(db: Arc<dyn Database>) -> Service {
-        Service { db, packs: Arc::new(pack_cache::PackCache::default()) }
+        Service {
+            db,
+            packs: Arc::new(pack_cache::PackCache::default()),
+            photo_refs: Arc::new(photo_refs::PhotoRefCache::default()),
+        }
     }
 
     /// The database underneath (tests and tools look at rows directly).

@@ -134,3 +134,44 @@ fn a_visit_in_sulawesi_shows_in_wita_in_show_and_in_both_exports() {
     let visit = lines.next().expect("the visit");
     assert!(visit.contains(",2026-12-01 21:19:56,"), "{visit}");
 }
+
+#[test]
+fn the_export_indexes_each_households_photos_under_the_file_names_photo_export_writes() {
+    use sync_core::photo::synthetic;
+    let campaign = Campaign::start();
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let ani = campaign.enumerator("pkh.ani", &["73.14.01.1001"]);
+    let id = ani.json(&["add", "--village", "73.14.01.1001", "--head-name", "Foto Sintetis"])["household"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let dir = tempfile::tempdir().expect("dir");
+    let kk = synthetic::jpeg(1200, 800, 20_000, 5, None);
+    let path = dir.path().join("kk.jpg");
+    std::fs::write(&path, &kk).expect("write");
+    ani.ok(&["photo", "add", &id, path.to_str().expect("path"), "--kind", "kk_card"]);
+    assert_eq!(ani.json(&["sync"])["outcome"], "complete");
+
+    let out = supervisor.home().join("panca.xlsx");
+    let done = supervisor.json(&["export", "--area", PANCA_LAUTANG, "--out", out.to_str().expect("path")]);
+    assert_eq!(done["photos"].as_u64(), Some(1), "{done}");
+    let photos = sheet(&out, "photos");
+    assert_eq!(photos.len(), 1, "{photos:?}");
+    let row = &photos[0];
+    let sha = sync_core::photo::PhotoId::of_bytes(&kk).to_string();
+    assert_eq!((row["household_id"].as_str(), row["kind"].as_str()), (id.as_str(), "kk_card"));
+    assert_eq!((row["sha256"].as_str(), row["bytes"].as_str()), (sha.as_str(), kk.len().to_string().as_str()));
+    assert_eq!(row["kind_label"], "Kartu Keluarga");
+    assert_eq!(row["taken_by"], "pkh.ani");
+
+    // The file name leads to the file `pilar photo export` writes.
+    let photo_dir = supervisor.home().join("foto");
+    supervisor.ok(&["photo", "export", &id, photo_dir.to_str().expect("path")]);
+    assert_eq!(std::fs::read(photo_dir.join(&row["file"])).expect("the file the sheet names"), kk);
+
+    // CSV: the same index beside the other files.
+    let prefix = supervisor.home().join("panca");
+    supervisor.ok(&["export", "--area", PANCA_LAUTANG, "--format", "csv", "--out", prefix.to_str().expect("path")]);
+    let csv = std::fs::read_to_string(supervisor.home().join("panca-photos.csv")).expect("photos csv");
+    assert!(csv.contains(&sha) && csv.contains(row["file"].as_str()), "{csv}");
+}

@@ -307,3 +307,161 @@ fn a_revoked_devices_photos_are_wiped() {
         }
     }
 }
+
+#[test]
+fn a_large_photo_downloads_byte_for_byte_streamed_from_storage() {
+    let campaign = pilar_tests::Campaign::start();
+    let ani = campaign.enumerator("pkh.ani", &[BILOKKA]);
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let household = synced_household(&ani, "Foto Besar Sintetis");
+    let dir = tempfile::tempdir().expect("dir");
+    // Near the 10 MiB limit, in many of the server's download blocks, not a multiple of any.
+    let photo = synthetic::png(4000, 3000, 10 * 1024 * 1024 - 4099, 29);
+    ani.ok(&["photo", "add", &household, &file(dir.path(), "besar.png", &photo), "--kind", "house_inside"]);
+    let synced = ani.json(&["sync", "--chunk-kib", "1024"]);
+    assert_eq!(synced["outcome"], "complete", "{synced}");
+
+    let id = sync_core::photo::PhotoId::of_bytes(&photo);
+    let served = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/households/{household}/photos/{id}", campaign.server.url()))
+        .bearer_auth(token(&ani))
+        .send()
+        .expect("get");
+    assert_eq!(served.status().as_u16(), 200);
+    assert_eq!(served.content_length(), Some(photo.len() as u64), "the length is announced before the bytes");
+    assert_eq!(served.headers()["content-type"], "image/png");
+    let body = served.bytes().expect("bytes");
+    assert!(body[..] == photo[..], "byte for byte ({} bytes served of {})", body.len(), photo.len());
+
+    let out = dir.path().join("spv");
+    supervisor.ok(&["photo", "export", &household, out.to_str().expect("path")]);
+    let index = std::fs::read_to_string(out.join("photos.csv")).expect("index");
+    let row: Vec<&str> = index.lines().nth(1).expect("a row").split(',').collect();
+    assert!(std::fs::read(out.join(row[2])).expect("photo") == photo, "the supervisor's export is byte for byte");
+}
+
+/// The ids of the households on `device`, sorted.
+fn household_ids(device: &TestDevice) -> Vec<String> {
+    let listed = device.json(&["list"]);
+    let mut ids: Vec<String> =
+        listed.as_array().expect("list").iter().map(|h| h["id"].as_str().expect("id").to_string()).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_merged_households_photo_follows_the_surviving_household() {
+    let campaign = pilar_tests::Campaign::start();
+    let ani = campaign.enumerator("pkh.ani", &[BILOKKA]);
+    let budi = campaign.enumerator("pkh.budi", &[BILOKKA]);
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    // One family registered twice; only Budi's copy has the KK photo.
+    let family = ["--village", BILOKKA, "--head-name", "Rahmat Sintetis", "--answer", "rt=004"];
+    let kk_number = ["--answer", "kk_number=7314011010109020"];
+    let add = |device: &TestDevice| {
+        let mut args = vec!["add"];
+        args.extend(family);
+        args.extend(kk_number);
+        device.json(&args)["household"].as_str().expect("id").to_string()
+    };
+    let survivor = add(&ani);
+    let retired = add(&budi);
+    let dir = tempfile::tempdir().expect("dir");
+    let kk = synthetic::jpeg(1600, 1000, 60_000, 21, None);
+    budi.ok(&["photo", "add", &retired, &file(dir.path(), "kk.jpg", &kk), "--kind", "kk_card"]);
+    assert_eq!(ani.json(&["sync"])["outcome"], "complete");
+    let synced = budi.json(&["sync"]);
+    assert_eq!((synced["outcome"].as_str(), synced["photos_uploaded"].as_u64()), (Some("complete"), Some(1)));
+
+    let merged = supervisor.json(&["duplicates", "merge", "--keep", &survivor, "--retire", &retired]);
+    assert_eq!(merged["survivor"], survivor.as_str(), "{merged}");
+
+    // The survivor references the photo, and the server serves it through the survivor.
+    let photo = sync_core::photo::PhotoId::of_bytes(&kk).to_string();
+    ani.json(&["sync"]);
+    let shown = ani.json(&["show", &survivor]);
+    assert_eq!(shown["household"]["photos"][&photo]["kind"], "kk_card", "{shown}");
+    assert_eq!(shown["household"]["photos"][&photo]["by"], "pkh.budi", "the reference keeps its writer");
+    let out = dir.path().join("spv");
+    supervisor.ok(&["photo", "export", &survivor, out.to_str().expect("path")]);
+    let index = std::fs::read_to_string(out.join("photos.csv")).expect("index");
+    let row: Vec<&str> = index.lines().nth(1).expect("a row").split(',').collect();
+    assert_eq!((row[0], row[1], row[3]), (survivor.as_str(), "kk_card", photo.as_str()), "{index}");
+    assert_eq!(std::fs::read(out.join(row[2])).expect("photo"), kk, "downloaded byte for byte through the survivor");
+    let served = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/households/{survivor}/photos/{photo}", campaign.server.url()))
+        .bearer_auth(token(&ani))
+        .send()
+        .expect("get");
+    assert_eq!(served.status().as_u16(), 200, "an enumerator of the village reads it through the survivor");
+    assert_eq!(served.bytes().expect("bytes").to_vec(), kk);
+
+    // `pilar photo list` of the survivor shows it, on the device that took it and on another.
+    budi.json(&["sync"]);
+    for (device, on_device) in [(&budi, true), (&ani, false)] {
+        let listed = device.json(&["photo", "list", &survivor]);
+        let listed = listed.as_array().expect("list");
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(
+            (listed[0]["id"].as_str(), listed[0]["household"].as_str()),
+            (Some(photo.as_str()), Some(survivor.as_str()))
+        );
+        assert_eq!(listed[0]["kind"], "kk_card");
+        assert_eq!(listed[0]["on_this_device"], on_device, "{listed:?}");
+    }
+    let text = ani.ok(&["photo", "list", &survivor]);
+    assert!(text.contains("taken on another device"), "{text}");
+}
+
+#[test]
+fn a_village_whose_assignment_ended_stays_on_the_device_until_its_photo_is_uploaded() {
+    use pilar_tests::faults::{Fault, FaultPlan, FaultProxy};
+    const WETTEE: &str = "73.14.01.1002";
+    let campaign = pilar_tests::Campaign::start();
+    // Photo exchanges fail until the link lets them; the household data goes through.
+    let proxy = FaultProxy::start(campaign.server.url(), FaultPlan::always(Fault::DropRequest).only(&["photo"]));
+    let ani = campaign.enumerator_at("pkh.ani", &[BILOKKA, WETTEE], &proxy.url());
+    assert_eq!(ani.json(&["sync"])["outcome"], "complete");
+    let kept = ani.json(&["add", "--village", BILOKKA, "--head-name", "La Sintetis"])["household"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let leaving = ani.json(&["add", "--village", WETTEE, "--head-name", "Wa Ode Sintetis"])["household"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let dir = tempfile::tempdir().expect("dir");
+    let front = synthetic::jpeg(1200, 900, 40_000, 17, None);
+    ani.ok(&["photo", "add", &leaving, &file(dir.path(), "depan.jpg", &front), "--kind", "house_front"]);
+    // The admin takes Wette'E away before the device syncs.
+    campaign.admin.ok(&["admin", "assign", "pkh.ani", "--village", BILOKKA]);
+
+    let out = ani.run(&["sync", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "the photo could not go: {}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["still_unsent"], 0, "the household data went first: {summary}");
+    assert_eq!(summary["photos_unsent"], 1, "{summary}");
+    let mut both = vec![kept.clone(), leaving.clone()];
+    both.sort();
+    assert_eq!(household_ids(&ani), both, "Wette'E stays while its photo is not uploaded");
+    let listed = ani.json(&["photo", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["household"], leaving.as_str());
+    let status = ani.json(&["status"]);
+    assert_eq!(
+        (status["unsent_photos"].as_u64(), status["unsent_photo_bytes"].as_u64()),
+        (Some(1), Some(front.len() as u64))
+    );
+
+    // Once the link lets the photo through, it is uploaded and then the village is purged.
+    proxy.set_plan(FaultPlan::pass());
+    let synced = ani.json(&["sync"]);
+    assert_eq!(synced["outcome"], "complete", "{synced}");
+    assert_eq!(synced["photos_uploaded"], 1, "{synced}");
+    assert_eq!(synced["villages_removed"], serde_json::json!([WETTEE]), "{synced}");
+    assert_eq!(household_ids(&ani), vec![kept], "Wette'E's households are gone from the device");
+    assert_eq!(ani.json(&["photo", "list"]), serde_json::json!([]), "and its photo with them");
+    assert_eq!(ani.json(&["status"])["unsent_photos"], 0);
+    let on_server = photos_on_server(&campaign.server);
+    assert_eq!(on_server, vec![front], "the photo reached the server whole before the purge");
+}

@@ -111,6 +111,8 @@ pub struct FaultRecord {
     pub path: String,
     /// The fault applied.
     pub fault: Fault,
+    /// Bytes of the request (head included) the device sent, forwarded or not.
+    pub request_bytes: usize,
     /// The server's answer status; `None` when the server never saw the request or never answered.
     pub status: Option<u16>,
     /// Bytes of the server's answer (head included), when it answered.
@@ -536,6 +538,7 @@ fn serve_connection(shared: &Shared, mut client: TcpStream, id: u64) {
                 method: request.head.method.clone(),
                 path: request.head.path.clone(),
                 fault,
+                request_bytes: request.bytes.len(),
                 status: None,
                 answer_bytes: None,
                 delivered: 0,

@@ -452,7 +452,7 @@ pub fn status_bytes(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// Reset a process's peak resident set (VmHWM) to its current size; false if refused.
-fn reset_peak(pid: u32) -> bool {
+pub fn reset_peak(pid: u32) -> bool {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 

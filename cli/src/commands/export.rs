@@ -26,7 +26,7 @@ pub struct Args {
     /// Only households visited on or before this date (YYYY-MM-DD).
     #[arg(long)]
     to: Option<String>,
-    /// xlsx (one workbook, three sheets) or csv (three files).
+    /// xlsx (one workbook, four sheets: households, members, visits, photos) or csv (four files).
     #[arg(long, value_enum, default_value_t = ExportFormat::Xlsx)]
     format: ExportFormat,
     /// The .xlsx file to write, or for csv the prefix of `<prefix>-households.csv` etc.
@@ -86,15 +86,17 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
                 "households": summary.households,
                 "members": summary.members,
                 "visits": summary.visits,
+                "photos": summary.photos,
                 "files": files,
             }))?
         );
     } else {
         println!(
-            "exported {} household(s), {} member(s), {} visit(s) to {}",
+            "exported {} household(s), {} member(s), {} visit(s), {} photo reference(s) to {}",
             summary.households,
             summary.members,
             summary.visits,
+            summary.photos,
             files.join(", ")
         );
     }

@@ -132,26 +132,81 @@ fn add(home: &Path, args: AddArgs) -> Result<()> {
     Ok(())
 }
 
+/// One photo as `pilar photo list` shows it: what the device keeps of it, or for a household's
+/// photos taken on another device (a colleague's, or a merged household's) only its reference.
+#[derive(Debug, serde::Serialize)]
+struct ListedPhoto {
+    /// Its content address.
+    id: PhotoId,
+    /// The household it is attached to.
+    household: HouseholdId,
+    /// What it shows.
+    kind: String,
+    /// Its type.
+    mime: String,
+    /// Its size in bytes.
+    size: u64,
+    /// When the server confirmed it holds the whole photo (RFC 3339), if this device sent it.
+    uploaded_at: Option<String>,
+    /// Whether this device keeps the bytes (devices keep only the photos they took).
+    on_this_device: bool,
+}
+
 fn list(home: &Path, args: ListArgs) -> Result<()> {
     let store = open_store(home)?;
     let household = args.household.as_deref().map(|h| store.resolve_id(h)).transpose()?;
-    let photos = store.photos(household)?;
+    let kept = store.photos(None)?;
+    let listed: Vec<ListedPhoto> = match household {
+        // Every photo this device keeps.
+        None => kept
+            .into_iter()
+            .map(|p| ListedPhoto {
+                id: p.id,
+                household: p.household,
+                kind: p.kind.as_str().to_string(),
+                mime: p.mime.as_str().to_string(),
+                size: p.size,
+                uploaded_at: p.uploaded_at,
+                on_this_device: true,
+            })
+            .collect(),
+        // Every photo the household's document references, kept here or not.
+        Some(id) => {
+            let state = store.load(id)?.household.state();
+            let mut listed = Vec::new();
+            for (key, reference) in state.photos {
+                let Ok(photo) = key.parse::<PhotoId>() else { continue };
+                let here = kept.iter().find(|p| p.id == photo);
+                listed.push(ListedPhoto {
+                    id: photo,
+                    household: id,
+                    kind: reference.kind,
+                    mime: reference.mime,
+                    size: reference.bytes.max(0) as u64,
+                    uploaded_at: here.and_then(|p| p.uploaded_at.clone()),
+                    on_this_device: here.is_some(),
+                });
+            }
+            listed
+        }
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&photos)?);
+        println!("{}", serde_json::to_string_pretty(&listed)?);
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = photos
+    let rows: Vec<Vec<String>> = listed
         .iter()
         .map(|p| {
             vec![
                 p.household.to_string()[..8].to_string(),
-                p.kind.to_string(),
+                line(&p.kind),
                 p.id.as_str()[..12].to_string(),
-                p.mime.as_str().to_string(),
+                line(&p.mime),
                 p.size.to_string(),
-                match &p.uploaded_at {
-                    Some(at) => format!("uploaded {}", line(at)),
-                    None => "not uploaded".into(),
+                match (&p.uploaded_at, p.on_this_device) {
+                    (Some(at), _) => format!("uploaded {}", line(at)),
+                    (None, true) => "not uploaded".into(),
+                    (None, false) => "taken on another device".into(),
                 },
             ]
         })
@@ -177,8 +232,14 @@ pub struct IndexRow {
 
 /// The file name a photo is exported under: household, kind and address, never a person's name.
 pub fn export_file_name(row: &IndexRow) -> String {
-    let kind = PhotoKind::parse(&row.kind).map(|k| k.as_str()).unwrap_or("other");
-    format!("{}-{kind}-{}.{}", row.household, &row.photo.as_str()[..16], row.mime.extension())
+    photo_file_name(row.household, &row.kind, &row.photo, row.mime)
+}
+
+/// The file name of one photo in `pilar photo export`'s folder; the photo sheet of `pilar export`
+/// names the same file.
+pub fn photo_file_name(household: HouseholdId, kind: &str, photo: &PhotoId, mime: Mime) -> String {
+    let kind = PhotoKind::parse(kind).map(|k| k.as_str()).unwrap_or("other");
+    format!("{household}-{kind}-{}.{}", &photo.as_str()[..16], mime.extension())
 }
 
 /// Write `photos.csv` (household, kind, file name, sha256, bytes) into `dir`, appending to an

@@ -335,12 +335,20 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         // The store is gone: there is nothing left to count.
         return result;
     }
-    // Villages that left the scope go once their work is acknowledged.
+    // Villages that left the scope go once their work is acknowledged and their photos uploaded:
+    // those this sync was told of, and those an earlier sync had to keep (their last photo may
+    // have gone up only now, after the data exchange that would have purged them).
     let mut kept = Vec::new();
     if result.is_ok() {
-        for village in summary.villages_removed.clone() {
+        let assigned: BTreeSet<String> = store.villages()?.into_iter().collect();
+        let mut gone: BTreeSet<String> = summary.villages_removed.iter().cloned().collect();
+        gone.extend(store.household_villages()?.into_iter().map(|(_, v)| v).filter(|v| !assigned.contains(v)));
+        for village in gone {
             if store.purge_village(&village)?.is_none() {
-                kept.push(village);
+                kept.push(village.clone());
+            }
+            if !summary.villages_removed.contains(&village) {
+                summary.villages_removed.push(village);
             }
         }
     }

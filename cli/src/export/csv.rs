@@ -35,14 +35,14 @@ pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Excel keeps at most this many characters in a text constant inside a formula.
 const MAX_FORMULA_TEXT: usize = 255;
 
-/// One of the three files, being written under its `.partial` name.
+/// One of the four files, being written under its `.partial` name.
 struct CsvFile {
     writer: ::csv::Writer<BufWriter<File>>,
     staged: Staged,
 }
 
 /// A CSV export in progress: call [`CsvExport::write`] per household, then [`CsvExport::finish`];
-/// the three files appear under their final names only at `finish`.
+/// the four files appear under their final names only at `finish`.
 pub struct CsvExport {
     files: Vec<CsvFile>,
     plan: ColumnPlan,
@@ -57,9 +57,9 @@ impl fmt::Debug for CsvExport {
     }
 }
 
-/// The three file paths for a prefix: `out/kab` → `out/kab-households.csv`, …; a trailing `.csv`
+/// The four file paths for a prefix: `out/kab` → `out/kab-households.csv`, …; a trailing `.csv`
 /// on the prefix is dropped, so `out/kab.csv` gives the same names.
-pub fn csv_paths(prefix: &Path) -> Result<[PathBuf; 3]> {
+pub fn csv_paths(prefix: &Path) -> Result<[PathBuf; 4]> {
     let Some(stem) = prefix.file_name().and_then(|n| n.to_str()) else {
         anyhow::bail!(
             "{} does not end in a file name; give a prefix such as out/kabupaten-7314 (the files become \
@@ -72,7 +72,7 @@ pub fn csv_paths(prefix: &Path) -> Result<[PathBuf; 3]> {
 }
 
 impl CsvExport {
-    /// Start the three files for `form`, named from `prefix` (see [`csv_paths`]), with times on
+    /// Start the four files for `form`, named from `prefix` (see [`csv_paths`]), with times on
     /// the wall clock of `zone` (UTC when `None`).
     pub fn create(prefix: &Path, form: &FormDefinition, zone: Option<LocalZone>) -> Result<CsvExport> {
         if prefix.is_dir() {
@@ -83,7 +83,7 @@ impl CsvExport {
             );
         }
         let plan = ColumnPlan::new(form, zone)?;
-        let mut files = Vec::with_capacity(3);
+        let mut files = Vec::with_capacity(Sheet::ALL.len());
         for (sheet, target) in Sheet::ALL.into_iter().zip(csv_paths(prefix)?) {
             let staged = Staged::new(&target)?;
             let file = File::create(&staged.partial)
@@ -120,7 +120,7 @@ impl CsvExport {
         })
     }
 
-    /// Flush the three files to disk and give them their final names.
+    /// Flush the four files to disk and give them their final names.
     pub fn finish(self) -> Result<ExportSummary> {
         let CsvExport { files, mut summary, .. } = self;
         let mut complete = Vec::with_capacity(files.len());

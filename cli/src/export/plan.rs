@@ -10,12 +10,13 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use sync_core::form::{Choice, FieldDef, FieldKind, FormDefinition, Scope};
 use sync_core::ids::{LocalZone, VillageCode, regions};
-use sync_core::model::{HouseholdState, Member, ReviewStatus, VISIT_KEYS, Visit};
+use sync_core::model::{HouseholdState, Member, PhotoRef, ReviewStatus, VISIT_KEYS, Visit};
+use sync_core::photo::{Mime, PhotoId, PhotoKind};
 use sync_core::value::FieldValue;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-/// The three sheets (XLSX) or files (CSV) of an export, in the order they are written.
+/// The four sheets (XLSX) or files (CSV) of an export, in the order they are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sheet {
     /// One row per household.
@@ -24,11 +25,14 @@ pub enum Sheet {
     Members,
     /// One row per visit, oldest first within a household.
     Visits,
+    /// One row per photo a household references (the photo index): which file `pilar photo
+    /// export` writes for it, so a supervisor finds a household's photos from the workbook.
+    Photos,
 }
 
 impl Sheet {
     /// Every sheet, in file order.
-    pub const ALL: [Sheet; 3] = [Sheet::Households, Sheet::Members, Sheet::Visits];
+    pub const ALL: [Sheet; 4] = [Sheet::Households, Sheet::Members, Sheet::Visits, Sheet::Photos];
 
     /// The sheet's stable name: the XLSX tab name and the CSV file suffix.
     pub fn name(self) -> &'static str {
@@ -36,6 +40,7 @@ impl Sheet {
             Sheet::Households => "households",
             Sheet::Members => "members",
             Sheet::Visits => "visits",
+            Sheet::Photos => "photos",
         }
     }
 
@@ -45,6 +50,7 @@ impl Sheet {
             Sheet::Households => 0,
             Sheet::Members => 1,
             Sheet::Visits => 2,
+            Sheet::Photos => 3,
         }
     }
 }
@@ -151,6 +157,15 @@ enum Source {
     VisitLon,
     VisitAccuracy,
     VisitNote,
+    PhotoSha256,
+    PhotoKind,
+    PhotoKindLabel,
+    PhotoFile,
+    PhotoBytes,
+    PhotoMime,
+    PhotoTakenAt,
+    PhotoBy,
+    PhotoDevice,
 }
 
 /// The export layout for one form: the columns of each sheet, and the form's outcome labels.
@@ -159,7 +174,7 @@ pub struct ColumnPlan {
     form_key: String,
     zone: Option<LocalZone>,
     outcomes: Vec<(i64, String, String)>,
-    sheets: [Vec<Column>; 3],
+    sheets: [Vec<Column>; 4],
 }
 
 /// The region of a household, looked up once per household for its row.
@@ -207,6 +222,7 @@ struct RowSource<'a> {
     place: &'a Place,
     member: Option<&'a Member>,
     visit: Option<&'a Visit>,
+    photo: Option<(&'a str, &'a PhotoRef)>,
 }
 
 /// The review status label shown to people.
@@ -267,7 +283,7 @@ fn uuid_column(name: &str, label: &str, source: Source) -> Column {
 }
 
 impl ColumnPlan {
-    /// The columns of all three sheets for `form`, with times on the wall clock of `zone` (the
+    /// The columns of all four sheets for `form`, with times on the wall clock of `zone` (the
     /// area's province; UTC when `None`), named in the time columns' labels: `Waktu kunjungan
     /// (WITA)`. Refuses a form whose field names collide with the export's own column names (the
     /// machine names must stay unique per sheet).
@@ -373,7 +389,20 @@ impl ColumnPlan {
             visits.extend(field_columns(field, Source::VisitAnswer));
         }
 
-        let mut sheets = [households, members, visits];
+        let photos = vec![
+            uuid_column("household_id", "ID Keluarga (sistem)", Source::HouseholdId),
+            column("kind", "Jenis foto (kode)", ColumnKind::Text, Source::PhotoKind),
+            column("kind_label", "Jenis foto", ColumnKind::Text, Source::PhotoKindLabel),
+            column("file", "Nama file (pilar photo export)", ColumnKind::Text, Source::PhotoFile),
+            column("sha256", "SHA-256", ColumnKind::Text, Source::PhotoSha256),
+            column("bytes", "Ukuran (byte)", ColumnKind::Integer, Source::PhotoBytes),
+            column("mime", "Jenis berkas", ColumnKind::Text, Source::PhotoMime),
+            column("taken_at", "Waktu diambil", ColumnKind::DateTime, Source::PhotoTakenAt),
+            column("taken_by", "Diambil oleh", ColumnKind::Text, Source::PhotoBy),
+            uuid_column("device", "Perangkat", Source::PhotoDevice),
+        ];
+
+        let mut sheets = [households, members, visits, photos];
         let zone_name = zone.map_or("UTC", LocalZone::abbreviation);
         for column in sheets.iter_mut().flatten().filter(|c| c.kind == ColumnKind::DateTime) {
             column.label = format!("{} ({zone_name})", column.label);
@@ -408,8 +437,9 @@ impl ColumnPlan {
         &self.sheets[sheet.index()]
     }
 
-    /// Calls `row` once for the household's row, then once per member, then once per visit, with
-    /// the sheet and the cells in column order; refuses a household of another form.
+    /// Calls `row` once for the household's row, then once per member, once per visit and once
+    /// per photo, with the sheet and the cells in column order; refuses a household of another
+    /// form.
     pub fn for_each_row(
         &self,
         household: &HouseholdState,
@@ -426,7 +456,7 @@ impl ColumnPlan {
         }
         let place = Place::of(household);
         let mut cells = Vec::new();
-        let mut source = RowSource { household, place: &place, member: None, visit: None };
+        let mut source = RowSource { household, place: &place, member: None, visit: None, photo: None };
         self.fill(Sheet::Households, &source, &mut cells);
         row(Sheet::Households, &cells)?;
         for member in &household.members {
@@ -439,6 +469,12 @@ impl ColumnPlan {
             source.visit = Some(visit);
             self.fill(Sheet::Visits, &source, &mut cells);
             row(Sheet::Visits, &cells)?;
+        }
+        source.visit = None;
+        for (photo, reference) in &household.photos {
+            source.photo = Some((photo.as_str(), reference));
+            self.fill(Sheet::Photos, &source, &mut cells);
+            row(Sheet::Photos, &cells)?;
         }
         Ok(())
     }
@@ -520,7 +556,34 @@ impl ColumnPlan {
             Source::VisitLon => row.visit.and_then(|v| v.lon).map_or(Cell::Empty, Cell::Decimal),
             Source::VisitAccuracy => row.visit.and_then(|v| v.accuracy_m).map_or(Cell::Empty, Cell::Decimal),
             Source::VisitNote => opt_text(row.visit.and_then(|v| v.note.as_deref())),
+            Source::PhotoSha256 => opt_text(row.photo.map(|(sha, _)| sha)),
+            Source::PhotoKind => opt_text(row.photo.map(|(_, p)| p.kind.as_str())),
+            Source::PhotoKindLabel => opt_text(row.photo.map(|(_, p)| photo_kind_label(&p.kind))),
+            Source::PhotoFile => row.photo.map_or(Cell::Empty, |(sha, p)| match sha.parse::<PhotoId>() {
+                Ok(id) => Cell::Text(Cow::Owned(crate::commands::photo::photo_file_name(
+                    h.id,
+                    &p.kind,
+                    &id,
+                    Mime::parse(&p.mime).unwrap_or(Mime::Jpeg),
+                ))),
+                Err(_) => Cell::Empty,
+            }),
+            Source::PhotoBytes => row.photo.map_or(Cell::Empty, |(_, p)| Cell::Int(p.bytes)),
+            Source::PhotoMime => opt_text(row.photo.map(|(_, p)| p.mime.as_str())),
+            Source::PhotoTakenAt => row.photo.map_or(Cell::Empty, |(_, p)| time(&p.taken_at)),
+            Source::PhotoBy => opt_text(row.photo.map(|(_, p)| p.by.as_str())),
+            Source::PhotoDevice => opt_text(row.photo.map(|(_, p)| p.device.as_str())),
         }
+    }
+}
+
+/// A photo kind as a supervisor reads it (the code stays in its own column).
+fn photo_kind_label(kind: &str) -> &'static str {
+    match PhotoKind::parse(kind) {
+        Some(PhotoKind::HouseFront) => "Tampak depan rumah",
+        Some(PhotoKind::HouseInside) => "Bagian dalam rumah",
+        Some(PhotoKind::KkCard) => "Kartu Keluarga",
+        Some(PhotoKind::Other) | None => "Lainnya",
     }
 }
 

@@ -374,8 +374,10 @@ fn csv_files_have_bom_crlf_rfc4180_quoting_and_utf8_names_byte_for_byte() {
         export.write(&h).expect("write");
     }
     let summary = export.finish().expect("finish");
-    let names: Vec<PathBuf> =
-        ["households", "members", "visits"].iter().map(|s| dir.path().join(format!("kab-7314-{s}.csv"))).collect();
+    let names: Vec<PathBuf> = ["households", "members", "visits", "photos"]
+        .iter()
+        .map(|s| dir.path().join(format!("kab-7314-{s}.csv")))
+        .collect();
     assert_eq!(summary.files, names);
 
     let households = std::fs::read(&names[0]).expect("read");
@@ -431,6 +433,64 @@ fn csv_files_have_bom_crlf_rfc4180_quoting_and_utf8_names_byte_for_byte() {
     let records: Vec<::csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
     let note = records[1].iter().position(|n| n == "note").expect("note column");
     assert_eq!(&records[2][note], NOTE);
+}
+
+#[test]
+fn the_photo_sheet_lists_each_reference_with_the_file_pilar_photo_export_writes() {
+    use sync_core::model::NewPhoto;
+    use sync_core::photo::{Mime, PhotoId, PhotoKind};
+    let mut household = wette_household();
+    let mut document = {
+        let id = household.id;
+        let (doc, _) = Household::create(
+            id,
+            &form().key(),
+            &editor("enum.wette", datetime!(2025-03-01 10:00:00 +08:00)),
+            &Edits { answers: [("village_code".to_owned(), Some(text("73.14.01.1002")))].into(), ..Edits::default() },
+        )
+        .expect("create");
+        doc
+    };
+    let kk = PhotoId::of_bytes(b"synthetic kk card photo");
+    let front = PhotoId::of_bytes(b"synthetic house front photo");
+    let photos = vec![
+        NewPhoto { id: kk.clone(), kind: PhotoKind::KkCard, bytes: 123_456, mime: Mime::Jpeg },
+        NewPhoto { id: front.clone(), kind: PhotoKind::HouseFront, bytes: 7_890, mime: Mime::Png },
+    ];
+    let photographer = editor("enum.wette", datetime!(2025-03-02 09:20:00 +08:00));
+    let edits = Edits { add_photos: photos, ..Edits::default() };
+    document.apply(&photographer, "photo", &edits, ok).expect("apply").expect("saved");
+    household.photos = document.state().photos;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("foto.xlsx");
+    let summary = export_xlsx(&path, &[household.clone(), regapu_household()]);
+    assert_eq!(summary.photos, 2, "one row per photo reference");
+    let p = sheet(&path, "photos");
+    assert_eq!(p.height(), 2 + 2, "two header rows and two photos");
+    for row in [2, 3] {
+        let sha = match at(&p, row, "sha256") {
+            Data::String(sha) => sha,
+            other => panic!("sha256 cell {other:?}"),
+        };
+        let (id, kind, label, mime, bytes) = if sha == kk.as_str() {
+            (&kk, "kk_card", "Kartu Keluarga", Mime::Jpeg, 123_456.0)
+        } else {
+            (&front, "house_front", "Tampak depan rumah", Mime::Png, 7_890.0)
+        };
+        assert_eq!(at(&p, row, "kind_label"), s(label));
+        assert_eq!(at(&p, row, "household_id"), s(&household.id.to_string()));
+        assert_eq!(at(&p, row, "kind"), s(kind));
+        assert_eq!(at(&p, row, "bytes"), Data::Float(bytes));
+        assert_eq!(at(&p, row, "mime"), s(mime.as_str()));
+        assert_eq!(at(&p, row, "taken_by"), s("enum.wette"));
+        assert_eq!(
+            at(&p, row, "file"),
+            s(&crate::commands::photo::photo_file_name(household.id, kind, id, mime)),
+            "the file name `pilar photo export` writes"
+        );
+        assert_eq!(ymd_hms(&at(&p, row, "taken_at")), (2025, 3, 2, 9, 20, 0), "on the WITA clock");
+    }
 }
 
 #[test]
@@ -510,7 +570,8 @@ fn csv_writer_streams_rows_to_disk_as_they_arrive() {
     assert!(final_paths.iter().all(|p| !p.exists()), "nothing under the final names before finish");
     let summary = export.finish().expect("finish");
     assert!(partial.iter().all(|p| !p.exists()));
-    for (path, written) in summary.files.iter().zip(on_disk) {
+    // The photo index holds only its header rows (these households have no photos).
+    for (path, written) in summary.files.iter().zip(on_disk).take(3) {
         let total = std::fs::metadata(path).expect("final file").len();
         // Before finish, all but the writer's 64 KiB buffer was already on disk.
         assert!(total > 1_000_000, "{total}");

@@ -41,7 +41,7 @@ const LINE_POINTS: f64 = 15.0;
 /// Excel's paper size code for A4.
 const PAPER_A4: u8 = 9;
 
-/// Cell formats shared by the three sheets.
+/// Cell formats shared by the four sheets.
 struct Formats {
     label: Format,
     name: Format,
@@ -76,9 +76,9 @@ pub struct XlsxExport {
     plan: ColumnPlan,
     formats: Formats,
     /// The next row to write on each sheet, in [`Sheet::ALL`] order.
-    next_row: [u32; 3],
+    next_row: [u32; 4],
     /// The widest content written so far in each column of each sheet, in characters.
-    content_chars: [Vec<usize>; 3],
+    content_chars: [Vec<usize>; 4],
     target: PathBuf,
     summary: ExportSummary,
 }
@@ -116,7 +116,7 @@ impl XlsxExport {
             workbook,
             plan,
             formats,
-            next_row: [HEADER_ROWS; 3],
+            next_row: [HEADER_ROWS; 4],
             content_chars,
             target: path.to_path_buf(),
             summary: ExportSummary::default(),

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::routes::{ApiBytes, ApiJson};
 use crate::service::photos::PhotoRefusal;
 use crate::state::AppState;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
@@ -106,7 +107,13 @@ pub async fn chunk(
     Ok(ApiJson(status))
 }
 
-/// `GET /v1/households/{id}/photos/{sha256}`: the photo, once whole and verified.
+/// Bytes of a photo read from the store at once while it streams to the client: memory per
+/// download stays one block whatever the photo's size (up to 10 MiB) and however slow the link.
+const DOWNLOAD_BLOCK_BYTES: u64 = 64 * 1024;
+
+/// `GET /v1/households/{id}/photos/{sha256}`: the photo, once whole and verified, streamed from
+/// the store a block at a time (each block read on the blocking pool), with its length up front
+/// so a client can tell a cut download from a whole one.
 pub async fn photo(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,11 +122,48 @@ pub async fn photo(
     let (id, photo) = household_photo(path)?;
     let photos = store(&state)?;
     let (grace, now) = (state.settings.ended_assignment_grace, state.clock.now());
-    let (reference, bytes) = state
-        .blocking(move |service| Ok(service.photo_bytes(photos.as_ref(), &caller, id, &photo, grace, now)?))
-        .await?;
+    let (reference, size) = {
+        let (photos, photo) = (photos.clone(), photo.clone());
+        state
+            .blocking(move |service| Ok(service.photo_download(photos.as_ref(), &caller, id, &photo, grace, now)?))
+            .await?
+    };
     let mime = sync_core::photo::Mime::parse(&reference.mime).map(|m| m.as_str()).unwrap_or("application/octet-stream");
-    Ok(([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "private, no-store")], bytes).into_response())
+    let blocks = futures_util::stream::unfold(0u64, move |offset| {
+        let (state, photos, photo) = (state.clone(), photos.clone(), photo.clone());
+        async move {
+            if offset >= size {
+                return None;
+            }
+            let len = DOWNLOAD_BLOCK_BYTES.min(size - offset);
+            let read = state.blocking(move |_| Ok(photos.read_whole(&photo, offset, len)?)).await;
+            Some(match read {
+                Ok(block) if !block.is_empty() => {
+                    let next = offset + block.len() as u64;
+                    (Ok(Bytes::from(block)), next)
+                }
+                // Ending the body early (before the length it announced) tells the client the
+                // download broke off; the server logs why.
+                Ok(_) => {
+                    tracing::error!(offset, size, "photo download: the stored photo is shorter than it was");
+                    (Err(std::io::Error::other("the stored photo ended early")), size)
+                }
+                Err(e) => {
+                    tracing::error!(offset, size, error = ?e, "photo download: reading the stored photo failed");
+                    (Err(std::io::Error::other("reading the stored photo failed")), size)
+                }
+            })
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime.to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (header::CACHE_CONTROL, "private, no-store".to_string()),
+        ],
+        Body::from_stream(blocks),
+    )
+        .into_response())
 }
 
 /// `GET /v1/households/{id}/photos`: the photos the household references, and which have arrived.

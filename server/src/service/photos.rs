@@ -8,13 +8,16 @@
 //! served only to those whose scope holds a household that references it, and a merged
 //! household's photos are served through its survivor (the fold copies the references). The
 //! household reference gives the size and type; bytes are stored once per SHA-256 whichever
-//! household or device sends them.
+//! household or device sends them. The references are read from the household's document once
+//! per document version (`photo_refs.rs`), not once per chunk.
 
 use super::Service;
+use super::photo_refs::References;
 use crate::auth::Caller;
 use crate::storage::photos::{Held, PhotoStore};
 use crate::storage::{StorageError, Transactions};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use sync_core::model::{Household, HouseholdId, PhotoRef};
 use sync_core::photo::{ListedPhoto, PhotoId, UploadStatus};
 use sync_core::protocol::Role;
@@ -47,33 +50,52 @@ pub enum PhotoRefusal {
 }
 
 impl Service {
-    /// The household `id` as `caller` may see it: enumerators their villages (and ended ones
+    /// Check that `caller` may see household `id`: enumerators their villages (and ended ones
     /// still taking pending work), supervisors and admins their areas. The same rules as sync and
     /// supervision (`scope.rs`); refusals name nothing outside the caller's scope.
-    fn photo_household(
+    fn check_photo_scope(
         &self,
         caller: &Caller,
         id: HouseholdId,
         grace: time::Duration,
         now: OffsetDateTime,
-    ) -> Result<Household, StorageError> {
-        let not_found =
-            || StorageError::NotFound(format!("no household {id} on the server; sync the household before its photos"));
+    ) -> Result<(), StorageError> {
         match caller.role {
             Role::Enumerator => {
                 let scope = self.sync_caller(caller, grace, now)?;
-                let village = self.household_village(id)?.ok_or_else(not_found)?;
+                let village = self.household_village(id)?.ok_or_else(|| household_not_found(id))?;
                 if !scope.may_read(&village) {
                     return Err(StorageError::Forbidden(format!(
                         "household {id} is not in your villages; only devices working in its village send or read its photos"
                     )));
                 }
+                Ok(())
             }
-            Role::Supervisor | Role::Admin => self.may_act(caller, id, "read photos")?,
+            Role::Supervisor | Role::Admin => self.may_act(caller, id, "read photos"),
         }
-        let row = self.db.read(|tx| tx.household(id))?.ok_or_else(not_found)?;
-        Household::load(id, &row.doc, caller.device)
-            .map_err(|e| StorageError::Corrupt(format!("household {id} does not load: {e}")))
+    }
+
+    /// The photo references of household `id` for `caller` (scope checked first): kept ones
+    /// when its document has not moved since they were read (`photo_refs.rs`), else read from
+    /// the document.
+    fn photo_references(
+        &self,
+        caller: &Caller,
+        id: HouseholdId,
+        grace: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<References, StorageError> {
+        self.check_photo_scope(caller, id, grace, now)?;
+        let heads = self.db.read(|tx| tx.household_heads(id))?.ok_or_else(|| household_not_found(id))?;
+        if let Some(kept) = self.photo_refs.get(id, &heads) {
+            return Ok(kept);
+        }
+        let row = self.db.read(|tx| tx.household(id))?.ok_or_else(|| household_not_found(id))?;
+        let household = Household::load(id, &row.doc, caller.device)
+            .map_err(|e| StorageError::Corrupt(format!("household {id} does not load: {e}")))?;
+        let references: References = Arc::new(household.state().photos);
+        self.photo_refs.put(id, row.heads, references.clone());
+        Ok(references)
     }
 
     /// The reference household `id` holds to `photo`, checked for `caller`.
@@ -85,8 +107,8 @@ impl Service {
         grace: time::Duration,
         now: OffsetDateTime,
     ) -> Result<PhotoRef, StorageError> {
-        let household = self.photo_household(caller, id, grace, now)?;
-        household.state().photos.remove(photo.as_str()).ok_or_else(|| {
+        let references = self.photo_references(caller, id, grace, now)?;
+        references.get(photo.as_str()).cloned().ok_or_else(|| {
             StorageError::NotFound(format!(
                 "household {id} has no photo {photo}; attach it with `pilar photo add` and sync the household first"
             ))
@@ -159,9 +181,10 @@ impl Service {
         Ok(status(photo, &reference, now_held))
     }
 
-    /// The whole bytes of `photo` of household `id`, for a caller allowed that household; not
-    /// found until the whole photo has arrived and verified.
-    pub fn photo_bytes(
+    /// The reference and size of `photo` of household `id`, for a caller allowed that household,
+    /// once the whole photo has arrived and verified (not found before): what a download needs
+    /// before it streams the bytes from the store, a block at a time.
+    pub fn photo_download(
         &self,
         photos: &dyn PhotoStore,
         caller: &Caller,
@@ -169,10 +192,10 @@ impl Service {
         photo: &PhotoId,
         grace: time::Duration,
         now: OffsetDateTime,
-    ) -> Result<(PhotoRef, Vec<u8>), StorageError> {
+    ) -> Result<(PhotoRef, u64), StorageError> {
         let reference = self.photo_reference(caller, id, photo, grace, now)?;
         match photos.held(photo)? {
-            Held::Whole(size) => Ok((reference, photos.read_whole(photo, 0, size)?)),
+            Held::Whole(size) => Ok((reference, size)),
             Held::Partial(_) => Err(StorageError::NotFound(format!(
                 "photo {photo} of household {id} has not reached the server yet; the device that took it uploads it on its next sync"
             ))),
@@ -188,15 +211,19 @@ impl Service {
         grace: time::Duration,
         now: OffsetDateTime,
     ) -> Result<Vec<ListedPhoto>, StorageError> {
-        let household = self.photo_household(caller, id, grace, now)?;
+        let references = self.photo_references(caller, id, grace, now)?;
         let mut out = Vec::new();
-        for (key, reference) in household.state().photos {
+        for (key, reference) in references.iter() {
             let Ok(photo) = key.parse::<PhotoId>() else { continue };
             let uploaded = matches!(photos.held(&photo)?, Held::Whole(_));
-            out.push(ListedPhoto { photo, reference, uploaded });
+            out.push(ListedPhoto { photo, reference: reference.clone(), uploaded });
         }
         Ok(out)
     }
+}
+
+fn household_not_found(id: HouseholdId) -> StorageError {
+    StorageError::NotFound(format!("no household {id} on the server; sync the household before its photos"))
 }
 
 fn status(photo: &PhotoId, reference: &PhotoRef, held: Held) -> UploadStatus {

@@ -4,12 +4,13 @@
 //! Build first: `cargo build --release --workspace`, then `target/release/pilar-bench store` or
 //! `target/release/pilar-bench sync` or `target/release/pilar-bench files` or
 //! `target/release/pilar-bench load` or `target/release/pilar-bench roster-check` or
-//! `target/release/pilar-bench apply`.
+//! `target/release/pilar-bench apply` or `target/release/pilar-bench photos`.
 
 mod apply;
 mod files;
 mod floor;
 mod load;
+mod photos;
 mod proxy;
 mod roster_check;
 mod store;
@@ -125,6 +126,36 @@ enum Bench {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Photo uploads against a real server: `pilar sync` throughput on loopback and through a
+    /// throttled link with one cut (and the bytes the cut wasted), the server's cost per chunk
+    /// for a household with a long history, and the server's peak memory while N devices upload
+    /// 3 photos each at once, for two photo sizes.
+    Photos {
+        /// Photo sizes uploaded on loopback, KB (1000 bytes), comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [300, 1000, 2000])]
+        loopback_kb: Vec<usize>,
+        /// Size of the photo sent through the throttled link, KB.
+        #[arg(long, default_value_t = 300)]
+        throttled_kb: usize,
+        /// Speed of the throttled link, bytes per second each way.
+        #[arg(long, default_value_t = 5000)]
+        throttle_bytes_per_second: u64,
+        /// Devices uploading at once in the memory figure.
+        #[arg(long, default_value_t = 50)]
+        devices: usize,
+        /// Photos each device uploads in the memory figure.
+        #[arg(long, default_value_t = 3)]
+        photos_per_device: usize,
+        /// Photo sizes of the memory figure, KB, comma-separated (a fresh server each).
+        #[arg(long, value_delimiter = ',', default_values_t = [200, 2000])]
+        memory_kb: Vec<usize>,
+        /// Saves of the long household in the chunk-cost figure.
+        #[arg(long, default_value_t = 1000)]
+        history: usize,
+        /// Seed of the synthetic photos and ids.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,6 +171,25 @@ fn main() -> anyhow::Result<()> {
         Bench::Apply { households, changes, runs, seed } => {
             apply::run(&apply::Settings { households, changes, runs, seed })
         }
+        Bench::Photos {
+            loopback_kb,
+            throttled_kb,
+            throttle_bytes_per_second,
+            devices,
+            photos_per_device,
+            memory_kb,
+            history,
+            seed,
+        } => photos::run(&photos::Settings {
+            loopback_sizes: loopback_kb.iter().map(|kb| kb * 1000).collect(),
+            throttled_size: throttled_kb * 1000,
+            throttle_bytes_per_second,
+            devices,
+            photos_per_device,
+            memory_sizes: memory_kb.iter().map(|kb| kb * 1000).collect(),
+            history,
+            seed,
+        }),
         Bench::Load { devices, rounds, households_per_device, workers, login_workers, seed } => {
             let settings = pilar_tests::load::Settings {
                 workers,
