@@ -22,6 +22,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0004_kept_dictionaries.sql"),
     // 5: photo bytes (PostgreSQL only: a SQLite server keeps them as files).
     include_str!("../migrations/postgres/0005_photos.sql"),
+    // 6: SQLite's migration 10: the feed kept by (village, position), without a sequence number.
+    include_str!("../migrations/postgres/0006_changes_by_place.sql"),
 ];
 
 /// Tables only PostgreSQL has: photo bytes, which a SQLite server keeps as files in its data

@@ -22,10 +22,10 @@ pub use schema::MIGRATIONS;
 const IDLE_READERS: usize = 4;
 
 /// WAL pages after which a commit copies the WAL into the database (SQLite's default is 1,000).
-const WAL_CHECKPOINT_PAGES: i64 = 256;
+const WAL_CHECKPOINT_PAGES: i64 = 64;
 
 /// The size the WAL file is cut back to once it has been copied into the database.
-const WAL_LIMIT_BYTES: u64 = 1 << 20;
+const WAL_LIMIT_BYTES: u64 = 256 << 10;
 
 /// How long a statement waits for a lock another connection holds before it fails.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -300,7 +300,7 @@ mod tests {
                 Ok(())
             })
             .expect("remember");
-        assert!(size() > empty + (4 << 20), "the responses are on disk");
+        assert!(size() > empty + (3 << 20), "the responses are on disk");
         storage.write_conn(|tx| Ok(tx.execute("DELETE FROM sync_batches", [])?)).expect("forget");
         let free: i64 = storage
             .write_conn(|tx| Ok(tx.pragma_query_value(None, "freelist_count", |r| r.get(0))?))

@@ -254,4 +254,24 @@ CREATE TABLE kept_dictionaries (
     created_at TEXT NOT NULL
 );
 "#,
+    // 10: the feed kept by its place (issue 15, server disk): a change is found by (village,
+    // position), which the feed reads by, and by hash, which keeps it once; the global sequence
+    // number (unused since migration 7) and its index go. Rows are copied as they are.
+    r#"
+CREATE TABLE changes_by_place (
+    village TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    household_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (village, pos)
+) WITHOUT ROWID;
+INSERT INTO changes_by_place (village, pos, hash, household_id, device_id, user_name, bytes, received_at)
+    SELECT village, pos, hash, household_id, device_id, user_name, bytes, received_at FROM changes;
+DROP TABLE changes;
+ALTER TABLE changes_by_place RENAME TO changes;
+"#,
 ];

@@ -207,12 +207,37 @@ impl Campaign {
                     return Err(anyhow!("PostgreSQL gave no relation sizes: {rows:?}"));
                 };
                 let tables = u64::try_from(*tables).unwrap_or(0);
+                // The largest tables, each with its indexes and TOAST, and the dead row versions
+                // PostgreSQL's statistics count in it (space a vacuum makes reusable).
+                let largest: Vec<String> = self
+                    .server
+                    .query(
+                        "SELECT c.relname::text, pg_total_relation_size(c.oid)::bigint,
+                                COALESCE(s.n_dead_tup, 0)::bigint, COALESCE(s.n_live_tup, 0)::bigint
+                         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+                         WHERE c.relkind = 'r' AND n.nspname = current_schema()
+                         ORDER BY 2 DESC LIMIT 8",
+                        &[],
+                    )
+                    .iter()
+                    .filter_map(|r| match (r.first(), r.get(1), r.get(2), r.get(3)) {
+                        (
+                            Some(Cell::Text(name)),
+                            Some(Cell::Int(size)),
+                            Some(Cell::Int(dead)),
+                            Some(Cell::Int(live)),
+                        ) => Some(format!("{name} {} ({live} live, {dead} dead rows)", thousands(*size as u64))),
+                        _ => None,
+                    })
+                    .collect();
                 Ok(DiskUse {
                     bytes: tables,
                     detail: format!(
                         "the schema's tables with indexes and TOAST; pg_database_size {} with the catalogs, WAL \
-                         not counted",
-                        thousands(u64::try_from(*database).unwrap_or(0))
+                         not counted; largest: {}",
+                        thousands(u64::try_from(*database).unwrap_or(0)),
+                        largest.join(", ")
                     ),
                 })
             }
