@@ -18,6 +18,7 @@ pub mod pack_cache;
 pub mod photo_refs;
 pub mod photos;
 pub mod progress;
+pub mod recent_changes;
 pub mod review;
 pub mod roster;
 pub mod scope;
@@ -36,6 +37,8 @@ pub struct Service {
     packs: Arc<pack_cache::PackCache>,
     /// Households' photo references, kept while their document does not change.
     photo_refs: Arc<photo_refs::PhotoRefCache>,
+    /// Bytes of the changes recently admitted or pulled (a pull's documents mostly stay unloaded).
+    recent: Arc<recent_changes::RecentChanges>,
 }
 
 impl std::fmt::Debug for Service {
@@ -51,6 +54,7 @@ impl Service {
             db,
             packs: Arc::new(pack_cache::PackCache::default()),
             photo_refs: Arc::new(photo_refs::PhotoRefCache::default()),
+            recent: Arc::new(recent_changes::RecentChanges::default()),
         }
     }
 

@@ -10,6 +10,7 @@
 //! yet visible to it (a second statement may see more than the first, never less). Villages are
 //! independent: appends to different villages never wait for each other.
 
+use super::recent_changes::RecentChanges;
 use crate::storage::{FeedChange, NewChange, ReadTx, StorageError, Tx};
 use automerge::ChangeHash;
 use sync_core::model::{DeviceId, Household, HouseholdId};
@@ -198,14 +199,19 @@ pub fn read(
     Ok(Page { changes, cursor, more })
 }
 
-/// Give every change of `changes` read with empty bytes (the feed kept only its place) its bytes
-/// from its household's stored document, each document loaded once. A document that lacks a
-/// change its feed lists is damage, said as such.
-pub fn fill_bytes(tx: &mut dyn ReadTx, changes: &mut [FeedChange]) -> Result<(), StorageError> {
+/// Give every change of `changes` read with empty bytes (the feed kept only its place) its bytes:
+/// from `recent` when kept there, else from its household's stored document, each document loaded
+/// once (and what it gives kept in `recent`). A document that lacks a change its feed lists is
+/// damage, said as such.
+pub fn fill_bytes(tx: &mut dyn ReadTx, recent: &RecentChanges, changes: &mut [FeedChange]) -> Result<(), StorageError> {
     let mut wanted: std::collections::BTreeMap<HouseholdId, Vec<usize>> = std::collections::BTreeMap::new();
-    for (i, change) in changes.iter().enumerate() {
-        if change.bytes.is_empty() {
-            wanted.entry(change.household).or_default().push(i);
+    for (i, change) in changes.iter_mut().enumerate() {
+        if !change.bytes.is_empty() {
+            continue;
+        }
+        match recent.get(&change.hash) {
+            Some(bytes) => change.bytes = bytes.to_vec(),
+            None => wanted.entry(change.household).or_default().push(i),
         }
     }
     for (id, indexes) in wanted {
@@ -220,6 +226,7 @@ pub fn fill_bytes(tx: &mut dyn ReadTx, changes: &mut [FeedChange]) -> Result<(),
             change.bytes = household
                 .change_bytes(&hash)
                 .ok_or_else(|| damaged(format!("its document lacks change {} of its feed", change.hash)))?;
+            recent.put(&change.hash, &change.bytes);
         }
     }
     Ok(())

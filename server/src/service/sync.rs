@@ -8,6 +8,7 @@
 //! handled again, which is safe: changes are stored by hash, so the device's own changes come back
 //! `Known` and are acknowledged.
 
+use super::recent_changes::RecentChanges;
 use super::scope::SyncCaller;
 use super::{Service, corrupt, feed, fold};
 use crate::storage::{HouseholdWrite, ReadTx, StorageError, StoredResponse, Transactions, Tx};
@@ -63,7 +64,8 @@ impl Service {
             if let Some(body) = replay(tx, caller, request)? {
                 return Ok(body);
             }
-            commit(tx, caller, request, decisions.as_deref(), form, MAX_CHANGES_PER_RESPONSE, now)
+            let pulling = Pulling { recent: &self.recent, max_changes: MAX_CHANGES_PER_RESPONSE };
+            commit(tx, &pulling, caller, request, decisions.as_deref(), form, now)
         })
     }
 
@@ -365,19 +367,28 @@ fn already_stored(household: &Household, push: &PushHousehold, caller: &SyncCall
     })
 }
 
+/// How a sync answer's pull is made: the most changes it carries, and where recent changes'
+/// bytes are kept.
+#[derive(Clone, Copy)]
+pub(super) struct Pulling<'a> {
+    pub(super) recent: &'a RecentChanges,
+    pub(super) max_changes: u32,
+}
+
 /// Handle one sync request inside `tx`, with the decisions [`decide`] made beforehand (one per
 /// pushed household, in order; `None`: none made): a decision made against heads that have moved
 /// since is made again here. Stores what is admitted, reads the feed, remembers the response.
 /// Returns the encoded response body.
 pub(super) fn commit(
     tx: &mut dyn Tx,
+    pulling: &Pulling<'_>,
     caller: &SyncCaller,
     request: &SyncRequest,
     decisions: Option<&[Decision]>,
     form: &FormDefinition,
-    max_changes: u32,
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, StorageError> {
+    let Pulling { recent, max_changes } = *pulling;
     let mut response = SyncResponse { villages: caller.active.clone(), ..SyncResponse::default() };
     // The answer hands these villages to the device (for the grace after an assignment ends).
     tx.hand_villages(caller.device, &caller.active, now)?;
@@ -402,6 +413,11 @@ pub(super) fn commit(
         };
         match &decided.outcome {
             Outcome::Store { village, new_changes, document, heads } => {
+                // Colleagues pull these soon: their bytes are kept so that those pulls need not
+                // load the document.
+                for (hash, bytes) in new_changes {
+                    recent.put(hash, bytes);
+                }
                 let entries: Vec<feed::Entry<'_>> = new_changes
                     .iter()
                     .map(|(hash, _)| feed::Entry {
@@ -438,7 +454,7 @@ pub(super) fn commit(
         }
     }
     appender.flush(tx)?;
-    pull(tx, caller, request, max_changes, &mut response)?;
+    pull(tx, recent, caller, request, max_changes, &mut response)?;
     let body = sync_core::sync::encode(&response);
     remember(tx, caller, request, &body, now)?;
     Ok(body)
@@ -448,6 +464,7 @@ pub(super) fn commit(
 /// position (the feed's rule is in [`feed::read`]), at most the page size in all.
 fn pull(
     tx: &mut dyn Tx,
+    recent: &RecentChanges,
     caller: &SyncCaller,
     request: &SyncRequest,
     max_changes: u32,
@@ -469,7 +486,7 @@ fn pull(
             cursors.insert(village.clone(), *cursor);
             continue;
         }
-        feed::fill_bytes(tx, &mut page.changes)?;
+        feed::fill_bytes(tx, recent, &mut page.changes)?;
         room -= page.changes.len() as u32;
         response.has_more |= page.more;
         cursors.insert(village.clone(), page.cursor);

@@ -240,7 +240,17 @@ fn a_decision_made_before_a_concurrent_write_is_made_again_under_the_lock() {
     storage.sync(&a, &a_request, now).expect("a commits first");
     storage
         .database()
-        .write(|tx| super::commit(tx, &b, &b_request, Some(&decisions), form, 100, now))
+        .write(|tx| {
+            super::commit(
+                tx,
+                &super::Pulling { recent: &Default::default(), max_changes: 100 },
+                &b,
+                &b_request,
+                Some(&decisions),
+                form,
+                now,
+            )
+        })
         .expect("b commits");
 
     // The stored document holds both edits: B's stale decision was made again.
