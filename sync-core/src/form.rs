@@ -10,6 +10,8 @@
 //! - `condition`: skip logic ([`Condition`]) and the scoped [`AnswerView`] it reads.
 //! - `input`: typed text and JSON answers to [`FieldValue`]s ([`FieldDef::parse_input`],
 //!   [`FieldDef::coerce_json`]); `Ok(None)` means "no answer".
+//! - `evolution`: whether a new version keeps older households readable ([`check_evolution`], the
+//!   rules a publish is checked against) and what changed ([`diff`]).
 //! - `validate`: [`validate_household`], [`validate_member`], [`validate_visit`] → a [`Report`] of
 //!   every [`Problem`] at once; [`check_field`]: one value against its field's own rules, the
 //!   check the server makes on every value a device sends; `builtin`: the household checks that
@@ -25,6 +27,7 @@
 mod builtin;
 mod condition;
 mod definition;
+mod evolution;
 mod input;
 mod validate;
 
@@ -33,6 +36,7 @@ pub use definition::{
     BuiltinCheck, CheckDef, Choice, FieldDef, FieldKind, FormDefinition, FormError, OutcomeDef, Pattern, Required,
     Scope,
 };
+pub use evolution::{Difference, EvolutionProblem, check_evolution, diff};
 pub use validate::{
     MemberAnswers, Problem, Report, ValidationContext, check_field, validate_household, validate_member, validate_visit,
 };

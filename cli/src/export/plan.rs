@@ -356,6 +356,7 @@ impl ColumnPlan {
                 help: None,
                 device_editable: true,
                 sensitive: false,
+                retired: false,
             });
             members.extend(field_columns(&field, Source::HouseholdAnswer));
         }
@@ -598,6 +599,7 @@ fn village_code_field() -> FieldDef {
         help: None,
         device_editable: true,
         sensitive: false,
+        retired: false,
     }
 }
 

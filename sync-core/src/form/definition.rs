@@ -100,6 +100,10 @@ pub struct FieldDef {
     /// Specific personal data under UU PDP Art. 4 (health, disability, pregnancy, child nutrition).
     #[serde(default, skip_serializing_if = "is_false")]
     pub sensitive: bool,
+    /// Kept for answers recorded under an older version, no longer asked: never required (a
+    /// later version retires a field instead of removing it, `form::evolution`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub retired: bool,
 }
 
 fn yes() -> bool {

@@ -185,6 +185,7 @@ fn validate_scope(
         match answers.get(&field.name).filter(|v| is_answered(v)) {
             None => {
                 let required = match field.required {
+                    _ if field.retired => false,
                     Required::No => false,
                     Required::Complete => ctx.complete,
                     Required::Always => true,
