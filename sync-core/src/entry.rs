@@ -171,6 +171,19 @@ fn lookup<'f>(
             ));
             None
         }
+        Some(f) if f.retired => {
+            report.problems.push(problem(
+                path,
+                "retired_field",
+                None,
+                format!(
+                    "{name} ({}) is retired in form {}: it keeps answers recorded before and is no longer asked",
+                    f.label,
+                    form.key()
+                ),
+            ));
+            None
+        }
         Some(f) => Some(f),
     }
 }
@@ -490,5 +503,22 @@ mod tests {
         assert_eq!(age_on("1985-12-98", today), Some(40));
         assert_eq!(age_on("2030-01-01", today), None);
         assert_eq!(age_on("garbage", today), None);
+    }
+
+    #[test]
+    fn a_retired_field_is_no_longer_answered_and_never_required() {
+        use crate::form::{FormDefinition, Required, Scope};
+        let mut form = FormDefinition::default_dtsen().clone();
+        form.version += 1;
+        let field = form.household.iter_mut().find(|f| f.name == "rt").expect("rt");
+        field.retired = true;
+        field.required = Required::Always;
+        let pairs = [("rt".to_string(), "005".to_string())];
+        let refused = super::parse_answers(&form, Scope::Household, &pairs).expect_err("retired");
+        assert_eq!(refused.problems[0].rule, "retired_field");
+        assert!(refused.problems[0].message.contains("no longer asked"), "{}", refused.problems[0].message);
+        let ctx = crate::form::ValidationContext::for_outcome(&form, Some(1), date!(2026 - 11 - 20));
+        let report = crate::form::validate_household(&form, &Default::default(), &[], &ctx);
+        assert!(!report.problems.iter().any(|p| p.field == "rt"), "a retired field is never required");
     }
 }
