@@ -24,6 +24,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0005_photos.sql"),
     // 6: SQLite's migration 10: the feed kept by (village, position), without a sequence number.
     include_str!("../migrations/postgres/0006_changes_by_place.sql"),
+    // 7: SQLite's migration 11: published questionnaire versions and the defaults.
+    include_str!("../migrations/postgres/0007_forms.sql"),
 ];
 
 /// Tables only PostgreSQL has: photo bytes, which a SQLite server keeps as files in its data

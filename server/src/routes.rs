@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod export;
+pub mod forms;
 pub mod health;
 pub mod login;
 pub mod photos;
@@ -33,6 +34,10 @@ pub fn v1() -> Router<AppState> {
         .route("/admin/users/{name}/kecamatan", put(admin::set_kecamatan))
         .route("/admin/devices", get(admin::list_devices))
         .route("/admin/devices/{id}/revoke", post(admin::revoke_device))
+        .route("/admin/forms", post(forms::publish))
+        .route("/admin/forms/default", put(forms::set_default))
+        .route("/forms", get(forms::list))
+        .route("/forms/{key}", get(forms::definition))
         .route("/sync", post(sync::sync))
         .route("/packs/{village}", get(sync::pack))
         .route("/documents", post(sync::documents))

@@ -13,6 +13,7 @@ pub mod export;
 pub mod facts;
 pub mod feed;
 pub mod fold;
+pub mod forms;
 pub mod kept;
 pub mod pack_cache;
 pub mod photo_refs;
@@ -39,6 +40,8 @@ pub struct Service {
     photo_refs: Arc<photo_refs::PhotoRefCache>,
     /// Bytes of the changes recently admitted or pulled (a pull's documents mostly stay unloaded).
     recent: Arc<recent_changes::RecentChanges>,
+    /// Parsed form definitions by key (published versions never change).
+    forms: Arc<forms::FormCache>,
 }
 
 impl std::fmt::Debug for Service {
@@ -55,6 +58,7 @@ impl Service {
             packs: Arc::new(pack_cache::PackCache::default()),
             photo_refs: Arc::new(photo_refs::PhotoRefCache::default()),
             recent: Arc::new(recent_changes::RecentChanges::default()),
+            forms: Arc::new(forms::FormCache::default()),
         }
     }
 

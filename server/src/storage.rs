@@ -500,6 +500,36 @@ pub struct LoginFailureRow {
     pub forget_at: OffsetDateTime,
 }
 
+/// One published questionnaire version (issue 17): kept once, never changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormRow {
+    /// `id@version`, as households record it.
+    pub key: String,
+    /// The form's id.
+    pub form_id: String,
+    /// The version number.
+    pub version: u32,
+    /// The form's title, for listings without the definition.
+    pub title: String,
+    /// Who published it.
+    pub published_by: String,
+    /// When.
+    pub published_at: OffsetDateTime,
+}
+
+/// Which version new visits use in an area: a kabupaten code, or empty for everywhere else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormDefaultRow {
+    /// A kabupaten code (`73.14`), or empty for the global default.
+    pub area: String,
+    /// The version's key.
+    pub form_key: String,
+    /// Who set it.
+    pub set_by: String,
+    /// When.
+    pub set_at: OffsetDateTime,
+}
+
 /// Data operations inside a read transaction. Each moves rows, never decides: the rules that use
 /// them live in `crate::service`.
 pub trait ReadTx {
@@ -613,6 +643,12 @@ pub trait ReadTx {
     ) -> Result<Option<LoginFailureRow>, StorageError>;
     /// How many rows of failed logins are stored.
     fn login_failure_rows(&mut self) -> Result<u64, StorageError>;
+    /// Every published form version, by form id then version (without definitions).
+    fn forms(&mut self) -> Result<Vec<FormRow>, StorageError>;
+    /// A published version's definition (JSON), by key.
+    fn form_definition(&mut self, key: &str) -> Result<Option<String>, StorageError>;
+    /// Every area's default form version, by area.
+    fn form_defaults(&mut self) -> Result<Vec<FormDefaultRow>, StorageError>;
 }
 
 /// Data operations inside a write transaction (and every read).
@@ -734,4 +770,9 @@ pub trait Tx: ReadTx {
     /// Forget `count` rows: first those whose `blocked_until` is not after `now` (not waiting),
     /// then those waiting; within each, soonest `forget_at` first.
     fn evict_login_failures(&mut self, now: OffsetDateTime, count: u64) -> Result<(), StorageError>;
+    /// Store a published version and its definition; false (and nothing written) when its key
+    /// exists.
+    fn insert_form(&mut self, form: &FormRow, definition: &str) -> Result<bool, StorageError>;
+    /// Set (or replace) an area's default version.
+    fn put_form_default(&mut self, row: &FormDefaultRow) -> Result<(), StorageError>;
 }

@@ -574,6 +574,65 @@ pub struct DeviceProgress {
     pub revoked: bool,
 }
 
+/// One published questionnaire version, as `GET /v1/forms` lists it (the definition itself is at
+/// `GET /v1/forms/{key}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormVersionView {
+    /// `id@version`, as households record it.
+    pub key: String,
+    /// The form's title.
+    pub title: String,
+    /// Who published it (`built-in` for the version compiled into Pilar).
+    pub published_by: String,
+    /// When (RFC 3339 UTC); empty for the built-in version.
+    pub published_at: String,
+}
+
+/// Which version new visits use: per kabupaten, with a global fallback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormDefaultView {
+    /// A kabupaten code (`73.14`), or empty for every kabupaten without its own.
+    pub kabupaten: String,
+    /// The kabupaten's name from the region table; empty for the global default.
+    #[serde(default)]
+    pub name: String,
+    /// The form version (`id@version`).
+    pub form: String,
+    /// Who set it (`built-in` when nobody has).
+    pub set_by: String,
+    /// When (RFC 3339 UTC); empty when nobody has.
+    pub set_at: String,
+}
+
+/// `GET /v1/forms`: every published version and the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormsView {
+    /// Published versions, by form id then version.
+    pub versions: Vec<FormVersionView>,
+    /// The global default first, then each kabupaten's.
+    pub defaults: Vec<FormDefaultView>,
+}
+
+/// What `POST /v1/admin/forms` did with a definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedForm {
+    /// The version's key.
+    pub key: String,
+    /// False when this very definition was already published (a retried publish).
+    pub created: bool,
+}
+
+/// `PUT /v1/admin/forms/default`: which version new visits use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormDefaultRequest {
+    /// A kabupaten code (`73.14` or `7314`); absent for the global default.
+    #[serde(default)]
+    pub kabupaten: Option<String>,
+    /// A published version, `id@version`.
+    pub form: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

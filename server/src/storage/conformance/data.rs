@@ -3,8 +3,9 @@
 
 use super::Case;
 use crate::storage::{
-    Assignment, AssignmentKind, Database, DeviceRow, FactsRow, FoldDisagreementRow, FoldRow, HouseholdWrite, NewChange,
-    NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Transactions, Tx, UserRecord,
+    Assignment, AssignmentKind, Database, DeviceRow, FactsRow, FoldDisagreementRow, FoldRow, FormDefaultRow, FormRow,
+    HouseholdWrite, NewChange, NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Transactions, Tx,
+    UserRecord,
 };
 use std::collections::BTreeSet;
 use sync_core::model::{DeviceId, HouseholdId};
@@ -42,6 +43,7 @@ pub const CASES: &[Case] = &[
         "documents_and_changes_read_back_as_written_before_and_after_a_dictionary",
         documents_and_changes_read_back_as_written_before_and_after_a_dictionary,
     ),
+    ("form_versions_are_kept_once_and_defaults_replaced", form_versions_are_kept_once_and_defaults_replaced),
 ];
 
 fn at(seconds: i64) -> OffsetDateTime {
@@ -555,4 +557,45 @@ fn documents_and_changes_read_back_as_written_before_and_after_a_dictionary(db: 
     let feed: Vec<Vec<u8>> =
         read(db, "feed", |tx| tx.feed_after(village, 0, 2, None, 10)).into_iter().map(|c| c.bytes).collect();
     assert_eq!(feed, [before, after]);
+}
+
+fn form_versions_are_kept_once_and_defaults_replaced(db: &dyn Database) {
+    let row = |id: &str, version: u32, seconds: i64| FormRow {
+        key: format!("{id}@{version}"),
+        form_id: id.to_string(),
+        version,
+        title: format!("Uji {version}"),
+        published_by: "admin.uji".into(),
+        published_at: at(seconds),
+    };
+    let (b2, a3, a2) = (row("b-form", 2, 3), row("a-form", 3, 2), row("a-form", 2, 1));
+    write(db, "publish", |tx| {
+        assert!(tx.insert_form(&b2, r#"{"b":2}"#)?);
+        assert!(tx.insert_form(&a3, r#"{"a":3}"#)?);
+        assert!(tx.insert_form(&a2, r#"{"a":2}"#)?);
+        // A key is published once: a second insert changes nothing and says so.
+        let mut again = a2.clone();
+        again.title = "Lain".into();
+        assert!(!tx.insert_form(&again, r#"{"a":"other"}"#)?);
+        Ok(())
+    });
+    let (forms, definition, missing) = db
+        .read(|tx| Ok((tx.forms()?, tx.form_definition("a-form@2")?, tx.form_definition("a-form@9")?)))
+        .expect("read forms");
+    assert_eq!(forms, vec![a2.clone(), a3.clone(), b2.clone()], "by form id, then version");
+    assert_eq!(definition.as_deref(), Some(r#"{"a":2}"#));
+    assert_eq!(missing, None);
+
+    let global =
+        FormDefaultRow { area: String::new(), form_key: "a-form@2".into(), set_by: "admin.uji".into(), set_at: at(4) };
+    let kabupaten =
+        FormDefaultRow { area: "73.14".into(), form_key: "b-form@2".into(), set_by: "admin.uji".into(), set_at: at(5) };
+    write(db, "defaults", |tx| {
+        tx.put_form_default(&kabupaten)?;
+        tx.put_form_default(&global)
+    });
+    let moved = FormDefaultRow { form_key: "a-form@3".into(), set_at: at(6), ..global.clone() };
+    write(db, "move the global default", |tx| tx.put_form_default(&moved));
+    let defaults = db.read(|tx| tx.form_defaults()).expect("defaults");
+    assert_eq!(defaults, vec![moved, kabupaten], "by area, the global one (empty) first, replaced in place");
 }

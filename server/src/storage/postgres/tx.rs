@@ -8,9 +8,9 @@ use super::FEED_LOCK_SPACE;
 use crate::storage::at_rest;
 use crate::storage::sqlite::{parse_stored_time, stored_time};
 use crate::storage::{
-    Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, HouseholdRow,
-    HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange, NewUser, ReadTx, RosterImportRow,
-    StorageError, StoredResponse, Tx, UserRecord,
+    Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, FormDefaultRow, FormRow,
+    HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange, NewUser, ReadTx,
+    RosterImportRow, StorageError, StoredResponse, Tx, UserRecord,
 };
 use postgres::types::{FromSql, ToSql};
 use postgres::{Row, Statement};
@@ -601,6 +601,47 @@ impl ReadTx for PgTx<'_, '_> {
     fn login_failure_rows(&mut self) -> Result<u64, StorageError> {
         self.count("SELECT count(*) FROM login_failures", &[])
     }
+
+    fn forms(&mut self) -> Result<Vec<FormRow>, StorageError> {
+        let rows = self.query(
+            "SELECT key, form_id, version, title, published_by, published_at FROM forms ORDER BY form_id, version",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let key: String = col(r, 0)?;
+                let version: i64 = col(r, 2)?;
+                let version =
+                    u32::try_from(version).map_err(|_| corrupt(format!("form {key} has version {version}")))?;
+                Ok(FormRow {
+                    form_id: col(r, 1)?,
+                    version,
+                    title: col(r, 3)?,
+                    published_by: col(r, 4)?,
+                    published_at: parse_stored_time(&col::<String>(r, 5)?)?,
+                    key,
+                })
+            })
+            .collect()
+    }
+
+    fn form_definition(&mut self, key: &str) -> Result<Option<String>, StorageError> {
+        self.value("SELECT definition FROM forms WHERE key = $1", &[&key])
+    }
+
+    fn form_defaults(&mut self) -> Result<Vec<FormDefaultRow>, StorageError> {
+        let rows = self.query("SELECT area, form_key, set_by, set_at FROM form_defaults ORDER BY area", &[])?;
+        rows.iter()
+            .map(|r| {
+                Ok(FormDefaultRow {
+                    area: col(r, 0)?,
+                    form_key: col(r, 1)?,
+                    set_by: col(r, 2)?,
+                    set_at: parse_stored_time(&col::<String>(r, 3)?)?,
+                })
+            })
+            .collect()
+    }
 }
 
 impl Tx for PgTx<'_, '_> {
@@ -1017,6 +1058,33 @@ impl Tx for PgTx<'_, '_> {
                  (SELECT kind, subject FROM login_failures
                   ORDER BY COALESCE(blocked_until_ms > $1, false), forget_at_ms LIMIT $2)",
             &[&millis(now), &int(count)],
+        )?;
+        Ok(())
+    }
+
+    fn insert_form(&mut self, form: &FormRow, definition: &str) -> Result<bool, StorageError> {
+        let inserted = self.execute(
+            "INSERT INTO forms (key, form_id, version, title, definition, published_by, published_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            &[
+                &form.key,
+                &form.form_id,
+                &i64::from(form.version),
+                &form.title,
+                &definition,
+                &form.published_by,
+                &stored_time(form.published_at),
+            ],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    fn put_form_default(&mut self, row: &FormDefaultRow) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO form_defaults (area, form_key, set_by, set_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (area) DO UPDATE SET form_key = excluded.form_key, set_by = excluded.set_by,
+             set_at = excluded.set_at",
+            &[&row.area, &row.form_key, &row.set_by, &stored_time(row.set_at)],
         )?;
         Ok(())
     }

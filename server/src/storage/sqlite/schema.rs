@@ -274,4 +274,25 @@ INSERT INTO changes_by_place (village, pos, hash, household_id, device_id, user_
 DROP TABLE changes;
 ALTER TABLE changes_by_place RENAME TO changes;
 "#,
+    // 11: questionnaires an office publishes (issue 17): each version once, never changed (its
+    // definition as canonical JSON), and which version new visits use per kabupaten (`area`) or
+    // everywhere (`area` empty). The built-in DTSEN version 1 is not stored: every server has it.
+    r#"
+CREATE TABLE forms (
+    key TEXT PRIMARY KEY,
+    form_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    published_by TEXT NOT NULL,
+    published_at TEXT NOT NULL,
+    UNIQUE (form_id, version)
+) WITHOUT ROWID;
+CREATE TABLE form_defaults (
+    area TEXT PRIMARY KEY,
+    form_key TEXT NOT NULL,
+    set_by TEXT NOT NULL,
+    set_at TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];

@@ -4,9 +4,9 @@
 use super::{parse_stored_time, stored_time};
 use crate::storage::at_rest;
 use crate::storage::{
-    Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, HouseholdRow,
-    HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange, NewUser, ReadTx, RosterImportRow,
-    StorageError, StoredResponse, Tx, UserRecord,
+    Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, FormDefaultRow, FormRow,
+    HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange, NewUser, ReadTx,
+    RosterImportRow, StorageError, StoredResponse, Tx, UserRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, BTreeSet};
@@ -634,6 +634,58 @@ impl ReadTx for SqliteTx<'_> {
         let n: i64 = self.conn.prepare_cached("SELECT count(*) FROM login_failures")?.query_row([], |r| r.get(0))?;
         Ok(count(n))
     }
+
+    fn forms(&mut self) -> Result<Vec<FormRow>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key, form_id, version, title, published_by, published_at FROM forms ORDER BY form_id, version",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, form_id, version, title, published_by, published_at) = row?;
+            let version = u32::try_from(version).map_err(|_| corrupt(format!("form {key} has version {version}")))?;
+            out.push(FormRow {
+                key,
+                form_id,
+                version,
+                title,
+                published_by,
+                published_at: parse_stored_time(&published_at)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn form_definition(&mut self, key: &str) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT definition FROM forms WHERE key = ?1")?
+            .query_row(params![key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn form_defaults(&mut self) -> Result<Vec<FormDefaultRow>, StorageError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT area, form_key, set_by, set_at FROM form_defaults ORDER BY area")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (area, form_key, set_by, set_at) = row?;
+            out.push(FormDefaultRow { area, form_key, set_by, set_at: parse_stored_time(&set_at)? });
+        }
+        Ok(out)
+    }
 }
 
 impl Tx for SqliteTx<'_> {
@@ -1071,6 +1123,36 @@ impl Tx for SqliteTx<'_> {
                       ORDER BY COALESCE(blocked_until_ms > ?1, 0), forget_at_ms LIMIT ?2)",
             )?
             .execute(params![millis(now), i64::try_from(count).unwrap_or(i64::MAX)])?;
+        Ok(())
+    }
+
+    fn insert_form(&mut self, form: &FormRow, definition: &str) -> Result<bool, StorageError> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO forms (key, form_id, version, title, definition, published_by, published_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                form.key,
+                form.form_id,
+                i64::from(form.version),
+                form.title,
+                definition,
+                form.published_by,
+                stored_time(form.published_at)
+            ])?;
+        Ok(inserted == 1)
+    }
+
+    fn put_form_default(&mut self, row: &FormDefaultRow) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO form_defaults (area, form_key, set_by, set_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (area) DO UPDATE SET form_key = excluded.form_key, set_by = excluded.set_by,
+                 set_at = excluded.set_at",
+            )?
+            .execute(params![row.area, row.form_key, row.set_by, stored_time(row.set_at)])?;
         Ok(())
     }
 }
