@@ -6,6 +6,7 @@ pub mod debug;
 pub mod edit;
 pub mod export;
 pub mod form;
+pub mod form_admin;
 pub mod history;
 pub mod init;
 pub mod list;
@@ -26,6 +27,7 @@ pub mod visit;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use sync_core::entry::{self, EntryError};
 use sync_core::form::{FormDefinition, Scope};
 use sync_core::store::DeviceStore;
@@ -59,17 +61,38 @@ pub fn open_store(home: &Path) -> Result<DeviceStore> {
     Ok(DeviceStore::open(home)?)
 }
 
-/// The form this device works with.
-pub fn device_form(store: &DeviceStore) -> Result<&'static FormDefinition> {
-    let form = FormDefinition::default_dtsen();
-    if store.identity().form != form.key() {
-        bail!(
-            "this device store uses form {} but this pilar only has {}; use a matching pilar version",
-            store.identity().form,
-            form.key()
-        );
+/// The form version new visits use on this device: the default for its first village's
+/// kabupaten that sync delivered, else the form the store was created with.
+pub fn device_form(store: &DeviceStore) -> Result<Arc<FormDefinition>> {
+    let forms = store.forms()?;
+    let village = store.villages()?.into_iter().next().unwrap_or_default();
+    Ok(store.form_for_village(&forms, &village)?)
+}
+
+/// The form a save to household `id` is parsed and checked with (`entry::form_for_household`).
+pub fn household_form(store: &DeviceStore, id: sync_core::model::HouseholdId) -> Result<Arc<FormDefinition>> {
+    entry::form_for_household(store, id).map_err(explain)
+}
+
+/// The form a household is shown with, and a note when it is not the household's own version
+/// (this device has not received it yet).
+pub fn showing_form(store: &DeviceStore, household_form: &str) -> Result<(Arc<FormDefinition>, Option<String>)> {
+    let forms = store.forms()?;
+    match entry::form_for_showing(&forms, household_form) {
+        Some((form, true)) => Ok((form, None)),
+        Some((form, false)) => {
+            let note = format!(
+                "recorded with form {household_form}, which this device has not received yet: shown with the labels of {}; \
+                 run `pilar sync` to receive it",
+                form.key()
+            );
+            Ok((form, Some(note)))
+        }
+        None => Ok((
+            Arc::new(FormDefinition::default_dtsen().clone()),
+            Some(format!("recorded with form {household_form}, which this device does not hold; run `pilar sync`")),
+        )),
     }
-    Ok(form)
 }
 
 /// The current time in the machine's offset (WIB/WITA/WIT on a tablet), or UTC when unknown.

@@ -41,6 +41,7 @@ pub fn v1() -> Router<AppState> {
         .route("/sync", post(sync::sync))
         .route("/packs/{village}", get(sync::pack))
         .route("/documents", post(sync::documents))
+        .route("/sync/forms", post(sync::forms))
         .route("/roster/{import}/chunks/{n}", put(roster::stage))
         .route("/roster/{import}/commit", post(roster::commit))
         .route("/export", get(export::export))

@@ -5,7 +5,7 @@
 //! A tablet app calls these functions exactly as the `pilar` CLI does.
 
 use crate::finding::Severity;
-use crate::form::{FormDefinition, MemberAnswers, Problem, Report, Scope, ValidationContext};
+use crate::form::{FormDefinition, FormSet, MemberAnswers, Problem, Report, Scope, ValidationContext, split_key};
 use crate::form::{validate_household, validate_visit};
 use crate::ids::VillageCode;
 use crate::model::{
@@ -16,6 +16,7 @@ use crate::store::{DeviceStore, StoreError};
 use crate::value::FieldValue;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// What a successful save produced.
@@ -42,8 +43,12 @@ pub enum EntryError {
     /// The household's village is not one of this device's villages.
     #[error("village {0} is not assigned to this device; households can only be added in assigned villages")]
     OutOfScope(String),
-    /// The household was created with a form this device does not have.
-    #[error("household uses form {household_form} but this device has {device_form}; sync to get the form")]
+    /// The household records a form version this device does not hold (or the save was made
+    /// with a version that is not the household's nor a newer version of it).
+    #[error(
+        "household is recorded with form {household_form}, which this device cannot save with {device_form}; \
+         run `pilar sync` to receive the form versions this device lacks, then save again"
+    )]
     FormMismatch {
         /// The household's form key.
         household_form: String,
@@ -397,10 +402,12 @@ pub fn save(
     };
     let mut household = stored.household;
     let household_form = household.form_key();
-    if household_form != form.key() {
-        return Err(EntryError::FormMismatch { household_form, device_form: form.key() });
-    }
     let mut derived = edits.clone();
+    match moves_to(&household_form, form) {
+        Some(true) => derived.form = Some(form.key()),
+        Some(false) => {}
+        None => return Err(EntryError::FormMismatch { household_form, device_form: form.key() }),
+    }
     derived.confirmed = true;
     derive_ages(&mut derived, now.date());
     let edits = &derived;
@@ -418,6 +425,47 @@ pub fn save(
         None => None,
     };
     Ok(Saved { household: id, change, warnings, members_added, visit })
+}
+
+/// Whether a save made with `form` to a household recording `household_form` moves the household
+/// to `form` (`Some(true)`: a newer version of its form), keeps it (`Some(false)`: the same
+/// version), or cannot be made (`None`).
+fn moves_to(household_form: &str, form: &FormDefinition) -> Option<bool> {
+    if household_form == form.key() {
+        return Some(false);
+    }
+    match split_key(household_form) {
+        Some((id, version)) if id == form.id && version < form.version => Some(true),
+        _ => None,
+    }
+}
+
+/// The form a save to household `id` is parsed and checked with: the version new visits use in
+/// its village when that is a newer version of the household's form (the save then moves the
+/// household to it), else the version the household records. Refused when the device does not
+/// hold the household's version: the next sync delivers it.
+pub fn form_for_household(store: &DeviceStore, id: HouseholdId) -> Result<Arc<FormDefinition>, EntryError> {
+    let stored = store.load(id)?;
+    let forms = store.forms()?;
+    let current = store.form_for_village(&forms, &stored.village)?;
+    let household_form = stored.household.form_key();
+    if moves_to(&household_form, &current).is_some() {
+        return Ok(current);
+    }
+    match forms.get(&household_form) {
+        Some(form) => Ok(Arc::clone(form)),
+        None => Err(EntryError::FormMismatch { household_form, device_form: current.key() }),
+    }
+}
+
+/// The form a household is shown with: the version it records, or, when this device does not hold
+/// that version yet, the newest it holds of the same form (`false`: not the household's own).
+pub fn form_for_showing(forms: &FormSet, household_form: &str) -> Option<(Arc<FormDefinition>, bool)> {
+    if let Some(form) = forms.get(household_form) {
+        return Some((Arc::clone(form), true));
+    }
+    let id = split_key(household_form).map(|(id, _)| id)?;
+    forms.newest(id).map(|form| (Arc::clone(form), false))
 }
 
 /// What attaching a photo did.

@@ -12,6 +12,8 @@
 //!   [`FieldDef::coerce_json`]); `Ok(None)` means "no answer".
 //! - `evolution`: whether a new version keeps older households readable ([`check_evolution`], the
 //!   rules a publish is checked against) and what changed ([`diff`]).
+//! - `set`: the versions a peer holds by key ([`FormSet`]); a household is read with the version
+//!   its key names ([`split_key`]).
 //! - `validate`: [`validate_household`], [`validate_member`], [`validate_visit`] → a [`Report`] of
 //!   every [`Problem`] at once; [`check_field`]: one value against its field's own rules, the
 //!   check the server makes on every value a device sends; `builtin`: the household checks that
@@ -29,6 +31,7 @@ mod condition;
 mod definition;
 mod evolution;
 mod input;
+mod set;
 mod validate;
 
 pub use condition::{AnswerView, Comparison, Condition};
@@ -37,6 +40,7 @@ pub use definition::{
     Scope,
 };
 pub use evolution::{Difference, EvolutionProblem, check_evolution, diff};
+pub use set::{FormSet, split_key};
 pub use validate::{
     MemberAnswers, Problem, Report, ValidationContext, check_field, validate_household, validate_member, validate_visit,
 };

@@ -459,12 +459,12 @@ impl Household {
         self.doc.get_heads()
     }
 
-    /// The form (`id@version`) this household was created with.
+    /// The form (`id@version`) this household's answers are read with: the version it was created
+    /// with, or the newest a later save used. Two devices that moved it to different versions at
+    /// once leave both values; the highest version counts, so every peer reads the same.
     pub fn form_key(&self) -> String {
-        match self.doc.get(ROOT, "form") {
-            Ok(Some((v, _))) => read::to_field_value(&v).map(|v| v.to_string()).unwrap_or_default(),
-            _ => String::new(),
-        }
+        let values = self.doc.get_all(ROOT, "form").unwrap_or_default();
+        read::form_key_of(values.into_iter().filter_map(|(v, _)| read::to_field_value(&v).map(|v| v.to_string())))
     }
 
     /// Everything a screen shows: current answers, members, visits, review, links.

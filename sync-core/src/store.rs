@@ -16,6 +16,7 @@
 //!   the log with the checks every change from elsewhere passes, so a damaged logged change is
 //!   found like a damaged document. Nothing keeps documents in memory.
 
+mod forms;
 mod households;
 mod photos;
 mod query;
@@ -42,10 +43,10 @@ pub const DB_FILE: &str = "pilar.db";
 
 /// Schema version written at creation; older stores are upgraded by [`UPGRADES`] on open, newer
 /// ones refused rather than misread.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// Upgrades from each older version to the next, in order (index 0 upgrades version 1 to 2).
-const UPGRADES: [&str; 4] = [
+const UPGRADES: [&str; 5] = [
     // 2: outbox rows remember the sync batch they went out in; a response acknowledges the batch.
     "ALTER TABLE outbox ADD COLUMN batch TEXT; CREATE INDEX outbox_batch ON outbox (batch);",
     // 3: households waiting to be restored from the server, and page sizes that follow the link.
@@ -55,6 +56,8 @@ const UPGRADES: [&str; 4] = [
     SCHEMA_4,
     // 5: photos (bytes, the households referencing them, the upload queue).
     photos::SCHEMA_5,
+    // 6: form versions delivered by sync, the defaults per kabupaten, the catalog token.
+    forms::SCHEMA_6,
 ];
 
 /// Added in schema 4 (also part of a new store): a household is its stored document (`doc`,
@@ -249,6 +252,7 @@ impl DeviceStore {
         tx.execute_batch(SCHEMA_3)?;
         tx.execute_batch(SCHEMA_4)?;
         tx.execute_batch(photos::SCHEMA_5)?;
+        tx.execute_batch(forms::SCHEMA_6)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.execute(
             "INSERT INTO device (id, device_id, user_name, form, created_at) VALUES (1, ?1, ?2, ?3, ?4)",

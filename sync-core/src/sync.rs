@@ -26,7 +26,7 @@ pub use pack::{
     PACK_LEVEL, Pack, PackError, RowAction, Unpacked, decode_pack, encode_compact,
 };
 pub use wire::{
-    CONTENT_ENCODING, CONTENT_TYPE, DOCUMENTS_PATH, DocumentsRequest, DocumentsResponse, PackPage, PackedHousehold,
-    PullHousehold, PushHousehold, REQUEST_HEADERS, Rejection, SYNC_PATH, SyncRequest, SyncResponse, WireError, decode,
-    encode,
+    CONTENT_ENCODING, CONTENT_TYPE, DOCUMENTS_PATH, DocumentsRequest, DocumentsResponse, FORMS_PATH, FormsDelivery,
+    FormsRequest, PackPage, PackedHousehold, PullHousehold, PushHousehold, REQUEST_HEADERS, Rejection, SYNC_PATH,
+    SyncRequest, SyncResponse, WireError, decode, encode,
 };

@@ -25,6 +25,12 @@ fn form() -> &'static FormDefinition {
     FormDefinition::default_dtsen()
 }
 
+/// The versions the server knows: the built-in one.
+fn forms() -> &'static sync_core::form::FormSet {
+    static SET: std::sync::OnceLock<sync_core::form::FormSet> = std::sync::OnceLock::new();
+    SET.get_or_init(sync_core::form::FormSet::built_in)
+}
+
 fn new_household(device: DeviceId) -> (HouseholdId, Household, Vec<u8>) {
     let id = HouseholdId::random();
     let edits = answers(&[
@@ -44,7 +50,7 @@ fn edit(household: &mut Household, device: DeviceId, edits: &Edits) -> Vec<u8> {
 fn a_new_household_from_its_own_device_is_admitted() {
     let device = DeviceId::random();
     let (id, _, bytes) = new_household(device);
-    match admit(None, id, std::slice::from_ref(&bytes), &pusher(device), form()) {
+    match admit(None, id, std::slice::from_ref(&bytes), &pusher(device), forms()) {
         Verdict::Admit(a) => {
             assert_eq!(a.new_changes.len(), 1);
             assert_eq!(a.household.state().answers["head_name"], FieldValue::Text("La Sintetis".into()));
@@ -58,7 +64,7 @@ fn a_change_written_by_another_device_is_rejected() {
     let writer = DeviceId::random();
     let caller = DeviceId::random();
     let (id, _, bytes) = new_household(writer);
-    match admit(None, id, &[bytes], &pusher(caller), form()) {
+    match admit(None, id, &[bytes], &pusher(caller), forms()) {
         Verdict::Reject { code, reason } => {
             assert_eq!(code, "foreign_actor");
             assert!(reason.contains(&writer.to_string()), "{reason}");
@@ -74,7 +80,7 @@ fn a_device_writing_review_is_rejected_whatever_its_role() {
     let device = DeviceId::random();
     let (id, mut household, first) = new_household(device);
     let stored = || {
-        let Verdict::Admit(a) = admit(None, id, std::slice::from_ref(&first), &pusher(device), form()) else {
+        let Verdict::Admit(a) = admit(None, id, std::slice::from_ref(&first), &pusher(device), forms()) else {
             panic!("create admitted")
         };
         a.household
@@ -84,7 +90,7 @@ fn a_device_writing_review_is_rejected_whatever_its_role() {
         ..Edits::default()
     };
     let change = edit(&mut household, device, &review);
-    match admit(Some(stored()), id, std::slice::from_ref(&change), &pusher(device), form()) {
+    match admit(Some(stored()), id, std::slice::from_ref(&change), &pusher(device), forms()) {
         Verdict::Reject { code, .. } => assert_eq!(code, "review_forbidden"),
         other => panic!("expected rejection, got {other:?}"),
     }
@@ -101,7 +107,7 @@ fn wrong_types_unknown_fields_and_server_only_fields_are_rejected() {
     for (field, value, expected) in cases {
         let (id, mut household, first) = new_household(device);
         let change = edit(&mut household, device, &answers(&[(field, value)]));
-        match admit(None, id, &[first, change], &pusher(device), form()) {
+        match admit(None, id, &[first, change], &pusher(device), forms()) {
             Verdict::Reject { code, .. } => assert_eq!(code, expected, "{field}"),
             other => panic!("{field}: expected rejection, got {other:?}"),
         }
@@ -113,12 +119,12 @@ fn changes_missing_their_history_ask_for_the_full_household_and_known_ones_are_a
     let device = DeviceId::random();
     let (id, mut household, first) = new_household(device);
     let second = edit(&mut household, device, &answers(&[("floor_area_m2", FieldValue::Int(36))]));
-    assert!(matches!(admit(None, id, std::slice::from_ref(&second), &pusher(device), form()), Verdict::NeedFull));
-    let Verdict::Admit(a) = admit(None, id, &[first.clone(), second.clone()], &pusher(device), form()) else {
+    assert!(matches!(admit(None, id, std::slice::from_ref(&second), &pusher(device), forms()), Verdict::NeedFull));
+    let Verdict::Admit(a) = admit(None, id, &[first.clone(), second.clone()], &pusher(device), forms()) else {
         panic!("full history admitted")
     };
     let stored = a.household;
-    assert!(matches!(admit(Some(stored), id, &[first, second], &pusher(device), form()), Verdict::AlreadyKnown));
+    assert!(matches!(admit(Some(stored), id, &[first, second], &pusher(device), forms()), Verdict::AlreadyKnown));
 }
 
 #[test]
@@ -159,13 +165,13 @@ fn hand_made_changes_that_would_crash_automerge_are_refused_as_malformed() {
         ("operation numbers reused", rewritten(&change, |e| e.start_op = std::num::NonZeroU64::MIN)),
     ];
     let stored = || {
-        let Verdict::Admit(a) = admit(None, id, std::slice::from_ref(&first), &pusher(device), form()) else {
+        let Verdict::Admit(a) = admit(None, id, std::slice::from_ref(&first), &pusher(device), forms()) else {
             panic!("create admitted")
         };
         a.household
     };
     for (what, bad) in cases {
-        match admit(Some(stored()), id, std::slice::from_ref(&bad), &pusher(device), form()) {
+        match admit(Some(stored()), id, std::slice::from_ref(&bad), &pusher(device), forms()) {
             Verdict::Reject { code, reason } => {
                 assert_eq!(code, "malformed_change", "{what}: {reason}");
                 assert!(reason.contains("not written by pilar"), "{what}: {reason}");
@@ -177,7 +183,7 @@ fn hand_made_changes_that_would_crash_automerge_are_refused_as_malformed() {
         assert_eq!(on_a_device.heads(), stored().heads(), "{what}: nothing was applied");
     }
     // The untouched change still goes in.
-    assert!(matches!(admit(Some(stored()), id, &[change], &pusher(device), form()), Verdict::Admit(_)));
+    assert!(matches!(admit(Some(stored()), id, &[change], &pusher(device), forms()), Verdict::Admit(_)));
 }
 
 // --- The path policy, the writer rules and the value rules, case by case ---
@@ -453,7 +459,7 @@ fn each_forbidden_write_gets_its_code_and_what_devices_write_is_admitted() {
             stored.id(),
             std::slice::from_ref(&change),
             &pusher(device),
-            form(),
+            forms(),
         );
         match (verdict, expected) {
             (Verdict::Reject { code, reason }, Some(expected)) => {
@@ -467,4 +473,104 @@ fn each_forbidden_write_gets_its_code_and_what_devices_write_is_admitted() {
             (other, expected) => panic!("{what}: expected {expected:?}, got {other:?}"),
         }
     }
+}
+
+/// The built-in form and a version 2 with a new boolean question.
+fn forms_with_version_2() -> sync_core::form::FormSet {
+    let mut set = sync_core::form::FormSet::built_in();
+    let mut v2 = form().clone();
+    v2.version = 2;
+    let mut question = v2.household[0].clone();
+    question.name = "bantuan_daerah".into();
+    question.kind = sync_core::form::FieldKind::Boolean;
+    question.required = sync_core::form::Required::No;
+    v2.household.push(question);
+    set.insert(std::sync::Arc::new(v2));
+    set
+}
+
+fn verdict_code(verdict: Verdict) -> String {
+    match verdict {
+        Verdict::Admit(a) => format!("admit {}", a.household.form_key()),
+        Verdict::Reject { code, reason } => format!("{code}: {reason}"),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_household_moves_only_to_a_newer_published_version_of_its_form() {
+    let device = DeviceId::random();
+    let (id, household, first) = new_household(device);
+    let stored = || Household::load(id, &household.save(), device).expect("load");
+    let set = forms_with_version_2();
+    let moved = |key: &str, answer: Option<(&str, FieldValue)>| {
+        let mut copy = stored();
+        let mut edits = answer.map(|a| answers(&[a])).unwrap_or_default();
+        edits.form = Some(key.to_string());
+        edit(&mut copy, device, &edits)
+    };
+    let new_answer = || Some(("bantuan_daerah", FieldValue::Bool(true)));
+
+    // A visit made with version 2 records it, and its new question is admitted with it.
+    let change = moved("dtsen-ground-check@2", new_answer());
+    let Verdict::Admit(at_2) = admit(Some(stored()), id, std::slice::from_ref(&change), &pusher(device), &set) else {
+        panic!("the move to version 2 is admitted");
+    };
+    assert_eq!(at_2.household.form_key(), "dtsen-ground-check@2");
+    // Back to an older version: refused.
+    let mut back = Household::load(id, &at_2.household.save(), device).expect("load");
+    let downgrade = edit(&mut back, device, &Edits { form: Some("dtsen-ground-check@1".into()), ..Edits::default() });
+    let at_2 = || Household::load(id, &at_2.household.save(), device).expect("load");
+    let refused = verdict_code(admit(Some(at_2()), id, &[downgrade], &pusher(device), &set));
+    assert!(refused.starts_with("invalid_layout") && refused.contains("newer version"), "{refused}");
+    // The new question without the move is not a field of version 1.
+    let mut copy = stored();
+    let change = edit(&mut copy, device, &answers(&[("bantuan_daerah", FieldValue::Bool(true))]));
+    let refused = verdict_code(admit(Some(stored()), id, &[change], &pusher(device), &set));
+    assert!(refused.starts_with("unknown_field"), "{refused}");
+    // A version the server has not published (or not a key at all), or a published version of
+    // another form: refused. (Writing the version it records is no change at all.)
+    let mut with_other = set.clone();
+    with_other.insert(std::sync::Arc::new(sync_core::form::FormDefinition {
+        id: "another-form".into(),
+        version: 2,
+        ..form().clone()
+    }));
+    for (key, code) in
+        [("dtsen-ground-check@3", "unknown_form"), ("not a key", "unknown_form"), ("another-form@2", "invalid_layout")]
+    {
+        let change = moved(key, None);
+        let refused = verdict_code(admit(Some(stored()), id, &[change], &pusher(device), &with_other));
+        assert!(refused.starts_with(code), "{key}: {refused}");
+    }
+    // A new household recorded with a version the server does not know is refused as a whole.
+    let mut unknown = form().clone();
+    unknown.version = 7;
+    let (other, _, bytes) = {
+        let id = HouseholdId::random();
+        let edits = answers(&[
+            ("head_name", FieldValue::Text("La Sintetis".into())),
+            ("village_code", FieldValue::Text("73.14.01.1001".into())),
+        ]);
+        let (h, saved) = Household::create(id, &unknown.key(), &editor(device), &edits).expect("create");
+        (id, h, saved.bytes)
+    };
+    let refused = verdict_code(admit(None, other, &[bytes], &pusher(device), &set));
+    assert!(refused.starts_with("unknown_form") && refused.contains("dtsen-ground-check@7"), "{refused}");
+    assert!(matches!(admit(None, id, &[first], &pusher(device), &set), Verdict::Admit(_)));
+}
+
+#[test]
+fn two_devices_moving_a_household_at_once_read_the_highest_version() {
+    let (a, b) = (DeviceId::random(), DeviceId::random());
+    let (id, household, _) = new_household(a);
+    let saved = household.save();
+    let mut on_a = Household::load(id, &saved, a).expect("load");
+    let mut on_b = Household::load(id, &saved, b).expect("load");
+    let to = |key: &str| Edits { form: Some(key.to_string()), ..Edits::default() };
+    let from_a = edit(&mut on_a, a, &to("dtsen-ground-check@3"));
+    let _ = edit(&mut on_b, b, &to("dtsen-ground-check@2"));
+    on_b.apply_changes(&[from_a]).expect("merge");
+    assert_eq!(on_b.form_key(), "dtsen-ground-check@3");
+    assert_eq!(on_b.state().form, "dtsen-ground-check@3", "the state reads the same version");
 }

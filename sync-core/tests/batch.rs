@@ -106,7 +106,8 @@ fn a_version_1_store_is_upgraded_on_open() {
     {
         let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("open");
         conn.execute_batch(
-            "DROP TABLE photo_refs; DROP TABLE photos;
+            "DROP TABLE forms; DROP TABLE form_defaults; DROP TABLE forms_token;
+             DROP TABLE photo_refs; DROP TABLE photos;
              DROP TABLE household_log; ALTER TABLE households DROP COLUMN registers;
              DROP TABLE repairs; DROP TABLE page_sizes; DROP INDEX outbox_batch; ALTER TABLE outbox DROP COLUMN batch;
              PRAGMA user_version = 1;",
@@ -117,8 +118,10 @@ fn a_version_1_store_is_upgraded_on_open() {
     build_request(&mut store, &[], Uuid::new_v4(), 100, datetime!(2026-11-02 09:00 +8)).expect("and syncs");
     let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("open");
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     assert!(store.repairs().expect("repairs table").is_empty());
+    assert_eq!(store.forms_token().expect("forms tables"), None);
+    assert_eq!(store.forms().expect("forms").keys().collect::<Vec<_>>(), ["dtsen-ground-check@1"]);
     assert_eq!(store.unsent_photos().expect("photo tables"), (0, 0));
     let logged: i64 = conn.query_row("SELECT count(*) FROM household_log", [], |r| r.get(0)).expect("log table");
     assert_eq!(logged, 0);

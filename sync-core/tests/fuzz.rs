@@ -312,6 +312,12 @@ fn form() -> &'static FormDefinition {
     FormDefinition::default_dtsen()
 }
 
+/// The versions the server knows: the built-in one.
+fn forms() -> &'static sync_core::form::FormSet {
+    static SET: std::sync::OnceLock<sync_core::form::FormSet> = std::sync::OnceLock::new();
+    SET.get_or_init(sync_core::form::FormSet::built_in)
+}
+
 fn editor(device: DeviceId) -> Editor {
     Editor { user: "pkh.fuzz".into(), device, now: datetime!(2026-11-20 09:00 +8) }
 }
@@ -421,6 +427,7 @@ fn wire_messages() -> Vec<(String, Vec<u8>)> {
         cursors: BTreeMap::from([("73.14.01.1001".to_string(), 57)]),
         has_more: true,
         villages: vec!["73.14.01.1001".into(), "73.14.01.1002".into()],
+        forms: String::new(),
     };
     let page = PackPage {
         village: "73.14.01.1001".into(),
@@ -829,7 +836,7 @@ fn run_admit(input: &[u8]) {
     let s = seeded();
     let pushed: Vec<Vec<u8>> = case.changes.iter().map(|c| c.to_vec()).collect();
     let existing = case.stored.then(|| Household::load(HOUSEHOLD, &s.stored, DEVICE).expect("seeded document loads"));
-    let verdict = admit(existing, HOUSEHOLD, &pushed, &pusher_for(case.pusher), form());
+    let verdict = admit(existing, HOUSEHOLD, &pushed, &pusher_for(case.pusher), forms());
     let slot = match &verdict {
         Verdict::Admit(admitted) => {
             // What the server does next with an admitted household must work too.

@@ -4,6 +4,7 @@ mod accounts;
 mod campaign;
 mod export;
 mod faults;
+mod forms;
 mod hostile;
 mod hostile_display;
 mod load;

@@ -1,6 +1,6 @@
 //! `pilar add`: add a household found in the field.
 
-use super::{device_form, explain, gather_answers, open_store, read_answers_file, report_saved};
+use super::{explain, gather_answers, open_store, read_answers_file, report_saved};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use sync_core::entry;
@@ -40,8 +40,8 @@ pub struct Args {
 /// Add the household.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let mut store = open_store(home)?;
-    let form = device_form(&store)?;
     let village = VillageCode::parse(&args.village).with_context(|| format!("--village {}", args.village))?;
+    let form = store.form_for_village(&store.forms()?, village.as_str())?;
     let mut file = match &args.answers_file {
         Some(p) => Some(read_answers_file(p)?),
         None => None,
@@ -53,7 +53,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             flags.push(format!("{name}={v}"));
         }
     }
-    let answers = entry::only_set(gather_answers(form, Scope::Household, &flags, file.as_ref())?);
+    let answers = entry::only_set(gather_answers(&form, Scope::Household, &flags, file.as_ref())?);
     let mut members = Vec::new();
     if let Some(list) = members_json {
         let serde_json::Value::Array(items) = list else {
@@ -63,7 +63,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             let serde_json::Value::Object(map) = item else {
                 bail!("members[{i}] in the answers file must be an object")
             };
-            let parsed = entry::parse_json_answers(form, Scope::Member, map)
+            let parsed = entry::parse_json_answers(&form, Scope::Member, map)
                 .map_err(entry::EntryError::Refused)
                 .map_err(explain)?;
             let mut m = entry::only_set(parsed);
@@ -71,7 +71,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
             members.push(m);
         }
     }
-    let saved = entry::add_household(&mut store, form, &village, answers, members, super::now()?).map_err(explain)?;
+    let saved = entry::add_household(&mut store, &form, &village, answers, members, super::now()?).map_err(explain)?;
     if args.quiet {
         println!("{}", saved.household);
         for w in &saved.warnings {

@@ -1,6 +1,6 @@
 //! `pilar edit`: change household answers outside a visit (a supervisor's correction, a typo fixed).
 
-use super::{device_form, explain, gather_answers, open_store, read_answers_file, report_saved};
+use super::{explain, gather_answers, household_form, open_store, read_answers_file, report_saved};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use sync_core::entry;
@@ -26,17 +26,17 @@ pub struct Args {
 /// Save the edit.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let mut store = open_store(home)?;
-    let form = device_form(&store)?;
     let id = store.resolve_id(&args.household)?;
+    let form = household_form(&store, id)?;
     let file = match &args.answers_file {
         Some(p) => Some(read_answers_file(p)?),
         None => None,
     };
-    let answers = gather_answers(form, Scope::Household, &args.answers, file.as_ref())?;
+    let answers = gather_answers(&form, Scope::Household, &args.answers, file.as_ref())?;
     if answers.is_empty() {
         anyhow::bail!("give at least one --answer field=value (or --answers-file) to change");
     }
     let edits = Edits { answers, ..Edits::default() };
-    let saved = entry::save(&mut store, form, id, "edit", &edits, super::now()?).map_err(explain)?;
+    let saved = entry::save(&mut store, &form, id, "edit", &edits, super::now()?).map_err(explain)?;
     report_saved(&saved, "edit", args.json)
 }

@@ -6,10 +6,11 @@ use crate::client::Client;
 use crate::export::{Export, ExportFormat};
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
-use sync_core::form::FormDefinition;
+use sync_core::form::{FormDefinition, split_key};
 use sync_core::ids::LocalZone;
 use sync_core::model::HouseholdId;
 use sync_core::protocol::ExportPage;
+use sync_core::protocol::FormsView;
 
 /// Arguments of `pilar export`.
 #[derive(clap::Args)]
@@ -56,7 +57,8 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         bail!("--area {:?} is not a region code; give a kecamatan (73.14.01) or kabupaten (73.14)", args.area);
     }
     let mut client = Client::from_session(home)?;
-    let form = FormDefinition::default_dtsen();
+    let form = export_form(&mut client)?;
+    let form = &form;
     // Ask for the first page before creating files: a refused area leaves nothing behind.
     let mut page: ExportPage = client.get(&query(&args, None))?;
     let bar = indicatif::ProgressBar::new(page.total.unwrap_or(0));
@@ -101,4 +103,26 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The form an export is laid out for: the newest published version of the form new visits use
+/// everywhere (the global default). A version never removes a field, so its columns hold the
+/// answers of every earlier version, labelled from the newest (docs/forms.md).
+fn export_form(client: &mut Client) -> Result<FormDefinition> {
+    let view: FormsView = client.get("/v1/forms")?;
+    let global = view.defaults.iter().find(|d| d.kabupaten.is_empty()).map(|d| d.form.clone());
+    let id = global
+        .as_deref()
+        .and_then(split_key)
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_else(|| FormDefinition::default_dtsen().id.clone());
+    let newest = view
+        .versions
+        .iter()
+        .filter_map(|v| split_key(&v.key).filter(|(form_id, _)| *form_id == id).map(|(_, version)| (version, &v.key)))
+        .max();
+    match newest {
+        Some((_, key)) => client.get(&format!("/v1/forms/{key}")),
+        None => Ok(FormDefinition::default_dtsen().clone()),
+    }
 }

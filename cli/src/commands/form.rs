@@ -32,6 +32,27 @@ enum Action {
         /// The newer version's definition.
         new: PathBuf,
     },
+    /// Publish a form version on the server (admins): refused, with every problem, when it would
+    /// make households recorded under an earlier version unreadable.
+    Publish {
+        /// The definition (JSON).
+        file: PathBuf,
+    },
+    /// List the versions published on the server and which one new visits use.
+    Versions {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a published version the one new visits use (admins), in one kabupaten or everywhere
+    /// without a default of its own.
+    Use {
+        /// The version, `id@version` (e.g. dtsen-ground-check@2).
+        form: String,
+        /// Only in this kabupaten (e.g. 73.14).
+        #[arg(long)]
+        kabupaten: Option<String>,
+    },
 }
 
 /// Print the form.
@@ -48,8 +69,15 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         return Ok(());
     }
+    match args.action {
+        Some(Action::Publish { file }) => return super::form_admin::publish(home, &read_definition(&file)?),
+        Some(Action::Versions { json }) => return super::form_admin::versions(home, json),
+        Some(Action::Use { form, kabupaten }) => return super::form_admin::use_version(home, &form, kabupaten),
+        Some(Action::Diff { .. }) | None => {}
+    }
     let store = open_store(home)?;
     let form = device_form(&store)?;
+    let form = form.as_ref();
     if args.json {
         println!("{}", serde_json::to_string_pretty(form)?);
         return Ok(());

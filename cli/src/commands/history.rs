@@ -34,8 +34,8 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
         _ => args.field.parse()?,
     };
-    let form = super::device_form(&store)?;
-    if !known_field(form, &path) {
+    let (form, _) = super::showing_form(&store, &household.form_key())?;
+    if !known_field(&form, &path) {
         bail!(
             "{path} is not a field of this household's form: `pilar form` lists the fields (household answers by \
              name, e.g. `floor_area_m2`; members as `members.<seq>.<field>`, e.g. `members.1.nik`)"

@@ -1,6 +1,6 @@
 //! `pilar member add|edit|remove`: change a household's members, one save each.
 
-use super::{device_form, explain, gather_answers, open_store, report_saved};
+use super::{explain, gather_answers, household_form, open_store, report_saved};
 use anyhow::{Result, bail};
 use std::path::Path;
 use sync_core::entry;
@@ -74,15 +74,15 @@ pub fn resolve_member(state: &HouseholdState, text: &str) -> Result<MemberId> {
 /// Run a member subcommand.
 pub fn run(home: &Path, cmd: Command) -> Result<()> {
     let mut store = open_store(home)?;
-    let form = device_form(&store)?;
     let now = super::now()?;
     let (household, action, edits, json) = match cmd {
         Command::Add { household, name, mut answers, json } => {
             let id = store.resolve_id(&household)?;
+            let form = household_form(&store, id)?;
             if let Some(n) = name {
                 answers.push(format!("full_name={n}"));
             }
-            let mut parsed = entry::only_set(gather_answers(form, Scope::Member, &answers, None)?);
+            let mut parsed = entry::only_set(gather_answers(&form, Scope::Member, &answers, None)?);
             if !parsed.contains_key("seq") {
                 let state = store.load(id)?.household.state();
                 let next = state.members.iter().filter_map(|m| m.seq()).max().unwrap_or(0) + 1;
@@ -93,7 +93,8 @@ pub fn run(home: &Path, cmd: Command) -> Result<()> {
         Command::Edit { household, member, answers, json } => {
             let id = store.resolve_id(&household)?;
             let member = resolve_member(&store.load(id)?.household.state(), &member)?;
-            let parsed = gather_answers(form, Scope::Member, &answers, None)?;
+            let form = household_form(&store, id)?;
+            let parsed = gather_answers(&form, Scope::Member, &answers, None)?;
             (id, "member-edit", Edits { edit_members: vec![(member, parsed)], ..Edits::default() }, json)
         }
         Command::Remove { household, member, reason, json } => {
@@ -105,7 +106,8 @@ pub fn run(home: &Path, cmd: Command) -> Result<()> {
             (id, "member-remove", Edits { remove_members: vec![(member, reason)], ..Edits::default() }, json)
         }
     };
-    let saved = entry::save(&mut store, form, household, action, &edits, now).map_err(explain)?;
+    let form = household_form(&store, household)?;
+    let saved = entry::save(&mut store, &form, household, action, &edits, now).map_err(explain)?;
     if !json && let Some(m) = saved.members_added.first() {
         println!("member {m} added.");
     }

@@ -1,6 +1,6 @@
 //! `pilar show`: one household with members, visits, review and conflicting values.
 
-use super::{device_form, open_store};
+use super::{open_store, showing_form};
 use crate::render::{cell, line, local_time, table};
 use anyhow::Result;
 use std::path::Path;
@@ -52,10 +52,11 @@ fn label(form: &FormDefinition, scope: Scope, field: &str) -> String {
 /// Show the household.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let store = open_store(home)?;
-    let form = device_form(&store)?;
     let id = store.resolve_id(&args.household)?;
     let stored = store.load(id)?;
     let state = stored.household.state();
+    let (form, note) = showing_form(&store, &state.form)?;
+    let form = form.as_ref();
     let conflicts = stored.household.conflicts();
     if args.json {
         let conflicts: Vec<serde_json::Value> = conflicts
@@ -70,6 +71,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     println!("household {}", state.id);
     println!("village   {} {}", line(&stored.village), village_name.unwrap_or(""));
     println!("form      {}", line(&state.form));
+    if let Some(note) = &note {
+        println!("          ({note})");
+    }
     println!();
     println!("answers:");
     let rows: Vec<Vec<String>> = state

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use sync_core::model::HouseholdId;
 use sync_core::store::{DeviceStore, PageSizes};
 use sync_core::sync::{
-    self, CONTENT_TYPE, ClientError, DOCUMENTS_PATH, DocumentsResponse, PACK_CONTENT_TYPE, REQUEST_HEADERS, SYNC_PATH,
-    SyncResponse,
+    self, CONTENT_TYPE, ClientError, DOCUMENTS_PATH, DocumentsResponse, FORMS_PATH, FormsDelivery, FormsRequest,
+    PACK_CONTENT_TYPE, REQUEST_HEADERS, SYNC_PATH, SyncResponse,
 };
 
 /// Arguments of `pilar sync`.
@@ -86,6 +86,8 @@ struct Summary {
     download_interrupted: Option<(String, usize)>,
     villages_added: Vec<String>,
     villages_removed: Vec<String>,
+    /// Form versions received (`id@version`).
+    forms_received: Vec<String>,
     /// Photo uploads (after the data).
     #[serde(flatten)]
     photos: photos::PhotoSummary,
@@ -232,6 +234,32 @@ fn repair(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary) -
     Ok(())
 }
 
+/// Fetch the form versions this device lacks and the defaults for its kabupaten, when the
+/// server's catalog token differs from the stored one (a read: retrying is harmless).
+fn fetch_forms(client: &mut Client, store: &mut DeviceStore, token: &str, summary: &mut Summary) -> Result<()> {
+    if token.is_empty() || store.forms_token()?.as_deref() == Some(token) {
+        return Ok(());
+    }
+    let have: Vec<String> = store.forms()?.keys().map(str::to_string).collect();
+    let body = sync::encode(&FormsRequest { have });
+    let url = client.url(FORMS_PATH);
+    let response = client.send(|http| with_sync_headers(http.post(&url)).body(body.clone()))?;
+    let reply = client.body(response)?;
+    summary.round_trips += 1;
+    summary.bytes_sent += body.len();
+    summary.bytes_received += reply.len();
+    let delivery: FormsDelivery = decode(client, &reply, "forms answer")?;
+    let keys: Vec<String> = delivery
+        .forms
+        .iter()
+        .filter_map(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        .filter_map(|v| Some(format!("{}@{}", v.get("id")?.as_str()?, v.get("version")?.as_u64()?)))
+        .collect();
+    store.store_forms(&delivery)?;
+    summary.forms_received.extend(keys);
+    Ok(())
+}
+
 /// The round trips: repairs, first downloads, then sync pages until nothing is left.
 fn exchange(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary) -> Result<()> {
     let bar = indicatif::ProgressBar::new_spinner().with_message("syncing");
@@ -280,6 +308,7 @@ fn exchange(client: &mut Client, store: &mut DeviceStore, summary: &mut Summary)
             }
         };
         let outcome = sync::apply_response(store, &request, &response, super::now()?)?;
+        fetch_forms(client, store, &response.forms, summary)?;
         if started.elapsed() < FAST_ROUND_TRIP && outcome.has_more {
             store.set_page_sizes(sizes.after_fast())?;
         }
@@ -436,6 +465,9 @@ fn print_done(summary: &Summary, kept: &[String]) {
             thousands(summary.changes_received),
             thousands(summary.households_changed)
         ));
+    }
+    if !summary.forms_received.is_empty() {
+        said.push(format!("received form version(s) {}", summary.forms_received.join(", ")));
     }
     if summary.new_conflicts > 0 {
         said.push(format!("{} field(s) now hold two values (see `pilar list --conflicts`)", summary.new_conflicts));

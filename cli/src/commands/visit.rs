@@ -1,6 +1,6 @@
 //! `pilar visit`: record a visit with its outcome, answers and GPS, as one save.
 
-use super::{device_form, explain, gather_answers, open_store, read_answers_file, report_saved};
+use super::{explain, gather_answers, household_form, open_store, read_answers_file, report_saved};
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
 use sync_core::entry;
@@ -64,8 +64,8 @@ fn parse_gps(text: &str) -> Result<(f64, f64, Option<f64>)> {
 /// Record the visit.
 pub fn run(home: &Path, args: Args) -> Result<()> {
     let mut store = open_store(home)?;
-    let form = device_form(&store)?;
     let id = store.resolve_id(&args.household)?;
+    let form = household_form(&store, id)?;
     let mut file = match &args.answers_file {
         Some(p) => Some(read_answers_file(p)?),
         None => None,
@@ -75,8 +75,8 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         Some(_) => bail!("\"visit\" in the answers file must be an object of visit answers"),
         None => None,
     };
-    let answers = gather_answers(form, Scope::Household, &args.answers, file.as_ref())?;
-    let visit_answers = entry::only_set(gather_answers(form, Scope::Visit, &args.visit_answers, visit_json.as_ref())?);
+    let answers = gather_answers(&form, Scope::Household, &args.answers, file.as_ref())?;
+    let visit_answers = entry::only_set(gather_answers(&form, Scope::Visit, &args.visit_answers, visit_json.as_ref())?);
     let (lat, lon, accuracy_m) = match &args.gps {
         Some(text) => {
             let (la, lo, acc) = parse_gps(text)?;
@@ -97,6 +97,6 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }),
         ..Edits::default()
     };
-    let saved = entry::save(&mut store, form, id, "visit", &edits, super::now()?).map_err(explain)?;
+    let saved = entry::save(&mut store, &form, id, "visit", &edits, super::now()?).map_err(explain)?;
     report_saved(&saved, "visit", args.json)
 }

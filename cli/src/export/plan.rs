@@ -8,7 +8,7 @@
 use anyhow::{Result, bail};
 use std::borrow::Cow;
 use std::collections::HashSet;
-use sync_core::form::{Choice, FieldDef, FieldKind, FormDefinition, Scope};
+use sync_core::form::{Choice, FieldDef, FieldKind, FormDefinition, Scope, split_key};
 use sync_core::ids::{LocalZone, VillageCode, regions};
 use sync_core::model::{HouseholdState, Member, PhotoRef, ReviewStatus, VISIT_KEYS, Visit};
 use sync_core::photo::{Mime, PhotoId, PhotoKind};
@@ -446,10 +446,16 @@ impl ColumnPlan {
         household: &HouseholdState,
         mut row: impl FnMut(Sheet, &[Cell<'_>]) -> Result<()>,
     ) -> Result<()> {
-        if household.form != self.form_key {
+        // A version never removes a field or changes what a code means (form::evolution), so the
+        // newest version's columns hold every earlier version's answers, labelled from the newest.
+        let readable = match (split_key(&household.form), split_key(&self.form_key)) {
+            (Some((id, version)), Some((plan_id, plan_version))) => id == plan_id && version <= plan_version,
+            _ => false,
+        };
+        if !readable {
             bail!(
-                "household {} was recorded with form {:?}, but this export is laid out for {}; \
-                 export each form version to its own file",
+                "household {} was recorded with form {:?}, but this export is laid out for {} (and its earlier \
+                 versions); export each form to its own file",
                 household.id,
                 household.form,
                 self.form_key

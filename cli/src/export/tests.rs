@@ -7,7 +7,7 @@ use super::*;
 use calamine::{Data, Range, Reader, Xlsx, open_workbook};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use sync_core::form::Scope;
+use sync_core::form::{FormDefinition, Scope};
 use sync_core::ids::LocalZone;
 use sync_core::model::{DeviceId, Editor, Edits, Household, HouseholdId, MemberId, NewVisit, VisitId};
 use sync_core::value::FieldValue;
@@ -609,10 +609,24 @@ fn missing_output_directory_is_named_in_the_error() {
 fn household_of_another_form_is_refused_naming_both_forms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut export = Export::create(ExportFormat::Csv, &dir.path().join("x"), form(), ZONE).expect("create");
-    let mut other = empty_household();
-    other.form = "dtsen-ground-check@2".to_owned();
-    let message = format!("{:#}", export.write(&other).expect_err("refused"));
-    assert!(message.contains("dtsen-ground-check@2") && message.contains("dtsen-ground-check@1"), "{message}");
+    for key in ["dtsen-ground-check@2", "other-form@1"] {
+        let mut other = empty_household();
+        other.form = key.to_owned();
+        let message = format!("{:#}", export.write(&other).expect_err("refused"));
+        assert!(message.contains(key) && message.contains("dtsen-ground-check@1"), "{message}");
+    }
+}
+
+#[test]
+fn an_export_laid_out_for_a_newer_version_takes_households_of_earlier_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let newer = FormDefinition { version: 3, ..form().clone() };
+    let mut export = Export::create(ExportFormat::Csv, &dir.path().join("x"), &newer, ZONE).expect("create");
+    for key in ["dtsen-ground-check@1", "dtsen-ground-check@3"] {
+        let mut household = empty_household();
+        household.form = key.to_owned();
+        export.write(&household).expect(key);
+    }
 }
 
 #[test]

@@ -166,3 +166,23 @@ pub async fn documents(
         .await?;
     Ok(sync_response(sync::encode(&answer)))
 }
+
+/// `POST /v1/sync/forms`: the form versions the device lacks and the defaults of its
+/// kabupaten, with the catalog token they reflect. Read-only, so retrying is safe.
+pub async fn forms(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiBytes(body): ApiBytes,
+) -> Result<Response, ApiError> {
+    let (request, _reservation) = decode_body::<sync::FormsRequest>(&state, &body).await?;
+    let grace = state.settings.ended_assignment_grace;
+    let now = state.clock.now();
+    let answer = state
+        .blocking(move |service| {
+            let who = service.sync_caller(&caller, grace, now)?;
+            service.forms_delivery(&who.active, &request.have).map_err(ApiError::internal)
+        })
+        .await?;
+    tracing::info!(forms = answer.forms.len(), "forms delivered");
+    Ok(sync_response(sync::encode(&answer)))
+}

@@ -85,17 +85,19 @@ pub(super) fn brief(
 
 /// Recompute the facts of up to `limit` stale households; returns how many it looked at (the
 /// caller repeats, one short transaction at a time, until 0).
-fn refresh_some(tx: &mut dyn Tx, limit: u32) -> Result<usize, StorageError> {
+fn refresh_some(tx: &mut dyn Tx, forms: &super::forms::FormCache, limit: u32) -> Result<usize, StorageError> {
     let stale = tx.stale_facts(limit)?;
     if stale.is_empty() {
         return Ok(0);
     }
     let key = secret(tx, LOOKUP_KEY_NAME)?;
-    let form = FormDefinition::default_dtsen();
+    let set = forms.set(tx)?;
     for (id, version) in &stale {
         if let Some(row) = tx.household(*id)? {
             let household = Household::load(*id, &row.doc, DeviceId(uuid::Uuid::nil()))
                 .map_err(|e| corrupt(format!("household {id}: {e}")))?;
+            // Read with the version the household records (admission refused any other).
+            let form = set.get(&household.form_key()).map_or(FormDefinition::default_dtsen(), |f| f.as_ref());
             let (facts, keys) = derive(&household, &row.village, *version, &key, form)?;
             tx.put_facts(&facts, &keys)?;
         }
@@ -159,7 +161,7 @@ impl Service {
         if self.db.read(|tx| tx.stale_facts(1))?.is_empty() {
             return Ok(());
         }
-        while self.db.write(|tx| refresh_some(tx, FACTS_PER_TRANSACTION))? > 0 {}
+        while self.db.write(|tx| refresh_some(tx, &self.forms, FACTS_PER_TRANSACTION))? > 0 {}
         Ok(())
     }
 }

@@ -12,9 +12,10 @@ use super::Service;
 use crate::storage::{FormDefaultRow, FormRow, ReadTx, StorageError, Transactions};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use sync_core::form::{EvolutionProblem, FormDefinition, check_evolution};
+use sync_core::form::{EvolutionProblem, FormDefinition, FormSet, check_evolution};
 use sync_core::ids::RegencyCode;
 use sync_core::protocol::{FormDefaultView, FormVersionView, FormsView, PublishedForm};
+use sync_core::sync::FormsDelivery;
 use time::OffsetDateTime;
 
 /// Who "published" the version compiled into Pilar, in listings.
@@ -89,6 +90,20 @@ impl FormCache {
     }
 }
 
+impl FormCache {
+    /// Every published version (the built-in one included), parsed: what admission checks
+    /// households with. Reads the list of keys; definitions come from the cache.
+    pub fn set(&self, tx: &mut dyn ReadTx) -> Result<FormSet, StorageError> {
+        let mut set = FormSet::built_in();
+        for row in tx.forms()? {
+            if let Some(form) = self.get(tx, &row.key)? {
+                set.insert(form);
+            }
+        }
+        Ok(set)
+    }
+}
+
 fn poisoned() -> StorageError {
     StorageError::Corrupt("the form cache was poisoned by a panic".into())
 }
@@ -110,6 +125,21 @@ fn all_versions(tx: &mut dyn ReadTx) -> Result<Vec<FormRow>, StorageError> {
     }];
     rows.extend(tx.forms()?);
     Ok(rows)
+}
+
+/// A short digest of every published key and every default: a device whose stored token differs
+/// fetches forms (`POST /v1/sync/forms`); equal tokens mean nothing changed.
+pub fn catalog_token(set: &FormSet, defaults: &[FormDefaultRow]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for key in set.keys() {
+        hash.update(key.as_bytes());
+        hash.update(b"\n");
+    }
+    for d in defaults {
+        hash.update(format!("{}={}\n", d.area, d.form_key).as_bytes());
+    }
+    hex::encode(&hash.finalize()[..8])
 }
 
 /// The key new visits use in `village` (dotted Kemendagri code): its kabupaten's default, else the
@@ -263,6 +293,30 @@ impl Service {
                 });
             }
             Ok(FormsView { versions, defaults })
+        })
+    }
+
+    /// What `POST /v1/sync/forms` answers a device working in `villages` that holds `have`: every
+    /// published version it lacks (a household it receives may carry any of them), the defaults
+    /// for its kabupaten and the global one, and the catalog token.
+    pub fn forms_delivery(&self, villages: &[String], have: &[String]) -> Result<FormsDelivery, StorageError> {
+        self.db.read(|tx| {
+            let set = self.forms.set(tx)?;
+            let defaults = tx.form_defaults()?;
+            let token = catalog_token(&set, &defaults);
+            let kabupaten: Vec<&str> = villages.iter().filter_map(|v| v.get(..5)).collect();
+            let defaults = defaults
+                .into_iter()
+                .filter(|d| d.area.is_empty() || kabupaten.contains(&d.area.as_str()))
+                .map(|d| (d.area, d.form_key))
+                .collect();
+            let forms = set
+                .iter()
+                .filter(|f| !have.contains(&f.key()))
+                .map(|f| serde_json::to_string(f.as_ref()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StorageError::Corrupt(format!("a form does not serialise: {e}")))?;
+            Ok(FormsDelivery { token, defaults, forms })
         })
     }
 

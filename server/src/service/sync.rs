@@ -14,7 +14,7 @@ use super::{Service, corrupt, feed, fold};
 use crate::storage::{HouseholdWrite, ReadTx, StorageError, StoredResponse, Transactions, Tx};
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
-use sync_core::form::FormDefinition;
+use sync_core::form::FormSet;
 use sync_core::model::{Household, HouseholdId};
 use sync_core::sync::{
     CompactPageBuilder, PackPage, PackedHousehold, PullHousehold, PushHousehold, Pusher, Rejection, SyncRequest,
@@ -53,19 +53,25 @@ impl Service {
         request: &SyncRequest,
         now: OffsetDateTime,
     ) -> Result<Vec<u8>, StorageError> {
-        let form = FormDefinition::default_dtsen();
         let decisions = self.db.read(|tx| {
             if replay(tx, caller, request)?.is_some() {
                 return Ok(None);
             }
-            request.push.iter().map(|push| decide(tx, caller, push, form, now)).collect::<Result<Vec<_>, _>>().map(Some)
+            let forms = self.forms.set(tx)?;
+            request
+                .push
+                .iter()
+                .map(|push| decide(tx, caller, push, &forms, now))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
         })?;
         self.db.write(|tx| {
             if let Some(body) = replay(tx, caller, request)? {
                 return Ok(body);
             }
             let pulling = Pulling { recent: &self.recent, max_changes: MAX_CHANGES_PER_RESPONSE };
-            commit(tx, &pulling, caller, request, decisions.as_deref(), form, now)
+            let forms = self.forms.set(tx)?;
+            commit(tx, &pulling, caller, request, decisions.as_deref(), &forms, now)
         })
     }
 
@@ -198,7 +204,7 @@ pub(super) fn decide(
     tx: &mut dyn ReadTx,
     caller: &SyncCaller,
     push: &PushHousehold,
-    form: &FormDefinition,
+    forms: &FormSet,
     now: OffsetDateTime,
 ) -> Result<Decision, StorageError> {
     let row = tx.household(push.household)?;
@@ -239,7 +245,7 @@ pub(super) fn decide(
     let is_new = existing.is_none();
     let bytes: Vec<Vec<u8>> = push.changes.iter().map(|c| c.to_vec()).collect();
     let pusher = Pusher { user: &caller.user, device: caller.device, registered_at: caller.registered_at, now };
-    match admit(existing.map(|(h, _)| h), push.household, &bytes, &pusher, form) {
+    match admit(existing.map(|(h, _)| h), push.household, &bytes, &pusher, forms) {
         Verdict::Admit(admitted) => {
             if is_new {
                 let declared = admitted.household.state().answers.get("village_code").cloned();
@@ -385,7 +391,7 @@ pub(super) fn commit(
     caller: &SyncCaller,
     request: &SyncRequest,
     decisions: Option<&[Decision]>,
-    form: &FormDefinition,
+    forms: &FormSet,
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, StorageError> {
     let Pulling { recent, max_changes } = *pulling;
@@ -407,7 +413,7 @@ pub(super) fn commit(
         let decided = match decisions.and_then(|d| d.get(i)) {
             Some(d) if tx.household_heads(push.household)? == d.heads => d,
             _ => {
-                made_again = decide(tx, caller, push, form, now)?;
+                made_again = decide(tx, caller, push, forms, now)?;
                 &made_again
             }
         };
@@ -455,6 +461,7 @@ pub(super) fn commit(
     }
     appender.flush(tx)?;
     pull(tx, recent, caller, request, max_changes, &mut response)?;
+    response.forms = super::forms::catalog_token(forms, &tx.form_defaults()?);
     let body = sync_core::sync::encode(&response);
     remember(tx, caller, request, &body, now)?;
     Ok(body)

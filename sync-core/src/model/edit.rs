@@ -4,7 +4,7 @@ use super::read::{MEMBER_REMOVAL_KEYS, VISIT_KEYS, root_objects, to_field_value}
 use super::{Editor, MemberId, ModelError, VisitId};
 use crate::value::FieldValue;
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ObjId, ObjType, ScalarValue, Value};
+use automerge::{ObjId, ObjType, ROOT, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -35,6 +35,9 @@ pub struct Edits {
     /// silently winning. Without it (roster updates, folds, resolutions) an unchanged value writes
     /// nothing. Fields the edits do not name are never written either way.
     pub confirmed: bool,
+    /// A newer version of the household's form (`id@version`) that this save was made with: the
+    /// household records it, so its new answers are read with the version that asked them.
+    pub form: Option<String>,
 }
 
 impl Edits {
@@ -48,6 +51,7 @@ impl Edits {
             && self.links.is_empty()
             && self.review.is_empty()
             && self.add_photos.is_empty()
+            && self.form.is_none()
     }
 }
 
@@ -160,6 +164,9 @@ pub(super) fn write<T: Transactable>(
 ) -> Result<(), ModelError> {
     let roots = root_objects(&*tx).map_err(|detail| ModelError::Layout { household, detail })?;
     let now = super::rfc3339_seconds(editor.now);
+    if let Some(form) = &edits.form {
+        tx.put(ROOT, "form", form.as_str())?;
+    }
     for (k, v) in &edits.answers {
         set_or_clear(tx, &roots["answers"], k, v, edits.confirmed)?;
     }

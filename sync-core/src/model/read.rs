@@ -283,8 +283,8 @@ pub(crate) trait Source {
     fn root(&self) -> Self::Obj;
     /// The map shown at `key` of `obj`, if a map is shown there.
     fn map_at(&self, obj: &Self::Obj, key: &str) -> Option<Self::Obj>;
-    /// The value shown at `key` of `obj`, if a value an answer reads is shown there.
-    fn value_at(&self, obj: &Self::Obj, key: &str) -> Option<FieldValue>;
+    /// Every value at `key` of `obj` that concurrent writes left visible (the winner among them).
+    fn values_at(&self, obj: &Self::Obj, key: &str) -> Vec<FieldValue>;
     /// The values shown in `obj`, by key.
     fn scalars(&self, obj: &Self::Obj) -> BTreeMap<String, FieldValue>;
     /// The maps shown in `obj`, by key, in key order.
@@ -308,11 +308,8 @@ impl<R: ReadDoc> Source for Doc<'_, R> {
         }
     }
 
-    fn value_at(&self, obj: &ObjId, key: &str) -> Option<FieldValue> {
-        match self.0.get(obj, key) {
-            Ok(Some((v, _))) => to_field_value(&v),
-            _ => None,
-        }
+    fn values_at(&self, obj: &ObjId, key: &str) -> Vec<FieldValue> {
+        self.0.get_all(obj, key).unwrap_or_default().into_iter().filter_map(|(v, _)| to_field_value(&v)).collect()
     }
 
     fn scalars(&self, obj: &ObjId) -> BTreeMap<String, FieldValue> {
@@ -330,6 +327,12 @@ pub(crate) fn root_objects_of<S: Source>(source: &S) -> Option<BTreeMap<&'static
     ROOT_MAPS.iter().map(|key| source.map_at(&root, key).map(|obj| (*key, obj))).collect()
 }
 
+/// The form key a household's answers are read with, among the values concurrent saves left:
+/// the highest version (see [`super::Household::form_key`]).
+pub(crate) fn form_key_of(values: impl Iterator<Item = String>) -> String {
+    values.max_by_key(|key| crate::form::split_key(key).map(|(_, version)| version)).unwrap_or_default()
+}
+
 /// Read the whole current state of a household document.
 pub(super) fn state<R: ReadDoc>(doc: &R, id: HouseholdId) -> HouseholdState {
     state_of(&Doc(doc), id)
@@ -337,7 +340,7 @@ pub(super) fn state<R: ReadDoc>(doc: &R, id: HouseholdId) -> HouseholdState {
 
 /// Read the whole current state of a household from `source`.
 pub(crate) fn state_of<S: Source>(source: &S, id: HouseholdId) -> HouseholdState {
-    let form = source.value_at(&source.root(), "form").map(|v| v.to_string()).unwrap_or_default();
+    let form = form_key_of(source.values_at(&source.root(), "form").iter().map(|v| v.to_string()));
     let Some(roots) = root_objects_of(source) else {
         return HouseholdState {
             id,

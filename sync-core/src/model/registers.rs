@@ -355,12 +355,15 @@ impl Source for Registers {
         }
     }
 
-    fn value_at(&self, obj: &u32, key: &str) -> Option<FieldValue> {
-        let (_, _, visible) = self.entries(*obj).find(|(_, k, _)| k == key)?;
-        match self.winner(visible)? {
-            Held::Value(value) => value.clone(),
-            Held::Map(_) => None,
-        }
+    fn values_at(&self, obj: &u32, key: &str) -> Vec<FieldValue> {
+        let Some((_, _, visible)) = self.entries(*obj).find(|(_, k, _)| k == key) else { return Vec::new() };
+        visible
+            .iter()
+            .filter_map(|(_, _, held)| match held {
+                Held::Value(value) => value.clone(),
+                Held::Map(_) => None,
+            })
+            .collect()
     }
 
     fn scalars(&self, obj: &u32) -> BTreeMap<String, FieldValue> {

@@ -15,7 +15,7 @@ pub use paths::{Area, Operation, PATH_RULES, PathRule, Permission, path_rule};
 pub use writer::CLOCK_SKEW;
 
 use crate::finding::Severity;
-use crate::form::{FieldDef, FieldKind, FormDefinition, Scope, ValidationContext, check_field};
+use crate::form::{FieldDef, FieldKind, FormDefinition, FormSet, Scope, ValidationContext, check_field, split_key};
 use crate::model::{
     DeviceId, Household, HouseholdId, MEMBER_REMOVAL_KEYS, ModelError, Place, ROOT_MAPS, Record, RecordKeys,
     VISIT_KEYS, Write, WrittenOp, check_record_value,
@@ -70,13 +70,15 @@ fn reject(code: &'static str, reason: impl Into<String>) -> Verdict {
     Verdict::Reject { code, reason: reason.into() }
 }
 
-/// Check one pushed household batch from `pusher`'s device against the stored document.
+/// Check one pushed household batch from `pusher`'s device against the stored document. Values
+/// are checked with the form version the household records after the batch (`forms` holds every
+/// version the checker knows); a batch may move the household to a newer version of its form.
 pub fn admit(
     existing: Option<Household>,
     id: HouseholdId,
     pushed: &[Vec<u8>],
     pusher: &Pusher<'_>,
-    form: &FormDefinition,
+    forms: &FormSet,
 ) -> Verdict {
     let actor = pusher.device.actor();
     let mut changes = Vec::with_capacity(pushed.len());
@@ -97,6 +99,7 @@ pub fn admit(
         );
     }
     let is_new = existing.is_none();
+    let before_form = existing.as_ref().map(Household::form_key);
     let mut household = match existing {
         Some(h) => h,
         None => Household::empty(id, pusher.device),
@@ -121,8 +124,18 @@ pub fn admit(
             return reject("forged_writer", format!("a change of household {id} {why}"));
         }
     }
+    let form_key = household.form_key();
+    let Some(form) = forms.get(&form_key) else {
+        return reject(
+            "unknown_form",
+            format!(
+                "household {id} is recorded with form {form_key:?}, which this server has not published; \
+                 an admin publishes it (pilar form publish), or the device updates pilar"
+            ),
+        );
+    };
     let ops = household.written_ops(&changes);
-    let batch = Batch { is_new, before, pusher, form };
+    let batch = Batch { is_new, before, pusher, form, forms, before_form: before_form.as_deref() };
     if let Some((code, reason)) = batch.check_ops(&ops) {
         return reject(code, format!("household {id}: {reason}"));
     }
@@ -160,7 +173,12 @@ struct Batch<'a> {
     /// The member and visit keys the stored document held before the batch.
     before: RecordKeys,
     pusher: &'a Pusher<'a>,
+    /// The form version the household records after the batch: values are checked with it.
     form: &'a FormDefinition,
+    /// Every version the checker knows.
+    forms: &'a FormSet,
+    /// The form key the stored document recorded before the batch (`None` for a new household).
+    before_form: Option<&'a str>,
 }
 
 impl Batch<'_> {
@@ -186,6 +204,9 @@ impl Batch<'_> {
         };
         match path_rule(area).permission(operation) {
             Permission::Refused { code, why } => Err((code, format!("{path}{}: {why}", op.key))),
+            Permission::NewHousehold if !self.is_new && operation == Operation::Put && op.key == "form" => {
+                self.check_form_move(&op.write)
+            }
             Permission::NewHousehold => {
                 let layout_key = match operation {
                     Operation::Put => ROOT_SCALARS.contains(&op.key.as_str()),
@@ -254,6 +275,34 @@ impl Batch<'_> {
                 }
                 self.check_key(op, &path, permission)
             }
+        }
+    }
+
+    /// A write of the root `form` key of a stored household: only to a newer version of the same
+    /// form that the checker knows (a visit made with a newer version records it).
+    fn check_form_move(&self, write: &Write) -> Result<(), Refusal> {
+        let Write::Scalar(Some(FieldValue::Text(key))) = write else {
+            return Err(("invalid_layout", "form: a household's form is a key such as dtsen-ground-check@2".into()));
+        };
+        let before = self.before_form.and_then(split_key);
+        match (before, split_key(key)) {
+            (Some((old_id, old_version)), Some((id, version))) if id == old_id && version > old_version => {
+                if self.forms.get(key).is_some() {
+                    Ok(())
+                } else {
+                    Err((
+                        "unknown_form",
+                        format!("form: {key} is not published on this server; an admin publishes it first"),
+                    ))
+                }
+            }
+            _ => Err((
+                "invalid_layout",
+                format!(
+                    "form: a household moves only to a newer version of its own form ({}), not to {key}",
+                    self.before_form.unwrap_or("none recorded")
+                ),
+            )),
         }
     }
 

@@ -24,6 +24,9 @@ pub const SYNC_PATH: &str = "/v1/sync";
 /// `POST` a [`DocumentsRequest`], get a [`DocumentsResponse`] (households listed for repair).
 pub const DOCUMENTS_PATH: &str = "/v1/documents";
 
+/// `POST` a [`FormsRequest`], get a [`FormsDelivery`] (form versions the device lacks).
+pub const FORMS_PATH: &str = "/v1/sync/forms";
+
 /// The sync HTTP framing, written once: the headers of a request that carries a sync body and
 /// wants one back (`POST` [`SYNC_PATH`] and [`DOCUMENTS_PATH`]), besides `Authorization: Bearer
 /// <access token>`. Every client (the CLI, a tablet app, the tests and the benchmark) sets
@@ -119,6 +122,30 @@ pub struct SyncResponse {
     pub has_more: bool,
     /// The villages the device may hold now (its scope, decided by the server).
     pub villages: Vec<String>,
+    /// The server's form catalog token: when it differs from the one the device stored, the
+    /// device fetches the form versions it lacks (`FORMS_PATH`). Empty from an older server.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub forms: String,
+}
+
+/// The form versions a device holds (the built-in one included), so the answer leaves them out.
+/// Reading only: a retry is harmless.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FormsRequest {
+    /// Keys (`id@version`) of every version the device holds.
+    pub have: Vec<String>,
+}
+
+/// Which version new visits use in the device's kabupaten, and the versions it lacks.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FormsDelivery {
+    /// The catalog token this answer reflects (the device stores it with the forms).
+    pub token: String,
+    /// Defaults: a kabupaten code (`73.14`) or empty for every other kabupaten, and the key.
+    pub defaults: Vec<(String, String)>,
+    /// Every published version the device lacks, each as its definition's JSON (the device
+    /// checks each one as any definition is checked before it stores them).
+    pub forms: Vec<String>,
 }
 
 /// A pushed household the server refused.

@@ -192,6 +192,7 @@ fn a_decision_made_before_a_concurrent_write_is_made_again_under_the_lock() {
     let (_dir, storage) = storage();
     use crate::storage::Transactions;
     let form = sync_core::form::FormDefinition::default_dtsen();
+    let forms = &sync_core::form::FormSet::built_in();
     let village = sync_core::ids::VillageCode::parse("73.14.01.1001").expect("Bilokka").to_string();
     let now = time::macros::datetime!(2026-11-20 09:00 UTC);
     let caller = |device| SyncCaller {
@@ -235,7 +236,7 @@ fn a_decision_made_before_a_concurrent_write_is_made_again_under_the_lock() {
     // B's checks run against the document as it was; A's edit commits before B takes the lock.
     let decisions = storage
         .database()
-        .read(|tx| b_request.push.iter().map(|p| super::decide(tx, &b, p, form, now)).collect::<Result<Vec<_>, _>>())
+        .read(|tx| b_request.push.iter().map(|p| super::decide(tx, &b, p, forms, now)).collect::<Result<Vec<_>, _>>())
         .expect("decide");
     storage.sync(&a, &a_request, now).expect("a commits first");
     storage
@@ -247,7 +248,7 @@ fn a_decision_made_before_a_concurrent_write_is_made_again_under_the_lock() {
                 &b,
                 &b_request,
                 Some(&decisions),
-                form,
+                forms,
                 now,
             )
         })
