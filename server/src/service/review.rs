@@ -131,9 +131,9 @@ fn conflict_value(a: &Attributed, devices: &HashMap<String, (String, String)>) -
     ConflictValue { value: a.value.clone(), user: a.writer.user.clone(), device, at: a.writer.at.clone() }
 }
 
-/// A new value typed for the field at `path`, parsed and checked as at data entry.
-fn parse_value(path: &FieldPath, raw: &str) -> Result<FieldValue, StorageError> {
-    let form = FormDefinition::default_dtsen();
+/// A new value typed for the field at `path`, parsed and checked as at data entry, with `form`:
+/// the version the household records.
+fn parse_value(form: &FormDefinition, path: &FieldPath, raw: &str) -> Result<FieldValue, StorageError> {
     let field = match path {
         FieldPath::Answer(k) => form.field(Scope::Household, k),
         FieldPath::Member(_, k) => form.field(Scope::Member, k),
@@ -319,7 +319,13 @@ impl Service {
                         )));
                     }
                 },
-                Choice::Value(raw) => parse_value(path, raw)?,
+                Choice::Value(raw) => {
+                    let key = household.form_key();
+                    let form = self.forms.get(tx, &key)?.ok_or_else(|| {
+                        StorageError::Corrupt(format!("household {id} records form {key}, which is not published"))
+                    })?;
+                    parse_value(&form, path, raw)?
+                }
             };
             let saved = household.resolve(editor, path, Some(value)).map_err(|e| match e {
                 sync_core::model::ModelError::BadPath(m) => StorageError::Refused(m),
