@@ -92,20 +92,24 @@ fn a_visit_in_sulawesi_shows_in_wita_in_show_and_in_both_exports() {
     let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
     let mut enumerator = campaign.enumerator("pkh.bilokka", &["73.14.01.1001"]);
     // A tablet whose clock runs in UTC stores the visit at 13:19:56 UTC: 21:19:56 in Bilokka (WITA).
-    enumerator.set_now("2026-12-01T13:19:56Z");
+    // Today's date, so the server (on the real clock) takes the visit as recent.
+    let day = time::OffsetDateTime::now_utc().date();
+    let date = format!("{:04}-{:02}-{:02}", day.year(), u8::from(day.month()), day.day());
+    enumerator.set_now(&format!("{date}T13:19:56Z"));
     let added =
         enumerator.json(&["add", "--village", "73.14.01.1001", "--head-name", "La Sintetis", "--answer", "rt=003"]);
     let id = added["household"].as_str().expect("household id").to_string();
     enumerator.ok(&["visit", &id, "--outcome", "2", "--answer", "floor_area_m2=30"]);
     let stored = enumerator.json(&["show", &id]);
-    assert_eq!(stored["household"]["visits"][0]["at"], "2026-12-01T13:19:56Z", "stored times stay UTC");
+    assert_eq!(stored["household"]["visits"][0]["at"], format!("{date}T13:19:56Z"), "stored times stay UTC");
     let shown = enumerator.ok(&["show", &id]);
-    assert!(shown.contains("2026-12-01 21:19 WITA"), "{shown}");
+    let wita = format!("{date} 21:19 WITA");
+    assert!(shown.contains(&wita), "{shown}");
     assert!(!shown.contains("13:19"), "no UTC time is shown: {shown}");
     let history = enumerator.ok(&["history", &id, "floor_area_m2"]);
-    assert!(history.contains("2026-12-01 21:19 WITA"), "{history}");
+    assert!(history.contains(&wita), "{history}");
     let pending = enumerator.ok(&["pending"]);
-    assert!(pending.contains("2026-12-01 21:19 WITA") && !pending.contains("13:19"), "{pending}");
+    assert!(pending.contains(&wita) && !pending.contains("13:19"), "{pending}");
     enumerator.json(&["sync"]);
 
     let xlsx = supervisor.home().join("panca.xlsx");
@@ -119,7 +123,8 @@ fn a_visit_in_sulawesi_shows_in_wita_in_show_and_in_both_exports() {
     match visits.get_value((2, column)) {
         Some(Data::DateTime(at)) => {
             let (y, mo, d, h, mi, s, _) = at.to_ymd_hms_milli();
-            assert_eq!((y, mo, d, h, mi, s), (2026, 12, 1, 21, 19, 56), "an Excel date-time on the WITA clock");
+            let expected = (day.year() as u16, u8::from(day.month()), day.day(), 21, 19, 56);
+            assert_eq!((y, mo, d, h, mi, s), expected, "an Excel date-time on the WITA clock");
         }
         other => panic!("visited_at is not an Excel date-time: {other:?}"),
     }
@@ -132,7 +137,7 @@ fn a_visit_in_sulawesi_shows_in_wita_in_show_and_in_both_exports() {
     assert!(labels.contains("Waktu kunjungan (WITA)"), "{labels}");
     assert!(lines.next().expect("name row").contains(",visited_at,"), "machine names stay as they were");
     let visit = lines.next().expect("the visit");
-    assert!(visit.contains(",2026-12-01 21:19:56,"), "{visit}");
+    assert!(visit.contains(&format!(",{date} 21:19:56,")), "{visit}");
 }
 
 #[test]
