@@ -445,8 +445,16 @@ fn moves_to(household_form: &str, form: &FormDefinition) -> Option<bool> {
 /// household to it), else the version the household records. Refused when the device does not
 /// hold the household's version: the next sync delivers it.
 pub fn form_for_household(store: &DeviceStore, id: HouseholdId) -> Result<Arc<FormDefinition>, EntryError> {
-    let stored = store.load(id)?;
     let forms = store.forms()?;
+    let stored = match store.load(id) {
+        Ok(stored) => stored,
+        // A copy that does not load: the save lists it for repair (`save`), whatever the form.
+        Err(StoreError::Model(_)) => match store.village_of(id)? {
+            Some(village) => return Ok(store.form_for_village(&forms, &village)?),
+            None => return Err(StoreError::NoSuchHousehold(id.to_string()).into()),
+        },
+        Err(e) => return Err(e.into()),
+    };
     let current = store.form_for_village(&forms, &stored.village)?;
     let household_form = stored.household.form_key();
     if moves_to(&household_form, &current).is_some() {

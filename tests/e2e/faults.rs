@@ -332,5 +332,7 @@ fn a_first_sync_of_hundreds_of_households_over_2g_resumes_after_a_cut() {
         "2G first sync of {HOUSEHOLDS_IN_BILOKKA} households: {down} bytes down in {took:.1?} over {} exchanges",
         first.len() + second.len()
     );
-    assert!(second.iter().all(|r| r.fault == two_g && r.status == Some(200)), "{}", describe(&second));
+    let faulted = second.iter().filter(|r| FAULTED.contains(&r.kind()));
+    assert!(faulted.clone().all(|r| r.fault == two_g && r.status == Some(200)), "{}", describe(&second));
+    assert!(second.iter().all(|r| r.status == Some(200)), "{}", describe(&second));
 }

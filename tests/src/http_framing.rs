@@ -253,6 +253,7 @@ pub fn request_kind(method: &str, path: &str) -> &'static str {
         ("POST", "/v1/token/refresh") => "refresh",
         ("POST", "/v1/login") => "login",
         ("POST", "/v1/sync") => "sync",
+        ("POST", "/v1/sync/forms") => "forms",
         ("GET", p) if p.starts_with("/v1/packs/") => "pack",
         (_, p) if p.starts_with("/v1/households/") && p.contains("/photos") => "photo",
         _ => "other",

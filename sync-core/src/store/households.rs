@@ -344,6 +344,16 @@ impl DeviceStore {
         contains_in(&self.conn, id)
     }
 
+    /// The village a household is filed under, if the store holds it (even when its document is
+    /// damaged).
+    pub fn village_of(&self, id: HouseholdId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT village FROM households WHERE id = ?1")?
+            .query_row(params![id.to_string()], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Find the household whose id is `text` or starts with it (at least 4 characters).
     pub fn resolve_id(&self, text: &str) -> Result<HouseholdId, StoreError> {
         let prefix = text.trim().to_ascii_lowercase();
