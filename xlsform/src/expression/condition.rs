@@ -293,6 +293,7 @@ impl Reader<'_> {
                 Ok(Condition::Field { field: field.clone(), test: Comparison::Answered(answered) })
             }
             (_, Expr::Field(_)) if is_literal(left) => self.compare(right, op.swapped(), left),
+            (Expr::Call { name, .. }, _) if !is_literal(left) => Err(unsupported_function(left.at, name)),
             (Expr::Current, _) => Err(ExpressionError::new(
                 left.at,
                 "`.` (this question's own answer) belongs in constraint; here name a question as ${name}",
@@ -345,15 +346,18 @@ impl Reader<'_> {
                     }
                 ),
             )),
-            _ => Err(ExpressionError::new(
-                at,
-                format!(
-                    "{name}() is not supported in Pilar conditions; use not(), selected(), \
-                     string-length(), true() or false()"
-                ),
-            )),
+            _ => Err(unsupported_function(at, name)),
         }
     }
+}
+
+fn unsupported_function(at: usize, name: &str) -> ExpressionError {
+    ExpressionError::new(
+        at,
+        format!(
+            "{name}() is not supported in Pilar conditions; use not(), selected(), string-length(), true() or false()"
+        ),
+    )
 }
 
 /// `${f} op literal` with a non-empty value, the shape `in`/`not_in` chains are made of.
