@@ -218,24 +218,33 @@ fn codes(codes: &[i64]) -> String {
     codes.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
 }
 
-/// The choices sheet's lists: one per distinct set of choices, named after the first field that
-/// uses it (so a yes/no list shared by forty questions is written once).
+/// The choices sheet's lists: one per distinct set of choices (a yes/no list shared by forty
+/// questions is written once), named after its labels when shared and short (`ya_tidak`), else
+/// after the first field that uses it.
 struct ChoiceLists {
     lists: Vec<(String, Vec<Choice>)>,
 }
 
 impl ChoiceLists {
     fn of(form: &FormDefinition) -> ChoiceLists {
+        let all: Vec<&FieldDef> = Scope::ALL.iter().flat_map(|s| form.fields(*s)).collect();
         let mut lists: Vec<(String, Vec<Choice>)> = Vec::new();
-        for field in Scope::ALL.iter().flat_map(|s| form.fields(*s)) {
+        for field in &all {
             let choices = field.kind.choices();
             if choices.is_empty() || lists.iter().any(|(_, list)| list == choices) {
                 continue;
             }
-            let mut name = field.name.clone();
+            let shared = all.iter().filter(|f| f.kind.choices() == choices).count() > 1;
+            let from_labels = choices.iter().map(|c| slug(&c.label)).collect::<Vec<_>>().join("_");
+            let base = if shared && !from_labels.is_empty() && from_labels.len() <= 24 {
+                from_labels
+            } else {
+                field.name.clone()
+            };
+            let mut name = base.clone();
             let mut suffix = 2;
             while lists.iter().any(|(n, _)| *n == name) {
-                name = format!("{}_{suffix}", field.name);
+                name = format!("{base}_{suffix}");
                 suffix += 1;
             }
             lists.push((name, choices.to_vec()));
@@ -246,4 +255,17 @@ impl ChoiceLists {
     fn name_of(&self, choices: &[Choice]) -> &str {
         self.lists.iter().find(|(_, list)| list == choices).map(|(name, _)| name.as_str()).unwrap_or_default()
     }
+}
+
+/// A label as a list-name word: lowercase ASCII letters and digits, other runs as `_`.
+fn slug(label: &str) -> String {
+    let mut out = String::new();
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') && !out.is_empty() {
+            out.push('_');
+        }
+    }
+    out.trim_end_matches('_').to_owned()
 }
