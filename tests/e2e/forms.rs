@@ -149,4 +149,19 @@ fn a_published_version_reaches_devices_and_households_keep_the_version_they_were
     assert_eq!(v2_row["roof_material_label"], "Bahan uji baru", "labelled from the newest version");
     assert_eq!(v1_row["bps_village_code"], "7314010001", "a version-1 answer to the retired question is kept");
     assert_eq!(v1_row["bantuan_daerah"], "", "not asked under version 1");
+
+    // A version written as an XLSForm workbook is published the same way, here for one kabupaten.
+    let mut v3 = version_2(&v1);
+    v3["version"] = json!(3);
+    v3["title"] = json!("Ground check DTSEN 2027");
+    let (v3_json, v3_xlsx) = (dir.path().join("dtsen@3.json"), dir.path().join("dtsen@3.xlsx"));
+    std::fs::write(&v3_json, serde_json::to_string(&v3).expect("json")).expect("write");
+    admin.ok(&["form", "convert", v3_json.to_str().expect("path"), "--out", v3_xlsx.to_str().expect("path")]);
+    let published = admin.ok(&["form", "publish", v3_xlsx.to_str().expect("path")]);
+    assert!(published.contains("published dtsen-ground-check@3"), "{published}");
+    let set = admin.ok(&["form", "use", "dtsen-ground-check@3", "--kabupaten", "73.14"]);
+    assert!(set.contains("73.14") && set.contains("dtsen-ground-check@3"), "{set}");
+    let synced = ani.json(&["sync"]);
+    assert_eq!(synced["forms_received"], json!(["dtsen-ground-check@3"]), "{synced}");
+    assert_eq!(ani.json(&["form"])["title"], "Ground check DTSEN 2027", "Bilokka is in kabupaten 73.14");
 }
