@@ -443,6 +443,28 @@ mod tests {
     }
 
     #[test]
+    fn a_device_gets_only_the_versions_it_lacks_in_one_small_answer() {
+        let (_dir, service) = service();
+        service.publish_form(&version_2(), "admin.uji", noon()).expect("publish");
+        service.set_form_default(Some("73.15"), "dtsen-ground-check@2", "admin.uji", noon()).expect("default");
+        let villages = vec!["73.14.01.1001".to_string()];
+        let fresh = service.forms_delivery(&villages, &["dtsen-ground-check@1".into()]).expect("delivery");
+        assert_eq!(fresh.forms.len(), 1, "version 2 only: the built-in one is on every device");
+        assert!(fresh.defaults.is_empty(), "73.15's default is not this device's: {:?}", fresh.defaults);
+        let bytes = sync_core::sync::encode(&fresh).len();
+        eprintln!("one form version delivered: {bytes} bytes on the wire");
+        assert!(bytes < 16 * 1024, "a version travels compressed: {bytes} bytes");
+        let have = ["dtsen-ground-check@1".to_string(), "dtsen-ground-check@2".to_string()];
+        let current = service.forms_delivery(&villages, &have).expect("delivery");
+        assert!(current.forms.is_empty());
+        assert_eq!(current.token, fresh.token, "the token names the catalog, not the device");
+        service.set_form_default(None, "dtsen-ground-check@2", "admin.uji", noon()).expect("global");
+        let moved = service.forms_delivery(&villages, &have).expect("delivery");
+        assert_ne!(moved.token, current.token, "a new default changes the token");
+        assert_eq!(moved.defaults, [(String::new(), "dtsen-ground-check@2".to_string())]);
+    }
+
+    #[test]
     fn defaults_are_per_kabupaten_with_a_global_fallback() {
         let (_dir, service) = service();
         service.publish_form(&version_2(), "admin.uji", noon()).expect("publish");

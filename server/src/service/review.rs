@@ -234,7 +234,10 @@ impl Service {
         self.db.read(|tx| {
             let devices: HashMap<String, (String, String)> =
                 tx.devices()?.into_iter().map(|d| (d.id.to_string(), (d.name, d.user))).collect();
-            let form = FormDefinition::default_dtsen();
+            // Labels from the newest version of the form: it labels every earlier version's fields.
+            let set = self.forms.set(tx)?;
+            let built_in = FormDefinition::default_dtsen();
+            let form = set.newest(&built_in.id).map_or(built_in, |f| f.as_ref());
             let mut out = Vec::new();
             let live = facts(tx, areas)?;
             let mut by_id: HashMap<HouseholdId, &Facts> = HashMap::new();
