@@ -244,7 +244,8 @@ pub async fn json_error_bodies(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    // The office web page's errors are pages (`web::layout::WebError`), not JSON.
     if is_json {
         return response;
     }

@@ -29,6 +29,7 @@ pub mod service;
 pub mod state;
 pub mod storage;
 pub mod throttle;
+pub mod web;
 
 pub use config::Config;
 pub use error::ApiError;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(routes::health::health))
         .nest("/v1", routes::v1())
+        .merge(web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -26,6 +26,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0006_changes_by_place.sql"),
     // 7: SQLite's migration 11: published questionnaire versions and the defaults.
     include_str!("../migrations/postgres/0007_forms.sql"),
+    // 8: SQLite's migration 12: the office web page's sessions.
+    include_str!("../migrations/postgres/0008_web_sessions.sql"),
 ];
 
 /// Tables only PostgreSQL has: photo bytes, which a SQLite server keeps as files in its data

@@ -15,6 +15,7 @@ pub mod feed;
 pub mod fold;
 pub mod forms;
 pub mod kept;
+pub mod office;
 pub mod pack_cache;
 pub mod photo_refs;
 pub mod photos;
@@ -25,6 +26,7 @@ pub mod roster;
 pub mod scope;
 pub mod sync;
 pub mod throttle;
+pub mod web_sessions;
 
 use crate::storage::{Database, HouseholdWrite, StorageError, Tx};
 use std::sync::Arc;

@@ -500,6 +500,24 @@ pub struct LoginFailureRow {
     pub forget_at: OffsetDateTime,
 }
 
+/// A signed-in office web page session (issue 18). The cookie carries a random token; only its
+/// SHA-256 is kept, so a copy of the database signs nobody in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSessionRow {
+    /// SHA-256 of the cookie's token, hex.
+    pub token_hash: String,
+    /// The signed-in user.
+    pub user: String,
+    /// The anti-forgery token every state-changing form of this session carries.
+    pub csrf: String,
+    /// When the session began.
+    pub created_at: OffsetDateTime,
+    /// When it ends whatever happens (an absolute limit).
+    pub expires_at: OffsetDateTime,
+    /// When it was last used (it also ends after a while unused).
+    pub seen_at: OffsetDateTime,
+}
+
 /// One published questionnaire version (issue 17): kept once, never changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormRow {
@@ -649,6 +667,11 @@ pub trait ReadTx {
     fn form_definition(&mut self, key: &str) -> Result<Option<String>, StorageError>;
     /// Every area's default form version, by area.
     fn form_defaults(&mut self) -> Result<Vec<FormDefaultRow>, StorageError>;
+    /// Households holding a duplicate key (`same_kk`, `shared_nik`, …): a search by NIK or KK finds
+    /// them by the keyed hash, never by the number.
+    fn households_with_key(&mut self, kind: &str, key: &str) -> Result<Vec<HouseholdId>, StorageError>;
+    /// A web page session by the SHA-256 of its token.
+    fn web_session(&mut self, token_hash: &str) -> Result<Option<WebSessionRow>, StorageError>;
 }
 
 /// Data operations inside a write transaction (and every read).
@@ -775,4 +798,19 @@ pub trait Tx: ReadTx {
     fn insert_form(&mut self, form: &FormRow, definition: &str) -> Result<bool, StorageError>;
     /// Set (or replace) an area's default version.
     fn put_form_default(&mut self, row: &FormDefaultRow) -> Result<(), StorageError>;
+    /// Store a new web page session.
+    fn insert_web_session(&mut self, row: &WebSessionRow) -> Result<(), StorageError>;
+    /// Record that a session was used.
+    fn touch_web_session(&mut self, token_hash: &str, seen_at: OffsetDateTime) -> Result<(), StorageError>;
+    /// End one session (sign-out).
+    fn delete_web_session(&mut self, token_hash: &str) -> Result<(), StorageError>;
+    /// End every session of a user (password reset, role change); returns how many ended.
+    fn delete_web_sessions_of(&mut self, user: &str) -> Result<u64, StorageError>;
+    /// Delete up to `limit` sessions that ended before `before` (absolute or idle).
+    fn prune_web_sessions(
+        &mut self,
+        ended_before: OffsetDateTime,
+        idle_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<(), StorageError>;
 }

@@ -10,6 +10,7 @@ mod hostile_display;
 mod load;
 mod migrate;
 mod no_loss;
+mod office;
 mod offline_session;
 mod packs;
 mod photos;

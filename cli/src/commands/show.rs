@@ -4,7 +4,7 @@ use super::{open_store, showing_form};
 use crate::render::{cell, line, local_time, table};
 use anyhow::Result;
 use std::path::Path;
-use sync_core::form::{FieldKind, FormDefinition, Scope};
+use sync_core::form::{FormDefinition, Scope};
 use sync_core::ids::VillageCode;
 use sync_core::model::Attributed;
 use sync_core::value::FieldValue;
@@ -21,28 +21,7 @@ pub struct Args {
 
 /// A value with its code label, e.g. `2 (genteng)`.
 pub fn labelled(form: &FormDefinition, scope: Scope, field: &str, value: &FieldValue) -> String {
-    let Some(def) = form.field(scope, field) else { return value.to_string() };
-    match (&def.kind, value) {
-        (FieldKind::SelectOne { choices }, FieldValue::Int(code)) => match choices.iter().find(|c| c.code == *code) {
-            Some(c) => format!("{code} ({})", c.label),
-            None => code.to_string(),
-        },
-        (FieldKind::MultiSelect { choices, .. }, FieldValue::Int(mask)) => {
-            let names: Vec<&str> = choices
-                .iter()
-                .filter(|c| {
-                    if c.code == 0 || *mask == 0 {
-                        c.code == *mask
-                    } else {
-                        c.code == *mask || (c.code.count_ones() == 1 && mask & c.code != 0)
-                    }
-                })
-                .map(|c| c.label.as_str())
-                .collect();
-            format!("{mask} ({})", names.join(", "))
-        }
-        _ => value.to_string(),
-    }
+    form.field(scope, field).map_or_else(|| value.to_string(), |def| def.value_text(value))
 }
 
 fn label(form: &FormDefinition, scope: Scope, field: &str) -> String {

@@ -54,21 +54,21 @@ pub async fn login(
 }
 
 /// Who a login attempt is counted as.
-struct Attempt {
+pub(crate) struct Attempt {
     /// The user name, when well-formed.
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// The client address.
-    address: Option<IpAddr>,
+    pub(crate) address: Option<IpAddr>,
     /// What the throttle counts it as.
-    subjects: LoginSubjects,
+    pub(crate) subjects: LoginSubjects,
 }
 
 /// The refusal of a throttled login (logged without the user name: it may be a password typed
 /// into the wrong field).
-fn throttled_login(throttled: Throttled, address: Option<IpAddr>, device: DeviceId) -> ApiError {
+fn throttled_login(throttled: Throttled, address: Option<IpAddr>, from: &str) -> ApiError {
     let retry_after = throttled.retry_after_seconds();
     let by = if throttled.by_user { "user name" } else { "address" };
-    tracing::warn!(address = %shown(address), %device, by, retry_after, "login throttled");
+    tracing::warn!(address = %shown(address), from, by, retry_after, "login throttled");
     ApiError::TooManyAttempts { retry_after }
 }
 
@@ -86,20 +86,38 @@ fn login_blocking(
     attempt: Attempt,
     device_name: String,
 ) -> Result<LoginResponse, ApiError> {
+    let from = format!("device {}", request.device);
+    let user = verify_login(service, throttle, clock, &attempt, &request.password, &from)?;
+    register(service, tokens, &request, &user.name, user.role, &device_name, clock.now())
+}
+
+/// Check a password for a login attempt, throttled per user name and client address: the user
+/// when it is right; 429 with `Retry-After` when throttled (right password or not); one answer for
+/// an unknown user and a wrong password. `from` names where the attempt came from in the log
+/// (a device, or the office web page). Shared by the API login and the web page's sign-in.
+pub(crate) fn verify_login(
+    service: &Service,
+    throttle: &LoginThrottle,
+    clock: &dyn Clock,
+    attempt: &Attempt,
+    password: &str,
+    from: &str,
+) -> Result<crate::storage::UserRecord, ApiError> {
     let Attempt { name, address, subjects } = attempt;
+    let address = *address;
     // A first look before the user is read and an argon2 slot is waited for; asked again once a
     // slot is held, and the outcome is recorded before it is given back.
-    if let Err(throttled) = service.check_login(&subjects, clock.now())? {
-        return Err(throttled_login(throttled, address, request.device));
+    if let Err(throttled) = service.check_login(subjects, clock.now())? {
+        return Err(throttled_login(throttled, address, from));
     }
-    let user = match &name {
+    let user = match name {
         Some(name) => service.user(name)?,
         None => None,
     };
     let refused = Cell::new(None);
     let user_has_failures = Cell::new(false);
     let failed = RefCell::new(None);
-    let gate = || match service.check_login(&subjects, clock.now()) {
+    let gate = || match service.check_login(subjects, clock.now()) {
         Ok(Ok(cleared)) => {
             user_has_failures.set(cleared.user_has_failures);
             true
@@ -117,15 +135,15 @@ fn login_blocking(
         let recorded = match right {
             // Nothing counted, nothing to clear: a correct login writes nothing here.
             true if !user_has_failures.get() => Ok(()),
-            true => service.login_succeeded(&subjects),
-            false => service.login_failed(throttle, &subjects, clock.now()),
+            true => service.login_succeeded(subjects),
+            false => service.login_failed(throttle, subjects, clock.now()),
         };
         if let Err(e) = recorded {
             failed.replace(Some(e));
         }
     };
     let hash = user.as_ref().map(|u| u.password_hash.as_str());
-    let outcome = auth::verify_password_gated(&request.password, hash, &gate, &settle);
+    let outcome = auth::verify_password_gated(password, hash, &gate, &settle);
     if let Some(e) = failed.take() {
         return Err(e.into());
     }
@@ -133,26 +151,18 @@ fn login_blocking(
         None => {
             let throttled =
                 refused.take().unwrap_or(Throttled { wait: std::time::Duration::from_secs(1), by_user: false });
-            Err(throttled_login(throttled, address, request.device))
+            Err(throttled_login(throttled, address, from))
         }
         Some(false) => {
             match &user {
-                Some(user) => tracing::warn!(
-                    user = user.name,
-                    address = %shown(address),
-                    device = %request.device,
-                    "login refused: wrong password"
-                ),
-                None => {
-                    tracing::warn!(address = %shown(address), device = %request.device, "login refused: unknown user")
+                Some(user) => {
+                    tracing::warn!(user = user.name, address = %shown(address), from, "login refused: wrong password")
                 }
+                None => tracing::warn!(address = %shown(address), from, "login refused: unknown user"),
             }
             Err(ApiError::BadCredentials)
         }
-        Some(true) => match user {
-            Some(user) => register(service, tokens, &request, &user.name, user.role, &device_name, clock.now()),
-            None => Err(ApiError::BadCredentials),
-        },
+        Some(true) => user.ok_or(ApiError::BadCredentials),
     }
 }
 

@@ -41,8 +41,18 @@ fn keyed(key: &[u8], kind: &str, value: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// The keyed hash a household's facts hold for a NIK (`nik`) or KK number (`kk`), so a search
+/// finds it without the number being stored; `None` before any facts were derived.
+pub(super) fn lookup_key(
+    tx: &mut dyn crate::storage::ReadTx,
+    kind: &str,
+    value: &str,
+) -> Result<Option<String>, StorageError> {
+    Ok(tx.server_secret(LOOKUP_KEY_NAME)?.map(|key| keyed(&key, kind, value)))
+}
+
 /// A name compared for duplicates: lower case, letters and digits only, words single-spaced.
-fn normalised_name(name: &str) -> String {
+pub(super) fn normalised_name(name: &str) -> String {
     name.to_lowercase()
         .chars()
         .map(|c| if c.is_alphanumeric() { c } else { ' ' })

@@ -220,6 +220,36 @@ impl FieldKind {
     }
 }
 
+impl FieldDef {
+    /// A value as people read it: a code with its label (`2 (Genteng)`), a multi-select sum with
+    /// the labels of its codes, anything else as it is. The CLI and the office web page show
+    /// answers this way.
+    pub fn value_text(&self, value: &FieldValue) -> String {
+        match (&self.kind, value) {
+            (FieldKind::SelectOne { choices }, FieldValue::Int(code)) => match choices.iter().find(|c| c.code == *code)
+            {
+                Some(c) => format!("{code} ({})", c.label),
+                None => code.to_string(),
+            },
+            (FieldKind::MultiSelect { choices, .. }, FieldValue::Int(mask)) => {
+                let names: Vec<&str> = choices
+                    .iter()
+                    .filter(|c| {
+                        if c.code == 0 || *mask == 0 {
+                            c.code == *mask
+                        } else {
+                            c.code == *mask || (c.code.count_ones() == 1 && mask & c.code != 0)
+                        }
+                    })
+                    .map(|c| c.label.as_str())
+                    .collect();
+                format!("{mask} ({})", names.join(", "))
+            }
+            _ => value.to_string(),
+        }
+    }
+}
+
 /// One allowed code of a select field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,7 @@ use super::Case;
 use crate::storage::{
     Assignment, AssignmentKind, Database, DeviceRow, FactsRow, FoldDisagreementRow, FoldRow, FormDefaultRow, FormRow,
     HouseholdWrite, NewChange, NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Transactions, Tx,
-    UserRecord,
+    UserRecord, WebSessionRow,
 };
 use std::collections::BTreeSet;
 use sync_core::model::{DeviceId, HouseholdId};
@@ -44,6 +44,7 @@ pub const CASES: &[Case] = &[
         documents_and_changes_read_back_as_written_before_and_after_a_dictionary,
     ),
     ("form_versions_are_kept_once_and_defaults_replaced", form_versions_are_kept_once_and_defaults_replaced),
+    ("web_sessions_are_kept_touched_ended_and_pruned", web_sessions_are_kept_touched_ended_and_pruned),
 ];
 
 fn at(seconds: i64) -> OffsetDateTime {
@@ -598,4 +599,41 @@ fn form_versions_are_kept_once_and_defaults_replaced(db: &dyn Database) {
     write(db, "move the global default", |tx| tx.put_form_default(&moved));
     let defaults = db.read(|tx| tx.form_defaults()).expect("defaults");
     assert_eq!(defaults, vec![moved, kabupaten], "by area, the global one (empty) first, replaced in place");
+}
+
+fn web_sessions_are_kept_touched_ended_and_pruned(db: &dyn Database) {
+    let session = |hash: &str, user: &str, start: i64| WebSessionRow {
+        token_hash: hash.into(),
+        user: user.into(),
+        csrf: format!("csrf-{hash}"),
+        created_at: at(start),
+        expires_at: at(start + 1000),
+        seen_at: at(start),
+    };
+    let (a, b, c) = (session("aa", "spv.satu", 0), session("bb", "spv.satu", 10), session("cc", "admin.dua", 20));
+    write(db, "sign in", |tx| {
+        for s in [&a, &b, &c] {
+            tx.insert_web_session(s)?;
+        }
+        Ok(())
+    });
+    assert_eq!(read(db, "read", |tx| tx.web_session("aa")), Some(a.clone()));
+    assert_eq!(read(db, "read", |tx| tx.web_session("zz")), None);
+    write(db, "touch", |tx| tx.touch_web_session("aa", at(500)));
+    assert_eq!(read(db, "read", |tx| tx.web_session("aa")).map(|s| s.seen_at), Some(at(500)));
+    write(db, "sign out", |tx| tx.delete_web_session("cc"));
+    assert_eq!(read(db, "read", |tx| tx.web_session("cc")), None);
+    // Pruned: none ended (absolute) before 999; idle before 100 is `bb` (seen at 10).
+    write(db, "prune", |tx| tx.prune_web_sessions(at(999), at(100), 10));
+    assert_eq!(read(db, "read", |tx| tx.web_session("bb")), None, "idle");
+    assert!(read(db, "read", |tx| tx.web_session("aa")).is_some(), "touched at 500, ends at 1000");
+    write(db, "prune", |tx| tx.prune_web_sessions(at(1001), at(100), 10));
+    assert_eq!(read(db, "read", |tx| tx.web_session("aa")), None, "past its absolute end");
+    write(db, "again", |tx| {
+        tx.insert_web_session(&session("dd", "spv.satu", 30))?;
+        tx.insert_web_session(&session("ee", "spv.satu", 30))?;
+        tx.insert_web_session(&session("ff", "admin.dua", 30))
+    });
+    assert_eq!(write(db, "revoke", |tx| tx.delete_web_sessions_of("spv.satu")), 2);
+    assert!(read(db, "read", |tx| tx.web_session("ff")).is_some(), "another user's session stays");
 }

@@ -10,7 +10,7 @@ use crate::storage::sqlite::{parse_stored_time, stored_time};
 use crate::storage::{
     Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, FormDefaultRow, FormRow,
     HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange, NewUser, ReadTx,
-    RosterImportRow, StorageError, StoredResponse, Tx, UserRecord,
+    RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow,
 };
 use postgres::types::{FromSql, ToSql};
 use postgres::{Row, Statement};
@@ -642,6 +642,31 @@ impl ReadTx for PgTx<'_, '_> {
             })
             .collect()
     }
+    fn households_with_key(&mut self, kind: &str, key: &str) -> Result<Vec<HouseholdId>, StorageError> {
+        let rows = self.query(
+            "SELECT household_id FROM household_keys WHERE kind = $1 AND key = $2 ORDER BY household_id",
+            &[&kind, &key],
+        )?;
+        rows.iter().map(|r| household_id(&col::<String>(r, 0)?)).collect()
+    }
+
+    fn web_session(&mut self, token_hash: &str) -> Result<Option<WebSessionRow>, StorageError> {
+        let row = self.query_opt(
+            "SELECT user_name, csrf, created_at, expires_at, seen_at FROM web_sessions WHERE token_hash = $1",
+            &[&token_hash],
+        )?;
+        row.map(|r| {
+            Ok(WebSessionRow {
+                token_hash: token_hash.to_string(),
+                user: col(&r, 0)?,
+                csrf: col(&r, 1)?,
+                created_at: parse_stored_time(&col::<String>(&r, 2)?)?,
+                expires_at: parse_stored_time(&col::<String>(&r, 3)?)?,
+                seen_at: parse_stored_time(&col::<String>(&r, 4)?)?,
+            })
+        })
+        .transpose()
+    }
 }
 
 impl Tx for PgTx<'_, '_> {
@@ -1085,6 +1110,52 @@ impl Tx for PgTx<'_, '_> {
              ON CONFLICT (area) DO UPDATE SET form_key = excluded.form_key, set_by = excluded.set_by,
              set_at = excluded.set_at",
             &[&row.area, &row.form_key, &row.set_by, &stored_time(row.set_at)],
+        )?;
+        Ok(())
+    }
+    fn insert_web_session(&mut self, row: &WebSessionRow) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO web_sessions (token_hash, user_name, csrf, created_at, expires_at, seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &row.token_hash,
+                &row.user,
+                &row.csrf,
+                &stored_time(row.created_at),
+                &stored_time(row.expires_at),
+                &stored_time(row.seen_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn touch_web_session(&mut self, token_hash: &str, seen_at: OffsetDateTime) -> Result<(), StorageError> {
+        self.execute(
+            "UPDATE web_sessions SET seen_at = $2 WHERE token_hash = $1",
+            &[&token_hash, &stored_time(seen_at)],
+        )?;
+        Ok(())
+    }
+
+    fn delete_web_session(&mut self, token_hash: &str) -> Result<(), StorageError> {
+        self.execute("DELETE FROM web_sessions WHERE token_hash = $1", &[&token_hash])?;
+        Ok(())
+    }
+
+    fn delete_web_sessions_of(&mut self, user: &str) -> Result<u64, StorageError> {
+        self.execute("DELETE FROM web_sessions WHERE user_name = $1", &[&user])
+    }
+
+    fn prune_web_sessions(
+        &mut self,
+        ended_before: OffsetDateTime,
+        idle_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<(), StorageError> {
+        self.execute(
+            "DELETE FROM web_sessions WHERE token_hash IN
+                 (SELECT token_hash FROM web_sessions WHERE expires_at < $1 OR seen_at < $2 LIMIT $3)",
+            &[&stored_time(ended_before), &stored_time(idle_before), &i64::from(limit)],
         )?;
         Ok(())
     }

@@ -295,4 +295,18 @@ CREATE TABLE form_defaults (
     set_at TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // 12: sessions of the office web page (issue 18): the SHA-256 of the cookie's token (never the
+    // token), the user, the anti-forgery token, and when it began, ends and was last used.
+    r#"
+CREATE TABLE web_sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    seen_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX web_sessions_user ON web_sessions (user_name);
+CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
+"#,
 ];

@@ -6,7 +6,7 @@ use crate::storage::at_rest;
 use crate::storage::{
     Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, FormDefaultRow, FormRow,
     HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange, NewUser, ReadTx,
-    RosterImportRow, StorageError, StoredResponse, Tx, UserRecord,
+    RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, BTreeSet};
@@ -686,6 +686,35 @@ impl ReadTx for SqliteTx<'_> {
         }
         Ok(out)
     }
+
+    fn households_with_key(&mut self, kind: &str, key: &str) -> Result<Vec<HouseholdId>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT household_id FROM household_keys WHERE kind = ?1 AND key = ?2 ORDER BY household_id",
+        )?;
+        let rows = stmt.query_map(params![kind, key], |r| r.get::<_, String>(0))?;
+        rows.map(|r| household_id(&r?)).collect()
+    }
+
+    fn web_session(&mut self, token_hash: &str) -> Result<Option<WebSessionRow>, StorageError> {
+        let row: Option<(String, String, String, String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT user_name, csrf, created_at, expires_at, seen_at FROM web_sessions WHERE token_hash = ?1",
+            )?
+            .query_row(params![token_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .optional()?;
+        row.map(|(user, csrf, created_at, expires_at, seen_at)| {
+            Ok(WebSessionRow {
+                token_hash: token_hash.to_string(),
+                user,
+                csrf,
+                created_at: parse_stored_time(&created_at)?,
+                expires_at: parse_stored_time(&expires_at)?,
+                seen_at: parse_stored_time(&seen_at)?,
+            })
+        })
+        .transpose()
+    }
 }
 
 impl Tx for SqliteTx<'_> {
@@ -1153,6 +1182,55 @@ impl Tx for SqliteTx<'_> {
                  set_at = excluded.set_at",
             )?
             .execute(params![row.area, row.form_key, row.set_by, stored_time(row.set_at)])?;
+        Ok(())
+    }
+
+    fn insert_web_session(&mut self, row: &WebSessionRow) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO web_sessions (token_hash, user_name, csrf, created_at, expires_at, seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                row.token_hash,
+                row.user,
+                row.csrf,
+                stored_time(row.created_at),
+                stored_time(row.expires_at),
+                stored_time(row.seen_at)
+            ])?;
+        Ok(())
+    }
+
+    fn touch_web_session(&mut self, token_hash: &str, seen_at: OffsetDateTime) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("UPDATE web_sessions SET seen_at = ?2 WHERE token_hash = ?1")?
+            .execute(params![token_hash, stored_time(seen_at)])?;
+        Ok(())
+    }
+
+    fn delete_web_session(&mut self, token_hash: &str) -> Result<(), StorageError> {
+        self.conn.prepare_cached("DELETE FROM web_sessions WHERE token_hash = ?1")?.execute(params![token_hash])?;
+        Ok(())
+    }
+
+    fn delete_web_sessions_of(&mut self, user: &str) -> Result<u64, StorageError> {
+        let n = self.conn.prepare_cached("DELETE FROM web_sessions WHERE user_name = ?1")?.execute(params![user])?;
+        Ok(n as u64)
+    }
+
+    fn prune_web_sessions(
+        &mut self,
+        ended_before: OffsetDateTime,
+        idle_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM web_sessions WHERE token_hash IN
+                     (SELECT token_hash FROM web_sessions WHERE expires_at < ?1 OR seen_at < ?2 LIMIT ?3)",
+            )?
+            .execute(params![stored_time(ended_before), stored_time(idle_before), i64::from(limit)])?;
         Ok(())
     }
 }

@@ -1,0 +1,38 @@
+//! The office web page (issue 18): what a kecamatan supervisor or a Dinas Sosial admin does with
+//! `pilar`, in a browser, served by `pilar-server` itself. HTML is written on the server (maud,
+//! escaped by default) with no script needed to use it, every asset is compiled into the binary,
+//! and every page's data comes from the same `Service` functions as the API, with the same scope
+//! rules (`Service::areas`, `Service::may_act`).
+//!
+//! - `session`: sign-in and sign-out, the session cookie (HttpOnly, SameSite=Strict, Secure over
+//!   TLS), the [`Office`](session::Office) extractor every page takes, and the checks every
+//!   state-changing form passes (its anti-forgery token and the request's origin).
+//! - `layout`: the page frame, the language switch (Bahasa Indonesia, English), error pages.
+//! - `households`: the households table (search, filters, pages), a household's page (answers
+//!   with code labels, members, visits, each field's history, the review thread) and review.
+//! - `assets`: the stylesheet.
+
+mod assets;
+mod households;
+mod layout;
+mod session;
+
+pub use layout::Lang;
+pub use session::{LANG_COOKIE, SESSION_COOKIE};
+
+use crate::state::AppState;
+use axum::Router;
+use axum::routing::{get, post};
+
+/// The web page's routes, beside `/v1` and `/health`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(households::home))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/language", get(layout::switch_language))
+        .route("/households", get(households::list))
+        .route("/households/{id}", get(households::show))
+        .route("/households/{id}/review", post(households::review))
+        .route("/assets/pilar.css", get(assets::stylesheet))
+}

@@ -1,0 +1,155 @@
+//! The office web page over plain HTTP (issue 18), what a browser cannot be made to do wrong on
+//! purpose: only supervisors and admins sign in (an enumerator's right password is refused with
+//! a clear message), the session cookie's flags, a supervisor finds a household by KK number and
+//! cannot open another kecamatan's, a state-changing POST without the anti-forgery token or from
+//! another origin is refused and changes nothing, a review from the page is the same review as
+//! `pilar review`, and a signed-out cookie no longer works.
+
+use pilar_tests::{Campaign, TestDevice};
+use reqwest::blocking::{Client, Response};
+use reqwest::header;
+
+const PANCA_LAUTANG: &str = "73.14.01";
+const BILOKKA: &str = "73.14.01.1001";
+const OTHER_KECAMATAN: &str = "73.14.02";
+const OTHER_VILLAGE: &str = "73.14.02.1001";
+/// A synthetic KK number of Bilokka (README's tour uses it).
+const KK: &str = "7314011201209001";
+
+fn client() -> Client {
+    Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client")
+}
+
+fn password(name: &str) -> String {
+    format!("sandi-{name}-12345")
+}
+
+/// Sign in through the form; returns the answer (a redirect with the cookie when it worked).
+fn sign_in(url: &str, user: &str, password: &str, extra: &[(&str, &str)]) -> Response {
+    let mut request =
+        client().post(format!("{url}/login")).form(&[("user", user), ("password", password), ("next", "/households")]);
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    request.send().expect("sign-in answer")
+}
+
+fn session_cookie(answer: &Response) -> String {
+    let set = answer.headers().get(header::SET_COOKIE).expect("a Set-Cookie").to_str().expect("ascii").to_string();
+    set.split(';').next().expect("name=value").to_string()
+}
+
+fn get(url: &str, cookie: &str) -> Response {
+    client().get(url).header(header::COOKIE, cookie).send().expect("page")
+}
+
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a form with the anti-forgery token") + 19;
+    page[at..].split('"').next().expect("token").to_string()
+}
+
+fn review_status(supervisor: &TestDevice, id: &str) -> String {
+    let listed = supervisor.json(&["review", "list", "--area", PANCA_LAUTANG]);
+    let brief = listed.as_array().expect("list").iter().find(|b| b["household"] == id).cloned().expect("listed");
+    brief["review"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn only_supervisors_sign_in_and_forged_forms_change_nothing() {
+    let campaign = Campaign::start();
+    let url = campaign.server.url().to_string();
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    campaign.supervisor("spv.lain", &[OTHER_KECAMATAN]);
+    let ani = campaign.enumerator("pkh.ani", &[BILOKKA]);
+    let other = campaign.enumerator("pkh.lain", &[OTHER_VILLAGE]);
+    let added =
+        ani.json(&["add", "--village", BILOKKA, "--head-name", "La Sintetis Kantor", "--kk", KK, "--rt", "003"]);
+    let id = added["household"].as_str().expect("id").to_string();
+    ani.ok(&["visit", &id, "--outcome", "3"]);
+    ani.json(&["sync"]);
+    let elsewhere = other.json(&["add", "--village", OTHER_VILLAGE, "--head-name", "Wa Sintetis Lain"]);
+    let elsewhere = elsewhere["household"].as_str().expect("id").to_string();
+    other.json(&["sync"]);
+
+    // Not signed in: every page leads to the sign-in form.
+    let answer = client().get(format!("{url}/households")).send().expect("page");
+    assert_eq!(answer.status(), 303);
+    assert_eq!(answer.headers()[header::LOCATION], "/login?next=/households");
+
+    // An enumerator's right password is refused, clearly; a wrong password says so.
+    let refused = sign_in(&url, "pkh.ani", &password("pkh.ani"), &[]);
+    assert_eq!(refused.status(), 403);
+    assert!(refused.headers().get(header::SET_COOKIE).is_none(), "no session for an enumerator");
+    assert!(refused.text().expect("page").contains("Akun enumerator tidak dapat masuk ke halaman kantor"));
+    let wrong = sign_in(&url, "spv.panca", "bukan-sandinya", &[]);
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().expect("page").contains("Nama pengguna atau kata sandi salah"));
+    // A sign-in posted from another site is refused before the password is looked at.
+    let forged = sign_in(&url, "spv.panca", &password("spv.panca"), &[("origin", "http://evil.example")]);
+    assert_eq!(forged.status(), 403);
+
+    // The supervisor signs in: an HttpOnly, SameSite=Strict cookie (Secure behind TLS).
+    let answer = sign_in(&url, "spv.panca", &password("spv.panca"), &[]);
+    assert_eq!(answer.status(), 303);
+    assert_eq!(answer.headers()[header::LOCATION], "/households");
+    let flags = answer.headers()[header::SET_COOKIE].to_str().expect("ascii").to_string();
+    assert!(flags.contains("HttpOnly") && flags.contains("SameSite=Strict") && !flags.contains("Secure"), "{flags}");
+    let cookie = session_cookie(&answer);
+    let over_tls = sign_in(&url, "spv.panca", &password("spv.panca"), &[("x-forwarded-proto", "https")]);
+    assert!(over_tls.headers()[header::SET_COOKIE].to_str().expect("ascii").contains("; Secure"));
+
+    // The table, a search by KK number, and the household's page; another kecamatan's is 403.
+    let table = get(&format!("{url}/households"), &cookie).text().expect("page");
+    assert!(table.contains("La Sintetis Kantor") && !table.contains("Wa Sintetis Lain"), "only the own kecamatan");
+    let found = get(&format!("{url}/households?q={KK}"), &cookie).text().expect("page");
+    assert!(found.contains("La Sintetis Kantor") && found.contains("1 rumah tangga"), "found by KK number");
+    let page = get(&format!("{url}/households/{id}"), &cookie);
+    assert_eq!(page.status(), 200);
+    let page = page.text().expect("page");
+    assert!(page.contains("Menunggu pemeriksaan") && page.contains(KK), "the status and the answers");
+    let outside = get(&format!("{url}/households/{elsewhere}"), &cookie);
+    assert_eq!(outside.status(), 403, "another kecamatan's household");
+    assert!(!outside.text().expect("page").contains("Wa Sintetis Lain"));
+
+    // A review POST without the token, with another's token, or from another origin: refused, nothing changes.
+    let csrf = csrf_of(&page);
+    let review = |form: &[(&str, &str)], origin: Option<&str>| {
+        let mut request =
+            client().post(format!("{url}/households/{id}/review")).header(header::COOKIE, &cookie).form(form);
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        request.send().expect("answer")
+    };
+    assert_eq!(review(&[("decision", "approve")], None).status(), 422, "a form without its token is malformed");
+    assert_eq!(review(&[("csrf", "0000"), ("decision", "approve")], None).status(), 403);
+    assert_eq!(review(&[("csrf", &csrf), ("decision", "approve")], Some("http://evil.example")).status(), 403);
+    let cross = client()
+        .post(format!("{url}/households/{id}/review"))
+        .header(header::COOKIE, &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf", csrf.as_str()), ("decision", "approve")])
+        .send()
+        .expect("answer");
+    assert_eq!(cross.status(), 403);
+    assert_eq!(review_status(&supervisor, &id), "awaiting_review", "nothing changed");
+
+    // From the page itself: the same review `pilar review` makes.
+    let same_origin = url.clone();
+    let done = review(&[("csrf", &csrf), ("decision", "return"), ("comment", "Foto KK belum ada")], Some(&same_origin));
+    assert_eq!(done.status(), 303);
+    assert_eq!(review_status(&supervisor, &id), "returned");
+    let page = get(&format!("{url}/households/{id}"), &cookie).text().expect("page");
+    assert!(page.contains("Dikembalikan") && page.contains("Foto KK belum ada"), "the review thread");
+
+    // Sign out: the cookie is forgotten and no longer signs anyone in.
+    let out = client()
+        .post(format!("{url}/logout"))
+        .header(header::COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .expect("answer");
+    assert_eq!(out.status(), 303);
+    assert!(out.headers()[header::SET_COOKIE].to_str().expect("ascii").contains("Max-Age=0"));
+    assert_eq!(get(&format!("{url}/households"), &cookie).status(), 303, "the session ended");
+}
