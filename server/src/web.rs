@@ -10,12 +10,14 @@
 //! - `layout`: the page frame, the language switch (Bahasa Indonesia, English), error pages.
 //! - `households`: the households table (search, filters, pages), a household's page (answers
 //!   with code labels, members, visits, each field's history, the review thread) and review.
+//! - `supervise`: the dashboard, the conflict inbox, suspected duplicates side by side.
 //! - `assets`: the stylesheet.
 
 mod assets;
 mod households;
 mod layout;
 mod session;
+mod supervise;
 
 pub use layout::Lang;
 pub use session::{LANG_COOKIE, SESSION_COOKIE};
@@ -34,5 +36,11 @@ pub fn routes() -> Router<AppState> {
         .route("/households", get(households::list))
         .route("/households/{id}", get(households::show))
         .route("/households/{id}/review", post(households::review))
+        .route("/households/{id}/resolve", post(supervise::resolve))
+        .route("/dashboard", get(supervise::dashboard))
+        .route("/conflicts", get(supervise::conflicts))
+        .route("/duplicates", get(supervise::duplicates))
+        .route("/duplicates/merge", post(supervise::merge))
+        .route("/duplicates/dismiss", post(supervise::dismiss))
         .route("/assets/pilar.css", get(assets::stylesheet))
 }

@@ -153,3 +153,73 @@ fn only_supervisors_sign_in_and_forged_forms_change_nothing() {
     assert!(out.headers()[header::SET_COOKIE].to_str().expect("ascii").contains("Max-Age=0"));
     assert_eq!(get(&format!("{url}/households"), &cookie).status(), 303, "the session ended");
 }
+
+/// A signed-in supervisor's cookie and the page's anti-forgery token.
+fn signed_in(url: &str, user: &str) -> (String, String) {
+    let answer = sign_in(url, user, &password(user), &[]);
+    assert_eq!(answer.status(), 303, "{user} signs in");
+    let cookie = session_cookie(&answer);
+    let page = get(&format!("{url}/households"), &cookie).text().expect("page");
+    (cookie.clone(), csrf_of(&page))
+}
+
+fn post(url: &str, cookie: &str, form: &[(&str, &str)]) -> Response {
+    client().post(url).header(header::COOKIE, cookie).form(form).send().expect("answer")
+}
+
+#[test]
+fn the_dashboard_resolves_a_conflict_and_merges_a_duplicate_from_the_page() {
+    let campaign = Campaign::start();
+    let url = campaign.server.url().to_string();
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let ani = campaign.enumerator("pkh.ani", &[BILOKKA]);
+    let budi = campaign.enumerator("pkh.budi", &[BILOKKA]);
+    let first = ani.json(&["add", "--village", BILOKKA, "--head-name", "La Sintetis", "--kk", KK, "--rt", "002"]);
+    let first = first["household"].as_str().expect("id").to_string();
+    ani.json(&["sync"]);
+    budi.json(&["sync"]);
+    // Offline, both measure the floor differently; Budi also records the family again.
+    ani.ok(&["visit", &first, "--outcome", "2", "--answer", "floor_area_m2=36"]);
+    budi.ok(&["visit", &first, "--outcome", "2", "--answer", "floor_area_m2=42"]);
+    let again = budi.json(&["add", "--village", BILOKKA, "--head-name", "La Sintetis", "--kk", KK, "--rt", "002"]);
+    let again = again["household"].as_str().expect("id").to_string();
+    ani.json(&["sync"]);
+    budi.json(&["sync"]);
+    let (cookie, csrf) = signed_in(&url, "spv.panca");
+
+    let dashboard = get(&format!("{url}/dashboard"), &cookie).text().expect("page");
+    assert!(
+        dashboard.contains("Bilokka") && dashboard.contains("pkh.ani") && dashboard.contains("pkh.budi"),
+        "{dashboard}"
+    );
+
+    let inbox = get(&format!("{url}/conflicts"), &cookie).text().expect("page");
+    assert!(
+        inbox.contains("answers.floor_area_m2") && inbox.contains("36") && inbox.contains("42"),
+        "both values listed"
+    );
+    let done = post(
+        &format!("{url}/households/{first}/resolve"),
+        &cookie,
+        &[("csrf", &csrf), ("path", "answers.floor_area_m2"), ("value", "40")],
+    );
+    assert_eq!(done.status(), 303);
+    let listed = supervisor.json(&["conflicts", "list", "--area", PANCA_LAUTANG]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "resolved: {listed}");
+    let shown = get(&format!("{url}/households/{first}"), &cookie).text().expect("page");
+    assert!(shown.contains("40"), "the new value is the answer");
+
+    let pairs = get(&format!("{url}/duplicates"), &cookie).text().expect("page");
+    assert!(pairs.contains(&first) && pairs.contains(&again) && pairs.contains("same_kk"), "{pairs}");
+    let forged =
+        post(&format!("{url}/duplicates/merge"), &cookie, &[("csrf", "x"), ("survivor", &first), ("retired", &again)]);
+    assert_eq!(forged.status(), 403);
+    let merged = post(
+        &format!("{url}/duplicates/merge"),
+        &cookie,
+        &[("csrf", &csrf), ("survivor", &first), ("retired", &again)],
+    );
+    assert_eq!(merged.status(), 303);
+    let left = supervisor.json(&["duplicates", "list", "--area", PANCA_LAUTANG]);
+    assert_eq!(left.as_array().map(Vec::len), Some(0), "merged: {left}");
+}

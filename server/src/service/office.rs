@@ -109,6 +109,32 @@ impl Service {
         Ok(HouseholdPage { rows, total, page, pages })
     }
 
+    /// How many households had their last visit on each of the `days` days up to `today` (the
+    /// village's local date), oldest first, every day listed.
+    pub fn visits_per_day(
+        &self,
+        areas: Option<&[String]>,
+        today: time::Date,
+        days: u32,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StorageError> {
+        self.refresh_derived()?;
+        let live = self.db.read(|tx| facts(tx, areas))?;
+        let mut counts = std::collections::BTreeMap::new();
+        for back in (0..days).rev() {
+            let day = today - time::Duration::days(i64::from(back));
+            counts.insert(day.to_string(), 0u64);
+        }
+        for f in live {
+            let Some(at) = f.brief.last_visit_at.as_deref() else { continue };
+            let zone = sync_core::ids::LocalZone::of_region_text(&f.village);
+            let local = sync_core::ids::local_time_text(at, zone);
+            if let Some(count) = counts.get_mut(local.get(..10).unwrap_or("")) {
+                *count += 1;
+            }
+        }
+        Ok(counts)
+    }
+
     /// One household whole, with its village: the server's document, loaded.
     pub fn household_whole(&self, id: HouseholdId) -> Result<Option<(String, Household)>, StorageError> {
         let row = self.db.read(|tx| tx.household(id))?;

@@ -21,9 +21,9 @@ fn html_response(markup: Markup) -> Response {
         .into_response()
 }
 
-/// `GET /`: the households table (the dashboard comes with issue 18's next part).
+/// `GET /`: the dashboard.
 pub async fn home(_: WebUser) -> Response {
-    Redirect::to("/households").into_response()
+    Redirect::to("/dashboard").into_response()
 }
 
 /// Query of `GET /households`.
@@ -60,7 +60,8 @@ pub fn status_label(lang: Lang, status: Option<&str>) -> &'static str {
     }
 }
 
-fn village_name(code: &str) -> String {
+/// A village's name from the region table (empty when unknown).
+pub fn village_name(code: &str) -> String {
     VillageCode::parse_format_only(code).ok().and_then(|v| v.name()).unwrap_or("").to_string()
 }
 

@@ -61,7 +61,10 @@ pub fn page(lang: Lang, title: &str, user: Option<&WebUser>, path: &str, body: M
                 header.top {
                     a.brand href="/" { "Pilar" }
                     @if user.is_some() {
+                        a href="/dashboard" { (lang.t("Ringkasan", "Dashboard")) }
                         a href="/households" { (lang.t("Rumah tangga", "Households")) }
+                        a href="/conflicts" { (lang.t("Konflik", "Conflicts")) }
+                        a href="/duplicates" { (lang.t("Dugaan ganda", "Duplicates")) }
                     }
                     span.who {
                         a href={ "/language?to=" (other.0) "&back=" (path) } { (other.1) }
