@@ -11,8 +11,10 @@
 //! - `households`: the households table (search, filters, pages), a household's page (answers
 //!   with code labels, members, visits, each field's history, the review thread) and review.
 //! - `supervise`: the dashboard, the conflict inbox, suspected duplicates side by side.
+//! - `admin`: users and their areas, devices, questionnaire versions (admins only).
 //! - `assets`: the stylesheet.
 
+mod admin;
 mod assets;
 mod households;
 mod layout;
@@ -42,5 +44,12 @@ pub fn routes() -> Router<AppState> {
         .route("/duplicates", get(supervise::duplicates))
         .route("/duplicates/merge", post(supervise::merge))
         .route("/duplicates/dismiss", post(supervise::dismiss))
+        .route("/admin/users", get(admin::users).post(admin::create_user))
+        .route("/admin/users/{name}", get(admin::user_page))
+        .route("/admin/users/{name}/areas", post(admin::set_areas))
+        .route("/admin/devices", get(admin::devices))
+        .route("/admin/devices/{id}/revoke", post(admin::revoke))
+        .route("/admin/forms", get(admin::forms).post(admin::publish))
+        .route("/admin/forms/default", post(admin::set_default))
         .route("/assets/pilar.css", get(assets::stylesheet))
 }

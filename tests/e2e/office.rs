@@ -223,3 +223,84 @@ fn the_dashboard_resolves_a_conflict_and_merges_a_duplicate_from_the_page() {
     let left = supervisor.json(&["duplicates", "list", "--area", PANCA_LAUTANG]);
     assert_eq!(left.as_array().map(Vec::len), Some(0), "merged: {left}");
 }
+
+#[test]
+fn an_admin_creates_an_enumerator_assigns_villages_revokes_a_device_and_publishes_a_form() {
+    let campaign = Campaign::start();
+    let url = campaign.server.url().to_string();
+    campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let (spv, _) = signed_in(&url, "spv.panca");
+    assert_eq!(get(&format!("{url}/admin/users"), &spv).status(), 403, "supervisors do not administer");
+    let answer = sign_in(&url, "admin", pilar_tests::TEST_ADMIN_PASSWORD, &[]);
+    let cookie = session_cookie(&answer);
+    let csrf = csrf_of(&get(&format!("{url}/admin/users"), &cookie).text().expect("page"));
+
+    // A new enumerator with a generated password, shown once.
+    let created =
+        post(&format!("{url}/admin/users"), &cookie, &[("csrf", &csrf), ("name", "pkh.baru"), ("role", "enumerator")]);
+    assert_eq!(created.status(), 200);
+    let created = created.text().expect("page");
+    let at = created.find("id=\"generated-password\">").expect("the generated password") + 24;
+    let password = created[at..].split('<').next().expect("password").to_string();
+    let taken =
+        post(&format!("{url}/admin/users"), &cookie, &[("csrf", &csrf), ("name", "pkh.baru"), ("role", "enumerator")]);
+    assert_eq!(taken.status(), 409, "a taken name");
+
+    // Villages: one unknown code refuses the whole list, naming the code; then the right list.
+    let bad = post(
+        &format!("{url}/admin/users/pkh.baru/areas"),
+        &cookie,
+        &[("csrf", &csrf), ("codes", "73.14.01.1001\n99.99.99.9999")],
+    );
+    assert_eq!(bad.status(), 422);
+    assert!(bad.text().expect("page").contains("99.99.99.9999"), "the bad code is named");
+    let users = campaign.admin.json(&["admin", "user", "list"]);
+    let baru = users.as_array().expect("users").iter().find(|u| u["name"] == "pkh.baru").cloned().expect("created");
+    assert_eq!(baru["villages"], serde_json::json!([]), "nothing changed");
+    let good = post(&format!("{url}/admin/users/pkh.baru/areas"), &cookie, &[("csrf", &csrf), ("codes", BILOKKA)]);
+    assert_eq!(good.status(), 303);
+    let page = get(&format!("{url}/admin/users/pkh.baru"), &cookie).text().expect("page");
+    assert!(page.contains(BILOKKA) && page.contains("Bilokka"), "the village with its name");
+
+    // The enumerator logs in from a tablet; the admin sees and revokes the device from the page.
+    let tablet = TestDevice::new();
+    tablet.login(&campaign.server, "pkh.baru", &password);
+    assert_eq!(tablet.json(&["sync"])["outcome"], "complete");
+    let device = tablet.json(&["status"])["device"].as_str().expect("device").to_string();
+    let devices = get(&format!("{url}/admin/devices"), &cookie).text().expect("page");
+    assert!(devices.contains(&device), "{devices}");
+    let revoked = post(&format!("{url}/admin/devices/{device}/revoke"), &cookie, &[("csrf", &csrf)]);
+    assert_eq!(revoked.status(), 303);
+    let wiped = tablet.fails(&["sync"]);
+    assert!(wiped.contains("revoked"), "{wiped}");
+
+    // A form version published from the page; an incompatible one is refused with its problems.
+    let v1 = campaign.admin.json(&["form"]);
+    let mut v2 = v1.clone();
+    v2["version"] = serde_json::json!(2);
+    v2["title"] = serde_json::json!("Ground check DTSEN 2027");
+    let upload = |form: &serde_json::Value| {
+        let part =
+            reqwest::blocking::multipart::Part::bytes(serde_json::to_vec(form).expect("json")).file_name("dtsen.json");
+        let multipart = reqwest::blocking::multipart::Form::new().text("csrf", csrf.clone()).part("file", part);
+        client()
+            .post(format!("{url}/admin/forms"))
+            .header(header::COOKIE, &cookie)
+            .multipart(multipart)
+            .send()
+            .expect("answer")
+    };
+    assert_eq!(upload(&v2).status(), 303);
+    let mut v3 = v2.clone();
+    v3["version"] = serde_json::json!(3);
+    v3["household"].as_array_mut().expect("fields").retain(|f| f["name"] != "address");
+    let refused = upload(&v3);
+    assert_eq!(refused.status(), 422);
+    let refused = refused.text().expect("page");
+    assert!(refused.contains("address") && refused.contains("field_removed"), "{refused}");
+    let forms = get(&format!("{url}/admin/forms"), &cookie).text().expect("page");
+    assert!(
+        forms.contains("dtsen-ground-check@2") && !forms.contains("dtsen-ground-check@3"),
+        "only version 2 was published"
+    );
+}

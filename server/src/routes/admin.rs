@@ -53,6 +53,19 @@ pub async fn create_user(
     Admin(admin): Admin,
     ApiJson(request): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, ApiJson<CreatedUser>), ApiError> {
+    let now = state.clock.now();
+    let created = state.blocking(move |service| create_user_as(service, &admin.user, request, now)).await?;
+    Ok((StatusCode::CREATED, ApiJson(created)))
+}
+
+/// Create an account as `admin` asked: the name's rules, the password's length (or a generated
+/// one, returned once). The API and the office web page both create users through this.
+pub(crate) fn create_user_as(
+    service: &Service,
+    admin: &str,
+    request: CreateUserRequest,
+    now: time::OffsetDateTime,
+) -> Result<CreatedUser, ApiError> {
     if !auth::is_valid_user_name(&request.name) {
         return Err(ApiError::Invalid(
             "name must be 1–64 lowercase letters, digits, '.', '-' or '_', starting with a letter or digit (e.g. \
@@ -72,16 +85,11 @@ pub async fn create_user(
         None => (auth::generate_password(), true),
     };
     let (name, role) = (request.name.clone(), request.role);
-    let now = state.clock.now();
-    state
-        .blocking(move |service| {
-            let password_hash = auth::hash_password(&password).map_err(ApiError::Internal)?;
-            service.create_user(&NewUser { name: name.clone(), role, password_hash, created_at: now })?;
-            tracing::info!(admin = admin.user, user = name, %role, "created user");
-            let password = generated.then_some(password);
-            Ok((StatusCode::CREATED, ApiJson(CreatedUser { name, role, password })))
-        })
-        .await
+    let password_hash = auth::hash_password(&password).map_err(ApiError::Internal)?;
+    service.create_user(&NewUser { name: name.clone(), role, password_hash, created_at: now })?;
+    tracing::info!(admin, user = name, %role, "created user");
+    let password = generated.then_some(password);
+    Ok(CreatedUser { name, role, password })
 }
 
 /// Every user with their active assignments.
@@ -100,16 +108,9 @@ pub async fn set_villages(
     let Path(name) = name?;
     let now = state.clock.now();
     state
-        .blocking(move |service| {
-            require_role(service, &name, Role::Enumerator, "villages", "kecamatan")?;
-            let codes = canonical_codes(&request.villages, "village", |raw| {
-                VillageCode::parse(raw).map(|c| c.as_str().to_string())
-            })?;
-            service.set_village_assignments(&name, &codes, now)?;
-            tracing::info!(admin = admin.user, user = name, villages = codes.len(), "assigned villages");
-            user_view(service, &name).map(ApiJson)
-        })
+        .blocking(move |service| assign_as(service, &admin.user, &name, Role::Enumerator, &request.villages, now))
         .await
+        .map(ApiJson)
 }
 
 /// Replace a supervisor's kecamatan; every code must be in the region table.
@@ -122,16 +123,34 @@ pub async fn set_kecamatan(
     let Path(name) = name?;
     let now = state.clock.now();
     state
-        .blocking(move |service| {
-            require_role(service, &name, Role::Supervisor, "kecamatan", "villages")?;
-            let codes = canonical_codes(&request.kecamatan, "kecamatan", |raw| {
-                DistrictCode::parse(raw).map(|c| c.as_str().to_string())
-            })?;
-            service.set_kecamatan_assignments(&name, &codes, now)?;
-            tracing::info!(admin = admin.user, user = name, kecamatan = codes.len(), "assigned kecamatan");
-            user_view(service, &name).map(ApiJson)
-        })
+        .blocking(move |service| assign_as(service, &admin.user, &name, Role::Supervisor, &request.kecamatan, now))
         .await
+        .map(ApiJson)
+}
+
+/// Replace a user's areas as `admin` asked: villages for an enumerator (`role` Enumerator),
+/// kecamatan for a supervisor; every code must be in the region table, or nothing changes. The
+/// API and the office web page both assign through this.
+pub(crate) fn assign_as(
+    service: &Service,
+    admin: &str,
+    name: &str,
+    role: Role,
+    raw: &[String],
+    now: time::OffsetDateTime,
+) -> Result<UserView, ApiError> {
+    if role == Role::Enumerator {
+        require_role(service, name, Role::Enumerator, "villages", "kecamatan")?;
+        let codes = canonical_codes(raw, "village", |raw| VillageCode::parse(raw).map(|c| c.as_str().to_string()))?;
+        service.set_village_assignments(name, &codes, now)?;
+        tracing::info!(admin, user = name, villages = codes.len(), "assigned villages");
+    } else {
+        require_role(service, name, Role::Supervisor, "kecamatan", "villages")?;
+        let codes = canonical_codes(raw, "kecamatan", |raw| DistrictCode::parse(raw).map(|c| c.as_str().to_string()))?;
+        service.set_kecamatan_assignments(name, &codes, now)?;
+        tracing::info!(admin, user = name, kecamatan = codes.len(), "assigned kecamatan");
+    }
+    user_view(service, name)
 }
 
 /// Every registered device.
@@ -203,7 +222,8 @@ fn canonical_codes<E: std::fmt::Display>(
     Ok(codes)
 }
 
-fn user_view(service: &Service, name: &str) -> Result<UserView, ApiError> {
+/// A user with their active assignments, as the API and the web page show one.
+pub(crate) fn user_view(service: &Service, name: &str) -> Result<UserView, ApiError> {
     let user = service.user(name)?.ok_or_else(|| ApiError::NotFound(format!("no user named {name}")))?;
     Ok(UserView {
         name: user.name,

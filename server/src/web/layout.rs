@@ -66,6 +66,11 @@ pub fn page(lang: Lang, title: &str, user: Option<&WebUser>, path: &str, body: M
                         a href="/conflicts" { (lang.t("Konflik", "Conflicts")) }
                         a href="/duplicates" { (lang.t("Dugaan ganda", "Duplicates")) }
                     }
+                    @if user.is_some_and(|u| u.session.role == sync_core::protocol::Role::Admin) {
+                        a href="/admin/users" { (lang.t("Pengguna", "Users")) }
+                        a href="/admin/devices" { (lang.t("Perangkat", "Devices")) }
+                        a href="/admin/forms" { (lang.t("Kuesioner", "Questionnaires")) }
+                    }
                     span.who {
                         a href={ "/language?to=" (other.0) "&back=" (path) } { (other.1) }
                         @if let Some(user) = user {
