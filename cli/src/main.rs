@@ -5,7 +5,7 @@ mod client;
 mod commands;
 mod export;
 mod render;
-mod roster;
+use pilar_roster as roster;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

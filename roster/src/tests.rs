@@ -64,9 +64,8 @@ fn text(value: Option<&FieldValue>) -> Option<&str> {
 #[test]
 fn example_per_person_roster_reads_without_any_problem() {
     let mut progress = Vec::new();
-    let file = read_csv(form(), include_bytes!("../../../docs/examples/roster.csv"), &options(), &mut |done| {
-        progress.push(done)
-    });
+    let file =
+        read_csv(form(), include_bytes!("../../docs/examples/roster.csv"), &options(), &mut |done| progress.push(done));
     assert!(file.problems.is_empty(), "{}", render_report(&file));
     assert_eq!((file.layout, file.rows, file.households.len()), (Layout::PerPerson, 14, 6));
     let sizes: Vec<usize> = file.households.iter().map(|h| h.members.len()).collect();
@@ -85,7 +84,7 @@ fn example_per_person_roster_reads_without_any_problem() {
 
 #[test]
 fn example_per_household_roster_reads_with_indonesian_labels_as_headers() {
-    let file = read(include_bytes!("../../../docs/examples/roster-households.csv"));
+    let file = read(include_bytes!("../../docs/examples/roster-households.csv"));
     assert!(file.problems.is_empty(), "{}", render_report(&file));
     assert_eq!((file.layout, file.rows, file.households.len()), (Layout::PerHousehold, 6, 6));
     let second = &file.households[1];
