@@ -526,9 +526,14 @@ impl Drop for Browser {
             eprintln!("browser: the page at the failure: {}", path.display());
         }
         if let Some(client) = self.client.take() {
-            // Ending the session makes chromedriver quit Chromium; a hung browser is left to the
-            // kill below.
-            let _ = self.run(async { tokio::time::timeout(QUIET_TIMEOUT, client.close()).await });
+            // Ending the session makes chromedriver quit Chromium. When that fails (a hung
+            // browser), Chromium is killed by its pid: it would outlive chromedriver otherwise.
+            let closed = self.run(async { tokio::time::timeout(QUIET_TIMEOUT, client.close()).await });
+            if !matches!(closed, Ok(Ok(()))) {
+                for pid in children_of(self.chromedriver.id()) {
+                    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                }
+            }
         }
         stop(&mut self.chromedriver);
         // `dir` (profile, downloads, log) is removed after this, now that nothing writes there.
@@ -670,6 +675,20 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The processes whose parent is `pid` (from `/proc/<pid>/stat`, whose fourth field is the
+/// parent's pid; the second, the command name in parentheses, may itself hold spaces).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|candidate| {
+            let stat = std::fs::read_to_string(format!("/proc/{candidate}/stat")).unwrap_or_default();
+            let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+            after_name.split_whitespace().nth(1).and_then(|ppid| ppid.parse::<u32>().ok()) == Some(pid)
+        })
+        .collect()
+}
+
 /// The name screenshots are filed under: the test thread's name (libtest names it after the
 /// test), else the test binary's name.
 fn current_test_name() -> String {
@@ -733,4 +752,18 @@ fn read_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_of_finds_a_child_by_its_parent_pid() {
+        let mut child = Command::new("sleep").arg("30").spawn().expect("start sleep");
+        let found = children_of(std::process::id());
+        stop(&mut child);
+        assert!(found.contains(&child.id()), "{} is not among {found:?}", child.id());
+        assert!(children_of(child.id()).is_empty(), "sleep has no children");
+    }
 }
