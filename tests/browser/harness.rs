@@ -1,6 +1,7 @@
 //! The harness against a tiny site served from this test (a form, an HttpOnly SameSite=Strict
-//! cookie, a CSV download): typing, clicking, submitting, waiting, cookies, scripts, downloads,
-//! and failure messages that explain themselves.
+//! cookie, a CSV download, a select, a file input, a confirm dialog): typing, clicking,
+//! submitting, choosing, uploading, waiting, cookies, scripts, downloads, and failure messages
+//! that explain themselves.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -67,6 +68,35 @@ fn form_cookie_and_download_work_in_chromium() {
     let again = browser.wait_for_download(".csv", Duration::from_secs(10));
     assert_ne!(again, path, "the second wait returned the first download again");
     assert_eq!(std::fs::read_to_string(&again).expect("read the second download"), CSV);
+}
+
+#[test]
+fn select_upload_dialog_and_lists_work_in_chromium() {
+    let site = TinySite::start();
+    let browser = Browser::start();
+    browser.goto(&site.url("/more"));
+
+    browser.wait_for(".row");
+    assert_eq!(browser.texts(".row"), ["Rumah tangga 1", "Rumah tangga 2"]);
+    assert!(!browser.exists("#absent"));
+    assert_eq!(browser.attribute("#status", "name").as_deref(), Some("status"));
+    assert_eq!(browser.attribute("#status", "data-missing"), None);
+
+    assert_eq!(browser.value("#status"), "all");
+    browser.select("#status", "returned");
+    assert_eq!(browser.value("#status"), "returned");
+
+    let roster = tempfile::Builder::new().suffix(".csv").tempfile().expect("a file to upload");
+    std::fs::write(roster.path(), CSV).expect("write the file to upload");
+    browser.upload("#roster", roster.path());
+    let file_name = roster.path().file_name().and_then(|n| n.to_str()).expect("file name");
+    assert_eq!(browser.execute("return document.getElementById('roster').files[0].size;"), json!(CSV.len()));
+    assert!(browser.value("#roster").ends_with(file_name), "{}", browser.value("#roster"));
+
+    // The button asks with confirm(); the page acts only once the dialog is accepted.
+    browser.click("#merge");
+    browser.accept_dialog();
+    browser.wait_for_text("#merged", "merged");
 }
 
 #[test]
@@ -163,6 +193,7 @@ fn serve(stream: TcpStream) {
             "Content-Type: text/html; charset=utf-8\r\nSet-Cookie: t=1; HttpOnly; SameSite=Strict\r\n",
             FORM_PAGE.to_string(),
         ),
+        ("GET", "/more") => ("200 OK", "Content-Type: text/html; charset=utf-8\r\n", MORE_PAGE.to_string()),
         ("POST", "/greet") => {
             let form = String::from_utf8_lossy(&body).to_string();
             let name = form.split('&').find_map(|pair| pair.strip_prefix("name=")).map(form_decode).unwrap_or_default();
@@ -198,6 +229,16 @@ const FORM_PAGE: &str = r#"<!doctype html>
   <button id="send" type="submit">Send</button>
 </form>
 <p><a id="export" href="/export.csv">Download the households</a></p>
+</body></html>"#;
+
+const MORE_PAGE: &str = r#"<!doctype html>
+<html lang="id"><head><meta charset="utf-8"><title>More</title></head>
+<body>
+<ul><li class="row">Rumah tangga 1</li><li class="row">Rumah tangga 2</li></ul>
+<select id="status" name="status"><option value="all">Semua</option><option value="returned">Dikembalikan</option></select>
+<input type="file" id="roster">
+<button id="merge" onclick="if (confirm('Gabungkan?')) document.getElementById('merged').textContent = 'merged';">Gabungkan</button>
+<p id="merged"></p>
 </body></html>"#;
 
 /// Decode an `application/x-www-form-urlencoded` value (`+` is a space, `%XX` a byte).
