@@ -3,7 +3,9 @@
 //! households (never real people: domain.md §3). [`faults::FaultProxy`] stands between devices
 //! and a server to break connections on purpose. [`Postgres`] gives a test its own PostgreSQL database;
 //! `PILAR_TEST_BACKEND=postgres` runs every [`TestServer`] on one ([`server_db`]).
+//! [`browser::Browser`] drives a headless Chromium through chromedriver for the web page's tests.
 
+pub mod browser;
 pub mod faults;
 pub mod http_framing;
 pub mod load;
