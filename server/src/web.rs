@@ -12,12 +12,14 @@
 //!   with code labels, members, visits, each field's history, the review thread) and review.
 //! - `supervise`: the dashboard, the conflict inbox, suspected duplicates side by side.
 //! - `admin`: users and their areas, devices, questionnaire versions (admins only).
+//! - `roster`: roster import (upload, the row-by-row report, commit), with `pilar-roster`.
 //! - `assets`: the stylesheet.
 
 mod admin;
 mod assets;
 mod households;
 mod layout;
+mod roster;
 mod session;
 mod supervise;
 
@@ -51,5 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/devices/{id}/revoke", post(admin::revoke))
         .route("/admin/forms", get(admin::forms).post(admin::publish))
         .route("/admin/forms/default", post(admin::set_default))
+        .route("/admin/roster", get(roster::roster_page).post(roster::check))
+        .route("/admin/roster/{import}/commit", post(roster::commit))
         .route("/assets/pilar.css", get(assets::stylesheet))
 }

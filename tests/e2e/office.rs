@@ -304,3 +304,50 @@ fn an_admin_creates_an_enumerator_assigns_villages_revokes_a_device_and_publishe
         "only version 2 was published"
     );
 }
+
+#[test]
+fn an_admin_imports_a_roster_from_the_page_after_fixing_its_broken_row() {
+    let campaign = Campaign::start();
+    let url = campaign.server.url().to_string();
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let answer = sign_in(&url, "admin", pilar_tests::TEST_ADMIN_PASSWORD, &[]);
+    let cookie = session_cookie(&answer);
+    let csrf = csrf_of(&get(&format!("{url}/admin/roster"), &cookie).text().expect("page"));
+    let good = std::fs::read_to_string(pilar_tests::example_roster()).expect("example roster");
+    // Row 3 (the second data row) gets a birth date in the future.
+    let broken = good.replacen("1985-07-12", "2085-07-12", 1);
+    assert_ne!(broken, good);
+    let upload = |text: &str| {
+        let part = reqwest::blocking::multipart::Part::bytes(text.as_bytes().to_vec()).file_name("daftar.csv");
+        let form = reqwest::blocking::multipart::Form::new()
+            .text("csrf", csrf.clone())
+            .text("layout", "auto")
+            .part("file", part);
+        client()
+            .post(format!("{url}/admin/roster"))
+            .header(header::COOKIE, &cookie)
+            .multipart(form)
+            .send()
+            .expect("answer")
+    };
+    let refused = upload(&broken);
+    assert_eq!(refused.status(), 422);
+    let report = refused.text().expect("page");
+    let row = report.find("<td>3</td>").expect("the broken row is named by its number");
+    assert!(report[row..].contains("birth_date"), "with its column: {report}");
+    assert!(report.contains("Tidak ada yang diimpor"), "nothing imported");
+    assert_eq!(supervisor.json(&["review", "list", "--area", PANCA_LAUTANG]).as_array().map(Vec::len), Some(0));
+
+    let checked = upload(&good);
+    assert_eq!(checked.status(), 200);
+    let page = checked.text().expect("page");
+    let marker = "action=\"/admin/roster/";
+    let at = page.find(marker).expect("the commit form") + marker.len();
+    let import = page[at..].split('/').next().expect("import id").to_string();
+    let done = post(&format!("{url}/admin/roster/{import}/commit"), &cookie, &[("csrf", &csrf), ("chunks", "1")]);
+    assert_eq!(done.status(), 200);
+    assert!(done.text().expect("page").contains("6 baru"), "six households created");
+    let (spv, _) = signed_in(&url, "spv.panca");
+    let table = get(&format!("{url}/households"), &spv).text().expect("page");
+    assert!(table.contains("6 rumah tangga") && table.contains("Wette'E Bin Ali"), "{table}");
+}

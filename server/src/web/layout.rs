@@ -69,6 +69,7 @@ pub fn page(lang: Lang, title: &str, user: Option<&WebUser>, path: &str, body: M
                     @if user.is_some_and(|u| u.session.role == sync_core::protocol::Role::Admin) {
                         a href="/admin/users" { (lang.t("Pengguna", "Users")) }
                         a href="/admin/devices" { (lang.t("Perangkat", "Devices")) }
+                        a href="/admin/roster" { (lang.t("Impor daftar", "Roster import")) }
                         a href="/admin/forms" { (lang.t("Kuesioner", "Questionnaires")) }
                     }
                     span.who {
