@@ -12,10 +12,12 @@
 //!   with code labels, members, visits, each field's history, the review thread) and review.
 //! - `supervise`: the dashboard, the conflict inbox, suspected duplicates side by side.
 //! - `admin`: users and their areas, devices, questionnaire versions (admins only).
+//! - `export`: the XLSX/CSV download, the files `pilar export` writes (`pilar-export`).
 //! - `assets`: the stylesheet.
 
 mod admin;
 mod assets;
+mod export;
 mod households;
 mod layout;
 mod session;
@@ -51,5 +53,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/devices/{id}/revoke", post(admin::revoke))
         .route("/admin/forms", get(admin::forms).post(admin::publish))
         .route("/admin/forms/default", post(admin::set_default))
+        .route("/export", get(export::export))
         .route("/assets/pilar.css", get(assets::stylesheet))
 }
