@@ -3,7 +3,6 @@
 
 mod client;
 mod commands;
-mod export;
 mod render;
 use pilar_roster as roster;
 

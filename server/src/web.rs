@@ -13,10 +13,12 @@
 //! - `supervise`: the dashboard, the conflict inbox, suspected duplicates side by side.
 //! - `admin`: users and their areas, devices, questionnaire versions (admins only).
 //! - `roster`: roster import (upload, the row-by-row report, commit), with `pilar-roster`.
+//! - `export`: the XLSX/CSV download, the files `pilar export` writes (`pilar-export`).
 //! - `assets`: the stylesheet.
 
 mod admin;
 mod assets;
+mod export;
 mod households;
 mod layout;
 mod roster;
@@ -55,5 +57,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/forms/default", post(admin::set_default))
         .route("/admin/roster", get(roster::roster_page).post(roster::check))
         .route("/admin/roster/{import}/commit", post(roster::commit))
+        .route("/export", get(export::export))
         .route("/assets/pilar.css", get(assets::stylesheet))
 }

@@ -11,6 +11,7 @@ mod load;
 mod migrate;
 mod no_loss;
 mod office;
+mod office_export;
 mod offline_session;
 mod packs;
 mod photos;

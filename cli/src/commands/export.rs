@@ -3,10 +3,10 @@
 //! written as they arrive, so memory stays flat; the files appear only when complete.
 
 use crate::client::Client;
-use crate::export::{Export, ExportFormat};
 use anyhow::{Result, bail};
+use pilar_export::{Export, ExportFormat};
 use std::path::{Path, PathBuf};
-use sync_core::form::{FormDefinition, split_key};
+use sync_core::form::FormDefinition;
 use sync_core::ids::LocalZone;
 use sync_core::model::HouseholdId;
 use sync_core::protocol::ExportPage;
@@ -105,24 +105,11 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The form an export is laid out for: the newest published version of the form new visits use
-/// everywhere (the global default). A version never removes a field, so its columns hold the
-/// answers of every earlier version, labelled from the newest (docs/forms.md).
+/// The form an export is laid out for ([`pilar_export::export_form_key`]).
 fn export_form(client: &mut Client) -> Result<FormDefinition> {
-    let view: FormsView = client.get("/v1/forms")?;
-    let global = view.defaults.iter().find(|d| d.kabupaten.is_empty()).map(|d| d.form.clone());
-    let id = global
-        .as_deref()
-        .and_then(split_key)
-        .map(|(id, _)| id.to_string())
-        .unwrap_or_else(|| FormDefinition::default_dtsen().id.clone());
-    let newest = view
-        .versions
-        .iter()
-        .filter_map(|v| split_key(&v.key).filter(|(form_id, _)| *form_id == id).map(|(_, version)| (version, &v.key)))
-        .max();
-    match newest {
-        Some((_, key)) => client.get(&format!("/v1/forms/{key}")),
+    let catalog: FormsView = client.get("/v1/forms")?;
+    match pilar_export::export_form_key(&catalog) {
+        Some(key) => client.get(&format!("/v1/forms/{key}")),
         None => Ok(FormDefinition::default_dtsen().clone()),
     }
 }

@@ -4,6 +4,7 @@
 use super::open_store;
 use crate::render::{line, table};
 use anyhow::{Context, Result, bail};
+use pilar_export::photo_file_name;
 use std::path::{Path, PathBuf};
 use sync_core::entry;
 use sync_core::model::HouseholdId;
@@ -233,13 +234,6 @@ pub struct IndexRow {
 /// The file name a photo is exported under: household, kind and address, never a person's name.
 pub fn export_file_name(row: &IndexRow) -> String {
     photo_file_name(row.household, &row.kind, &row.photo, row.mime)
-}
-
-/// The file name of one photo in `pilar photo export`'s folder; the photo sheet of `pilar export`
-/// names the same file.
-pub fn photo_file_name(household: HouseholdId, kind: &str, photo: &PhotoId, mime: Mime) -> String {
-    let kind = PhotoKind::parse(kind).map(|k| k.as_str()).unwrap_or("other");
-    format!("{household}-{kind}-{}.{}", &photo.as_str()[..16], mime.extension())
 }
 
 /// Write `photos.csv` (household, kind, file name, sha256, bytes) into `dir`, appending to an

@@ -40,6 +40,26 @@ fn date(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> 
     }
 }
 
+/// The area (a kecamatan or kabupaten code, canonical) and filter an export asks for, checked: the
+/// API and the office web page's export (`web/export.rs`) read their queries with it.
+pub fn export_area_and_filter(
+    area: &str,
+    approved_only: bool,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<(String, ExportFilter), ApiError> {
+    let area = match (DistrictCode::parse(area), RegencyCode::parse(area)) {
+        (Ok(k), _) => k.as_str().to_string(),
+        (_, Ok(r)) => r.as_str().to_string(),
+        _ => {
+            return Err(ApiError::Invalid(format!(
+                "area {area:?} is not a kecamatan (73.14.01) or kabupaten (73.14) code in the region table"
+            )));
+        }
+    };
+    Ok((area, ExportFilter { approved_only, from: date("from", from)?, to: date("to", to)? }))
+}
+
 /// `GET /v1/export?area=…&approved=…&from=…&to=…&after=…`.
 pub async fn export(
     State(state): State<AppState>,
@@ -47,18 +67,7 @@ pub async fn export(
     query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<ApiJson<ExportPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::Malformed(format!("bad export query: {}", e.body_text())))?;
-    let area = match (DistrictCode::parse(&query.area), RegencyCode::parse(&query.area)) {
-        (Ok(k), _) => k.as_str().to_string(),
-        (_, Ok(r)) => r.as_str().to_string(),
-        _ => {
-            return Err(ApiError::Invalid(format!(
-                "area {:?} is not a kecamatan (73.14.01) or kabupaten (73.14) code in the region table",
-                query.area
-            )));
-        }
-    };
-    let filter =
-        ExportFilter { approved_only: query.approved, from: date("from", query.from)?, to: date("to", query.to)? };
+    let (area, filter) = export_area_and_filter(&query.area, query.approved, query.from, query.to)?;
     let after = query.after;
     let page = state
         .blocking(move |service| {

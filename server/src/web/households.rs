@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use std::sync::Arc;
 use sync_core::form::{FormDefinition, Scope};
-use sync_core::ids::{LocalZone, VillageCode, local_time_text};
+use sync_core::ids::{DistrictCode, LocalZone, VillageCode, local_time_text};
 use sync_core::model::{FieldPath, Household, HouseholdId, ReviewDecision, ReviewStatus};
 use sync_core::protocol::HouseholdBrief;
 
@@ -85,10 +85,11 @@ pub async fn list(State(state): State<AppState>, user: WebUser, Query(q): Query<
     let found = state
         .blocking(move |service| {
             let areas = service.areas(&caller, None, "see households")?;
-            Ok(service.household_page(areas.as_deref(), &filter)?)
+            let page = service.household_page(areas.as_deref(), &filter)?;
+            Ok((areas, page))
         })
         .await;
-    let found = match found {
+    let (areas, found) = match found {
         Ok(found) => found,
         Err(e) => return WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
     };
@@ -98,11 +99,18 @@ pub async fn list(State(state): State<AppState>, user: WebUser, Query(q): Query<
         lang.t("Rumah tangga", "Households"),
         Some(&user),
         "/households",
-        list_body(lang, &q, &found, &form),
+        list_body(lang, &q, &found, &form, areas.as_deref()),
     ))
 }
 
-fn list_body(lang: Lang, q: &ListQuery, found: &HouseholdPage, form: &FormDefinition) -> Markup {
+/// `areas`: the supervisor's kecamatan, offered for export; `None` (an admin) asks for a code.
+fn list_body(
+    lang: Lang,
+    q: &ListQuery,
+    found: &HouseholdPage,
+    form: &FormDefinition,
+    areas: Option<&[String]>,
+) -> Markup {
     let link = |page: usize| {
         format!(
             "/households?q={}&village={}&rt={}&status={}&outcome={}&conflicts={}&page={page}",
@@ -159,7 +167,45 @@ fn list_body(lang: Lang, q: &ListQuery, found: &HouseholdPage, form: &FormDefini
             @if found.page > 1 { a href=(link(found.page - 1)) rel="prev" { "« " (lang.t("sebelumnya", "previous")) } }
             @if found.page < found.pages { a href=(link(found.page + 1)) rel="next" id="next-page" { (lang.t("berikutnya", "next")) " »" } }
         }
+        (export_form(lang, areas))
     }
+}
+
+/// The export form: `GET /export` with the filters of `pilar export` (a download, no state change,
+/// so no anti-forgery token).
+fn export_form(lang: Lang, areas: Option<&[String]>) -> Markup {
+    html! {
+        h2 { (lang.t("Ekspor", "Export")) }
+        form.filters method="get" action="/export" id="export-form" {
+            label { (lang.t("Wilayah", "Area")) " "
+                @match areas {
+                    Some(areas) => {
+                        select name="area" id="export-area" {
+                            @for area in areas { option value=(area) { (area) " " (district_name(area)) } }
+                        }
+                    }
+                    None => {
+                        input type="text" name="area" id="export-area" size="10" required
+                            placeholder=(lang.t("kecamatan 73.14.01 atau kabupaten 73.14", "kecamatan 73.14.01 or kabupaten 73.14"));
+                    }
+                }
+            }
+            label { (lang.t("Format", "Format")) " "
+                select name="format" id="export-format" {
+                    option value="xlsx" { "XLSX" }
+                    option value="csv" { "CSV (ZIP)" }
+                }
+            }
+            label { (lang.t("Dikunjungi dari", "Visited from")) " " input type="date" name="from"; }
+            label { (lang.t("sampai", "to")) " " input type="date" name="to"; }
+            label { input type="checkbox" name="approved" value="1" id="export-approved"; " " (lang.t("hanya yang disetujui", "approved only")) }
+            button type="submit" id="export" { (lang.t("Unduh", "Download")) }
+        }
+    }
+}
+
+fn district_name(code: &str) -> &'static str {
+    DistrictCode::parse(code).ok().and_then(|k| k.name()).unwrap_or("")
 }
 
 fn row(lang: Lang, h: &HouseholdBrief, form: &FormDefinition) -> Markup {

@@ -567,7 +567,7 @@ impl ColumnPlan {
             Source::PhotoKind => opt_text(row.photo.map(|(_, p)| p.kind.as_str())),
             Source::PhotoKindLabel => opt_text(row.photo.map(|(_, p)| photo_kind_label(&p.kind))),
             Source::PhotoFile => row.photo.map_or(Cell::Empty, |(sha, p)| match sha.parse::<PhotoId>() {
-                Ok(id) => Cell::Text(Cow::Owned(crate::commands::photo::photo_file_name(
+                Ok(id) => Cell::Text(Cow::Owned(crate::photo_file_name(
                     h.id,
                     &p.kind,
                     &id,

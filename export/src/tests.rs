@@ -486,7 +486,7 @@ fn the_photo_sheet_lists_each_reference_with_the_file_pilar_photo_export_writes(
         assert_eq!(at(&p, row, "taken_by"), s("enum.wette"));
         assert_eq!(
             at(&p, row, "file"),
-            s(&crate::commands::photo::photo_file_name(household.id, kind, id, mime)),
+            s(&crate::photo_file_name(household.id, kind, id, mime)),
             "the file name `pilar photo export` writes"
         );
         assert_eq!(ymd_hms(&at(&p, row, "taken_at")), (2025, 3, 2, 9, 20, 0), "on the WITA clock");

@@ -2,6 +2,11 @@
 //! or four CSV files, written one household at a time so a 100,000-household export never sits
 //! in memory. `docs/export.md` is the user-facing description of the layout.
 //!
+//! One implementation for every place that writes an export: `pilar export` (households paged
+//! from the server) and the office web page (`pilar-server`'s `web/export.rs`, households paged
+//! from the same service functions) both call [`Export`]. The crate does no I/O but writing the
+//! files it is given: where households come from, and where the files go next, is the caller's.
+//!
 //! Code map:
 //! - `plan`: the column plan derived from the form ([`ColumnPlan`]) and the typed [`Cell`]s of
 //!   each row; both writers take their layout from it, so XLSX and CSV always have the same columns.
@@ -37,17 +42,43 @@ pub use xlsx::XlsxExport;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use sync_core::form::FormDefinition;
+use sync_core::form::{FormDefinition, split_key};
 use sync_core::ids::LocalZone;
-use sync_core::model::HouseholdState;
+use sync_core::model::{HouseholdId, HouseholdState};
+use sync_core::photo::{Mime, PhotoId, PhotoKind};
+use sync_core::protocol::FormsView;
 
-/// The file format of an export, as chosen with `--format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// The file format of an export, as chosen with `--format` (feature `clap`) or the web page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ExportFormat {
     /// One workbook with the sheets households, members, visits and photos.
     Xlsx,
     /// Four CSV files `<prefix>-households.csv`, `-members.csv`, `-visits.csv`, `-photos.csv`.
     Csv,
+}
+
+/// The key (`id@version`) of the form an export is laid out for: the newest published version of
+/// the form new visits use everywhere (the global default), from the catalog `GET /v1/forms`
+/// answers. A version never removes a field, so its columns hold the answers of every earlier
+/// version, labelled from the newest (docs/forms.md). `None` when nothing of that form is
+/// published: the export uses [`FormDefinition::default_dtsen`].
+pub fn export_form_key(catalog: &FormsView) -> Option<String> {
+    let global = catalog.defaults.iter().find(|d| d.kabupaten.is_empty()).map(|d| d.form.as_str());
+    let id = global.and_then(split_key).map_or_else(|| FormDefinition::default_dtsen().id.as_str(), |(id, _)| id);
+    catalog
+        .versions
+        .iter()
+        .filter_map(|v| split_key(&v.key).filter(|(form_id, _)| *form_id == id).map(|(_, version)| (version, &v.key)))
+        .max()
+        .map(|(_, key)| key.clone())
+}
+
+/// The file name of one photo in `pilar photo export`'s folder; the photo sheet of an export
+/// names the same file, so a row leads to its file.
+pub fn photo_file_name(household: HouseholdId, kind: &str, photo: &PhotoId, mime: Mime) -> String {
+    let kind = PhotoKind::parse(kind).map(|k| k.as_str()).unwrap_or("other");
+    format!("{household}-{kind}-{}.{}", &photo.as_str()[..16], mime.extension())
 }
 
 /// What an export wrote, for the closing message.
