@@ -32,6 +32,8 @@ pub fn v1() -> Router<AppState> {
         .route("/admin/users", get(admin::list_users).post(admin::create_user))
         .route("/admin/users/{name}/villages", put(admin::set_villages))
         .route("/admin/users/{name}/kecamatan", put(admin::set_kecamatan))
+        .route("/admin/users/{name}/password", post(admin::reset_password))
+        .route("/admin/users/{name}/role", put(admin::change_role))
         .route("/admin/devices", get(admin::list_devices))
         .route("/admin/devices/{id}/revoke", post(admin::revoke_device))
         .route("/admin/forms", post(forms::publish))

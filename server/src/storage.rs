@@ -798,6 +798,10 @@ pub trait Tx: ReadTx {
     fn insert_form(&mut self, form: &FormRow, definition: &str) -> Result<bool, StorageError>;
     /// Set (or replace) an area's default version.
     fn put_form_default(&mut self, row: &FormDefaultRow) -> Result<(), StorageError>;
+    /// Replace a user's password hash; false when there is no such user.
+    fn set_user_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StorageError>;
+    /// Change a user's role; false when there is no such user.
+    fn set_user_role(&mut self, name: &str, role: Role) -> Result<bool, StorageError>;
     /// Store a new web page session.
     fn insert_web_session(&mut self, row: &WebSessionRow) -> Result<(), StorageError>;
     /// Record that a session was used.

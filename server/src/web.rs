@@ -51,6 +51,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{name}", get(admin::user_page))
         .route("/admin/users/{name}/areas", post(admin::set_areas))
+        .route("/admin/users/{name}/password", post(admin::reset_password))
+        .route("/admin/users/{name}/role", post(admin::change_role))
         .route("/admin/devices", get(admin::devices))
         .route("/admin/devices/{id}/revoke", post(admin::revoke))
         .route("/admin/forms", get(admin::forms).post(admin::publish))

@@ -177,6 +177,30 @@ pub struct VillagesRequest {
     pub villages: Vec<String>,
 }
 
+/// `POST /v1/admin/users/{name}/password`: a new password, or none to have one generated (answered
+/// once, in `CreatedUser::password`).
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRequest {
+    /// The new password; absent to have one generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for PasswordRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordRequest").field("password", &self.password.as_ref().map(|_| "<redacted>")).finish()
+    }
+}
+
+/// `PUT /v1/admin/users/{name}/role`: the user's new role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    /// The new role.
+    pub role: Role,
+}
+
 /// `PUT /v1/admin/users/{name}/kecamatan`: the complete new set of kecamatan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

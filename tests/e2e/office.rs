@@ -274,6 +274,26 @@ fn an_admin_creates_an_enumerator_assigns_villages_revokes_a_device_and_publishe
     let wiped = tablet.fails(&["sync"]);
     assert!(wiped.contains("revoked"), "{wiped}");
 
+    // A new password for the enumerator: the old one stops working. A role change is refused
+    // while the user holds villages, and made once they hold none.
+    let reset = post(&format!("{url}/admin/users/pkh.baru/password"), &cookie, &[("csrf", &csrf)]);
+    assert_eq!(reset.status(), 200);
+    let reset = reset.text().expect("page");
+    let at = reset.find("id=\"generated-password\">").expect("the new password") + 24;
+    let new_password = reset[at..].split('<').next().expect("password").to_string();
+    assert_ne!(new_password, password);
+    let refused = sign_in(&url, "pkh.baru", &password, &[]);
+    assert_eq!(refused.status(), 401, "the old password no longer works");
+    let role = post(&format!("{url}/admin/users/pkh.baru/role"), &cookie, &[("csrf", &csrf), ("role", "supervisor")]);
+    assert_eq!(role.status(), 422);
+    assert!(role.text().expect("page").contains("still holds villages"), "refused while holding villages");
+    let emptied = post(&format!("{url}/admin/users/pkh.baru/areas"), &cookie, &[("csrf", &csrf), ("codes", "")]);
+    assert_eq!(emptied.status(), 303);
+    let role = post(&format!("{url}/admin/users/pkh.baru/role"), &cookie, &[("csrf", &csrf), ("role", "supervisor")]);
+    assert_eq!(role.status(), 303);
+    let promoted = sign_in(&url, "pkh.baru", &new_password, &[]);
+    assert_eq!(promoted.status(), 303, "a supervisor now, with the new password");
+
     // A form version published from the page; an incompatible one is refused with its problems.
     let v1 = campaign.admin.json(&["form"]);
     let mut v2 = v1.clone();

@@ -16,7 +16,8 @@ use axum::http::StatusCode;
 use sync_core::ids::{DistrictCode, VillageCode};
 use sync_core::model::DeviceId;
 use sync_core::protocol::{
-    CreateUserRequest, CreatedUser, DeviceView, KecamatanRequest, Role, UserView, VillagesRequest,
+    CreateUserRequest, CreatedUser, DeviceView, KecamatanRequest, PasswordRequest, Role, RoleRequest, UserView,
+    VillagesRequest,
 };
 
 /// Longest password accepted, in bytes (argon2 is fed the whole of it).
@@ -73,23 +74,77 @@ pub(crate) fn create_user_as(
                 .to_string(),
         ));
     }
-    let (password, generated) = match request.password.as_deref() {
-        Some(p) if p.chars().count() < auth::MIN_PASSWORD_LEN || p.len() > MAX_PASSWORD_BYTES => {
-            return Err(ApiError::Invalid(format!(
-                "password must be {} to {MAX_PASSWORD_BYTES} characters long; choose a longer one, or leave it out to \
-                 have one generated",
-                auth::MIN_PASSWORD_LEN
-            )));
-        }
-        Some(p) => (p.to_string(), false),
-        None => (auth::generate_password(), true),
-    };
+    let (password, generated) = chosen_password(request.password.as_deref())?;
     let (name, role) = (request.name.clone(), request.role);
     let password_hash = auth::hash_password(&password).map_err(ApiError::Internal)?;
     service.create_user(&NewUser { name: name.clone(), role, password_hash, created_at: now })?;
     tracing::info!(admin, user = name, %role, "created user");
     let password = generated.then_some(password);
     Ok(CreatedUser { name, role, password })
+}
+
+/// The password `requested`, when long enough, else a generated one (`true`): the rule every
+/// password an admin sets follows.
+fn chosen_password(requested: Option<&str>) -> Result<(String, bool), ApiError> {
+    match requested {
+        Some(p) if p.chars().count() < auth::MIN_PASSWORD_LEN || p.len() > MAX_PASSWORD_BYTES => {
+            Err(ApiError::Invalid(format!(
+                "password must be {} to {MAX_PASSWORD_BYTES} characters long; choose a longer one, or leave it out to \
+                 have one generated",
+                auth::MIN_PASSWORD_LEN
+            )))
+        }
+        Some(p) => Ok((p.to_string(), false)),
+        None => Ok((auth::generate_password(), true)),
+    }
+}
+
+/// Set a new password for a user (generated when none is given, answered once); their office web
+/// page sessions end.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    name: Result<Path<String>, PathRejection>,
+    ApiJson(request): ApiJson<PasswordRequest>,
+) -> Result<ApiJson<CreatedUser>, ApiError> {
+    let Path(name) = name?;
+    state
+        .blocking(move |service| reset_password_as(service, &admin.user, &name, request.password.as_deref()))
+        .await
+        .map(ApiJson)
+}
+
+/// Give `name` a new password as `admin` asked: the API and the office web page both use this.
+pub(crate) fn reset_password_as(
+    service: &Service,
+    admin: &str,
+    name: &str,
+    requested: Option<&str>,
+) -> Result<CreatedUser, ApiError> {
+    let (password, generated) = chosen_password(requested)?;
+    let password_hash = auth::hash_password(&password).map_err(ApiError::Internal)?;
+    service.reset_password(name, &password_hash)?;
+    let user = service.user(name)?.ok_or_else(|| ApiError::NotFound(format!("no user named {name}")))?;
+    tracing::info!(admin, user = name, "password reset");
+    Ok(CreatedUser { name: user.name, role: user.role, password: generated.then_some(password) })
+}
+
+/// Change a user's role (refused while they hold villages or kecamatan of the old role).
+pub async fn change_role(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    name: Result<Path<String>, PathRejection>,
+    ApiJson(request): ApiJson<RoleRequest>,
+) -> Result<ApiJson<UserView>, ApiError> {
+    let Path(name) = name?;
+    state.blocking(move |service| change_role_as(service, &admin.user, &name, request.role)).await.map(ApiJson)
+}
+
+/// Change `name`'s role as `admin` asked: the API and the office web page both use this.
+pub(crate) fn change_role_as(service: &Service, admin: &str, name: &str, role: Role) -> Result<UserView, ApiError> {
+    service.change_role(name, role)?;
+    tracing::info!(admin, user = name, %role, "role changed");
+    user_view(service, name)
 }
 
 /// Every user with their active assignments.

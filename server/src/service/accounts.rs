@@ -230,6 +230,45 @@ impl Service {
         self.db.read(|tx| tx.user(name))
     }
 
+    /// Give `name` a new password (its hash): their office web page sessions end; their devices
+    /// keep syncing (a lost device is revoked, not re-passworded).
+    pub fn reset_password(&self, name: &str, password_hash: &str) -> Result<(), StorageError> {
+        let found = self.db.write(|tx| {
+            let found = tx.set_user_password(name, password_hash)?;
+            if found {
+                tx.delete_web_sessions_of(name)?;
+            }
+            Ok(found)
+        })?;
+        if found { Ok(()) } else { Err(StorageError::NotFound(format!("no user named {name}"))) }
+    }
+
+    /// Change `name`'s role. Refused while they hold areas of their present role (villages or
+    /// kecamatan): an admin ends those first, so nobody keeps a scope their new role does not
+    /// read. Their office web page sessions end.
+    pub fn change_role(&self, name: &str, role: Role) -> Result<(), StorageError> {
+        self.db.write(|tx| {
+            let Some(user) = tx.user(name)? else {
+                return Err(StorageError::NotFound(format!("no user named {name}")));
+            };
+            if user.role == role {
+                return Ok(());
+            }
+            let villages = tx.assignments_of(AssignmentKind::Village, name)?.iter().any(|a| a.ended_at.is_none());
+            let kecamatan = tx.assignments_of(AssignmentKind::Kecamatan, name)?.iter().any(|a| a.ended_at.is_none());
+            if villages || kecamatan {
+                return Err(StorageError::Refused(format!(
+                    "{name} still holds {} as {}; remove them first (assign an empty list), then change the role",
+                    if villages { "villages" } else { "kecamatan" },
+                    user.role
+                )));
+            }
+            tx.set_user_role(name, role)?;
+            tx.delete_web_sessions_of(name)?;
+            Ok(())
+        })
+    }
+
     /// Every user with their active assignments, by name.
     pub fn users(&self) -> Result<Vec<UserSummary>, StorageError> {
         self.db.read(|tx| {

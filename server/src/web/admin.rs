@@ -7,7 +7,7 @@ use super::households::village_name;
 use super::layout::{Lang, WebError, page};
 use super::session::{WebUser, check_form};
 use crate::error::ApiError;
-use crate::routes::admin::{assign_as, create_user_as, user_view};
+use crate::routes::admin::{assign_as, change_role_as, create_user_as, reset_password_as, user_view};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Form, Multipart, Path, State};
@@ -162,6 +162,21 @@ pub async fn user_page(
     };
     let body = html! {
         h1 { (view.name) " " span.muted { "(" (view.role) ")" } }
+        div.review-actions {
+            form method="post" action={ "/admin/users/" (view.name) "/password" } id="reset-password" {
+                input type="hidden" name="csrf" value=(user.session.csrf);
+                button type="submit" { (lang.t("Buat kata sandi baru", "Make a new password")) }
+            }
+            form method="post" action={ "/admin/users/" (view.name) "/role" } id="change-role" {
+                input type="hidden" name="csrf" value=(user.session.csrf);
+                select name="role" {
+                    @for role in [Role::Enumerator, Role::Supervisor, Role::Admin] {
+                        option value=(role) selected[role == view.role] { (role) }
+                    }
+                }
+                " " button type="submit" { (lang.t("Ubah peran", "Change role")) }
+            }
+        }
         @if view.role == Role::Admin {
             p { (lang.t("Admin bekerja di semua wilayah.", "Admins work everywhere.")) }
         } @else {
@@ -453,6 +468,70 @@ pub async fn set_default(
     match state.blocking(move |service| Ok(service.set_form_default(kabupaten.as_deref(), &form.form, &by, now)?)).await
     {
         Ok(_) => Redirect::to("/admin/forms").into_response(),
+        Err(e) => failed(lang, e),
+    }
+}
+
+/// `POST /admin/users/{name}/password`: a generated password, shown this once; the user's web
+/// sessions end.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Err(refused) = admin(&user) {
+        return refused.into_response();
+    }
+    if let Err(refused) = check_form(&headers, &user, &form.csrf) {
+        return refused.into_response();
+    }
+    let lang = user.lang;
+    let name = user_name(path);
+    let admin_name = user.session.user.clone();
+    let done = state.blocking(move |service| reset_password_as(service, &admin_name, &name, None)).await;
+    let created = match done {
+        Ok(created) => created,
+        Err(e) => return failed(lang, e),
+    };
+    let body = html! {
+        h1 { (created.name) }
+        p { (lang.t("Kata sandi baru (hanya ditampilkan sekali ini; berikan secara pribadi):", "New password (shown only this once; hand it over privately):")) }
+        p { code id="generated-password" { (created.password.unwrap_or_default()) } }
+        p { a href={ "/admin/users/" (created.name) } { (lang.t("Kembali", "Back")) } }
+    };
+    html_response(page(lang, lang.t("Kata sandi baru", "New password"), Some(&user), "/admin/users", body))
+}
+
+/// The role form.
+#[derive(Debug, Deserialize)]
+pub struct RoleForm {
+    csrf: String,
+    role: Role,
+}
+
+/// `POST /admin/users/{name}/role`: change the role (refused while the user holds areas of the old
+/// one); the user's web sessions end.
+pub async fn change_role(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    Form(form): Form<RoleForm>,
+) -> Response {
+    if let Err(refused) = admin(&user) {
+        return refused.into_response();
+    }
+    if let Err(refused) = check_form(&headers, &user, &form.csrf) {
+        return refused.into_response();
+    }
+    let lang = user.lang;
+    let name = user_name(path);
+    let admin_name = user.session.user.clone();
+    let target = name.clone();
+    match state.blocking(move |service| change_role_as(service, &admin_name, &target, form.role)).await {
+        Ok(_) => Redirect::to(&format!("/admin/users/{name}")).into_response(),
         Err(e) => failed(lang, e),
     }
 }

@@ -45,6 +45,7 @@ pub const CASES: &[Case] = &[
     ),
     ("form_versions_are_kept_once_and_defaults_replaced", form_versions_are_kept_once_and_defaults_replaced),
     ("web_sessions_are_kept_touched_ended_and_pruned", web_sessions_are_kept_touched_ended_and_pruned),
+    ("a_users_password_and_role_are_replaced", a_users_password_and_role_are_replaced),
 ];
 
 fn at(seconds: i64) -> OffsetDateTime {
@@ -636,4 +637,14 @@ fn web_sessions_are_kept_touched_ended_and_pruned(db: &dyn Database) {
     });
     assert_eq!(write(db, "revoke", |tx| tx.delete_web_sessions_of("spv.satu")), 2);
     assert!(read(db, "read", |tx| tx.web_session("ff")).is_some(), "another user's session stays");
+}
+
+fn a_users_password_and_role_are_replaced(db: &dyn Database) {
+    write(db, "user", |tx| tx.insert_user(&new_user("pkh.ganti", Role::Enumerator)));
+    assert!(write(db, "password", |tx| tx.set_user_password("pkh.ganti", "hash-baru")));
+    assert!(write(db, "role", |tx| tx.set_user_role("pkh.ganti", Role::Supervisor)));
+    assert!(!write(db, "nobody", |tx| tx.set_user_password("tidak.ada", "x")));
+    assert!(!write(db, "nobody", |tx| tx.set_user_role("tidak.ada", Role::Admin)));
+    let user = read(db, "read", |tx| tx.user("pkh.ganti")).expect("the user");
+    assert_eq!((user.password_hash.as_str(), user.role), ("hash-baru", Role::Supervisor));
 }

@@ -1113,6 +1113,14 @@ impl Tx for PgTx<'_, '_> {
         )?;
         Ok(())
     }
+    fn set_user_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StorageError> {
+        Ok(self.execute("UPDATE users SET password_hash = $2 WHERE name = $1", &[&name, &password_hash])? == 1)
+    }
+
+    fn set_user_role(&mut self, name: &str, role: Role) -> Result<bool, StorageError> {
+        Ok(self.execute("UPDATE users SET role = $2 WHERE name = $1", &[&name, &role.as_str()])? == 1)
+    }
+
     fn insert_web_session(&mut self, row: &WebSessionRow) -> Result<(), StorageError> {
         self.execute(
             "INSERT INTO web_sessions (token_hash, user_name, csrf, created_at, expires_at, seen_at)

@@ -1185,6 +1185,22 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn set_user_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StorageError> {
+        let n = self
+            .conn
+            .prepare_cached("UPDATE users SET password_hash = ?2 WHERE name = ?1")?
+            .execute(params![name, password_hash])?;
+        Ok(n == 1)
+    }
+
+    fn set_user_role(&mut self, name: &str, role: Role) -> Result<bool, StorageError> {
+        let n = self
+            .conn
+            .prepare_cached("UPDATE users SET role = ?2 WHERE name = ?1")?
+            .execute(params![name, role.as_str()])?;
+        Ok(n == 1)
+    }
+
     fn insert_web_session(&mut self, row: &WebSessionRow) -> Result<(), StorageError> {
         self.conn
             .prepare_cached(

@@ -10,6 +10,7 @@ mod apply;
 mod files;
 mod floor;
 mod load;
+mod office;
 mod photos;
 mod proxy;
 mod roster_check;
@@ -95,6 +96,16 @@ enum Bench {
         #[arg(long)]
         skip_export: bool,
     },
+    /// The office web page with N households in one kecamatan (facts derived): dashboard, the
+    /// households table and searches by name and by NIK, timed over HTTP as a signed-in supervisor.
+    Office {
+        /// Households in the kecamatan.
+        #[arg(long, default_value_t = 100_000)]
+        households: usize,
+        /// Requests per page (the median and the slowest are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// `pilar roster import --check` on synthetic rosters of each size: time and peak memory of
     /// `pilar`, which stays flat as the file grows (no server involved).
     RosterCheck {
@@ -168,6 +179,7 @@ fn main() -> anyhow::Result<()> {
             files::run(&files::Settings { rows, households, skip_import, skip_export })
         }
         Bench::RosterCheck { sizes_mb } => roster_check::run(&sizes_mb),
+        Bench::Office { households, runs } => office::run(&office::Settings { households, runs }),
         Bench::Apply { households, changes, runs, seed } => {
             apply::run(&apply::Settings { households, changes, runs, seed })
         }
