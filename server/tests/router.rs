@@ -215,10 +215,15 @@ async fn every_refusal_is_the_json_error_body() {
         let (status, body) = api.call(method, path, Some(&admin), None).await;
         assert_eq!((status, error_code(&body)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"), "{path}");
     }
-    for path in ["/", "/v2/sync", "/v1/nothing-here", "/v1/packs/"] {
+    for path in ["/v2/sync", "/v1/nothing-here", "/v1/packs/"] {
         let (status, body) = api.call(Method::GET, path, Some(&admin), None).await;
         assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"), "{path}");
     }
+    // `/` is the office web page (issue 18): without a browser session it leads to the sign-in.
+    let request = Request::get("/").body(Body::empty()).expect("request");
+    let response = router(api.state.clone()).oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/login?next=/");
 }
 
 #[tokio::test]
