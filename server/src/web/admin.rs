@@ -4,38 +4,21 @@
 //! the API's admin routes call (`routes::admin::create_user_as`, `assign_as`, the `Service`).
 
 use super::households::village_name;
-use super::layout::{Lang, WebError, page};
-use super::session::{WebUser, check_form};
+use super::layout::{Lang, WebError, html_page, page};
+use super::session::{WebUser, admin_only, check_admin_form, check_form};
 use crate::error::ApiError;
 use crate::routes::admin::{assign_as, change_role_as, create_user_as, reset_password_as, user_view};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Form, Multipart, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{Markup, html};
+use maud::html;
 use serde::Deserialize;
 use sync_core::form::FormDefinition;
 use sync_core::ids::{DistrictCode, RegencyCode};
 use sync_core::model::DeviceId;
 use sync_core::protocol::{CreateUserRequest, Role};
-
-fn html_response(markup: Markup) -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], markup.into_string())
-        .into_response()
-}
-
-/// The signed-in user, when an admin; else the 403 page.
-fn admin(user: &WebUser) -> Result<(), WebError> {
-    if user.session.role == Role::Admin {
-        return Ok(());
-    }
-    Err(WebError::new(
-        user.lang,
-        StatusCode::FORBIDDEN,
-        user.lang.t("Halaman ini hanya untuk admin.", "This page is for admins only."),
-    ))
-}
 
 fn failed(lang: Lang, e: ApiError) -> Response {
     WebError::new(lang, e.status_and_code().0, e.to_string()).into_response()
@@ -50,7 +33,7 @@ fn area_name(code: &str) -> String {
 
 /// `GET /admin/users`: every user with their areas, and the form that creates one.
 pub async fn users(State(state): State<AppState>, user: WebUser) -> Response {
-    if let Err(refused) = admin(&user) {
+    if let Err(refused) = admin_only(&user) {
         return refused.into_response();
     }
     let lang = user.lang;
@@ -86,7 +69,7 @@ pub async fn users(State(state): State<AppState>, user: WebUser) -> Response {
             button.primary type="submit" id="create-user" { (lang.t("Tambah", "Add")) }
         }
     };
-    html_response(page(lang, lang.t("Pengguna", "Users"), Some(&user), "/admin/users", body))
+    html_page(StatusCode::OK, page(lang, lang.t("Pengguna", "Users"), Some(&user), "/admin/users", body))
 }
 
 /// The form that creates a user.
@@ -106,10 +89,7 @@ pub async fn create_user(
     headers: HeaderMap,
     Form(form): Form<NewUserForm>,
 ) -> Response {
-    if let Err(refused) = admin(&user) {
-        return refused.into_response();
-    }
-    if let Err(refused) = check_form(&headers, &user, &form.csrf) {
+    if let Err(refused) = check_admin_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
     let lang = user.lang;
@@ -133,7 +113,7 @@ pub async fn create_user(
         }
         p { a href={ "/admin/users/" (created.name) } id="assign-link" { (lang.t("Tetapkan wilayahnya", "Assign their areas")) } }
     };
-    html_response(page(lang, lang.t("Pengguna dibuat", "User created"), Some(&user), "/admin/users", body))
+    html_page(StatusCode::OK, page(lang, lang.t("Pengguna dibuat", "User created"), Some(&user), "/admin/users", body))
 }
 
 fn user_name(path: Result<Path<String>, PathRejection>) -> String {
@@ -146,7 +126,7 @@ pub async fn user_page(
     user: WebUser,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    if let Err(refused) = admin(&user) {
+    if let Err(refused) = admin_only(&user) {
         return refused.into_response();
     }
     let lang = user.lang;
@@ -193,7 +173,7 @@ pub async fn user_page(
             }
         }
     };
-    html_response(page(lang, &view.name, Some(&user), "/admin/users", body))
+    html_page(StatusCode::OK, page(lang, &view.name, Some(&user), "/admin/users", body))
 }
 
 /// The form that replaces a user's areas.
@@ -212,10 +192,7 @@ pub async fn set_areas(
     path: Result<Path<String>, PathRejection>,
     Form(form): Form<AreasForm>,
 ) -> Response {
-    if let Err(refused) = admin(&user) {
-        return refused.into_response();
-    }
-    if let Err(refused) = check_form(&headers, &user, &form.csrf) {
+    if let Err(refused) = check_admin_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
     let lang = user.lang;
@@ -242,7 +219,7 @@ pub async fn set_areas(
 
 /// `GET /admin/devices`: every registered device, its last contact, and revoke.
 pub async fn devices(State(state): State<AppState>, user: WebUser) -> Response {
-    if let Err(refused) = admin(&user) {
+    if let Err(refused) = admin_only(&user) {
         return refused.into_response();
     }
     let lang = user.lang;
@@ -275,7 +252,7 @@ pub async fn devices(State(state): State<AppState>, user: WebUser) -> Response {
             }
         }
     };
-    html_response(page(lang, lang.t("Perangkat", "Devices"), Some(&user), "/admin/devices", body))
+    html_page(StatusCode::OK, page(lang, lang.t("Perangkat", "Devices"), Some(&user), "/admin/devices", body))
 }
 
 /// A form carrying only the anti-forgery token.
@@ -293,10 +270,7 @@ pub async fn revoke(
     path: Result<Path<String>, PathRejection>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if let Err(refused) = admin(&user) {
-        return refused.into_response();
-    }
-    if let Err(refused) = check_form(&headers, &user, &form.csrf) {
+    if let Err(refused) = check_admin_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
     let lang = user.lang;
@@ -320,7 +294,7 @@ pub async fn revoke(
 /// `GET /admin/forms`: published questionnaire versions, the defaults, and the forms that publish
 /// a version and choose a default.
 pub async fn forms(State(state): State<AppState>, user: WebUser) -> Response {
-    if let Err(refused) = admin(&user) {
+    if let Err(refused) = admin_only(&user) {
         return refused.into_response();
     }
     let lang = user.lang;
@@ -360,7 +334,7 @@ pub async fn forms(State(state): State<AppState>, user: WebUser) -> Response {
             button.primary type="submit" { (lang.t("Simpan", "Save")) }
         }
     };
-    html_response(page(lang, lang.t("Kuesioner", "Questionnaires"), Some(&user), "/admin/forms", body))
+    html_page(StatusCode::OK, page(lang, lang.t("Kuesioner", "Questionnaires"), Some(&user), "/admin/forms", body))
 }
 
 /// `POST /admin/forms` (multipart: `csrf`, `file`): publish a JSON definition or an XLSForm
@@ -371,7 +345,7 @@ pub async fn publish(
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Response {
-    if let Err(refused) = admin(&user) {
+    if let Err(refused) = admin_only(&user) {
         return refused.into_response();
     }
     let lang = user.lang;
@@ -426,11 +400,10 @@ fn report_page(user: &WebUser, file_name: &str, report: &str) -> Response {
         div.message.error id="error" { pre { (report) } }
         p { a href="/admin/forms" { (lang.t("Kembali", "Back")) } }
     };
-    (
+    html_page(
         StatusCode::UNPROCESSABLE_ENTITY,
-        html_response(page(lang, lang.t("Tidak diterbitkan", "Not published"), Some(user), "/admin/forms", body)),
+        page(lang, lang.t("Tidak diterbitkan", "Not published"), Some(user), "/admin/forms", body),
     )
-        .into_response()
 }
 
 /// The form that chooses a default version.
@@ -449,10 +422,7 @@ pub async fn set_default(
     headers: HeaderMap,
     Form(form): Form<DefaultForm>,
 ) -> Response {
-    if let Err(refused) = admin(&user) {
-        return refused.into_response();
-    }
-    if let Err(refused) = check_form(&headers, &user, &form.csrf) {
+    if let Err(refused) = check_admin_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
     let lang = user.lang;
@@ -481,10 +451,7 @@ pub async fn reset_password(
     path: Result<Path<String>, PathRejection>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if let Err(refused) = admin(&user) {
-        return refused.into_response();
-    }
-    if let Err(refused) = check_form(&headers, &user, &form.csrf) {
+    if let Err(refused) = check_admin_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
     let lang = user.lang;
@@ -501,7 +468,7 @@ pub async fn reset_password(
         p { code id="generated-password" { (created.password.unwrap_or_default()) } }
         p { a href={ "/admin/users/" (created.name) } { (lang.t("Kembali", "Back")) } }
     };
-    html_response(page(lang, lang.t("Kata sandi baru", "New password"), Some(&user), "/admin/users", body))
+    html_page(StatusCode::OK, page(lang, lang.t("Kata sandi baru", "New password"), Some(&user), "/admin/users", body))
 }
 
 /// The role form.
@@ -520,10 +487,7 @@ pub async fn change_role(
     path: Result<Path<String>, PathRejection>,
     Form(form): Form<RoleForm>,
 ) -> Response {
-    if let Err(refused) = admin(&user) {
-        return refused.into_response();
-    }
-    if let Err(refused) = check_form(&headers, &user, &form.csrf) {
+    if let Err(refused) = check_admin_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
     let lang = user.lang;

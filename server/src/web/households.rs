@@ -1,12 +1,12 @@
 //! The households table (search, filters, pages), a household's page, and review from it.
 
-use super::layout::{Lang, WebError, page};
-use super::session::{WebUser, check_form};
+use super::layout::{Lang, WebError, html_page, page};
+use super::session::{WebUser, check_form, encode};
 use crate::service::office::{HouseholdFilter, HouseholdPage};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -15,11 +15,6 @@ use sync_core::form::{FormDefinition, Scope};
 use sync_core::ids::{DistrictCode, LocalZone, VillageCode, local_time_text};
 use sync_core::model::{FieldPath, Household, HouseholdId, ReviewDecision, ReviewStatus};
 use sync_core::protocol::HouseholdBrief;
-
-fn html_response(markup: Markup) -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], markup.into_string())
-        .into_response()
-}
 
 /// `GET /`: the dashboard.
 pub async fn home(_: WebUser) -> Response {
@@ -94,13 +89,16 @@ pub async fn list(State(state): State<AppState>, user: WebUser, Query(q): Query<
         Err(e) => return WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
     };
     let form = Arc::new(FormDefinition::default_dtsen().clone());
-    html_response(page(
-        lang,
-        lang.t("Rumah tangga", "Households"),
-        Some(&user),
-        "/households",
-        list_body(lang, &q, &found, &form, areas.as_deref()),
-    ))
+    html_page(
+        StatusCode::OK,
+        page(
+            lang,
+            lang.t("Rumah tangga", "Households"),
+            Some(&user),
+            "/households",
+            list_body(lang, &q, &found, &form, areas.as_deref()),
+        ),
+    )
 }
 
 /// `areas`: the supervisor's kecamatan, offered for export; `None` (an admin) asks for a code.
@@ -114,12 +112,12 @@ fn list_body(
     let link = |page: usize| {
         format!(
             "/households?q={}&village={}&rt={}&status={}&outcome={}&conflicts={}&page={page}",
-            enc(&q.q),
-            enc(&q.village),
-            enc(&q.rt),
-            enc(&q.status),
-            enc(&q.outcome),
-            enc(&q.conflicts)
+            encode(&q.q),
+            encode(&q.village),
+            encode(&q.rt),
+            encode(&q.status),
+            encode(&q.outcome),
+            encode(&q.conflicts)
         )
     };
     html! {
@@ -226,15 +224,6 @@ fn row(lang: Lang, h: &HouseholdBrief, form: &FormDefinition) -> Markup {
     }
 }
 
-fn enc(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Query of a household's page: the field whose history is shown.
 #[derive(Debug, Default, Deserialize)]
 pub struct ShowQuery {
@@ -279,7 +268,7 @@ pub async fn show(
     let form = form.unwrap_or_else(|| Arc::new(FormDefinition::default_dtsen().clone()));
     let title = household.state().answer_text("head_name").unwrap_or_else(|| id.to_string());
     let body = household_body(lang, &user, id, &village, &household, &form, q.history.as_deref());
-    html_response(page(lang, &title, Some(&user), &format!("/households/{id}"), body))
+    html_page(StatusCode::OK, page(lang, &title, Some(&user), &format!("/households/{id}"), body))
 }
 
 fn household_body(

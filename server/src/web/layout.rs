@@ -96,6 +96,16 @@ fn role_label(lang: Lang, user: &WebUser) -> &'static str {
     }
 }
 
+/// A page as the answer: HTML, never cached (it shows one user's data).
+pub fn html_page(status: StatusCode, markup: Markup) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
 /// Why a page could not be shown, as the page that says so.
 #[derive(Debug)]
 pub struct WebError {

@@ -3,12 +3,12 @@
 //! clean roster as `pilar` does: staged in chunks, applied in one transaction
 //! (`Service::roster_stage`, `Service::roster_commit`). A roster with errors stages nothing.
 
-use super::layout::{Lang, WebError, page};
-use super::session::{WebUser, check_form};
+use super::layout::{Lang, WebError, html_page, page};
+use super::session::{WebUser, admin_only, check_admin_form, check_form};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Form, Multipart, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use pilar_roster::report::summary;
@@ -18,27 +18,7 @@ use std::io::Write as _;
 use sync_core::finding::Severity;
 use sync_core::form::FormDefinition;
 use sync_core::model::Editor;
-use sync_core::protocol::{CHUNK_HOUSEHOLDS, Role};
-
-fn html_response(status: StatusCode, markup: Markup) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
-        markup.into_string(),
-    )
-        .into_response()
-}
-
-fn admin_only(user: &WebUser) -> Result<(), WebError> {
-    if user.session.role == Role::Admin {
-        return Ok(());
-    }
-    Err(WebError::new(
-        user.lang,
-        StatusCode::FORBIDDEN,
-        user.lang.t("Halaman ini hanya untuk admin.", "This page is for admins only."),
-    ))
-}
+use sync_core::protocol::CHUNK_HOUSEHOLDS;
 
 fn upload_form(lang: Lang, user: &WebUser) -> Markup {
     html! {
@@ -71,10 +51,7 @@ pub async fn roster_page(user: WebUser) -> Response {
             "The file is checked row by row. A file with errors imports nothing: fix it and upload it again.")) }
         (upload_form(lang, &user))
     };
-    html_response(
-        StatusCode::OK,
-        page(lang, lang.t("Impor daftar", "Roster import"), Some(&user), "/admin/roster", body),
-    )
+    html_page(StatusCode::OK, page(lang, lang.t("Impor daftar", "Roster import"), Some(&user), "/admin/roster", body))
 }
 
 /// `POST /admin/roster` (multipart: `csrf`, `file`, `layout`): read and check the file; show every
@@ -153,7 +130,7 @@ pub async fn check(
     };
     let status = if staged.is_some() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let body = report_body(lang, &user, &file_name, &file, staged);
-    html_response(
+    html_page(
         status,
         page(lang, lang.t("Hasil pemeriksaan daftar", "Roster check"), Some(&user), "/admin/roster", body),
     )
@@ -216,10 +193,7 @@ pub async fn commit(
     path: Result<Path<uuid::Uuid>, PathRejection>,
     Form(form): Form<CommitForm>,
 ) -> Response {
-    if let Err(refused) = admin_only(&user) {
-        return refused.into_response();
-    }
-    if let Err(refused) = check_form(&headers, &user, &form.csrf) {
+    if let Err(refused) = check_admin_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
     let lang = user.lang;
@@ -243,7 +217,7 @@ pub async fn commit(
         }
         p { a href="/households" { (lang.t("Lihat rumah tangga", "See the households")) } }
     };
-    html_response(
+    html_page(
         StatusCode::OK,
         page(lang, lang.t("Daftar diimpor", "Roster imported"), Some(&user), "/admin/roster", body),
     )

@@ -90,8 +90,8 @@ impl FromRequestParts<AppState> for WebUser {
     }
 }
 
-/// Percent-encode a path for a query value.
-fn encode(text: &str) -> String {
+/// Percent-encode text for a query value (`/` kept, as a query may hold it).
+pub fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
@@ -152,6 +152,24 @@ pub fn check_form(headers: &HeaderMap, user: &WebUser, csrf: &str) -> Result<(),
         ));
     }
     Ok(())
+}
+
+/// Refuse (403 page) a signed-in user who is not an admin.
+pub fn admin_only(user: &WebUser) -> Result<(), WebError> {
+    if user.session.role == sync_core::protocol::Role::Admin {
+        return Ok(());
+    }
+    Err(WebError::new(
+        user.lang,
+        StatusCode::FORBIDDEN,
+        user.lang.t("Halaman ini hanya untuk admin.", "This page is for admins only."),
+    ))
+}
+
+/// The checks of an admin's state-changing form: an admin, then [`check_form`].
+pub fn check_admin_form(headers: &HeaderMap, user: &WebUser, csrf: &str) -> Result<(), WebError> {
+    admin_only(user)?;
+    check_form(headers, user, csrf)
 }
 
 /// Query of `GET /login`.

@@ -4,12 +4,12 @@
 //! `Service` call with the same scope check.
 
 use super::households::village_name;
-use super::layout::{Lang, WebError, page};
+use super::layout::{Lang, WebError, html_page, page};
 use super::session::{WebUser, check_form};
 use crate::service::review::Choice;
 use crate::state::AppState;
 use axum::extract::{Form, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -17,11 +17,6 @@ use std::collections::BTreeMap;
 use sync_core::form::{FormDefinition, Scope};
 use sync_core::model::{Editor, FieldPath, Household, HouseholdId};
 use sync_core::protocol::{ConflictItem, DuplicatePair, HouseholdBrief, ProgressReport, ProgressRow};
-
-fn html_response(markup: Markup) -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], markup.into_string())
-        .into_response()
-}
 
 fn editor(user: &WebUser, now: time::OffsetDateTime) -> Editor {
     Editor { user: user.caller.user.clone(), device: user.caller.device.on_server(), now }
@@ -47,7 +42,7 @@ pub async fn dashboard(State(state): State<AppState>, user: WebUser) -> Response
         Err(e) => return WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
     };
     let body = dashboard_body(lang, &report, &days);
-    html_response(page(lang, lang.t("Ringkasan", "Dashboard"), Some(&user), "/dashboard", body))
+    html_page(StatusCode::OK, page(lang, lang.t("Ringkasan", "Dashboard"), Some(&user), "/dashboard", body))
 }
 
 fn progress_table(lang: Lang, id: &str, first: &str, rows: &[ProgressRow], villages: bool) -> Markup {
@@ -131,7 +126,7 @@ pub async fn conflicts(State(state): State<AppState>, user: WebUser) -> Response
         p.muted { (items.len()) " " (lang.t("isian dengan nilai yang berbeda", "fields with differing values")) }
         @for (n, item) in items.iter().enumerate() { (conflict(lang, &user, n, item)) }
     };
-    html_response(page(lang, lang.t("Konflik", "Conflicts"), Some(&user), "/conflicts", body))
+    html_page(StatusCode::OK, page(lang, lang.t("Konflik", "Conflicts"), Some(&user), "/conflicts", body))
 }
 
 fn conflict(lang: Lang, user: &WebUser, n: usize, item: &ConflictItem) -> Markup {
@@ -257,7 +252,7 @@ pub async fn duplicates(State(state): State<AppState>, user: WebUser) -> Respons
         p.muted { (pairs.len()) " " (lang.t("pasangan", "pairs")) }
         @for (n, (pair, a, b)) in pairs.iter().enumerate() { (duplicate(lang, &user, n, pair, a.as_ref(), b.as_ref(), form)) }
     };
-    html_response(page(lang, lang.t("Dugaan ganda", "Duplicates"), Some(&user), "/duplicates", body))
+    html_page(StatusCode::OK, page(lang, lang.t("Dugaan ganda", "Duplicates"), Some(&user), "/duplicates", body))
 }
 
 fn duplicate(
