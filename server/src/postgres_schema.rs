@@ -28,6 +28,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0007_forms.sql"),
     // 8: SQLite's migration 12: the office web page's sessions.
     include_str!("../migrations/postgres/0008_web_sessions.sql"),
+    // 9: SQLite's migration 13: facts searched, paged and counted in SQL, visits per day.
+    include_str!("../migrations/postgres/0009_facts_in_sql.sql"),
 ];
 
 /// Tables only PostgreSQL has: photo bytes, which a SQLite server keeps as files in its data

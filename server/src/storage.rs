@@ -11,6 +11,7 @@
 
 pub mod at_rest;
 pub mod conformance;
+pub mod facts_sql;
 pub mod photos;
 pub mod postgres;
 pub mod sqlite;
@@ -413,6 +414,56 @@ pub struct FactsRow {
     pub visits: u32,
     /// The survivor it was folded into, if it was.
     pub merged_into: Option<String>,
+    /// The head's name as searched and sorted (normalised above the seam; empty when none).
+    pub name_key: String,
+    /// The RT as searched (normalised above the seam; empty when none).
+    pub rt_key: String,
+    /// The last visit's outcome code, final or not.
+    pub last_outcome: Option<i64>,
+}
+
+/// Which live households a page of the households table wants; every condition is ANDed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FactsQuery {
+    /// Areas (village codes, or codes whose villages start with `code.`); `None`: everywhere.
+    pub areas: Option<Vec<String>>,
+    /// Only these households (found through their duplicate keys).
+    pub households: Option<Vec<HouseholdId>>,
+    /// Villages equal to this or starting with it.
+    pub village_prefix: Option<String>,
+    /// `name_key` contains this.
+    pub name_contains: Option<String>,
+    /// `rt_key` equals this.
+    pub rt_key: Option<String>,
+    /// The review status: `Some(None)` for none yet.
+    pub review: Option<Option<String>>,
+    /// The last visit's outcome code.
+    pub last_outcome: Option<i64>,
+    /// Only households with a conflict or an open fold disagreement.
+    pub conflicts_only: bool,
+    /// Rows skipped (ordered by village, name key, id).
+    pub offset: u64,
+    /// Rows returned at most.
+    pub limit: u64,
+}
+
+/// Live households of an area counted by what the progress report groups them by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactsTally {
+    /// The village.
+    pub village: String,
+    /// Who made the last visit.
+    pub last_visit_by: Option<String>,
+    /// The effective review status.
+    pub review: Option<String>,
+    /// The last visit's outcome when final.
+    pub final_outcome: Option<i64>,
+    /// Whether they were visited at all.
+    pub visited: bool,
+    /// How many households.
+    pub households: u64,
+    /// Their conflicts (fold disagreements not included).
+    pub conflicts: u64,
 }
 
 /// Households sharing one duplicate key.
@@ -643,6 +694,14 @@ pub trait ReadTx {
     fn live_facts(&mut self, area: Option<&str>) -> Result<Vec<FactsRow>, StorageError>;
     /// Facts of one household not folded into another.
     fn live_facts_of(&mut self, id: HouseholdId) -> Result<Option<FactsRow>, StorageError>;
+    /// How many live households match `query`, and the page of them it asks for, by village,
+    /// name key, then id (the office page's table, without reading every household).
+    fn facts_page(&mut self, query: &FactsQuery) -> Result<(u64, Vec<FactsRow>), StorageError>;
+    /// Live households of `areas` (`None`: everywhere) counted per village, last visitor, review
+    /// status, final outcome and visited (the progress report, without reading every household).
+    fn facts_tally(&mut self, areas: Option<&[String]>) -> Result<Vec<FactsTally>, StorageError>;
+    /// Visits to live households of `areas` per local day, for days `from` (`YYYY-MM-DD`) on.
+    fn visits_per_day(&mut self, areas: Option<&[String]>, from: &str) -> Result<Vec<(String, u64)>, StorageError>;
     /// Duplicate keys held by 2 to `max_households` households, by kind then key.
     fn shared_keys(&mut self, max_households: u32) -> Result<Vec<KeyGroup>, StorageError>;
     /// Pairs (a < b by id text) a supervisor said are different families.
@@ -750,8 +809,14 @@ pub trait Tx: ReadTx {
     fn put_family(&mut self, family: &str, household: HouseholdId) -> Result<(), StorageError>;
 
     // ---- supervision ----
-    /// Store a household's facts and replace its duplicate keys (kind, keyed hash).
-    fn put_facts(&mut self, facts: &FactsRow, keys: &[(String, String)]) -> Result<(), StorageError>;
+    /// Store a household's facts and replace its duplicate keys (kind, keyed hash) and its visits
+    /// per local day (`YYYY-MM-DD`, count).
+    fn put_facts(
+        &mut self,
+        facts: &FactsRow,
+        keys: &[(String, String)],
+        visit_days: &[(String, u32)],
+    ) -> Result<(), StorageError>;
     /// The facts of `id` were derived from `version`: no longer stale, unless written since.
     fn clear_stale_facts(&mut self, id: HouseholdId, version: u64) -> Result<(), StorageError>;
     /// Record that `a` and `b` (a < b by id text) are different families.

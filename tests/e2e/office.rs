@@ -192,6 +192,15 @@ fn the_dashboard_resolves_a_conflict_and_merges_a_duplicate_from_the_page() {
         dashboard.contains("Bilokka") && dashboard.contains("pkh.ani") && dashboard.contains("pkh.budi"),
         "{dashboard}"
     );
+    // The chart counts visits, not households: two visits to one household are two.
+    let chart =
+        dashboard.split("id=\"visits-per-day\"").nth(1).and_then(|t| t.split("</table>").next()).expect("chart");
+    let visits: u64 = chart
+        .split("<td style=\"width: 60px\">")
+        .skip(1)
+        .map(|cell| cell.split('<').next().unwrap_or("").parse::<u64>().expect("a count"))
+        .sum();
+    assert_eq!(visits, 2, "{chart}");
 
     let inbox = get(&format!("{url}/conflicts"), &cookie).text().expect("page");
     assert!(

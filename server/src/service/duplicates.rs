@@ -6,7 +6,7 @@ use super::Service;
 use super::review::live_brief;
 use super::scope::in_areas;
 use crate::storage::{StorageError, Transactions};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use sync_core::model::HouseholdId;
 use sync_core::protocol::{DuplicatePair, HouseholdBrief};
 use time::OffsetDateTime;
@@ -81,35 +81,26 @@ pub(super) fn suspected(
     Ok(out)
 }
 
-/// The households of `live` (the live households of an area) that [`suspected`] would list in a
-/// pair for that area, without reading the brief of each: a pair counts when both are live and one
-/// is in the area, so only a partner outside `live` is looked up.
-pub(super) fn suspected_among(
+/// The households of `areas` that [`suspected`] would list in a pair for those areas, with each
+/// one's village and last visitor, reading only the facts of households in a candidate pair (a
+/// pair counts when both are live and one is in the areas).
+pub(super) fn suspected_in(
     tx: &mut dyn crate::storage::ReadTx,
-    live: &HashSet<HouseholdId>,
-) -> Result<BTreeSet<HouseholdId>, StorageError> {
-    let mut elsewhere: HashMap<HouseholdId, bool> = HashMap::new();
-    let mut out = BTreeSet::new();
+    areas: Option<&[String]>,
+) -> Result<BTreeMap<HouseholdId, (String, Option<String>)>, StorageError> {
+    let mut live: HashMap<HouseholdId, Option<(String, Option<String>)>> = HashMap::new();
+    let mut out = BTreeMap::new();
     for (a, b) in candidate_pairs(tx)?.into_keys() {
-        let (inside, other) = match (live.contains(&a), live.contains(&b)) {
-            (true, true) => {
-                out.extend([a, b]);
-                continue;
+        for id in [a, b] {
+            if let std::collections::hash_map::Entry::Vacant(slot) = live.entry(id) {
+                slot.insert(tx.live_facts_of(id)?.map(|f| (f.village, f.last_visit_by)));
             }
-            (true, false) => (a, b),
-            (false, true) => (b, a),
-            (false, false) => continue,
-        };
-        let other_live = match elsewhere.get(&other) {
-            Some(known) => *known,
-            None => {
-                let known = tx.live_facts_of(other)?.is_some();
-                elsewhere.insert(other, known);
-                known
+        }
+        let (Some(Some(fa)), Some(Some(fb))) = (live.get(&a), live.get(&b)) else { continue };
+        for (id, found) in [(a, fa), (b, fb)] {
+            if in_areas(&found.0, areas) {
+                out.insert(id, found.clone());
             }
-        };
-        if other_live {
-            out.insert(inside);
         }
     }
     Ok(out)

@@ -62,8 +62,8 @@ pub(super) fn normalised_name(name: &str) -> String {
         .join(" ")
 }
 
-/// The RT as compared for duplicates: digits without leading zeros (`003` = `3`).
-fn normalised_rt(rt: &str) -> String {
+/// The RT as compared for duplicates and searched: digits without leading zeros (`003` = `3`).
+pub(super) fn normalised_rt(rt: &str) -> String {
     let digits = rt.trim().trim_start_matches('0');
     if digits.is_empty() { "0".into() } else { digits.to_string() }
 }
@@ -108,22 +108,26 @@ fn refresh_some(tx: &mut dyn Tx, forms: &super::forms::FormCache, limit: u32) ->
                 .map_err(|e| corrupt(format!("household {id}: {e}")))?;
             // Read with the version the household records (admission refused any other).
             let form = set.get(&household.form_key()).map_or(FormDefinition::default_dtsen(), |f| f.as_ref());
-            let (facts, keys) = derive(&household, &row.village, *version, &key, form)?;
-            tx.put_facts(&facts, &keys)?;
+            let (facts, keys, days) = derive(&household, &row.village, *version, &key, form)?;
+            tx.put_facts(&facts, &keys, &days)?;
         }
         tx.clear_stale_facts(*id, *version)?;
     }
     Ok(stale.len())
 }
 
-/// One household's facts and duplicate keys.
+/// The keys of a household's facts besides its facts: duplicate keys (kind, keyed hash) and its
+/// visits per local day.
+type Derived = (FactsRow, Vec<(String, String)>, Vec<(String, u32)>);
+
+/// One household's facts, duplicate keys and visits per day (in the village's local time).
 fn derive(
     household: &Household,
     village: &str,
     version: u64,
     key: &[u8],
     form: &FormDefinition,
-) -> Result<(FactsRow, Vec<(String, String)>), StorageError> {
+) -> Result<Derived, StorageError> {
     let state = household.state();
     let review = household.review_status(&state);
     let conflicts = household.conflicts();
@@ -142,10 +146,25 @@ fn derive(
         last_visit_by: state.last_visit().map(|v| v.user.clone()),
         visits: state.visits.len() as u32,
         merged_into: merged_into.clone(),
+        name_key: state.answer_text("head_name").map(|n| normalised_name(&n)).unwrap_or_default(),
+        rt_key: state.answer_text("rt").map(|r| normalised_rt(&r)).unwrap_or_default(),
+        last_outcome: state.last_visit().and_then(|v| v.outcome),
     };
-    // A retired household is no longer a family of its own: it suspects nothing.
+    // A retired household is no longer a family of its own: it suspects nothing, and its visits
+    // are counted with the survivor's.
     if merged_into.is_some() {
-        return Ok((facts, Vec::new()));
+        return Ok((facts, Vec::new(), Vec::new()));
+    }
+    let zone = sync_core::ids::LocalZone::of_region_text(village);
+    let mut days: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+    for visit in &state.visits {
+        // A visit whose time does not read is counted nowhere (admission refuses such times).
+        let Ok(at) = time::OffsetDateTime::parse(visit.at.trim(), &time::format_description::well_known::Rfc3339)
+        else {
+            continue;
+        };
+        let local = zone.map_or(at, |zone| zone.local(at));
+        *days.entry(local.date().to_string()).or_default() += 1;
     }
     let mut keys: BTreeSet<(&str, String)> = BTreeSet::new();
     if let Some(kk) = state.answer_text("kk_number").filter(|k| !k.is_empty()) {
@@ -160,7 +179,7 @@ fn derive(
         let rt = state.answer_text("rt").map(|r| normalised_rt(&r)).unwrap_or_default();
         keys.insert(("same_head_name", keyed(key, "name", &format!("{village}|{rt}|{name}"))));
     }
-    Ok((facts, keys.into_iter().map(|(kind, k)| (kind.to_string(), k)).collect()))
+    Ok((facts, keys.into_iter().map(|(kind, k)| (kind.to_string(), k)).collect(), days.into_iter().collect()))
 }
 
 impl Service {

@@ -4,9 +4,9 @@
 //! functions the API uses.
 
 use super::Service;
-use super::facts::{lookup_key, normalised_name};
-use super::review::facts;
-use crate::storage::{StorageError, Transactions};
+use super::facts::{from_json, lookup_key, normalised_name, normalised_rt};
+use super::review::open_disagreement_counts;
+use crate::storage::{FactsQuery, StorageError, Transactions};
 use std::collections::BTreeSet;
 use sync_core::model::{DeviceId, Household, HouseholdId};
 use sync_core::protocol::HouseholdBrief;
@@ -47,70 +47,71 @@ pub struct HouseholdPage {
     pub pages: usize,
 }
 
-fn rt_digits(rt: &str) -> String {
-    let trimmed = rt.trim().trim_start_matches('0');
-    if trimmed.is_empty() && !rt.trim().is_empty() { "0".into() } else { trimmed.to_string() }
-}
-
 impl Service {
-    /// The households of `areas` that match `filter`, one page of them, by village then head name.
+    /// The households of `areas` that match `filter`, one page of them, by village then head name,
+    /// filtered, counted and paged by the database.
     pub fn household_page(
         &self,
         areas: Option<&[String]>,
         filter: &HouseholdFilter,
     ) -> Result<HouseholdPage, StorageError> {
         self.refresh_derived()?;
-        let (live, by_number) = self.db.read(|tx| {
-            let live = facts(tx, areas)?;
+        self.db.read(|tx| {
             let text = filter.text.as_deref().map(str::trim).unwrap_or("");
-            let by_number = if text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit()) {
+            let households = if text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit()) {
                 let mut ids = BTreeSet::new();
                 for (kind, name) in [("shared_nik", "nik"), ("same_kk", "kk")] {
                     if let Some(key) = lookup_key(tx, name, text)? {
                         ids.extend(tx.households_with_key(kind, &key)?);
                     }
                 }
-                Some(ids)
+                Some(ids.into_iter().collect())
             } else {
                 None
             };
-            Ok((live, by_number))
-        })?;
-        let name = filter.text.as_deref().map(normalised_name).filter(|n| !n.is_empty() && by_number.is_none());
-        let rt = filter.rt.as_deref().map(rt_digits).filter(|r| !r.is_empty());
-        let village = filter.village.as_deref().map(str::trim).filter(|v| !v.is_empty());
-        let mut rows: Vec<HouseholdBrief> = live
-            .into_iter()
-            .filter(|f| by_number.as_ref().is_none_or(|ids| ids.contains(&f.brief.household)))
-            .filter(|f| village.is_none_or(|v| f.village.starts_with(v)))
-            .filter(|f| {
-                name.as_deref()
-                    .is_none_or(|n| f.brief.head_name.as_deref().is_some_and(|h| normalised_name(h).contains(n)))
-            })
-            .filter(|f| rt.as_deref().is_none_or(|r| f.brief.rt.as_deref().map(rt_digits).as_deref() == Some(r)))
-            .filter(|f| match filter.review.as_deref() {
-                None | Some("") => true,
-                Some("none") => f.review.is_none(),
-                Some(status) => f.review.as_deref() == Some(status),
-            })
-            .filter(|f| filter.outcome.is_none_or(|o| f.brief.last_outcome == Some(o)))
-            .filter(|f| !filter.conflicts_only || f.brief.conflicts > 0)
-            .map(|f| {
-                let mut brief = f.brief;
-                brief.village = f.village;
-                brief
-            })
-            .collect();
-        rows.sort_by(|a, b| (&a.village, &a.head_name, a.household).cmp(&(&b.village, &b.head_name, b.household)));
-        let total = rows.len();
-        let pages = total.div_ceil(PAGE_SIZE).max(1);
-        let page = filter.page.clamp(1, pages);
-        let rows = rows.into_iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).collect();
-        Ok(HouseholdPage { rows, total, page, pages })
+            let name = Some(normalised_name(text)).filter(|n| !n.is_empty() && households.is_none());
+            let nonempty =
+                |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+            let mut query = FactsQuery {
+                areas: areas.map(<[String]>::to_vec),
+                households,
+                village_prefix: nonempty(&filter.village),
+                name_contains: name,
+                rt_key: nonempty(&filter.rt).map(|rt| normalised_rt(&rt)),
+                review: match filter.review.as_deref().map(str::trim) {
+                    None | Some("") => None,
+                    Some("none") => Some(None),
+                    Some(status) => Some(Some(status.to_string())),
+                },
+                last_outcome: filter.outcome,
+                conflicts_only: filter.conflicts_only,
+                offset: (filter.page.max(1) as u64 - 1) * PAGE_SIZE as u64,
+                limit: PAGE_SIZE as u64,
+            };
+            let (mut total, mut rows) = tx.facts_page(&query)?;
+            let pages = (total as usize).div_ceil(PAGE_SIZE).max(1);
+            let page = filter.page.clamp(1, pages);
+            if page != filter.page.max(1) {
+                // Past the last page: show the last one.
+                query.offset = (page as u64 - 1) * PAGE_SIZE as u64;
+                (total, rows) = tx.facts_page(&query)?;
+            }
+            let open = open_disagreement_counts(tx)?;
+            let rows = rows
+                .into_iter()
+                .map(|row| {
+                    let mut brief: HouseholdBrief = from_json(&row.brief)?;
+                    brief.conflicts = row.conflict_count + open.get(&row.household).copied().unwrap_or(0);
+                    brief.village = row.village;
+                    Ok(brief)
+                })
+                .collect::<Result<Vec<_>, StorageError>>()?;
+            Ok(HouseholdPage { rows, total: total as usize, page, pages })
+        })
     }
 
-    /// How many households had their last visit on each of the `days` days up to `today` (the
-    /// village's local date), oldest first, every day listed.
+    /// Visits on each of the `days` days up to `today` (the village's local date), oldest first,
+    /// every day listed (counted by the database from each household's visits per day).
     pub fn visits_per_day(
         &self,
         areas: Option<&[String]>,
@@ -118,18 +119,15 @@ impl Service {
         days: u32,
     ) -> Result<std::collections::BTreeMap<String, u64>, StorageError> {
         self.refresh_derived()?;
-        let live = self.db.read(|tx| facts(tx, areas))?;
         let mut counts = std::collections::BTreeMap::new();
         for back in (0..days).rev() {
             let day = today - time::Duration::days(i64::from(back));
             counts.insert(day.to_string(), 0u64);
         }
-        for f in live {
-            let Some(at) = f.brief.last_visit_at.as_deref() else { continue };
-            let zone = sync_core::ids::LocalZone::of_region_text(&f.village);
-            let local = sync_core::ids::local_time_text(at, zone);
-            if let Some(count) = counts.get_mut(local.get(..10).unwrap_or("")) {
-                *count += 1;
+        let Some(from) = counts.keys().next().cloned() else { return Ok(counts) };
+        for (day, visits) in self.db.read(|tx| tx.visits_per_day(areas, &from))? {
+            if let Some(count) = counts.get_mut(&day) {
+                *count += visits;
             }
         }
         Ok(counts)

@@ -29,8 +29,6 @@ pub(super) struct Facts {
     pub(super) brief: HouseholdBrief,
     pub(super) conflicts: String,
     pub(super) review: Option<String>,
-    pub(super) final_outcome: Option<i64>,
-    pub(super) last_visit_by: Option<String>,
     pub(super) visits: u32,
 }
 
@@ -43,7 +41,7 @@ impl Facts {
 }
 
 /// Open fold disagreements per survivor household.
-fn open_disagreement_counts(tx: &mut dyn ReadTx) -> Result<HashMap<HouseholdId, u32>, StorageError> {
+pub(super) fn open_disagreement_counts(tx: &mut dyn ReadTx) -> Result<HashMap<HouseholdId, u32>, StorageError> {
     let mut counts = HashMap::new();
     for row in tx.open_disagreements(None)? {
         *counts.entry(row.survivor).or_default() += 1;
@@ -54,15 +52,7 @@ fn open_disagreement_counts(tx: &mut dyn ReadTx) -> Result<HashMap<HouseholdId, 
 fn facts_of(row: FactsRow, open: &HashMap<HouseholdId, u32>) -> Result<Facts, StorageError> {
     let mut brief: HouseholdBrief = from_json(&row.brief)?;
     brief.conflicts = row.conflict_count + open.get(&row.household).copied().unwrap_or(0);
-    Ok(Facts {
-        village: row.village,
-        brief,
-        conflicts: row.conflicts,
-        review: row.review,
-        final_outcome: row.final_outcome,
-        last_visit_by: row.last_visit_by,
-        visits: row.visits,
-    })
+    Ok(Facts { village: row.village, brief, conflicts: row.conflicts, review: row.review, visits: row.visits })
 }
 
 /// The facts of every live (not folded-away) household in `areas`, by village then id, with

@@ -486,13 +486,19 @@ mod tests {
         let page =
             Transactions::read(&db, |tx| crate::service::feed::read(tx, "73.14.01.1003", 5, None, 10)).expect("read");
         assert_eq!((page.changes.len(), page.cursor), (1, 6));
-        let stale: Vec<String> =
-            Transactions::read(&db, |tx| Ok(tx.stale_facts(10)?.into_iter().map(|(id, _)| id.to_string()).collect()))
-                .expect("stale");
+        let stale: std::collections::BTreeMap<String, u64> = Transactions::read(&db, |tx| {
+            Ok(tx.stale_facts(10)?.into_iter().map(|(id, v)| (id.to_string(), v)).collect())
+        })
+        .expect("stale");
+        // Migration 7 queued the household without facts at its version; migration 13 queued
+        // the one with facts again (its facts gained columns) at the version they were from.
         assert_eq!(
             stale,
-            ["00000000-0000-0000-0000-000000000001"],
-            "households without facts are derived after the upgrade"
+            std::collections::BTreeMap::from([
+                ("00000000-0000-0000-0000-000000000001".to_string(), 1),
+                ("00000000-0000-0000-0000-000000000002".to_string(), 1)
+            ]),
+            "households are derived after the upgrade"
         );
     }
 

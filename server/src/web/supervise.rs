@@ -76,7 +76,7 @@ fn dashboard_body(lang: Lang, report: &ProgressReport, days: &BTreeMap<String, u
         (progress_table(lang, "villages", lang.t("Desa", "Village"), &report.villages, true))
         h2 { (lang.t("Per enumerator", "Per enumerator")) }
         (progress_table(lang, "enumerators", lang.t("Enumerator", "Enumerator"), &report.enumerators, false))
-        h2 { (lang.t("Rumah tangga per tanggal kunjungan terakhir (14 hari)", "Households by the day of their last visit (14 days)")) }
+        h2 { (lang.t("Kunjungan per hari (14 hari)", "Visits per day (14 days)")) }
         table id="visits-per-day" {
             tbody {
                 @for (day, n) in days {

@@ -3,9 +3,9 @@
 
 use super::Case;
 use crate::storage::{
-    Assignment, AssignmentKind, Database, DeviceRow, FactsRow, FoldDisagreementRow, FoldRow, FormDefaultRow, FormRow,
-    HouseholdWrite, NewChange, NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Transactions, Tx,
-    UserRecord, WebSessionRow,
+    Assignment, AssignmentKind, Database, DeviceRow, FactsQuery, FactsRow, FactsTally, FoldDisagreementRow, FoldRow,
+    FormDefaultRow, FormRow, HouseholdWrite, NewChange, NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse,
+    Transactions, Tx, UserRecord, WebSessionRow,
 };
 use std::collections::BTreeSet;
 use sync_core::model::{DeviceId, HouseholdId};
@@ -29,6 +29,7 @@ pub const CASES: &[Case] = &[
     ("roster_imports_stage_commit_and_prune", roster_imports_stage_commit_and_prune),
     ("household_writes_make_facts_stale_until_derived", household_writes_make_facts_stale_until_derived),
     ("facts_keys_and_dismissals_are_read_by_area", facts_keys_and_dismissals_are_read_by_area),
+    ("facts_are_paged_filtered_and_counted_in_the_database", facts_are_paged_filtered_and_counted_in_the_database),
     ("folds_and_their_disagreements_are_kept", folds_and_their_disagreements_are_kept),
     (
         "writers_deciding_on_a_touched_household_decide_one_at_a_time",
@@ -352,6 +353,9 @@ fn facts(id: HouseholdId, village: &str, version: u64) -> FactsRow {
         last_visit_by: Some("pkh.a".into()),
         visits: 3,
         merged_into: None,
+        name_key: String::new(),
+        rt_key: String::new(),
+        last_outcome: Some(1),
     }
 }
 
@@ -366,14 +370,14 @@ fn household_writes_make_facts_stale_until_derived(db: &dyn Database) {
     // Derived from version 1 while a write made version 2: still stale.
     write(db, "rewrite", |tx| put(tx, hid(1), "73.14.01.1001", b"a2", 3, 2));
     write(db, "derive", |tx| {
-        tx.put_facts(&facts(hid(1), "73.14.01.1001", 1), &[])?;
+        tx.put_facts(&facts(hid(1), "73.14.01.1001", 1), &[], &[])?;
         tx.clear_stale_facts(hid(1), 1)?;
-        tx.put_facts(&facts(hid(2), "73.14.01.1001", 1), &[])?;
+        tx.put_facts(&facts(hid(2), "73.14.01.1001", 1), &[], &[])?;
         tx.clear_stale_facts(hid(2), 1)
     });
     assert_eq!(read(db, "stale", |tx| tx.stale_facts(10)), [(hid(1), 2)]);
     write(db, "derive again", |tx| {
-        tx.put_facts(&facts(hid(1), "73.14.01.1001", 2), &[])?;
+        tx.put_facts(&facts(hid(1), "73.14.01.1001", 2), &[], &[])?;
         tx.clear_stale_facts(hid(1), 2)
     });
     assert!(read(db, "none stale", |tx| tx.stale_facts(10)).is_empty());
@@ -384,11 +388,11 @@ fn facts_keys_and_dismissals_are_read_by_area(db: &dyn Database) {
     let key = |kind: &str, k: &str| (kind.to_string(), k.to_string());
     let merged = FactsRow { merged_into: Some(hid(1).to_string()), ..facts(hid(5), "73.14.01.1001", 1) };
     write(db, "facts", |tx| {
-        tx.put_facts(&facts(hid(2), "73.14.01.1002", 1), &[key("same_kk", "k1"), key("shared_nik", "n1")])?;
-        tx.put_facts(&facts(hid(1), "73.14.01.1001", 1), &[key("same_kk", "k1"), key("same_head_name", "h1")])?;
-        tx.put_facts(&facts(hid(3), "73.14.011.1001", 1), &[key("same_kk", "k1"), key("shared_nik", "n2")])?;
-        tx.put_facts(&facts(hid(4), "73.15.01.1001", 1), &[key("same_kk", "k2"), key("shared_nik", "n1")])?;
-        tx.put_facts(&merged, &[])
+        tx.put_facts(&facts(hid(2), "73.14.01.1002", 1), &[key("same_kk", "k1"), key("shared_nik", "n1")], &[])?;
+        tx.put_facts(&facts(hid(1), "73.14.01.1001", 1), &[key("same_kk", "k1"), key("same_head_name", "h1")], &[])?;
+        tx.put_facts(&facts(hid(3), "73.14.011.1001", 1), &[key("same_kk", "k1"), key("shared_nik", "n2")], &[])?;
+        tx.put_facts(&facts(hid(4), "73.15.01.1001", 1), &[key("same_kk", "k2"), key("shared_nik", "n1")], &[])?;
+        tx.put_facts(&merged, &[], &[])
     });
     let ids = |rows: Vec<FactsRow>| rows.into_iter().map(|f| f.household).collect::<Vec<_>>();
     assert_eq!(ids(read(db, "all", |tx| tx.live_facts(None))), [hid(1), hid(2), hid(3), hid(4)], "by village");
@@ -404,13 +408,111 @@ fn facts_keys_and_dismissals_are_read_by_area(db: &dyn Database) {
     );
     assert_eq!(read(db, "bounded", |tx| tx.shared_keys(2)).len(), 1, "a key of 3 households is beyond 2");
     // New keys replace a household's old ones.
-    write(db, "rekey", |tx| tx.put_facts(&facts(hid(4), "73.15.01.1001", 2), &[]));
+    write(db, "rekey", |tx| tx.put_facts(&facts(hid(4), "73.15.01.1001", 2), &[], &[]));
     assert_eq!(read(db, "shared", |tx| tx.shared_keys(8)).len(), 1);
     write(db, "dismiss", |tx| {
         tx.dismiss_pair(hid(1), hid(2), "spv.a", at(1))?;
         tx.dismiss_pair(hid(1), hid(2), "spv.b", at(2))
     });
     assert_eq!(read(db, "dismissed", |tx| tx.dismissed_pairs()), BTreeSet::from([(hid(1), hid(2))]));
+}
+
+fn facts_are_paged_filtered_and_counted_in_the_database(db: &dyn Database) {
+    let row = |n: u8, village: &str, name: &str, rt: &str, review: Option<&str>, outcome: Option<i64>| FactsRow {
+        name_key: name.into(),
+        rt_key: rt.into(),
+        review: review.map(str::to_string),
+        last_outcome: outcome,
+        final_outcome: outcome.filter(|o| *o == 1),
+        last_visit_by: outcome.map(|_| "pkh.a".to_string()),
+        visits: u32::from(outcome.is_some()),
+        conflict_count: u32::from(n == 3),
+        ..facts(hid(n), village, 1)
+    };
+    let day = |d: &str, n: u32| (d.to_string(), n);
+    write(db, "facts", |tx| {
+        tx.put_facts(&row(1, "73.14.01.1002", "wa ode", "3", Some("approved"), Some(1)), &[], &[day("2026-11-30", 2)])?;
+        tx.put_facts(&row(2, "73.14.01.1001", "la ode 50%", "3", None, None), &[], &[])?;
+        tx.put_facts(&row(3, "73.14.01.1001", "andi", "12", Some("returned"), Some(2)), &[], &[day("2026-12-01", 1)])?;
+        tx.put_facts(&row(4, "73.14.011.1001", "wa ode", "3", None, None), &[], &[day("2026-12-01", 5)])?;
+        tx.put_facts(
+            &FactsRow { merged_into: Some(hid(1).to_string()), ..row(5, "73.14.01.1001", "aa", "3", None, Some(1)) },
+            &[],
+            &[],
+        )?;
+        tx.insert_disagreement(
+            &FoldDisagreementRow { survivor: hid(2), retired: hid(5), path: "answers.rt".into(), other: "{}".into() },
+            at(1),
+        )
+    });
+    let page = |query: FactsQuery| {
+        let (total, rows) = read(db, "page", |tx| tx.facts_page(&FactsQuery { limit: 10, ..query.clone() }));
+        (total, rows.into_iter().map(|r| r.household).collect::<Vec<_>>())
+    };
+    let kecamatan = Some(vec!["73.14.01".to_string()]);
+    let area = FactsQuery { areas: kecamatan.clone(), ..FactsQuery::default() };
+    assert_eq!(
+        page(area.clone()),
+        (3, vec![hid(3), hid(2), hid(1)]),
+        "by village, then name; the folded one and 73.14.011 left out"
+    );
+    let (_, one) = read(db, "offset", |tx| tx.facts_page(&FactsQuery { offset: 1, limit: 1, ..area.clone() }));
+    assert_eq!(one.iter().map(|r| r.household).collect::<Vec<_>>(), [hid(2)]);
+    assert_eq!(page(FactsQuery { areas: None, ..FactsQuery::default() }).0, 4);
+    assert_eq!(page(FactsQuery { areas: Some(vec![]), ..FactsQuery::default() }).0, 0);
+    assert_eq!(
+        page(FactsQuery { areas: Some(vec!["73.14.01.1002".into(), "73.14.011".into()]), ..FactsQuery::default() }),
+        (2, vec![hid(1), hid(4)])
+    );
+    assert_eq!(page(FactsQuery { name_contains: Some("ode".into()), ..area.clone() }).1, [hid(2), hid(1)]);
+    assert_eq!(page(FactsQuery { name_contains: Some("50%".into()), ..area.clone() }).1, [hid(2)]);
+    assert_eq!(page(FactsQuery { name_contains: Some("o_e".into()), ..area.clone() }).0, 0, "no wildcards");
+    assert_eq!(page(FactsQuery { village_prefix: Some("73.14.01.100".into()), ..FactsQuery::default() }).0, 3);
+    assert_eq!(page(FactsQuery { rt_key: Some("3".into()), ..area.clone() }).1, [hid(2), hid(1)]);
+    assert_eq!(page(FactsQuery { review: Some(None), ..area.clone() }).1, [hid(2)]);
+    assert_eq!(page(FactsQuery { review: Some(Some("returned".into())), ..area.clone() }).1, [hid(3)]);
+    assert_eq!(page(FactsQuery { last_outcome: Some(2), ..area.clone() }).1, [hid(3)]);
+    assert_eq!(
+        page(FactsQuery { conflicts_only: true, ..area.clone() }).1,
+        [hid(3), hid(2)],
+        "a fold disagreement counts"
+    );
+    assert_eq!(page(FactsQuery { households: Some(vec![hid(4), hid(1)]), ..area.clone() }).1, [hid(1)]);
+    assert_eq!(page(FactsQuery { households: Some(vec![]), ..area.clone() }).0, 0);
+
+    let mut tally = read(db, "tally", |tx| tx.facts_tally(kecamatan.as_deref()));
+    tally.sort_by(|a, b| (&a.village, &a.review).cmp(&(&b.village, &b.review)));
+    let expected =
+        |village: &str, review: Option<&str>, outcome: Option<i64>, visited: bool, conflicts: u64| FactsTally {
+            village: village.into(),
+            last_visit_by: visited.then(|| "pkh.a".to_string()),
+            review: review.map(str::to_string),
+            final_outcome: outcome,
+            visited,
+            households: 1,
+            conflicts,
+        };
+    assert_eq!(
+        tally,
+        [
+            expected("73.14.01.1001", None, None, false, 0),
+            expected("73.14.01.1001", Some("returned"), None, true, 1),
+            expected("73.14.01.1002", Some("approved"), Some(1), true, 0),
+        ]
+    );
+    assert_eq!(read(db, "tally everywhere", |tx| tx.facts_tally(None)).len(), 4);
+
+    let days = read(db, "days", |tx| tx.visits_per_day(kecamatan.as_deref(), "2026-11-01"));
+    assert_eq!(days, [("2026-11-30".to_string(), 2), ("2026-12-01".to_string(), 1)]);
+    assert_eq!(read(db, "days", |tx| tx.visits_per_day(None, "2026-12-01")), [("2026-12-01".to_string(), 6)]);
+    // Derived again: the days are replaced, not added to.
+    write(db, "rederive", |tx| {
+        tx.put_facts(&row(4, "73.14.011.1001", "wa ode", "3", None, None), &[], &[day("2026-12-02", 1)])
+    });
+    assert_eq!(
+        read(db, "days", |tx| tx.visits_per_day(None, "2026-12-01")),
+        [("2026-12-01".to_string(), 1), ("2026-12-02".to_string(), 1)]
+    );
 }
 
 fn folds_and_their_disagreements_are_kept(db: &dyn Database) {

@@ -6,11 +6,12 @@
 
 use super::FEED_LOCK_SPACE;
 use crate::storage::at_rest;
+use crate::storage::facts_sql::{self, Placeholder, Sql, SqlArg};
 use crate::storage::sqlite::{parse_stored_time, stored_time};
 use crate::storage::{
-    Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, FormDefaultRow, FormRow,
-    HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange, NewUser, ReadTx,
-    RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow,
+    Assignment, AssignmentKind, DeviceRow, FactsQuery, FactsRow, FactsTally, FeedChange, FoldDisagreementRow, FoldRow,
+    FormDefaultRow, FormRow, HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange,
+    NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow,
 };
 use postgres::types::{FromSql, ToSql};
 use postgres::{Row, Statement};
@@ -183,7 +184,7 @@ fn device_row(r: &Row) -> Result<DeviceRow, StorageError> {
 }
 
 const FACTS_COLUMNS: &str = "household_id, village, version, brief, conflicts, conflict_count, review, final_outcome, \
-     last_visit_by, visits, merged_into";
+     last_visit_by, visits, merged_into, name_key, rt_key, last_outcome";
 
 fn facts_row(r: &Row) -> Result<FactsRow, StorageError> {
     Ok(FactsRow {
@@ -198,7 +199,26 @@ fn facts_row(r: &Row) -> Result<FactsRow, StorageError> {
         last_visit_by: col(r, 8)?,
         visits: count(col(r, 9)?).min(u64::from(u32::MAX)) as u32,
         merged_into: col(r, 10)?,
+        name_key: col(r, 11)?,
+        rt_key: col(r, 12)?,
+        last_outcome: col(r, 13)?,
     })
+}
+
+/// The rows of a statement built by [`facts_sql`], its arguments bound in order.
+fn shared_sql_rows(tx: &mut PgTx<'_, '_>, sql: &Sql) -> Result<Vec<Row>, StorageError> {
+    let args: Vec<Box<dyn ToSql + Sync>> = sql
+        .args
+        .iter()
+        .map(|a| -> Box<dyn ToSql + Sync> {
+            match a {
+                SqlArg::Text(t) => Box::new(t.clone()),
+                SqlArg::Int(i) => Box::new(*i),
+            }
+        })
+        .collect();
+    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
+    tx.query(&sql.text, &params)
 }
 
 fn user_record(r: &Row) -> Result<UserRecord, StorageError> {
@@ -503,6 +523,35 @@ impl ReadTx for PgTx<'_, '_> {
             &[&id.to_string()],
         )?;
         row.as_ref().map(facts_row).transpose()
+    }
+
+    fn facts_page(&mut self, query: &FactsQuery) -> Result<(u64, Vec<FactsRow>), StorageError> {
+        let total = shared_sql_rows(self, &facts_sql::facts_count(Placeholder::Dollar, query))?;
+        let total = count(col(total.first().ok_or_else(|| corrupt("a count answered no row"))?, 0)?);
+        let rows = shared_sql_rows(self, &facts_sql::facts_page(Placeholder::Dollar, query, FACTS_COLUMNS))?;
+        Ok((total, rows.iter().map(facts_row).collect::<Result<Vec<_>, _>>()?))
+    }
+
+    fn facts_tally(&mut self, areas: Option<&[String]>) -> Result<Vec<FactsTally>, StorageError> {
+        let rows = shared_sql_rows(self, &facts_sql::facts_tally(Placeholder::Dollar, areas))?;
+        rows.iter()
+            .map(|r| {
+                Ok(FactsTally {
+                    village: col(r, 0)?,
+                    last_visit_by: col(r, 1)?,
+                    review: col(r, 2)?,
+                    final_outcome: col(r, 3)?,
+                    visited: col::<i64>(r, 4)? != 0,
+                    households: count(col(r, 5)?),
+                    conflicts: count(col(r, 6)?),
+                })
+            })
+            .collect()
+    }
+
+    fn visits_per_day(&mut self, areas: Option<&[String]>, from: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        let rows = shared_sql_rows(self, &facts_sql::visits_per_day(Placeholder::Dollar, areas, from))?;
+        rows.iter().map(|r| Ok((col(r, 0)?, count(col(r, 1)?)))).collect()
     }
 
     fn shared_keys(&mut self, max_households: u32) -> Result<Vec<KeyGroup>, StorageError> {
@@ -935,16 +984,23 @@ impl Tx for PgTx<'_, '_> {
         Ok(())
     }
 
-    fn put_facts(&mut self, f: &FactsRow, keys: &[(String, String)]) -> Result<(), StorageError> {
+    fn put_facts(
+        &mut self,
+        f: &FactsRow,
+        keys: &[(String, String)],
+        visit_days: &[(String, u32)],
+    ) -> Result<(), StorageError> {
         let id = f.household.to_string();
         self.execute(
             &format!(
-                "INSERT INTO household_facts ({FACTS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                "INSERT INTO household_facts ({FACTS_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                  ON CONFLICT (household_id) DO UPDATE SET village = excluded.village, version = excluded.version,
                      brief = excluded.brief, conflicts = excluded.conflicts, conflict_count = excluded.conflict_count,
                      review = excluded.review, final_outcome = excluded.final_outcome,
                      last_visit_by = excluded.last_visit_by, visits = excluded.visits,
-                     merged_into = excluded.merged_into"
+                     merged_into = excluded.merged_into, name_key = excluded.name_key, rt_key = excluded.rt_key,
+                     last_outcome = excluded.last_outcome"
             ),
             &[
                 &id,
@@ -958,6 +1014,9 @@ impl Tx for PgTx<'_, '_> {
                 &f.last_visit_by,
                 &i64::from(f.visits),
                 &f.merged_into,
+                &f.name_key,
+                &f.rt_key,
+                &f.last_outcome,
             ],
         )?;
         self.execute("DELETE FROM household_keys WHERE household_id = $1", &[&id])?;
@@ -965,6 +1024,15 @@ impl Tx for PgTx<'_, '_> {
             self.execute(
                 "INSERT INTO household_keys (kind, key, household_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 &[kind, key, &id],
+            )?;
+        }
+        self.execute("DELETE FROM household_visit_days WHERE household_id = $1", &[&id])?;
+        for (day, visits) in visit_days {
+            self.execute(
+                "INSERT INTO household_visit_days (household_id, village, day, visits) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (household_id, day) DO UPDATE
+                     SET visits = household_visit_days.visits + excluded.visits",
+                &[&id, &f.village, day, &i64::from(*visits)],
             )?;
         }
         Ok(())

@@ -309,4 +309,23 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_user ON web_sessions (user_name);
 CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
 "#,
+    // 13: the office page counts, filters and pages households in SQL (issue 18): each household's
+    // facts gain the head's name and RT as searched and the last visit's outcome, the table is
+    // read in its order through an index, and each household's visits per local day are kept for
+    // the dashboard's chart. Every household is marked stale, so the next refresh fills them.
+    r#"
+ALTER TABLE household_facts ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE household_facts ADD COLUMN rt_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE household_facts ADD COLUMN last_outcome INTEGER;
+CREATE INDEX household_facts_list ON household_facts (village, name_key, household_id) WHERE merged_into IS NULL;
+CREATE TABLE household_visit_days (
+    household_id TEXT NOT NULL,
+    village TEXT NOT NULL,
+    day TEXT NOT NULL,
+    visits INTEGER NOT NULL,
+    PRIMARY KEY (household_id, day)
+) WITHOUT ROWID;
+CREATE INDEX household_visit_days_day ON household_visit_days (day, village);
+INSERT OR IGNORE INTO facts_stale (household_id, version) SELECT household_id, version FROM household_facts;
+"#,
 ];

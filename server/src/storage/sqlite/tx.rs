@@ -3,10 +3,11 @@
 
 use super::{parse_stored_time, stored_time};
 use crate::storage::at_rest;
+use crate::storage::facts_sql::{self, Placeholder, SqlArg};
 use crate::storage::{
-    Assignment, AssignmentKind, DeviceRow, FactsRow, FeedChange, FoldDisagreementRow, FoldRow, FormDefaultRow, FormRow,
-    HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange, NewUser, ReadTx,
-    RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow,
+    Assignment, AssignmentKind, DeviceRow, FactsQuery, FactsRow, FactsTally, FeedChange, FoldDisagreementRow, FoldRow,
+    FormDefaultRow, FormRow, HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange,
+    NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,43 +118,39 @@ fn device_row(c: DeviceColumns) -> Result<DeviceRow, StorageError> {
 }
 
 const FACTS_COLUMNS: &str = "household_id, village, version, brief, conflicts, conflict_count, review, final_outcome, \
-     last_visit_by, visits, merged_into";
+     last_visit_by, visits, merged_into, name_key, rt_key, last_outcome";
 
-type FactsColumns =
-    (String, String, i64, String, String, i64, Option<String>, Option<i64>, Option<String>, i64, Option<String>);
-
-fn facts_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<FactsColumns> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-    ))
+fn facts_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<FactsRow, StorageError>> {
+    let id: String = r.get(0)?;
+    let household = match household_id(&id) {
+        Ok(household) => household,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(FactsRow {
+        household,
+        village: r.get(1)?,
+        version: count(r.get(2)?),
+        brief: r.get(3)?,
+        conflicts: r.get(4)?,
+        conflict_count: count(r.get(5)?) as u32,
+        review: r.get(6)?,
+        final_outcome: r.get(7)?,
+        last_visit_by: r.get(8)?,
+        visits: count(r.get(9)?) as u32,
+        merged_into: r.get(10)?,
+        name_key: r.get(11)?,
+        rt_key: r.get(12)?,
+        last_outcome: r.get(13)?,
+    }))
 }
 
-fn facts_row(c: FactsColumns) -> Result<FactsRow, StorageError> {
-    let (id, village, version, brief, conflicts, conflict_count, review, final_outcome, last_visit_by, visits, merged) =
-        c;
-    Ok(FactsRow {
-        household: household_id(&id)?,
-        village,
-        version: count(version),
-        brief,
-        conflicts,
-        conflict_count: count(conflict_count) as u32,
-        review,
-        final_outcome,
-        last_visit_by,
-        visits: count(visits) as u32,
-        merged_into: merged,
-    })
+fn sql_args(args: &[SqlArg]) -> Vec<rusqlite::types::Value> {
+    args.iter()
+        .map(|a| match a {
+            SqlArg::Text(t) => rusqlite::types::Value::Text(t.clone()),
+            SqlArg::Int(i) => rusqlite::types::Value::Integer(*i),
+        })
+        .collect()
 }
 
 fn documents(
@@ -516,8 +513,8 @@ impl ReadTx for SqliteTx<'_> {
                  AND (?1 IS NULL OR village = ?1 OR substr(village, 1, length(?2)) = ?2)
              ORDER BY village, household_id"
         ))?;
-        let rows = stmt.query_map(params![exact, prefix], facts_columns)?.collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(facts_row).collect()
+        let rows = stmt.query_map(params![exact, prefix], facts_row)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().collect()
     }
 
     fn live_facts_of(&mut self, id: HouseholdId) -> Result<Option<FactsRow>, StorageError> {
@@ -526,9 +523,48 @@ impl ReadTx for SqliteTx<'_> {
             .prepare_cached(&format!(
                 "SELECT {FACTS_COLUMNS} FROM household_facts WHERE household_id = ?1 AND merged_into IS NULL"
             ))?
-            .query_row(params![id.to_string()], facts_columns)
+            .query_row(params![id.to_string()], facts_row)
             .optional()?;
-        row.map(facts_row).transpose()
+        row.transpose()
+    }
+
+    fn facts_page(&mut self, query: &FactsQuery) -> Result<(u64, Vec<FactsRow>), StorageError> {
+        let sql = facts_sql::facts_count(Placeholder::Question, query);
+        let total: i64 = self
+            .conn
+            .prepare_cached(&sql.text)?
+            .query_row(rusqlite::params_from_iter(sql_args(&sql.args)), |r| r.get(0))?;
+        let sql = facts_sql::facts_page(Placeholder::Question, query, FACTS_COLUMNS);
+        let mut stmt = self.conn.prepare_cached(&sql.text)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(sql_args(&sql.args)), facts_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((count(total), rows.into_iter().collect::<Result<Vec<_>, _>>()?))
+    }
+
+    fn facts_tally(&mut self, areas: Option<&[String]>) -> Result<Vec<FactsTally>, StorageError> {
+        let sql = facts_sql::facts_tally(Placeholder::Question, areas);
+        let mut stmt = self.conn.prepare_cached(&sql.text)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(sql_args(&sql.args)), |r| {
+            Ok(FactsTally {
+                village: r.get(0)?,
+                last_visit_by: r.get(1)?,
+                review: r.get(2)?,
+                final_outcome: r.get(3)?,
+                visited: r.get::<_, i64>(4)? != 0,
+                households: count(r.get(5)?),
+                conflicts: count(r.get(6)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn visits_per_day(&mut self, areas: Option<&[String]>, from: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        let sql = facts_sql::visits_per_day(Placeholder::Question, areas, from);
+        let mut stmt = self.conn.prepare_cached(&sql.text)?;
+        let rows =
+            stmt.query_map(rusqlite::params_from_iter(sql_args(&sql.args)), |r| Ok((r.get(0)?, count(r.get(1)?))))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     fn shared_keys(&mut self, max_households: u32) -> Result<Vec<KeyGroup>, StorageError> {
@@ -990,16 +1026,23 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn put_facts(&mut self, f: &FactsRow, keys: &[(String, String)]) -> Result<(), StorageError> {
+    fn put_facts(
+        &mut self,
+        f: &FactsRow,
+        keys: &[(String, String)],
+        visit_days: &[(String, u32)],
+    ) -> Result<(), StorageError> {
         let id = f.household.to_string();
         self.conn
             .prepare_cached(&format!(
-                "INSERT INTO household_facts ({FACTS_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                "INSERT INTO household_facts ({FACTS_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT (household_id) DO UPDATE SET village = excluded.village, version = excluded.version,
                      brief = excluded.brief, conflicts = excluded.conflicts, conflict_count = excluded.conflict_count,
                      review = excluded.review, final_outcome = excluded.final_outcome,
                      last_visit_by = excluded.last_visit_by, visits = excluded.visits,
-                     merged_into = excluded.merged_into"
+                     merged_into = excluded.merged_into, name_key = excluded.name_key, rt_key = excluded.rt_key,
+                     last_outcome = excluded.last_outcome"
             ))?
             .execute(params![
                 id,
@@ -1013,6 +1056,9 @@ impl Tx for SqliteTx<'_> {
                 f.last_visit_by,
                 i64::from(f.visits),
                 f.merged_into,
+                f.name_key,
+                f.rt_key,
+                f.last_outcome,
             ])?;
         self.conn.prepare_cached("DELETE FROM household_keys WHERE household_id = ?1")?.execute(params![id])?;
         let mut insert = self
@@ -1020,6 +1066,14 @@ impl Tx for SqliteTx<'_> {
             .prepare_cached("INSERT OR IGNORE INTO household_keys (kind, key, household_id) VALUES (?1, ?2, ?3)")?;
         for (kind, key) in keys {
             insert.execute(params![kind, key, id])?;
+        }
+        self.conn.prepare_cached("DELETE FROM household_visit_days WHERE household_id = ?1")?.execute(params![id])?;
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO household_visit_days (household_id, village, day, visits) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (household_id, day) DO UPDATE SET visits = visits + excluded.visits",
+        )?;
+        for (day, visits) in visit_days {
+            insert.execute(params![id, f.village, day, i64::from(*visits)])?;
         }
         Ok(())
     }
