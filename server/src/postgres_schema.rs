@@ -30,6 +30,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0008_web_sessions.sql"),
     // 9: SQLite's migration 13: facts searched, paged and counted in SQL, visits per day.
     include_str!("../migrations/postgres/0009_facts_in_sql.sql"),
+    // 10: SQLite's migration 14: holders counted per duplicate key.
+    include_str!("../migrations/postgres/0010_key_counts.sql"),
 ];
 
 /// Tables only PostgreSQL has: photo bytes, which a SQLite server keeps as files in its data

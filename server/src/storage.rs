@@ -473,6 +473,33 @@ pub struct KeyGroup {
     pub kind: String,
     /// The households holding it, in id order.
     pub households: Vec<HouseholdId>,
+    /// Those of them not folded away, with their village and last visitor (so a caller counting
+    /// suspects per area reads no household one by one).
+    pub live: BTreeMap<HouseholdId, (String, Option<String>)>,
+}
+
+/// One holder of a shared key, as both backends read it: kind, key, household, and its village
+/// and last visitor when it is live.
+pub(crate) type KeyHolderRow = (String, String, HouseholdId, Option<String>, Option<String>);
+
+/// Rows of key holders ordered by kind, key and household, grouped per key.
+pub(crate) fn group_key_holders(rows: Vec<KeyHolderRow>) -> Vec<KeyGroup> {
+    let mut groups: Vec<KeyGroup> = Vec::new();
+    let mut last_key: Option<(String, String)> = None;
+    for (kind, key, household, village, by) in rows {
+        let same = last_key.as_ref().is_some_and(|(k, v)| *k == kind && *v == key);
+        if !same {
+            groups.push(KeyGroup { kind: kind.clone(), households: Vec::new(), live: BTreeMap::new() });
+        }
+        if let Some(group) = groups.last_mut() {
+            group.households.push(household);
+            if let Some(village) = village {
+                group.live.insert(household, (village, by));
+            }
+        }
+        last_key = Some((kind, key));
+    }
+    groups
 }
 
 /// A household folded into another: what was folded so far, and by whom.
@@ -702,7 +729,8 @@ pub trait ReadTx {
     fn facts_tally(&mut self, areas: Option<&[String]>) -> Result<Vec<FactsTally>, StorageError>;
     /// Visits to live households of `areas` per local day, for days `from` (`YYYY-MM-DD`) on.
     fn visits_per_day(&mut self, areas: Option<&[String]>, from: &str) -> Result<Vec<(String, u64)>, StorageError>;
-    /// Duplicate keys held by 2 to `max_households` households, by kind then key.
+    /// Duplicate keys held by 2 to `max_households` households, by kind then key (found through
+    /// the holders counted per key, not by grouping every key).
     fn shared_keys(&mut self, max_households: u32) -> Result<Vec<KeyGroup>, StorageError>;
     /// Pairs (a < b by id text) a supervisor said are different families.
     fn dismissed_pairs(&mut self) -> Result<BTreeSet<(HouseholdId, HouseholdId)>, StorageError>;

@@ -82,24 +82,25 @@ pub(super) fn suspected(
 }
 
 /// The households of `areas` that [`suspected`] would list in a pair for those areas, with each
-/// one's village and last visitor, reading only the facts of households in a candidate pair (a
-/// pair counts when both are live and one is in the areas).
+/// one's village and last visitor as the shared keys carry them (a pair counts when both are live
+/// and one is in the areas), so no household is read one by one.
 pub(super) fn suspected_in(
     tx: &mut dyn crate::storage::ReadTx,
     areas: Option<&[String]>,
 ) -> Result<BTreeMap<HouseholdId, (String, Option<String>)>, StorageError> {
-    let mut live: HashMap<HouseholdId, Option<(String, Option<String>)>> = HashMap::new();
+    let dismissed = tx.dismissed_pairs()?;
     let mut out = BTreeMap::new();
-    for (a, b) in candidate_pairs(tx)?.into_keys() {
-        for id in [a, b] {
-            if let std::collections::hash_map::Entry::Vacant(slot) = live.entry(id) {
-                slot.insert(tx.live_facts_of(id)?.map(|f| (f.village, f.last_visit_by)));
-            }
-        }
-        let (Some(Some(fa)), Some(Some(fb))) = (live.get(&a), live.get(&b)) else { continue };
-        for (id, found) in [(a, fa), (b, fb)] {
-            if in_areas(&found.0, areas) {
-                out.insert(id, found.clone());
+    for group in tx.shared_keys(MAX_SUSPECT_GROUP)? {
+        for (i, (a, fa)) in group.live.iter().enumerate() {
+            for (b, fb) in group.live.iter().skip(i + 1) {
+                if dismissed.contains(&ordered(*a, *b)) {
+                    continue;
+                }
+                for (id, found) in [(a, fa), (b, fb)] {
+                    if in_areas(&found.0, areas) {
+                        out.insert(*id, found.clone());
+                    }
+                }
             }
         }
     }

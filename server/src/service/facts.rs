@@ -68,6 +68,15 @@ pub(super) fn normalised_rt(rt: &str) -> String {
     if digits.is_empty() { "0".into() } else { digits.to_string() }
 }
 
+/// `text` cut to at most `chars` characters: a search key stays small enough for any index entry
+/// (PostgreSQL refuses index rows over about 2.7 kB), however long an answer a device sent.
+fn bounded(text: String, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => text[..end].to_string(),
+        None => text,
+    }
+}
+
 /// The brief a list shows, from a household's state (review status already effective).
 pub(super) fn brief(
     state: &HouseholdState,
@@ -146,8 +155,8 @@ fn derive(
         last_visit_by: state.last_visit().map(|v| v.user.clone()),
         visits: state.visits.len() as u32,
         merged_into: merged_into.clone(),
-        name_key: state.answer_text("head_name").map(|n| normalised_name(&n)).unwrap_or_default(),
-        rt_key: state.answer_text("rt").map(|r| normalised_rt(&r)).unwrap_or_default(),
+        name_key: bounded(state.answer_text("head_name").map(|n| normalised_name(&n)).unwrap_or_default(), 120),
+        rt_key: bounded(state.answer_text("rt").map(|r| normalised_rt(&r)).unwrap_or_default(), 16),
         last_outcome: state.last_visit().and_then(|v| v.outcome),
     };
     // A retired household is no longer a family of its own: it suspects nothing, and its visits

@@ -2,7 +2,7 @@
 //! once for both backends: they differ only in how a placeholder is spelled (`?1` or `$1`), so
 //! each backend asks for its spelling and binds the [`SqlArg`]s in order. Every text column these
 //! read is compared bytewise (SQLite's default, `COLLATE "C"` on PostgreSQL), so an area's villages
-//! are the range `[code., code/)`, which an index answers.
+//! are the range `[code, code/)`, which an index answers.
 
 use super::FactsQuery;
 
@@ -64,10 +64,13 @@ impl Builder {
         let one: Vec<String> = areas
             .iter()
             .map(|area| {
+                // One range an index answers, [code, code/), then exactly the code or `code.`
+                // and more (a village code holds digits and dots only, but the range alone would
+                // also take `code-x`).
                 let exact = self.text(area);
-                let from = self.text(&format!("{area}."));
                 let below = self.text(&format!("{area}/"));
-                format!("(village = {exact} OR (village >= {from} AND village < {below}))")
+                let under = self.text(&format!("{area}."));
+                format!("(village >= {exact} AND village < {below} AND (village = {exact} OR village >= {under}))")
             })
             .collect();
         format!("({})", one.join(" OR "))
@@ -193,7 +196,11 @@ mod tests {
             ..FactsQuery::default()
         };
         let sql = facts_page(Placeholder::Dollar, &query, "household_id");
-        assert!(sql.text.contains("village = $1 OR (village >= $2 AND village < $3)"), "{}", sql.text);
+        assert!(
+            sql.text.contains("(village >= $1 AND village < $2 AND (village = $1 OR village >= $3))"),
+            "{}",
+            sql.text
+        );
         assert!(sql.text.contains("name_key LIKE $4"), "{}", sql.text);
         assert!(sql.text.contains("LIMIT $6 OFFSET $7"), "{}", sql.text);
         assert_eq!(sql.args[3], SqlArg::Text("%50\\%\\_off%".into()));

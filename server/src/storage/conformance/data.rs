@@ -407,6 +407,13 @@ fn facts_keys_and_dismissals_are_read_by_area(db: &dyn Database) {
         "keys of one household are not shared"
     );
     assert_eq!(read(db, "bounded", |tx| tx.shared_keys(2)).len(), 1, "a key of 3 households is beyond 2");
+    let first = read(db, "live", |tx| tx.shared_keys(8)).remove(0);
+    assert_eq!(
+        first.live.get(&hid(3)),
+        Some(&("73.14.011.1001".to_string(), Some("pkh.a".to_string()))),
+        "each live holder comes with its village and last visitor"
+    );
+    assert_eq!(first.live.len(), 3);
     // New keys replace a household's old ones.
     write(db, "rekey", |tx| tx.put_facts(&facts(hid(4), "73.15.01.1001", 2), &[], &[]));
     assert_eq!(read(db, "shared", |tx| tx.shared_keys(8)).len(), 1);

@@ -11,7 +11,7 @@ use crate::storage::sqlite::{parse_stored_time, stored_time};
 use crate::storage::{
     Assignment, AssignmentKind, DeviceRow, FactsQuery, FactsRow, FactsTally, FeedChange, FoldDisagreementRow, FoldRow,
     FormDefaultRow, FormRow, HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange,
-    NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow,
+    NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow, group_key_holders,
 };
 use postgres::types::{FromSql, ToSql};
 use postgres::{Row, Statement};
@@ -556,25 +556,18 @@ impl ReadTx for PgTx<'_, '_> {
 
     fn shared_keys(&mut self, max_households: u32) -> Result<Vec<KeyGroup>, StorageError> {
         let rows = self.query(
-            "WITH shared AS (SELECT kind, key FROM household_keys GROUP BY kind, key HAVING count(*) BETWEEN 2 AND $1)
-             SELECT k.kind, k.key, k.household_id FROM shared s
-             JOIN household_keys k ON k.kind = s.kind AND k.key = s.key
+            "SELECT k.kind, k.key, k.household_id, f.village, f.last_visit_by FROM household_key_counts c
+             JOIN household_keys k ON k.kind = c.kind AND k.key = c.key
+             LEFT JOIN household_facts f ON f.household_id = k.household_id AND f.merged_into IS NULL
+             WHERE c.holders >= 2 AND c.holders <= $1
              ORDER BY k.kind, k.key, k.household_id",
             &[&i64::from(max_households)],
         )?;
-        let mut groups: Vec<KeyGroup> = Vec::new();
-        let mut last_key: Option<(String, String)> = None;
-        for r in &rows {
-            let (kind, key): (String, String) = (col(r, 0)?, col(r, 1)?);
-            let household = household_id(&col::<String>(r, 2)?)?;
-            let same = last_key.as_ref().is_some_and(|(k, v)| *k == kind && *v == key);
-            match groups.last_mut() {
-                Some(group) if same => group.households.push(household),
-                _ => groups.push(KeyGroup { kind: kind.clone(), households: vec![household] }),
-            }
-            last_key = Some((kind, key));
-        }
-        Ok(groups)
+        let rows = rows
+            .iter()
+            .map(|r| Ok((col(r, 0)?, col(r, 1)?, household_id(&col::<String>(r, 2)?)?, col(r, 3)?, col(r, 4)?)))
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        Ok(group_key_holders(rows))
     }
 
     fn dismissed_pairs(&mut self) -> Result<BTreeSet<(HouseholdId, HouseholdId)>, StorageError> {
@@ -1019,11 +1012,37 @@ impl Tx for PgTx<'_, '_> {
                 &f.last_outcome,
             ],
         )?;
-        self.execute("DELETE FROM household_keys WHERE household_id = $1", &[&id])?;
-        for (kind, key) in keys {
+        // Only the keys that changed are touched, each with its holders' count (two servers adding
+        // holders of one key write the same count row: one waits or is retried, none is lost).
+        let old: BTreeSet<(String, String)> = self
+            .query("SELECT kind, key FROM household_keys WHERE household_id = $1", &[&id])?
+            .iter()
+            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+            .collect::<Result<_, StorageError>>()?;
+        let new: BTreeSet<(String, String)> = keys.iter().cloned().collect();
+        for (kind, key) in old.difference(&new) {
             self.execute(
-                "INSERT INTO household_keys (kind, key, household_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                "DELETE FROM household_keys WHERE kind = $1 AND key = $2 AND household_id = $3",
                 &[kind, key, &id],
+            )?;
+            self.execute(
+                "UPDATE household_key_counts SET holders = holders - 1 WHERE kind = $1 AND key = $2",
+                &[kind, key],
+            )?;
+            self.execute(
+                "DELETE FROM household_key_counts WHERE kind = $1 AND key = $2 AND holders <= 0",
+                &[kind, key],
+            )?;
+        }
+        for (kind, key) in new.difference(&old) {
+            self.execute(
+                "INSERT INTO household_keys (kind, key, household_id) VALUES ($1, $2, $3)",
+                &[kind, key, &id],
+            )?;
+            self.execute(
+                "INSERT INTO household_key_counts (kind, key, holders) VALUES ($1, $2, 1)
+                 ON CONFLICT (kind, key) DO UPDATE SET holders = household_key_counts.holders + 1",
+                &[kind, key],
             )?;
         }
         self.execute("DELETE FROM household_visit_days WHERE household_id = $1", &[&id])?;

@@ -328,4 +328,21 @@ CREATE TABLE household_visit_days (
 CREATE INDEX household_visit_days_day ON household_visit_days (day, village);
 INSERT OR IGNORE INTO facts_stale (household_id, version) SELECT household_id, version FROM household_facts;
 "#,
+    // 14: the dashboard at kabupaten scale (issue 18): how many households hold each duplicate key,
+    // kept as keys come and go, so shared keys are found without grouping every key; and the
+    // list's index holds every column the table filters and the progress report counts by, so
+    // neither reads the facts' rows.
+    r#"
+CREATE TABLE household_key_counts (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    holders INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+INSERT INTO household_key_counts (kind, key, holders) SELECT kind, key, count(*) FROM household_keys GROUP BY kind, key;
+CREATE INDEX household_key_counts_shared ON household_key_counts (holders) WHERE holders >= 2;
+DROP INDEX household_facts_list;
+CREATE INDEX household_facts_list ON household_facts (village, name_key, household_id, rt_key, review, last_outcome,
+    conflict_count, last_visit_by, final_outcome, visits, merged_into) WHERE merged_into IS NULL;
+"#,
 ];

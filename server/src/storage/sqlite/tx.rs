@@ -7,7 +7,7 @@ use crate::storage::facts_sql::{self, Placeholder, SqlArg};
 use crate::storage::{
     Assignment, AssignmentKind, DeviceRow, FactsQuery, FactsRow, FactsTally, FeedChange, FoldDisagreementRow, FoldRow,
     FormDefaultRow, FormRow, HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange,
-    NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow,
+    NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow, group_key_holders,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, BTreeSet};
@@ -569,28 +569,22 @@ impl ReadTx for SqliteTx<'_> {
 
     fn shared_keys(&mut self, max_households: u32) -> Result<Vec<KeyGroup>, StorageError> {
         let mut stmt = self.conn.prepare_cached(
-            "WITH shared AS (SELECT kind, key FROM household_keys GROUP BY kind, key HAVING count(*) BETWEEN 2 AND ?1)
-             SELECT k.kind, k.key, k.household_id FROM shared s
-             JOIN household_keys k ON k.kind = s.kind AND k.key = s.key
+            "SELECT k.kind, k.key, k.household_id, f.village, f.last_visit_by FROM household_key_counts c
+             JOIN household_keys k ON k.kind = c.kind AND k.key = c.key
+             LEFT JOIN household_facts f ON f.household_id = k.household_id AND f.merged_into IS NULL
+             WHERE c.holders >= 2 AND c.holders <= ?1
              ORDER BY k.kind, k.key, k.household_id",
         )?;
         let rows = stmt
             .query_map(params![i64::from(max_households)], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut groups: Vec<KeyGroup> = Vec::new();
-        let mut last_key: Option<(String, String)> = None;
-        for (kind, key, household) in rows {
-            let household = household_id(&household)?;
-            let same = last_key.as_ref().is_some_and(|(k, v)| *k == kind && *v == key);
-            match groups.last_mut() {
-                Some(group) if same => group.households.push(household),
-                _ => groups.push(KeyGroup { kind: kind.clone(), households: vec![household] }),
-            }
-            last_key = Some((kind, key));
-        }
-        Ok(groups)
+        let rows = rows
+            .into_iter()
+            .map(|(kind, key, id, village, by)| Ok((kind, key, household_id(&id)?, village, by)))
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        Ok(group_key_holders(rows))
     }
 
     fn dismissed_pairs(&mut self) -> Result<BTreeSet<(HouseholdId, HouseholdId)>, StorageError> {
@@ -1060,12 +1054,34 @@ impl Tx for SqliteTx<'_> {
                 f.rt_key,
                 f.last_outcome,
             ])?;
-        self.conn.prepare_cached("DELETE FROM household_keys WHERE household_id = ?1")?.execute(params![id])?;
-        let mut insert = self
+        // Only the keys that changed are touched, each with its holders' count.
+        let old: BTreeSet<(String, String)> = self
             .conn
-            .prepare_cached("INSERT OR IGNORE INTO household_keys (kind, key, household_id) VALUES (?1, ?2, ?3)")?;
-        for (kind, key) in keys {
-            insert.execute(params![kind, key, id])?;
+            .prepare_cached("SELECT kind, key FROM household_keys WHERE household_id = ?1")?
+            .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let new: BTreeSet<(String, String)> = keys.iter().cloned().collect();
+        for (kind, key) in old.difference(&new) {
+            self.conn
+                .prepare_cached("DELETE FROM household_keys WHERE kind = ?1 AND key = ?2 AND household_id = ?3")?
+                .execute(params![kind, key, id])?;
+            self.conn
+                .prepare_cached("UPDATE household_key_counts SET holders = holders - 1 WHERE kind = ?1 AND key = ?2")?
+                .execute(params![kind, key])?;
+            self.conn
+                .prepare_cached("DELETE FROM household_key_counts WHERE kind = ?1 AND key = ?2 AND holders <= 0")?
+                .execute(params![kind, key])?;
+        }
+        for (kind, key) in new.difference(&old) {
+            self.conn
+                .prepare_cached("INSERT INTO household_keys (kind, key, household_id) VALUES (?1, ?2, ?3)")?
+                .execute(params![kind, key, id])?;
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO household_key_counts (kind, key, holders) VALUES (?1, ?2, 1)
+                     ON CONFLICT (kind, key) DO UPDATE SET holders = holders + 1",
+                )?
+                .execute(params![kind, key])?;
         }
         self.conn.prepare_cached("DELETE FROM household_visit_days WHERE household_id = ?1")?.execute(params![id])?;
         let mut insert = self.conn.prepare_cached(

@@ -105,6 +105,9 @@ enum Bench {
         /// Requests per page (the median and the slowest are reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// The server's database (default: SQLite, then PostgreSQL when one can be had).
+        #[arg(long, value_enum)]
+        database: Option<sync::Databases>,
     },
     /// `pilar roster import --check` on synthetic rosters of each size: time and peak memory of
     /// `pilar`, which stays flat as the file grows (no server involved).
@@ -179,7 +182,7 @@ fn main() -> anyhow::Result<()> {
             files::run(&files::Settings { rows, households, skip_import, skip_export })
         }
         Bench::RosterCheck { sizes_mb } => roster_check::run(&sizes_mb),
-        Bench::Office { households, runs } => office::run(&office::Settings { households, runs }),
+        Bench::Office { households, runs, database } => office::run(&office::Settings { households, runs, database }),
         Bench::Apply { households, changes, runs, seed } => {
             apply::run(&apply::Settings { households, changes, runs, seed })
         }

@@ -3,12 +3,13 @@
 //! every one), its facts are derived (one progress report, not timed), and a signed-in supervisor
 //! asks for the dashboard, the first page of the households table, a search by a head's name and
 //! a search by NIK over HTTP, each several times: the median and the slowest are printed beside
-//! the 1 s target, with the server's peak memory.
+//! the 1 s target, with the server's peak memory; on SQLite, then on PostgreSQL when one
+//! can be had (`--database` picks).
 
 use super::files::measured;
-use super::sync::{memory, server_pid};
+use super::sync::{Databases, backend_name, backends, memory, server_pid};
 use anyhow::{Context, Result, ensure};
-use pilar_tests::{TEST_ADMIN_PASSWORD, TestDevice, TestServer};
+use pilar_tests::{Backend, TEST_ADMIN_PASSWORD, TestDevice, TestServer};
 use std::time::{Duration, Instant};
 
 /// The kecamatan the synthetic roster's villages are in.
@@ -20,6 +21,8 @@ pub struct Settings {
     pub households: usize,
     /// Requests per page (the median and the slowest are reported).
     pub runs: usize,
+    /// Which backends to measure; `None`: both when a PostgreSQL can be had, else SQLite.
+    pub database: Option<Databases>,
 }
 
 fn client() -> Result<reqwest::blocking::Client> {
@@ -67,10 +70,21 @@ fn first_person(roster: &str) -> Result<(String, String)> {
     Ok((column("full_name").context("full_name")?, column("nik").context("nik")?))
 }
 
-/// Run the benchmark.
+/// Run the benchmark on each backend asked for.
 pub fn run(settings: &Settings) -> Result<()> {
-    let Settings { households, runs } = *settings;
-    let server = TestServer::start_with(&[], Some(TEST_ADMIN_PASSWORD));
+    let (list, note) = backends(settings.database)?;
+    if let Some(note) = note {
+        println!("{note}");
+    }
+    for backend in list {
+        run_on(backend, settings)?;
+    }
+    Ok(())
+}
+
+fn run_on(backend: Backend, settings: &Settings) -> Result<()> {
+    let Settings { households, runs, .. } = *settings;
+    let server = TestServer::start_on(backend, &[], Some(TEST_ADMIN_PASSWORD));
     let pid = server_pid(&server.data_dir());
     let url = server.url().to_string();
     let admin = TestDevice::new();
@@ -89,7 +103,8 @@ pub fn run(settings: &Settings) -> Result<()> {
     admin.ok(&["debug", "roster-sample", "--rows", &count, "--largest-family", "1", "--out", roster_text]);
     let (name, nik) = first_person(&std::fs::read_to_string(&roster)?)?;
     println!(
-        "pilar-bench office: {households} one-person households in kecamatan {KECAMATAN}, a server on 127.0.0.1 (SQLite)"
+        "pilar-bench office: {households} one-person households in kecamatan {KECAMATAN}, a server on 127.0.0.1 ({})",
+        backend_name(backend)
     );
     let import = measured(&admin, &["roster", "import", roster_text, "--json"])?;
     println!("  roster import: {:.1} s", import.wall.as_secs_f64());

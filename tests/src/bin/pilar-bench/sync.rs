@@ -57,7 +57,7 @@ pub enum Databases {
 }
 
 /// The backends to run, in order, and a note when the choice was made for the user.
-fn backends(choice: Option<Databases>) -> Result<(Vec<Backend>, Option<String>)> {
+pub(super) fn backends(choice: Option<Databases>) -> Result<(Vec<Backend>, Option<String>)> {
     let postgres = pilar_tests::postgres::available();
     match choice {
         Some(Databases::Sqlite) => Ok((vec![Backend::Sqlite], None)),
@@ -81,7 +81,7 @@ fn backends(choice: Option<Databases>) -> Result<(Vec<Backend>, Option<String>)>
 }
 
 /// `SQLite` or `PostgreSQL`.
-fn backend_name(backend: Backend) -> &'static str {
+pub(super) fn backend_name(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "SQLite",
         Backend::Postgres => "PostgreSQL",
