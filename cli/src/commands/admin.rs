@@ -14,7 +14,7 @@ use sync_core::protocol::{
 /// `pilar admin` subcommands.
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Create and list user accounts.
+    /// Create, list and change user accounts (password, role).
     #[command(subcommand)]
     User(UserCommand),
     /// Replace a user's villages (enumerators) or kecamatan (supervisors) with the given set.
