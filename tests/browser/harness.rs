@@ -120,6 +120,52 @@ fn a_failed_wait_names_the_selector_the_page_and_its_text() {
     assert!(message.contains(".xlsx"), "{message}");
 }
 
+#[test]
+fn a_failed_test_leaves_its_message_and_page_beside_its_screenshots() {
+    let site = TinySite::start();
+    let message = panic_message(|| {
+        let mut browser = Browser::start();
+        browser.set_live_failure_report(false);
+        browser.goto(&site.url("/"));
+        browser.set_timeout(Duration::from_millis(300));
+        browser.wait_for_text("h1", "a heading that is not there");
+    });
+    assert!(message.contains("a heading that is not there"), "{message}");
+    let dir = this_tests_screenshots();
+    let kept = std::fs::read_to_string(dir.join("failure.txt"))
+        .unwrap_or_else(|e| panic!("no failure.txt in {}: {e}", dir.display()));
+    assert!(kept.contains("a heading that is not there"), "the panic's message: {kept}");
+    assert!(kept.contains(&site.url("/")) && kept.contains("A tiny form"), "the page and its text: {kept}");
+    assert!(dir.join("01-failure.png").is_file(), "the failure screenshot");
+}
+
+#[test]
+fn a_failure_whose_screenshot_cannot_be_saved_still_reports_its_message() {
+    let site = TinySite::start();
+    // The test's screenshot directory is a file, so nothing can be saved there. The teardown of
+    // a failing test used to panic on that while the test's panic unwound, which aborts the whole
+    // test process: every test's captured message was lost.
+    let dir = this_tests_screenshots();
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(pilar_tests::browser::screenshot_root()).expect("the screenshot root");
+    std::fs::write(&dir, "not a directory").expect("block the screenshot directory");
+    let message = panic_message(|| {
+        let mut browser = Browser::start();
+        browser.set_live_failure_report(false);
+        browser.goto(&site.url("/"));
+        browser.set_timeout(Duration::from_millis(300));
+        browser.wait_for_text("h1", "a heading that is not there");
+    });
+    let _ = std::fs::remove_file(&dir);
+    assert!(message.contains("a heading that is not there"), "{message}");
+}
+
+/// Where this test's screenshots go (the harness files them under the test thread's name).
+fn this_tests_screenshots() -> std::path::PathBuf {
+    let name = std::thread::current().name().expect("libtest names test threads").replace("::", ".");
+    pilar_tests::browser::screenshot_root().join(name)
+}
+
 /// What `action` panicked with; fails the test when it did not panic.
 fn panic_message<T>(action: impl FnOnce() -> T) -> String {
     let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(action)) else {

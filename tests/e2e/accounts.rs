@@ -197,6 +197,57 @@ fn an_enumerator_gets_assigned_villages_at_login_and_no_admin_powers() {
 }
 
 #[test]
+fn an_admin_resets_a_password_and_changes_a_role_with_pilar() {
+    let server = TestServer::start();
+    let admin = admin_with_enumerator(&server, "pkh.contoh01", &["73.14.01.1001"]);
+    let http = Http::new(&server);
+    let login = |user: &str, password: &str| {
+        let body = json!({ "user": user, "password": password, "device": DeviceId::random(), "device_name": "t" });
+        http.post("/v1/login", None, &body).0
+    };
+
+    // A generated password, shown once: it signs in, the old one no longer does.
+    let out = admin.ok(&["admin", "user", "password", "pkh.contoh01"]);
+    let generated = out.lines().find_map(|l| l.strip_prefix("password: ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(out.contains("shown only this once"), "{out}");
+    assert_eq!(login("pkh.contoh01", ENUMERATOR_PASSWORD), StatusCode::UNAUTHORIZED, "the old password");
+    assert_eq!(login("pkh.contoh01", generated), StatusCode::OK, "the generated password");
+    // One the admin chose, from standard input: not printed.
+    let chosen = "sandi-pilihan-admin-1";
+    let out = admin
+        .run_with_stdin(&["admin", "user", "password", "pkh.contoh01", "--password-stdin"], &format!("{chosen}\n"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stdout.contains(chosen) && !stdout.contains("password: "), "{stdout}");
+    assert_eq!(login("pkh.contoh01", chosen), StatusCode::OK, "the chosen password");
+
+    // An unknown user: refused (exit code 4) with the name and where to look.
+    let out = admin.run(&["admin", "user", "password", "pkh.tidakada"]);
+    assert_eq!(out.status.code(), Some(4), "a refusal by the server");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot set a new password for pkh.tidakada (there is no such user"), "{err}");
+    let err = admin.fails(&["admin", "user", "role", "pkh.tidakada", "--role", "supervisor"]);
+    assert!(err.contains("cannot make pkh.tidakada a supervisor (there is no such user"), "{err}");
+
+    // A role change is refused while the enumerator holds villages, saying what to do; nothing
+    // changes. With the villages taken away it is made.
+    let role_of = |name: &str| {
+        let users = admin.json(&["admin", "user", "list"]);
+        users.as_array().expect("list").iter().find(|u| u["name"] == name).expect("listed")["role"].clone()
+    };
+    let err = admin.fails(&["admin", "user", "role", "pkh.contoh01", "--role", "supervisor"]);
+    assert!(err.contains("cannot make pkh.contoh01 a supervisor"), "{err}");
+    assert!(err.contains("still holds villages"), "the server's reason: {err}");
+    assert!(err.contains("pilar admin assign pkh.contoh01 --none"), "the next step: {err}");
+    assert_eq!(role_of("pkh.contoh01"), json!("enumerator"));
+    admin.ok(&["admin", "assign", "pkh.contoh01", "--none"]);
+    let out = admin.ok(&["admin", "user", "role", "pkh.contoh01", "--role", "supervisor"]);
+    assert!(out.contains("pkh.contoh01 is now a supervisor"), "{out}");
+    assert_eq!(role_of("pkh.contoh01"), json!("supervisor"));
+    admin.ok(&["admin", "assign", "pkh.contoh01", "--kecamatan", "73.14.01"]);
+}
+
+#[test]
 fn expired_tampered_and_wrong_algorithm_tokens_get_401() {
     let server = TestServer::start();
     let http = Http::new(&server);

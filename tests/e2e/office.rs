@@ -380,3 +380,125 @@ fn an_admin_imports_a_roster_from_the_page_after_fixing_its_broken_row() {
     let table = get(&format!("{url}/households"), &spv).text().expect("page");
     assert!(table.contains("6 rumah tangga") && table.contains("Wette'E Bin Ali"), "{table}");
 }
+
+#[test]
+fn an_error_page_keeps_the_navigation_and_says_why_in_the_pages_language() {
+    let campaign = Campaign::start();
+    let url = campaign.server.url().to_string();
+    campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let other = campaign.enumerator("pkh.lain", &[OTHER_VILLAGE]);
+    let elsewhere = other.json(&["add", "--village", OTHER_VILLAGE, "--head-name", "Wa Sintetis Lain"]);
+    let elsewhere = elsewhere["household"].as_str().expect("id").to_string();
+    other.json(&["sync"]);
+    let (cookie, _) = signed_in(&url, "spv.panca");
+    let english = format!("{cookie}; pilar_lang=en");
+
+    // Another kecamatan's household: 403, in Bahasa Indonesia by default, inside the usual
+    // frame (the navigation, who is signed in, sign-out); the server's own words as the detail.
+    let outside = get(&format!("{url}/households/{elsewhere}"), &cookie);
+    assert_eq!(outside.status(), 403);
+    let page = outside.text().expect("page");
+    assert!(page.contains("Ini di luar wilayah tugas Anda"), "a sentence in Bahasa Indonesia: {page}");
+    assert!(page.contains("is outside your kecamatan"), "the server's detail is kept: {page}");
+    assert!(page.contains("href=\"/conflicts\"") && page.contains("href=\"/duplicates\""), "the navigation: {page}");
+    assert!(page.contains("spv.panca") && page.contains("id=\"logout\""), "who is signed in: {page}");
+    assert!(!page.contains("Wa Sintetis Lain"), "nothing of the household");
+    // The language switch comes back to the same page.
+    assert!(page.contains(&format!("back=/households/{elsewhere}\"")), "{page}");
+    let page = get(&format!("{url}/households/{elsewhere}"), &english).text().expect("page");
+    assert!(page.contains("This is outside your area") && !page.contains("Ini di luar"), "English: {page}");
+
+    // A household that is not on the server: 404, the same frame.
+    let missing = sync_core::model::HouseholdId::random();
+    let answer = get(&format!("{url}/households/{missing}"), &cookie);
+    assert_eq!(answer.status(), 404);
+    let page = answer.text().expect("page");
+    assert!(page.contains("Yang diminta tidak ada di server"), "{page}");
+    assert!(page.contains(&format!("no household {missing}")), "the server's detail: {page}");
+    assert!(page.contains("href=\"/conflicts\"") && page.contains("id=\"logout\""), "the navigation: {page}");
+    let page = get(&format!("{url}/households/{missing}"), &english).text().expect("page");
+    assert!(page.contains("What was asked for is not on the server"), "{page}");
+
+    // Before sign-in there is no navigation to show: the sign-in form is where it leads.
+    assert_eq!(get(&format!("{url}/households/{missing}"), "").status(), 303);
+}
+
+#[test]
+fn the_roster_check_summary_is_in_bahasa_indonesia_and_in_english_under_the_switch() {
+    let campaign = Campaign::start();
+    let url = campaign.server.url().to_string();
+    let answer = sign_in(&url, "admin", pilar_tests::TEST_ADMIN_PASSWORD, &[]);
+    let cookie = session_cookie(&answer);
+    let csrf = csrf_of(&get(&format!("{url}/admin/roster"), &cookie).text().expect("page"));
+    let good = std::fs::read_to_string(pilar_tests::example_roster()).expect("example roster");
+    let broken = good.replacen("1985-07-12", "2085-07-12", 1);
+    let summary_of = |cookie: &str| {
+        let part = reqwest::blocking::multipart::Part::bytes(broken.as_bytes().to_vec()).file_name("daftar.csv");
+        let form = reqwest::blocking::multipart::Form::new().text("csrf", csrf.clone()).part("file", part);
+        let answer = client()
+            .post(format!("{url}/admin/roster"))
+            .header(header::COOKIE, cookie)
+            .multipart(form)
+            .send()
+            .expect("answer");
+        assert_eq!(answer.status(), 422);
+        let page = answer.text().expect("page");
+        let at = page.find("id=\"roster-summary\">").expect("the summary line") + 20;
+        page[at..].split('<').next().expect("summary").to_string()
+    };
+    assert_eq!(
+        summary_of(&cookie),
+        "14 baris data, 6 rumah tangga (satu baris per orang): 1 kesalahan, 1 peringatan; 5 rumah tangga tanpa \
+         kesalahan"
+    );
+    assert_eq!(
+        summary_of(&format!("{cookie}; pilar_lang=en")),
+        "14 data row(s), 6 household(s) (one row per person): 1 error(s), 1 warning(s); 5 household(s) without \
+         errors"
+    );
+}
+
+#[test]
+fn the_conflict_inbox_and_the_dashboard_show_times_on_the_villages_clock() {
+    let campaign = Campaign::start();
+    let url = campaign.server.url().to_string();
+    campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let mut ani = campaign.enumerator("pkh.ani", &[BILOKKA]);
+    let mut budi = campaign.enumerator("pkh.budi", &[BILOKKA]);
+    let first = ani.json(&["add", "--village", BILOKKA, "--head-name", "La Sintetis", "--kk", KK, "--rt", "002"]);
+    let first = first["household"].as_str().expect("id").to_string();
+    ani.json(&["sync"]);
+    budi.json(&["sync"]);
+    // Offline, both measure the floor, at times fixed to the minute (today's: the server refuses
+    // work dated long before a device's first login).
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).expect("whole second");
+    let now = now.replace_second(0).expect("whole minute");
+    let (ani_at, budi_at) = (now - time::Duration::minutes(30), now - time::Duration::minutes(20));
+    ani.set_now(&sync_core::model::rfc3339_seconds(ani_at));
+    budi.set_now(&sync_core::model::rfc3339_seconds(budi_at));
+    ani.ok(&["visit", &first, "--outcome", "2", "--answer", "floor_area_m2=36"]);
+    budi.ok(&["visit", &first, "--outcome", "2", "--answer", "floor_area_m2=42"]);
+    ani.json(&["sync"]);
+    budi.json(&["sync"]);
+    let (cookie, _) = signed_in(&url, "spv.panca");
+    // Bilokka (Sulawesi Selatan) keeps WITA, UTC+8.
+    let on_wita = |at: time::OffsetDateTime| {
+        let wall = at.to_offset(time::macros::offset!(+8));
+        let (day, clock) = (wall.date(), (wall.hour(), wall.minute()));
+        format!("{day} {:02}:{:02} WITA", clock.0, clock.1)
+    };
+    let stored = |at: time::OffsetDateTime| format!("T{:02}:{:02}", at.hour(), at.minute());
+
+    let inbox = get(&format!("{url}/conflicts"), &cookie).text().expect("page");
+    assert!(inbox.contains("answers.floor_area_m2"), "{inbox}");
+    assert!(inbox.contains(&on_wita(ani_at)), "Ani's value, on Bilokka's clock ({}): {inbox}", on_wita(ani_at));
+    assert!(inbox.contains(&on_wita(budi_at)), "Budi's value, on Bilokka's clock ({}): {inbox}", on_wita(budi_at));
+    assert!(!inbox.contains(&stored(ani_at)) && !inbox.contains(&stored(budi_at)), "no stored time shown: {inbox}");
+
+    // The dashboard's last syncs too (the server's clock: only the shape can be known).
+    let dashboard = get(&format!("{url}/dashboard"), &cookie).text().expect("page");
+    let at = dashboard.find("id=\"devices\"").expect("the devices table");
+    let devices = &dashboard[at..];
+    assert!(devices.contains(" WITA</td>") || devices.contains(" WITA "), "last syncs on WITA: {devices}");
+    assert!(!devices.contains("Z</td>") && !devices.contains("+00:00"), "no stored UTC time shown: {devices}");
+}

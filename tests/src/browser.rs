@@ -3,9 +3,16 @@
 //!
 //! [`Browser`] is synchronous, for plain `#[test]` functions: it owns a small tokio runtime and a
 //! [`fantoccini`] client over plain HTTP on loopback (no TLS crate). Every method that needs an
-//! element waits for it by polling, up to [`Browser::timeout`] (10 s unless set), so a test never
-//! sleeps; on failure it panics with the selector, the page's URL and the start of its text, and a
-//! browser dropped while its test panics saves a `failure` screenshot first.
+//! element waits for it by polling, up to [`Browser::timeout`] (30 s unless set: generous, because
+//! a passing wait ends as soon as its condition holds, and a debug server, Chromium and the tests
+//! share two cores), so a test never sleeps; on failure it panics with the selector, the page's
+//! URL and the start of its text.
+//!
+//! A failing test's message is never lost to the teardown: a browser dropped while its test
+//! panics first writes the panic's message (with the page's URL and text) to the real stderr,
+//! past libtest's capture, and to `failure.txt` beside the screenshots, saves a `failure`
+//! screenshot, and only then ends the session; nothing in that teardown can panic again (a panic
+//! while unwinding would abort the whole test process and every captured message with it).
 //!
 //! Screenshots go to `<target dir>/browser-screenshots/<test name>/<NN>-<name>.png` (the target
 //! dir is the one holding the test binary), numbered in the order a test takes them. Downloads go
@@ -30,8 +37,10 @@ use tempfile::TempDir;
 /// The Chromium binary Debian's `chromium` package installs (a launcher script).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// How long element waits last unless [`Browser::set_timeout`] changes it.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long element waits last unless [`Browser::set_timeout`] changes it. A wait that succeeds
+/// returns as soon as its condition holds, so only a failing test pays for a generous deadline;
+/// under load (a debug server, Chromium and a build on two cores) a page can take seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The screen the office page is made for (issue 18: an old laptop at 1366×768).
 pub const WINDOW_SIZE: (u32, u32) = (1366, 768);
@@ -45,6 +54,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// How long a page may take to load after `goto` or a click that navigates.
 const PAGE_LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much longer than its own deadline a WebDriver exchange may take before the browser counts
+/// as hung (see [`Browser::run`]).
+const ANSWER_MARGIN: Duration = Duration::from_secs(60);
 
 /// How long the failure context (URL and text) and closing the session may take on the way out.
 const QUIET_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,6 +124,8 @@ pub struct Browser {
     /// Downloads [`Browser::wait_for_download`] already returned, so the next call waits for a
     /// new one.
     returned_downloads: RefCell<HashSet<PathBuf>>,
+    /// Whether a failure is also written to the real stderr at once (see [`Browser::drop`]).
+    live_failure_report: bool,
 }
 
 impl Browser {
@@ -121,6 +136,7 @@ impl Browser {
     /// Screenshots are filed under the name of the test thread (libtest names it after the
     /// test, e.g. `health::health_json_is_shown`).
     pub fn start() -> Browser {
+        remember_panic_messages();
         let chromedriver_path = find_chromedriver();
         let dir = tempfile::Builder::new().prefix("pilar-browser.").tempdir().expect("browser temp dir");
         let profile = dir.path().join("profile");
@@ -168,10 +184,11 @@ impl Browser {
             test_name: current_test_name(),
             timeout: DEFAULT_TIMEOUT,
             returned_downloads: RefCell::new(HashSet::new()),
+            live_failure_report: true,
         }
     }
 
-    /// How long element waits last (10 s unless set).
+    /// How long element waits last (30 s unless set).
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -179,6 +196,14 @@ impl Browser {
     /// Change how long element waits last, e.g. for a page that builds a large export.
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+    }
+
+    /// Whether a failing test's message also goes to the real stderr the moment the browser is
+    /// dropped (on unless turned off: for the harness's own tests that fail on purpose, which
+    /// would otherwise print their expected failures into every run). `failure.txt` and the
+    /// `failure` screenshot are kept either way.
+    pub fn set_live_failure_report(&mut self, on: bool) {
+        self.live_failure_report = on;
     }
 
     /// Open `url` and wait for the page to load.
@@ -418,7 +443,7 @@ impl Browser {
         let png = self
             .run(self.client().screenshot())
             .unwrap_or_else(|e| self.fail(&format!("could not take the screenshot {name:?}: {e}")));
-        save_screenshot(&self.test_name, name, &png)
+        save_screenshot(&self.test_name, name, &png).unwrap_or_else(|e| panic!("browser: {e}"))
     }
 
     /// The directory downloads land in (the browser's own, removed on drop).
@@ -427,24 +452,36 @@ impl Browser {
     }
 
     /// Wait until a download whose file name is `name` or ends with it (an extension such as
-    /// `.csv`) has finished, and return its path. A download is finished when its file exists
-    /// and Chromium has no partial (`.crdownload`) file left. Each call returns a file no earlier
-    /// call returned, so a test can download twice. Panics after `timeout`, listing the files.
+    /// `.csv`) has finished, and return its path. A download is finished when its file exists,
+    /// Chromium has no partial (`.crdownload`) file left, and the file's size is the same at two
+    /// polls in a row (Chromium renames the partial file when it is complete; the second look
+    /// guards against a file still being flushed). Each call returns a file no earlier call
+    /// returned, so a test can download twice. Panics after `timeout`, listing the files.
     pub fn wait_for_download(&self, name: &str, timeout: Duration) -> PathBuf {
         let dir = self.download_dir();
         let deadline = Instant::now() + timeout;
+        // The finished-looking file of the previous poll, with its size then.
+        let mut previous: Option<(PathBuf, u64)> = None;
         loop {
             let files = list_files(&dir);
             let partial = files.iter().any(|file| file.ends_with(".crdownload"));
-            if !partial
-                && let Some(file) = files.iter().find(|file| {
-                    (file.as_str() == name || file.ends_with(name))
-                        && !self.returned_downloads.borrow().contains(&dir.join(file))
-                })
-            {
-                let path = dir.join(file);
-                self.returned_downloads.borrow_mut().insert(path.clone());
-                return path;
+            let found = files.iter().map(|file| dir.join(file)).find(|path| {
+                let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+                (file == name || file.ends_with(name)) && !self.returned_downloads.borrow().contains(path)
+            });
+            let seen = found.filter(|_| !partial).and_then(|path| {
+                let size = std::fs::metadata(&path).ok()?.len();
+                Some((path, size))
+            });
+            if let Some(seen) = seen {
+                if previous.as_ref() == Some(&seen) {
+                    let (path, _) = seen;
+                    self.returned_downloads.borrow_mut().insert(path.clone());
+                    return path;
+                }
+                previous = Some(seen);
+            } else {
+                previous = None;
             }
             if Instant::now() >= deadline {
                 self.fail(&format!(
@@ -480,8 +517,16 @@ impl Browser {
         self.client.as_ref().expect("the browser session is open until drop")
     }
 
+    /// Run one WebDriver exchange (or a wait made of several) to its end. chromedriver answers
+    /// every command within the page-load or script timeout, and a wait ends at its own deadline;
+    /// a browser that stops answering altogether fails the test after [`ANSWER_MARGIN`] more,
+    /// instead of hanging the run (a run killed from outside loses every captured message).
     fn run<F: Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+        let limit = self.timeout.max(PAGE_LOAD_TIMEOUT) + ANSWER_MARGIN;
+        match self.runtime.block_on(async { tokio::time::timeout(limit, future).await }) {
+            Ok(output) => output,
+            Err(_) => panic!("browser: chromedriver did not answer within {limit:?}; the browser hangs"),
+        }
     }
 
     /// Panic with `problem`, the page's URL and the start of its text.
@@ -492,7 +537,8 @@ impl Browser {
     /// The current URL and an excerpt of the page's text, for failure messages; never panics.
     fn page_context(&self) -> String {
         let Some(client) = self.client.as_ref() else { return String::new() };
-        let (url, text) = self.run(async {
+        // Each step has its own deadline: `block_on` directly, as `run` may panic.
+        let (url, text) = self.runtime.block_on(async {
             let url = tokio::time::timeout(QUIET_TIMEOUT, client.current_url()).await;
             let text = tokio::time::timeout(
                 QUIET_TIMEOUT,
@@ -518,17 +564,13 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        if std::thread::panicking()
-            && let Some(client) = self.client.as_ref()
-            && let Ok(Ok(png)) = self.run(async { tokio::time::timeout(QUIET_TIMEOUT, client.screenshot()).await })
-        {
-            let path = save_screenshot(&self.test_name, "failure", &png);
-            eprintln!("browser: the page at the failure: {}", path.display());
+        if std::thread::panicking() {
+            self.report_failure();
         }
         if let Some(client) = self.client.take() {
             // Ending the session makes chromedriver quit Chromium. When that fails (a hung
             // browser), Chromium is killed by its pid: it would outlive chromedriver otherwise.
-            let closed = self.run(async { tokio::time::timeout(QUIET_TIMEOUT, client.close()).await });
+            let closed = self.runtime.block_on(async { tokio::time::timeout(QUIET_TIMEOUT, client.close()).await });
             if !matches!(closed, Ok(Ok(()))) {
                 for pid in children_of(self.chromedriver.id()) {
                     let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
@@ -538,6 +580,67 @@ impl Drop for Browser {
         stop(&mut self.chromedriver);
         // `dir` (profile, downloads, log) is removed after this, now that nothing writes there.
     }
+}
+
+impl Browser {
+    /// The failing test's message, the page's URL and text: to the real stderr at once (libtest's
+    /// capture is lost if the run is killed or aborts before the test is reported), then a
+    /// `failure` screenshot and `failure.txt` beside it, all before the session ends. Never
+    /// panics: this runs while the test's panic unwinds.
+    fn report_failure(&self) {
+        let message = LAST_PANIC.try_with(|last| last.borrow_mut().take()).ok().flatten();
+        let message = message.unwrap_or_else(|| "(the panic's message was not recorded)".to_string());
+        // `std::io::stderr()` written directly is not captured by libtest (only the print macros
+        // and panic messages are), so this reaches the terminal even if the run dies later.
+        let live = |text: String| {
+            if self.live_failure_report {
+                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
+            }
+        };
+        live(format!("browser test {} failed: {message}\n", self.test_name));
+        let context = self.page_context();
+        let png = self.client.as_ref().map(|client| {
+            self.runtime.block_on(async { tokio::time::timeout(QUIET_TIMEOUT, client.screenshot()).await })
+        });
+        let screenshot = match png {
+            Some(Ok(Ok(png))) => match save_screenshot(&self.test_name, "failure", &png) {
+                Ok(path) => format!("the page at the failure: {}", path.display()),
+                Err(e) => format!("the failure screenshot was not saved: {e}"),
+            },
+            Some(Ok(Err(e))) => format!("no failure screenshot: {e}"),
+            Some(Err(_)) => "no failure screenshot: the browser did not answer".to_string(),
+            None => "no failure screenshot: the session is closed".to_string(),
+        };
+        let dir = screenshot_root().join(&self.test_name);
+        let text_path = dir.join("failure.txt");
+        let report = format!("{message}\n{context}\n{screenshot}\n");
+        let kept = match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&text_path, &report)) {
+            Ok(()) => format!("kept in {}", text_path.display()),
+            Err(e) => format!("could not be kept in {}: {e}", text_path.display()),
+        };
+        // A failure of the browser's own already quotes the page; an assertion's does not.
+        let page = if message.contains("\npage: ") { String::new() } else { format!("{context}\n") };
+        live(format!("browser test {}: {page}{screenshot}\nthe message {kept}\n", self.test_name));
+    }
+}
+
+thread_local! {
+    /// The last panic message of this thread (recorded by the hook [`remember_panic_messages`]
+    /// installs), for the report of a browser dropped while its test panics.
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Install, once per process, a panic hook that records each panic's message for its thread and
+/// then calls the hook that was there before (libtest's output capture still gets the message).
+fn remember_panic_messages() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = LAST_PANIC.try_with(|last| *last.borrow_mut() = Some(info.to_string()));
+            previous(info);
+        }));
+    });
 }
 
 /// `chromedriver` on PATH; panics naming the packages when it or Chromium is missing.
@@ -707,22 +810,27 @@ fn current_test_name() -> String {
 /// across several browsers of one test, and a test's old screenshots are cleared only once.
 static SCREENSHOT_COUNTS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
 
-fn save_screenshot(test_name: &str, name: &str, png: &[u8]) -> PathBuf {
+/// Write `png` as the test's next numbered screenshot. A test's first screenshot in this process
+/// clears the pictures of an earlier run (the files, never the directory: another process running
+/// the same test at the same time must not find the directory gone under its own write).
+fn save_screenshot(test_name: &str, name: &str, png: &[u8]) -> Result<PathBuf, String> {
     let dir = screenshot_root().join(test_name);
     let number = {
         let mut counts = SCREENSHOT_COUNTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = counts.get_or_insert_with(HashMap::new).entry(test_name.to_string()).or_insert(0);
         if *count == 0 {
             // A fresh run of this test: the previous run's pictures would mislead.
-            let _ = std::fs::remove_dir_all(&dir);
+            for old in list_files(&dir) {
+                let _ = std::fs::remove_file(dir.join(old));
+            }
         }
         *count += 1;
         *count
     };
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("could not create {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
     let path = dir.join(format!("{number:02}-{}.png", file_safe(name)));
-    std::fs::write(&path, png).unwrap_or_else(|e| panic!("could not write {}: {e}", path.display()));
-    path
+    std::fs::write(&path, png).map_err(|e| format!("could not write {}: {e}", path.display()))?;
+    Ok(path)
 }
 
 /// `name` with anything but letters, digits, `.`, `_` and `-` replaced by `-`.

@@ -1,19 +1,20 @@
 //! `pilar admin …`: accounts, assignments and devices on the server, over HTTP with the session of
 //! `--home` (an admin logs in with `pilar login` like anyone, so a remote admin can work).
 
-use crate::client::Client;
+use crate::client::{Client, ServerRefused};
 use crate::render::{cell, table};
 use anyhow::{Context, Result, bail};
 use std::io::BufRead;
 use std::path::Path;
 use sync_core::protocol::{
-    CreateUserRequest, CreatedUser, DeviceView, KecamatanRequest, Role, UserView, VillagesRequest,
+    CreateUserRequest, CreatedUser, DeviceView, KecamatanRequest, PasswordRequest, Role, RoleRequest, UserView,
+    VillagesRequest,
 };
 
 /// `pilar admin` subcommands.
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Create and list user accounts.
+    /// Create, list and change user accounts (password, role).
     #[command(subcommand)]
     User(UserCommand),
     /// Replace a user's villages (enumerators) or kecamatan (supervisors) with the given set.
@@ -31,6 +32,12 @@ pub enum UserCommand {
     Add(AddArgs),
     /// List users with their active assignments.
     List(ListArgs),
+    /// Give a user a new password: generated and shown once, unless --password-stdin. Their
+    /// office web page sessions end; devices they are signed in on keep working.
+    Password(PasswordArgs),
+    /// Change a user's role. Refused while they hold villages or kecamatan of their present role:
+    /// take those away first (`pilar admin assign NAME --none`).
+    Role(RoleArgs),
 }
 
 /// Arguments of `pilar admin user add`.
@@ -44,6 +51,26 @@ pub struct AddArgs {
     /// Read the password from the first line of standard input instead of generating one.
     #[arg(long)]
     password_stdin: bool,
+}
+
+/// Arguments of `pilar admin user password`.
+#[derive(clap::Args)]
+pub struct PasswordArgs {
+    /// The user whose password is replaced.
+    name: String,
+    /// Read the new password from the first line of standard input instead of generating one.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// Arguments of `pilar admin user role`.
+#[derive(clap::Args)]
+pub struct RoleArgs {
+    /// The user whose role changes.
+    name: String,
+    /// The new role: admin, supervisor or enumerator.
+    #[arg(long, value_parser = parse_role)]
+    role: Role,
 }
 
 /// Arguments of the list commands.
@@ -89,22 +116,51 @@ pub fn run(home: &Path, command: Command) -> Result<()> {
     match command {
         Command::User(UserCommand::Add(args)) => add_user(&mut client, args),
         Command::User(UserCommand::List(args)) => list_users(&mut client, args),
+        Command::User(UserCommand::Password(args)) => reset_password(&mut client, args),
+        Command::User(UserCommand::Role(args)) => change_role(&mut client, args),
         Command::Assign(args) => assign(&mut client, args),
         Command::Devices(args) => list_devices(&mut client, args),
         Command::Revoke(args) => revoke(&mut client, args),
     }
 }
 
+/// The password on the first line of standard input (`--password-stdin`).
+fn password_from_stdin() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("--password-stdin: the first line of standard input is empty; pipe the password in");
+    }
+    Ok(password.to_string())
+}
+
+/// Refuse a name that cannot be a user's before it goes into a URL path.
+fn check_user_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
+    if !valid {
+        bail!("{name:?} is not a user name; list users with `pilar admin user list`");
+    }
+    Ok(())
+}
+
+/// `what` (naming the user) failed: the server's refusal kept (exit code 4) under a message that
+/// says what was refused and, for the refusals an admin meets, what to do: an unknown user, or
+/// `on_invalid` for a request the server found invalid.
+fn refused(e: anyhow::Error, what: &str, on_invalid: &str) -> anyhow::Error {
+    let hint = match e.downcast_ref::<ServerRefused>().map(|refused| refused.body.error.as_str()) {
+        Some("not_found") => " (there is no such user; `pilar admin user list` lists them)".to_string(),
+        Some("invalid_input") if !on_invalid.is_empty() => format!(" ({on_invalid})"),
+        _ => String::new(),
+    };
+    e.context(format!("cannot {what}{hint}"))
+}
+
 fn add_user(client: &mut Client, args: AddArgs) -> Result<()> {
     let mut request = CreateUserRequest { name: args.name, role: args.role, password: None };
     if args.password_stdin {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
-        let password = line.trim_end_matches(['\n', '\r']);
-        if password.is_empty() {
-            bail!("--password-stdin: the first line of standard input is empty; pipe the password in");
-        }
-        request.password = Some(password.to_string());
+        request.password = Some(password_from_stdin()?);
     }
     let created: CreatedUser = client.post("/v1/admin/users", &request)?;
     println!("created user {} ({})", created.name, created.role);
@@ -113,6 +169,37 @@ fn add_user(client: &mut Client, args: AddArgs) -> Result<()> {
         println!("(shown only this once: give it to {} privately)", created.name);
     }
     Ok(())
+}
+
+fn reset_password(client: &mut Client, args: PasswordArgs) -> Result<()> {
+    check_user_name(&args.name)?;
+    let request = PasswordRequest { password: if args.password_stdin { Some(password_from_stdin()?) } else { None } };
+    let changed: CreatedUser = client
+        .post(&format!("/v1/admin/users/{}/password", args.name), &request)
+        .map_err(|e| refused(e, &format!("set a new password for {}", args.name), ""))?;
+    println!("new password set for {} ({}); their office web page sessions ended", changed.name, changed.role);
+    if let Some(password) = changed.password {
+        println!("password: {password}");
+        println!("(shown only this once: give it to {} privately)", changed.name);
+    }
+    Ok(())
+}
+
+fn change_role(client: &mut Client, args: RoleArgs) -> Result<()> {
+    check_user_name(&args.name)?;
+    let request = RoleRequest { role: args.role };
+    let user: UserView = client.put(&format!("/v1/admin/users/{}/role", args.name), &request).map_err(|e| {
+        let what = format!("make {} {}", args.name, article_and(args.role));
+        refused(e, &what, &format!("take their areas away first: `pilar admin assign {} --none`", args.name))
+    })?;
+    println!("{} is now {}", user.name, article_and(user.role));
+    Ok(())
+}
+
+/// `a supervisor`, `an admin`, `an enumerator`.
+fn article_and(role: Role) -> String {
+    let article = if matches!(role, Role::Admin | Role::Enumerator) { "an" } else { "a" };
+    format!("{article} {role}")
 }
 
 fn list_users(client: &mut Client, args: ListArgs) -> Result<()> {
@@ -136,11 +223,7 @@ fn list_users(client: &mut Client, args: ListArgs) -> Result<()> {
 }
 
 fn assign(client: &mut Client, args: AssignArgs) -> Result<()> {
-    let valid = !args.name.is_empty()
-        && args.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
-    if !valid {
-        bail!("{:?} is not a user name; list users with `pilar admin user list`", args.name);
-    }
+    check_user_name(&args.name)?;
     let supervisor = if args.none {
         let users: Vec<UserView> = client.get("/v1/admin/users")?;
         let Some(found) = users.iter().find(|u| u.name == args.name) else {

@@ -4,7 +4,7 @@
 //! the API's admin routes call (`routes::admin::create_user_as`, `assign_as`, the `Service`).
 
 use super::households::village_name;
-use super::layout::{Lang, WebError, html_page, page};
+use super::layout::{WebError, html_page, local_time, page};
 use super::session::{WebUser, admin_only, check_admin_form, check_form};
 use crate::error::ApiError;
 use crate::routes::admin::{assign_as, change_role_as, create_user_as, reset_password_as, user_view};
@@ -15,13 +15,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
+use std::collections::HashMap;
 use sync_core::form::FormDefinition;
 use sync_core::ids::{DistrictCode, RegencyCode};
 use sync_core::model::DeviceId;
 use sync_core::protocol::{CreateUserRequest, Role};
 
-fn failed(lang: Lang, e: ApiError) -> Response {
-    WebError::new(lang, e.status_and_code().0, e.to_string()).into_response()
+fn failed(user: &WebUser, e: ApiError) -> Response {
+    WebError::from_api(user, &e).into_response()
 }
 
 fn area_name(code: &str) -> String {
@@ -39,7 +40,7 @@ pub async fn users(State(state): State<AppState>, user: WebUser) -> Response {
     let lang = user.lang;
     let users = match state.blocking(|service| Ok(service.users()?)).await {
         Ok(users) => users,
-        Err(e) => return failed(lang, e),
+        Err(e) => return failed(&user, e),
     };
     let body = html! {
         h1 { (lang.t("Pengguna", "Users")) }
@@ -102,7 +103,7 @@ pub async fn create_user(
     let now = state.clock.now();
     let created = match state.blocking(move |service| create_user_as(service, &admin_name, request, now)).await {
         Ok(created) => created,
-        Err(e) => return failed(lang, e),
+        Err(e) => return failed(&user, e),
     };
     let body = html! {
         h1 { (lang.t("Pengguna dibuat", "User created")) }
@@ -134,7 +135,7 @@ pub async fn user_page(
     let lookup = name.clone();
     let view = match state.blocking(move |service| user_view(service, &lookup)).await {
         Ok(view) => view,
-        Err(e) => return failed(lang, e),
+        Err(e) => return failed(&user, e),
     };
     let (areas, what, example) = match view.role {
         Role::Enumerator => (&view.villages, lang.t("Desa", "Villages"), "73.14.01.1001"),
@@ -195,7 +196,6 @@ pub async fn set_areas(
     if let Err(refused) = check_admin_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
-    let lang = user.lang;
     let name = user_name(path);
     let codes: Vec<String> =
         form.codes.split(['\n', ',', ';']).map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect();
@@ -213,7 +213,7 @@ pub async fn set_areas(
         .await;
     match done {
         Ok(_) => Redirect::to(&format!("/admin/users/{name}")).into_response(),
-        Err(e) => failed(lang, e),
+        Err(e) => failed(&user, e),
     }
 }
 
@@ -223,9 +223,21 @@ pub async fn devices(State(state): State<AppState>, user: WebUser) -> Response {
         return refused.into_response();
     }
     let lang = user.lang;
-    let devices = match state.blocking(|service| Ok(service.devices()?)).await {
-        Ok(devices) => devices,
-        Err(e) => return failed(lang, e),
+    let loaded = state.blocking(|service| Ok((service.devices()?, service.users()?))).await;
+    let (devices, users) = match loaded {
+        Ok(found) => found,
+        Err(e) => return failed(&user, e),
+    };
+    // A device's times on the clock of its user's first area (an admin's own: UTC, labelled so).
+    let areas: HashMap<String, String> = users
+        .into_iter()
+        .filter_map(|u| {
+            let first = u.villages.first().or(u.kecamatan.first())?.clone();
+            Some((u.name, first))
+        })
+        .collect();
+    let shown = |at: time::OffsetDateTime, user: &str| {
+        local_time(&crate::clock::rfc3339(at), areas.get(user).map_or("", String::as_str))
     };
     let body = html! {
         h1 { (lang.t("Perangkat", "Devices")) }
@@ -236,10 +248,10 @@ pub async fn devices(State(state): State<AppState>, user: WebUser) -> Response {
                     tr {
                         td { (d.name) br; span.muted { (d.id) } }
                         td { (d.user) }
-                        td { (crate::clock::rfc3339(d.last_seen_at)) }
+                        td { (shown(d.last_seen_at, &d.user)) }
                         td {
                             @if let Some(at) = d.revoked_at {
-                                (lang.t("dicabut", "revoked")) " " (crate::clock::rfc3339(at))
+                                (lang.t("dicabut", "revoked")) " " (shown(at, &d.user))
                             } @else {
                                 form method="post" action={ "/admin/devices/" (d.id) "/revoke" } {
                                     input type="hidden" name="csrf" value=(user.session.csrf);
@@ -275,7 +287,7 @@ pub async fn revoke(
     }
     let lang = user.lang;
     let Some(device) = user_name(path).parse::<DeviceId>().ok() else {
-        return WebError::new(lang, StatusCode::NOT_FOUND, lang.t("Perangkat ini tidak ada.", "No such device."))
+        return WebError::for_user(&user, StatusCode::NOT_FOUND, lang.t("Perangkat ini tidak ada.", "No such device."))
             .into_response();
     };
     let now = state.clock.now();
@@ -285,9 +297,11 @@ pub async fn revoke(
             tracing::info!(admin = admin_name, user = record.user, %device, "revoked device");
             Redirect::to("/admin/devices").into_response()
         }
-        Ok(None) => WebError::new(lang, StatusCode::NOT_FOUND, lang.t("Perangkat ini tidak ada.", "No such device."))
-            .into_response(),
-        Err(e) => failed(lang, e),
+        Ok(None) => {
+            WebError::for_user(&user, StatusCode::NOT_FOUND, lang.t("Perangkat ini tidak ada.", "No such device."))
+                .into_response()
+        }
+        Err(e) => failed(&user, e),
     }
 }
 
@@ -300,13 +314,13 @@ pub async fn forms(State(state): State<AppState>, user: WebUser) -> Response {
     let lang = user.lang;
     let view = match state.blocking(|service| Ok(service.forms_view()?)).await {
         Ok(view) => view,
-        Err(e) => return failed(lang, e),
+        Err(e) => return failed(&user, e),
     };
     let body = html! {
         h1 { (lang.t("Kuesioner", "Questionnaires")) }
         table id="form-versions" {
             thead { tr { th { (lang.t("Versi", "Version")) } th { (lang.t("Judul", "Title")) } th { (lang.t("Diterbitkan oleh", "Published by")) } th { (lang.t("Waktu", "When")) } } }
-            tbody { @for v in &view.versions { tr { td { (v.key) } td { (v.title) } td { (v.published_by) } td { (v.published_at) } } } }
+            tbody { @for v in &view.versions { tr { td { (v.key) } td { (v.title) } td { (v.published_by) } td { (local_time(&v.published_at, "")) } } } }
         }
         h2 { (lang.t("Dipakai untuk kunjungan baru", "Used for new visits")) }
         table id="form-defaults" {
@@ -363,15 +377,19 @@ pub async fn publish(
                 }
             }
             Ok(None) => break,
-            Err(e) => return WebError::new(lang, StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+            Err(e) => return WebError::for_user(&user, StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         }
     }
     if let Err(refused) = check_form(&headers, &user, &csrf) {
         return refused.into_response();
     }
     let Some((file_name, bytes)) = file else {
-        return WebError::new(lang, StatusCode::BAD_REQUEST, lang.t("Pilih berkas kuesioner.", "Choose a form file."))
-            .into_response();
+        return WebError::for_user(
+            &user,
+            StatusCode::BAD_REQUEST,
+            lang.t("Pilih berkas kuesioner.", "Choose a form file."),
+        )
+        .into_response();
     };
     let form = if file_name.to_ascii_lowercase().ends_with(".xlsx") {
         pilar_xlsform::read_xlsform(&bytes).map_err(|e| e.to_string())
@@ -425,20 +443,23 @@ pub async fn set_default(
     if let Err(refused) = check_admin_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
-    let lang = user.lang;
     let kabupaten = Some(form.kabupaten.trim().to_string()).filter(|k| !k.is_empty());
     if let Some(k) = &kabupaten
         && RegencyCode::parse(k).is_err()
     {
-        return WebError::new(lang, StatusCode::BAD_REQUEST, format!("{k:?}: not a kabupaten code such as 73.14"))
-            .into_response();
+        return WebError::for_user(
+            &user,
+            StatusCode::BAD_REQUEST,
+            format!("{k:?}: not a kabupaten code such as 73.14"),
+        )
+        .into_response();
     }
     let by = user.session.user.clone();
     let now = state.clock.now();
     match state.blocking(move |service| Ok(service.set_form_default(kabupaten.as_deref(), &form.form, &by, now)?)).await
     {
         Ok(_) => Redirect::to("/admin/forms").into_response(),
-        Err(e) => failed(lang, e),
+        Err(e) => failed(&user, e),
     }
 }
 
@@ -460,7 +481,7 @@ pub async fn reset_password(
     let done = state.blocking(move |service| reset_password_as(service, &admin_name, &name, None)).await;
     let created = match done {
         Ok(created) => created,
-        Err(e) => return failed(lang, e),
+        Err(e) => return failed(&user, e),
     };
     let body = html! {
         h1 { (created.name) }
@@ -490,12 +511,11 @@ pub async fn change_role(
     if let Err(refused) = check_admin_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
-    let lang = user.lang;
     let name = user_name(path);
     let admin_name = user.session.user.clone();
     let target = name.clone();
     match state.blocking(move |service| change_role_as(service, &admin_name, &target, form.role)).await {
         Ok(_) => Redirect::to(&format!("/admin/users/{name}")).into_response(),
-        Err(e) => failed(lang, e),
+        Err(e) => failed(&user, e),
     }
 }

@@ -16,7 +16,7 @@
 //! download ends, is cut, or the server stops. The open file is then sent in 64 KiB blocks with
 //! its `Content-Length`, each read on the blocking pool.
 
-use super::layout::{Lang, WebError};
+use super::layout::WebError;
 use super::session::WebUser;
 use crate::error::ApiError;
 use crate::routes::export::export_area_and_filter;
@@ -63,10 +63,6 @@ fn given(text: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-fn web_error(lang: Lang, e: &ApiError) -> WebError {
-    WebError::new(lang, e.status_and_code().0, e.to_string())
-}
-
 /// `GET /export?area=…&format=xlsx|csv&approved=1&from=…&to=…`: the download, or an error page
 /// (403 for an area not the caller's, as the API).
 pub async fn export(State(state): State<AppState>, user: WebUser, Query(q): Query<ExportQuery>) -> Response {
@@ -77,13 +73,12 @@ pub async fn export(State(state): State<AppState>, user: WebUser, Query(q): Quer
 }
 
 async fn download(state: &AppState, user: &WebUser, q: ExportQuery) -> Result<Response, WebError> {
-    let lang = user.lang;
     let format = match q.format.trim() {
         "" | "xlsx" => ExportFormat::Xlsx,
         "csv" => ExportFormat::Csv,
         other => {
-            return Err(WebError::new(
-                lang,
+            return Err(WebError::for_user(
+                user,
                 StatusCode::BAD_REQUEST,
                 format!("format {other:?} is not xlsx or csv; choose one of them"),
             ));
@@ -91,7 +86,7 @@ async fn download(state: &AppState, user: &WebUser, q: ExportQuery) -> Result<Re
     };
     let (area, filter) =
         export_area_and_filter(q.area.trim(), given(&q.approved).is_some(), given(&q.from), given(&q.to))
-            .map_err(|e| web_error(lang, &e))?;
+            .map_err(|e| WebError::from_api(user, &e))?;
     // An area is one kecamatan or kabupaten, so one province and one zone for the whole file;
     // the date in the file name is the area's too.
     let zone = LocalZone::of_region_text(&area);
@@ -111,12 +106,12 @@ async fn download(state: &AppState, user: &WebUser, q: ExportQuery) -> Result<Re
             Ok(form.unwrap_or_else(|| Arc::new(FormDefinition::default_dtsen().clone())))
         })
         .await
-        .map_err(|e| web_error(lang, &e))?;
+        .map_err(|e| WebError::from_api(user, &e))?;
 
     let temp = tempfile::Builder::new()
         .prefix("pilar-export-")
         .tempdir()
-        .map_err(|e| internal(lang, anyhow::Error::new(e).context("cannot create a temporary directory")))?;
+        .map_err(|e| internal(user, anyhow::Error::new(e).context("cannot create a temporary directory")))?;
     let dir = temp.path().to_path_buf();
     let output = match format {
         ExportFormat::Xlsx => dir.join(format!("{stem}.xlsx")),
@@ -126,7 +121,7 @@ async fn download(state: &AppState, user: &WebUser, q: ExportQuery) -> Result<Re
     let mut export = state
         .blocking(move |_| Export::create(format, &created_output, &created_form, zone).map_err(ApiError::internal))
         .await
-        .map_err(|e| web_error(lang, &e))?;
+        .map_err(|e| WebError::from_api(user, &e))?;
 
     let mut after = None;
     loop {
@@ -140,7 +135,7 @@ async fn download(state: &AppState, user: &WebUser, q: ExportQuery) -> Result<Re
                 Ok((export, page.next_after))
             })
             .await
-            .map_err(|e| web_error(lang, &e))?;
+            .map_err(|e| WebError::from_api(user, &e))?;
         export = written.0;
         after = written.1;
         if after.is_none() {
@@ -172,8 +167,8 @@ async fn download(state: &AppState, user: &WebUser, q: ExportQuery) -> Result<Re
             Ok((file, name, content_type))
         })
         .await
-        .map_err(|e| web_error(lang, &e))?;
-    let size = file.metadata().map_err(|e| internal(lang, e.into()))?.len();
+        .map_err(|e| WebError::from_api(user, &e))?;
+    let size = file.metadata().map_err(|e| internal(user, e.into()))?.len();
     tracing::info!(user = user.session.user, file = %name, bytes = size, "web export");
     Ok((
         [
@@ -187,8 +182,8 @@ async fn download(state: &AppState, user: &WebUser, q: ExportQuery) -> Result<Re
         .into_response())
 }
 
-fn internal(lang: Lang, e: anyhow::Error) -> WebError {
-    web_error(lang, &ApiError::internal(e))
+fn internal(user: &WebUser, e: anyhow::Error) -> WebError {
+    WebError::from_api(user, &ApiError::internal(e))
 }
 
 /// The open file's bytes, a block at a time, each read on the blocking pool.

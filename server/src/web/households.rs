@@ -1,6 +1,6 @@
 //! The households table (search, filters, pages), a household's page, and review from it.
 
-use super::layout::{Lang, WebError, html_page, page};
+use super::layout::{Lang, WebError, html_page, local_time, page};
 use super::session::{WebUser, check_form, encode};
 use crate::service::office::{HouseholdFilter, HouseholdPage};
 use crate::state::AppState;
@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use std::sync::Arc;
 use sync_core::form::{FormDefinition, Scope};
-use sync_core::ids::{DistrictCode, LocalZone, VillageCode, local_time_text};
+use sync_core::ids::{DistrictCode, VillageCode};
 use sync_core::model::{FieldPath, Household, HouseholdId, ReviewDecision, ReviewStatus};
 use sync_core::protocol::HouseholdBrief;
 
@@ -60,10 +60,6 @@ pub fn village_name(code: &str) -> String {
     VillageCode::parse_format_only(code).ok().and_then(|v| v.name()).unwrap_or("").to_string()
 }
 
-fn local(at: &str, village: &str) -> String {
-    local_time_text(at, LocalZone::of_region_text(village))
-}
-
 /// `GET /households`: the households of the caller's areas, filtered and paged.
 pub async fn list(State(state): State<AppState>, user: WebUser, Query(q): Query<ListQuery>) -> Response {
     let lang = user.lang;
@@ -86,7 +82,7 @@ pub async fn list(State(state): State<AppState>, user: WebUser, Query(q): Query<
         .await;
     let (areas, found) = match found {
         Ok(found) => found,
-        Err(e) => return WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
+        Err(e) => return WebError::from_api(&user, &e).into_response(),
     };
     let form = Arc::new(FormDefinition::default_dtsen().clone());
     html_page(
@@ -231,10 +227,14 @@ pub struct ShowQuery {
     history: Option<String>,
 }
 
-fn household_id(lang: Lang, path: Result<Path<String>, PathRejection>) -> Result<HouseholdId, WebError> {
+fn household_id(user: &WebUser, path: Result<Path<String>, PathRejection>) -> Result<HouseholdId, WebError> {
     let text = path.map(|Path(p)| p).unwrap_or_default();
     text.parse().map_err(|_| {
-        WebError::new(lang, StatusCode::NOT_FOUND, lang.t("Rumah tangga ini tidak ada.", "There is no such household."))
+        WebError::for_user(
+            user,
+            StatusCode::NOT_FOUND,
+            user.lang.t("Rumah tangga ini tidak ada.", "There is no such household."),
+        )
     })
 }
 
@@ -246,7 +246,7 @@ pub async fn show(
     Query(q): Query<ShowQuery>,
 ) -> Response {
     let lang = user.lang;
-    let id = match household_id(lang, path) {
+    let id = match household_id(&user, path) {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
@@ -263,7 +263,7 @@ pub async fn show(
         .await;
     let (village, household, form) = match loaded {
         Ok(found) => found,
-        Err(e) => return WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
+        Err(e) => return WebError::from_api(&user, &e).into_response(),
     };
     let form = form.unwrap_or_else(|| Arc::new(FormDefinition::default_dtsen().clone()));
     let title = household.state().answer_text("head_name").unwrap_or_else(|| id.to_string());
@@ -300,12 +300,12 @@ fn household_body(
         h2 { (lang.t("Pemeriksaan", "Review")) }
         p id="review-status" {
             span class={ "status-" (status.map_or("none", ReviewStatus::as_str)) } { (status_label(lang, status.map(ReviewStatus::as_str))) }
-            @if let (Some(by), Some(at)) = (&state.review.by, &state.review.at) { " — " (by) ", " (local(at, village)) }
+            @if let (Some(by), Some(at)) = (&state.review.by, &state.review.at) { " — " (by) ", " (local_time(at, village)) }
         }
         @if !state.review.comments.is_empty() {
             table id="comments" {
                 thead { tr { th { (lang.t("Waktu", "When")) } th { (lang.t("Oleh", "By")) } th { (lang.t("Komentar", "Comment")) } } }
-                tbody { @for c in &state.review.comments { tr { td { (local(&c.at, village)) } td { (c.by) } td { (c.text) } } } }
+                tbody { @for c in &state.review.comments { tr { td { (local_time(&c.at, village)) } td { (c.by) } td { (c.text) } } } }
             }
         }
         @if !state.visits.is_empty() {
@@ -346,7 +346,7 @@ fn household_body(
                 tbody {
                     @for h in &history_rows {
                         tr {
-                            td { (local(&h.writer.at, village)) } td { (h.writer.user) } td.muted { (h.writer.device) }
+                            td { (local_time(&h.writer.at, village)) } td { (h.writer.user) } td.muted { (h.writer.device) }
                             td { @match &h.value { Some(v) => (v.to_string()), None => em { (lang.t("dikosongkan", "cleared")) } } }
                         }
                     }
@@ -378,7 +378,7 @@ fn household_body(
             tbody {
                 @for v in &state.visits {
                     tr {
-                        td { (local(&v.at, village)) }
+                        td { (local_time(&v.at, village)) }
                         td { (v.user) }
                         td { @if let Some(o) = v.outcome { (o) " " (form.outcome(o).map(|d| d.label.as_str()).unwrap_or("")) } }
                         td { (v.note.as_deref().unwrap_or("")) }
@@ -411,19 +411,22 @@ pub async fn review(
     if let Err(refused) = check_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
-    let id = match household_id(lang, path) {
+    let id = match household_id(&user, path) {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
     let decision = match form.decision.as_str() {
         "approve" => ReviewDecision::Approve,
         "return" => ReviewDecision::Return,
-        _ => return WebError::new(lang, StatusCode::BAD_REQUEST, "decision must be approve or return").into_response(),
+        _ => {
+            return WebError::for_user(&user, StatusCode::BAD_REQUEST, "decision must be approve or return")
+                .into_response();
+        }
     };
     let comment = some(&form.comment);
     if decision == ReviewDecision::Return && comment.is_none() {
-        return WebError::new(
-            lang,
+        return WebError::for_user(
+            &user,
             StatusCode::BAD_REQUEST,
             lang.t(
                 "Tulis apa yang harus diperbaiki sebelum mengembalikan.",
@@ -443,6 +446,6 @@ pub async fn review(
         .await;
     match done {
         Ok(_) => Redirect::to(&format!("/households/{id}")).into_response(),
-        Err(e) => WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
+        Err(e) => WebError::from_api(&user, &e).into_response(),
     }
 }

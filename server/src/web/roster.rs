@@ -11,7 +11,6 @@ use axum::extract::{Form, Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
-use pilar_roster::report::summary;
 use pilar_roster::{Layout, RosterFile, RosterOptions, read_roster};
 use serde::Deserialize;
 use std::io::Write as _;
@@ -87,15 +86,19 @@ pub async fn check(
                 }
             }
             Ok(None) => break,
-            Err(e) => return WebError::new(lang, StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+            Err(e) => return WebError::for_user(&user, StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         }
     }
     if let Err(refused) = check_form(&headers, &user, &csrf) {
         return refused.into_response();
     }
     let Some((file_name, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
-        return WebError::new(lang, StatusCode::BAD_REQUEST, lang.t("Pilih berkas daftar.", "Choose a roster file."))
-            .into_response();
+        return WebError::for_user(
+            &user,
+            StatusCode::BAD_REQUEST,
+            lang.t("Pilih berkas daftar.", "Choose a roster file."),
+        )
+        .into_response();
     };
     let extension = if file_name.to_ascii_lowercase().ends_with(".xlsx") { ".xlsx" } else { ".csv" };
     let now = state.clock.now();
@@ -126,7 +129,7 @@ pub async fn check(
         .await;
     let (file, staged) = match checked {
         Ok(found) => found,
-        Err(e) => return WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
+        Err(e) => return WebError::from_api(&user, &e).into_response(),
     };
     let status = if staged.is_some() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let body = report_body(lang, &user, &file_name, &file, staged);
@@ -145,7 +148,7 @@ fn report_body(
 ) -> Markup {
     html! {
         h1 { (lang.t("Hasil pemeriksaan", "Check result")) ": " (file_name) }
-        p id="roster-summary" { (summary(file)) }
+        p id="roster-summary" { (roster_summary(lang, file)) }
         @if !file.problems.is_empty() {
             table id="roster-problems" {
                 thead { tr {
@@ -177,6 +180,28 @@ fn report_body(
     }
 }
 
+/// The check's one-line summary (`pilar roster import --check` prints the English one of
+/// `pilar_roster::report::summary`): rows, households, errors, warnings and clean households.
+fn roster_summary(lang: Lang, file: &RosterFile) -> String {
+    let errors = file.problems.iter().filter(|p| p.is_blocking()).count();
+    let warnings = file.problems.len() - errors;
+    let (rows, households, clean) = (file.rows, file.household_count, file.clean_count);
+    let layout = match file.layout {
+        Layout::PerPerson => lang.t("satu baris per orang", "one row per person"),
+        Layout::PerHousehold | Layout::Auto => lang.t("satu baris per rumah tangga", "one row per household"),
+    };
+    match lang {
+        Lang::Id => format!(
+            "{rows} baris data, {households} rumah tangga ({layout}): {errors} kesalahan, {warnings} peringatan; \
+             {clean} rumah tangga tanpa kesalahan"
+        ),
+        Lang::En => format!(
+            "{rows} data row(s), {households} household(s) ({layout}): {errors} error(s), {warnings} warning(s); \
+             {clean} household(s) without errors"
+        ),
+    }
+}
+
 /// The commit form.
 #[derive(Debug, Deserialize)]
 pub struct CommitForm {
@@ -198,7 +223,7 @@ pub async fn commit(
     }
     let lang = user.lang;
     let Ok(Path(import)) = path else {
-        return WebError::new(lang, StatusCode::NOT_FOUND, lang.t("Impor ini tidak ada.", "No such import."))
+        return WebError::for_user(&user, StatusCode::NOT_FOUND, lang.t("Impor ini tidak ada.", "No such import."))
             .into_response();
     };
     let editor =
@@ -206,7 +231,7 @@ pub async fn commit(
     let done = state.blocking(move |service| Ok(service.roster_commit(import, form.chunks, &editor)?)).await;
     let summary = match done {
         Ok(summary) => summary,
-        Err(e) => return WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
+        Err(e) => return WebError::from_api(&user, &e).into_response(),
     };
     tracing::info!(%import, created = summary.created, updated = summary.updated, "roster imported from the web page");
     let body = html! {

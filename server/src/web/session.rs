@@ -59,6 +59,9 @@ pub struct WebUser {
     pub caller: Caller,
     /// The page's language.
     pub lang: Lang,
+    /// The page asked for (path and query) when the request was a `GET`, else `/`: where the
+    /// language switch of an error page comes back to (a form's address is no page to return to).
+    pub page: String,
 }
 
 /// The Automerge actor of a user's changes made on the web page: one per user, derived from the
@@ -83,10 +86,11 @@ impl FromRequestParts<AppState> for WebUser {
         let session = state
             .blocking(move |service| Ok(service.web_session(&token, now)?))
             .await
-            .map_err(|e| WebError::new(lang, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?;
+            .map_err(|e| WebError::from_api_signed_out(lang, &e).into_response())?;
         let Some(session) = session else { return Err(to_login()) };
         let caller = Caller { user: session.user.clone(), role: session.role, device: web_device(&session.user) };
-        Ok(WebUser { session, caller, lang })
+        let page = if parts.method == axum::http::Method::GET { path } else { "/".to_string() };
+        Ok(WebUser { session, caller, lang, page })
     }
 }
 
@@ -137,13 +141,13 @@ pub fn check_origin(headers: &HeaderMap, lang: Lang) -> Result<(), WebError> {
 /// The checks of every state-changing form of a signed-in user: same origin, and the session's
 /// anti-forgery token (compared in constant time).
 pub fn check_form(headers: &HeaderMap, user: &WebUser, csrf: &str) -> Result<(), WebError> {
-    check_origin(headers, user.lang)?;
+    check_origin(headers, user.lang).map_err(|refused| refused.signed_in(user))?;
     let expected = user.session.csrf.as_bytes();
     let given = csrf.as_bytes();
     let same = expected.len() == given.len() && expected.iter().zip(given).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
     if !same {
-        return Err(WebError::new(
-            user.lang,
+        return Err(WebError::for_user(
+            user,
             StatusCode::FORBIDDEN,
             user.lang.t(
                 "Permintaan ditolak: token formulir tidak cocok (halaman sudah lama terbuka atau dikirim dari situs lain). Muat ulang halaman lalu coba lagi.",
@@ -159,8 +163,8 @@ pub fn admin_only(user: &WebUser) -> Result<(), WebError> {
     if user.session.role == sync_core::protocol::Role::Admin {
         return Ok(());
     }
-    Err(WebError::new(
-        user.lang,
+    Err(WebError::for_user(
+        user,
         StatusCode::FORBIDDEN,
         user.lang.t("Halaman ini hanya untuk admin.", "This page is for admins only."),
     ))
@@ -308,7 +312,7 @@ pub async fn login(
             )),
             StatusCode::UNAUTHORIZED,
         ),
-        Err(e) => WebError::new(lang, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => WebError::from_api_signed_out(lang, &e).into_response(),
     }
 }
 
@@ -330,7 +334,7 @@ pub async fn logout(
     }
     let hash = user.session.token_hash.clone();
     if let Err(e) = state.blocking(move |service| Ok(service.end_web_session(&hash)?)).await {
-        return WebError::new(user.lang, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+        return WebError::from_api(&user, &e).into_response();
     }
     tracing::info!(user = user.session.user, "web sign-out");
     let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");

@@ -4,7 +4,7 @@
 //! `Service` call with the same scope check.
 
 use super::households::village_name;
-use super::layout::{Lang, WebError, html_page, page};
+use super::layout::{Lang, WebError, html_page, local_time, page};
 use super::session::{WebUser, check_form};
 use crate::service::review::Choice;
 use crate::state::AppState;
@@ -39,7 +39,7 @@ pub async fn dashboard(State(state): State<AppState>, user: WebUser) -> Response
         .await;
     let (report, days) = match loaded {
         Ok(found) => found,
-        Err(e) => return WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
+        Err(e) => return WebError::from_api(&user, &e).into_response(),
     };
     let body = dashboard_body(lang, &report, &days);
     html_page(StatusCode::OK, page(lang, lang.t("Ringkasan", "Dashboard"), Some(&user), "/dashboard", body))
@@ -70,6 +70,9 @@ fn progress_table(lang: Lang, id: &str, first: &str, rows: &[ProgressRow], villa
 
 fn dashboard_body(lang: Lang, report: &ProgressReport, days: &BTreeMap<String, u64>) -> Markup {
     let most = days.values().copied().max().unwrap_or(0).max(1);
+    // Last syncs on the clock of the caller's villages (a supervisor's kecamatan lies in one
+    // province, so one zone), as `pilar progress` shows them.
+    let area = report.villages.first().map_or("", |v| v.key.as_str());
     html! {
         h1 { (lang.t("Ringkasan", "Dashboard")) }
         h2 { (lang.t("Per desa", "Per village")) }
@@ -96,7 +99,10 @@ fn dashboard_body(lang: Lang, report: &ProgressReport, days: &BTreeMap<String, u
                     tr {
                         td { (d.user) } td { (d.name) " " span.muted { (d.device) } }
                         td {
-                            (d.last_sync_at.as_deref().unwrap_or(lang.t("belum pernah", "never")))
+                            @match &d.last_sync_at {
+                                Some(at) => (local_time(at, area)),
+                                None => (lang.t("belum pernah", "never")),
+                            }
                             @if d.revoked { " " strong { (lang.t("dicabut", "revoked")) } }
                         }
                     }
@@ -119,7 +125,7 @@ pub async fn conflicts(State(state): State<AppState>, user: WebUser) -> Response
         .await;
     let items = match loaded {
         Ok(items) => items,
-        Err(e) => return WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
+        Err(e) => return WebError::from_api(&user, &e).into_response(),
     };
     let body = html! {
         h1 { (lang.t("Konflik", "Conflicts")) }
@@ -143,7 +149,7 @@ fn conflict(lang: Lang, user: &WebUser, n: usize, item: &ConflictItem) -> Markup
                 tbody {
                     @for (i, v) in item.values.iter().enumerate() {
                         tr {
-                            td.value { (v.value.to_string()) } td { (v.user) } td { (v.at) } td.muted { (v.device) }
+                            td.value { (v.value.to_string()) } td { (v.user) } td.when { (local_time(&v.at, &h.village)) } td.muted { (v.device) }
                             td {
                                 form method="post" action=(action) {
                                     input type="hidden" name="csrf" value=(user.session.csrf);
@@ -191,19 +197,23 @@ pub async fn resolve(
         return refused.into_response();
     }
     let Some(id) = path.ok().and_then(|axum::extract::Path(p)| p.parse::<HouseholdId>().ok()) else {
-        return WebError::new(lang, StatusCode::NOT_FOUND, lang.t("Rumah tangga ini tidak ada.", "No such household."))
-            .into_response();
+        return WebError::for_user(
+            &user,
+            StatusCode::NOT_FOUND,
+            lang.t("Rumah tangga ini tidak ada.", "No such household."),
+        )
+        .into_response();
     };
     let Ok(field) = form.path.parse::<FieldPath>() else {
-        return WebError::new(lang, StatusCode::BAD_REQUEST, format!("{:?} is not a field path", form.path))
+        return WebError::for_user(&user, StatusCode::BAD_REQUEST, format!("{:?} is not a field path", form.path))
             .into_response();
     };
     let choice = match (form.pick, form.value.as_deref().map(str::trim).filter(|v| !v.is_empty())) {
         (Some(n), _) => Choice::Pick(n),
         (None, Some(v)) => Choice::Value(v.to_string()),
         (None, None) => {
-            return WebError::new(
-                lang,
+            return WebError::for_user(
+                &user,
                 StatusCode::BAD_REQUEST,
                 lang.t("Pilih satu nilai atau tulis nilai baru.", "Keep a value or type a new one."),
             )
@@ -220,7 +230,7 @@ pub async fn resolve(
         .await;
     match done {
         Ok(_) => Redirect::to("/conflicts").into_response(),
-        Err(e) => WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
+        Err(e) => WebError::from_api(&user, &e).into_response(),
     }
 }
 
@@ -244,7 +254,7 @@ pub async fn duplicates(State(state): State<AppState>, user: WebUser) -> Respons
         .await;
     let pairs = match loaded {
         Ok(pairs) => pairs,
-        Err(e) => return WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
+        Err(e) => return WebError::from_api(&user, &e).into_response(),
     };
     let form = FormDefinition::default_dtsen();
     let body = html! {
@@ -331,7 +341,6 @@ pub async fn merge(
     if let Err(refused) = check_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
-    let lang = user.lang;
     let editor = editor(&user, state.clock.now());
     let caller = user.caller.clone();
     let done = state
@@ -343,7 +352,7 @@ pub async fn merge(
         .await;
     match done {
         Ok(_) => Redirect::to("/duplicates").into_response(),
-        Err(e) => WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
+        Err(e) => WebError::from_api(&user, &e).into_response(),
     }
 }
 
@@ -365,7 +374,6 @@ pub async fn dismiss(
     if let Err(refused) = check_form(&headers, &user, &form.csrf) {
         return refused.into_response();
     }
-    let lang = user.lang;
     let caller = user.caller.clone();
     let now = state.clock.now();
     let done = state
@@ -377,6 +385,6 @@ pub async fn dismiss(
         .await;
     match done {
         Ok(()) => Redirect::to("/duplicates").into_response(),
-        Err(e) => WebError::new(lang, e.status_and_code().0, e.to_string()).into_response(),
+        Err(e) => WebError::from_api(&user, &e).into_response(),
     }
 }
