@@ -32,6 +32,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0009_facts_in_sql.sql"),
     // 10: SQLite's migration 14: holders counted per duplicate key.
     include_str!("../migrations/postgres/0010_key_counts.sql"),
+    // 11: SQLite's migration 15: a duplicate key's row carries its holder's village and last visitor.
+    include_str!("../migrations/postgres/0011_keys_carry_holder.sql"),
 ];
 
 /// Tables only PostgreSQL has: photo bytes, which a SQLite server keeps as files in its data

@@ -473,8 +473,9 @@ pub struct KeyGroup {
     pub kind: String,
     /// The households holding it, in id order.
     pub households: Vec<HouseholdId>,
-    /// Those of them not folded away, with their village and last visitor (so a caller counting
-    /// suspects per area reads no household one by one).
+    /// Those of them not folded away, with their village and last visitor, which the key rows
+    /// carry (a folded household holds no keys), so a caller counting suspects per area reads no
+    /// household one by one.
     pub live: BTreeMap<HouseholdId, (String, Option<String>)>,
 }
 
@@ -482,8 +483,21 @@ pub struct KeyGroup {
 /// and last visitor when it is live.
 pub(crate) type KeyHolderRow = (String, String, HouseholdId, Option<String>, Option<String>);
 
-/// Rows of key holders ordered by kind, key and household, grouped per key.
-pub(crate) fn group_key_holders(rows: Vec<KeyHolderRow>) -> Vec<KeyGroup> {
+/// The keys a household holds, from its rows (kind, key, village, last visitor), and whether the
+/// village or last visitor they carry differs from its new facts (then every row is rewritten).
+pub(crate) fn held_keys(
+    held: Vec<(String, String, Option<String>, Option<String>)>,
+    facts: &FactsRow,
+) -> (BTreeSet<(String, String)>, bool) {
+    let moved = held
+        .iter()
+        .any(|(_, _, village, by)| village.as_deref() != Some(facts.village.as_str()) || *by != facts.last_visit_by);
+    (held.into_iter().map(|(kind, key, _, _)| (kind, key)).collect(), moved)
+}
+
+/// Rows of key holders (in any order) grouped per key, by kind, key and household.
+pub(crate) fn group_key_holders(mut rows: Vec<KeyHolderRow>) -> Vec<KeyGroup> {
+    rows.sort_unstable_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
     let mut groups: Vec<KeyGroup> = Vec::new();
     let mut last_key: Option<(String, String)> = None;
     for (kind, key, household, village, by) in rows {

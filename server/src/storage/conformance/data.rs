@@ -414,6 +414,13 @@ fn facts_keys_and_dismissals_are_read_by_area(db: &dyn Database) {
         "each live holder comes with its village and last visitor"
     );
     assert_eq!(first.live.len(), 3);
+    // Derived again with the same keys and another last visitor: the keys carry the new one.
+    write(db, "revisit", |tx| {
+        let again = FactsRow { last_visit_by: Some("pkh.b".into()), ..facts(hid(3), "73.14.011.1001", 2) };
+        tx.put_facts(&again, &[key("same_kk", "k1"), key("shared_nik", "n2")], &[])
+    });
+    let first = read(db, "live", |tx| tx.shared_keys(8)).remove(0);
+    assert_eq!(first.live.get(&hid(3)), Some(&("73.14.011.1001".to_string(), Some("pkh.b".to_string()))));
     // New keys replace a household's old ones.
     write(db, "rekey", |tx| tx.put_facts(&facts(hid(4), "73.15.01.1001", 2), &[], &[]));
     assert_eq!(read(db, "shared", |tx| tx.shared_keys(8)).len(), 1);

@@ -12,6 +12,7 @@ use crate::storage::{
     Assignment, AssignmentKind, DeviceRow, FactsQuery, FactsRow, FactsTally, FeedChange, FoldDisagreementRow, FoldRow,
     FormDefaultRow, FormRow, HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange,
     NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow, group_key_holders,
+    held_keys,
 };
 use postgres::types::{FromSql, ToSql};
 use postgres::{Row, Statement};
@@ -556,11 +557,9 @@ impl ReadTx for PgTx<'_, '_> {
 
     fn shared_keys(&mut self, max_households: u32) -> Result<Vec<KeyGroup>, StorageError> {
         let rows = self.query(
-            "SELECT k.kind, k.key, k.household_id, f.village, f.last_visit_by FROM household_key_counts c
+            "SELECT k.kind, k.key, k.household_id, k.village, k.last_visit_by FROM household_key_counts c
              JOIN household_keys k ON k.kind = c.kind AND k.key = c.key
-             LEFT JOIN household_facts f ON f.household_id = k.household_id AND f.merged_into IS NULL
-             WHERE c.holders >= 2 AND c.holders <= $1
-             ORDER BY k.kind, k.key, k.household_id",
+             WHERE c.holders >= 2 AND c.holders <= $1",
             &[&i64::from(max_households)],
         )?;
         let rows = rows
@@ -1014,11 +1013,18 @@ impl Tx for PgTx<'_, '_> {
         )?;
         // Only the keys that changed are touched, each with its holders' count (two servers adding
         // holders of one key write the same count row: one waits or is retried, none is lost).
-        let old: BTreeSet<(String, String)> = self
-            .query("SELECT kind, key FROM household_keys WHERE household_id = $1", &[&id])?
+        let held = self
+            .query("SELECT kind, key, village, last_visit_by FROM household_keys WHERE household_id = $1", &[&id])?
             .iter()
-            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
-            .collect::<Result<_, StorageError>>()?;
+            .map(|r| Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?, col(r, 3)?)))
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let (old, moved) = held_keys(held, f);
+        if moved {
+            self.execute(
+                "UPDATE household_keys SET village = $2, last_visit_by = $3 WHERE household_id = $1",
+                &[&id, &f.village, &f.last_visit_by],
+            )?;
+        }
         let new: BTreeSet<(String, String)> = keys.iter().cloned().collect();
         for (kind, key) in old.difference(&new) {
             self.execute(
@@ -1036,8 +1042,8 @@ impl Tx for PgTx<'_, '_> {
         }
         for (kind, key) in new.difference(&old) {
             self.execute(
-                "INSERT INTO household_keys (kind, key, household_id) VALUES ($1, $2, $3)",
-                &[kind, key, &id],
+                "INSERT INTO household_keys (kind, key, household_id, village, last_visit_by) VALUES ($1, $2, $3, $4, $5)",
+                &[kind, key, &id, &f.village, &f.last_visit_by],
             )?;
             self.execute(
                 "INSERT INTO household_key_counts (kind, key, holders) VALUES ($1, $2, 1)

@@ -345,4 +345,14 @@ DROP INDEX household_facts_list;
 CREATE INDEX household_facts_list ON household_facts (village, name_key, household_id, rt_key, review, last_outcome,
     conflict_count, last_visit_by, final_outcome, visits, merged_into) WHERE merged_into IS NULL;
 "#,
+    // 15: a duplicate key's row carries its holder's village and last visitor (kept with the
+    // facts), so the dashboard counts suspected duplicates per village and enumerator from the
+    // shared keys alone, without looking up each holder's facts.
+    r#"
+ALTER TABLE household_keys ADD COLUMN village TEXT;
+ALTER TABLE household_keys ADD COLUMN last_visit_by TEXT;
+UPDATE household_keys SET
+    village = (SELECT f.village FROM household_facts f WHERE f.household_id = household_keys.household_id),
+    last_visit_by = (SELECT f.last_visit_by FROM household_facts f WHERE f.household_id = household_keys.household_id);
+"#,
 ];

@@ -8,6 +8,7 @@ use crate::storage::{
     Assignment, AssignmentKind, DeviceRow, FactsQuery, FactsRow, FactsTally, FeedChange, FoldDisagreementRow, FoldRow,
     FormDefaultRow, FormRow, HouseholdRow, HouseholdWrite, KeyGroup, LoginFailureRow, LoginSubjectKind, NewChange,
     NewUser, ReadTx, RosterImportRow, StorageError, StoredResponse, Tx, UserRecord, WebSessionRow, group_key_holders,
+    held_keys,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, BTreeSet};
@@ -569,11 +570,9 @@ impl ReadTx for SqliteTx<'_> {
 
     fn shared_keys(&mut self, max_households: u32) -> Result<Vec<KeyGroup>, StorageError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT k.kind, k.key, k.household_id, f.village, f.last_visit_by FROM household_key_counts c
+            "SELECT k.kind, k.key, k.household_id, k.village, k.last_visit_by FROM household_key_counts c
              JOIN household_keys k ON k.kind = c.kind AND k.key = c.key
-             LEFT JOIN household_facts f ON f.household_id = k.household_id AND f.merged_into IS NULL
-             WHERE c.holders >= 2 AND c.holders <= ?1
-             ORDER BY k.kind, k.key, k.household_id",
+             WHERE c.holders >= 2 AND c.holders <= ?1",
         )?;
         let rows = stmt
             .query_map(params![i64::from(max_households)], |r| {
@@ -1055,11 +1054,17 @@ impl Tx for SqliteTx<'_> {
                 f.last_outcome,
             ])?;
         // Only the keys that changed are touched, each with its holders' count.
-        let old: BTreeSet<(String, String)> = self
+        let held: Vec<(String, String, Option<String>, Option<String>)> = self
             .conn
-            .prepare_cached("SELECT kind, key FROM household_keys WHERE household_id = ?1")?
-            .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .prepare_cached("SELECT kind, key, village, last_visit_by FROM household_keys WHERE household_id = ?1")?
+            .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
+        let (old, moved) = held_keys(held, f);
+        if moved {
+            self.conn
+                .prepare_cached("UPDATE household_keys SET village = ?2, last_visit_by = ?3 WHERE household_id = ?1")?
+                .execute(params![id, f.village, f.last_visit_by])?;
+        }
         let new: BTreeSet<(String, String)> = keys.iter().cloned().collect();
         for (kind, key) in old.difference(&new) {
             self.conn
@@ -1074,8 +1079,11 @@ impl Tx for SqliteTx<'_> {
         }
         for (kind, key) in new.difference(&old) {
             self.conn
-                .prepare_cached("INSERT INTO household_keys (kind, key, household_id) VALUES (?1, ?2, ?3)")?
-                .execute(params![kind, key, id])?;
+                .prepare_cached(
+                    "INSERT INTO household_keys (kind, key, household_id, village, last_visit_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![kind, key, id, f.village, f.last_visit_by])?;
             self.conn
                 .prepare_cached(
                     "INSERT INTO household_key_counts (kind, key, holders) VALUES (?1, ?2, 1)
