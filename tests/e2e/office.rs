@@ -502,3 +502,49 @@ fn the_conflict_inbox_and_the_dashboard_show_times_on_the_villages_clock() {
     assert!(devices.contains(" WITA</td>") || devices.contains(" WITA "), "last syncs on WITA: {devices}");
     assert!(!devices.contains("Z</td>") && !devices.contains("+00:00"), "no stored UTC time shown: {devices}");
 }
+
+#[test]
+fn a_supervisor_approves_and_returns_from_the_review_queue() {
+    let campaign = Campaign::start();
+    let url = campaign.server.url().to_string();
+    let supervisor = campaign.supervisor("spv.panca", &[PANCA_LAUTANG]);
+    let ani = campaign.enumerator("pkh.ani", &[BILOKKA]);
+    let mut ids = Vec::new();
+    for name in ["La Sintetis Satu", "Wa Sintetis Dua"] {
+        let added = ani.json(&["add", "--village", BILOKKA, "--head-name", name, "--rt", "001"]);
+        let id = added["household"].as_str().expect("id").to_string();
+        ani.ok(&["visit", &id, "--outcome", "3"]);
+        ids.push(id);
+    }
+    ani.json(&["sync"]);
+    let (cookie, csrf) = signed_in(&url, "spv.panca");
+    let queue = "/households?q=&village=&rt=&status=awaiting_review&outcome=&conflicts=&page=1";
+    let page = get(&format!("{url}{queue}"), &cookie).text().expect("page");
+    for id in &ids {
+        assert!(page.contains(&format!("id=\"approve-{id}\"")), "each row of the queue can be approved: {page}");
+        assert!(page.contains(&format!("id=\"return-{id}\"")), "and returned with a comment");
+    }
+
+    // Approved from the queue: back to the queue, where it is no longer listed.
+    let approve = [("csrf", csrf.as_str()), ("decision", "approve"), ("back", queue)];
+    let done = post(&format!("{url}/households/{}/review", ids[0]), &cookie, &approve);
+    assert_eq!(done.status(), 303);
+    assert_eq!(done.headers()[header::LOCATION], queue, "back to the queue");
+    assert_eq!(review_status(&supervisor, &ids[0]), "approved");
+    let page = get(&format!("{url}{queue}"), &cookie).text().expect("page");
+    assert!(!page.contains("La Sintetis Satu") && page.contains("Wa Sintetis Dua"), "the queue shrinks");
+
+    // Returned from the queue with a comment; a `back` that leaves the page is not followed.
+    let ret = [
+        ("csrf", csrf.as_str()),
+        ("decision", "return"),
+        ("comment", "Foto rumah belum ada"),
+        ("back", "https://evil.example/households"),
+    ];
+    let done = post(&format!("{url}/households/{}/review", ids[1]), &cookie, &ret);
+    assert_eq!(done.status(), 303);
+    assert_eq!(done.headers()[header::LOCATION], format!("/households/{}", ids[1]).as_str());
+    assert_eq!(review_status(&supervisor, &ids[1]), "returned");
+    let page = get(&format!("{url}/households/{}", ids[1]), &cookie).text().expect("page");
+    assert!(page.contains("Foto rumah belum ada"), "the comment is in the review thread");
+}

@@ -92,7 +92,7 @@ pub async fn list(State(state): State<AppState>, user: WebUser, Query(q): Query<
             lang.t("Rumah tangga", "Households"),
             Some(&user),
             "/households",
-            list_body(lang, &q, &found, &form, areas.as_deref()),
+            list_body(lang, &user.session.csrf, &q, &found, &form, areas.as_deref()),
         ),
     )
 }
@@ -100,6 +100,7 @@ pub async fn list(State(state): State<AppState>, user: WebUser, Query(q): Query<
 /// `areas`: the supervisor's kecamatan, offered for export; `None` (an admin) asks for a code.
 fn list_body(
     lang: Lang,
+    csrf: &str,
     q: &ListQuery,
     found: &HouseholdPage,
     form: &FormDefinition,
@@ -152,9 +153,10 @@ fn list_body(
                 th { (lang.t("Desa", "Village")) } th { "RT" } th { (lang.t("Kepala keluarga", "Head of household")) }
                 th { (lang.t("Kunjungan", "Visits")) } th { (lang.t("Hasil terakhir", "Last outcome")) }
                 th { (lang.t("Status pemeriksaan", "Review status")) } th { (lang.t("Konflik", "Conflicts")) }
+                th { (lang.t("Periksa", "Review")) }
             } }
             tbody {
-                @for h in &found.rows { (row(lang, h, form)) }
+                @for h in &found.rows { (row(lang, h, form, csrf, &link(found.page))) }
             }
         }
         div.pager {
@@ -202,7 +204,9 @@ fn district_name(code: &str) -> &'static str {
     DistrictCode::parse(code).ok().and_then(|k| k.name()).unwrap_or("")
 }
 
-fn row(lang: Lang, h: &HouseholdBrief, form: &FormDefinition) -> Markup {
+/// One row of the table; a household awaiting review can be approved, or returned with a comment,
+/// from it (the review queue is the table filtered to "awaiting review"), coming `back` to it.
+fn row(lang: Lang, h: &HouseholdBrief, form: &FormDefinition, csrf: &str, back: &str) -> Markup {
     let outcome = h.last_outcome.map(|o| match form.outcome(o) {
         Some(def) => format!("{o} {}", def.label),
         None => o.to_string(),
@@ -216,6 +220,24 @@ fn row(lang: Lang, h: &HouseholdBrief, form: &FormDefinition) -> Markup {
             td { (outcome.unwrap_or_default()) }
             td { span class={ "status-" (h.review.as_deref().unwrap_or("none")) } { (status_label(lang, h.review.as_deref())) } }
             td { @if h.conflicts > 0 { (h.conflicts) } }
+            td.queue {
+                @if h.review.as_deref() == Some("awaiting_review") {
+                    form method="post" action={ "/households/" (h.household) "/review" } id={ "approve-" (h.household) } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="decision" value="approve";
+                        input type="hidden" name="back" value=(back);
+                        button.primary type="submit" { (lang.t("Setujui", "Approve")) }
+                    }
+                    form method="post" action={ "/households/" (h.household) "/review" } id={ "return-" (h.household) } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="decision" value="return";
+                        input type="hidden" name="back" value=(back);
+                        input type="text" name="comment" required size="14"
+                            placeholder=(lang.t("apa yang harus diperbaiki", "what must be fixed"));
+                        button.warn type="submit" { (lang.t("Kembalikan", "Return")) }
+                    }
+                }
+            }
         }
     }
 }
@@ -396,10 +418,19 @@ pub struct ReviewForm {
     decision: String,
     #[serde(default)]
     comment: String,
+    /// The page to come back to (the queue it was sent from); only a households page is followed.
+    #[serde(default)]
+    back: String,
+}
+
+/// `back` when it is a households page of this site (never another site, never a header break).
+fn back_to(back: &str) -> Option<&str> {
+    let local = back.starts_with("/households") && !back.starts_with("//");
+    (local && back.bytes().all(|b| b.is_ascii_graphic())).then_some(back)
 }
 
 /// `POST /households/{id}/review`: approve or return (a return needs a comment), as `pilar review`
-/// does, then back to the household's page.
+/// does, then back to the queue it came from or to the household's page.
 pub async fn review(
     State(state): State<AppState>,
     user: WebUser,
@@ -424,6 +455,7 @@ pub async fn review(
         }
     };
     let comment = some(&form.comment);
+    let back = back_to(&form.back).map_or_else(|| format!("/households/{id}"), str::to_string);
     if decision == ReviewDecision::Return && comment.is_none() {
         return WebError::for_user(
             &user,
@@ -445,7 +477,7 @@ pub async fn review(
         })
         .await;
     match done {
-        Ok(_) => Redirect::to(&format!("/households/{id}")).into_response(),
+        Ok(_) => Redirect::to(&back).into_response(),
         Err(e) => WebError::from_api(&user, &e).into_response(),
     }
 }
