@@ -153,8 +153,21 @@ impl Drop for InFlight {
     }
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("no such endpoint; check the server URL and the path (the API lives under /v1)".to_string())
+/// An unknown path: the API's JSON error, except for a browser (it accepts `text/html`) outside
+/// `/v1`, which gets the office web page's "not found" page in its reader's language.
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    let path = uri.path();
+    let browser = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if !browser || path == "/v1" || path.starts_with("/v1/") {
+        return ApiError::NotFound(
+            "no such endpoint; check the server URL and the path (the API lives under /v1)".to_string(),
+        )
+        .into_response();
+    }
+    web::not_found_page(&headers)
 }
 
 async fn method_not_allowed() -> ApiError {

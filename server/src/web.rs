@@ -62,3 +62,15 @@ pub fn routes() -> Router<AppState> {
         .route("/export", get(export::export))
         .route("/assets/pilar.css", get(assets::stylesheet))
 }
+
+/// The page for an address the server does not have, in the reader's language.
+pub(crate) fn not_found_page(headers: &axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let lang = layout::Lang::of(headers);
+    layout::WebError::new(
+        lang,
+        axum::http::StatusCode::NOT_FOUND,
+        lang.t("Halaman ini tidak ada. Periksa alamatnya.", "There is no such page. Check the address."),
+    )
+    .into_response()
+}

@@ -109,6 +109,28 @@ async fn unknown_paths_and_methods_get_json_errors() {
 }
 
 #[tokio::test]
+async fn an_unknown_page_outside_the_api_is_an_html_page_in_the_readers_language() {
+    let api = Api::new();
+    for (cookie, words) in [(None, "Halaman ini tidak ada"), (Some("pilar_lang=en"), "There is no such page")] {
+        // What a browser sends; an API client asking for the same path gets the JSON error.
+        let mut request = Request::get("/householdz").header(header::ACCEPT, "text/html,application/xhtml+xml");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let response =
+            router(api.state.clone()).oneshot(request.body(Body::empty()).expect("request")).await.expect("answer");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let kind = response.headers()[header::CONTENT_TYPE].to_str().expect("ascii").to_string();
+        assert!(kind.starts_with("text/html"), "{kind}");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let page = String::from_utf8_lossy(&bytes);
+        assert!(page.contains(words) && page.contains("href=\"/households\""), "{page}");
+    }
+    let (status, body) = api.call(Method::GET, "/householdz", None, None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+#[tokio::test]
 async fn malformed_json_gets_400_with_an_error_body() {
     let api = Api::new();
     let request = Request::post("/v1/login")
