@@ -34,6 +34,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0010_key_counts.sql"),
     // 11: SQLite's migration 15: a duplicate key's row carries its holder's village and last visitor.
     include_str!("../migrations/postgres/0011_keys_carry_holder.sql"),
+    // 12: SQLite's migration 16: stored sync responses keep their pull's feed positions, not its bytes.
+    include_str!("../migrations/postgres/0012_responses_by_place.sql"),
 ];
 
 /// Tables only PostgreSQL has: photo bytes, which a SQLite server keeps as files in its data

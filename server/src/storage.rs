@@ -233,6 +233,18 @@ impl<D: Database + ?Sized> Transactions for D {
     }
 }
 
+/// A stored response's [`StoredResponse::pulled_from`] as its column holds it: a JSON object of
+/// village code to feed position, the same text on both backends.
+fn pulled_from_text(from: &BTreeMap<String, u64>) -> String {
+    serde_json::to_string(from).unwrap_or_default()
+}
+
+/// [`pulled_from_text`] read back; text that is not such an object is damage.
+fn pulled_from(text: &str) -> Result<BTreeMap<String, u64>, StorageError> {
+    serde_json::from_str(text)
+        .map_err(|e| StorageError::Corrupt(format!("a stored sync response's feed positions {text:?}: {e}")))
+}
+
 fn not_run() -> StorageError {
     StorageError::Backend("the database backend returned without running the transaction".into())
 }
@@ -374,6 +386,11 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
     /// The `max_changes` it was made for (`None` on rows older than that column).
     pub max_changes: Option<u32>,
+    /// Where the answer's pull read each village's feed from (its cursors say up to where):
+    /// `Some` when `body` was stored without the pulled changes, which a replay reads again from
+    /// the feed (issue 15, server disk: the documents already hold their bytes); `None` when
+    /// `body` is the whole answer as sent (rows stored before that column).
+    pub pulled_from: Option<BTreeMap<String, u64>>,
 }
 
 /// A roster import: staged until committed, then its summary.

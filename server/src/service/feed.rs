@@ -163,6 +163,10 @@ impl Appender {
 pub struct Page {
     /// The changes read, by position (bytes empty where the document holds them: [`fill_bytes`]).
     pub changes: Vec<FeedChange>,
+    /// Where the read started: the cursor given, or 0 when that cursor was past the head. The
+    /// changes are exactly those after `from` up to `cursor` not left out for the reader, so the
+    /// same read can be made again from these two ([`read_range`]).
+    pub from: u64,
     /// The cursor to read from next: the last position returned when more wait, else the head
     /// read before the changes.
     pub cursor: u64,
@@ -196,7 +200,24 @@ pub fn read(
         Some(last) if more => last.position,
         _ => head,
     };
-    Ok(Page { changes, cursor, more })
+    Ok(Page { changes, from: after, cursor, more })
+}
+
+/// The changes of `village` after `from` up to `upto` not recorded for `exclude`, by position:
+/// a [`Page`] read again from its `from` and `cursor` (positions are gapless and commit in
+/// order, so the same range always holds the same changes).
+pub fn read_range(
+    tx: &mut dyn ReadTx,
+    village: &str,
+    from: u64,
+    upto: u64,
+    exclude: Option<DeviceId>,
+) -> Result<Vec<FeedChange>, StorageError> {
+    if upto <= from {
+        return Ok(Vec::new());
+    }
+    let span = u32::try_from(upto - from).unwrap_or(u32::MAX);
+    tx.feed_after(village, from, upto, exclude, span)
 }
 
 /// Give every change of `changes` read with empty bytes (the feed kept only its place) its bytes:

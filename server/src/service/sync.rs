@@ -3,6 +3,10 @@
 //! acknowledged before it is durable and a retried batch gets the same bytes back. Also the
 //! snapshot packs of a first download and the whole documents a device repairs from.
 //!
+//! A remembered response keeps the answer without its pulled changes, and where the pull read
+//! each village's feed from: a replay reads the same ranges again ([`replay`]), so the changes'
+//! bytes are kept once, in the documents.
+//!
 //! Remembered responses are bounded: a device keeps at most one (its pending batch's), and none
 //! outlives [`STORED_RESPONSE_LIFETIME`]. Without its stored response a retried batch is simply
 //! handled again, which is safe: changes are stored by hash, so the device's own changes come back
@@ -11,7 +15,7 @@
 use super::recent_changes::RecentChanges;
 use super::scope::SyncCaller;
 use super::{Service, corrupt, feed, fold};
-use crate::storage::{HouseholdWrite, ReadTx, StorageError, StoredResponse, Transactions, Tx};
+use crate::storage::{FeedChange, HouseholdWrite, ReadTx, StorageError, StoredResponse, Transactions, Tx};
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
 use sync_core::form::FormSet;
@@ -54,7 +58,7 @@ impl Service {
         now: OffsetDateTime,
     ) -> Result<Vec<u8>, StorageError> {
         let decisions = self.db.read(|tx| {
-            if replay(tx, caller, request)?.is_some() {
+            if has_replay(tx, caller, request)? {
                 return Ok(None);
             }
             let forms = self.forms.set(tx)?;
@@ -66,7 +70,7 @@ impl Service {
                 .map(Some)
         })?;
         self.db.write(|tx| {
-            if let Some(body) = replay(tx, caller, request)? {
+            if let Some(body) = replay(tx, &self.recent, caller, request)? {
                 return Ok(body);
             }
             let pulling = Pulling { recent: &self.recent, max_changes: MAX_CHANGES_PER_RESPONSE };
@@ -153,26 +157,77 @@ impl Service {
 /// The stored response of an earlier request with the same batch id, if any, and only if it was
 /// made for the same `max_changes`: a device that shrank its page after a cut response must not
 /// get the big answer again, so that batch is handled again (and its stored response replaced).
-fn replay(tx: &mut dyn ReadTx, caller: &SyncCaller, request: &SyncRequest) -> Result<Option<Vec<u8>>, StorageError> {
+fn replayable(
+    tx: &mut dyn ReadTx,
+    caller: &SyncCaller,
+    request: &SyncRequest,
+) -> Result<Option<StoredResponse>, StorageError> {
     let stored = tx.stored_response(caller.device, request.batch)?;
     // Responses stored before the page size was recorded are replayed as they are.
-    Ok(stored.and_then(|s| s.max_changes.is_none_or(|m| m == request.max_changes).then_some(s.body)))
+    Ok(stored.filter(|s| s.max_changes.is_none_or(|m| m == request.max_changes)))
 }
 
-/// Remember `body` as the answer to `request`, in place of every earlier response of the device:
-/// a device retries only its pending batch, so a new batch id proves it applied the previous
-/// answer. Also drops a few responses older than [`STORED_RESPONSE_LIFETIME`].
+/// Whether [`replay`] will answer `request` (without reading the pulled changes again).
+fn has_replay(tx: &mut dyn ReadTx, caller: &SyncCaller, request: &SyncRequest) -> Result<bool, StorageError> {
+    Ok(replayable(tx, caller, request)?.is_some())
+}
+
+/// The answer sent to an earlier request with the same batch id, byte for byte, if it is to be
+/// replayed ([`replayable`]). A response stored by its feed positions gets its pull read again:
+/// the same ranges of the same villages hold the same changes (the feed only grows, in order,
+/// and the documents holding the changes' bytes are never deleted), grouped as [`pull`] grouped
+/// them, so the encoding is the same.
+fn replay(
+    tx: &mut dyn ReadTx,
+    recent: &RecentChanges,
+    caller: &SyncCaller,
+    request: &SyncRequest,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let Some(stored) = replayable(tx, caller, request)? else {
+        return Ok(None);
+    };
+    let Some(from) = stored.pulled_from else {
+        return Ok(Some(stored.body));
+    };
+    let damaged = |what: String| corrupt(format!("the stored answer to batch {}: {what}", request.batch));
+    let mut response: SyncResponse =
+        sync_core::sync::decode(&stored.body, STORED_BODY_LIMIT).map_err(|e| damaged(e.to_string()))?;
+    let mut changes = Vec::new();
+    for (village, upto) in &response.cursors {
+        let start = *from.get(village).ok_or_else(|| damaged(format!("no start for village {village}")))?;
+        let mut read = feed::read_range(tx, village, start, *upto, Some(caller.device))?;
+        feed::fill_bytes(tx, recent, &mut read)?;
+        changes.append(&mut read);
+    }
+    response.pull = grouped(changes);
+    Ok(Some(sync_core::sync::encode(&response)))
+}
+
+/// Most bytes a stored response (without its pull) may expand to when it is read back: far above
+/// any real one, so only damage reaches it.
+const STORED_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Remember the answer to `request`, in place of every earlier response of the device: a device
+/// retries only its pending batch, so a new batch id proves it applied the previous answer. The
+/// pulled changes are not stored again, only where the pull read the feed from (`pulled_from`);
+/// the rest of the answer is. Also drops a few responses older than [`STORED_RESPONSE_LIFETIME`].
 fn remember(
     tx: &mut dyn Tx,
     caller: &SyncCaller,
     request: &SyncRequest,
-    body: &[u8],
+    response: &SyncResponse,
+    pulled_from: BTreeMap<String, u64>,
     now: OffsetDateTime,
 ) -> Result<(), StorageError> {
     tx.forget_responses(caller.device)?;
     tx.prune_responses(now - STORED_RESPONSE_LIFETIME, EXPIRED_RESPONSES_PER_SYNC)?;
-    let response = StoredResponse { body: body.to_vec(), max_changes: Some(request.max_changes) };
-    tx.store_response(caller.device, request.batch, &response, now)
+    let without_pull = SyncResponse { pull: Vec::new(), ..response.clone() };
+    let stored = StoredResponse {
+        body: sync_core::sync::encode(&without_pull),
+        max_changes: Some(request.max_changes),
+        pulled_from: Some(pulled_from),
+    };
+    tx.store_response(caller.device, request.batch, &stored, now)
 }
 
 /// What to do with one pushed household, decided against the document as it was at `heads`.
@@ -460,15 +515,16 @@ pub(super) fn commit(
         }
     }
     appender.flush(tx)?;
-    pull(tx, recent, caller, request, max_changes, &mut response)?;
+    let pulled_from = pull(tx, recent, caller, request, max_changes, &mut response)?;
     response.forms = super::forms::catalog_token(forms, &tx.form_defaults()?);
     let body = sync_core::sync::encode(&response);
-    remember(tx, caller, request, &body, now)?;
+    remember(tx, caller, request, &response, pulled_from, now)?;
     Ok(body)
 }
 
 /// The changes the caller lacks in its active villages, after its cursors, by village then
-/// position (the feed's rule is in [`feed::read`]), at most the page size in all.
+/// position (the feed's rule is in [`feed::read`]), at most the page size in all. Returns where
+/// each village's read started (its new cursor in the response says where it ended).
 fn pull(
     tx: &mut dyn Tx,
     recent: &RecentChanges,
@@ -476,11 +532,11 @@ fn pull(
     request: &SyncRequest,
     max_changes: u32,
     response: &mut SyncResponse,
-) -> Result<(), StorageError> {
+) -> Result<BTreeMap<String, u64>, StorageError> {
     let mut room = max_changes.clamp(1, 20_000).min(request.max_changes.max(1));
-    let mut order: Vec<HouseholdId> = Vec::new();
-    let mut grouped: BTreeMap<HouseholdId, PullHousehold> = BTreeMap::new();
+    let mut pulled = Vec::new();
     let mut cursors = BTreeMap::new();
+    let mut from = BTreeMap::new();
     // Only villages the device has a cursor for: the others first need their snapshot pack.
     for (village, cursor) in &request.cursors {
         if !caller.active.contains(village) {
@@ -491,21 +547,31 @@ fn pull(
         if room == 0 && !page.changes.is_empty() {
             response.has_more = true;
             cursors.insert(village.clone(), *cursor);
+            from.insert(village.clone(), *cursor);
             continue;
         }
         feed::fill_bytes(tx, recent, &mut page.changes)?;
         room -= page.changes.len() as u32;
         response.has_more |= page.more;
         cursors.insert(village.clone(), page.cursor);
-        for change in page.changes {
-            let entry = grouped.entry(change.household).or_insert_with(|| {
-                order.push(change.household);
-                PullHousehold { household: change.household, village: change.village, changes: Vec::new() }
-            });
-            entry.changes.push(ByteBuf::from(change.bytes));
-        }
+        from.insert(village.clone(), page.from);
+        pulled.append(&mut page.changes);
     }
-    response.pull = order.into_iter().filter_map(|id| grouped.remove(&id)).collect();
+    response.pull = grouped(pulled);
     response.cursors = cursors;
-    Ok(())
+    Ok(from)
+}
+
+/// Pulled changes, in feed order, grouped by household in the order households first appear.
+fn grouped(changes: Vec<FeedChange>) -> Vec<PullHousehold> {
+    let mut order: Vec<HouseholdId> = Vec::new();
+    let mut grouped: BTreeMap<HouseholdId, PullHousehold> = BTreeMap::new();
+    for change in changes {
+        let entry = grouped.entry(change.household).or_insert_with(|| {
+            order.push(change.household);
+            PullHousehold { household: change.household, village: change.village, changes: Vec::new() }
+        });
+        entry.changes.push(ByteBuf::from(change.bytes));
+    }
+    order.into_iter().filter_map(|id| grouped.remove(&id)).collect()
 }

@@ -103,6 +103,48 @@ fn a_device_keeps_one_stored_response_however_often_it_syncs() {
     assert_eq!(storage.sync(&a, &sync, noon()).expect("retry"), body);
 }
 
+/// Issue 15 (server disk): a stored response keeps where its pulled changes are in the feed, not
+/// their bytes (the stored documents hold them), and a retry is still answered byte for byte,
+/// without the changes the feed gained after the first answer.
+#[test]
+fn a_stored_response_keeps_the_place_of_its_pulled_changes_and_replays_byte_for_byte() {
+    let (_dir, storage) = storage();
+    let writer = enumerator(DeviceId::random());
+    let reader = enumerator(DeviceId::random());
+    let households: Vec<PushHousehold> = (0..10).map(|_| new_household(&writer, noon())).collect();
+    storage.sync(&writer, &request(households, None, 100), noon()).expect("writer pushes 10 households");
+
+    // The reader pushes one of its own (left out of its pull) and pulls the writer's ten.
+    let sync = request(vec![new_household(&reader, noon())], Some(0), 100);
+    let body = storage.sync(&reader, &sync, noon()).expect("first try");
+    let first = decode(&body);
+    let pulled = |r: &SyncResponse| r.pull.iter().map(|h| h.changes.len()).sum::<usize>();
+    assert_eq!((pulled(&first), first.acknowledged, first.cursors[VILLAGE]), (10, 1, 11));
+
+    let kept = storage.database().read(|tx| tx.stored_response(reader.device, sync.batch)).expect("read");
+    let kept = kept.expect("the pending batch's response is kept");
+    assert!(decode(&kept.body).pull.is_empty(), "the stored body carries no change bytes");
+    assert!(kept.body.len() < body.len() / 4, "stored {} B for a {} B answer", kept.body.len(), body.len());
+
+    // The feed moves on; the answer was lost and the same batch comes back.
+    let more: Vec<PushHousehold> = (0..3).map(|_| new_household(&writer, noon())).collect();
+    storage.sync(&writer, &request(more, None, 100), noon()).expect("writer pushes 3 more");
+    assert_eq!(storage.sync(&reader, &sync, noon()).expect("retry"), body, "replayed byte for byte");
+
+    // A cursor this numbering never handed out is read from the start, and replayed the same way.
+    let restored = request(Vec::new(), Some(99), 100);
+    let from_start = storage.sync(&reader, &restored, noon()).expect("cursor past the head");
+    assert_eq!((pulled(&decode(&from_start)), decode(&from_start).cursors[VILLAGE]), (13, 14));
+    assert_eq!(storage.sync(&reader, &restored, noon()).expect("retry"), from_start);
+
+    // A page cut short replays the same cut.
+    let small = request(Vec::new(), Some(0), 4);
+    let cut = storage.sync(&reader, &small, noon()).expect("a small page");
+    assert_eq!((pulled(&decode(&cut)), decode(&cut).has_more), (4, true));
+    storage.sync(&writer, &request(vec![new_household(&writer, noon())], None, 100), noon()).expect("one more");
+    assert_eq!(storage.sync(&reader, &small, noon()).expect("retry"), cut);
+}
+
 #[test]
 fn stored_responses_past_their_lifetime_are_dropped() {
     let (_dir, storage) = storage();

@@ -280,17 +280,22 @@ fn the_feed_is_numbered_per_village_from_its_head(db: &dyn Database) {
 
 fn responses_are_remembered_forgotten_and_pruned(db: &dyn Database) {
     let (b1, b2, b3) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
-    let response = |body: &[u8], max: Option<u32>| StoredResponse { body: body.to_vec(), max_changes: max };
+    let response =
+        |body: &[u8], max: Option<u32>| StoredResponse { body: body.to_vec(), max_changes: max, pulled_from: None };
+    let from = std::collections::BTreeMap::from([("73.14.01.1001".to_string(), 7), ("73.14.01.1002".to_string(), 0)]);
+    let by_place = StoredResponse { pulled_from: Some(from), ..response(b"four", Some(100)) };
     write(db, "store", |tx| {
+        tx.store_response(did(3), b1, &by_place, at(12))?;
         tx.store_response(did(1), b1, &response(b"one", Some(100)), at(10))?;
         tx.store_response(did(1), b2, &response(b"two", None), at(20))?;
         tx.store_response(did(2), b3, &response(b"three", Some(5)), at(30))
     });
     assert_eq!(read(db, "stored", |tx| tx.stored_response(did(1), b1)), Some(response(b"one", Some(100))));
     assert_eq!(read(db, "stored", |tx| tx.stored_response(did(1), b2)), Some(response(b"two", None)));
+    assert_eq!(read(db, "by place", |tx| tx.stored_response(did(3), b1)), Some(by_place), "with its feed positions");
     assert!(read(db, "other device", |tx| tx.stored_response(did(2), b1)).is_none(), "keyed by device too");
     let last: Vec<_> = read(db, "last", |tx| tx.last_responses()).into_iter().collect();
-    assert_eq!(last, [(did(1), at(20)), (did(2), at(30))]);
+    assert_eq!(last, [(did(1), at(20)), (did(2), at(30)), (did(3), at(12))]);
     write(db, "replace", |tx| tx.store_response(did(2), b3, &response(b"three again", Some(4)), at(31)));
     assert_eq!(read(db, "replaced", |tx| tx.stored_response(did(2), b3)), Some(response(b"three again", Some(4))));
     write(db, "prune", |tx| tx.prune_responses(at(25), 1));

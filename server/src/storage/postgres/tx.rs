@@ -425,13 +425,14 @@ impl ReadTx for PgTx<'_, '_> {
 
     fn stored_response(&mut self, device: DeviceId, batch: Uuid) -> Result<Option<StoredResponse>, StorageError> {
         let row = self.query_opt(
-            "SELECT response, max_changes FROM sync_batches WHERE device_id = $1 AND batch = $2",
+            "SELECT response, max_changes, pull_from FROM sync_batches WHERE device_id = $1 AND batch = $2",
             &[&device.to_string(), &batch.to_string()],
         )?;
         row.map(|r| {
             Ok(StoredResponse {
                 body: col(&r, 0)?,
                 max_changes: col::<Option<i64>>(&r, 1)?.map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
+                pulled_from: col::<Option<String>>(&r, 2)?.as_deref().map(super::super::pulled_from).transpose()?,
             })
         })
         .transpose()
@@ -918,15 +919,18 @@ impl Tx for PgTx<'_, '_> {
         now: OffsetDateTime,
     ) -> Result<(), StorageError> {
         self.execute(
-            "INSERT INTO sync_batches (device_id, batch, response, created_at, max_changes) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO sync_batches (device_id, batch, response, created_at, max_changes, pull_from)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (device_id, batch) DO UPDATE SET response = excluded.response,
-                 created_at = excluded.created_at, max_changes = excluded.max_changes",
+                 created_at = excluded.created_at, max_changes = excluded.max_changes,
+                 pull_from = excluded.pull_from",
             &[
                 &device.to_string(),
                 &batch.to_string(),
                 &response.body,
                 &stored_time(now),
                 &response.max_changes.map(i64::from),
+                &response.pulled_from.as_ref().map(super::super::pulled_from_text),
             ],
         )?;
         Ok(())

@@ -355,4 +355,10 @@ UPDATE household_keys SET
     village = (SELECT f.village FROM household_facts f WHERE f.household_id = household_keys.household_id),
     last_visit_by = (SELECT f.last_visit_by FROM household_facts f WHERE f.household_id = household_keys.household_id);
 "#,
+    // 16: a stored sync response keeps where its pull read the feed, not the pulled changes'
+    // bytes (issue 15, server disk): a replay reads them again. Rows stored before keep their
+    // whole answer (the column is NULL) and are replayed as they are.
+    r#"
+ALTER TABLE sync_batches ADD COLUMN pull_from TEXT;
+"#,
 ];

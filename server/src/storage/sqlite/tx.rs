@@ -427,15 +427,21 @@ impl ReadTx for SqliteTx<'_> {
     }
 
     fn stored_response(&mut self, device: DeviceId, batch: Uuid) -> Result<Option<StoredResponse>, StorageError> {
-        let row: Option<(Vec<u8>, Option<i64>)> = self
+        let row: Option<(Vec<u8>, Option<i64>, Option<String>)> = self
             .conn
-            .prepare_cached("SELECT response, max_changes FROM sync_batches WHERE device_id = ?1 AND batch = ?2")?
-            .query_row(params![device.to_string(), batch.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached(
+                "SELECT response, max_changes, pull_from FROM sync_batches WHERE device_id = ?1 AND batch = ?2",
+            )?
+            .query_row(params![device.to_string(), batch.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        Ok(row.map(|(body, max_changes)| StoredResponse {
-            body,
-            max_changes: max_changes.map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
-        }))
+        row.map(|(body, max_changes, pulled_from)| {
+            Ok(StoredResponse {
+                body,
+                max_changes: max_changes.map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
+                pulled_from: pulled_from.as_deref().map(super::super::pulled_from).transpose()?,
+            })
+        })
+        .transpose()
     }
 
     fn last_responses(&mut self) -> Result<BTreeMap<DeviceId, OffsetDateTime>, StorageError> {
@@ -964,16 +970,19 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<(), StorageError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO sync_batches (device_id, batch, response, created_at, max_changes) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO sync_batches (device_id, batch, response, created_at, max_changes, pull_from)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (device_id, batch) DO UPDATE SET response = excluded.response,
-                     created_at = excluded.created_at, max_changes = excluded.max_changes",
+                     created_at = excluded.created_at, max_changes = excluded.max_changes,
+                     pull_from = excluded.pull_from",
             )?
             .execute(params![
                 device.to_string(),
                 batch.to_string(),
                 response.body,
                 stored_time(now),
-                response.max_changes
+                response.max_changes,
+                response.pulled_from.as_ref().map(super::super::pulled_from_text),
             ])?;
         Ok(())
     }
