@@ -44,6 +44,8 @@ pub struct Service {
     recent: Arc<recent_changes::RecentChanges>,
     /// Parsed form definitions by key (published versions never change).
     forms: Arc<forms::FormCache>,
+    /// Rewritten documents, watched for when the compression dictionary stops fitting them.
+    retrainer: Arc<kept::Retrainer>,
 }
 
 impl std::fmt::Debug for Service {
@@ -61,6 +63,7 @@ impl Service {
             photo_refs: Arc::new(photo_refs::PhotoRefCache::default()),
             recent: Arc::new(recent_changes::RecentChanges::default()),
             forms: Arc::new(forms::FormCache::default()),
+            retrainer: Arc::new(kept::Retrainer::default()),
         }
     }
 

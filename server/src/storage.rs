@@ -684,6 +684,9 @@ pub trait ReadTx {
     /// The dictionary documents and changes are compressed with now (the last one stored), if
     /// any: its id (see [`at_rest`]).
     fn current_kept_dictionary(&mut self) -> Result<Option<u32>, StorageError>;
+    /// When the current dictionary was stored: one trained again is dated after it, so that it
+    /// becomes the current one whatever the clock says.
+    fn current_kept_dictionary_at(&mut self) -> Result<Option<OffsetDateTime>, StorageError>;
     /// A compression dictionary's bytes by id.
     fn kept_dictionary(&mut self, id: u32) -> Result<Option<Vec<u8>>, StorageError>;
     /// A stored household.

@@ -69,14 +69,31 @@ impl Service {
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some)
         })?;
-        self.db.write(|tx| {
+        let body = self.db.write(|tx| {
             if let Some(body) = replay(tx, &self.recent, caller, request)? {
                 return Ok(body);
             }
             let pulling = Pulling { recent: &self.recent, max_changes: MAX_CHANGES_PER_RESPONSE };
             let forms = self.forms.set(tx)?;
             commit(tx, &pulling, caller, request, decisions.as_deref(), &forms, now)
-        })
+        })?;
+        // Documents of households the server already had, rewritten: what the dictionary must fit.
+        let rewritten = decisions.iter().flatten().filter_map(|d| match (&d.heads, &d.outcome) {
+            (Some(_), Outcome::Store { document, .. }) => Some(document.as_slice()),
+            _ => None,
+        });
+        self.retrainer.note(rewritten);
+        // A failure here loses nothing (the sync is committed): the next check tries again.
+        if let Err(e) = self.retrainer.retrain_if_due(self.db.as_ref(), now) {
+            tracing::warn!(error = %e, "training the compression dictionary again failed");
+        }
+        Ok(body)
+    }
+
+    /// Train the compression dictionary again now if rewritten documents made it due
+    /// ([`super::kept::Retrainer`]); sync does this after each request, tests call it directly.
+    pub fn retrain_dictionary_if_due(&self, now: OffsetDateTime) -> Result<super::kept::Retrained, StorageError> {
+        self.retrainer.retrain_if_due(self.db.as_ref(), now)
     }
 
     /// One page of a village's snapshot pack: compacted documents after `after`, by id, with the

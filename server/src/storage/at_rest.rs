@@ -4,8 +4,9 @@
 //! Documents and changes are small (a few hundred bytes to a few KB) and share most of their bytes
 //! with each other (field names, the questionnaire's structure), which one row alone cannot
 //! exploit: zstd of one row saves almost nothing, zstd with a dictionary trained on the database's
-//! own rows keeps them at about a third (issue 15, server disk). A dictionary is trained once
-//! (`service::kept`) and stored in `kept_dictionaries` under the id zstd gives it, which every
+//! own rows keeps them at about a third (issue 15, server disk). A dictionary is trained
+//! (`service::kept`: first on households' first state, again when rewritten documents stop
+//! fitting it) and stored in `kept_dictionaries` under the id zstd gives it, which every
 //! frame compressed with it names in its header, so a row is read with the dictionary it was
 //! written with whatever dictionaries come later.
 //!
@@ -124,6 +125,15 @@ pub fn train(samples: &[&[u8]]) -> Option<(u32, Vec<u8>)> {
     let dictionary = zstd::dict::from_continuous(&joined, &sizes, DICTIONARY_SIZE).ok()?;
     let id = zstd::zstd_safe::get_dict_id_from_dict(&dictionary)?.get();
     Some((id, dictionary))
+}
+
+/// The bytes `values` take compressed one by one with `dictionary`, as rows are kept: how well a
+/// dictionary fits them.
+pub fn compressed_size(values: &[&[u8]], dictionary: &[u8]) -> u64 {
+    let Ok(mut compressor) = zstd::bulk::Compressor::with_dictionary(LEVEL, dictionary) else {
+        return u64::MAX;
+    };
+    values.iter().map(|v| compressor.compress(v).map_or(u64::MAX / 2, |c| c.len() as u64)).sum()
 }
 
 #[cfg(test)]

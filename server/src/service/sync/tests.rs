@@ -145,6 +145,80 @@ fn a_stored_response_keeps_the_place_of_its_pulled_changes_and_replays_byte_for_
     assert_eq!(storage.sync(&reader, &small, noon()).expect("retry"), cut);
 }
 
+/// Issue 15 (server disk): the first dictionary is trained on households' first state; after
+/// visits rewrote enough of them, a dictionary trained on the rewritten documents replaces it
+/// for later writes, and rows written before stay readable with the one they name.
+#[test]
+fn documents_rewritten_by_visits_get_a_dictionary_that_fits_them() {
+    use crate::service::kept::{RETRAIN_AFTER, Retrained};
+    use crate::storage::at_rest;
+    let (_dir, storage) = storage();
+    let seeder = enumerator(DeviceId::random());
+    let visitor = enumerator(DeviceId::random());
+    let created: Vec<PushHousehold> = (0..300).map(|_| new_household(&seeder, noon())).collect();
+    storage.sync(&seeder, &request(created.clone(), None, 100), noon()).expect("first upload");
+    let current = || storage.database().read(|tx| tx.current_kept_dictionary()).expect("read");
+    let first = current().expect("trained on the first upload");
+
+    // Visits: the visitor edits every household three times, 100 households per sync.
+    let mut households: Vec<Household> = created
+        .iter()
+        .map(|p| Household::from_changes(p.household, &[p.changes[0].to_vec()], visitor.device).expect("load"))
+        .collect();
+    let mut rewritten = 0;
+    for round in 0..3u32 {
+        let at = noon() + time::Duration::hours(i64::from(round) + 1);
+        let editor = Editor { user: visitor.user.clone(), device: visitor.device, now: at };
+        for (chunk_index, chunk) in households.chunks_mut(100).enumerate() {
+            let push = chunk
+                .iter_mut()
+                .enumerate()
+                .map(|(i, household)| {
+                    let n = (chunk_index * 100 + i) as i64 + i64::from(round) * 1000;
+                    let edits = Edits {
+                        answers: BTreeMap::from([
+                            ("floor_area_m2".to_string(), Some(FieldValue::Int(20 + n % 200))),
+                            ("roof_material".to_string(), Some(FieldValue::Int(1 + n % 5))),
+                            ("phone".to_string(), Some(FieldValue::Text(format!("0800{:08}", n * 7919 % 100_000_000)))),
+                        ]),
+                        ..Edits::default()
+                    };
+                    let (_, change) =
+                        household.apply(&editor, "visit", &edits, |_| Ok::<(), ()>(())).expect("apply").expect("ok");
+                    PushHousehold {
+                        household: household.id(),
+                        village: None,
+                        changes: vec![serde_bytes::ByteBuf::from(change.expect("a change").bytes)],
+                    }
+                })
+                .collect();
+            let answer = decode(&storage.sync(&visitor, &request(push, None, 100), at).expect("visit synced"));
+            assert_eq!((answer.acknowledged, answer.rejected.len()), (100, 0), "{:?}", answer.rejected);
+            rewritten += 100;
+            if rewritten < RETRAIN_AFTER {
+                assert_eq!(current(), Some(first), "not due after {rewritten} rewritten documents");
+            }
+        }
+    }
+    let second = current().expect("a dictionary");
+    assert_ne!(second, first, "trained again after {RETRAIN_AFTER} rewritten documents");
+
+    // The new one keeps today's documents in at most 80 % of what the first one needs.
+    let ids: Vec<HouseholdId> = households.iter().map(|h| h.id()).collect();
+    let documents: Vec<Vec<u8>> = households.iter().map(|h| h.save_nocompress()).collect();
+    let documents: Vec<&[u8]> = documents.iter().map(Vec::as_slice).collect();
+    let dictionary = |id| storage.database().read(|tx| tx.kept_dictionary(id)).expect("read").expect("kept");
+    let (old, new) = (
+        at_rest::compressed_size(&documents, &dictionary(first)),
+        at_rest::compressed_size(&documents, &dictionary(second)),
+    );
+    assert!(new * 10 <= old * 8, "new dictionary {new} B, first {old} B");
+    // Every household reads back whichever dictionary its row names.
+    assert_eq!(storage.documents(&ids).expect("documents").len(), 300);
+    // Nothing more is due until twice as many documents were rewritten.
+    assert_eq!(storage.retrain_dictionary_if_due(noon() + time::Duration::days(1)).expect("check"), Retrained::NotDue);
+}
+
 #[test]
 fn stored_responses_past_their_lifetime_are_dropped() {
     let (_dir, storage) = storage();

@@ -671,7 +671,16 @@ fn documents_and_changes_read_back_as_written_before_and_after_a_dictionary(db: 
         Ok(())
     });
     assert_eq!(read(db, "current", |tx| tx.current_kept_dictionary()), Some(id));
+    assert_eq!(read(db, "current's time", |tx| tx.current_kept_dictionary_at()), Some(at(20)));
     assert_eq!(read(db, "kept once", |tx| tx.kept_dictionary(id)).as_deref(), Some(dictionary.as_slice()));
+    // One trained again later becomes the current one; rows keep the one they name.
+    let again: Vec<Vec<u8>> = (300..600).map(synthetic_value).collect();
+    let again: Vec<&[u8]> = again.iter().map(|s| s.as_slice()).collect();
+    let (second, second_bytes) = crate::storage::at_rest::train(&again).expect("trained again");
+    assert_ne!(second, id);
+    write(db, "second", |tx| tx.insert_kept_dictionary(second, &second_bytes, at(22)));
+    assert_eq!(read(db, "newest", |tx| tx.current_kept_dictionary()), Some(second));
+    assert_eq!(read(db, "newest's time", |tx| tx.current_kept_dictionary_at()), Some(at(22)));
     assert_eq!(read(db, "doc 1", |tx| tx.household(hid(1))).expect("stored").doc, before);
     assert_eq!(read(db, "doc 2", |tx| tx.household(hid(2))).expect("stored").doc, after);
     let listed = read(db, "listed", |tx| tx.village_households(village, None, 10));

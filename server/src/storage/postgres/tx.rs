@@ -312,6 +312,12 @@ impl ReadTx for PgTx<'_, '_> {
         self.current_dictionary()
     }
 
+    fn current_kept_dictionary_at(&mut self) -> Result<Option<OffsetDateTime>, StorageError> {
+        let at: Option<String> =
+            self.value("SELECT created_at FROM kept_dictionaries ORDER BY created_at DESC, id DESC LIMIT 1", &[])?;
+        at.as_deref().map(parse_stored_time).transpose()
+    }
+
     fn kept_dictionary(&mut self, id: u32) -> Result<Option<Vec<u8>>, StorageError> {
         self.dictionary_bytes(id)
     }

@@ -293,6 +293,15 @@ impl ReadTx for SqliteTx<'_> {
         current_dictionary(self.conn)
     }
 
+    fn current_kept_dictionary_at(&mut self) -> Result<Option<OffsetDateTime>, StorageError> {
+        let at: Option<String> = self
+            .conn
+            .prepare_cached("SELECT created_at FROM kept_dictionaries ORDER BY created_at DESC, id DESC LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        at.as_deref().map(parse_stored_time).transpose()
+    }
+
     fn kept_dictionary(&mut self, id: u32) -> Result<Option<Vec<u8>>, StorageError> {
         kept_dictionary(self.conn, id)
     }
