@@ -36,6 +36,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0011_keys_carry_holder.sql"),
     // 12: SQLite's migration 16: stored sync responses keep their pull's feed positions, not its bytes.
     include_str!("../migrations/postgres/0012_responses_by_place.sql"),
+    // 13: the feed's hashes kept once by an exclusion constraint on a hash index, not a UNIQUE btree.
+    include_str!("../migrations/postgres/0013_change_hashes_hashed.sql"),
 ];
 
 /// Tables only PostgreSQL has: photo bytes, which a SQLite server keeps as files in its data

@@ -863,8 +863,12 @@ impl Tx for PgTx<'_, '_> {
     fn insert_change(&mut self, c: &NewChange<'_>) -> Result<bool, StorageError> {
         let bytes = self.encode(c.bytes)?;
         let inserted = self.execute(
+            // Kept once by hash: the exclusion constraint `changes_hash_once` refuses a second row
+            // (and makes a concurrent inserter of the same hash wait), so a change stored already
+            // is found first and takes no position.
             "INSERT INTO changes (pos, hash, household_id, village, device_id, user_name, bytes, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hash) DO NOTHING",
+             SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bytea, $8::text
+             WHERE NOT EXISTS (SELECT 1 FROM changes WHERE hash = $2::text)",
             &[
                 &int(c.position),
                 &c.hash,
