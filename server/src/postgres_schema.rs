@@ -38,7 +38,36 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0012_responses_by_place.sql"),
     // 13: the feed's hashes kept once by an exclusion constraint on a hash index, not a UNIQUE btree.
     include_str!("../migrations/postgres/0013_change_hashes_hashed.sql"),
+    // 14: compact keys: the feed's hashes as bytes, its and the facts queue's ids as uuid.
+    include_str!("../migrations/postgres/0014_compact_feed_keys.sql"),
+    // 15: households' ids as uuid.
+    include_str!("../migrations/postgres/0015_compact_household_ids.sql"),
 ];
+
+/// How a column SQLite keeps as text is kept more compactly on PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compact {
+    /// A uuid's text (`0193…-…`), kept as `uuid`.
+    Uuid,
+    /// Lowercase hex, kept as its bytes (`bytea`).
+    Hex,
+}
+
+/// The columns PostgreSQL keeps in a compact type where SQLite keeps text (table, column, how):
+/// the rows sync writes most, where 20–50 bytes a row add up (issue 15, server disk).
+/// `pilar-server migrate` converts them, and the schema comparison expects these types.
+pub const COMPACT_COLUMNS: &[(&str, &str, Compact)] = &[
+    ("changes", "hash", Compact::Hex),
+    ("changes", "household_id", Compact::Uuid),
+    ("changes", "device_id", Compact::Uuid),
+    ("facts_stale", "household_id", Compact::Uuid),
+    ("households", "id", Compact::Uuid),
+];
+
+/// How PostgreSQL keeps `table.column` if not as SQLite does.
+pub fn compact(table: &str, column: &str) -> Option<Compact> {
+    COMPACT_COLUMNS.iter().find(|(t, c, _)| *t == table && *c == column).map(|(_, _, how)| *how)
+}
 
 /// Tables only PostgreSQL has: photo bytes, which a SQLite server keeps as files in its data
 /// directory (`pilar-server migrate` fills them from those files).

@@ -347,7 +347,8 @@ pub struct HouseholdWrite<'a> {
 pub struct NewChange<'a> {
     /// Its position in the village's numbering (see `service::feed`).
     pub position: u64,
-    /// The change hash (hex): a change is stored once.
+    /// The change hash (lowercase hex, as Automerge writes it; PostgreSQL keeps its bytes): a
+    /// change is stored once.
     pub hash: &'a str,
     /// The household it belongs to.
     pub household: HouseholdId,

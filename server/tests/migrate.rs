@@ -6,6 +6,7 @@
 //! copy that differs from its source is caught and rolled back.
 
 use pilar_server::migrate::{self, MigrateError, QuietProgress, Source, Summary};
+use pilar_server::postgres_schema::{Compact, compact};
 use pilar_server::storage::sqlite::{MIGRATIONS, SqliteDatabase};
 use pilar_server::{AppState, Config};
 use pilar_tests::Postgres;
@@ -82,7 +83,16 @@ fn postgres_rows(target: &Postgres, like: &BTreeMap<String, Rows>, sqlite: &Path
                 .expect("columns")
                 .collect::<Result<_, _>>()
                 .expect("columns");
-            let list = columns.iter().map(|(c, _)| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+            // Compact columns read back as the text SQLite holds.
+            let list = columns
+                .iter()
+                .map(|(c, _)| match compact(&table, c) {
+                    Some(Compact::Uuid) => format!("\"{c}\"::text"),
+                    Some(Compact::Hex) => format!("encode(\"{c}\", 'hex')"),
+                    None => format!("\"{c}\""),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
             let mut rows: Rows = client
                 .query(&format!("SELECT {list} FROM \"{table}\""), &[])
                 .expect("select")
@@ -184,6 +194,13 @@ fn fill_every_table(path: &Path, seed: u64) {
                         "TEXT" if table == "users" && column == "name" => Value::Text(format!("users.name.{i}")),
                         "TEXT" if table == "roster_imports" && column == "id" => {
                             Value::Text(format!("roster_imports.id.{i}"))
+                        }
+                        // Kept compactly by PostgreSQL: what the server writes there.
+                        "TEXT" if compact(table, column) == Some(Compact::Uuid) => {
+                            Value::Text(uuid::Uuid::from_u128(rng.random()).to_string())
+                        }
+                        "TEXT" if compact(table, column) == Some(Compact::Hex) => {
+                            Value::Text(hex::encode((0..32).map(|_| rng.random::<u8>()).collect::<Vec<u8>>()))
                         }
                         "TEXT" => Value::Text(format!("{table}.{column}.{i} Sintetis ü’")),
                         _ => {

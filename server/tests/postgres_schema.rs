@@ -27,12 +27,22 @@ fn migrations_apply_on_a_fresh_database_and_a_second_run_does_nothing() {
     // The schema works: a household stored without created_at gets its updated_at, as on SQLite.
     client
         .execute(
-            "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&"h-1", &"73.14.01.1001", &vec![0u8], &"", &1i64, &"2026-02-20T00:00:00Z"],
+            "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at)
+             VALUES ($1::text::uuid, $2, $3, $4, $5, $6)",
+            &[
+                &"00000000-0000-4000-8000-000000000001",
+                &"73.14.01.1001",
+                &vec![0u8],
+                &"",
+                &1i64,
+                &"2026-02-20T00:00:00Z",
+            ],
         )
         .expect("insert a household");
-    let created: String =
-        client.query_one("SELECT created_at FROM households WHERE id = 'h-1'", &[]).expect("read the household").get(0);
+    let created: String = client
+        .query_one("SELECT created_at FROM households WHERE id = '00000000-0000-4000-8000-000000000001'", &[])
+        .expect("read the household")
+        .get(0);
     assert_eq!(created, "2026-02-20T00:00:00Z");
 }
 
@@ -197,7 +207,12 @@ fn sqlite_shape(conn: &rusqlite::Connection) -> Shape {
         let mut key: Vec<(i64, String)> = Vec::new();
         for (name, declared, not_null, pk) in columns {
             let pg_type = match declared.as_str() {
-                "TEXT" => "text",
+                // Columns PostgreSQL keeps compactly (migration 0014) are still text in SQLite.
+                "TEXT" => match pilar_server::postgres_schema::compact(table, &name) {
+                    Some(pilar_server::postgres_schema::Compact::Uuid) => "uuid",
+                    Some(pilar_server::postgres_schema::Compact::Hex) => "bytea",
+                    None => "text",
+                },
                 "INTEGER" => "bigint",
                 "BLOB" => "bytea",
                 other => panic!("{table}.{name} has a type the PostgreSQL translation does not know: {other}"),

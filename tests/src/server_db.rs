@@ -133,6 +133,13 @@ pub(crate) fn postgres(url: &str, sql: &str, params: &[&str]) -> (Vec<Vec<Cell>>
                                     row.get::<_, Option<i64>>(i).map(Cell::Int)
                                 } else if ty == Type::INT4 {
                                     row.get::<_, Option<i32>>(i).map(|n| Cell::Int(n.into()))
+                                } else if ty == Type::UUID {
+                                    // Ids PostgreSQL keeps as uuid (server migrations 0014–0015)
+                                    // read as the text SQLite holds.
+                                    row.get::<_, Option<uuid::Uuid>>(i).map(|u| Cell::Text(u.to_string()))
+                                } else if ty == Type::BYTEA && row.columns()[i].name() == "hash" {
+                                    // A change's hash, kept as its bytes there: SQLite's hex.
+                                    row.get::<_, Option<Vec<u8>>>(i).map(|h| Cell::Text(hex::encode(h)))
                                 } else if ty == Type::BYTEA {
                                     row.get::<_, Option<Vec<u8>>>(i).map(Cell::Bytes)
                                 } else {

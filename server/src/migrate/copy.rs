@@ -176,7 +176,8 @@ pub(super) fn copy_table(
         .map(|c| match c.kind {
             Kind::Integer => Type::INT8,
             Kind::Text => Type::TEXT,
-            Kind::Bytes => Type::BYTEA,
+            Kind::Bytes | Kind::Hex => Type::BYTEA,
+            Kind::Uuid => Type::UUID,
         })
         .collect();
     let columns = table.column_list();
@@ -227,7 +228,12 @@ fn convert(value: ValueRef<'_>, kind: Kind) -> Option<Box<dyn ToSql + Sync>> {
     Some(match (value, kind) {
         (ValueRef::Null, Kind::Integer) => Box::new(None::<i64>),
         (ValueRef::Null, Kind::Text) => Box::new(None::<String>),
-        (ValueRef::Null, Kind::Bytes) => Box::new(None::<Vec<u8>>),
+        (ValueRef::Null, Kind::Bytes | Kind::Hex) => Box::new(None::<Vec<u8>>),
+        (ValueRef::Null, Kind::Uuid) => Box::new(None::<uuid::Uuid>),
+        (ValueRef::Text(text), Kind::Uuid) => {
+            Box::new(Some(uuid::Uuid::parse_str(std::str::from_utf8(text).ok()?).ok()?))
+        }
+        (ValueRef::Text(text), Kind::Hex) => Box::new(Some(hex::decode(text).ok()?)),
         (ValueRef::Integer(n), Kind::Integer) => Box::new(Some(n)),
         (ValueRef::Text(text), Kind::Text) => Box::new(Some(String::from_utf8(text.to_vec()).ok()?)),
         (ValueRef::Blob(bytes), Kind::Bytes) => Box::new(Some(bytes.to_vec())),

@@ -16,6 +16,10 @@ pub(super) enum Kind {
     Text,
     /// SQLite `BLOB`, PostgreSQL `bytea`.
     Bytes,
+    /// SQLite `TEXT` holding a uuid, PostgreSQL `uuid` ([`crate::postgres_schema::COMPACT_COLUMNS`]).
+    Uuid,
+    /// SQLite `TEXT` holding lowercase hex, PostgreSQL `bytea` of those bytes (the same list).
+    Hex,
 }
 
 impl Kind {
@@ -24,7 +28,8 @@ impl Kind {
         match self {
             Kind::Integer => "bigint",
             Kind::Text => "text",
-            Kind::Bytes => "bytea",
+            Kind::Bytes | Kind::Hex => "bytea",
+            Kind::Uuid => "uuid",
         }
     }
 }
@@ -119,7 +124,11 @@ pub(super) fn source_tables(conn: &Connection, path: &Path) -> Result<Vec<Table>
         for (column, declared, pk) in rows {
             let kind = match declared.to_ascii_uppercase().as_str() {
                 "INTEGER" => Kind::Integer,
-                "TEXT" => Kind::Text,
+                "TEXT" => match crate::postgres_schema::compact(&name, &column) {
+                    Some(crate::postgres_schema::Compact::Uuid) => Kind::Uuid,
+                    Some(crate::postgres_schema::Compact::Hex) => Kind::Hex,
+                    None => Kind::Text,
+                },
                 "BLOB" => Kind::Bytes,
                 other => {
                     return Err(MigrateError::SourceSchema(format!(

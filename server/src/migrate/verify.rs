@@ -69,6 +69,9 @@ fn compare_table(
         .map(|c| match c.kind {
             Kind::Bytes => format!("sha256({})", quoted(&c.name)),
             Kind::Integer | Kind::Text => quoted(&c.name),
+            // Compared as the text SQLite holds.
+            Kind::Uuid => format!("{}::text", quoted(&c.name)),
+            Kind::Hex => format!("encode({}, 'hex')", quoted(&c.name)),
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -102,7 +105,7 @@ fn compare_table(
                     let source_number = value.as_i64_or_null().ok();
                     source_number.is_some() && source_number == target_row.try_get::<_, Option<i64>>(i).ok()
                 }
-                Kind::Text => {
+                Kind::Text | Kind::Uuid | Kind::Hex => {
                     let source_text = value.as_str_or_null().ok();
                     let target_text = target_row.try_get::<_, Option<&str>>(i).ok();
                     source_text.is_some() && source_text == target_text

@@ -83,17 +83,19 @@ impl Service {
             _ => None,
         });
         self.retrainer.note(rewritten);
-        // A failure here loses nothing (the sync is committed): the next check tries again.
-        if let Err(e) = self.retrainer.retrain_if_due(self.db.as_ref(), now) {
-            tracing::warn!(error = %e, "training the compression dictionary again failed");
-        }
+        self.retrainer.spawn_if_due(self.db.clone(), now);
         Ok(body)
     }
 
     /// Train the compression dictionary again now if rewritten documents made it due
-    /// ([`super::kept::Retrainer`]); sync does this after each request, tests call it directly.
+    /// ([`super::kept::Retrainer`]); sync starts this in the background after each request.
     pub fn retrain_dictionary_if_due(&self, now: OffsetDateTime) -> Result<super::kept::Retrained, StorageError> {
         self.retrainer.retrain_if_due(self.db.as_ref(), now)
+    }
+
+    /// Wait for a dictionary training sync started in the background, if any (tests).
+    pub fn wait_for_dictionary_training(&self) {
+        self.retrainer.wait();
     }
 
     /// One page of a village's snapshot pack: compacted documents after `after`, by id, with the

@@ -200,6 +200,7 @@ fn documents_rewritten_by_visits_get_a_dictionary_that_fits_them() {
             }
         }
     }
+    storage.wait_for_dictionary_training();
     let second = current().expect("a dictionary");
     assert_ne!(second, first, "trained again after {RETRAIN_AFTER} rewritten documents");
 

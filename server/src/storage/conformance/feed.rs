@@ -112,7 +112,8 @@ fn write_changes(db: &dyn Database, load: Load, w: usize, now: OffsetDateTime) -
     while n < load.changes_per_writer {
         let village = village(rng.random_range(0..load.villages));
         let batch = rng.random_range(1..=3).min(load.changes_per_writer - n);
-        let hashes: Vec<String> = (n..n + batch).map(|i| format!("w{w}-c{i}")).collect();
+        // Hashes are hex, as Automerge's are (PostgreSQL keeps their bytes).
+        let hashes: Vec<String> = (n..n + batch).map(|i| format!("{w:08x}{i:056x}")).collect();
         let entries: Vec<Entry<'_>> =
             hashes.iter().map(|hash| Entry { hash, household, device, user: "pkh.sintetis" }).collect();
         // As a sync does: append, then read the village's feed in the same transaction (which

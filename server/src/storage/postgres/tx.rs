@@ -323,8 +323,10 @@ impl ReadTx for PgTx<'_, '_> {
     }
 
     fn household(&mut self, id: HouseholdId) -> Result<Option<HouseholdRow>, StorageError> {
-        let row =
-            self.query_opt("SELECT village, doc, heads, created_at FROM households WHERE id = $1", &[&id.to_string()])?;
+        let row = self.query_opt(
+            "SELECT village, doc, heads, created_at FROM households WHERE id = $1::text::uuid",
+            &[&id.to_string()],
+        )?;
         row.map(|r| {
             Ok(HouseholdRow {
                 id,
@@ -338,19 +340,23 @@ impl ReadTx for PgTx<'_, '_> {
     }
 
     fn household_heads(&mut self, id: HouseholdId) -> Result<Option<String>, StorageError> {
-        self.value("SELECT heads FROM households WHERE id = $1", &[&id.to_string()])
+        self.value("SELECT heads FROM households WHERE id = $1::text::uuid", &[&id.to_string()])
     }
 
     fn household_village(&mut self, id: HouseholdId) -> Result<Option<String>, StorageError> {
-        self.value("SELECT village FROM households WHERE id = $1", &[&id.to_string()])
+        self.value("SELECT village FROM households WHERE id = $1::text::uuid", &[&id.to_string()])
     }
 
     fn households_with_prefix(&mut self, prefix: &str, limit: u32) -> Result<Vec<(HouseholdId, String)>, StorageError> {
-        // Ids are stored as lowercase hyphenated UUIDs: a prefix is a range of them ('g' sorts
-        // after every hex digit and the dash, byte by byte under COLLATE "C").
+        // Ids are kept as `uuid` (migration 0015), which sorts as their lowercase hyphenated text
+        // does: a prefix of that text is the range from it filled with 0s to it filled with fs.
+        let Some((low, high)) = uuid_prefix_range(prefix) else {
+            return Ok(Vec::new());
+        };
         let rows = self.query(
-            "SELECT id, village FROM households WHERE id >= $1 AND id < $1 || 'g' ORDER BY id LIMIT $2",
-            &[&prefix, &i64::from(limit)],
+            "SELECT id::text, village FROM households WHERE id BETWEEN $1::text::uuid AND $2::text::uuid
+             ORDER BY id LIMIT $3",
+            &[&low, &high, &i64::from(limit)],
         )?;
         rows.iter().map(|r| Ok((household_id(&col::<String>(r, 0)?)?, col(r, 1)?))).collect()
     }
@@ -361,11 +367,18 @@ impl ReadTx for PgTx<'_, '_> {
         after: Option<HouseholdId>,
         limit: u32,
     ) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
-        let after = after.map(|a| a.to_string()).unwrap_or_default();
-        let rows = self.query(
-            "SELECT id, doc FROM households WHERE village = $1 AND id > $2 ORDER BY id LIMIT $3",
-            &[&village, &after, &i64::from(limit)],
-        )?;
+        let (after, sql) = match after {
+            Some(a) => (
+                a.to_string(),
+                "SELECT id::text, doc FROM households WHERE village = $1 AND id > $2::text::uuid ORDER BY id LIMIT $3",
+            ),
+            // From the very first (a device may have named a household by the nil uuid).
+            None => (
+                uuid::Uuid::nil().to_string(),
+                "SELECT id::text, doc FROM households WHERE village = $1 AND id >= $2::text::uuid ORDER BY id LIMIT $3",
+            ),
+        };
+        let rows = self.query(sql, &[&village, &after, &i64::from(limit)])?;
         self.documents(rows)
     }
 
@@ -379,11 +392,19 @@ impl ReadTx for PgTx<'_, '_> {
         after: Option<HouseholdId>,
         limit: u32,
     ) -> Result<Vec<(HouseholdId, Vec<u8>)>, StorageError> {
-        let after = after.map(|a| a.to_string()).unwrap_or_default();
-        let rows = self.query(
-            "SELECT id, doc FROM households WHERE id > $1 AND substr(village, 1, length($2)) = $2 ORDER BY id LIMIT $3",
-            &[&after, &format!("{area}."), &i64::from(limit)],
-        )?;
+        let (after, sql) = match after {
+            Some(a) => (
+                a.to_string(),
+                "SELECT id::text, doc FROM households WHERE id > $1::text::uuid AND substr(village, 1, length($2)) = $2
+                 ORDER BY id LIMIT $3",
+            ),
+            None => (
+                uuid::Uuid::nil().to_string(),
+                "SELECT id::text, doc FROM households WHERE id >= $1::text::uuid AND substr(village, 1, length($2)) = $2
+                 ORDER BY id LIMIT $3",
+            ),
+        };
+        let rows = self.query(sql, &[&after, &format!("{area}."), &i64::from(limit)])?;
         self.documents(rows)
     }
 
@@ -412,8 +433,9 @@ impl ReadTx for PgTx<'_, '_> {
     ) -> Result<Vec<FeedChange>, StorageError> {
         let exclude = exclude.map(|d| d.to_string()).unwrap_or_default();
         let rows = self.query(
-            "SELECT pos, household_id, bytes, hash FROM changes
-             WHERE village = $1 AND pos > $2 AND pos <= $3 AND device_id <> $4 ORDER BY pos LIMIT $5",
+            // Ids and hashes are kept compactly (migration 0014) and read as text.
+            "SELECT pos, household_id::text, bytes, encode(hash, 'hex') FROM changes
+             WHERE village = $1 AND pos > $2 AND pos <= $3 AND device_id::text <> $4 ORDER BY pos LIMIT $5",
             &[&village, &int(after), &int(upto), &exclude, &i64::from(limit)],
         )?;
         rows.iter()
@@ -496,9 +518,9 @@ impl ReadTx for PgTx<'_, '_> {
         // In a write transaction the rows are locked until commit, and rows another transaction
         // (another server) is deriving are skipped: each stale household is derived once.
         let sql = if self.write {
-            "SELECT household_id, version FROM facts_stale LIMIT $1 FOR UPDATE SKIP LOCKED"
+            "SELECT household_id::text, version FROM facts_stale LIMIT $1 FOR UPDATE SKIP LOCKED"
         } else {
-            "SELECT household_id, version FROM facts_stale LIMIT $1"
+            "SELECT household_id::text, version FROM facts_stale LIMIT $1"
         };
         let rows = self.query(sql, &[&i64::from(limit)])?;
         rows.iter().map(|r| Ok((household_id(&col::<String>(r, 0)?)?, count(col(r, 1)?)))).collect()
@@ -867,8 +889,9 @@ impl Tx for PgTx<'_, '_> {
             // (and makes a concurrent inserter of the same hash wait), so a change stored already
             // is found first and takes no position.
             "INSERT INTO changes (pos, hash, household_id, village, device_id, user_name, bytes, received_at)
-             SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bytea, $8::text
-             WHERE NOT EXISTS (SELECT 1 FROM changes WHERE hash = $2::text)",
+             SELECT $1::bigint, decode($2::text, 'hex'), $3::text::uuid, $4::text, $5::text::uuid, $6::text,
+                 $7::bytea, $8::text
+             WHERE NOT EXISTS (SELECT 1 FROM changes WHERE hash = decode($2::text, 'hex'))",
             &[
                 &int(c.position),
                 &c.hash,
@@ -890,7 +913,7 @@ impl Tx for PgTx<'_, '_> {
         let version: i64 = col(
             &self.query_one(
                 "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at, created_at, version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
+                 VALUES ($1::text::uuid, $2, $3, $4, $5, $6, $6, 1)
                  ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, heads = excluded.heads,
                      updated_pos = excluded.updated_pos, updated_at = excluded.updated_at,
                      version = households.version + 1
@@ -900,7 +923,7 @@ impl Tx for PgTx<'_, '_> {
             0,
         )?;
         self.execute(
-            "INSERT INTO facts_stale (household_id, version) VALUES ($1, $2)
+            "INSERT INTO facts_stale (household_id, version) VALUES ($1::text::uuid, $2)
              ON CONFLICT (household_id) DO UPDATE SET version = excluded.version",
             &[&id, &version],
         )?;
@@ -1079,7 +1102,7 @@ impl Tx for PgTx<'_, '_> {
 
     fn clear_stale_facts(&mut self, id: HouseholdId, version: u64) -> Result<(), StorageError> {
         self.execute(
-            "DELETE FROM facts_stale WHERE household_id = $1 AND version <= $2",
+            "DELETE FROM facts_stale WHERE household_id = $1::text::uuid AND version <= $2",
             &[&id.to_string(), &int(version)],
         )?;
         Ok(())
@@ -1122,7 +1145,7 @@ impl Tx for PgTx<'_, '_> {
 
     fn touch_household(&mut self, id: HouseholdId) -> Result<(), StorageError> {
         // A new row version: a concurrent transaction that writes or touches it fails (40001).
-        self.execute("UPDATE households SET id = id WHERE id = $1", &[&id.to_string()])?;
+        self.execute("UPDATE households SET id = id WHERE id = $1::text::uuid", &[&id.to_string()])?;
         Ok(())
     }
 
@@ -1294,4 +1317,28 @@ impl PgTx<'_, '_> {
             col(&self.query_one("SELECT head FROM feed_heads WHERE village = $1 FOR UPDATE", &[&village])?, 0)?;
         Ok(count(head))
     }
+}
+
+/// The lowest and highest lowercase hyphenated uuid that start with `prefix` (of that text form),
+/// or `None` when no uuid does.
+fn uuid_prefix_range(prefix: &str) -> Option<(String, String)> {
+    const SHAPE: &str = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    let prefix = prefix.to_ascii_lowercase();
+    if prefix.len() > SHAPE.len() {
+        return None;
+    }
+    let fill = |digit: char| -> Option<String> {
+        let mut out = String::with_capacity(SHAPE.len());
+        for (i, shape) in SHAPE.chars().enumerate() {
+            match (prefix.chars().nth(i), shape) {
+                (Some('-'), '-') => out.push('-'),
+                (Some(c), 'x') if c.is_ascii_hexdigit() => out.push(c),
+                (Some(_), _) => return None,
+                (None, '-') => out.push('-'),
+                (None, _) => out.push(digit),
+            }
+        }
+        Some(out)
+    };
+    Some((fill('0')?, fill('f')?))
 }
