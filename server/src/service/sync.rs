@@ -226,7 +226,7 @@ fn replay(
 /// any real one, so only damage reaches it.
 const STORED_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-/// Remember the answer to `request`, in place of every earlier response of the device: a device
+/// Remember the answer to `request` (given without its pull), in place of every earlier response of the device: a device
 /// retries only its pending batch, so a new batch id proves it applied the previous answer. The
 /// pulled changes are not stored again, only where the pull read the feed from (`pulled_from`);
 /// the rest of the answer is. Also drops a few responses older than [`STORED_RESPONSE_LIFETIME`].
@@ -234,15 +234,14 @@ fn remember(
     tx: &mut dyn Tx,
     caller: &SyncCaller,
     request: &SyncRequest,
-    response: &SyncResponse,
+    without_pull: &SyncResponse,
     pulled_from: BTreeMap<String, u64>,
     now: OffsetDateTime,
 ) -> Result<(), StorageError> {
     tx.forget_responses(caller.device)?;
     tx.prune_responses(now - STORED_RESPONSE_LIFETIME, EXPIRED_RESPONSES_PER_SYNC)?;
-    let without_pull = SyncResponse { pull: Vec::new(), ..response.clone() };
     let stored = StoredResponse {
-        body: sync_core::sync::encode(&without_pull),
+        body: sync_core::sync::encode(without_pull),
         max_changes: Some(request.max_changes),
         pulled_from: Some(pulled_from),
     };
@@ -537,6 +536,8 @@ pub(super) fn commit(
     let pulled_from = pull(tx, recent, caller, request, max_changes, &mut response)?;
     response.forms = super::forms::catalog_token(forms, &tx.form_defaults()?);
     let body = sync_core::sync::encode(&response);
+    // The pull is in `body` now; what is remembered is the rest (no copy of the changes' bytes).
+    response.pull.clear();
     remember(tx, caller, request, &response, pulled_from, now)?;
     Ok(body)
 }
