@@ -42,6 +42,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0014_compact_feed_keys.sql"),
     // 15: households' ids as uuid.
     include_str!("../migrations/postgres/0015_compact_household_ids.sql"),
+    // 16: the feed keyed by its village as a number, rebuilt with fixed-width columns first.
+    include_str!("../migrations/postgres/0016_feed_by_village_number.sql"),
 ];
 
 /// How a column SQLite keeps as text is kept more compactly on PostgreSQL.
@@ -51,6 +53,9 @@ pub enum Compact {
     Uuid,
     /// Lowercase hex, kept as its bytes (`bytea`).
     Hex,
+    /// A village code (`73.14.01.1001`), kept as the `bigint` of its ten digits
+    /// (`pilar_village_number`, `pilar_village_text`).
+    Village,
 }
 
 /// The columns PostgreSQL keeps in a compact type where SQLite keeps text (table, column, how):
@@ -60,9 +65,20 @@ pub const COMPACT_COLUMNS: &[(&str, &str, Compact)] = &[
     ("changes", "hash", Compact::Hex),
     ("changes", "household_id", Compact::Uuid),
     ("changes", "device_id", Compact::Uuid),
+    ("changes", "village", Compact::Village),
     ("facts_stale", "household_id", Compact::Uuid),
     ("households", "id", Compact::Uuid),
 ];
+
+/// The number PostgreSQL keeps a village code as (`73.14.01.1001` → 7314011001), as the
+/// migration's `pilar_village_number` computes it; `None` for text not of that form.
+pub fn village_number(code: &str) -> Option<i64> {
+    let b = code.as_bytes();
+    let dots = [2, 5, 8];
+    let well_formed = b.len() == 13
+        && b.iter().enumerate().all(|(i, c)| if dots.contains(&i) { *c == b'.' } else { c.is_ascii_digit() });
+    well_formed.then(|| code.replace('.', "").parse().ok()).flatten()
+}
 
 /// How PostgreSQL keeps `table.column` if not as SQLite does.
 pub fn compact(table: &str, column: &str) -> Option<Compact> {

@@ -89,6 +89,7 @@ fn postgres_rows(target: &Postgres, like: &BTreeMap<String, Rows>, sqlite: &Path
                 .map(|(c, _)| match compact(&table, c) {
                     Some(Compact::Uuid) => format!("\"{c}\"::text"),
                     Some(Compact::Hex) => format!("encode(\"{c}\", 'hex')"),
+                    Some(Compact::Village) => format!("pilar_village_text(\"{c}\")"),
                     None => format!("\"{c}\""),
                 })
                 .collect::<Vec<_>>()
@@ -201,6 +202,9 @@ fn fill_every_table(path: &Path, seed: u64) {
                         }
                         "TEXT" if compact(table, column) == Some(Compact::Hex) => {
                             Value::Text(hex::encode((0..32).map(|_| rng.random::<u8>()).collect::<Vec<u8>>()))
+                        }
+                        "TEXT" if compact(table, column) == Some(Compact::Village) => {
+                            Value::Text(format!("73.{:02}.{:02}.{:04}", rng.random_range(10..100), i % 100, i))
                         }
                         "TEXT" => Value::Text(format!("{table}.{column}.{i} Sintetis ü’")),
                         _ => {

@@ -57,7 +57,7 @@ fn the_feed_loses_nothing_with_twelve_writers_and_eight_readers_over_six_thousan
     let gaps: i64 = database
         .connect()
         .query_one(
-            "SELECT count(*) FROM feed_heads h WHERE h.head <> (SELECT count(*) FROM changes c WHERE c.village = h.village)",
+            "SELECT count(*) FROM feed_heads h WHERE h.head <> (SELECT count(*) FROM changes c WHERE c.village = pilar_village_number(h.village))",
             &[],
         )
         .expect("heads")

@@ -211,6 +211,7 @@ fn sqlite_shape(conn: &rusqlite::Connection) -> Shape {
                 "TEXT" => match pilar_server::postgres_schema::compact(table, &name) {
                     Some(pilar_server::postgres_schema::Compact::Uuid) => "uuid",
                     Some(pilar_server::postgres_schema::Compact::Hex) => "bytea",
+                    Some(pilar_server::postgres_schema::Compact::Village) => "bigint",
                     None => "text",
                 },
                 "INTEGER" => "bigint",
@@ -321,4 +322,68 @@ fn postgres_shape(client: &mut postgres::Client) -> Shape {
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect();
     Shape { columns, primary_keys, unique, foreign_keys, indexes }
+}
+
+/// Migration 16 keys the feed by its village as a number: rows written before it read back the
+/// same (village code, position, hash, ids), and a village code of another form stops it with a
+/// message that names the code.
+#[test]
+fn the_feed_written_before_migration_16_reads_back_the_same_after_it() {
+    let before = MIGRATIONS.iter().position(|m| m.contains("pilar_village_number")).expect("migration 16");
+    for (villages, fails) in [(["73.14.01.1001", "73.15.02.2003"], false), (["73.14.01.1001", "7314011002"], true)] {
+        let database = Postgres::database();
+        let mut client = database.connect();
+        for sql in &MIGRATIONS[..before] {
+            client.batch_execute(sql).expect("an older schema");
+        }
+        for (n, village) in villages.iter().enumerate() {
+            client
+                .execute(
+                    "INSERT INTO changes (pos, hash, household_id, village, device_id, user_name, bytes, received_at)
+                     VALUES ($1, decode($2, 'hex'), $3::text::uuid, $4, $5::text::uuid, 'pkh.contoh01', '', $6)",
+                    &[
+                        &(n as i64 + 1),
+                        &format!("{n:02}").repeat(32),
+                        &"00000000-0000-4000-8000-000000000001",
+                        village,
+                        &"00000000-0000-4000-8000-0000000000d1",
+                        &"2026-02-20T00:00:00Z",
+                    ],
+                )
+                .expect("a change of the older schema");
+        }
+        let migrated = client.batch_execute(MIGRATIONS[before]);
+        if fails {
+            let err = migrated.expect_err("a village code of another form");
+            let message = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+            assert!(message.contains("\"7314011002\" is not of the form 73.14.01.1001"), "{err:?}");
+            continue;
+        }
+        migrated.expect("migration 16");
+        let rows: Vec<(String, i64, String, String)> = client
+            .query(
+                "SELECT pilar_village_text(village), pos, encode(hash, 'hex'), device_id::text FROM changes ORDER BY 1",
+                &[],
+            )
+            .expect("read the feed")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("73.14.01.1001".into(), 1, "00".repeat(32), "00000000-0000-4000-8000-0000000000d1".into()),
+                ("73.15.02.2003".into(), 2, "01".repeat(32), "00000000-0000-4000-8000-0000000000d1".into()),
+            ]
+        );
+        let number: i64 = client.query_one("SELECT pilar_village_number('73.15.02.2003')", &[]).expect("n").get(0);
+        assert_eq!(Some(number), pilar_server::postgres_schema::village_number("73.15.02.2003"));
+        assert_eq!(number, 7315022003);
+        let duplicate = client.execute(
+            "INSERT INTO changes (village, pos, household_id, device_id, hash, user_name, bytes, received_at)
+             SELECT village, pos + 10, household_id, device_id, hash, user_name, bytes, received_at FROM changes LIMIT 1",
+            &[],
+        );
+        assert!(duplicate.is_err(), "a hash is still kept once");
+    }
 }

@@ -174,7 +174,7 @@ pub(super) fn copy_table(
         .columns
         .iter()
         .map(|c| match c.kind {
-            Kind::Integer => Type::INT8,
+            Kind::Integer | Kind::Village => Type::INT8,
             Kind::Text => Type::TEXT,
             Kind::Bytes | Kind::Hex => Type::BYTEA,
             Kind::Uuid => Type::UUID,
@@ -226,7 +226,7 @@ pub(super) fn copy_table(
 /// A source value as the target column's type; `None` when SQLite holds another type there.
 fn convert(value: ValueRef<'_>, kind: Kind) -> Option<Box<dyn ToSql + Sync>> {
     Some(match (value, kind) {
-        (ValueRef::Null, Kind::Integer) => Box::new(None::<i64>),
+        (ValueRef::Null, Kind::Integer | Kind::Village) => Box::new(None::<i64>),
         (ValueRef::Null, Kind::Text) => Box::new(None::<String>),
         (ValueRef::Null, Kind::Bytes | Kind::Hex) => Box::new(None::<Vec<u8>>),
         (ValueRef::Null, Kind::Uuid) => Box::new(None::<uuid::Uuid>),
@@ -234,6 +234,9 @@ fn convert(value: ValueRef<'_>, kind: Kind) -> Option<Box<dyn ToSql + Sync>> {
             Box::new(Some(uuid::Uuid::parse_str(std::str::from_utf8(text).ok()?).ok()?))
         }
         (ValueRef::Text(text), Kind::Hex) => Box::new(Some(hex::decode(text).ok()?)),
+        (ValueRef::Text(text), Kind::Village) => {
+            Box::new(Some(crate::postgres_schema::village_number(std::str::from_utf8(text).ok()?)?))
+        }
         (ValueRef::Integer(n), Kind::Integer) => Box::new(Some(n)),
         (ValueRef::Text(text), Kind::Text) => Box::new(Some(String::from_utf8(text.to_vec()).ok()?)),
         (ValueRef::Blob(bytes), Kind::Bytes) => Box::new(Some(bytes.to_vec())),

@@ -20,13 +20,15 @@ pub(super) enum Kind {
     Uuid,
     /// SQLite `TEXT` holding lowercase hex, PostgreSQL `bytea` of those bytes (the same list).
     Hex,
+    /// SQLite `TEXT` holding a village code, PostgreSQL `bigint` of its digits (the same list).
+    Village,
 }
 
 impl Kind {
     /// PostgreSQL's name for the kind, as `information_schema.columns.data_type` spells it.
     pub(super) fn postgres_name(self) -> &'static str {
         match self {
-            Kind::Integer => "bigint",
+            Kind::Integer | Kind::Village => "bigint",
             Kind::Text => "text",
             Kind::Bytes | Kind::Hex => "bytea",
             Kind::Uuid => "uuid",
@@ -127,6 +129,7 @@ pub(super) fn source_tables(conn: &Connection, path: &Path) -> Result<Vec<Table>
                 "TEXT" => match crate::postgres_schema::compact(&name, &column) {
                     Some(crate::postgres_schema::Compact::Uuid) => Kind::Uuid,
                     Some(crate::postgres_schema::Compact::Hex) => Kind::Hex,
+                    Some(crate::postgres_schema::Compact::Village) => Kind::Village,
                     None => Kind::Text,
                 },
                 "BLOB" => Kind::Bytes,

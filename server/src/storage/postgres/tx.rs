@@ -433,9 +433,9 @@ impl ReadTx for PgTx<'_, '_> {
     ) -> Result<Vec<FeedChange>, StorageError> {
         let exclude = exclude.map(|d| d.to_string()).unwrap_or_default();
         let rows = self.query(
-            // Ids and hashes are kept compactly (migration 0014) and read as text.
+            // Ids, hashes and the village are kept compactly (migrations 0014, 0016) and read as text.
             "SELECT pos, household_id::text, bytes, encode(hash, 'hex') FROM changes
-             WHERE village = $1 AND pos > $2 AND pos <= $3 AND device_id::text <> $4 ORDER BY pos LIMIT $5",
+             WHERE village = pilar_village_number($1) AND pos > $2 AND pos <= $3 AND device_id::text <> $4 ORDER BY pos LIMIT $5",
             &[&village, &int(after), &int(upto), &exclude, &i64::from(limit)],
         )?;
         rows.iter()
@@ -889,7 +889,8 @@ impl Tx for PgTx<'_, '_> {
             // (and makes a concurrent inserter of the same hash wait), so a change stored already
             // is found first and takes no position.
             "INSERT INTO changes (pos, hash, household_id, village, device_id, user_name, bytes, received_at)
-             SELECT $1::bigint, decode($2::text, 'hex'), $3::text::uuid, $4::text, $5::text::uuid, $6::text,
+             SELECT $1::bigint, decode($2::text, 'hex'), $3::text::uuid, pilar_village_number($4::text),
+                 $5::text::uuid, $6::text,
                  $7::bytea, $8::text
              WHERE NOT EXISTS (SELECT 1 FROM changes WHERE hash = decode($2::text, 'hex'))",
             &[
