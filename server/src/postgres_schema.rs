@@ -44,6 +44,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0015_compact_household_ids.sql"),
     // 16: the feed keyed by its village as a number, rebuilt with fixed-width columns first.
     include_str!("../migrations/postgres/0016_feed_by_village_number.sql"),
+    // 17: households rebuilt compactly (heads as bytes, times as timestamptz); the hash index full.
+    include_str!("../migrations/postgres/0017_compact_households.sql"),
 ];
 
 /// How a column SQLite keeps as text is kept more compactly on PostgreSQL.
@@ -56,6 +58,12 @@ pub enum Compact {
     /// A village code (`73.14.01.1001`), kept as the `bigint` of its ten digits
     /// (`pilar_village_number`, `pilar_village_text`).
     Village,
+    /// A document's heads (comma-separated 64-character hex hashes), kept as the hashes' bytes
+    /// one after another (`pilar_heads_bytes`, `pilar_heads_text`).
+    Heads,
+    /// A time as [`crate::storage::sqlite::stored_time`] writes it (whole seconds, UTC), kept as
+    /// `timestamptz` (`$1::text::timestamptz`, `pilar_time_text`).
+    Time,
 }
 
 /// The columns PostgreSQL keeps in a compact type where SQLite keeps text (table, column, how):
@@ -68,6 +76,9 @@ pub const COMPACT_COLUMNS: &[(&str, &str, Compact)] = &[
     ("changes", "village", Compact::Village),
     ("facts_stale", "household_id", Compact::Uuid),
     ("households", "id", Compact::Uuid),
+    ("households", "heads", Compact::Heads),
+    ("households", "updated_at", Compact::Time),
+    ("households", "created_at", Compact::Time),
 ];
 
 /// The number PostgreSQL keeps a village code as (`73.14.01.1001` → 7314011001), as the
@@ -78,6 +89,19 @@ pub fn village_number(code: &str) -> Option<i64> {
     let well_formed = b.len() == 13
         && b.iter().enumerate().all(|(i, c)| if dots.contains(&i) { *c == b'.' } else { c.is_ascii_digit() });
     well_formed.then(|| code.replace('.', "").parse().ok()).flatten()
+}
+
+/// Heads as PostgreSQL keeps them: each comma-separated hex hash as its bytes, one after another
+/// (as the migration's `pilar_heads_bytes`); `None` unless each is 64 hex characters.
+pub fn heads_bytes(heads: &str) -> Option<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(heads.len() / 2);
+    for hash in heads.split(',').filter(|h| !heads.is_empty() || !h.is_empty()) {
+        if hash.len() != 64 {
+            return None;
+        }
+        bytes.extend(hex::decode(hash).ok()?);
+    }
+    Some(bytes)
 }
 
 /// How PostgreSQL keeps `table.column` if not as SQLite does.
@@ -160,4 +184,29 @@ fn migration_failed(version: i64, e: postgres::Error) -> StorageError {
         )
         .into(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn village_codes_become_their_digits_and_nothing_else_does() {
+        assert_eq!(village_number("73.14.01.1001"), Some(7_314_011_001));
+        assert_eq!(village_number("11.01.01.2001"), Some(1_101_012_001));
+        for other in ["7314011001", "73.14.01.100", "73.14.01.10011", "73-14-01-1001", "73.14.0a.1001", ""] {
+            assert_eq!(village_number(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn heads_become_their_hashes_bytes_one_after_another() {
+        let (a, b) = ("ab".repeat(32), "0f".repeat(32));
+        assert_eq!(heads_bytes(""), Some(Vec::new()));
+        assert_eq!(heads_bytes(&a), Some(vec![0xab; 32]));
+        assert_eq!(heads_bytes(&format!("{a},{b}")), Some([vec![0xab; 32], vec![0x0f; 32]].concat()));
+        for other in [format!("{a},"), format!(",{a}"), "heads-10".to_string(), "zz".repeat(32), a[..62].to_string()] {
+            assert_eq!(heads_bytes(&other), None, "{other:?}");
+        }
+    }
 }

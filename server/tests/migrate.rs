@@ -90,6 +90,8 @@ fn postgres_rows(target: &Postgres, like: &BTreeMap<String, Rows>, sqlite: &Path
                     Some(Compact::Uuid) => format!("\"{c}\"::text"),
                     Some(Compact::Hex) => format!("encode(\"{c}\", 'hex')"),
                     Some(Compact::Village) => format!("pilar_village_text(\"{c}\")"),
+                    Some(Compact::Heads) => format!("pilar_heads_text(\"{c}\")"),
+                    Some(Compact::Time) => format!("pilar_time_text(\"{c}\")"),
                     None => format!("\"{c}\""),
                 })
                 .collect::<Vec<_>>()
@@ -205,6 +207,15 @@ fn fill_every_table(path: &Path, seed: u64) {
                         }
                         "TEXT" if compact(table, column) == Some(Compact::Village) => {
                             Value::Text(format!("73.{:02}.{:02}.{:04}", rng.random_range(10..100), i % 100, i))
+                        }
+                        "TEXT" if compact(table, column) == Some(Compact::Heads) => Value::Text(
+                            (0..i % 3).map(|_| hex::encode(rng.random::<[u8; 32]>())).collect::<Vec<_>>().join(","),
+                        ),
+                        "TEXT" if compact(table, column) == Some(Compact::Time) => {
+                            Value::Text(pilar_server::storage::sqlite::stored_time(
+                                time::OffsetDateTime::from_unix_timestamp(rng.random_range(0..4_000_000_000))
+                                    .expect("a time"),
+                            ))
                         }
                         "TEXT" => Value::Text(format!("{table}.{column}.{i} Sintetis ü’")),
                         _ => {

@@ -28,7 +28,7 @@ fn migrations_apply_on_a_fresh_database_and_a_second_run_does_nothing() {
     client
         .execute(
             "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at)
-             VALUES ($1::text::uuid, $2, $3, $4, $5, $6)",
+             VALUES ($1::text::uuid, $2, $3, pilar_heads_bytes($4), $5, $6::text::timestamptz)",
             &[
                 &"00000000-0000-4000-8000-000000000001",
                 &"73.14.01.1001",
@@ -40,7 +40,10 @@ fn migrations_apply_on_a_fresh_database_and_a_second_run_does_nothing() {
         )
         .expect("insert a household");
     let created: String = client
-        .query_one("SELECT created_at FROM households WHERE id = '00000000-0000-4000-8000-000000000001'", &[])
+        .query_one(
+            "SELECT pilar_time_text(created_at) FROM households WHERE id = '00000000-0000-4000-8000-000000000001'",
+            &[],
+        )
         .expect("read the household")
         .get(0);
     assert_eq!(created, "2026-02-20T00:00:00Z");
@@ -212,6 +215,8 @@ fn sqlite_shape(conn: &rusqlite::Connection) -> Shape {
                     Some(pilar_server::postgres_schema::Compact::Uuid) => "uuid",
                     Some(pilar_server::postgres_schema::Compact::Hex) => "bytea",
                     Some(pilar_server::postgres_schema::Compact::Village) => "bigint",
+                    Some(pilar_server::postgres_schema::Compact::Heads) => "bytea",
+                    Some(pilar_server::postgres_schema::Compact::Time) => "timestamp with time zone",
                     None => "text",
                 },
                 "INTEGER" => "bigint",
@@ -386,4 +391,60 @@ fn the_feed_written_before_migration_16_reads_back_the_same_after_it() {
         );
         assert!(duplicate.is_err(), "a hash is still kept once");
     }
+}
+
+/// Migration 17 rebuilds households compactly: a household written before it reads back the same
+/// (heads, times, village, document, version), and the trigger still fills a missing creation time.
+#[test]
+fn households_written_before_migration_17_read_back_the_same_after_it() {
+    let before = MIGRATIONS.iter().position(|m| m.contains("pilar_heads_bytes")).expect("migration 17");
+    let database = Postgres::database();
+    let mut client = database.connect();
+    for sql in &MIGRATIONS[..before] {
+        client.batch_execute(sql).expect("an older schema");
+    }
+    let heads = format!("{},{}", "ab".repeat(32), "0f".repeat(32));
+    client
+        .execute(
+            "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at, created_at, version)
+             VALUES ('00000000-0000-4000-8000-000000000001', '73.14.01.1001', '\\x0102', $1, 7,
+                 '2026-02-21T08:30:05Z', '2026-02-20T00:00:00Z', 3)",
+            &[&heads],
+        )
+        .expect("a household of the older schema");
+    client.batch_execute(MIGRATIONS[before]).expect("migration 17");
+    let row = client
+        .query_one(
+            "SELECT id::text, village, doc, pilar_heads_text(heads), updated_pos, pilar_time_text(updated_at),
+                 pilar_time_text(created_at), version FROM households",
+            &[],
+        )
+        .expect("read the household");
+    let read: (String, String, Vec<u8>, String, i64, String, String, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5), row.get(6), row.get(7));
+    assert_eq!(
+        read,
+        (
+            "00000000-0000-4000-8000-000000000001".to_string(),
+            "73.14.01.1001".to_string(),
+            vec![1, 2],
+            heads.clone(),
+            7,
+            "2026-02-21T08:30:05Z".to_string(),
+            "2026-02-20T00:00:00Z".to_string(),
+            3
+        )
+    );
+    client
+        .execute(
+            "INSERT INTO households (id, village, doc, heads, updated_pos, updated_at)
+             VALUES ('00000000-0000-4000-8000-000000000002', '73.14.01.1001', '\\x03', '\\x', 8, now())",
+            &[],
+        )
+        .expect("a household without a creation time");
+    let filled: bool = client
+        .query_one("SELECT created_at = updated_at FROM households WHERE version = 1", &[])
+        .expect("read it")
+        .get(0);
+    assert!(filled, "the trigger fills created_at from updated_at");
 }

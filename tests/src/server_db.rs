@@ -140,6 +140,22 @@ pub(crate) fn postgres(url: &str, sql: &str, params: &[&str]) -> (Vec<Vec<Cell>>
                                 } else if ty == Type::BYTEA && row.columns()[i].name() == "hash" {
                                     // A change's hash, kept as its bytes there: SQLite's hex.
                                     row.get::<_, Option<Vec<u8>>>(i).map(|h| Cell::Text(hex::encode(h)))
+                                } else if ty == Type::BYTEA && row.columns()[i].name() == "heads" {
+                                    // A document's heads, kept as the hashes' bytes there (server
+                                    // migration 0017): SQLite's comma-separated hex.
+                                    row.get::<_, Option<Vec<u8>>>(i).map(|h| {
+                                        Cell::Text(h.chunks(32).map(hex::encode).collect::<Vec<_>>().join(","))
+                                    })
+                                } else if ty == Type::TIMESTAMPTZ {
+                                    // A time kept as timestamptz there: the text SQLite holds.
+                                    // (whole seconds, UTC, RFC 3339).
+                                    row.get::<_, Option<std::time::SystemTime>>(i).map(|at| {
+                                        let at = time::OffsetDateTime::from(at);
+                                        Cell::Text(
+                                            at.format(&time::format_description::well_known::Rfc3339)
+                                                .unwrap_or_else(|_| at.unix_timestamp().to_string()),
+                                        )
+                                    })
                                 } else if ty == Type::BYTEA {
                                     row.get::<_, Option<Vec<u8>>>(i).map(Cell::Bytes)
                                 } else {

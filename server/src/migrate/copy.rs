@@ -176,7 +176,8 @@ pub(super) fn copy_table(
         .map(|c| match c.kind {
             Kind::Integer | Kind::Village => Type::INT8,
             Kind::Text => Type::TEXT,
-            Kind::Bytes | Kind::Hex => Type::BYTEA,
+            Kind::Bytes | Kind::Hex | Kind::Heads => Type::BYTEA,
+            Kind::Time => Type::TIMESTAMPTZ,
             Kind::Uuid => Type::UUID,
         })
         .collect();
@@ -228,12 +229,23 @@ fn convert(value: ValueRef<'_>, kind: Kind) -> Option<Box<dyn ToSql + Sync>> {
     Some(match (value, kind) {
         (ValueRef::Null, Kind::Integer | Kind::Village) => Box::new(None::<i64>),
         (ValueRef::Null, Kind::Text) => Box::new(None::<String>),
-        (ValueRef::Null, Kind::Bytes | Kind::Hex) => Box::new(None::<Vec<u8>>),
+        (ValueRef::Null, Kind::Bytes | Kind::Hex | Kind::Heads) => Box::new(None::<Vec<u8>>),
+        (ValueRef::Null, Kind::Time) => Box::new(None::<std::time::SystemTime>),
         (ValueRef::Null, Kind::Uuid) => Box::new(None::<uuid::Uuid>),
         (ValueRef::Text(text), Kind::Uuid) => {
             Box::new(Some(uuid::Uuid::parse_str(std::str::from_utf8(text).ok()?).ok()?))
         }
         (ValueRef::Text(text), Kind::Hex) => Box::new(Some(hex::decode(text).ok()?)),
+        (ValueRef::Text(text), Kind::Heads) => {
+            Box::new(Some(crate::postgres_schema::heads_bytes(std::str::from_utf8(text).ok()?)?))
+        }
+        (ValueRef::Text(text), Kind::Time) => {
+            // Only the form the server writes, which reads back the same (`pilar_time_text`).
+            let text = std::str::from_utf8(text).ok()?;
+            let at = crate::storage::sqlite::parse_stored_time(text).ok()?;
+            (crate::storage::sqlite::stored_time(at) == text).then_some(())?;
+            Box::new(Some(std::time::SystemTime::from(at)))
+        }
         (ValueRef::Text(text), Kind::Village) => {
             Box::new(Some(crate::postgres_schema::village_number(std::str::from_utf8(text).ok()?)?))
         }

@@ -22,6 +22,10 @@ pub(super) enum Kind {
     Hex,
     /// SQLite `TEXT` holding a village code, PostgreSQL `bigint` of its digits (the same list).
     Village,
+    /// SQLite `TEXT` holding a document's heads, PostgreSQL `bytea` of the hashes (the same list).
+    Heads,
+    /// SQLite `TEXT` holding a stored time, PostgreSQL `timestamptz` (the same list).
+    Time,
 }
 
 impl Kind {
@@ -30,7 +34,8 @@ impl Kind {
         match self {
             Kind::Integer | Kind::Village => "bigint",
             Kind::Text => "text",
-            Kind::Bytes | Kind::Hex => "bytea",
+            Kind::Bytes | Kind::Hex | Kind::Heads => "bytea",
+            Kind::Time => "timestamp with time zone",
             Kind::Uuid => "uuid",
         }
     }
@@ -130,6 +135,8 @@ pub(super) fn source_tables(conn: &Connection, path: &Path) -> Result<Vec<Table>
                     Some(crate::postgres_schema::Compact::Uuid) => Kind::Uuid,
                     Some(crate::postgres_schema::Compact::Hex) => Kind::Hex,
                     Some(crate::postgres_schema::Compact::Village) => Kind::Village,
+                    Some(crate::postgres_schema::Compact::Heads) => Kind::Heads,
+                    Some(crate::postgres_schema::Compact::Time) => Kind::Time,
                     None => Kind::Text,
                 },
                 "BLOB" => Kind::Bytes,

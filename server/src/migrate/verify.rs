@@ -73,6 +73,8 @@ fn compare_table(
             Kind::Uuid => format!("{}::text", quoted(&c.name)),
             Kind::Hex => format!("encode({}, 'hex')", quoted(&c.name)),
             Kind::Village => format!("pilar_village_text({})", quoted(&c.name)),
+            Kind::Heads => format!("pilar_heads_text({})", quoted(&c.name)),
+            Kind::Time => format!("pilar_time_text({})", quoted(&c.name)),
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -106,7 +108,7 @@ fn compare_table(
                     let source_number = value.as_i64_or_null().ok();
                     source_number.is_some() && source_number == target_row.try_get::<_, Option<i64>>(i).ok()
                 }
-                Kind::Text | Kind::Uuid | Kind::Hex | Kind::Village => {
+                Kind::Text | Kind::Uuid | Kind::Hex | Kind::Village | Kind::Heads | Kind::Time => {
                     let source_text = value.as_str_or_null().ok();
                     let target_text = target_row.try_get::<_, Option<&str>>(i).ok();
                     source_text.is_some() && source_text == target_text

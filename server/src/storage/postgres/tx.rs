@@ -136,6 +136,21 @@ fn time_opt(text: Option<String>) -> Result<Option<OffsetDateTime>, StorageError
     text.as_deref().map(parse_stored_time).transpose()
 }
 
+/// Heads kept as their hashes' bytes (migration 0017) as SQLite's comma-separated hex.
+fn heads_text(bytes: &[u8]) -> String {
+    bytes.chunks(32).map(hex::encode).collect::<Vec<_>>().join(",")
+}
+
+/// A time kept as `timestamptz` (migration 0017) as the server reads it, whole seconds as written.
+fn kept_time(at: Option<std::time::SystemTime>) -> Option<OffsetDateTime> {
+    at.map(OffsetDateTime::from)
+}
+
+/// A time as `timestamptz` keeps it: whole seconds, as [`stored_time`] writes it on SQLite.
+fn time_to_keep(at: OffsetDateTime) -> std::time::SystemTime {
+    at.replace_nanosecond(0).unwrap_or(at).into()
+}
+
 fn count(n: i64) -> u64 {
     n.max(0) as u64
 }
@@ -332,15 +347,17 @@ impl ReadTx for PgTx<'_, '_> {
                 id,
                 village: col(&r, 0)?,
                 doc: self.decode(col(&r, 1)?)?,
-                heads: col(&r, 2)?,
-                created_at: time_opt(col(&r, 3)?)?,
+                heads: heads_text(&col::<Vec<u8>>(&r, 2)?),
+                created_at: kept_time(col(&r, 3)?),
             })
         })
         .transpose()
     }
 
     fn household_heads(&mut self, id: HouseholdId) -> Result<Option<String>, StorageError> {
-        self.value("SELECT heads FROM households WHERE id = $1::text::uuid", &[&id.to_string()])
+        let heads: Option<Vec<u8>> =
+            self.value("SELECT heads FROM households WHERE id = $1::text::uuid", &[&id.to_string()])?;
+        Ok(heads.map(|h| heads_text(&h)))
     }
 
     fn household_village(&mut self, id: HouseholdId) -> Result<Option<String>, StorageError> {
@@ -909,7 +926,10 @@ impl Tx for PgTx<'_, '_> {
 
     fn put_household(&mut self, h: &HouseholdWrite<'_>) -> Result<(), StorageError> {
         let id = h.id.to_string();
-        let at = stored_time(h.at);
+        // Heads and times kept compactly (migration 0017).
+        let at = time_to_keep(h.at);
+        let heads = crate::postgres_schema::heads_bytes(h.heads)
+            .ok_or_else(|| corrupt(format!("household {id}: heads {:?} are not 64-character hashes", h.heads)))?;
         let doc = self.encode(h.doc)?;
         let version: i64 = col(
             &self.query_one(
@@ -919,7 +939,7 @@ impl Tx for PgTx<'_, '_> {
                      updated_pos = excluded.updated_pos, updated_at = excluded.updated_at,
                      version = households.version + 1
                  RETURNING version",
-                &[&id, &h.village, &doc, &h.heads, &int(h.position), &at],
+                &[&id, &h.village, &doc, &heads, &int(h.position), &at],
             )?,
             0,
         )?;

@@ -1020,7 +1020,6 @@ fn run_on(settings: &Settings, backend: Backend) -> Result<Results> {
             "SELECT c.relname::text || ' ' || c.relkind::text || ' ' || pg_relation_size(c.oid)::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN (current_schema(), 'pg_toast') AND pg_relation_size(c.oid) > 0 ORDER BY pg_relation_size(c.oid) DESC LIMIT 60",
             "SELECT 'households ' || avg(pg_column_size(id))::int || ' ' || avg(pg_column_size(village))::int || ' doc ' || avg(pg_column_size(doc))::int || ' heads ' || avg(pg_column_size(heads))::int || ' ' || avg(pg_column_size(updated_at))::int || ' ' || avg(pg_column_size(created_at))::int || ' row ' || avg(pg_column_size(h.*))::int FROM households h",
             "SELECT 'changes ' || avg(pg_column_size(hash))::int || ' ' || avg(pg_column_size(bytes))::int || ' ' || avg(pg_column_size(user_name))::int || ' ' || avg(pg_column_size(received_at))::int || ' row ' || avg(pg_column_size(c.*))::int FROM changes c",
-            "SELECT 'heads example ' || heads || ' at ' || updated_at || ' created ' || coalesce(created_at, '-') FROM households LIMIT 2",
         ] {
             for row in campaign.server.query(sql, &[]) {
                 eprintln!("INVESTIGATE {row:?}");
