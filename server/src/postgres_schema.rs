@@ -42,7 +42,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0014_compact_feed_keys.sql"),
     // 15: households' ids as uuid.
     include_str!("../migrations/postgres/0015_compact_household_ids.sql"),
-    // 16: the feed keyed by its village as a number, rebuilt with fixed-width columns first.
+    // 16: the feed keyed by its village as a number, rebuilt with fixed-width columns first (the
+    // arrival time as timestamptz).
     include_str!("../migrations/postgres/0016_feed_by_village_number.sql"),
     // 17: households rebuilt compactly (heads as bytes, times as timestamptz); the hash index full.
     include_str!("../migrations/postgres/0017_compact_households.sql"),
@@ -74,6 +75,7 @@ pub const COMPACT_COLUMNS: &[(&str, &str, Compact)] = &[
     ("changes", "household_id", Compact::Uuid),
     ("changes", "device_id", Compact::Uuid),
     ("changes", "village", Compact::Village),
+    ("changes", "received_at", Compact::Time),
     ("facts_stale", "household_id", Compact::Uuid),
     ("households", "id", Compact::Uuid),
     ("households", "heads", Compact::Heads),

@@ -174,6 +174,11 @@ impl std::fmt::Debug for UserRecord {
 // The seam: transactions and data operations. Every rule lives above it (`crate::service`).
 // ------------------------------------------------------------------------------------------------
 
+/// How stale the last time a village was handed to a device may grow before a sync moves it on:
+/// each sync hands every active village again, and rewriting those rows every time left dead rows
+/// on PostgreSQL (issue 15, server disk); the time is an audit answer to the hour.
+pub const HANDED_AGAIN_AFTER: time::Duration = time::Duration::hours(1);
+
 /// A server database: read and write transactions over the data operations of [`ReadTx`] and
 /// [`Tx`]. One implementation per backend module, chosen once at start-up; object-safe, so the
 /// server holds an `Arc<dyn Database>`.
@@ -818,7 +823,8 @@ pub trait Tx: ReadTx {
         now: OffsetDateTime,
     ) -> Result<(), StorageError>;
     /// Record that `device` was handed `villages` at `now`: the first time is kept, the last
-    /// only moves forward.
+    /// only moves forward, and only once it is [`HANDED_AGAIN_AFTER`] old (so that a device's
+    /// every sync does not rewrite its rows).
     fn hand_villages(&mut self, device: DeviceId, villages: &[String], now: OffsetDateTime)
     -> Result<(), StorageError>;
     /// Insert a new device row.

@@ -139,3 +139,21 @@ fn a_row_two_writers_insert_at_once_is_stored_once_and_the_later_writer_runs_aga
     assert_eq!(runs, 2, "the second writer ran again after the first committed the same row");
     assert_eq!(db.read(|tx| tx.devices()).expect("devices").len(), 1);
 }
+
+/// A device's every sync hands its villages again; the last time moves on only once it is an hour
+/// old, so the rows are not rewritten on every sync (issue 15, server disk).
+#[test]
+fn the_last_time_a_village_was_handed_moves_on_by_the_hour() {
+    let (db, database) = fresh_backend();
+    let device: sync_core::model::DeviceId = "00000000-0000-4000-8000-000000000007".parse().expect("a device id");
+    let villages = ["73.14.01.1001".to_string()];
+    let start = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+    for (minutes, expected) in [(0, 0), (10, 0), (59, 0), (60, 60), (61, 60), (30, 60), (125, 125)] {
+        let at = start + time::Duration::minutes(minutes);
+        db.write(|tx| tx.hand_villages(device, &villages, at)).expect("hand");
+        let last: String =
+            database.connect().query_one("SELECT last_at FROM device_villages", &[]).expect("read").get(0);
+        let expected = pilar_server::storage::sqlite::stored_time(start + time::Duration::minutes(expected));
+        assert_eq!(last, expected, "at +{minutes} min");
+    }
+}

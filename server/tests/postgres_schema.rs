@@ -365,20 +365,23 @@ fn the_feed_written_before_migration_16_reads_back_the_same_after_it() {
             continue;
         }
         migrated.expect("migration 16");
-        let rows: Vec<(String, i64, String, String)> = client
+        let rows: Vec<(String, i64, String, String, String)> = client
             .query(
-                "SELECT pilar_village_text(village), pos, encode(hash, 'hex'), device_id::text FROM changes ORDER BY 1",
+                "SELECT pilar_village_text(village), pos, encode(hash, 'hex'), device_id::text,
+                     pilar_time_text(received_at)
+                 FROM changes ORDER BY 1",
                 &[],
             )
             .expect("read the feed")
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
             .collect();
+        let (device, at) = ("00000000-0000-4000-8000-0000000000d1", "2026-02-20T00:00:00Z");
         assert_eq!(
             rows,
             [
-                ("73.14.01.1001".into(), 1, "00".repeat(32), "00000000-0000-4000-8000-0000000000d1".into()),
-                ("73.15.02.2003".into(), 2, "01".repeat(32), "00000000-0000-4000-8000-0000000000d1".into()),
+                ("73.14.01.1001".into(), 1, "00".repeat(32), device.into(), at.into()),
+                ("73.15.02.2003".into(), 2, "01".repeat(32), device.into(), at.into()),
             ]
         );
         let number: i64 = client.query_one("SELECT pilar_village_number('73.15.02.2003')", &[]).expect("n").get(0);

@@ -16,9 +16,6 @@ CREATE FUNCTION pilar_heads_text(heads BYTEA) RETURNS TEXT LANGUAGE sql IMMUTABL
     SELECT coalesce(string_agg(encode(substr(heads, i, 32), 'hex'), ',' ORDER BY i), '')
     FROM generate_series(1, length(heads), 32) AS i
 $$;
-CREATE FUNCTION pilar_time_text(at TIMESTAMPTZ) RETURNS TEXT LANGUAGE sql STABLE STRICT AS $$
-    SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-$$;
 CREATE TABLE households_compact (
     id UUID PRIMARY KEY,
     updated_pos BIGINT NOT NULL,

@@ -519,4 +519,27 @@ mod tests {
         assert!(stored_time(t) < stored_time(later));
         assert_eq!(parse_stored_time(&stored_time(later)).expect("parse"), t + time::Duration::seconds(1));
     }
+
+    /// A device's every sync hands its villages again; the last time moves on only once it is an
+    /// hour old, so the rows are not rewritten on every sync (issue 15, server disk).
+    #[test]
+    fn the_last_time_a_village_was_handed_moves_on_by_the_hour() {
+        let (_dir, storage) = storage();
+        let device = crate::storage::DeviceId(uuid::Uuid::from_u128(7));
+        let villages = ["73.14.01.1001".to_string()];
+        let start = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+        let last = |storage: &SqliteDatabase| -> String {
+            storage
+                .read_conn(|conn| {
+                    Ok(conn.query_row("SELECT last_at FROM device_villages", [], |r| r.get::<_, String>(0))?)
+                })
+                .expect("read")
+        };
+        for (minutes, expected) in [(0, 0), (10, 0), (59, 0), (60, 60), (61, 60), (30, 60), (125, 125)] {
+            let at = start + time::Duration::minutes(minutes);
+            storage.write(|tx| tx.hand_villages(device, &villages, at)).expect("hand");
+            assert_eq!(last(&storage), stored_time(start + time::Duration::minutes(expected)), "at +{minutes} min");
+        }
+        assert_eq!(storage.read(|tx| tx.villages_handed(device)).expect("first")[&villages[0]], start);
+    }
 }

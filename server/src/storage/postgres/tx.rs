@@ -141,7 +141,8 @@ fn heads_text(bytes: &[u8]) -> String {
     bytes.chunks(32).map(hex::encode).collect::<Vec<_>>().join(",")
 }
 
-/// A time kept as `timestamptz` (migration 0017) as the server reads it, whole seconds as written.
+/// A time kept as `timestamptz` (migrations 0016, 0017) as the server reads it, whole seconds as
+/// written.
 fn kept_time(at: Option<std::time::SystemTime>) -> Option<OffsetDateTime> {
     at.map(OffsetDateTime::from)
 }
@@ -804,13 +805,14 @@ impl Tx for PgTx<'_, '_> {
         villages: &[String],
         now: OffsetDateTime,
     ) -> Result<(), StorageError> {
+        let stale = stored_time(now - crate::storage::HANDED_AGAIN_AFTER);
         let (device, now) = (device.to_string(), stored_time(now));
         for village in villages {
             self.execute(
                 "INSERT INTO device_villages (device_id, village, first_at, last_at) VALUES ($1, $2, $3, $3)
                  ON CONFLICT (device_id, village) DO UPDATE SET last_at = excluded.last_at
-                     WHERE device_villages.last_at < excluded.last_at",
-                &[&device, village, &now],
+                     WHERE device_villages.last_at <= $4",
+                &[&device, village, &now, &stale],
             )?;
         }
         Ok(())
@@ -907,8 +909,7 @@ impl Tx for PgTx<'_, '_> {
             // is found first and takes no position.
             "INSERT INTO changes (pos, hash, household_id, village, device_id, user_name, bytes, received_at)
              SELECT $1::bigint, decode($2::text, 'hex'), $3::text::uuid, pilar_village_number($4::text),
-                 $5::text::uuid, $6::text,
-                 $7::bytea, $8::text
+                 $5::text::uuid, $6::text, $7::bytea, $8::timestamptz
              WHERE NOT EXISTS (SELECT 1 FROM changes WHERE hash = decode($2::text, 'hex'))",
             &[
                 &int(c.position),
@@ -918,7 +919,7 @@ impl Tx for PgTx<'_, '_> {
                 &c.device.to_string(),
                 &c.user,
                 &bytes,
-                &stored_time(c.received_at),
+                &time_to_keep(c.received_at),
             ],
         )?;
         Ok(inserted == 1)

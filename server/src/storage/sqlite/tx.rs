@@ -811,13 +811,14 @@ impl Tx for SqliteTx<'_> {
         villages: &[String],
         now: OffsetDateTime,
     ) -> Result<(), StorageError> {
+        let stale = stored_time(now - crate::storage::HANDED_AGAIN_AFTER);
         let (device, now) = (device.to_string(), stored_time(now));
         let mut upsert = self.conn.prepare_cached(
             "INSERT INTO device_villages (device_id, village, first_at, last_at) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (device_id, village) DO UPDATE SET last_at = excluded.last_at WHERE last_at < excluded.last_at",
+             ON CONFLICT (device_id, village) DO UPDATE SET last_at = excluded.last_at WHERE last_at <= ?4",
         )?;
         for village in villages {
-            upsert.execute(params![device, village, now])?;
+            upsert.execute(params![device, village, now, stale])?;
         }
         Ok(())
     }
