@@ -1015,17 +1015,6 @@ fn run_on(settings: &Settings, backend: Backend) -> Result<Results> {
     // --- What the server keeps, beside its floor: the seeder catches up (not measured) and then
     // holds every document and every change the feed holds.
     let disk_at_end = campaign.disk()?;
-    if std::env::var_os("PILAR_BENCH_INVESTIGATE").is_some() && matches!(backend, Backend::Postgres) {
-        for sql in [
-            "SELECT c.relname::text || ' ' || c.relkind::text || ' ' || pg_relation_size(c.oid)::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN (current_schema(), 'pg_toast') AND pg_relation_size(c.oid) > 0 ORDER BY pg_relation_size(c.oid) DESC LIMIT 60",
-            "SELECT 'households ' || avg(pg_column_size(id))::int || ' ' || avg(pg_column_size(village))::int || ' doc ' || avg(pg_column_size(doc))::int || ' heads ' || avg(pg_column_size(heads))::int || ' ' || avg(pg_column_size(updated_at))::int || ' ' || avg(pg_column_size(created_at))::int || ' row ' || avg(pg_column_size(h.*))::int FROM households h",
-            "SELECT 'changes ' || avg(pg_column_size(hash))::int || ' ' || avg(pg_column_size(bytes))::int || ' ' || avg(pg_column_size(user_name))::int || ' ' || avg(pg_column_size(received_at))::int || ' row ' || avg(pg_column_size(c.*))::int FROM changes c",
-        ] {
-            for row in campaign.server.query(sql, &[]) {
-                eprintln!("INVESTIGATE {row:?}");
-            }
-        }
-    }
     sync(seeder.home())?;
     let kept = kept_floor(seeder.home())?;
     let edits_pushed = k * m * if several.is_some() { 3 } else { 2 };
