@@ -194,7 +194,7 @@ fn a_server_secret_is_kept_once_stored(db: &dyn Database) {
 /// for documents of even length).
 fn heads_of(doc: &[u8]) -> String {
     let n = doc.len();
-    if n % 2 == 0 { format!("{n:064x},{:064x}", n + 1000) } else { format!("{n:064x}") }
+    if n.is_multiple_of(2) { format!("{n:064x},{:064x}", n + 1000) } else { format!("{n:064x}") }
 }
 
 fn put(tx: &mut dyn Tx, id: HouseholdId, village: &str, doc: &[u8], position: u64, t: i64) -> Result<(), StorageError> {

@@ -450,11 +450,15 @@ impl ReadTx for PgTx<'_, '_> {
         limit: u32,
     ) -> Result<Vec<FeedChange>, StorageError> {
         let exclude = exclude.map(|d| d.to_string()).unwrap_or_default();
+        // The feed keys a village by its code's digits (migration 0016): another text has none.
+        let Some(number) = crate::postgres_schema::village_number(village) else {
+            return Ok(Vec::new());
+        };
         let rows = self.query(
-            // Ids, hashes and the village are kept compactly (migrations 0014, 0016) and read as text.
+            // Ids and hashes are kept compactly (migration 0014) and read as text.
             "SELECT pos, household_id::text, bytes, encode(hash, 'hex') FROM changes
-             WHERE village = pilar_village_number($1) AND pos > $2 AND pos <= $3 AND device_id::text <> $4 ORDER BY pos LIMIT $5",
-            &[&village, &int(after), &int(upto), &exclude, &i64::from(limit)],
+             WHERE village = $1 AND pos > $2 AND pos <= $3 AND device_id::text <> $4 ORDER BY pos LIMIT $5",
+            &[&number, &int(after), &int(upto), &exclude, &i64::from(limit)],
         )?;
         rows.iter()
             .map(|r| {
@@ -902,20 +906,27 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn insert_change(&mut self, c: &NewChange<'_>) -> Result<bool, StorageError> {
+        // The feed keys a village by its code's digits (migration 0016).
+        let village = crate::postgres_schema::village_number(c.village).ok_or_else(|| {
+            StorageError::Refused(format!(
+                "the feed keeps changes of villages by codes like 73.14.01.1001, not {:?}",
+                c.village
+            ))
+        })?;
         let bytes = self.encode(c.bytes)?;
         let inserted = self.execute(
             // Kept once by hash: the exclusion constraint `changes_hash_once` refuses a second row
             // (and makes a concurrent inserter of the same hash wait), so a change stored already
             // is found first and takes no position.
             "INSERT INTO changes (pos, hash, household_id, village, device_id, user_name, bytes, received_at)
-             SELECT $1::bigint, decode($2::text, 'hex'), $3::text::uuid, pilar_village_number($4::text),
+             SELECT $1::bigint, decode($2::text, 'hex'), $3::text::uuid, $4::bigint,
                  $5::text::uuid, $6::text, $7::bytea, $8::timestamptz
              WHERE NOT EXISTS (SELECT 1 FROM changes WHERE hash = decode($2::text, 'hex'))",
             &[
                 &int(c.position),
                 &c.hash,
                 &c.household.to_string(),
-                &c.village,
+                &village,
                 &c.device.to_string(),
                 &c.user,
                 &bytes,
