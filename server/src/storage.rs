@@ -207,6 +207,19 @@ pub trait Database: Send + Sync + 'static {
 
     /// Run `work` in a write transaction and commit it (prefer [`Transactions::write`]).
     fn write_tx(&self, work: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StorageError>) -> Result<(), StorageError>;
+
+    /// [`Database::write_tx`] for work that will append to the feeds of `villages` (prefer
+    /// [`Transactions::write_appending`]): a backend whose appenders can lose a village's head to
+    /// a concurrent one queues the work behind them before it begins, so it is not done twice. A
+    /// hint: appending to another village as well is allowed. SQLite's single writer needs none.
+    fn write_tx_appending(
+        &self,
+        villages: &BTreeSet<String>,
+        work: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let _ = villages;
+        self.write_tx(work)
+    }
 }
 
 /// Typed results over [`Database`]'s object-safe transactions: `db.read(|tx| ...)` returns what
@@ -216,6 +229,13 @@ pub trait Transactions {
     fn read<T>(&self, work: impl FnMut(&mut dyn ReadTx) -> Result<T, StorageError>) -> Result<T, StorageError>;
     /// Run `work` in one write transaction; commits when it succeeds.
     fn write<T>(&self, work: impl FnMut(&mut dyn Tx) -> Result<T, StorageError>) -> Result<T, StorageError>;
+    /// [`Transactions::write`] for work that appends to the feeds of `villages`
+    /// ([`Database::write_tx_appending`]).
+    fn write_appending<T>(
+        &self,
+        villages: &BTreeSet<String>,
+        work: impl FnMut(&mut dyn Tx) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError>;
 }
 
 impl<D: Database + ?Sized> Transactions for D {
@@ -231,6 +251,19 @@ impl<D: Database + ?Sized> Transactions for D {
     fn write<T>(&self, mut work: impl FnMut(&mut dyn Tx) -> Result<T, StorageError>) -> Result<T, StorageError> {
         let mut out = None;
         self.write_tx(&mut |tx| {
+            out = Some(work(tx)?);
+            Ok(())
+        })?;
+        out.ok_or_else(not_run)
+    }
+
+    fn write_appending<T>(
+        &self,
+        villages: &BTreeSet<String>,
+        mut work: impl FnMut(&mut dyn Tx) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut out = None;
+        self.write_tx_appending(villages, &mut |tx| {
             out = Some(work(tx)?);
             Ok(())
         })?;

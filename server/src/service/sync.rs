@@ -17,7 +17,7 @@ use super::scope::SyncCaller;
 use super::{Service, corrupt, feed, fold};
 use crate::storage::{FeedChange, HouseholdWrite, ReadTx, StorageError, StoredResponse, Transactions, Tx};
 use serde_bytes::ByteBuf;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use sync_core::form::FormSet;
 use sync_core::model::{Household, HouseholdId};
 use sync_core::sync::{
@@ -69,7 +69,17 @@ impl Service {
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some)
         })?;
-        let body = self.db.write(|tx| {
+        // The feeds the decided changes go to: on PostgreSQL the write queues behind other
+        // appenders to them before it begins, instead of losing a village's head and running again.
+        let appending: BTreeSet<String> = decisions
+            .iter()
+            .flatten()
+            .filter_map(|d| match &d.outcome {
+                Outcome::Store { village, .. } => Some(village.clone()),
+                _ => None,
+            })
+            .collect();
+        let body = self.db.write_appending(&appending, |tx| {
             if let Some(body) = replay(tx, &self.recent, caller, request)? {
                 return Ok(body);
             }

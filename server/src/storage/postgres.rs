@@ -207,7 +207,17 @@ impl crate::storage::Database for PostgresDatabase {
         &self,
         work: &mut dyn FnMut(&mut dyn crate::storage::Tx) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        let mut prelock = BTreeSet::new();
+        self.write_tx_appending(&BTreeSet::new(), work)
+    }
+
+    fn write_tx_appending(
+        &self,
+        villages: &BTreeSet<String>,
+        work: &mut dyn FnMut(&mut dyn crate::storage::Tx) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        // The named villages are locked before the snapshot is taken: a concurrent appender to
+        // one of them commits before this begins or after it ends, never under it.
+        let mut prelock = villages.clone();
         let mut attempt = 1;
         loop {
             let mut contended = BTreeSet::new();
@@ -217,7 +227,8 @@ impl crate::storage::Database for PostgresDatabase {
             match result {
                 Err(e) if attempt < MAX_WRITE_ATTEMPTS && retriable(&e) => {
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(attempt, "a write transaction runs again after a concurrent write");
+                    // At info: how often writers meet is what an operator of several servers tunes by.
+                    tracing::info!(attempt, "a write transaction runs again after a concurrent write");
                     // A transaction that lost a village's feed head takes the village's lock before
                     // it begins, and cannot lose it again; other conflicts back off a little, at
                     // random, so that they do not meet again.

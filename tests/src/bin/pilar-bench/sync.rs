@@ -474,6 +474,12 @@ struct Logged {
     latency: Duration,
 }
 
+/// How many write transactions a piece of the server's log says were run again (PostgreSQL's
+/// serialization failures and deadlocks; SQLite's single writer has none).
+fn logged_retries(log: &str) -> u64 {
+    log.lines().filter(|l| l.contains("a write transaction runs again")).count() as u64
+}
+
 /// The requests in a piece of the server's log (tracing's default format, no colours).
 fn logged_requests(log: &str) -> Vec<Logged> {
     let mut out = Vec::new();
@@ -612,6 +618,8 @@ struct Concurrent {
     push_cpu: Option<Duration>,
     /// PostgreSQL's CPU time meanwhile (none on SQLite).
     push_db_cpu: Option<Duration>,
+    /// Write transactions the server ran again meanwhile (it logs each).
+    push_retries: u64,
     /// Then K `pilar sync` processes at once (each gets its batch's response replayed and applies
     /// it, pulling the others' changes).
     traffic: Traffic,
@@ -651,6 +659,8 @@ struct Several {
     merges: u64,
     /// Changes each server logged as pushed.
     per_server: Vec<u64>,
+    /// Write transactions the servers ran again meanwhile.
+    retries: u64,
     /// CPU time of all servers, and of PostgreSQL, meanwhile.
     server_cpu: Option<Duration>,
     db_cpu: Option<Duration>,
@@ -986,6 +996,7 @@ fn run_on(settings: &Settings, backend: Backend) -> Result<Results> {
     let merges = (k * m) as u64;
     let pushed = logged_pushed(&push_log);
     ensure!(pushed == merges, "the server logged {pushed} pushed changes, not {merges}");
+    let push_retries = logged_retries(&push_log);
 
     let log_at = campaign.server.log().len();
     let cpu = campaign.cpu();
@@ -1051,6 +1062,7 @@ fn run_on(settings: &Settings, backend: Backend) -> Result<Results> {
             push_wall,
             push_cpu,
             push_db_cpu,
+            push_retries,
             traffic,
             runs,
             merges,
@@ -1143,8 +1155,10 @@ fn several_servers(
         traffic.connections += t.connections;
         traffic.exchanges.extend(t.exchanges);
     }
-    let per_server: Vec<u64> =
-        servers.iter().zip(&log_at).map(|(s, &at)| logged_pushed(s.log().get(at..).unwrap_or_default())).collect();
+    let logs: Vec<String> =
+        servers.iter().zip(&log_at).map(|(s, &at)| s.log().get(at..).unwrap_or_default().to_string()).collect();
+    let per_server: Vec<u64> = logs.iter().map(|log| logged_pushed(log)).collect();
+    let retries = logs.iter().map(|log| logged_retries(log)).sum();
     let merges = (k * m) as u64;
     ensure!(
         per_server.iter().sum::<u64>() == merges,
@@ -1154,7 +1168,7 @@ fn several_servers(
     // server, which replays what the second answered.
     sync_at_once(devices)?;
     let extra_peaks = memory(second.pid()).map(|(peak, _)| vec![peak]).unwrap_or_default();
-    Ok(Several { servers: servers.len(), traffic, wall, merges, per_server, server_cpu, db_cpu, extra_peaks })
+    Ok(Several { servers: servers.len(), traffic, wall, merges, per_server, retries, server_cpu, db_cpu, extra_peaks })
 }
 
 /// `1.23`, or `?` when unknown.
@@ -1349,7 +1363,7 @@ fn print(r: &Results) {
     let c = &r.concurrent;
     println!(
         "server merges: {k} batches of {m} posted at once: {} merges in {:.3} s, first send to last response = {:.0} \
-         merges/s (target ≥ 1,000: {}); {} B up, {} B down; server CPU {} s{}",
+         merges/s (target ≥ 1,000: {}); {} B up, {} B down; server CPU {} s{}; write transactions run again {}",
         c.merges,
         c.push_wall.as_secs_f64(),
         c.push_rate(),
@@ -1358,12 +1372,13 @@ fn print(r: &Results) {
         thousands(c.push_traffic.down),
         secs(c.push_cpu),
         database_cpu_text(c.push_db_cpu, c.push_cpu, c.push_wall),
+        c.push_retries,
     );
     if let Some(x) = &r.several {
         println!(
             "several servers: {k} batches of {m} posted at once, round robin across {} servers on one database \
              (merged {}): {} merges in {:.3} s = {:.0} merges/s (one server: {:.0}/s); {} B up, {} B down; servers' \
-             CPU {} s{}",
+             CPU {} s{}; write transactions run again {}",
             x.servers,
             x.per_server.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" + "),
             x.merges,
@@ -1374,6 +1389,7 @@ fn print(r: &Results) {
             thousands(x.traffic.down),
             secs(x.server_cpu),
             database_cpu_text(x.db_cpu, x.server_cpu, x.wall),
+            x.retries,
         );
     }
     println!(
