@@ -248,13 +248,8 @@ impl<D: Database + ?Sized> Transactions for D {
         out.ok_or_else(not_run)
     }
 
-    fn write<T>(&self, mut work: impl FnMut(&mut dyn Tx) -> Result<T, StorageError>) -> Result<T, StorageError> {
-        let mut out = None;
-        self.write_tx(&mut |tx| {
-            out = Some(work(tx)?);
-            Ok(())
-        })?;
-        out.ok_or_else(not_run)
+    fn write<T>(&self, work: impl FnMut(&mut dyn Tx) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        self.write_appending(&BTreeSet::new(), work)
     }
 
     fn write_appending<T>(

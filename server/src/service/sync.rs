@@ -236,10 +236,11 @@ fn replay(
 /// any real one, so only damage reaches it.
 const STORED_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-/// Remember the answer to `request` (given without its pull), in place of every earlier response of the device: a device
-/// retries only its pending batch, so a new batch id proves it applied the previous answer. The
-/// pulled changes are not stored again, only where the pull read the feed from (`pulled_from`);
-/// the rest of the answer is. Also drops a few responses older than [`STORED_RESPONSE_LIFETIME`].
+/// Remember the answer to `request` (given without its pull), in place of every earlier response
+/// of the device: a device retries only its pending batch, so a new batch id proves it applied the
+/// previous answer. The pulled changes are not stored again, only where the pull read the feed
+/// from (`pulled_from`); the rest of the answer is. Also drops a few responses older than
+/// [`STORED_RESPONSE_LIFETIME`].
 fn remember(
     tx: &mut dyn Tx,
     caller: &SyncCaller,
